@@ -1,0 +1,134 @@
+"""Settings as data: every setting has a default, a type and help text.
+
+Precedence, lowest first: the defaults below <- ``geoapp.toml`` in the instance folder <-
+``GEOAPP_<NAME>`` environment variables <- the mapping passed to ``create_app(config)``.
+README.md and docs/configuration.md list the same table; a test keeps them in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from geoapp.domain.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+ENV_PREFIX = "GEOAPP_"
+INSTANCE_FILE = "geoapp.toml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    type: type
+    help: str
+
+
+def _package_root() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def default_data_dir() -> Path:
+    """The embedded data: inside the installed wheel, or the checkout's data/ folder."""
+    here = _package_root()
+    for cand in (here / "data", here.parent / "data"):
+        if (cand / "city.toml").is_file():
+            return cand
+    return here.parent / "data"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATA_DIR", "", str,
+            "Folder with the city's source data (city.toml, boundaries/, sites/). "
+            "Empty: the embedded Jiaozuo data."),
+    Setting("DATABASE", "", str,
+            "Path of the GeoPackage database. Empty: geoapp.gpkg in the instance folder. "
+            "Built from DATA_DIR on first start."),
+    Setting("RULES_FILE", "", str,
+            "YAML file with the restriction rules. Empty: rules.yaml in DATA_DIR."),
+    Setting("METRIC_CRS", "", str,
+            "CRS distances are measured in, e.g. EPSG:4547. Empty: city.toml's metric_crs, "
+            "else the CGCS2000 3-degree Gauss-Krüger zone of the city's centroid."),
+    Setting("TILES", "osm", str,
+            "Basemap tiles: osm, tianditu (needs TIANDITU_KEY), amap (overlays shifted to "
+            "GCJ-02) or none."),
+    Setting("TIANDITU_KEY", "", str, "Tianditu (天地图) API key, for TILES=tianditu."),
+    Setting("INTRANET", False, bool,
+            "Serve every script, stylesheet and font from static/ so pages work with no "
+            "internet. `geoapp serve` turns it on unless set to false."),
+    Setting("SECRET_KEY", "dev-insecure-change-me", str,
+            "Key that signs session cookies. Set a long random value in production."),
+    Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
+    Setting("LANGUAGE", "zh", str, "Default UI language: zh (Simplified Chinese) or en."),
+    Setting("LOG_LEVEL", "INFO", str, "Logging level: DEBUG, INFO, WARNING, ERROR."),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _coerce(setting: Setting, value: Any, origin: str) -> Any:
+    if setting.type is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{origin}: {setting.name} must be true or false, got {value!r}")
+    if setting.type is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{origin}: {setting.name} must be a whole number, got {value!r}") from None
+    return str(value)
+
+
+def load_settings(instance_path: str | os.PathLike | None = None,
+                  overrides: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Resolve every setting from defaults, instance file, environment and overrides."""
+    env = os.environ if environ is None else environ
+    values = {s.name: s.default for s in SETTINGS}
+    sources: list[tuple[str, dict[str, Any]]] = []
+    if instance_path is not None:
+        path = Path(instance_path) / INSTANCE_FILE
+        if path.is_file():
+            try:
+                with path.open("rb") as fh:
+                    data = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+            sources.append((str(path), {k.upper(): v for k, v in data.items()}))
+    sources.append(("environment", {k[len(ENV_PREFIX):]: v for k, v in env.items()
+                                    if k.startswith(ENV_PREFIX)}))
+    if overrides:
+        sources.append(("create_app config", {k.upper(): v for k, v in overrides.items()}))
+    for origin, mapping in sources:
+        for key, value in mapping.items():
+            setting = SETTINGS_BY_NAME.get(key)
+            if setting is None:
+                if origin == "environment":
+                    log.warning("ignoring unknown setting %s%s", ENV_PREFIX, key)
+                    continue
+                # Flask's own keys (TESTING, SERVER_NAME...) pass through untouched.
+                values[key] = value
+                continue
+            values[key] = _coerce(setting, value, origin)
+    if not values["DATA_DIR"]:
+        values["DATA_DIR"] = str(default_data_dir())
+    if instance_path is not None and not values["DATABASE"]:
+        values["DATABASE"] = str(Path(instance_path) / "geoapp.gpkg")
+    if not values["RULES_FILE"]:
+        values["RULES_FILE"] = str(Path(values["DATA_DIR"]) / "rules.yaml")
+    if values["TILES"] not in ("osm", "tianditu", "amap", "none"):
+        raise ConfigError(f"TILES must be osm, tianditu, amap or none, got {values['TILES']!r}")
+    if values["LANGUAGE"] not in ("zh", "en"):
+        raise ConfigError(f"LANGUAGE must be zh or en, got {values['LANGUAGE']!r}")
+    return values
