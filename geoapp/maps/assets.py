@@ -1,0 +1,88 @@
+"""Intranet mode: point every script and stylesheet folium asks for at static/vendor/.
+
+folium and its plugins name CDN URLs in ``default_js`` / ``default_css``. A bureau's intranet
+has no internet (and CDNs are often blocked), so with INTRANET on, each known URL is replaced
+by the local copy vendored by ``scripts/vendor-assets.sh``. An unknown CDN URL is an error, so
+a new plugin cannot silently reintroduce a network dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from branca.element import Element
+
+log = logging.getLogger(__name__)
+
+#: CDN URL -> path under static/ (None: not needed by geoapp's pages, dropped).
+LOCAL_ASSETS: dict[str, str | None] = {
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.js": "vendor/leaflet/leaflet.js",
+    "https://cdn.jsdelivr.net/npm/leaflet@1.9.3/dist/leaflet.css": "vendor/leaflet/leaflet.css",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "vendor/jquery/jquery.min.js",
+    "https://cdn.jsdelivr.net/npm/bootstrap@5.2.2/dist/js/bootstrap.bundle.min.js":
+        "vendor/bootstrap/bootstrap.bundle.min.js",
+    "https://cdn.jsdelivr.net/npm/bootstrap@5.2.2/dist/css/bootstrap.min.css":
+        "vendor/bootstrap/bootstrap.min.css",
+    "https://netdna.bootstrapcdn.com/bootstrap/3.0.0/css/bootstrap-glyphicons.css": None,
+    "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.js":
+        "vendor/awesome-markers/leaflet.awesome-markers.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/Leaflet.awesome-markers/2.0.2/leaflet.awesome-markers.css":
+        "vendor/awesome-markers/leaflet.awesome-markers.css",
+    "https://cdn.jsdelivr.net/npm/@fortawesome/fontawesome-free@6.2.0/css/all.min.css":
+        "vendor/fontawesome/css/all.min.css",
+    "https://cdn.jsdelivr.net/gh/python-visualization/folium/folium/templates/leaflet.awesome.rotate.min.css":
+        None,
+    "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.js":
+        "vendor/leaflet-measure/leaflet-measure.js",
+    "https://cdn.jsdelivr.net/gh/ljagis/leaflet-measure@2.1.7/dist/leaflet-measure.min.css":
+        "vendor/leaflet-measure/leaflet-measure.css",
+    "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.min.js":
+        "vendor/leaflet-fullscreen/Control.FullScreen.js",
+    "https://cdn.jsdelivr.net/npm/leaflet.fullscreen@3.0.0/Control.FullScreen.css":
+        "vendor/leaflet-fullscreen/Control.FullScreen.css",
+    "https://cdn.jsdelivr.net/gh/ardhi/Leaflet.MousePosition/src/L.Control.MousePosition.min.js":
+        "vendor/mouse-position/L.Control.MousePosition.js",
+    "https://cdn.jsdelivr.net/gh/ardhi/Leaflet.MousePosition/src/L.Control.MousePosition.min.css":
+        "vendor/mouse-position/L.Control.MousePosition.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/leaflet.markercluster.js":
+        "vendor/markercluster/leaflet.markercluster.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.css":
+        "vendor/markercluster/MarkerCluster.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.Default.css":
+        "vendor/markercluster/MarkerCluster.Default.css",
+}
+
+
+class UnknownAsset(RuntimeError):
+    """A folium element asks for a CDN file that has no local copy."""
+
+
+def _walk(element: Element):
+    yield element
+    for child in list(getattr(element, "_children", {}).values()):
+        yield from _walk(child)
+
+
+def _localize(pairs: list[tuple[str, str]], static_url: Callable[[str], str]) -> list[tuple[str, str]]:
+    out = []
+    for name, url in pairs:
+        if not url.startswith(("http://", "https://")):
+            out.append((name, url))
+            continue
+        if url not in LOCAL_ASSETS:
+            raise UnknownAsset(f"no local copy of {url} ({name}); add it to scripts/vendor-assets.sh "
+                               "and geoapp.maps.assets.LOCAL_ASSETS")
+        local = LOCAL_ASSETS[url]
+        if local is not None:
+            out.append((name, static_url(local)))
+    return out
+
+
+def localize_assets(root: Element, static_url: Callable[[str], str]) -> None:
+    """Rewrite the JS/CSS links of ``root`` and all its children to local static files."""
+    for el in _walk(root):
+        for attr in ("default_js", "default_css"):
+            pairs = getattr(el, attr, None)
+            if pairs:
+                setattr(el, attr, _localize(list(pairs), static_url))

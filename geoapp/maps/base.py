@@ -1,0 +1,73 @@
+"""The base map every page starts from: tiles, controls and the page-embedding split."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import folium
+from folium import plugins
+
+log = logging.getLogger(__name__)
+
+TIANDITU_URL = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"
+                "&VERSION=1.0.0&LAYER={layer}&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+                "&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
+AMAP_URL = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+            "&x={x}&y={y}&z={z}")
+
+
+@dataclass(frozen=True)
+class MapParts:
+    """A rendered folium figure split for embedding in a page template (no iframe)."""
+
+    header: str
+    html: str
+    script: str
+    map_id: str
+
+
+def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
+             tianditu_key: str = "") -> folium.Map:
+    """A map with the configured basemap and the standard controls.
+
+    ``center`` is (lat, lon). With tiles ``none`` the page still works offline (no basemap).
+    """
+    m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
+                   prefer_canvas=True)
+    _add_tiles(m, tiles, tianditu_key)
+    plugins.Fullscreen(position="topleft", title="全屏 Full screen",
+                       title_cancel="退出全屏 Exit full screen").add_to(m)
+    plugins.MeasureControl(position="topleft", primary_length_unit="meters",
+                           secondary_length_unit="kilometers", primary_area_unit="sqmeters",
+                           secondary_area_unit="hectares").add_to(m)
+    plugins.MousePosition(position="bottomright", separator=" , ", prefix="经纬度 (WGS84):",
+                          num_digits=6).add_to(m)
+    return m
+
+
+def _add_tiles(m: folium.Map, tiles: str, key: str) -> None:
+    if tiles == "none":
+        return
+    if tiles == "osm":
+        folium.TileLayer("OpenStreetMap", name="OpenStreetMap 底图", control=False).add_to(m)
+    elif tiles == "tianditu":
+        if not key:
+            log.warning("TILES=tianditu but TIANDITU_KEY is empty; no basemap drawn")
+            return
+        for layer, name in (("vec", "天地图 矢量"), ("cva", "天地图 注记")):
+            folium.TileLayer(TIANDITU_URL.format(layer=layer, key=key, s="{s}"), name=name,
+                             attr="天地图 Tianditu", subdomains="01234567", control=False).add_to(m)
+    elif tiles == "amap":
+        folium.TileLayer(AMAP_URL, name="高德地图", attr="高德地图 Amap (GCJ-02)",
+                         subdomains="1234", control=False).add_to(m)
+    else:
+        raise ValueError(f"unknown tiles {tiles!r}")
+
+
+def split_figure(m: folium.Map) -> MapParts:
+    """Render ``m`` and split it into header, body html and script for a Jinja template."""
+    root = m.get_root()
+    root.render()
+    return MapParts(header=root.header.render(), html=root.html.render(),
+                    script=root.script.render(), map_id=m.get_name())

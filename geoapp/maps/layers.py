@@ -1,0 +1,139 @@
+"""One small function per map layer: each adds one switchable FeatureGroup to a folium map.
+
+Layers arrive as GeoDataFrames in EPSG:4326 (already shifted when the basemap is GCJ-02).
+Points go as ONE GeoJSON layer drawn as circle markers on the map's canvas renderer, never a
+Marker per site, so thousands of sites stay fast.
+"""
+
+from __future__ import annotations
+
+import folium
+import geopandas as gpd
+
+from geoapp.domain.vocab import Classification, Stage, WorkshopStatus
+
+#: Line/fill style per zone layer: (colour, fill opacity, dash).
+ZONE_STYLES: dict[str, tuple[str, float, str | None]] = {
+    "urban_core": ("#d62728", 0.12, None),
+    "dense_area": ("#ff7f0e", 0.08, "4 4"),
+    "chemical_parks": ("#9467bd", 0.25, None),
+    "industrial_clusters": ("#8c564b", 0.18, None),
+    "water_source_zones": ("#17becf", 0.30, None),
+    "eco_redline": ("#2ca02c", 0.20, None),
+    "coal_ban_zones": ("#555555", 0.08, "2 6"),
+}
+
+CLASSIFICATION_COLOURS: dict[str, str] = {
+    Classification.RELOCATE: "#d62728",
+    Classification.UPGRADE: "#1f77b4",
+    Classification.CLOSE: "#111111",
+    Classification.CONVERT: "#9467bd",
+    Classification.BANKRUPT: "#7f7f7f",
+}
+WORKSHOP_COLOURS: dict[str, str] = {
+    WorkshopStatus.FOUND: "#ff7f0e",
+    WorkshopStatus.BANNED: "#111111",
+    WorkshopStatus.RECTIFYING: "#bcbd22",
+}
+FARM_COLOUR = "#8c6d31"
+
+
+def _props(gdf: gpd.GeoDataFrame, keep: list[str]) -> gpd.GeoDataFrame:
+    cols = [c for c in keep if c in gdf.columns]
+    return gdf[[*cols, "geometry"]]
+
+
+def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
+    return folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=False)
+
+
+def add_counties(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
+    fg = folium.FeatureGroup(name=title, show=True)
+    folium.GeoJson(
+        _props(gdf, ["id", "name", "adcode"]), name=title,
+        style_function=lambda f: {"color": "#333333", "weight": 1.5, "dashArray": "6 4",
+                                  "fillOpacity": 0.0},
+        tooltip=_tooltip(["name"], ["区县"]),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def add_lines(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour: str,
+              weight: float) -> folium.FeatureGroup:
+    fg = folium.FeatureGroup(name=title, show=True)
+    folium.GeoJson(
+        _props(gdf, ["id", "name", "name_en", "source"]), name=title,
+        style_function=lambda f: {"color": colour, "weight": weight, "opacity": 0.9},
+        tooltip=_tooltip(["name"], ["名称"]),
+        popup=folium.GeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def add_zone(m: folium.Map, layer: str, gdf: gpd.GeoDataFrame, title: str,
+             show: bool = True) -> folium.FeatureGroup:
+    colour, opacity, dash = ZONE_STYLES.get(layer, ("#444444", 0.1, None))
+    fg = folium.FeatureGroup(name=title, show=show)
+    folium.GeoJson(
+        _props(gdf, ["id", "name", "level", "source"]), name=title,
+        style_function=lambda f: {"color": colour, "weight": 1.5, "fillColor": colour,
+                                  "fillOpacity": opacity, "dashArray": dash},
+        tooltip=_tooltip(["name"], [title]),
+        popup=folium.GeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
+    """Hotspot cells; key-monitored cells are set apart by a thick red outline."""
+    fg = folium.FeatureGroup(name=title, show=True)
+    data = _props(gdf, ["id", "code", "name", "key", "county"]).copy()
+    data["key_label"] = data["key"].map({True: "重点监控 key", False: "一般 ordinary"})
+
+    def style(f):
+        key = bool(f["properties"].get("key"))
+        return {"color": "#c00000" if key else "#e6a000", "weight": 2.5 if key else 1,
+                "fillColor": "#c00000" if key else "#ffd966",
+                "fillOpacity": 0.12 if key else 0.06}
+
+    folium.GeoJson(
+        data, name=title, style_function=style,
+        tooltip=_tooltip(["code", "county", "key_label"], ["网格编号", "区县", "类别"]),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: str | None,
+               colours: dict[str, str], default_colour: str, fields: list[str],
+               aliases: list[str], show: bool = True, radius: float = 5) -> folium.FeatureGroup:
+    """Sites as one GeoJSON layer of canvas circle markers coloured by ``colour_field``."""
+    fg = folium.FeatureGroup(name=title, show=show)
+    data = _props(gdf, ["id", *fields, *( [colour_field] if colour_field else [])])
+    data = data.loc[:, ~data.columns.duplicated()]
+
+    def style(f):
+        key = f["properties"].get(colour_field) if colour_field else None
+        colour = colours.get(key, default_colour)
+        return {"color": "#ffffff", "weight": 1, "fillColor": colour, "fillOpacity": 0.9,
+                "radius": radius}
+
+    folium.GeoJson(
+        data, name=title, style_function=style,
+        marker=folium.CircleMarker(radius=radius),
+        tooltip=_tooltip(fields[:2], aliases[:2]),
+        popup=folium.GeoJsonPopup(fields=["id", *fields], aliases=["编号", *aliases]),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def label_classification(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Add Chinese labels for classification and stage (what popups show)."""
+    out = gdf.copy()
+    if "classification" in out:
+        out["classification_zh"] = out["classification"].map(
+            {c.value: c.zh for c in Classification}).fillna("")
+    if "stage" in out:
+        out["stage_zh"] = out["stage"].map({s.value: s.zh for s in Stage}).fillna("")
+    if "status" in out:
+        out["status_zh"] = out["status"].map({s.value: s.zh for s in WorkshopStatus}).fillna("")
+    return out
