@@ -1,0 +1,87 @@
+"""Use cases: one function per thing a user does. The web app and the CLI both call these.
+
+A :class:`Geoapp` bundles what every use case needs (settings, the repository, the city) and
+is built once per process by :func:`open_geoapp`; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import folium
+
+from geoapp import __version__
+from geoapp.domain.city import City
+from geoapp.storage import open_repository
+from geoapp.storage.base import Repository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Geoapp:
+    """The application core: settings, storage and derived, cached state."""
+
+    settings: dict[str, Any]
+    repo: Repository
+    started: float = field(default_factory=time.time)
+
+    @cached_property
+    def city(self) -> City:
+        return self.repo.city()
+
+    @cached_property
+    def metric_crs(self) -> str:
+        """Setting, else city.toml, else the Gauss-Krüger zone of the city's centroid."""
+        from geoapp.spatial.crs import metric_crs_for
+
+        chosen = self.settings.get("METRIC_CRS") or self.city.metric_crs
+        if chosen:
+            return chosen
+        outline = self.repo.layer("city")
+        c = outline.geometry.union_all().centroid
+        return metric_crs_for(c.x, c.y)
+
+
+def open_geoapp(settings: dict[str, Any], *, init: bool = True) -> Geoapp:
+    """Open the store named by ``settings``; build it from DATA_DIR on first start."""
+    Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
+    repo = open_repository(settings)
+    if init and not repo.is_initialized():
+        log.info("first start: building %s from %s", settings["DATABASE"], settings["DATA_DIR"])
+        repo.initialize(settings["DATA_DIR"])
+    return Geoapp(settings=settings, repo=repo)
+
+
+def init_db(settings: dict[str, Any], *, force: bool = False) -> dict:
+    """Build (or with ``force`` rebuild) the store from the source files."""
+    Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
+    repo = open_repository(settings)
+    return repo.initialize(settings["DATA_DIR"], force=force)
+
+
+def health(app: Geoapp) -> dict:
+    """Liveness and a cheap readiness probe: the store answers and the city is known."""
+    meta = app.repo.meta()
+    return {"status": "ok", "version": __version__, "city": app.city.name,
+            "database": {"built_at": meta.get("built_at"), "schema": meta.get("schema_version")},
+            "uptime_s": round(time.time() - app.started, 1)}
+
+
+def overview_map(app: Geoapp) -> folium.Map:
+    """The one-map overview with every layer and every site."""
+    from geoapp.maps.overview import overview_map as build
+
+    city = app.city
+    layers = {name: app.repo.layer(name) for name in app.repo.layer_names()
+              if name not in ("city", "yellow_river")}
+    titles = {name: spec.title_zh for name, spec in city.layers.items()}
+    outline = app.repo.layer("city").geometry.union_all()
+    c = outline.centroid
+    return build((c.y, c.x), city.zoom, layers, titles, app.repo.sites(),
+                 tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"])

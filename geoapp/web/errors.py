@@ -1,0 +1,41 @@
+"""One error handler: JSON under /api, an HTML page elsewhere; never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from geoapp.domain.errors import GeoappError
+
+log = logging.getLogger(__name__)
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _render(status: int, code: str, message: str, details=None):
+    if _wants_json():
+        body = {"error": code, "message": message}
+        if details is not None:
+            body["details"] = details
+        return jsonify(body), status
+    return render_template("error.html", status=status, code=code, message=message,
+                           details=details), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(GeoappError)
+    def _domain(exc: GeoappError):
+        return _render(exc.status, exc.code, exc.message, exc.details)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return _render(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s", request.path)
+        return _render(500, "internal_error", "服务器内部错误 Internal server error")
