@@ -50,6 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DATABASE", "", str,
             "Path of the GeoPackage database. Empty: geoapp.gpkg in the instance folder. "
             "Built from DATA_DIR on first start."),
+    Setting("STORAGE_BACKEND", "gpkg", str,
+            "Storage backend by name: gpkg (GeoPackage, embedded). Others can be added."),
     Setting("RULES_FILE", "", str,
             "YAML file with the restriction rules. Empty: rules.yaml in DATA_DIR."),
     Setting("METRIC_CRS", "", str,
