@@ -1,0 +1,31 @@
+"""The overview page in a real browser: it draws, offline, with every layer."""
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def test_overview_draws_offline_with_layers_and_no_console_error(live_server, page, artifacts):
+    page.goto(live_server + "/", wait_until="load")
+    page.wait_for_selector(".leaflet-overlay-pane path", timeout=15000)
+    assert page.console_errors == []
+    assert page.external_requests == []
+    # Layer control lists the county boundaries, rivers, canal, grids and sites.
+    labels = page.eval_on_selector_all(".leaflet-control-layers-overlays label",
+                                       "els => els.map(e => e.textContent.trim())")
+    for expected in ("区县界", "河流", "南水北调", "热点网格", "工业企业"):
+        assert any(expected in t for t in labels), (expected, labels)
+    assert page.locator(".geoapp-legend").is_visible()
+    assert page.locator(".leaflet-control-scale").is_visible()
+    page.screenshot(path=str(artifacts / "overview.png"))
+
+
+def test_overview_fits_a_phone_screen(live_server, browser, artifacts):
+    ctx = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
+    pg = ctx.new_page()
+    pg.goto(live_server + "/", wait_until="load")
+    pg.wait_for_selector(".leaflet-overlay-pane path", timeout=15000)
+    width = pg.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375
+    pg.screenshot(path=str(artifacts / "overview-phone.png"))
+    ctx.close()
