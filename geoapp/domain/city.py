@@ -1,0 +1,183 @@
+"""The city file model: what ``city.toml`` says about a city, validated once.
+
+Another city is another data folder with its own ``city.toml``; nothing in the code names
+Jiaozuo. Parsing (TOML) happens in the storage layer; this module only checks the parsed
+mapping and turns it into frozen values, so a typo in the city file fails at start-up with the
+key named instead of deep inside a map builder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from geoapp.domain.errors import ConfigError
+from geoapp.domain.vocab import SiteType
+
+LAYER_KINDS: tuple[str, ...] = ("boundary", "water", "zone", "grid", "point", "other")
+
+
+@dataclass(frozen=True)
+class County:
+    """A county-level unit, in the order bulletins list them."""
+
+    name: str
+    adcode: str = ""
+    full_name: str = ""
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One geometry layer: its name (used by rules and the API) and its source file."""
+
+    name: str
+    file: str
+    title_zh: str
+    title_en: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class City:
+    """Everything the app needs to know about the city before reading any geometry."""
+
+    name: str
+    name_en: str
+    adcode: str
+    province: str
+    metric_crs: str = ""
+    zoom: int = 10
+    counties: tuple[County, ...] = ()
+    layers: dict[str, LayerSpec] = field(default_factory=dict)
+    site_files: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def county_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.counties)
+
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, Any]) -> City:
+        """Validate a parsed city.toml; raise ConfigError naming the offending key."""
+        if not isinstance(d, Mapping):
+            raise ConfigError("city file: expected a table at the top level")
+        city = _table(d, "city")
+        return cls(
+            name=_text(city, "name", "city"),
+            name_en=_text(city, "name_en", "city"),
+            adcode=_text(city, "adcode", "city"),
+            province=_text(city, "province", "city"),
+            metric_crs=_text(city, "metric_crs", "city", required=False),
+            zoom=_zoom(city),
+            counties=_counties(city),
+            layers=_layers(d),
+            site_files=_site_files(d),
+            tables=_tables(d),
+        )
+
+
+def _table(d: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
+    path = f"{where}.{key}" if where else key
+    value = d.get(key)
+    if value is None:
+        raise ConfigError(f"city file: missing [{path}]")
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"city file: [{path}] must be a table")
+    return value
+
+
+def _text(d: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> str:
+    value = d.get(key)
+    if value is None:
+        if required:
+            raise ConfigError(f"city file: missing key {where}.{key}")
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"city file: {where}.{key} must be a string, got {value!r}")
+    if required and not value.strip():
+        raise ConfigError(f"city file: {where}.{key} must not be empty")
+    return value.strip()
+
+
+def _zoom(city: Mapping[str, Any]) -> int:
+    zoom = city.get("zoom", 10)
+    if isinstance(zoom, bool) or not isinstance(zoom, int) or not 1 <= zoom <= 20:
+        raise ConfigError(f"city file: city.zoom must be a whole number 1-20, got {zoom!r}")
+    return zoom
+
+
+def _counties(city: Mapping[str, Any]) -> tuple[County, ...]:
+    raw = city.get("counties")
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("city file: city.counties must be a non-empty list of tables")
+    out: list[County] = []
+    for i, item in enumerate(raw):
+        where = f"city.counties[{i}]"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"city file: {where} must be a table")
+        name = _text(item, "name", where)
+        out.append(County(name=name, adcode=_text(item, "adcode", where, required=False),
+                          full_name=_text(item, "full_name", where, required=False) or name))
+    names = [c.name for c in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"city file: city.counties lists {', '.join(dupes)} more than once")
+    return tuple(out)
+
+
+def _layers(d: Mapping[str, Any]) -> dict[str, LayerSpec]:
+    layers = _table(d, "layers")
+    out: dict[str, LayerSpec] = {}
+    for name, spec in layers.items():
+        where = f"layers.{name}"
+        if not name.isidentifier() or name != name.lower():
+            raise ConfigError(f"city file: layer name {name!r} must be lower-case letters, "
+                              "digits and underscores")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"city file: [{where}] must be a table")
+        title = _table(spec, "title", where)
+        kind = _text(spec, "kind", where)
+        if kind not in LAYER_KINDS:
+            raise ConfigError(f"city file: {where}.kind must be one of {', '.join(LAYER_KINDS)}, "
+                              f"got {kind!r}")
+        out[name] = LayerSpec(name=name, file=_file(spec, where),
+                              title_zh=_text(title, "zh", f"{where}.title"),
+                              title_en=_text(title, "en", f"{where}.title"), kind=kind)
+    if not out:
+        raise ConfigError("city file: [layers] names no layer")
+    return out
+
+
+def _site_files(d: Mapping[str, Any]) -> dict[str, str]:
+    sites = _table(d, "sites")
+    allowed = {t.value for t in SiteType}
+    out: dict[str, str] = {}
+    for key, spec in sites.items():
+        if key not in allowed:
+            raise ConfigError(f"city file: [sites.{key}] is not a site type; expected one of "
+                              f"{', '.join(sorted(allowed))}")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"city file: [sites.{key}] must be a table")
+        out[key] = _file(spec, f"sites.{key}")
+    return out
+
+
+def _tables(d: Mapping[str, Any]) -> dict[str, str]:
+    raw = d.get("tables", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError("city file: [tables] must be a table")
+    out: dict[str, str] = {}
+    for key, spec in raw.items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"city file: [tables.{key}] must be a table")
+        out[key] = _file(spec, f"tables.{key}")
+    return out
+
+
+def _file(spec: Mapping[str, Any], where: str) -> str:
+    path = _text(spec, "file", where)
+    if path.startswith(("/", "\\")) or ".." in path.replace("\\", "/").split("/"):
+        raise ConfigError(f"city file: {where}.file must be a path inside the data folder, "
+                          f"got {path!r}")
+    return path

@@ -1,0 +1,142 @@
+"""The repository interface the rest of the app codes against.
+
+Services never touch SQL, file paths or GDAL: they ask a ``Repository`` for layers, sites and
+tables and hand it changes. The GeoPackage backend is the embedded default; a PostGIS backend
+can implement the same methods and be chosen by name in the settings without touching callers.
+
+Conventions every backend keeps:
+- geometries are returned in EPSG:4326 (derived layers keep the CRS they were written in);
+- every write is one transaction and leaves one ``changes`` row (who, when, what, before,
+  after); an import is all-or-nothing;
+- sites carry an integer ``version``; an update names the version the user saw and raises
+  ``Conflict`` if it moved, so the second of two editors is told instead of overwriting;
+- unknown names raise ``NotFound``, bad values ``ValidationFailed`` / ``InvalidInput``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geoapp.domain.city import City
+
+#: Filters ``sites()`` accepts (equality, or membership when given a list/tuple/set).
+SITE_FILTERS: tuple[str, ...] = ("district", "industry", "classification", "stage", "status")
+
+#: Columns of the rule-engine result table.
+SITE_HIT_COLUMNS: tuple[str, ...] = ("site_id", "rule_id", "feature_id", "feature_name",
+                                     "distance_m", "severity")
+
+
+class Repository(ABC):
+    """Storage of one city's layers, sites, event tables and audit log."""
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @abstractmethod
+    def initialize(self, data_dir: str | Path, force: bool = False) -> dict[str, Any]:
+        """Build the store from the source files; a no-op (reported) if already built."""
+
+    @abstractmethod
+    def is_initialized(self) -> bool:
+        """True once ``initialize`` has completed."""
+
+    @abstractmethod
+    def meta(self) -> dict[str, Any]:
+        """Build facts: schema version, data dir, content hash, build time, city name."""
+
+    @abstractmethod
+    def city(self) -> City:
+        """The city the store was built for."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """Group several writes into one transaction (nested use joins the outer one)."""
+
+    @abstractmethod
+    def backup(self, path: str | Path) -> Path:
+        """Write a consistent copy of the store to ``path`` while it stays in use."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections held by the calling thread."""
+
+    # -- layers ----------------------------------------------------------------------------
+    @abstractmethod
+    def layer_names(self) -> list[str]:
+        """Names of the source layers (city.toml order)."""
+
+    @abstractmethod
+    def layer(self, name: str) -> gpd.GeoDataFrame:
+        """One source layer in EPSG:4326; NotFound for unknown names."""
+
+    @abstractmethod
+    def replace_layer(self, name: str, gdf: gpd.GeoDataFrame, *, user: str) -> dict[str, Any]:
+        """Replace every feature of a source layer (validated) in one transaction."""
+
+    @abstractmethod
+    def write_derived_layer(self, name: str, gdf: gpd.GeoDataFrame,
+                            *, user: str = "system") -> None:
+        """Store a computed layer (rule buffers...) apart from the source layers."""
+
+    @abstractmethod
+    def derived_layer_names(self) -> list[str]:
+        """Names of the computed layers written so far."""
+
+    @abstractmethod
+    def derived_layer(self, name: str) -> gpd.GeoDataFrame:
+        """A computed layer as written; NotFound if never written."""
+
+    # -- sites -----------------------------------------------------------------------------
+    @abstractmethod
+    def sites(self, site_type: str | Iterable[str] | None = None,
+              **filters: Any) -> gpd.GeoDataFrame:
+        """Sites as points in EPSG:4326, filtered by type and ``SITE_FILTERS`` columns."""
+
+    @abstractmethod
+    def site(self, site_id: str) -> dict[str, Any]:
+        """One site as plain values (lon/lat, no geometry object); NotFound if absent."""
+
+    @abstractmethod
+    def create_site(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+        """Validate and insert a new site (version 1); return it as stored."""
+
+    @abstractmethod
+    def update_site(self, site_id: str, changes: Mapping[str, Any], *, user: str,
+                    expected_version: int) -> dict[str, Any]:
+        """Apply changes if the stored version is still ``expected_version``, else Conflict."""
+
+    @abstractmethod
+    def delete_site(self, site_id: str, *, user: str, expected_version: int) -> None:
+        """Remove a site if its version is still ``expected_version``, else Conflict."""
+
+    @abstractmethod
+    def import_sites(self, records: Iterable[Mapping[str, Any]], *,
+                     user: str) -> dict[str, Any]:
+        """Insert or update many sites all-or-nothing; ValidationFailed lists bad rows."""
+
+    @abstractmethod
+    def history(self, entity_id: str, entity: str | None = None) -> list[dict[str, Any]]:
+        """Audit rows for one entity, oldest first, with before/after decoded."""
+
+    # -- event tables and rule results -----------------------------------------------------
+    @abstractmethod
+    def table(self, name: str) -> pd.DataFrame:
+        """An event table (grid_warnings, complaints, changes, site_hits) as a frame."""
+
+    @abstractmethod
+    def append_rows(self, name: str, df: pd.DataFrame, *, user: str) -> int:
+        """Validate and append rows to an event table in one transaction; return the count."""
+
+    @abstractmethod
+    def replace_site_hits(self, df: pd.DataFrame, *, user: str = "rules") -> int:
+        """Replace all rule hits in one transaction; return the count."""
+
+    @abstractmethod
+    def site_hits(self, site_id: str | None = None) -> pd.DataFrame:
+        """Rule hits, all or for one site."""

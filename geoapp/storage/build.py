@@ -1,0 +1,167 @@
+"""Build a GeoPackage database from a city's source files, atomically.
+
+Everything is read and validated before a byte is written; the database is then written to a
+temporary file next to the target and renamed over it, so a failed or interrupted build never
+leaves a half database behind and a running app keeps its old one until the new one is whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+
+from geoapp.storage import geopackage as gp
+from geoapp.storage.base import SITE_HIT_COLUMNS
+from geoapp.storage.sources import (
+    complaint_points,
+    dumps,
+    load_city,
+    read_layer,
+    read_sites,
+    read_table,
+    source_files,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+LAYER_PREFIX = "layer_"
+DERIVED_PREFIX = "zone_"
+SITES = "sites"
+CHANGES = "changes"
+SITE_HITS = "site_hits"
+META = "geoapp_meta"
+
+CHANGES_COLUMNS = {"at": "TEXT NOT NULL", "user": "TEXT NOT NULL", "action": "TEXT NOT NULL",
+                   "entity": "TEXT NOT NULL", "entity_id": "TEXT", "before": "TEXT",
+                   "after": "TEXT"}
+SITE_HITS_TYPES = {"site_id": "TEXT NOT NULL", "rule_id": "TEXT NOT NULL", "feature_id": "TEXT",
+                   "feature_name": "TEXT", "distance_m": "REAL", "severity": "TEXT"}
+assert tuple(SITE_HITS_TYPES) == SITE_HIT_COLUMNS
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def content_hash(files: list[Path], root: Path) -> str:
+    """SHA-256 over the source files' relative names and bytes: tells a stale database."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(f.read_bytes() if f.is_file() else b"<missing>")
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def source_hash(data_dir: str | Path) -> str:
+    root = Path(data_dir)
+    return content_hash(source_files(root, load_city(root)), root)
+
+
+def build_database(target: str | Path, data_dir: str | Path, *,
+                   user: str = "system") -> dict[str, Any]:
+    """Read, validate and write everything; rename into place only when complete."""
+    started = time.perf_counter()
+    target, data_dir = Path(target), Path(data_dir)
+    city = load_city(data_dir)
+    layers = {name: read_layer(data_dir, spec) for name, spec in city.layers.items()}
+    sites = read_sites(data_dir, city)
+    tables = {name: read_table(data_dir, city, name) for name in city.tables}
+    digest = content_hash(source_files(data_dir, city), data_dir)
+    built_at = utc_now()
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.building.gpkg")
+    try:
+        _write_with_gdal(tmp, layers, sites, tables, built_at, user, city.metric_crs or None)
+        counts = {"sites": len(sites), **{f"layer:{n}": len(g) for n, g in layers.items()},
+                  **{n: len(t) for n, t in tables.items()}}
+        meta = {"schema_version": SCHEMA_VERSION, "data_dir": str(data_dir.resolve()),
+                "content_hash": digest, "built_at": built_at, "city_name": city.name,
+                "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
+                "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
+        _finish_schema(tmp, meta, counts, user)
+        _swap_into_place(tmp, target)
+    finally:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    seconds = round(time.perf_counter() - started, 3)
+    log.info("built %s from %s in %.2fs (%d sites)", target, data_dir, seconds, len(sites))
+    return {"status": "built", "path": str(target), "city": city.name, "content_hash": digest,
+            "built_at": built_at, "counts": counts, "seconds": seconds}
+
+
+def _write_with_gdal(tmp: Path, layers: dict[str, gpd.GeoDataFrame], sites: gpd.GeoDataFrame,
+                     tables: dict[str, pd.DataFrame], built_at: str, user: str,
+                     metric_crs: str | None) -> None:
+    """Standard GDAL-written layers (with R-tree) that QGIS opens as they are."""
+    for name, gdf in layers.items():
+        _write(gdf, tmp, f"{LAYER_PREFIX}{name}")
+    sites = sites.assign(version=1, updated_at=built_at, updated_by=user)
+    _write(sites, tmp, SITES, geometry_type="Point")
+    for name, df in tables.items():
+        if name == "complaints":
+            df = gpd.GeoDataFrame(df, geometry=complaint_points(df, metric_crs)[0], crs=4326)
+            _write(df, tmp, name, geometry_type="Point")
+        else:
+            _write(df, tmp, name)
+
+
+def _write(df: pd.DataFrame, path: Path, layer: str, **kwargs: Any) -> None:
+    df = df.copy()
+    for col in df.columns:
+        if df[col].dtype == object:  # all-empty object columns need a declared type: text
+            df[col] = df[col].map(lambda v: v if v is None or isinstance(v, str) else str(v))
+            df[col] = df[col].astype(pd.StringDtype(na_value=float("nan")))
+    pyogrio.write_dataframe(df, path, layer=layer, driver="GPKG", **kwargs)
+
+
+def _finish_schema(tmp: Path, meta: dict[str, Any], counts: dict[str, int], user: str) -> None:
+    conn = gp.connect(tmp)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(f"CREATE UNIQUE INDEX sites_id ON {SITES} (id)")
+        conn.execute(f"CREATE INDEX sites_type ON {SITES} (site_type)")
+        gp.create_attribute_table(conn, CHANGES, CHANGES_COLUMNS, primary="id")
+        conn.execute(f"CREATE INDEX changes_entity ON {CHANGES} (entity_id, entity)")
+        gp.create_attribute_table(conn, SITE_HITS, SITE_HITS_TYPES)
+        conn.execute(f"CREATE INDEX site_hits_site ON {SITE_HITS} (site_id)")
+        gp.create_attribute_table(conn, META, {"key": "TEXT NOT NULL UNIQUE", "value": "TEXT"})
+        conn.executemany(f"INSERT INTO {META} (key, value) VALUES (?, ?)",
+                         [(k, str(v)) for k, v in meta.items()])
+        conn.execute(f"INSERT INTO {CHANGES} (at, user, action, entity, entity_id, before, "
+                     "after) VALUES (?, ?, 'initialize', 'database', NULL, NULL, ?)",
+                     (meta["built_at"], user,
+                      dumps({"counts": counts, "content_hash": meta["content_hash"]})))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    """Rename over the target after flushing the old one's WAL, so no stale log replays."""
+    if target.exists():
+        try:
+            old = sqlite3.connect(target, timeout=30)
+            try:
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                old.close()
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not checkpoint old database %s: %s", target, exc)
+    os.replace(tmp, target)

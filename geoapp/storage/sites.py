@@ -1,0 +1,246 @@
+"""Site reads and writes for the GeoPackage repository (a mixin of ``GpkgRepository``).
+
+Sites of every type live in one ``sites`` table (the union of the columns). Writes validate
+with the same column rules as the source-file reader, so a site typed into a form and a site
+read from the CSV obey one definition. ``version`` gives optimistic concurrency: an editor
+says which version they saw, and if somebody saved in between they get ``Conflict``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
+from geoapp.storage import build as b
+from geoapp.storage import geopackage as gp
+from geoapp.storage.base import SITE_FILTERS
+from geoapp.storage.sources import (
+    SITE_COLUMNS,
+    convert_frame,
+    normalise_site_dtypes,
+    site_column_kinds,
+    to_jsonable,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM_COLUMNS = ("version", "updated_at", "updated_by")
+IMMUTABLE = ("id", "site_type")
+_IGNORED_INPUT = {"fid", "geom", "geometry", *SYSTEM_COLUMNS}
+_FILTER_ENUMS = {"classification": Classification, "stage": Stage, "status": WorkshopStatus}
+
+
+class SiteStore:
+    """Mixin: needs ``_conn()``, ``transaction()``, ``_log(...)`` and ``city()``."""
+
+    # -- reads -----------------------------------------------------------------------------
+    def sites(self, site_type: str | Iterable[str] | None = None,
+              **filters: Any) -> gpd.GeoDataFrame:
+        """Sites as EPSG:4326 points; filters are equality, or membership for a list."""
+        where, params = _site_where(site_type, filters)
+        return gp.read_frame(self._conn(), b.SITES, f"{where} ORDER BY fid", params)
+
+    def site(self, site_id: str) -> dict[str, Any]:
+        return self._site_row(self._conn(), site_id)
+
+    def _site_row(self, conn: sqlite3.Connection, site_id: str) -> dict[str, Any]:
+        df = gp.read_frame(conn, b.SITES, "WHERE id = ?", (str(site_id),))
+        if df.empty:
+            raise NotFound(f"no site with id {site_id!r}")
+        return _record(df.iloc[0])
+
+    # -- writes ----------------------------------------------------------------------------
+    def create_site(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+        clean = self._validate([record])
+        site_id = clean["id"].iat[0]
+        with self.transaction() as conn:
+            if conn.execute(f"SELECT 1 FROM {b.SITES} WHERE id = ?", (site_id,)).fetchone():
+                raise Conflict(f"a site with id {site_id!r} already exists")
+            _insert(conn, clean, user)
+            after = self._site_row(conn, site_id)
+            self._log(conn, user=user, action="create", entity="site", entity_id=site_id,
+                      before=None, after=after)
+        return after
+
+    def update_site(self, site_id: str, changes: Mapping[str, Any], *, user: str,
+                    expected_version: int) -> dict[str, Any]:
+        bad = [k for k in changes if k in IMMUTABLE]
+        if bad:
+            raise InvalidInput(f"site {site_id}: {', '.join(bad)} cannot be changed; "
+                               "create a new site instead")
+        with self.transaction() as conn:
+            current = self._site_row(conn, site_id)
+            _check_version(current, expected_version)
+            merged = {k: v for k, v in current.items() if k not in _IGNORED_INPUT}
+            merged.update({k: v for k, v in changes.items() if k not in _IGNORED_INPUT})
+            clean = self._validate([merged])
+            new = _record(clean.iloc[0])
+            diff = [k for k in new if k in current and new[k] != current[k]]
+            if not diff:
+                return current
+            _update(conn, clean, user, expected_version)
+            after = self._site_row(conn, site_id)
+            self._log(conn, user=user, action="update", entity="site", entity_id=site_id,
+                      before={"version": current["version"], **{k: current[k] for k in diff}},
+                      after={"version": after["version"], **{k: after[k] for k in diff}})
+        return after
+
+    def delete_site(self, site_id: str, *, user: str, expected_version: int) -> None:
+        with self.transaction() as conn:
+            current = self._site_row(conn, site_id)
+            _check_version(current, expected_version)
+            conn.execute(f"DELETE FROM {b.SITES} WHERE id = ?", (str(site_id),))
+            conn.execute(f"DELETE FROM {b.SITE_HITS} WHERE site_id = ?", (str(site_id),))
+            self._log(conn, user=user, action="delete", entity="site", entity_id=site_id,
+                      before=current, after=None)
+
+    def import_sites(self, records: Iterable[Mapping[str, Any]], *,
+                     user: str) -> dict[str, Any]:
+        """All-or-nothing: every record valid, then one transaction for all of them."""
+        records = list(records)
+        if not records:
+            return {"rows": 0, "created": 0, "updated": 0}
+        clean = self._validate(records)
+        with self.transaction() as conn:
+            existing = self.sites()
+            existing = existing.set_index("id", drop=False) if len(existing) else existing
+            is_new = ~clean["id"].isin(existing.index if len(existing) else [])
+            kinds = dict(zip(existing["id"], existing["site_type"], strict=True)) \
+                if len(existing) else {}
+            moved = [i for i in clean.loc[~is_new, "id"] if kinds.get(i) !=
+                     clean.loc[clean["id"] == i, "site_type"].iat[0]]
+            if moved:
+                raise ValidationFailed(f"import: site type cannot change for {', '.join(moved)}")
+            _insert(conn, clean[is_new], user)
+            if (~is_new).any():
+                old = existing.loc[clean.loc[~is_new, "id"]]
+                _update(conn, clean[~is_new], user, None)
+            for _, row in clean.iterrows():
+                after = _record(row)
+                before = None if is_new.loc[row.name] else _record(old.loc[row["id"]])
+                self._log(conn, user=user, action="import", entity="site",
+                          entity_id=after["id"], before=before, after=after)
+        report = {"rows": len(clean), "created": int(is_new.sum()),
+                  "updated": int((~is_new).sum())}
+        log.info("imported %(rows)d sites (%(created)d new, %(updated)d updated)", report)
+        return report
+
+    # -- validation ------------------------------------------------------------------------
+    def _validate(self, records: list[Mapping[str, Any]]) -> gpd.GeoDataFrame:
+        """Type and check records like the CSV reader does; ValidationFailed lists them all."""
+        city = self.city()
+        kinds = site_column_kinds()
+        extra = [c for c in gp.table_columns(self._conn(), b.SITES)
+                 if c not in kinds and c not in _IGNORED_INPUT]
+        problems: list[dict] = []
+        groups: dict[str, list[int]] = {}
+        for i, rec in enumerate(records):
+            try:
+                st = SiteType.parse(rec.get("site_type", "")).value
+            except ValueError as exc:
+                problems.append(_issue(i, "site_type", rec.get("site_type"), str(exc)))
+                continue
+            groups.setdefault(st, []).append(i)
+            unknown = [k for k in rec if k not in kinds and k not in extra
+                       and k not in _IGNORED_INPUT]
+            problems += [_issue(i, k, rec[k], "unknown field") for k in unknown]
+        frames = []
+        for st, idx in groups.items():
+            spec = {c: k + ("!" if SITE_COLUMNS[st].get(c, "").endswith("!") else "")
+                    for c, k in kinds.items() if c != "site_type"}
+            cols = [*spec, *extra]
+            raw = pd.DataFrame({c: [records[i].get(c) for i in idx] for c in cols},
+                               index=pd.Index(idx))
+            clean, errs = convert_frame(raw, spec, "record", city, row_base=1)
+            problems += errs
+            clean.insert(0, "site_type", st)
+            frames.append(clean)
+        ids = pd.Series([str(r.get("id", "")).strip() for r in records])
+        problems += [_issue(i, "id", v, "id given twice in this import")
+                     for i, v in ids[ids.ne("") & ids.duplicated()].items()]
+        if problems:
+            problems.sort(key=lambda p: p["row"])
+            p = problems[0]
+            raise ValidationFailed(f"{len(problems)} invalid value(s); first: record {p['row']}, "
+                                   f"column {p['column']}: {p['message']}", details=problems)
+        df = normalise_site_dtypes(pd.concat(frames).sort_index())
+        return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]),
+                                crs=4326)
+
+
+def _issue(i: int, column: str, value: Any, message: str) -> dict:
+    return {"file": "record", "row": i + 1, "column": column, "value": to_jsonable(value),
+            "message": message}
+
+
+def _check_version(current: Mapping[str, Any], expected: int) -> None:
+    if int(current["version"]) != int(expected):
+        raise Conflict(
+            f"site {current['id']} was changed by {current['updated_by']} at "
+            f"{current['updated_at']} (version {current['version']}, you edited version "
+            f"{expected}); reload it and apply your change again",
+            details={"id": current["id"], "current_version": current["version"],
+                     "expected_version": int(expected), "updated_by": current["updated_by"],
+                     "updated_at": current["updated_at"]})
+
+
+def _record(row: pd.Series) -> dict[str, Any]:
+    return {k: to_jsonable(v) for k, v in row.items() if k not in ("geometry", "geom")}
+
+
+def _insert(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str) -> None:
+    rows = clean.assign(version=1, updated_at=b.utc_now(), updated_by=user)
+    gp.insert_frame(conn, b.SITES, rows)
+
+
+def _update(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str,
+            expected_version: int | None) -> None:
+    """UPDATE by id; with ``expected_version`` the row must still carry it (else Conflict)."""
+    cols = [c for c in clean.columns if c not in ("geometry", *IMMUTABLE)]
+    sets = ", ".join(f"{gp.quote(c)} = ?" for c in cols)
+    check = [] if expected_version is None else [int(expected_version)]
+    sql = (f"UPDATE {b.SITES} SET {sets}, geom = ?, version = version + 1, updated_at = ?, "
+           f"updated_by = ? WHERE id = ?" + (" AND version = ?" if check else ""))
+    values = [gp.plain_values(clean[c]) for c in cols]
+    geoms = gp.encode_geometries(clean.geometry.values)
+    now = b.utc_now()
+    rows = [(*vals, g, now, user, sid, *check)
+            for *vals, g, sid in zip(*values, geoms, clean["id"], strict=True)]
+    cur = conn.executemany(sql, rows)
+    if cur.rowcount != len(rows):
+        raise Conflict("a site changed while it was being saved; reload and try again")
+
+
+def _site_where(site_type: Any, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    unknown = [k for k in filters if k not in SITE_FILTERS]
+    if unknown:
+        raise InvalidInput(f"unknown site filter(s) {', '.join(unknown)}; "
+                           f"allowed: {', '.join(SITE_FILTERS)}")
+    clauses: list[str] = []
+    params: list[Any] = []
+    for col, value in (("site_type", site_type), *filters.items()):
+        if value is None:
+            continue
+        values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
+        values = [_filter_value(col, v) for v in values]
+        clauses.append(f"{gp.quote(col)} IN ({', '.join('?' * len(values))})"
+                       if values else "0")
+        params += values
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _filter_value(col: str, value: Any) -> str:
+    enum = SiteType if col == "site_type" else _FILTER_ENUMS.get(col)
+    if enum is None:
+        return str(value)
+    try:
+        return enum.parse(value).value  # accept the machine name or the Chinese label
+    except ValueError as exc:
+        raise InvalidInput(f"filter {col}: {exc}") from None
