@@ -94,9 +94,10 @@ class Repository(ABC):
 
     # -- sites -----------------------------------------------------------------------------
     @abstractmethod
-    def sites(self, site_type: str | Iterable[str] | None = None,
-              **filters: Any) -> gpd.GeoDataFrame:
-        """Sites as points in EPSG:4326, filtered by type and ``SITE_FILTERS`` columns."""
+    def sites(self, site_type: str | Iterable[str] | None = None, *,
+              columns: Iterable[str] | None = None, **filters: Any) -> gpd.GeoDataFrame:
+        """Sites as points in EPSG:4326, filtered by type and ``SITE_FILTERS`` columns;
+        ``columns`` limits the attributes read (id and site_type always come)."""
 
     @abstractmethod
     def site(self, site_id: str) -> dict[str, Any]:

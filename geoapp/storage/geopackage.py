@@ -69,6 +69,9 @@ def _envelope(blob: bytes | None) -> tuple[float, float, float, float] | None:
     if (flags >> 1) & 7:
         order = "<" if flags & 1 else ">"
         return struct.unpack_from(order + "dddd", blob, 8)
+    if len(blob) == 29 and blob[8] == 1 and blob[9:13] == b"\x01\x00\x00\x00":
+        x, y = struct.unpack_from("<dd", blob, 13)  # 2D little-endian point: the common case
+        return (x, x, y, y) if x == x and y == y else None
     geom = shapely.from_wkb(bytes(blob[8:]))
     if geom is None or geom.is_empty:
         return None
@@ -220,34 +223,43 @@ def update_extent(conn: sqlite3.Connection, table: str, bounds: Iterable[float])
 
 # ---------------------------------------------------------------------------- rows
 def read_frame(conn: sqlite3.Connection, table: str, where: str = "",
-               params: Sequence[Any] = ()) -> pd.DataFrame:
-    """Rows of a table as a typed frame (GeoDataFrame if it has geometry); fid dropped."""
+               params: Sequence[Any] = (), columns: Sequence[str] | None = None
+               ) -> pd.DataFrame:
+    """Rows of a table as a typed frame (GeoDataFrame if it has geometry); fid dropped.
+
+    Columns are built straight from numpy arrays: with ~50 columns the per-column pandas
+    overhead, not SQLite, is what a few hundred rows cost.
+    """
     decl = table_columns(conn, table)
     geom = geometry_column(conn, table)
-    cur = conn.execute(f"SELECT * FROM {quote(table)} {where}", tuple(params))
-    names = [d[0] for d in cur.description]
+    wanted = [c for c in decl if c != "fid" and (geom is None or c != geom[0])]
+    if columns is not None:
+        unknown = [c for c in columns if c not in decl]
+        if unknown:
+            raise KeyError(f"{table} has no column(s) {', '.join(unknown)}")
+        wanted = [c for c in wanted if c in set(columns)]
+    select = [*wanted, *([geom[0]] if geom else [])]
+    cur = conn.execute(f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(table)} "
+                       f"{where}", tuple(params))
     rows = cur.fetchall()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-    data: dict[str, Any] = {}
-    for name, values in zip(names, cols, strict=True):
-        if name == "fid" or (geom and name == geom[0]):
-            continue
-        data[name] = _typed(values, decl.get(name, ""))
-    df = pd.DataFrame(data, columns=[n for n in names if n in data])
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(select)
+    data = {name: _typed(values, decl[name]) for name, values in zip(wanted, cols, strict=False)}
+    df = pd.DataFrame(data, columns=wanted, copy=False)
     if geom is None:
         return df
-    gcol = cols[names.index(geom[0])]
-    return gpd.GeoDataFrame(df, geometry=decode_geometries(gcol), crs=crs_of(conn, geom[1]))
+    return gpd.GeoDataFrame(df, geometry=decode_geometries(cols[-1]), crs=crs_of(conn, geom[1]))
 
 
-def _typed(values: Sequence[Any], decl: str) -> pd.Series:
+def _typed(values: Sequence[Any], decl: str) -> Any:
     if decl == "BOOLEAN":
-        return pd.Series(values, dtype=object).astype("boolean")
+        return pd.array(values, dtype="boolean")
     if decl in _INT_TYPES:
-        return pd.Series(values, dtype=object).astype("Int64")
+        return pd.array(values, dtype="Int64")
     if decl in _REAL_TYPES:
-        return pd.Series(values, dtype=object).astype(float)
-    return pd.Series(values, dtype=object)
+        return np.array(values, dtype=float)
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
 
 
 def insert_frame(conn: sqlite3.Connection, table: str, df: pd.DataFrame, *,

@@ -184,7 +184,7 @@ class GpkgRepository(SiteStore, Repository):
                     conn.execute(f"ALTER TABLE {gp.quote(table)} ADD COLUMN {gp.quote(col)} "
                                  f"{gp.sql_type(gdf[col])}")
             conn.execute(f"DELETE FROM {gp.quote(table)}")
-            gp.insert_frame(conn, table, gdf.rename_geometry("geometry"))
+            gp.insert_frame(conn, table, gdf)
             gp.update_extent(conn, table, gdf.total_bounds)
             report = {"layer": name, "before": len(before), "after": len(gdf)}
             self._log(conn, user=user, action="replace", entity="layer", entity_id=name,

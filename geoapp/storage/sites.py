@@ -41,11 +41,21 @@ class SiteStore:
     """Mixin: needs ``_conn()``, ``transaction()``, ``_log(...)`` and ``city()``."""
 
     # -- reads -----------------------------------------------------------------------------
-    def sites(self, site_type: str | Iterable[str] | None = None,
-              **filters: Any) -> gpd.GeoDataFrame:
-        """Sites as EPSG:4326 points; filters are equality, or membership for a list."""
+    def sites(self, site_type: str | Iterable[str] | None = None, *,
+              columns: Iterable[str] | None = None, **filters: Any) -> gpd.GeoDataFrame:
+        """Sites as EPSG:4326 points; filters are equality, or membership for a list.
+
+        ``columns`` narrows the attributes read (id and site_type always come): reading
+        five columns of 100,000 sites is several times faster than reading all fifty.
+        """
         where, params = _site_where(site_type, filters)
-        return gp.read_frame(self._conn(), b.SITES, f"{where} ORDER BY fid", params)
+        if columns is not None:
+            columns = ["id", "site_type", *[c for c in columns if c not in ("id", "site_type")]]
+        try:
+            return gp.read_frame(self._conn(), b.SITES, f"{where} ORDER BY fid", params,
+                                 columns=columns)
+        except KeyError as exc:
+            raise InvalidInput(f"sites: {exc.args[0]}") from None
 
     def site(self, site_id: str) -> dict[str, Any]:
         return self._site_row(self._conn(), site_id)
@@ -108,25 +118,20 @@ class SiteStore:
         if not records:
             return {"rows": 0, "created": 0, "updated": 0}
         clean = self._validate(records)
+        ids = clean["id"].tolist()
         with self.transaction() as conn:
-            existing = self.sites()
-            existing = existing.set_index("id", drop=False) if len(existing) else existing
-            is_new = ~clean["id"].isin(existing.index if len(existing) else [])
-            kinds = dict(zip(existing["id"], existing["site_type"], strict=True)) \
-                if len(existing) else {}
-            moved = [i for i in clean.loc[~is_new, "id"] if kinds.get(i) !=
-                     clean.loc[clean["id"] == i, "site_type"].iat[0]]
+            old = _existing(conn, ids)
+            is_new = ~clean["id"].isin(old.index)
+            moved = sorted(old.index[old["site_type"] != clean.set_index("id").loc[
+                old.index, "site_type"]])
             if moved:
                 raise ValidationFailed(f"import: site type cannot change for {', '.join(moved)}")
             _insert(conn, clean[is_new], user)
-            if (~is_new).any():
-                old = existing.loc[clean.loc[~is_new, "id"]]
-                _update(conn, clean[~is_new], user, None)
-            for _, row in clean.iterrows():
-                after = _record(row)
-                before = None if is_new.loc[row.name] else _record(old.loc[row["id"]])
+            _update(conn, clean[~is_new], user, None)
+            before = {r["id"]: r for r in _records(old)}
+            for after in _records(clean):
                 self._log(conn, user=user, action="import", entity="site",
-                          entity_id=after["id"], before=before, after=after)
+                          entity_id=after["id"], before=before.get(after["id"]), after=after)
         report = {"rows": len(clean), "created": int(is_new.sum()),
                   "updated": int((~is_new).sum())}
         log.info("imported %(rows)d sites (%(created)d new, %(updated)d updated)", report)
@@ -195,6 +200,21 @@ def _record(row: pd.Series) -> dict[str, Any]:
     return {k: to_jsonable(v) for k, v in row.items() if k not in ("geometry", "geom")}
 
 
+def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    plain = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
+    return [{k: to_jsonable(v) for k, v in rec.items()} for rec in plain.to_dict("records")]
+
+
+def _existing(conn: sqlite3.Connection, ids: list[str], chunk: int = 500) -> pd.DataFrame:
+    """The stored rows for these ids (indexed by id), in chunks under SQLite's variable limit."""
+    parts = [gp.read_frame(conn, b.SITES, f"WHERE id IN ({', '.join('?' * len(part))})", part)
+             for part in (ids[i:i + chunk] for i in range(0, len(ids), chunk))]
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return pd.DataFrame({"id": [], "site_type": []}).set_index("id", drop=False)
+    return pd.concat(parts).set_index("id", drop=False)
+
+
 def _insert(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str) -> None:
     rows = clean.assign(version=1, updated_at=b.utc_now(), updated_by=user)
     gp.insert_frame(conn, b.SITES, rows)
@@ -203,6 +223,8 @@ def _insert(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str) -> Non
 def _update(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str,
             expected_version: int | None) -> None:
     """UPDATE by id; with ``expected_version`` the row must still carry it (else Conflict)."""
+    if clean.empty:
+        return
     cols = [c for c in clean.columns if c not in ("geometry", *IMMUTABLE)]
     sets = ", ".join(f"{gp.quote(c)} = ?" for c in cols)
     check = [] if expected_version is None else [int(expected_version)]
