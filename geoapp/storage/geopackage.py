@@ -16,6 +16,7 @@ import math
 import sqlite3
 import struct
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,13 @@ def crs_of(conn: sqlite3.Connection, srs_id: int) -> pyproj.CRS | None:
     if row is None or srs_id <= 0:
         return None
     if str(row[0]).upper() == "EPSG":
-        return pyproj.CRS.from_epsg(int(row[1]))
+        return _epsg_crs(int(row[1]))
     return pyproj.CRS.from_wkt(row[2])
+
+
+@lru_cache(maxsize=32)
+def _epsg_crs(code: int) -> pyproj.CRS:
+    return pyproj.CRS.from_epsg(code)
 
 
 def ensure_srs(conn: sqlite3.Connection, crs: Any) -> int:
@@ -227,8 +233,8 @@ def read_frame(conn: sqlite3.Connection, table: str, where: str = "",
                ) -> pd.DataFrame:
     """Rows of a table as a typed frame (GeoDataFrame if it has geometry); fid dropped.
 
-    Columns are built straight from numpy arrays: with ~50 columns the per-column pandas
-    overhead, not SQLite, is what a few hundred rows cost.
+    Built from one object block rather than column by column: with ~50 columns the
+    per-column pandas overhead, not SQLite, is what a few hundred rows cost.
     """
     decl = table_columns(conn, table)
     geom = geometry_column(conn, table)
@@ -242,24 +248,29 @@ def read_frame(conn: sqlite3.Connection, table: str, where: str = "",
     cur = conn.execute(f"SELECT {', '.join(quote(c) for c in select)} FROM {quote(table)} "
                        f"{where}", tuple(params))
     rows = cur.fetchall()
-    cols = list(zip(*rows, strict=True)) if rows else [()] * len(select)
-    data = {name: _typed(values, decl[name]) for name, values in zip(wanted, cols, strict=False)}
-    df = pd.DataFrame(data, columns=wanted, copy=False)
+    block = np.array(rows, dtype=object) if rows else np.empty((0, len(select)), dtype=object)
+    # One object block for all columns (no per-column dtype inference), then retype the
+    # few numeric and boolean columns in place.
+    df = pd.DataFrame(block[:, :len(wanted)], columns=wanted, dtype=object, copy=False)
+    for name in wanted:
+        typed = _typed(block[:, wanted.index(name)], decl[name])
+        if typed is not None:
+            df[name] = typed
     if geom is None:
         return df
-    return gpd.GeoDataFrame(df, geometry=decode_geometries(cols[-1]), crs=crs_of(conn, geom[1]))
+    return gpd.GeoDataFrame(df, geometry=decode_geometries(block[:, -1]),
+                            crs=crs_of(conn, geom[1]))
 
 
-def _typed(values: Sequence[Any], decl: str) -> Any:
+def _typed(values: np.ndarray, decl: str) -> Any:
+    """Typed array for a numeric/boolean column; None leaves the object column as it is."""
     if decl == "BOOLEAN":
         return pd.array(values, dtype="boolean")
     if decl in _INT_TYPES:
         return pd.array(values, dtype="Int64")
     if decl in _REAL_TYPES:
-        return np.array(values, dtype=float)
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+        return values.astype(float)
+    return None
 
 
 def insert_frame(conn: sqlite3.Connection, table: str, df: pd.DataFrame, *,
