@@ -84,4 +84,5 @@ def overview_map(app: Geoapp) -> folium.Map:
     outline = app.repo.layer("city").geometry.union_all()
     c = outline.centroid
     return build((c.y, c.x), city.zoom, layers, titles, app.repo.sites(),
-                 tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"])
+                 tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"],
+                 bounds=tuple(outline.bounds))

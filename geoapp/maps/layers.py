@@ -119,7 +119,7 @@ def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: s
 
     folium.GeoJson(
         data, name=title, style_function=style,
-        marker=folium.CircleMarker(radius=radius),
+        marker=folium.CircleMarker(radius=radius, fill=True),
         tooltip=_tooltip(fields[:2], aliases[:2]),
         popup=folium.GeoJsonPopup(fields=["id", *fields], aliases=["编号", *aliases]),
     ).add_to(fg)

@@ -15,6 +15,8 @@ _TEMPLATE = """
   legend.onAdd = function () {
     var div = L.DomUtil.create('div', 'geoapp-legend');
     div.innerHTML = {{ this.html_json }};
+    // On a phone the legend starts folded so the map stays visible.
+    div.querySelector('details').open = window.innerWidth > 600;
     L.DomEvent.disableClickPropagation(div);
     return div;
   };

@@ -37,9 +37,13 @@ def shift_for_tiles(gdf: gpd.GeoDataFrame, tiles: str) -> gpd.GeoDataFrame:
 
 def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gpd.GeoDataFrame],
                  titles: Mapping[str, str], sites: gpd.GeoDataFrame | None, *, tiles: str = "osm",
-                 tianditu_key: str = "") -> folium.Map:
-    """Build the overview. ``center`` is (lat, lon); ``titles`` maps layer names to labels."""
+                 tianditu_key: str = "",
+                 bounds: tuple[float, float, float, float] | None = None) -> folium.Map:
+    """Build the overview. ``center`` is (lat, lon); ``bounds`` (minx, miny, maxx, maxy) of
+    the city, which the view fits; ``titles`` maps layer names to labels."""
     m = base_map(center, zoom, tiles, tianditu_key)
+    if bounds is not None:
+        m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     shifted = {k: shift_for_tiles(v, tiles) for k, v in layers.items()}
     legend: list[tuple[str, str, str]] = []
 

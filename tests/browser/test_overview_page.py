@@ -4,11 +4,29 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
+# Count drawn features on the folium map: polygons by their tooltip's first alias, and points.
+COUNT_FEATURES = """() => {
+  const map = Object.values(window).find(v => v instanceof L.Map);
+  const out = {points: 0};
+  map.eachLayer(l => {
+    if (!l.feature) return;
+    if (l instanceof L.CircleMarker) { out.points += 1; return; }
+    const f = l.feature.properties;
+    const k = f.code ? "网格编号" : (f.adcode !== undefined ? "区县" : "other");
+    out[k] = (out[k] || 0) + 1;
+  });
+  return out;
+}"""
+
 
 def test_overview_draws_offline_with_layers_and_no_console_error(live_server, page, artifacts):
     page.goto(live_server + "/", wait_until="load")
-    page.wait_for_selector(".leaflet-overlay-pane path", timeout=15000)
+    page.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
     assert page.console_errors == []
+    counts = page.evaluate(COUNT_FEATURES)
+    assert counts["区县"] == 11
+    assert counts["网格编号"] == 99
+    assert counts["points"] == 300  # enterprises + farms; workshops start switched off
     assert page.external_requests == []
     # Layer control lists the county boundaries, rivers, canal, grids and sites.
     labels = page.eval_on_selector_all(".leaflet-control-layers-overlays label",
@@ -24,7 +42,7 @@ def test_overview_fits_a_phone_screen(live_server, browser, artifacts):
     ctx = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
     pg = ctx.new_page()
     pg.goto(live_server + "/", wait_until="load")
-    pg.wait_for_selector(".leaflet-overlay-pane path", timeout=15000)
+    pg.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
     width = pg.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
     pg.screenshot(path=str(artifacts / "overview-phone.png"))
