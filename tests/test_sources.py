@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_CITY_TOML, TINY_SITES, feature_collection, write_csv
+from tinycity import TINY_CITY_TOML, TINY_SITES, feature_collection, write_csv
 
 from geoapp.domain.city import City
 from geoapp.domain.errors import ConfigError, ValidationFailed

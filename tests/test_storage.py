@@ -12,8 +12,8 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
-from conftest import TINY_SITES, write_csv, write_tiny_city
 from shapely.geometry import Point, box
+from tinycity import TINY_SITES, write_csv, write_tiny_city
 
 from geoapp.domain.errors import ConfigError, Conflict, NotFound, ValidationFailed
 from geoapp.storage import open_repository

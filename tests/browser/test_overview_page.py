@@ -35,6 +35,7 @@ def test_overview_draws_offline_with_layers_and_no_console_error(live_server, pa
         assert any(expected in t for t in labels), (expected, labels)
     assert page.locator(".geoapp-legend").is_visible()
     assert page.locator(".leaflet-control-scale").is_visible()
+    page.wait_for_timeout(1000)
     page.screenshot(path=str(artifacts / "overview.png"))
 
 
@@ -45,5 +46,6 @@ def test_overview_fits_a_phone_screen(live_server, browser, artifacts):
     pg.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
     width = pg.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
+    pg.wait_for_timeout(1000)  # let the fit-to-city zoom animation finish
     pg.screenshot(path=str(artifacts / "overview-phone.png"))
     ctx.close()
