@@ -55,7 +55,7 @@ def main(verbose: bool) -> None:
     Settings come from instance/geoapp.toml and GEOAPP_* environment variables
     (see README). The instance folder is ./instance unless GEOAPP_INSTANCE_PATH is set.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -91,3 +91,109 @@ def init_db(force: bool) -> None:
 
     report = services.init_db(_settings(), force=force)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+
+
+def _open_core():
+    from geoapp.services import open_geoapp
+
+    return open_geoapp(_settings())
+
+
+def _print_check(result: dict) -> None:
+    """A readable Chinese/English table of one check."""
+    p = result["point"]
+    verdict = "不符合 FAIL" if result["verdict"] == "fail" else "符合 PASS"
+    click.echo(f"位置 Point (WGS84): {p['lon']:.6f}, {p['lat']:.6f}    结论 Verdict: {verdict}")
+    if result["hits"]:
+        click.echo("\n命中规则 Rule hits:")
+        for h in result["hits"]:
+            click.echo(f"  [{h['severity']}] {h['title']['zh']} {h['title']['en']}")
+            click.echo(f"      {h['feature_name']} ({h['feature_id']})  距离 {h['distance_m']:.1f} m")
+            click.echo(f"      依据 Basis: {h['basis']}")
+            click.echo(f"      措施 Action: {h['action']}")
+    click.echo("\n最近要素 Nearest feature per layer:")
+    for n in result["nearest"]:
+        click.echo(f"  {n['layer']:<22} {n['distance_m']:>10.1f} m  {n['feature_name']}")
+
+
+@main.command("check")
+@click.option("--lon", "lon", help="Longitude, or easting x for --crs gk / EPSG; DMS text for --crs dms.")
+@click.option("--lat", "lat", help="Latitude, or northing y.")
+@click.option("--crs", default="wgs84", show_default=True,
+              help="wgs84, cgcs2000, gcj02, bd09, gk, dms or EPSG:n.")
+@click.option("--site-type", help="enterprise, livestock_farm or scattered_workshop (or 中文).")
+@click.option("--industry", help="Industry category, e.g. 化工, 商混站, 畜禽养殖.")
+@click.option("--site", "site_id", help="Check a stored site by id instead of a point.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def check(lon, lat, crs, site_type, industry, site_id, as_json) -> None:
+    """Check one point or one stored site against every restriction rule."""
+    from geoapp.services import checks
+
+    app = _open_core()
+    if site_id:
+        result = checks.check_site(app, site_id)
+    else:
+        if lon is None or (lat is None and crs != "dms"):
+            raise click.UsageError("give --lon and --lat (or --site ID)")
+        result = checks.check_point(app, lon, lat, crs, site_type=site_type, industry=industry)
+    data = result.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        _print_check(data)
+
+
+@main.command("flag")
+@click.argument("input_file", required=False, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Output file; format from the extension (.csv .xlsx .geojson .gpkg).")
+@click.option("--lon-col", default="lon", show_default=True)
+@click.option("--lat-col", default="lat", show_default=True)
+@click.option("--crs", default=None,
+              help="Coordinate system of the input (default: a `crs` column, else wgs84).")
+@click.option("--type-col", default="site_type", show_default=True)
+@click.option("--industry-col", default="industry", show_default=True)
+@click.option("--site-type", "default_site_type", default=None,
+              help="Site type for every row when the file has no type column.")
+@click.option("--skip-bad", is_flag=True,
+              help="Flag the good rows; bad rows come out with verdict=error and the reason.")
+@click.option("--all", "all_sites", is_flag=True, help="Re-flag every stored site instead.")
+@handle_errors
+def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, default_site_type,
+         skip_bad, all_sites) -> None:
+    """Flag every row of a file (or every stored site) against the rules."""
+    from geoapp.services import checks
+    from geoapp.services.flagfile import FlagOptions, flag_file
+
+    app = _open_core()
+    if all_sites:
+        click.echo(json.dumps(checks.flag_all(app, user="cli"), ensure_ascii=False, indent=2))
+        return
+    if not input_file or not output:
+        raise click.UsageError("give INPUT and -o OUTPUT (or --all)")
+    opts = FlagOptions(lon_col=lon_col, lat_col=lat_col, crs=crs, type_col=type_col,
+                       industry_col=industry_col, skip_bad=skip_bad,
+                       default_site_type=checks.parse_site_type(default_site_type))
+    summary = flag_file(app, input_file, output, opts)
+    click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+
+
+@main.group("rules")
+def rules_group() -> None:
+    """The restriction rules file."""
+
+
+@rules_group.command("validate")
+@click.argument("rules_file", required=False, type=click.Path(dir_okay=False))
+@handle_errors
+def rules_validate(rules_file) -> None:
+    """Validate a rules file (default: the configured one) against the schema and the city."""
+    from geoapp.services.checks import read_rules
+    from geoapp.storage.sources import load_city
+
+    settings = _settings()
+    path = rules_file or settings["RULES_FILE"]
+    city = load_city(settings["DATA_DIR"])
+    rules = read_rules(path, list(city.layers))
+    click.echo(f"{path}: {len(rules)} rules OK ({', '.join(r.id for r in rules)})")

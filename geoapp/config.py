@@ -116,6 +116,8 @@ def load_settings(instance_path: str | os.PathLike | None = None,
         for key, value in mapping.items():
             setting = SETTINGS_BY_NAME.get(key)
             if setting is None:
+                if key == "INSTANCE_PATH":  # where this file lives, not a setting
+                    continue
                 if origin == "environment":
                     log.warning("ignoring unknown setting %s%s", ENV_PREFIX, key)
                     continue

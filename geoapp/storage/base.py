@@ -122,6 +122,17 @@ class Repository(ABC):
         """Insert or update many sites all-or-nothing; ValidationFailed lists bad rows."""
 
     @abstractmethod
+    def last_change(self, *, only: Iterable[str] = (),
+                    exclude: Iterable[str] = ()) -> dict[str, Any] | None:
+        """The newest audit row's ``id`` and ``at`` (UTC ISO), among the entities in ``only``
+        (all when empty) less those in ``exclude``; None if there is none. A cheap "has
+        anything changed?" probe that works across processes."""
+
+    def last_change_id(self, *, only: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
+        row = self.last_change(only=only, exclude=exclude)
+        return 0 if row is None else int(row["id"])
+
+    @abstractmethod
     def history(self, entity_id: str, entity: str | None = None) -> list[dict[str, Any]]:
         """Audit rows for one entity, oldest first, with before/after decoded."""
 

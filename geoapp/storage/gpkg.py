@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -288,6 +288,19 @@ class GpkgRepository(SiteStore, Repository):
             return gp.read_frame(self._conn(), b.SITE_HITS, "ORDER BY site_id, rule_id")
         return gp.read_frame(self._conn(), b.SITE_HITS, "WHERE site_id = ? ORDER BY rule_id",
                              (site_id,))
+
+    def last_change(self, *, only: Iterable[str] = (),
+                    exclude: Iterable[str] = ()) -> dict[str, Any] | None:
+        keep, skip = list(only), list(exclude)
+        clauses = []
+        if keep:
+            clauses.append(f"entity IN ({', '.join('?' * len(keep))})")
+        if skip:
+            clauses.append(f"entity NOT IN ({', '.join('?' * len(skip))})")
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        row = self._conn().execute(f"SELECT id, at FROM {b.CHANGES} {where} "
+                                   "ORDER BY id DESC LIMIT 1", [*keep, *skip]).fetchone()
+        return None if row is None else {"id": int(row[0]), "at": row[1]}
 
     def history(self, entity_id: str, entity: str | None = None) -> list[dict[str, Any]]:
         where, params = "WHERE entity_id = ?", [entity_id]

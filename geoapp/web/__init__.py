@@ -35,8 +35,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.extensions["geoapp"] = open_geoapp(settings)
 
-    from geoapp.web import errors, views
+    from geoapp.web import api, errors, views
 
     errors.register(app)
     app.register_blueprint(views.bp)
+    app.register_blueprint(api.bp)
     return app

@@ -30,6 +30,8 @@ class Geoapp:
     settings: dict[str, Any]
     repo: Repository
     started: float = field(default_factory=time.time)
+    #: Per-process derived state (the rule engine...), keyed by name.
+    cache: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def city(self) -> City:
@@ -55,14 +57,25 @@ def open_geoapp(settings: dict[str, Any], *, init: bool = True) -> Geoapp:
     if init and not repo.is_initialized():
         log.info("first start: building %s from %s", settings["DATABASE"], settings["DATA_DIR"])
         repo.initialize(settings["DATA_DIR"])
-    return Geoapp(settings=settings, repo=repo)
+    app = Geoapp(settings=settings, repo=repo)
+    if init:
+        from geoapp.services.checks import refresh_hits
+
+        refresh_hits(app)
+    return app
 
 
 def init_db(settings: dict[str, Any], *, force: bool = False) -> dict:
-    """Build (or with ``force`` rebuild) the store from the source files."""
+    """Build (or with ``force`` rebuild) the store from the source files, then flag sites."""
+    from geoapp.services.checks import refresh_hits
+
     Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
     repo = open_repository(settings)
-    return repo.initialize(settings["DATA_DIR"], force=force)
+    report = repo.initialize(settings["DATA_DIR"], force=force)
+    flagged = refresh_hits(Geoapp(settings=settings, repo=repo))
+    if flagged is not None:
+        report["flagged"] = flagged
+    return report
 
 
 def health(app: Geoapp) -> dict:

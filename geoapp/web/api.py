@@ -1,0 +1,83 @@
+"""JSON API: thin adapters over the services; errors come back as JSON (see errors.py)."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+from werkzeug.utils import secure_filename
+
+from geoapp.domain.errors import InvalidInput
+from geoapp.services import Geoapp, checks
+from geoapp.services.flagfile import FORMATS, FlagOptions, file_format, flag_file
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MIMETYPES = {"csv": "text/csv", "geojson": "application/geo+json",
+             "gpkg": "application/geopackage+sqlite3",
+             "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def core() -> Geoapp:
+    return current_app.extensions["geoapp"]
+
+
+def _arg(name: str, default: str | None = None) -> str | None:
+    value = request.values.get(name, default)
+    return value.strip() if isinstance(value, str) else value
+
+
+@bp.get("/check")
+def check():
+    """Check one point: lon/lat (or x/y) in the named crs, optional site type and industry."""
+    lon, lat = _arg("lon"), _arg("lat")
+    crs = _arg("crs", "wgs84") or "wgs84"
+    if not lon or (not lat and crs != "dms"):
+        raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
+    result = checks.check_point(core(), lon, lat, crs, site_type=_arg("site_type"),
+                                industry=_arg("industry"))
+    return jsonify(result.to_dict())
+
+
+@bp.get("/sites/<site_id>/check")
+def check_site(site_id: str):
+    return jsonify(checks.check_site(core(), site_id).to_dict())
+
+
+@bp.post("/flag")
+def flag():
+    """Flag an uploaded CSV/XLSX/GeoJSON/GeoPackage; answer the flagged file (same format
+    unless ``format`` names another)."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput("upload the file as multipart field 'file'")
+    name = secure_filename(upload.filename) or "upload"
+    fmt_in = file_format(name)
+    fmt_out = _arg("format", fmt_in) or fmt_in
+    if fmt_out not in MIMETYPES:
+        raise InvalidInput(f"format must be one of {', '.join(sorted(MIMETYPES))}")
+    ext_out = next(e for e, f in FORMATS.items() if f == fmt_out)
+    work = Path(tempfile.mkdtemp(prefix="geoapp-flag-"))
+    src = work / f"input{Path(name).suffix.lower()}"
+    upload.save(src)
+    dst = work / f"flagged{ext_out}"
+    opts = FlagOptions(lon_col=_arg("lon_col", "lon"), lat_col=_arg("lat_col", "lat"),
+                       crs=_arg("crs") or None, type_col=_arg("type_col", "site_type"),
+                       industry_col=_arg("industry_col", "industry"),
+                       skip_bad=_arg("skip_bad", "false").lower() in ("1", "true", "yes", "on"),
+                       default_site_type=checks.parse_site_type(_arg("site_type")))
+    try:
+        summary = flag_file(core(), src, dst, opts)
+        body = io.BytesIO(dst.read_bytes())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    resp = send_file(body, mimetype=MIMETYPES[fmt_out], as_attachment=True,
+                     download_name=f"{Path(name).stem}-flagged{ext_out}")
+    resp.headers["X-Geoapp-Rows"] = str(summary["rows"])
+    resp.headers["X-Geoapp-Flagged"] = str(summary["flagged"])
+    resp.headers["X-Geoapp-Bad-Rows"] = str(summary["bad_rows"])
+    return resp
+
