@@ -42,8 +42,9 @@ class _Columns:
                 values = np.full(self.n, values, dtype=object)
             self._codes[cond.attr] = pd.factorize(np.asarray(values, dtype=object))
         codes, uniques = self._codes[cond.attr]
-        allowed = [i for i, u in enumerate(uniques) if cond.matches(u)]
-        return np.isin(codes, allowed)
+        table = np.zeros(len(uniques) + 1, dtype=bool)  # last slot: missing (code -1)
+        table[:-1] = [cond.matches(u) for u in uniques]
+        return table[codes]
 
     def mask(self, rule: RuleSpec) -> np.ndarray:
         out = np.zeros(self.n, dtype=bool)
@@ -55,9 +56,10 @@ class _Columns:
         return out
 
 
-def _radius(rule: RuleSpec, slack: float) -> float:
+def search_radius(rule: RuleSpec) -> float:
+    """How far (projected metres) to look so the ground-distance decision is exact."""
     if rule.test == "within_distance":
-        return float(rule.distance_m) * slack + 1.0
+        return float(rule.distance_m) * SEARCH_SLACK + 1.0
     return np.inf if rule.test == "not_inside" else 2 * INSIDE_TOLERANCE_M
 
 
@@ -85,7 +87,7 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
     need = {k: np.zeros(n, dtype=bool) for k in points}
     for (layer, kind), members in groups.items():
         index = engine.index[layer]
-        radius = max(_radius(r, SEARCH_SLACK) for r, _ in members)
+        radius = engine._layer_radius[layer]
         idx = np.flatnonzero(np.logical_or.reduce([m for _, m in members]))
         c = cells[kind][idx]
         cc = np.where(c >= 0, c, 0)

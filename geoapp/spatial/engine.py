@@ -28,7 +28,7 @@ from pyproj import CRS, Transformer
 
 from geoapp.domain.results import CheckResult, Nearest, round_distance
 from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
-from geoapp.spatial.batch import flag_sites
+from geoapp.spatial.batch import flag_sites, search_radius
 from geoapp.spatial.ground import GroundScale
 from geoapp.spatial.index import (
     INSIDE_TOLERANCE_M,
@@ -36,6 +36,7 @@ from geoapp.spatial.index import (
     Grid,
     LayerIndex,
     Measure,
+    chunk_segments,
     make_grid,
     project_cells,
     segment_distance,
@@ -92,6 +93,12 @@ class RuleEngine:
         cells = project_cells(self.grid, self._fwd.transform)
         self.index = {n: LayerIndex(n, np.asarray(self.projected[n], dtype=object), cells)
                       for n in self.layer_names}
+        self._layer_radius = {}
+        for rule in rules:
+            radius = max(self._layer_radius.get(rule.layer, 0.0), search_radius(rule))
+            self._layer_radius[rule.layer] = radius
+        for layer, radius in self._layer_radius.items():
+            self.index[layer].add_radius(radius, cells)
         self._merge_for_single_point()
         self._layer_pos = {n: i for i, n in enumerate(self.layer_names)}
         self._applies_cache: dict[tuple, list[RuleSpec]] = {}
@@ -168,12 +175,13 @@ class RuleEngine:
             ptr = np.r_[0, np.cumsum(np.bincount(rows.astype(np.int64), minlength=ncell))]
             return ptr, cols[order].astype(np.int64)
 
-        self._mseg_ptr, self._mseg = merge([i.seg_ptr for i in idx], [i.seg_idx for i in idx],
-                                           seg_off[:-1])
-        self._mx0, self._my0 = self._gx0[self._mseg], self._gy0[self._mseg]
-        self._mdx, self._mdy = self._gdx[self._mseg], self._gdy[self._mseg]
-        self._minv = self._ginv[self._mseg]
-        self._mlay, self._mfeat = self._gseg_layer[self._mseg], self._gseg_feat[self._mseg]
+        chunk_off = np.cumsum([0] + [len(i.chunk_start) for i in idx])
+        self._mchunk_ptr, self._mchunk = merge([i.chunk_ptr for i in idx],
+                                               [i.chunk_idx for i in idx], chunk_off[:-1])
+        self._gchunk_start = cat([i.chunk_start + o for i, o in zip(idx, seg_off[:-1], strict=True)]
+                                 + [np.empty(0, np.int64)]).astype(np.int64)
+        self._gchunk_len = cat([i.chunk_len for i in idx] + [np.empty(0, np.int64)]) \
+            .astype(np.int64)
         self._mpoly_ptr, self._mpoly = merge([i.poly_ptr for i in idx],
                                              [i.poly_idx for i in idx], feat_off[:-1])
 
@@ -222,17 +230,19 @@ class RuleEngine:
                 layer = self._gpoly_layer[g]
                 if not inside[layer]:
                     feat[layer], dist[layer], inside[layer] = self._gpoly_feat[g], 0.0, True
-        s0, s1 = self._mseg_ptr[c], self._mseg_ptr[c + 1]
+        s0, s1 = self._mchunk_ptr[c], self._mchunk_ptr[c + 1]
         if s1 > s0:
-            lay = self._mlay[s0:s1]
-            d, nx, ny = segment_distance(x, y, self._mx0[s0:s1], self._my0[s0:s1],
-                                         self._mdx[s0:s1], self._mdy[s0:s1], self._minv[s0:s1])
+            chunks = self._mchunk[s0:s1]
+            _, sids = chunk_segments(chunks, self._gchunk_start[chunks], self._gchunk_len[chunks])
+            lay = self._gseg_layer[sids]
+            d, nx, ny = segment_distance(x, y, self._gx0[sids], self._gy0[sids],
+                                         self._gdx[sids], self._gdy[sids], self._ginv[sids])
             order = np.lexsort((d, lay))
             ls = lay[order]
             best = order[np.concatenate(([True], ls[1:] != ls[:-1]))]
             for b, layer in zip(best.tolist(), lay[best].tolist(), strict=True):
                 if not inside[layer]:
-                    feat[layer] = int(self._mfeat[s0 + b])
+                    feat[layer] = int(self._gseg_feat[sids[b]])
                     dist[layer], near[layer] = float(d[b]), (float(nx[b]), float(ny[b]))
         for i in range(nl):
             if not inside[i] and dist[i] < INSIDE_TOLERANCE_M:

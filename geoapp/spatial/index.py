@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Longest straight piece a line is cut into before indexing.
 MAX_SEGMENT_M = 1000.0
+#: Consecutive segments grouped under one bounding box for the cell candidate lists.
+CHUNK = 8
+#: Points per block in unbounded searches (caps the size of the pair arrays).
+BLOCK = 8192
 #: Projected and geodesic distances differ by the projection's scale error (~2e-4 at the
 #: edge of a 3-degree zone); candidates are searched this much further, then decided exactly.
 SEARCH_SLACK = 1.002
@@ -133,6 +137,23 @@ def expand(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarr
     return owner, idx[start[owner] + offset]
 
 
+def chunk_segments(owner: np.ndarray, start: np.ndarray,
+                   length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Expand (owner, chunk) pairs into (owner, segment) pairs, order kept."""
+    total = int(length.sum())
+    offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
+    return np.repeat(owner, length), np.repeat(start, length) + offset
+
+
+def box_distances(px, py, bx0, by0, bx1, by1):
+    """Nearest and farthest distance from points to axis-aligned boxes."""
+    near = np.hypot(np.maximum(np.maximum(bx0 - px, px - bx1), 0.0),
+                    np.maximum(np.maximum(by0 - py, py - by1), 0.0))
+    far = np.hypot(np.maximum(np.abs(px - bx0), np.abs(px - bx1)),
+                   np.maximum(np.abs(py - by0), np.abs(py - by1)))
+    return near, far
+
+
 def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
     """Distance from points to segments and the nearest point on each segment (numpy).
 
@@ -180,6 +201,7 @@ class LayerIndex:
         self.areal = np.zeros(len(geoms), dtype=bool)
         self._build_polygons(geoms)
         self._build_segments(geoms, max_segment_m)
+        self.radius_lists: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._build_grid(cells)
 
     # -- construction -----------------------------------------------------------------
@@ -202,6 +224,10 @@ class LayerIndex:
         owner = owner[sub]
         is_pt = shapely.get_type_id(lines) == 0
         pts = shapely.get_coordinates(lines[is_pt])
+        pt_owner = owner[is_pt]
+        if len(pts):  # sort points in 2 km strips so each chunk's box stays small
+            order = np.lexsort((pts[:, 1], np.floor(pts[:, 0] / 2000.0)))
+            pts, pt_owner = pts[order], pt_owner[order]
         lines = shapely.segmentize(lines[~is_pt], max_segment_m)
         coords, part = shapely.get_coordinates(lines, return_index=True)
         same = part[1:] == part[:-1]
@@ -213,7 +239,16 @@ class LayerIndex:
         self.dx, self.dy = self.x1 - self.x0, self.y1 - self.y0
         ll = self.dx * self.dx + self.dy * self.dy
         self.inv_ll = np.divide(1.0, ll, out=np.zeros_like(ll), where=ll > 0)
-        self.seg_feat = np.r_[owner[~is_pt][part[:-1][same]], owner[is_pt]].astype(np.int64)
+        self.seg_feat = np.r_[owner[~is_pt][part[:-1][same]], pt_owner].astype(np.int64)
+        nseg = len(self.x0)
+        self.chunk_start = np.arange(0, nseg, CHUNK, dtype=np.int64)
+        self.chunk_len = np.minimum(self.chunk_start + CHUNK, nseg) - self.chunk_start
+        if nseg:
+            lo_x, hi_x = np.minimum(self.x0, self.x1), np.maximum(self.x0, self.x1)
+            lo_y, hi_y = np.minimum(self.y0, self.y1), np.maximum(self.y0, self.y1)
+            st = self.chunk_start
+            self.chunk_box = (np.minimum.reduceat(lo_x, st), np.minimum.reduceat(lo_y, st),
+                              np.maximum.reduceat(hi_x, st), np.maximum.reduceat(hi_y, st))
         seg_geoms = np.empty(len(self.x0), dtype=object)
         lines_xy = np.stack([self.x0, self.y0, self.x1, self.y1], 1).reshape(-1, 2, 2)
         seg_geoms[: len(a)] = shapely.linestrings(lines_xy[: len(a)]) if len(a) else []
@@ -240,20 +275,51 @@ class LayerIndex:
         self.poly_ptr, self.poly_idx = _csr(n, poly_rows, poly_cols)
         seg_rows = seg_cols = np.empty(0, dtype=np.int64)
         if len(self.x0):
-            centres = shapely.points(cells.cx, cells.cy)
-            _, d_centre = self.tree.query_nearest(centres, return_distance=True,
-                                                  all_matches=False)
-            lb = np.maximum(d_centre - cells.radius, 0.0)
-            todo = np.flatnonzero(self.cover < 0)
-            seg_rows, seg_cols = self.tree.query(
-                cells.polys[todo], predicate="dwithin",
-                distance=d_centre[todo] + cells.radius[todo])
-            seg_rows = todo[seg_rows]
+            lb, seg_rows, seg_cols = self._chunk_candidates(cells)
         lb[touched] = 0.0
         self.lower_bound = lb
-        self.seg_ptr, self.seg_idx = _csr(n, seg_rows, seg_cols)
-        log.debug("layer %s: %d segments, %d polygons, %d cell-segment pairs",
-                  self.name, len(self.x0), len(self.poly_feats), len(self.seg_idx))
+        self.chunk_ptr, self.chunk_idx = _csr(n, seg_rows, seg_cols)
+        log.debug("layer %s: %d segments in %d chunks, %d polygons, %d cell-chunk pairs",
+                  self.name, len(self.x0), len(self.chunk_start), len(self.poly_feats),
+                  len(self.chunk_idx))
+
+    def _chunk_candidates(self, cells: CellGeometry, block: int = 2048):
+        """Per cell: distance lower bound and the chunks that may hold a point's nearest.
+
+        With r the cell's radius around its centre c, every point p of the cell has its
+        nearest segment within U + r, U = min over chunks of the farthest distance from c to
+        the chunk's box; a chunk whose box is farther than U + 2r from c cannot hold it.
+        """
+        n = len(cells.cx)
+        lb = np.empty(n)
+        rows, cols = [], []
+        bx0, by0, bx1, by1 = self.chunk_box
+        for a in range(0, n, block):
+            cx, cy = cells.cx[a:a + block, None], cells.cy[a:a + block, None]
+            r = cells.radius[a:a + block, None]
+            ddx = np.maximum(np.maximum(bx0 - cx, cx - bx1), 0.0)
+            ddy = np.maximum(np.maximum(by0 - cy, cy - by1), 0.0)
+            near = np.hypot(ddx, ddy)
+            far = np.hypot(np.maximum(np.abs(cx - bx0), np.abs(cx - bx1)),
+                           np.maximum(np.abs(cy - by0), np.abs(cy - by1)))
+            lb[a:a + block] = np.maximum(near.min(axis=1) - r[:, 0], 0.0)
+            keep = near <= far.min(axis=1, keepdims=True) + 2 * r
+            keep &= (self.cover[a:a + block] < 0)[:, None]
+            i, j = np.nonzero(keep)
+            rows.append(i + a)
+            cols.append(j)
+        return lb, np.concatenate(rows), np.concatenate(cols)
+
+    def add_radius(self, radius: float, cells: CellGeometry) -> None:
+        """Precompute, per cell, the segments within ``radius`` of it, so queries bounded by
+        that radius (within_distance rules) test only those: a far smaller list than the
+        one that must hold the nearest segment at any distance."""
+        if not np.isfinite(radius) or radius in self.radius_lists or not len(self.x0):
+            return
+        todo = np.flatnonzero(self.cover < 0)
+        rows, cols = self.tree.query(cells.polys[todo], predicate="dwithin", distance=radius)
+        self.radius_lists[radius] = _csr(len(self.cover), todo[rows], cols)
+        log.debug("layer %s: %d cell-segment pairs within %.0f m", self.name, len(cols), radius)
 
     # -- queries ----------------------------------------------------------------------
     def measure(self, x: np.ndarray, y: np.ndarray, cells: np.ndarray,
@@ -279,13 +345,15 @@ class LayerIndex:
             m.feat[active[got]], m.dist[active[got]] = low[got], 0.0
             m.inside[active[got]] = True
             active = active[~got]
-        if len(active) and len(self.seg_idx):
-            owner, seg = expand(self.seg_ptr, self.seg_idx, cells[active])
+        if len(active) and max_distance in self.radius_lists:
+            owner, seg = expand(*self.radius_lists[max_distance], cells[active])
             self._nearest_segments(m, active, owner, seg, x, y)
+        elif len(active) and len(self.chunk_idx):
+            for a in range(0, len(active), BLOCK):
+                self._ring_nearest(m, active[a:a + BLOCK], cells, x, y)
         off = np.flatnonzero(~on)
         if len(off) and len(self.x0):
-            seg = self.tree.query_nearest(shapely.points(x[off], y[off]), all_matches=False)[1]
-            self._nearest_segments(m, off, np.arange(len(off)), seg, x, y)
+            self._tree_nearest(m, off, x, y)
         far = m.dist > max_distance
         m.feat[far], m.dist[far] = -1, np.inf
         near = ~m.inside & (m.dist < INSIDE_TOLERANCE_M)
@@ -293,6 +361,31 @@ class LayerIndex:
         inside = m.inside
         m.nx[inside], m.ny[inside] = x[inside], y[inside]
         return m
+
+    def _ring_nearest(self, m: Measure, pts: np.ndarray, cells: np.ndarray, x: np.ndarray,
+                      y: np.ndarray) -> None:
+        """Unbounded nearest via the cell's chunk list, pruned per point: a chunk whose box is
+        farther than the smallest farthest-corner distance U of any chunk cannot hold the
+        nearest segment (every segment of that chunk is within U)."""
+        owner, chunk = expand(self.chunk_ptr, self.chunk_idx, cells[pts])
+        if owner.size == 0:
+            return
+        near, far = box_distances(x[pts][owner], y[pts][owner],
+                                  *(b[chunk] for b in self.chunk_box))
+        counts = np.bincount(owner, minlength=len(pts))
+        starts = np.cumsum(counts) - counts
+        has = counts > 0
+        bound = np.full(len(pts), np.inf)
+        bound[has] = np.minimum.reduceat(far, starts[has])
+        keep = near <= bound[owner]
+        owner, seg = chunk_segments(owner[keep], self.chunk_start[chunk[keep]],
+                                    self.chunk_len[chunk[keep]])
+        self._nearest_segments(m, pts, owner, seg, x, y)
+
+    def _tree_nearest(self, m: Measure, pts: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        owner, seg = self.tree.query_nearest(shapely.points(x[pts], y[pts]), all_matches=True)
+        order = np.lexsort((seg, owner))
+        self._nearest_segments(m, pts, owner[order], seg[order], x, y)
 
     def _nearest_segments(self, m: Measure, pts: np.ndarray, owner: np.ndarray,
                           seg: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
