@@ -152,3 +152,47 @@ class Repository(ABC):
     @abstractmethod
     def site_hits(self, site_id: str | None = None) -> pd.DataFrame:
         """Rule hits, all or for one site."""
+
+    # -- accounts and inspections (app-made data, kept across rebuilds) --------------------
+    @abstractmethod
+    def create_user(self, username: str, password_hash: str, role: str, *,
+                    display_name: str = "", user: str) -> dict[str, Any]:
+        """Add an account (Conflict if the name is taken); returns it without the hash."""
+
+    @abstractmethod
+    def user_with_hash(self, username: str) -> dict[str, Any] | None:
+        """The account including its password hash, only for verifying a login."""
+
+    @abstractmethod
+    def get_user(self, username: str) -> dict[str, Any] | None:
+        """The account without its hash, or None."""
+
+    @abstractmethod
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every account, without hashes."""
+
+    @abstractmethod
+    def update_user(self, username: str, changes: Mapping[str, Any], *,
+                    user: str) -> dict[str, Any]:
+        """Change password hash, role, display name or active flag (audited, hash hidden)."""
+
+    @abstractmethod
+    def record_login(self, username: str, remote_addr: str, success: bool) -> None:
+        """Keep a login attempt (and audit it)."""
+
+    @abstractmethod
+    def failed_logins_since(self, since_iso: str, *, username: str | None = None,
+                            remote_addr: str | None = None) -> int:
+        """How many failed attempts since a UTC ISO time, by username and/or address."""
+
+    @abstractmethod
+    def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+        """Record an inspection: site_id (optional), lon, lat, input, verdict, hits, notes."""
+
+    @abstractmethod
+    def inspection(self, inspection_id: int) -> dict[str, Any]:
+        """One inspection record; NotFound if absent."""
+
+    @abstractmethod
+    def inspections(self, site_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest inspection records first, all or for one site."""

@@ -22,6 +22,7 @@ import pandas as pd
 import pyogrio
 
 from geoapp.storage import geopackage as gp
+from geoapp.storage.apptables import copy_app_tables, ensure_app_tables
 from geoapp.storage.base import SITE_HIT_COLUMNS
 from geoapp.storage.sources import (
     complaint_points,
@@ -92,6 +93,7 @@ def build_database(target: str | Path, data_dir: str | Path, *,
                 "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
                 "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
         _finish_schema(tmp, meta, counts, user)
+        kept = _carry_app_tables(target, tmp)
         _swap_into_place(tmp, target)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -99,7 +101,23 @@ def build_database(target: str | Path, data_dir: str | Path, *,
     seconds = round(time.perf_counter() - started, 3)
     log.info("built %s from %s in %.2fs (%d sites)", target, data_dir, seconds, len(sites))
     return {"status": "built", "path": str(target), "city": city.name, "content_hash": digest,
-            "built_at": built_at, "counts": counts, "seconds": seconds}
+            "built_at": built_at, "counts": counts, "kept": kept, "seconds": seconds}
+
+
+def _carry_app_tables(old_path: Path, tmp: Path) -> dict[str, int]:
+    """Accounts and inspection records survive a rebuild: copy them into the new file."""
+    new = gp.connect(tmp)
+    try:
+        if not old_path.is_file():
+            ensure_app_tables(new)
+            return {}
+        old = sqlite3.connect(old_path, timeout=30)
+        try:
+            return copy_app_tables(old, new)
+        finally:
+            old.close()
+    finally:
+        new.close()
 
 
 def _write_with_gdal(tmp: Path, layers: dict[str, gpd.GeoDataFrame], sites: gpd.GeoDataFrame,

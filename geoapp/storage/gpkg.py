@@ -25,6 +25,8 @@ from geoapp.domain.city import City
 from geoapp.domain.errors import ConfigError, InvalidInput, NotFound, ValidationFailed
 from geoapp.storage import build as b
 from geoapp.storage import geopackage as gp
+from geoapp.storage.accounts import AccountStore
+from geoapp.storage.apptables import ensure_app_tables
 from geoapp.storage.base import SITE_HIT_COLUMNS, Repository
 from geoapp.storage.sites import SiteStore
 from geoapp.storage.sources import (
@@ -42,7 +44,7 @@ class NotInitialized(ConfigError):
     """The database file is missing or was never built."""
 
 
-class GpkgRepository(SiteStore, Repository):
+class GpkgRepository(SiteStore, AccountStore, Repository):
     """A city's store in one GeoPackage file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000) -> None:
@@ -72,9 +74,11 @@ class GpkgRepository(SiteStore, Repository):
         if not self.path.is_file():
             raise NotInitialized(f"database {self.path} does not exist; build it first "
                                  "(geoapp init-db)")
-        self._local.conn = gp.connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+        conn = gp.connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+        ensure_app_tables(conn)
+        self._local.conn = conn
         self._local.generation = self._generation
-        return self._local.conn
+        return conn
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
