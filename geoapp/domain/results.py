@@ -35,9 +35,13 @@ def round_distance(distance_m: float) -> float:
     return round(float(distance_m) + 0.0, 1)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Hit:
-    """One rule broken by one site, with the feature that triggered it."""
+    """One rule broken by one site, with the feature that triggered it.
+
+    Treat as immutable; not frozen only because frozen dataclasses are slow to build and
+    the single-point check creates a dozen of these per call.
+    """
 
     rule_id: str
     title: Mapping[str, str]
@@ -67,7 +71,7 @@ class Hit:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Nearest:
     """The nearest feature of one layer, whether or not any rule fired on it.
 

@@ -31,12 +31,12 @@ from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
 from geoapp.spatial.batch import flag_sites, search_radius
 from geoapp.spatial.ground import GroundScale
 from geoapp.spatial.index import (
+    CHUNK,
     INSIDE_TOLERANCE_M,
     SEARCH_SLACK,
     Grid,
     LayerIndex,
     Measure,
-    chunk_segments,
     make_grid,
     project_cells,
     segment_distance,
@@ -155,14 +155,21 @@ class RuleEngine:
         """Concatenate every layer's per-cell candidates so one point needs one numpy pass."""
         idx = [self.index[n] for n in self.layer_names]
         ncell = self.grid.size
-        seg_off = np.cumsum([0] + [len(i.x0) for i in idx])
+        # Segments of all layers in one (n, 6) table [x0, y0, dx, dy, 1/len², layer], each
+        # layer padded to whole chunks with far-away dummies so a chunk is always CHUNK rows.
+        padded = [-(-len(i.x0) // CHUNK) * CHUNK for i in idx]
+        seg_off = np.cumsum([0] + padded)
+        table = np.zeros((seg_off[-1], 6))
+        table[:, 0] = table[:, 1] = 1e12
+        self._gseg_feat = np.full(seg_off[-1], -1, dtype=np.int64)
+        for k, (i, o) in enumerate(zip(idx, seg_off[:-1], strict=True)):
+            n = len(i.x0)
+            table[o:o + n, :5] = np.stack([i.x0, i.y0, i.dx, i.dy, i.inv_ll], 1)
+            table[o:o + padded[k], 5] = k
+            self._gseg_feat[o:o + n] = i.seg_feat
+        self._gseg = table
         feat_off = np.cumsum([0] + [i.n_features for i in idx])
         cat = np.concatenate
-        self._gx0, self._gy0 = cat([i.x0 for i in idx] + [[]]), cat([i.y0 for i in idx] + [[]])
-        self._gdx, self._gdy = cat([i.dx for i in idx] + [[]]), cat([i.dy for i in idx] + [[]])
-        self._ginv = cat([i.inv_ll for i in idx] + [[]])
-        self._gseg_layer = np.repeat(np.arange(len(idx)), np.diff(seg_off))
-        self._gseg_feat = cat([i.seg_feat for i in idx] + [np.empty(0, np.int64)])
         self._gpolys = cat([i.polys for i in idx] + [np.empty(0, object)])
         self._gpoly_layer = np.repeat(np.arange(len(idx)), np.diff(feat_off))
         self._gpoly_feat = np.arange(len(self._gpolys)) - feat_off[self._gpoly_layer]
@@ -180,8 +187,7 @@ class RuleEngine:
                                                [i.chunk_idx for i in idx], chunk_off[:-1])
         self._gchunk_start = cat([i.chunk_start + o for i, o in zip(idx, seg_off[:-1], strict=True)]
                                  + [np.empty(0, np.int64)]).astype(np.int64)
-        self._gchunk_len = cat([i.chunk_len for i in idx] + [np.empty(0, np.int64)]) \
-            .astype(np.int64)
+        self._chunk_steps = np.arange(CHUNK)
         self._mpoly_ptr, self._mpoly = merge([i.poly_ptr for i in idx],
                                              [i.poly_idx for i in idx], feat_off[:-1])
 
@@ -232,18 +238,22 @@ class RuleEngine:
                     feat[layer], dist[layer], inside[layer] = self._gpoly_feat[g], 0.0, True
         s0, s1 = self._mchunk_ptr[c], self._mchunk_ptr[c + 1]
         if s1 > s0:
-            chunks = self._mchunk[s0:s1]
-            _, sids = chunk_segments(chunks, self._gchunk_start[chunks], self._gchunk_len[chunks])
-            lay = self._gseg_layer[sids]
-            d, nx, ny = segment_distance(x, y, self._gx0[sids], self._gy0[sids],
-                                         self._gdx[sids], self._gdy[sids], self._ginv[sids])
-            order = np.lexsort((d, lay))
-            ls = lay[order]
-            best = order[np.concatenate(([True], ls[1:] != ls[:-1]))]
-            for b, layer in zip(best.tolist(), lay[best].tolist(), strict=True):
+            sids = (self._gchunk_start[self._mchunk[s0:s1]][:, None] + self._chunk_steps).ravel()
+            seg = self._gseg[sids]
+            lay = seg[:, 5]
+            d, rx, ry = segment_distance(x, y, seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3],
+                                         seg[:, 4])
+            # First minimum per layer run (runs are contiguous, segments in index order).
+            starts = np.flatnonzero(np.concatenate(([True], lay[1:] != lay[:-1])))
+            lowest = np.minimum.reduceat(d, starts)
+            pos = np.where(d == np.repeat(lowest, np.diff(np.append(starts, len(d)))),
+                           np.arange(len(d)), len(d))
+            best = np.minimum.reduceat(pos, starts).tolist()
+            for b, layer in zip(best, lay[starts].astype(int).tolist(), strict=True):
                 if not inside[layer]:
                     feat[layer] = int(self._gseg_feat[sids[b]])
-                    dist[layer], near[layer] = float(d[b]), (float(nx[b]), float(ny[b]))
+                    dist[layer] = float(d[b])
+                    near[layer] = (x - float(rx[b]), y - float(ry[b]))
         for i in range(nl):
             if not inside[i] and dist[i] < INSIDE_TOLERANCE_M:
                 inside[i] = True

@@ -155,14 +155,16 @@ def box_distances(px, py, bx0, by0, bx1, by1):
 
 
 def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
-    """Distance from points to segments and the nearest point on each segment (numpy).
+    """Distance from points to segments, and the vector (rx, ry) from the nearest point on
+    the segment to the point (nearest point = p - r). numpy, as few operations as possible:
+    the single-point check calls this on a few hundred segments and pays per operation.
 
     Segments are given by start, direction and 1/length² (0 for a point), precomputed once.
     """
-    t = ((px - x0) * dx + (py - y0) * dy) * inv_ll
-    t = np.minimum(np.maximum(t, 0.0), 1.0)
-    nx, ny = x0 + t * dx, y0 + t * dy
-    return np.hypot(px - nx, py - ny), nx, ny
+    ex, ey = px - x0, py - y0
+    t = np.minimum(np.maximum((ex * dx + ey * dy) * inv_ll, 0.0), 1.0)
+    rx, ry = ex - t * dx, ey - t * dy
+    return np.hypot(rx, ry), rx, ry
 
 
 def first_min(owner: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
@@ -390,10 +392,10 @@ class LayerIndex:
     def _nearest_segments(self, m: Measure, pts: np.ndarray, owner: np.ndarray,
                           seg: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
         px, py = x[pts][owner], y[pts][owner]
-        d, nx, ny = segment_distance(px, py, self.x0[seg], self.y0[seg], self.dx[seg],
+        d, rx, ry = segment_distance(px, py, self.x0[seg], self.y0[seg], self.dx[seg],
                                      self.dy[seg], self.inv_ll[seg])
         best = first_min(owner, d, len(pts))
         ok = best >= 0
         rows, b = pts[ok], best[ok]
         m.feat[rows], m.dist[rows] = self.seg_feat[seg[b]], d[b]
-        m.nx[rows], m.ny[rows] = nx[b], ny[b]
+        m.nx[rows], m.ny[rows] = x[rows] - rx[b], y[rows] - ry[b]
