@@ -197,3 +197,49 @@ def rules_validate(rules_file) -> None:
     city = load_city(settings["DATA_DIR"])
     rules = read_rules(path, list(city.layers))
     click.echo(f"{path}: {len(rules)} rules OK ({', '.join(r.id for r in rules)})")
+
+
+@main.group("users")
+def users_group() -> None:
+    """Accounts: viewer, inspector, planner, admin."""
+
+
+@users_group.command("create")
+@click.option("--username", required=True)
+@click.option("--role", required=True, help="viewer, inspector, planner or admin.")
+@click.option("--password", help="Prompted for (hidden, twice) when not given.")
+@click.option("--display-name", default="", help="Name shown in the page header.")
+@handle_errors
+def users_create(username, role, password, display_name) -> None:
+    """Create an account (the first one is usually an admin)."""
+    from geoapp.services import accounts
+
+    if not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = _open_core()
+    row = accounts.create_user(app, username, password, role, display_name=display_name,
+                               by="cli")
+    click.echo(f"created user {row['username']} ({row['role']})")
+
+
+@users_group.command("list")
+@handle_errors
+def users_list() -> None:
+    """List accounts (never their password hashes)."""
+    for u in _open_core().repo.list_users():
+        state = "active" if u["active"] else "disabled"
+        click.echo(f"{u['username']:<20} {u['role']:<10} {state:<8} last login {u['last_login_at']}")
+
+
+@users_group.command("set-password")
+@click.option("--username", required=True)
+@click.option("--password", help="Prompted for when not given.")
+@handle_errors
+def users_set_password(username, password) -> None:
+    """Set a new password for an account."""
+    from geoapp.services import accounts
+
+    if not password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    accounts.set_password(_open_core(), username, password, by="cli")
+    click.echo(f"password of {username} changed")

@@ -23,3 +23,26 @@ def repo(tiny_data_dir: Path, tmp_path: Path):
     repository.initialize(tiny_data_dir)
     yield repository
     repository.close()
+
+
+@pytest.fixture(scope="session")
+def jiaozuo_db(tmp_path_factory) -> Path:
+    """The embedded Jiaozuo data built (and flagged) once per test session."""
+    from geoapp.config import load_settings
+    from geoapp.services import open_geoapp
+
+    inst = tmp_path_factory.mktemp("jiaozuo-template")
+    core = open_geoapp(load_settings(inst, environ={}))
+    core.repo.close()
+    return Path(core.settings["DATABASE"])
+
+
+@pytest.fixture
+def instance(tmp_path: Path, jiaozuo_db: Path) -> Path:
+    """A fresh instance folder holding a private copy of the built Jiaozuo database."""
+    import shutil
+
+    inst = tmp_path / "instance"
+    inst.mkdir()
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    return inst

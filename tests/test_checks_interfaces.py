@@ -12,6 +12,7 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 from pyproj import Geod
+from webutil import login, make_users
 
 from geoapp.cli import main
 from geoapp.services import checks
@@ -24,7 +25,9 @@ GEOD = Geod(ellps="WGS84")
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     inst = tmp_path_factory.mktemp("instance")
-    return create_app({"INSTANCE_PATH": str(inst), "TESTING": True})
+    app = create_app({"INSTANCE_PATH": str(inst), "TESTING": True})
+    make_users(app)
+    return app
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +37,9 @@ def core(app):
 
 @pytest.fixture(scope="module")
 def client(app):
-    return app.test_client()
+    c = app.test_client()
+    c.csrf = login(c, "inspector")
+    return c
 
 
 def _river_point(core, metres: float) -> tuple[float, float]:
@@ -200,13 +205,13 @@ def test_flag_geojson_in_geopackage_and_xlsx_out(core, tmp_path):
 def test_post_api_flag_answers_the_flagged_file(core, client):
     buf = io.BytesIO(_farm_frame(core).head(10).to_csv(index=False).encode())
     r = client.post("/api/flag", data={"file": (buf, "farms.csv")},
-                    content_type="multipart/form-data")
+                    content_type="multipart/form-data", headers={"X-CSRFToken": client.csrf})
     assert r.status_code == 200, r.get_data(as_text=True)
     out = pd.read_csv(io.BytesIO(r.data))
     assert len(out) == 10 and "verdict" in out.columns
     assert r.headers["X-Geoapp-Rows"] == "10"
     r = client.post("/api/flag", data={"file": (io.BytesIO(b"x"), "farms.txt")},
-                    content_type="multipart/form-data")
+                    content_type="multipart/form-data", headers={"X-CSRFToken": client.csrf})
     assert r.status_code == 400
 
 

@@ -6,15 +6,24 @@ import json
 import re
 
 import pytest
+from webutil import login, make_users
 
 from geoapp.web import create_app
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def app(tmp_path_factory):
     inst = tmp_path_factory.mktemp("instance")
     app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True})
-    return app.test_client()
+    make_users(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    c = app.test_client()
+    c.csrf = login(c, "viewer")
+    return c
 
 
 def test_healthz_answers_json_with_the_city(client):

@@ -104,3 +104,12 @@ def mu_to_hectares(mu: float) -> float:
 
 def sqm_to_mu(sqm: float) -> float:
     return sqm / SQM_PER_MU
+
+
+class Role(_Labelled):
+    """Account roles; each page names the least role it needs (admin may do everything)."""
+
+    VIEWER = ("viewer", "查看", "Viewer")
+    INSPECTOR = ("inspector", "执法检查", "Inspector")
+    PLANNER = ("planner", "规划/搬迁办", "Planner")
+    ADMIN = ("admin", "管理员", "Administrator")

@@ -29,15 +29,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(instance, overrides=config)
     app.config.update(settings)
     app.config["MAX_CONTENT_LENGTH"] = settings["MAX_UPLOAD_MB"] * 1024 * 1024
+    app.config.update(SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax",
+                      WTF_CSRF_TIME_LIMIT=None)
     logging.getLogger("geoapp").setLevel(settings["LOG_LEVEL"])
 
     from geoapp.services import open_geoapp
 
     app.extensions["geoapp"] = open_geoapp(settings)
 
-    from geoapp.web import api, errors, views
+    from flask_wtf.csrf import CSRFProtect
 
+    from geoapp.web import api, auth, errors, views
+
+    CSRFProtect(app)
     errors.register(app)
+    auth.init_app(app)
     app.register_blueprint(views.bp)
     app.register_blueprint(api.bp)
     return app

@@ -19,12 +19,15 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory):
+def live_server(tmp_path_factory, jiaozuo_db):
     from geoapp.web import create_app
+    from webutil import make_users
 
     inst = tmp_path_factory.mktemp("instance")
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
     app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TILES": "none",
                       "TESTING": True})
+    make_users(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -47,10 +50,21 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page that records console errors and any request leaving loopback."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+def log_in(pg, base_url: str, role: str) -> None:
+    """Log a browser page in through the real login form."""
+    from webutil import password_for
+
+    pg.goto(base_url + "/login")
+    pg.fill("input[name=username]", role)
+    pg.fill("input[name=password]", password_for(role))
+    pg.click("button[type=submit]")
+    pg.wait_for_url(lambda url: "/login" not in url)
+
+
+def new_page(browser, live_server, role: str | None = "viewer", **context_args):
+    """A page (logged in as ``role``) recording console errors and requests off loopback."""
+    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800},
+                                 "locale": "zh-CN", **context_args})
     pg = ctx.new_page()
     pg.console_errors = []
     pg.external_requests = []
@@ -66,8 +80,32 @@ def page(browser):
             route.abort()
 
     pg.route("**/*", _route)
+    if role:
+        log_in(pg, live_server, role)
+    return pg
+
+
+@pytest.fixture
+def page(browser, live_server):
+    """A desktop page logged in as a viewer."""
+    pg = new_page(browser, live_server, "viewer")
     yield pg
-    ctx.close()
+    pg.context.close()
+
+
+@pytest.fixture
+def page_as(browser, live_server):
+    """Factory: ``page_as("inspector", viewport={...})`` gives a logged-in page."""
+    made = []
+
+    def make(role: str | None = "viewer", **context_args):
+        pg = new_page(browser, live_server, role, **context_args)
+        made.append(pg)
+        return pg
+
+    yield make
+    for pg in made:
+        pg.context.close()
 
 
 @pytest.fixture(scope="session")

@@ -39,13 +39,11 @@ def test_overview_draws_offline_with_layers_and_no_console_error(live_server, pa
     page.screenshot(path=str(artifacts / "overview.png"))
 
 
-def test_overview_fits_a_phone_screen(live_server, browser, artifacts):
-    ctx = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True)
-    pg = ctx.new_page()
+def test_overview_fits_a_phone_screen(live_server, page_as, artifacts):
+    pg = page_as("viewer", viewport={"width": 375, "height": 740}, is_mobile=True)
     pg.goto(live_server + "/", wait_until="load")
     pg.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
     width = pg.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
     pg.wait_for_timeout(1000)  # let the fit-to-city zoom animation finish
     pg.screenshot(path=str(artifacts / "overview-phone.png"))
-    ctx.close()
