@@ -20,6 +20,28 @@ def _asset_dir(name: str) -> str:
     return str(pkg.parent / name)
 
 
+#: Header navigation: (endpoint, Chinese label, English label, least role).
+NAV_ITEMS = (
+    ("main.overview", "一张图", "Overview", "viewer"),
+    ("relocation.index", "搬迁地图", "Relocation", "viewer"),
+    ("check.index", "现场核查", "Site check", "viewer"),
+    ("admin.users", "用户管理", "Users", "admin"),
+)
+
+
+def _navigation() -> dict:
+    """Links for the header: only pages that exist and that the user may open."""
+    from flask import current_app
+    from flask_login import current_user
+
+    items = []
+    if current_user.is_authenticated:
+        for endpoint, zh, en, role in NAV_ITEMS:
+            if endpoint in current_app.view_functions and current_user.has_role(role):
+                items.append({"endpoint": endpoint, "zh": zh, "en": en})
+    return {"nav_items": items}
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the web app. ``config`` overrides settings (see geoapp.config.SETTINGS)."""
     app = Flask("geoapp", template_folder=_asset_dir("templates"),
@@ -40,11 +62,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from flask_wtf.csrf import CSRFProtect
 
-    from geoapp.web import api, auth, errors, views
+    from geoapp.web import admin, api, auth, check, errors, relocation, sites, views
 
     CSRFProtect(app)
     errors.register(app)
     auth.init_app(app)
-    app.register_blueprint(views.bp)
-    app.register_blueprint(api.bp)
+    for module in (views, api, relocation, check, sites, admin):
+        app.register_blueprint(module.bp)
+    app.context_processor(_navigation)
     return app
