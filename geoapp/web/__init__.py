@@ -62,9 +62,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from flask_wtf.csrf import CSRFProtect
 
-    from geoapp.web import admin, api, auth, check, errors, relocation, sites, views
+    from geoapp.web import admin, api, auth, check, errors, i18n, relocation, sites, views
 
     CSRFProtect(app)
+    i18n.init_app(app)
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, sites, admin):
