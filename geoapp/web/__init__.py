@@ -26,19 +26,28 @@ NAV_ITEMS = (
     ("relocation.index", "搬迁地图", "Relocation", "viewer"),
     ("check.index", "现场核查", "Site check", "viewer"),
     ("admin.users", "用户管理", "Users", "admin"),
+    ("admin.audit", "操作日志", "Audit log", "admin"),
 )
 
 
 def _navigation() -> dict:
-    """Links for the header: only pages that exist and that the user may open."""
+    """Links for the header: only pages that exist and that the user may open.
+
+    ``label`` is in the UI language (the English column in English mode), so the header
+    never mixes languages.
+    """
     from flask import current_app
     from flask_login import current_user
 
+    from geoapp.web.i18n import current_language
+
+    english = current_language() == "en"
     items = []
     if current_user.is_authenticated:
         for endpoint, zh, en, role in NAV_ITEMS:
             if endpoint in current_app.view_functions and current_user.has_role(role):
-                items.append({"endpoint": endpoint, "zh": zh, "en": en})
+                items.append({"endpoint": endpoint, "zh": zh, "en": en,
+                              "label": en if english else zh})
     return {"nav_items": items}
 
 

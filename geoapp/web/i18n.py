@@ -1,21 +1,29 @@
 """UI language: Simplified Chinese by default, English by a switch (Flask-Babel).
 
-Message ids are the Chinese text; ``geoapp/translations/en`` holds the English catalog.
-The choice comes from ``?lang=zh|en`` (remembered in the session), else the LANGUAGE setting.
+Message ids are the Chinese text; ``geoapp/translations/en`` holds the English catalog
+(``scripts/i18n.sh`` extracts, updates and compiles it). The choice comes from
+``?lang=zh|en`` (remembered in the session), else the LANGUAGE setting.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from urllib.parse import urlencode
 
 from flask import Flask, current_app, request, session
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
+
+log = logging.getLogger(__name__)
 
 LANGUAGES = ("zh", "en")
+#: How each language names itself in the header switch (never translated).
+LANGUAGE_NAMES = {"zh": "中文", "en": "English"}
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
 
 def select_locale() -> str:
+    """``?lang=`` wins and is remembered; then the session; then the configured default."""
     asked = request.args.get("lang")
     if asked in LANGUAGES:
         session["lang"] = asked
@@ -26,13 +34,47 @@ def select_locale() -> str:
     return current_app.config.get("LANGUAGE", "zh")
 
 
+def current_language() -> str:
+    """The active UI language code ("zh" or "en"), outside a request the default."""
+    try:
+        loc = get_locale()
+    except RuntimeError:
+        return "zh"
+    code = loc.language if loc is not None else "zh"
+    return code if code in LANGUAGES else "zh"
+
+
+def lang_url(code: str) -> str:
+    """The current page with the same query string, switched to language ``code``.
+
+    Keeping the query string matters: a planner's filtered relocation view or an inspector's
+    check must survive the switch.
+    """
+    pairs = [(k, v) for k, values in request.args.lists() if k != "lang" for v in values]
+    pairs.append(("lang", code))
+    return f"{request.path}?{urlencode(pairs)}"
+
+
+def role_label(role: str) -> str:
+    """A role's name in the UI language (the vocabulary carries both words)."""
+    from geoapp.domain.vocab import Role
+
+    try:
+        parsed = Role.parse(role)
+    except ValueError:
+        return str(role)
+    return parsed.en if current_language() == "en" else parsed.zh
+
+
 def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     app.config["BABEL_DEFAULT_LOCALE"] = "zh"
     Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals.update(lang_url=lang_url, role_label=role_label,
+                                 LANGUAGE_NAMES=LANGUAGE_NAMES,
+                                 LANGUAGES=LANGUAGES)
 
     @app.context_processor
     def _lang():
-        from flask_babel import get_locale
-
-        return {"current_lang": str(get_locale() or "zh")}
+        lang = current_language()
+        return {"current_lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en"}
