@@ -55,11 +55,18 @@ def read_rules(path: str | Path, layers: list[str] | None = None) -> RuleSet:
 
 
 def _engine_key(app: Geoapp) -> tuple:
+    """What the engine was built from: the rules file's stamp and the newest relevant edit.
+
+    Cheap (one stat, one indexed query), so every check can afford it and an edit made by
+    another worker process is seen on the next request.
+    """
     rules = Path(app.settings["RULES_FILE"])
-    st = rules.stat() if rules.is_file() else None
-    meta = app.repo.meta()
-    return (str(rules), st.st_mtime_ns if st else None, st.st_size if st else None,
-            meta.get("built_at"), app.repo.last_change_id(exclude=_NOT_ENGINE_INPUTS))
+    try:
+        st = rules.stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = None
+    return (str(rules), stamp, app.repo.last_change_id(exclude=_NOT_ENGINE_INPUTS))
 
 
 def engine(app: Geoapp) -> RuleEngine:
