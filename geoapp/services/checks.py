@@ -136,7 +136,11 @@ def site_columns(sites: pd.DataFrame) -> dict[str, np.ndarray]:
     """The attribute columns the engine's filters read, as object arrays."""
     cols = {}
     for c in ("site_type", "industry", *RULE_ATTRS):
-        if c in sites.columns:
+        if c not in sites.columns:
+            continue
+        if c in ("new_lon", "new_lat"):
+            cols[c] = pd.to_numeric(sites[c], errors="coerce").to_numpy(dtype=float)
+        else:
             cols[c] = sites[c].to_numpy(dtype=object)
     return cols
 

@@ -25,6 +25,7 @@ NAV_ITEMS = (
     ("main.overview", "一张图", "Overview", "viewer"),
     ("relocation.index", "搬迁地图", "Relocation", "viewer"),
     ("check.index", "现场核查", "Site check", "viewer"),
+    ("weekly.index", "周报", "Weekly bulletin", "viewer"),
     ("admin.users", "用户管理", "Users", "admin"),
     ("admin.audit", "操作日志", "Audit log", "admin"),
 )
@@ -71,13 +72,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from flask_wtf.csrf import CSRFProtect
 
-    from geoapp.web import admin, api, auth, check, errors, i18n, relocation, sites, views
+    from geoapp.web import admin, api, auth, check, errors, i18n, relocation, sites, views, weekly
 
     CSRFProtect(app)
     i18n.init_app(app)
     errors.register(app)
     auth.init_app(app)
-    for module in (views, api, relocation, check, sites, admin):
+    for module in (views, api, relocation, check, sites, weekly, admin):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     return app
