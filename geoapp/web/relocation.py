@@ -1,5 +1,99 @@
-"""Blueprint placeholder: its routes are being written."""
+"""The planners' relocation map (百企退城): page, JSON and ledger downloads.
 
-from flask import Blueprint
+All four routes take the same query (district, industry, classification, stage, each
+repeatable; year), so a view is a shareable link and a download holds exactly the rows the
+page shows.
+"""
 
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tempfile
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from geoapp.services import relocation as svc
+from geoapp.web.views import render_map_page
+
+log = logging.getLogger(__name__)
 bp = Blueprint("relocation", __name__)
+
+
+def _core():
+    return current_app.extensions["geoapp"]
+
+
+def _lang() -> str:
+    return "en" if str(get_locale() or "zh").startswith("en") else "zh"
+
+
+def _view() -> svc.RelocationView:
+    core = _core()
+    filters = svc.parse_filters(core, request.args)
+    year = svc.parse_year(core, request.args.get("year"))
+    return svc.relocation_view(core, filters, year)
+
+
+def _map_labels() -> dict[str, str]:
+    return {"sites": _("企业现址"), "new_sites": _("搬迁新址"), "lines": _("搬迁路线"),
+            "legend": _("图例"), "outline": _("外圈"), "new_site_ring": _("新址（空心圈）"),
+            "district": _("辖区"), "industry": _("行业"), "classification": _("整治分类"),
+            "stage": _("进展"), "hits": _("规则命中"), "no_hits": _("无规则命中"),
+            "moved_from": _("原企业"), "site_page": _("查看详情"),
+            "site_url": request.script_root + "/sites/"}
+
+
+def _query_string(view: svc.RelocationView) -> str:
+    from urllib.parse import urlencode
+
+    pairs = [(k, v) for k, vals in view.filters.as_query().items() for v in vals]
+    if request.args.get("year"):
+        pairs.append(("year", str(view.year)))
+    return urlencode(pairs)
+
+
+@bp.get("/relocation")
+def index():
+    """The map, the summary panel, the filters and the sortable table."""
+    view = _view()
+    lang = _lang()
+    m = svc.relocation_map(_core(), view, labels=_map_labels(), lang=lang)
+    return render_map_page("relocation.html", m, view=view, rows=svc.site_rows(view),
+                           summary=view.summary, lang=lang, query=_query_string(view),
+                           years=list(svc.programme(_core()).targets))
+
+
+@bp.get("/api/relocation")
+def api():
+    """The same view as JSON: filters, summary and the rows with their rule hits."""
+    view = _view()
+    return jsonify({"filters": view.filters.as_query(), "year": view.year,
+                    "summary": view.summary, "sites": svc.site_rows(view)})
+
+
+def _download(fmt: str, mimetype: str) -> Response:
+    view = _view()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = svc.write_ledger(view, Path(tmp) / f"ledger.{fmt}", fmt)
+        body = path.read_bytes()
+    stamp = dt.date.today().strftime("%Y%m%d")
+    log.info("relocation ledger %s: %d rows", fmt, len(view.sites))
+    return Response(body, mimetype=mimetype, headers={
+        "Content-Disposition": f'attachment; filename="relocation-ledger-{stamp}.{fmt}"'})
+
+
+@bp.get("/relocation.csv")
+def download_csv():
+    """The filtered ledger as CSV (UTF-8 with BOM, Chinese headers)."""
+    return _download("csv", "text/csv; charset=utf-8")
+
+
+@bp.get("/relocation.xlsx")
+def download_xlsx():
+    """The filtered ledger as an Excel workbook (Chinese headers)."""
+    return _download("xlsx",
+                     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")

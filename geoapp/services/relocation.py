@@ -1,0 +1,335 @@
+"""The planners' relocation view (百企退城): filtered enterprises, programme summary, ledger.
+
+One pass: parse the filters (unknown values are an error naming the value, never an empty
+map that looks like "no enterprises"), read the matching enterprises, count them against the
+year's targets from ``programme.toml``, and hand the rows to the map, the table and the
+exports, so all three always show exactly the same enterprises.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import folium
+import geopandas as gpd
+import pandas as pd
+
+from geoapp.domain.errors import ConfigError, InvalidInput
+from geoapp.domain.vocab import Classification, SiteType, Stage
+
+log = logging.getLogger(__name__)
+
+PROGRAMME_FILE = "programme.toml"
+FILTER_NAMES: tuple[str, ...] = ("district", "industry", "classification", "stage")
+STARTED_STAGES = (Stage.STARTED, Stage.COMPLETED, Stage.ACCEPTED)
+COMPLETED_STAGES = (Stage.COMPLETED, Stage.ACCEPTED)
+MU_PER_HECTARE = 15.0
+
+#: Ledger columns (整治工作台账 order, then the programme's tracking columns): field -> header.
+LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("seq", "序号"), ("district", "辖区"), ("name", "企业名称"), ("address", "企业详细地址"),
+    ("credit_code", "统一社会信用代码"), ("industry", "行业类别"), ("employees", "职工人数"),
+    ("land_tenure", "厂区土地性质"), ("safety_assessment", "有无安全评价"),
+    ("energy_review", "有无节能审查"), ("eia_approval", "环评批复文号"),
+    ("discharge_permit", "排污许可证号"), ("online_monitoring", "有无在线监测"),
+    ("main_problems", "存在主要环保问题"), ("measures", "整改措施"),
+    ("classification_zh", "整治分类"), ("deadline", "整改完成时限"), ("progress", "进展情况"),
+    ("remarks", "备注"), ("stage_zh", "进展阶段"), ("actual_start", "实际启动日期"),
+    ("actual_completion", "实际完成日期"), ("new_site_name", "新址名称"),
+    ("new_lon", "新址经度"), ("new_lat", "新址纬度"), ("new_site_area_mu", "新址占地（亩）"),
+    ("vacated_mu", "腾退土地（亩）"), ("listed_mu", "挂牌出让土地（亩）"),
+    ("sale_revenue_wan", "出让收入（万元）"), ("lon", "经度"), ("lat", "纬度"), ("id", "编号"),
+)
+_YES_NO = ("safety_assessment", "energy_review", "online_monitoring")
+_COLUMNS = [f for f, _ in LEDGER_COLUMNS if not f.endswith("_zh")] + ["classification", "stage"]
+
+
+@dataclass(frozen=True)
+class Target:
+    started: int
+    completed: int
+
+
+@dataclass(frozen=True)
+class Programme:
+    """The programme's name and its cumulative year-end targets."""
+
+    name: str = "百企退城"
+    targets: Mapping[int, Target] = field(default_factory=dict)
+
+    def default_year(self, today: dt.date | None = None) -> int | None:
+        """The current year if it has targets, else the latest year that has."""
+        if not self.targets:
+            return None
+        year = (today or dt.date.today()).year
+        return year if year in self.targets else max(self.targets)
+
+
+@dataclass(frozen=True)
+class RelocationFilters:
+    """Chosen values per filter; an empty tuple means "all"."""
+
+    district: tuple[str, ...] = ()
+    industry: tuple[str, ...] = ()
+    classification: tuple[str, ...] = ()
+    stage: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, n) for n in FILTER_NAMES)
+
+    def as_query(self) -> dict[str, list[str]]:
+        """The filters as URL query values (what makes a view a shareable link)."""
+        return {n: list(getattr(self, n)) for n in FILTER_NAMES if getattr(self, n)}
+
+
+@dataclass
+class RelocationView:
+    """Everything the page, the API and the exports show for one set of filters."""
+
+    filters: RelocationFilters
+    year: int | None
+    sites: gpd.GeoDataFrame
+    summary: dict[str, Any]
+    hits: dict[str, list[dict[str, Any]]]
+    options: dict[str, list[str]]
+
+
+# -- programme file ------------------------------------------------------------------------
+def load_programme(path: str | Path) -> Programme:
+    """Read ``programme.toml``; a missing file means no targets, a broken one is an error."""
+    p = Path(path)
+    if not p.is_file():
+        log.info("no programme file at %s: summary without targets", p)
+        return Programme()
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    name = str(data.get("programme", {}).get("name", "百企退城"))
+    targets: dict[int, Target] = {}
+    for key, item in (data.get("targets") or {}).items():
+        try:
+            year = int(key)
+            started, completed = int(item["started"]), int(item["completed"])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{p}: [targets.{key}] needs a year and whole numbers "
+                              "'started' and 'completed'") from None
+        if started < 0 or completed < 0:
+            raise ConfigError(f"{p}: [targets.{key}] targets must not be negative")
+        targets[year] = Target(started, completed)
+    return Programme(name=name, targets=dict(sorted(targets.items())))
+
+
+def programme(app) -> Programme:
+    """The programme of the app's data folder, re-read when the file changes."""
+    path = Path(app.settings["DATA_DIR"]) / PROGRAMME_FILE
+    stamp = path.stat().st_mtime_ns if path.is_file() else None
+    cached = app.cache.get("programme")
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, load_programme(path))
+        app.cache["programme"] = cached
+    return cached[1]
+
+
+# -- filters -------------------------------------------------------------------------------
+def _values(args: Mapping[str, Any], name: str) -> list[str]:
+    raw = args.getlist(name) if hasattr(args, "getlist") else args.get(name, [])
+    if isinstance(raw, str):
+        raw = [raw]
+    out: list[str] = []
+    for item in raw or []:
+        out += [v.strip() for v in str(item).split(",") if v.strip()]
+    return list(dict.fromkeys(out))
+
+
+def filter_options(app) -> dict[str, list[str]]:
+    """The values each filter accepts: the city's districts and the ledger's industries."""
+    ent = app.repo.sites(SiteType.ENTERPRISE, columns=["industry"])
+    industries = sorted({str(v) for v in ent["industry"].dropna() if str(v).strip()})
+    return {"district": [c.name for c in app.city.counties], "industry": industries,
+            "classification": [c.value for c in Classification],
+            "stage": [s.value for s in Stage]}
+
+
+def parse_filters(app, args: Mapping[str, Any]) -> RelocationFilters:
+    """Query values to filters; labels (搬迁升级) and machine names (relocate) both work."""
+    options = filter_options(app)
+    chosen: dict[str, tuple[str, ...]] = {}
+    full_names = {c.full_name: c.name for c in app.city.counties}
+    for name in ("district", "industry"):
+        vals = []
+        for v in _values(args, name):
+            v = full_names.get(v, v) if name == "district" else v
+            if v not in options[name]:
+                label = "辖区 district" if name == "district" else "行业 industry"
+                raise InvalidInput(f"未知{label} {v!r}; expected one of: "
+                                   f"{', '.join(options[name])}")
+            vals.append(v)
+        chosen[name] = tuple(vals)
+    for name, enum in (("classification", Classification), ("stage", Stage)):
+        try:
+            chosen[name] = tuple(enum.parse(v).value for v in _values(args, name))
+        except ValueError as exc:
+            label = "整治分类" if name == "classification" else "进展阶段"
+            raise InvalidInput(f"{label}: {exc}") from None
+    return RelocationFilters(**chosen)
+
+
+def parse_year(app, value: str | None) -> int | None:
+    """``?year=``: a year the programme file has targets for; empty means the default."""
+    prog = programme(app)
+    if value in (None, ""):
+        return prog.default_year()
+    try:
+        year = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"年度 year must be a whole number, got {value!r}") from None
+    if prog.targets and year not in prog.targets:
+        years = ", ".join(str(y) for y in prog.targets)
+        raise InvalidInput(f"年度 year {year} has no targets; defined: {years}")
+    return year
+
+
+# -- the view ------------------------------------------------------------------------------
+def relocation_view(app, filters: RelocationFilters, year: int | None = None) -> RelocationView:
+    """The filtered enterprises with their hits and the programme summary."""
+    criteria = {n: list(getattr(filters, n)) for n in FILTER_NAMES if getattr(filters, n)}
+    sites = app.repo.sites(SiteType.ENTERPRISE, columns=_COLUMNS, **criteria)
+    sites = sites.sort_values(["seq", "id"], na_position="last").reset_index(drop=True)
+    prog = programme(app)
+    return RelocationView(filters=filters, year=year, sites=sites,
+                          summary=summarize(sites, prog, year), hits=_hits_for(app, sites["id"]),
+                          options=filter_options(app))
+
+
+def _pct(count: int, target: int | None) -> float | None:
+    if not target:
+        return None
+    return round(100.0 * count / target, 1)
+
+
+def summarize(sites: pd.DataFrame, prog: Programme, year: int | None) -> dict[str, Any]:
+    """Counts by classification and stage, progress against the year's targets, land, money."""
+    cls = sites["classification"].value_counts() if len(sites) else pd.Series(dtype=int)
+    stg = sites["stage"].value_counts() if len(sites) else pd.Series(dtype=int)
+    started = int(sites["stage"].isin(list(STARTED_STAGES)).sum()) if len(sites) else 0
+    completed = int(sites["stage"].isin(list(COMPLETED_STAGES)).sum()) if len(sites) else 0
+    target = prog.targets.get(year) if year is not None else None
+
+    def total(col: str) -> float:
+        return round(float(pd.to_numeric(sites[col], errors="coerce").fillna(0).sum()), 1) \
+            if len(sites) else 0.0
+
+    vacated, listed = total("vacated_mu"), total("listed_mu")
+    relocations = sites[(sites["classification"] == Classification.RELOCATE)
+                        & sites["new_lon"].notna() & sites["new_lat"].notna()] \
+        if len(sites) else sites
+    return {
+        "total": len(sites),
+        "programme": prog.name,
+        "by_classification": [{"value": c.value, "zh": c.zh, "en": c.en,
+                               "count": int(cls.get(c.value, 0))} for c in Classification],
+        "by_stage": [{"value": s.value, "zh": s.zh, "en": s.en, "count": int(stg.get(s.value, 0))}
+                     for s in Stage],
+        "year": year,
+        "started": started, "started_target": target.started if target else None,
+        "started_pct": _pct(started, target.started if target else None),
+        "completed": completed, "completed_target": target.completed if target else None,
+        "completed_pct": _pct(completed, target.completed if target else None),
+        "vacated_mu": vacated, "vacated_ha": round(vacated / MU_PER_HECTARE, 2),
+        "listed_mu": listed, "listed_ha": round(listed / MU_PER_HECTARE, 2),
+        "revenue_wan": total("sale_revenue_wan"),
+        "relocations_with_new_site": len(relocations),
+    }
+
+
+def _rule_titles(app) -> dict[str, dict[str, str]]:
+    path = Path(app.settings["RULES_FILE"])
+    stamp = path.stat().st_mtime_ns if path.is_file() else None
+    cached = app.cache.get("rule_titles")
+    if cached is None or cached[0] != stamp:
+        from geoapp.services.checks import read_rules
+
+        try:
+            titles = {r.id: r.title for r in read_rules(path)}
+        except ConfigError:
+            log.warning("rules file %s unreadable; hits show rule ids", path)
+            titles = {}
+        cached = (stamp, titles)
+        app.cache["rule_titles"] = cached
+    return cached[1]
+
+
+def _hits_for(app, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    wanted = set(ids)
+    hits = app.repo.site_hits()
+    if hits.empty or not wanted:
+        return {}
+    hits = hits[hits["site_id"].isin(wanted)]
+    titles = _rule_titles(app)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in hits.itertuples(index=False):
+        title = titles.get(row.rule_id, {"zh": row.rule_id, "en": row.rule_id})
+        dist = None if pd.isna(row.distance_m) else round(float(row.distance_m))
+        out.setdefault(row.site_id, []).append(
+            {"rule_id": row.rule_id, "title_zh": title["zh"], "title_en": title["en"],
+             "feature": row.feature_name or "", "distance_m": dist, "severity": row.severity})
+    return out
+
+
+# -- outputs -------------------------------------------------------------------------------
+def ledger_table(view: RelocationView) -> pd.DataFrame:
+    """Exactly the filtered rows, ledger columns with Chinese headers (for CSV and XLSX)."""
+    df = pd.DataFrame(view.sites.drop(columns="geometry", errors="ignore"))
+    df["classification_zh"] = df["classification"].map(
+        {c.value: c.zh for c in Classification}).fillna(df["classification"])
+    df["stage_zh"] = df["stage"].map({s.value: s.zh for s in Stage}).fillna(df["stage"])
+    for col in _YES_NO:
+        df[col] = df[col].map(lambda v: "" if v is None or v is pd.NA or v == ""
+                              else ("有" if str(v).lower() in ("true", "1", "有") else "无"))
+    fields = [f for f, _ in LEDGER_COLUMNS]
+    for f in fields:
+        if f not in df:
+            df[f] = None
+    return df[fields].rename(columns=dict(LEDGER_COLUMNS))
+
+
+def write_ledger(view: RelocationView, path: str | Path, fmt: str) -> Path:
+    """Write the filtered ledger as ``csv`` or ``xlsx`` (formula injection neutralised)."""
+    from geoapp.exports.tables import write_csv, write_xlsx
+
+    table = ledger_table(view)
+    if fmt == "csv":
+        return write_csv(table, path)
+    if fmt == "xlsx":
+        return write_xlsx({"百企退城台账": table}, path)
+    raise InvalidInput(f"unknown export format {fmt!r}; expected csv or xlsx")
+
+
+def site_rows(view: RelocationView) -> list[dict[str, Any]]:
+    """Plain rows for the table and the API (no geometry objects)."""
+    df = pd.DataFrame(view.sites.drop(columns="geometry", errors="ignore"))
+    df = df.astype(object).where(df.notna(), None)
+    rows = df.to_dict(orient="records")
+    for r in rows:
+        r["hits"] = view.hits.get(r["id"], [])
+    return rows
+
+
+def relocation_map(app, view: RelocationView, *, labels: Mapping[str, str],
+                   lang: str = "zh") -> folium.Map:
+    """The relocation map for ``view``; ``labels`` are the UI words already translated."""
+    from geoapp.maps.relocation import relocation_map as build
+
+    outline = app.repo.layer("city").geometry.union_all()
+    c = outline.centroid
+    return build(view.sites, view.hits, center=(c.y, c.x), zoom=app.city.zoom,
+                 city_bounds=tuple(outline.bounds), labels=labels, lang=lang,
+                 tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"])
