@@ -73,7 +73,7 @@ def test_shipped_rules_file_defines_every_rule_of_the_table():
     assert rules["canal_protection_1"].distance_m == 50
     assert rules["canal_protection_2"].distance_m == 1000
     assert rules["relocation_destination"].applies_to.point == "new_site"
-    assert rules["scattered_relapse"].layer.startswith("sites:scattered_workshop")
+    assert rules["scattered_relapse"].layer == "banned_workshops"
 
 
 def test_shipped_rules_name_only_layers_of_the_city_file():

@@ -85,7 +85,15 @@ RULES_SCHEMA: dict[str, Any] = {
                         "required": ["sites"],
                         "additionalProperties": False,
                         "properties": {"sites": {"type": "string", "minLength": 1},
-                                       "where": _clause},
+                                       "where": _clause,
+                                       "name": {"type": "string",
+                                                "pattern": "^[a-z][a-z0-9_]*$"},
+                                       "title": {"type": "object",
+                                                 "required": ["zh", "en"],
+                                                 "additionalProperties": False,
+                                                 "properties": {
+                                                     "zh": {"type": "string", "minLength": 1},
+                                                     "en": {"type": "string", "minLength": 1}}}},
                     },
                     "test": {"enum": list(TESTS)},
                     "distance_m": {"type": "number", "exclusiveMinimum": 0},
@@ -143,10 +151,16 @@ class LayerSource:
 
     sites: str
     where: tuple[Condition, ...] = ()
+    name: str | None = None
+    title_zh: str | None = None
+    title_en: str | None = None
 
     @property
     def key(self) -> str:
-        """A stable layer name such as ``sites:scattered_workshop?status=banned``."""
+        """The layer name: ``name`` when the rules file gives one (e.g. banned_workshops),
+        else a stable generated one such as ``sites:scattered_workshop?status=banned``."""
+        if self.name:
+            return self.name
         parts = "&".join(f"{c.attr}={','.join(sorted(c.values))}" for c in self.where)
         return f"sites:{self.sites}" + (f"?{parts}" if parts else "")
 
@@ -326,7 +340,10 @@ def _rule(item: Mapping[str, Any]) -> RuleSpec:
     source = None
     if "source" in item:
         src = item["source"]
-        source = LayerSource(sites=src["sites"], where=_conditions(src.get("where") or {}))
+        title = src.get("title") or {}
+        source = LayerSource(sites=src["sites"], where=_conditions(src.get("where") or {}),
+                             name=src.get("name"), title_zh=title.get("zh"),
+                             title_en=title.get("en"))
     sev_by = item.get("severity_by") or {}
     return RuleSpec(
         id=item["id"],
