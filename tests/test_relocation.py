@@ -1,0 +1,224 @@
+"""The relocation map: filters, programme summary, table, downloads, through the test client."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+import shutil
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from shapely.geometry import Point
+from webutil import login, make_users
+
+from geoapp.domain.errors import ConfigError
+from geoapp.services.relocation import Programme, Target, load_programme, summarize
+from geoapp.web import create_app
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, jiaozuo_db):
+    inst = tmp_path_factory.mktemp("instance")
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
+                      "TILES": "none"})
+    make_users(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    c = app.test_client()
+    login(c, "viewer")
+    return c
+
+
+def _enterprises(app, **filters) -> pd.DataFrame:
+    return app.extensions["geoapp"].repo.sites("enterprise", **filters)
+
+
+def _table_ids(html: str) -> list[str]:
+    body = html.split('id="rl-table"', 1)[1]
+    return re.findall(r'<tr data-id="([^"]+)"', body)
+
+
+def _map_site_ids(html: str) -> list[str]:
+    """Ids of the current-site features drawn on the map (the GeoJSON layer's data)."""
+    return re.findall(r'"id": "([^"]+)", "k": "site"', html)
+
+
+# -- programme file and summary ------------------------------------------------------------
+def test_programme_file_gives_targets_per_year(tmp_path):
+    p = tmp_path / "programme.toml"
+    p.write_text('[programme]\nname = "百企退城"\n[targets.2026]\nstarted = 30\ncompleted = 11\n'
+                 '[targets.2025]\nstarted = 10\ncompleted = 2\n', encoding="utf-8")
+    prog = load_programme(p)
+    assert prog.targets == {2025: Target(10, 2), 2026: Target(30, 11)}
+    assert prog.default_year(dt.date(2026, 5, 1)) == 2026
+    assert prog.default_year(dt.date(2031, 1, 1)) == 2026  # latest defined
+
+
+def test_missing_programme_file_means_no_targets(tmp_path):
+    prog = load_programme(tmp_path / "absent.toml")
+    assert prog.targets == {}
+    assert prog.default_year() is None
+
+
+def test_programme_target_that_is_not_a_number_is_a_config_error(tmp_path):
+    p = tmp_path / "programme.toml"
+    p.write_text("[targets.2026]\nstarted = \"many\"\ncompleted = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="targets.2026"):
+        load_programme(p)
+
+
+def _ledger(rows: list[tuple[str, str, float | None]]) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        [{"id": f"E{i}", "classification": c, "stage": s, "vacated_mu": mu, "listed_mu": None,
+          "sale_revenue_wan": 100.0, "new_lon": None, "new_lat": None}
+         for i, (c, s, mu) in enumerate(rows)],
+        geometry=[Point(113.2, 35.2)] * len(rows), crs="EPSG:4326")
+
+
+def test_summary_counts_started_and_completed_against_the_years_target():
+    sites = _ledger([("relocate", "not_started", 10.0), ("relocate", "started", 20.0),
+                     ("upgrade", "completed", None), ("close", "accepted", 15.0)])
+    prog = Programme(targets={2026: Target(started=7, completed=3)})
+    s = summarize(sites, prog, 2026)
+    assert (s["started"], s["completed"]) == (3, 2)
+    assert s["started_pct"] == 42.9  # 3 / 7, one decimal
+    assert s["completed_pct"] == 66.7
+    assert s["vacated_mu"] == 45.0 and s["vacated_ha"] == 3.0  # 15 亩 = 1 公顷
+    assert s["revenue_wan"] == 400.0
+    counts = {c["value"]: c["count"] for c in s["by_classification"]}
+    assert counts == {"relocate": 2, "upgrade": 1, "close": 1, "convert": 0, "bankrupt": 0}
+    assert [x["count"] for x in s["by_stage"]] == [1, 1, 1, 1]
+
+
+def test_summary_without_a_target_gives_no_percentage():
+    s = summarize(_ledger([("relocate", "started", 1.0)]), Programme(), None)
+    assert s["started"] == 1 and s["started_pct"] is None and s["started_target"] is None
+
+
+# -- page ----------------------------------------------------------------------------------
+def test_page_needs_a_login(app):
+    r = app.test_client().get("/relocation")
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+
+
+def test_page_shows_every_enterprise_in_table_and_map(client, app):
+    html = client.get("/relocation").get_data(as_text=True)
+    everyone = set(_enterprises(app)["id"])
+    assert "<iframe" not in html
+    assert set(_table_ids(html)) == everyone
+    assert set(_map_site_ids(html)) == everyone
+    assert "/static/js/relocation.js" in html
+
+
+def test_classification_filter_narrows_table_map_and_summary(client, app):
+    html = client.get("/relocation?classification=relocate").get_data(as_text=True)
+    expected = set(_enterprises(app, classification="relocate")["id"])
+    assert len(expected) == 34
+    assert set(_table_ids(html)) == expected
+    assert set(_map_site_ids(html)) == expected
+    assert 'id="rl-total">34<' in html
+    # relocations draw their new site and the line from the old one
+    assert html.count('"k": "new"') == 34 and html.count('"k": "line"') == 34
+
+
+def test_chinese_label_and_machine_name_filter_the_same(client):
+    a = client.get("/api/relocation?classification=搬迁升级&stage=已完成").get_json()
+    b = client.get("/api/relocation?classification=relocate&stage=completed").get_json()
+    assert a["summary"] == b["summary"]
+    assert {s["id"] for s in a["sites"]} == {s["id"] for s in b["sites"]}
+    assert all(s["stage"] == "completed" for s in a["sites"])
+
+
+def test_repeated_district_values_are_combined(client, app):
+    body = client.get("/api/relocation?district=解放区&district=山阳区").get_json()
+    expected = set(_enterprises(app, district=["解放区", "山阳区"])["id"])
+    assert {s["id"] for s in body["sites"]} == expected
+    assert body["filters"] == {"district": ["解放区", "山阳区"]}
+
+
+def test_filters_are_kept_in_the_form_and_download_links(client):
+    html = client.get("/relocation?district=解放区&stage=started").get_data(as_text=True)
+    assert re.search(r'name="district" value="解放区" checked', html)
+    assert re.search(r'name="stage" value="started" checked', html)
+    assert "/relocation.csv?district=%E8%A7%A3%E6%94%BE%E5%8C%BA&amp;stage=started" in html
+
+
+@pytest.mark.parametrize("query, named", [
+    ("classification=moving", "moving"),
+    ("stage=finished", "finished"),
+    ("district=朝阳区", "朝阳区"),
+    ("industry=航天", "航天"),
+    ("year=1999", "1999"),
+    ("year=soon", "soon"),
+])
+def test_unknown_filter_value_is_a_400_naming_it(client, query, named):
+    page = client.get("/relocation?" + query)
+    assert page.status_code == 400
+    assert named in page.get_data(as_text=True)
+    api = client.get("/api/relocation?" + query)
+    assert api.status_code == 400
+    assert named in api.get_json()["message"]
+
+
+def test_summary_uses_the_chosen_years_target(client):
+    s = client.get("/api/relocation?year=2018").get_json()["summary"]
+    assert s["year"] == 2018 and s["started_target"] == 30
+    assert s["started_pct"] == round(100 * s["started"] / 30, 1)
+    default = client.get("/api/relocation").get_json()["summary"]
+    assert default["year"] == 2020  # the latest defined year when this year has none
+
+
+def test_popup_data_carries_the_sites_rule_hits(client, app):
+    core = app.extensions["geoapp"]
+    hits = core.repo.site_hits("E0001")
+    assert not hits.empty
+    body = client.get("/api/relocation").get_json()
+    e1 = next(s for s in body["sites"] if s["id"] == "E0001")
+    assert {h["rule_id"] for h in e1["hits"]} == set(hits["rule_id"])
+    html = client.get("/relocation?district=中站区").get_data(as_text=True)
+    name = hits.iloc[0]["feature_name"]
+    assert name in html or name.encode("unicode_escape").decode() in html
+
+
+def test_english_switch_names_classifications_in_english(client):
+    html = client.get("/relocation?lang=en").get_data(as_text=True)
+    client.get("/relocation?lang=zh")
+    assert "Relocate and upgrade" in html
+
+
+# -- downloads -----------------------------------------------------------------------------
+def test_csv_download_holds_exactly_the_filtered_rows_with_chinese_headers(client, app):
+    r = client.get("/relocation.csv?district=解放区&classification=relocate")
+    assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(r.data.decode("utf-8-sig"))))
+    expected = set(_enterprises(app, district="解放区", classification="relocate")["id"])
+    assert {row["编号"] for row in rows} == expected
+    assert {row["整治分类"] for row in rows} == {"搬迁升级"}
+    assert list(rows[0])[:3] == ["序号", "辖区", "企业名称"]
+    assert rows[0]["有无在线监测"] in ("有", "无")
+
+
+def test_xlsx_download_holds_exactly_the_filtered_rows(client, app):
+    from openpyxl import load_workbook
+
+    r = client.get("/relocation.xlsx?stage=not_started")
+    assert r.status_code == 200
+    ws = load_workbook(io.BytesIO(r.data)).active
+    values = list(ws.values)
+    header = list(values[0])
+    ids = {row[header.index("编号")] for row in values[1:]}
+    assert ids == set(_enterprises(app, stage="not_started")["id"])
+    assert "进展阶段" in header and {row[header.index("进展阶段")] for row in values[1:]} == {"未启动"}
+
+
+def test_bad_filter_on_a_download_is_a_400_not_a_file(client):
+    r = client.get("/relocation.csv?classification=nope")
+    assert r.status_code == 400
+    assert "attachment" not in r.headers.get("Content-Disposition", "")
