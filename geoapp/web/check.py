@@ -1,5 +1,129 @@
-"""Blueprint placeholder: its routes are being written."""
+"""The inspectors' site check: /check (form, verdict, map), /check/print (one-page A4
+sheet) and the POST that records an inspection. The URL of a check reproduces it."""
 
-from flask import Blueprint
+from __future__ import annotations
 
+import logging
+import re
+
+from flask import Blueprint, current_app, flash, redirect, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from geoapp.domain.errors import CoordinateError, GeoappError, InvalidInput, NotFound
+from geoapp.domain.vocab import SiteType
+from geoapp.maps.check import check_map
+from geoapp.services import Geoapp
+from geoapp.services import inspection as svc
+from geoapp.spatial.crs import crs_choices
+from geoapp.web.auth import role_required
+from geoapp.web.views import render_map_page
+
+log = logging.getLogger(__name__)
 bp = Blueprint("check", __name__)
+
+#: English engine messages -> a Chinese sentence shown first (the detail follows).
+_ZH_HINTS = (
+    (r"unknown coordinate system", _l("坐标系无效，请从列表中选择。")),
+    (r"look swapped", _l("经纬度可能填反了：请先填经度（东经，约 110-120），再填纬度（北纬，约 30-40）。")),
+    (r"outside China", _l("坐标不在中国境内，请检查数值和坐标系。")),
+    (r"are not degrees|projected metres", _l("这像是投影坐标（米），请选择“高斯-克吕格 x/y”。")),
+    (r"look like degrees", _l("这像是经纬度（度），请选择 WGS84、GCJ-02 或 BD-09。")),
+    (r"not a number|missing|expected two numbers", _l("坐标不是有效数字，请检查输入（小数点用“.”）。")),
+    (r"outside -1[89]0", _l("经度或纬度超出范围。")),
+    (r"Gauss-Krüger|easting|northing|zone", _l("高斯-克吕格坐标无效，请检查 x/y 与带号。")),
+    (r"DMS|degrees-minutes|度分秒|minutes|seconds", _l("度分秒格式无法识别，例如：东经113度14分30.5秒 北纬35度12分10秒。")),
+    (r"site_type", _l("场所类型无效。")),
+)
+
+
+def core() -> Geoapp:
+    return current_app.extensions["geoapp"]
+
+
+def _zh_message(exc: GeoappError) -> str:
+    """A clear Chinese sentence first; the engine's own message stays as the detail."""
+    if isinstance(exc, NotFound):
+        return exc.message
+    if isinstance(exc, InvalidInput):
+        for pattern, zh in _ZH_HINTS:
+            if re.search(pattern, exc.message):
+                return f"{zh}（{exc.message}）"
+        if isinstance(exc, CoordinateError):
+            return _("坐标有误，请检查数值和坐标系。") + f"（{exc.message}）"
+    return exc.message
+
+
+def _context(query: svc.CheckQuery) -> dict:
+    return {"query": query, "crs_choices": crs_choices(),
+            "site_types": [(t.value, t.zh) for t in SiteType],
+            "sites": svc.site_choices(core()),
+            "can_record": current_user.has_role("inspector")}
+
+
+def _map_for(view: svc.CheckView | None):
+    app = core()
+    tiles, key = app.settings["TILES"], app.settings["TIANDITU_KEY"]
+    if view is None:
+        from geoapp.maps.base import base_map
+
+        outline = app.repo.layer("city").geometry.union_all()
+        c = outline.centroid
+        m = base_map((c.y, c.x), app.city.zoom, tiles=tiles, tianditu_key=key)
+        x0, y0, x1, y1 = outline.bounds
+        m.fit_bounds([[y0, x0], [y1, x1]])
+        return m
+    feats = svc.map_features(app, view.result)
+    zones = svc.zones_near(app, view.result)
+    return check_map(view.result.lon, view.result.lat, feats, zones,
+                     metric_crs=app.metric_crs, tiles=tiles, tianditu_key=key)
+
+
+def _run(query: svc.CheckQuery) -> tuple[svc.CheckView | None, str | None, int]:
+    if query.empty:
+        return None, None, 200
+    try:
+        return svc.run_check(core(), query), None, 200
+    except GeoappError as exc:
+        if exc.status >= 500:
+            raise
+        return None, _zh_message(exc), exc.status
+
+
+@bp.get("/check")
+def index():
+    """The check form and, when the URL names a point or a site, its answer."""
+    query = svc.CheckQuery.from_args(request.args)
+    view, error, status = _run(query)
+    page = render_map_page("check.html", _map_for(view), view=view, error=error,
+                           **_context(query))
+    return page, status
+
+
+@bp.get("/check/print")
+def print_sheet():
+    """The one-page A4 check sheet for the same parameters."""
+    query = svc.CheckQuery.from_args(request.args)
+    if query.empty:
+        raise InvalidInput(_("请先填写坐标或选择企业"))
+    view, error, status = _run(query)
+    if view is None:
+        raise (NotFound(error) if status == 404 else InvalidInput(error or ""))
+    return render_map_page("check_print.html", _map_for(view), view=view, query=query)
+
+
+@bp.post("/check/inspections")
+@role_required("inspector")
+def record():
+    """Record the check as an inspection; the check is re-run here, not taken from the form."""
+    query = svc.CheckQuery.from_args(request.form)
+    if query.empty:
+        raise InvalidInput(_("请先填写坐标或选择企业"))
+    view = svc.run_check(core(), query)
+    saved = svc.record_inspection(core(), view, request.form.get("notes", ""),
+                                  user=current_user.username)
+    flash(_("已记录检查（编号 %(id)s）", id=saved["id"]))
+    if view.site:
+        return redirect(url_for("sites.show", site_id=view.site["id"]) + "#inspections")
+    return redirect(url_for("check.index", **query.url_args()))

@@ -1,0 +1,163 @@
+"""The map of one site check: the point, the rule buffers near it, the nearest feature of
+each layer and a dashed distance line from the point to the nearest point of each feature.
+
+Distances and nearest points are computed in the city's metric CRS (never in degrees) and
+only then turned back into lon/lat for drawing, so a line's label matches its drawn length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import folium
+import geopandas as gpd
+import pandas as pd
+import shapely
+from shapely.ops import nearest_points
+
+from geoapp.maps.base import base_map
+from geoapp.maps.legend import add_legend
+from geoapp.maps.overview import shift_for_tiles
+
+log = logging.getLogger(__name__)
+
+HIT_COLOUR = "#d62728"
+NEAR_COLOUR = "#1f5fa8"
+ZONE_COLOUR = "#ff7f0e"
+POINT_COLOUR = "#111111"
+#: Features are clipped to this many metres beyond their nearest point (keeps pages small).
+FEATURE_MARGIN_M = 1500.0
+#: Nothing is drawn farther than this from the point.
+MAX_EXTENT_M = 40000.0
+
+
+def _fmt_m(d: float | None) -> str:
+    if d is None:
+        return ""
+    return f"{d:,.1f} m" if d < 10000 else f"{d / 1000:,.2f} km"
+
+
+def _clip(gdf: gpd.GeoDataFrame, centre_m: shapely.Point, radius_m: float,
+          metric_crs: str) -> gpd.GeoDataFrame:
+    """Reproject to metres, cut to a square of ``radius_m`` around the point, back to lon/lat."""
+    if gdf.empty:
+        return gdf
+    box = shapely.box(centre_m.x - radius_m, centre_m.y - radius_m,
+                      centre_m.x + radius_m, centre_m.y + radius_m)
+    out = gdf.to_crs(metric_crs)
+    out["geometry"] = shapely.intersection(out.geometry.values, box)
+    out = out[~out.geometry.is_empty]
+    return out.to_crs("EPSG:4326")
+
+
+def distance_lines(lon: float, lat: float, features: gpd.GeoDataFrame,
+                   metric_crs: str) -> gpd.GeoDataFrame:
+    """One line per feature from the point to the feature's nearest point (EPSG:4326).
+
+    ``length_m`` is measured in the metric CRS; it is 0 when the point lies inside.
+    """
+    cols = ["feature_id", "name", "title", "hit", "length_m", "geometry"]
+    if features.empty:
+        return gpd.GeoDataFrame(columns=cols, geometry="geometry", crs="EPSG:4326")
+    pt = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326").to_crs(metric_crs).iloc[0]
+    feats = features.to_crs(metric_crs)
+    rows = []
+    for rec, geom in zip(feats.itertuples(index=False), feats.geometry, strict=True):
+        if geom is None or geom.is_empty:
+            continue
+        a, b = nearest_points(pt, geom)
+        rows.append({"feature_id": rec.feature_id, "name": rec.name, "title": rec.title,
+                     "hit": bool(rec.hit), "length_m": round(a.distance(b), 1),
+                     "geometry": shapely.LineString([a, b])})
+    out = gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs=metric_crs)
+    return out.to_crs("EPSG:4326")
+
+
+def check_map(lon: float, lat: float, features: gpd.GeoDataFrame, zones: gpd.GeoDataFrame,
+              *, metric_crs: str, tiles: str = "osm", tianditu_key: str = "",
+              radius_m: float = 3000.0) -> folium.Map:
+    """The check map. ``features``: layer, title, feature_id, name, hit, distance_m, geometry;
+    ``zones``: rule_id, title_zh, hit, geometry (all EPSG:4326)."""
+    m = base_map((lat, lon), 14, tiles=tiles, tianditu_key=tianditu_key)
+    centre_m = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326").to_crs(metric_crs).iloc[0]
+    lines = distance_lines(lon, lat, features, metric_crs)
+    _add_zones(m, shift_for_tiles(_clip(zones, centre_m, radius_m, metric_crs), tiles))
+    _add_features(m, features, centre_m, metric_crs, tiles)
+    _add_lines(m, shift_for_tiles(lines, tiles))
+    shown = shift_for_tiles(gpd.GeoDataFrame(geometry=[shapely.Point(lon, lat)],
+                                             crs="EPSG:4326"), tiles).geometry.iloc[0]
+    folium.CircleMarker([shown.y, shown.x], radius=9, color="#ffffff", weight=3,
+                        fill=True, fill_color=POINT_COLOUR, fill_opacity=1.0,
+                        tooltip=f"核查点 {lon:.6f}, {lat:.6f} (WGS84)").add_to(m)
+    m.fit_bounds(_bounds(shown, lines, radius_m, lat))
+    add_legend(m, "图例", [("point", POINT_COLOUR, "核查点"),
+                          ("fill", ZONE_COLOUR, "规则缓冲区/管控区"),
+                          ("outline", HIT_COLOUR, "触发规则的要素"),
+                          ("outline", NEAR_COLOUR, "各图层最近要素"),
+                          ("line", "#555555", "距离线（虚线）")])
+    return m
+
+
+def _bounds(point: shapely.Point, lines: gpd.GeoDataFrame, radius_m: float,
+            lat: float) -> list[list[float]]:
+    """A box of ``radius_m`` around the point, widened to show every hit's distance line."""
+    dlat = radius_m / 111320.0
+    dlon = dlat / max(math.cos(math.radians(lat)), 0.1)
+    minx, miny, maxx, maxy = point.x - dlon, point.y - dlat, point.x + dlon, point.y + dlat
+    hits = lines[lines["hit"].astype(bool) & (lines["length_m"] <= MAX_EXTENT_M)]
+    if not hits.empty:
+        bx0, by0, bx1, by1 = hits.total_bounds
+        minx, miny, maxx, maxy = min(minx, bx0), min(miny, by0), max(maxx, bx1), max(maxy, by1)
+    return [[miny, minx], [maxy, maxx]]
+
+
+def _add_zones(m: folium.Map, zones: gpd.GeoDataFrame) -> None:
+    fg = folium.FeatureGroup(name="规则缓冲区", show=True)
+    if not zones.empty:
+        data = zones[["rule_id", "title_zh", "hit", "geometry"]].copy()
+        data["hit"] = data["hit"].astype(bool)
+        folium.GeoJson(
+            data, name="规则缓冲区",
+            style_function=lambda f: {
+                "color": HIT_COLOUR if f["properties"]["hit"] else ZONE_COLOUR, "weight": 1,
+                "fillColor": HIT_COLOUR if f["properties"]["hit"] else ZONE_COLOUR,
+                "fillOpacity": 0.18 if f["properties"]["hit"] else 0.08},
+            tooltip=folium.GeoJsonTooltip(["title_zh"], ["规则"]),
+        ).add_to(fg)
+    fg.add_to(m)
+
+
+def _add_features(m: folium.Map, features: gpd.GeoDataFrame, centre_m: shapely.Point,
+                  metric_crs: str, tiles: str) -> None:
+    fg = folium.FeatureGroup(name="最近要素", show=True)
+    if not features.empty:
+        parts = []
+        for dist, group in features.groupby(features["distance_m"].fillna(0.0)):
+            radius = min(float(dist) + FEATURE_MARGIN_M, MAX_EXTENT_M)
+            parts.append(_clip(group, centre_m, radius, metric_crs))
+        data = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
+        data = shift_for_tiles(data[["title", "name", "hit", "geometry"]].copy(), tiles)
+        data["hit"] = data["hit"].astype(bool)
+        if not data.empty:
+            folium.GeoJson(
+                data, name="最近要素",
+                style_function=lambda f: {
+                    "color": HIT_COLOUR if f["properties"]["hit"] else NEAR_COLOUR,
+                    "weight": 3 if f["properties"]["hit"] else 2, "fillOpacity": 0.05},
+                marker=folium.CircleMarker(radius=6, fill=True),
+                tooltip=folium.GeoJsonTooltip(["title", "name"], ["图层", "名称"]),
+            ).add_to(fg)
+    fg.add_to(m)
+
+
+def _add_lines(m: folium.Map, lines: gpd.GeoDataFrame) -> None:
+    fg = folium.FeatureGroup(name="距离线", show=True)
+    for rec, geom in zip(lines.itertuples(index=False), lines.geometry, strict=True):
+        if rec.length_m <= 0 or rec.length_m > MAX_EXTENT_M:
+            continue
+        coords = [[y, x] for x, y in geom.coords]
+        folium.PolyLine(coords, color=HIT_COLOUR if rec.hit else "#555555", weight=2,
+                        dash_array="6 6", opacity=0.9,
+                        tooltip=f"{rec.title}：{rec.name} {_fmt_m(rec.length_m)}").add_to(fg)
+    fg.add_to(m)

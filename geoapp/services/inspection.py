@@ -1,0 +1,301 @@
+"""The inspector's use cases: a check from form input, its map features, the record of an
+inspection, and the site page (attributes, live hits, change history, inspections).
+
+The check page, its printable sheet and the recorded inspection all go through
+:func:`run_check`, so the three always agree on what the same query parameters mean.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import shapely
+
+from geoapp.domain.errors import InvalidInput, NotFound
+from geoapp.domain.results import CheckResult
+from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
+from geoapp.services.checks import check_point, check_site, engine
+
+if TYPE_CHECKING:
+    from geoapp.services import Geoapp
+
+log = logging.getLogger(__name__)
+
+#: Query parameters of a check (the same names as /api/check, plus ``site``).
+CHECK_PARAMS = ("lon", "lat", "crs", "site_type", "industry", "site")
+
+#: Enterprise ledger (整治工作台账) columns in bulletin order, with their Chinese labels.
+LEDGER_LABELS: tuple[tuple[str, str], ...] = (
+    ("seq", "序号"), ("district", "辖区"), ("name", "企业名称"), ("address", "企业详细地址"),
+    ("credit_code", "统一社会信用代码"), ("industry", "行业类别"),
+    ("industry_code", "行业代码"), ("employees", "职工人数"), ("land_tenure", "厂区土地性质"),
+    ("safety_assessment", "有无安全评价"), ("energy_review", "有无节能审查"),
+    ("eia_approval", "环评批复文号"), ("discharge_permit", "排污许可证号"),
+    ("online_monitoring", "有无在线监测"), ("main_problems", "存在主要环保问题"),
+    ("measures", "整改措施"), ("classification", "整治分类"), ("deadline", "整改完成时限"),
+    ("progress", "进展情况"), ("remarks", "备注"), ("stage", "进度阶段"),
+    ("planned_start", "计划启动"), ("actual_start", "实际启动"),
+    ("planned_completion", "计划完成"), ("actual_completion", "实际完成"),
+    ("new_site_name", "新址名称"), ("new_lon", "新址经度"), ("new_lat", "新址纬度"),
+    ("new_site_area_mu", "新址面积（亩）"), ("vacated_mu", "腾退土地（亩）"),
+    ("listed_mu", "挂牌出让（亩）"), ("sale_revenue_wan", "出让收入（万元）"),
+    ("programme", "所属专项"),
+)
+FARM_LABELS: tuple[tuple[str, str], ...] = (
+    ("name", "名称"), ("district", "辖区"), ("species", "养殖品种"), ("head_count", "存栏量"),
+    ("scale", "规模"), ("industry", "行业类别"),
+)
+WORKSHOP_LABELS: tuple[tuple[str, str], ...] = (
+    ("name", "名称"), ("district", "辖区"), ("industry", "行业类别"), ("status", "状态"),
+    ("found_date", "排查日期"), ("banned_date", "取缔日期"), ("water_cut_date", "断水日期"),
+    ("power_cut_date", "断电日期"), ("materials_cleared_date", "清原料日期"),
+    ("products_cleared_date", "清产品日期"), ("equipment_cleared_date", "清设备日期"),
+)
+COMMON_LABELS: tuple[tuple[str, str], ...] = (
+    ("lon", "经度（WGS84）"), ("lat", "纬度（WGS84）"), ("source", "数据来源"),
+    ("version", "版本"), ("updated_at", "更新时间"), ("updated_by", "更新人"),
+)
+_LABELS_BY_TYPE = {SiteType.ENTERPRISE.value: LEDGER_LABELS,
+                   SiteType.LIVESTOCK_FARM.value: FARM_LABELS,
+                   SiteType.SCATTERED_WORKSHOP.value: WORKSHOP_LABELS}
+_ENUMS = {"classification": Classification, "stage": Stage, "status": WorkshopStatus,
+          "site_type": SiteType}
+_YES_NO = ("safety_assessment", "energy_review", "online_monitoring")
+
+
+@dataclass
+class CheckQuery:
+    """The query parameters of one check, stripped; ``url_args`` rebuilds the link."""
+
+    lon: str = ""
+    lat: str = ""
+    crs: str = "wgs84"
+    site_type: str = ""
+    industry: str = ""
+    site: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, Any]) -> CheckQuery:
+        vals = {k: str(args.get(k) or "").strip() for k in CHECK_PARAMS}
+        vals["crs"] = vals["crs"] or "wgs84"
+        return cls(**vals)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.lon or self.lat or self.site)
+
+    def url_args(self) -> dict[str, str]:
+        if self.site:
+            return {"site": self.site}
+        return {k: v for k in ("lon", "lat", "crs", "site_type", "industry")
+                if (v := getattr(self, k))}
+
+
+@dataclass
+class CheckView:
+    """A check with everything a page needs to show it."""
+
+    query: CheckQuery
+    result: CheckResult
+    site: dict[str, Any] | None
+    crs_label: str
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    checked_at: str = ""
+
+
+def site_id_from(text: str, app: Geoapp) -> str:
+    """The site a picker value names: ``E0001``, ``E0001 企业名称`` or the exact name."""
+    t = text.strip()
+    if not t:
+        raise InvalidInput("请选择企业 choose a site")
+    first = t.split()[0]
+    try:
+        app.repo.site(first)
+        return first
+    except NotFound:
+        pass
+    names = app.repo.sites(columns=["name"])
+    match = names.loc[names["name"] == t, "id"]
+    if len(match):
+        return str(match.iloc[0])
+    raise NotFound(f"没有找到企业或点位“{t}” no site {t!r}")
+
+
+def run_check(app: Geoapp, query: CheckQuery) -> CheckView:
+    """Check the point or stored site ``query`` names; InvalidInput/NotFound name the problem."""
+    from geoapp.spatial.crs import describe_crs
+
+    site = None
+    if query.site:
+        sid = site_id_from(query.site, app)
+        query.site = sid
+        site = app.repo.site(sid)
+        result = check_site(app, sid)
+        crs_label = describe_crs("wgs84")["zh"]
+    else:
+        if not query.lon or (not query.lat and query.crs != "dms"):
+            raise InvalidInput("请填写经度和纬度（度分秒可整段填在第一栏） lon and lat are required")
+        crs_label = describe_crs(query.crs)["zh"]
+        result = check_point(app, query.lon, query.lat, query.crs,
+                             site_type=query.site_type or None, industry=query.industry or None)
+    view = CheckView(query=query, result=result, site=site, crs_label=crs_label,
+                     checked_at=datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M"))
+    view.layers = nearest_by_layer(app, result)
+    return view
+
+
+def _source_of(app: Geoapp, key: str):
+    """The register source (LayerSource) behind a derived layer key, or None."""
+    for rule in engine(app).rules:
+        if rule.layer == key and rule.source is not None:
+            return rule.source
+    return None
+
+
+def layer_title(app: Geoapp, key: str) -> str:
+    """The Chinese title of a layer key, including layers derived from the site registers."""
+    spec = app.city.layers.get(key)
+    if spec is not None:
+        return spec.title_zh
+    source = _source_of(app, key)
+    if source is not None:
+        if getattr(source, "title_zh", None):
+            return source.title_zh
+        try:
+            label = SiteType(source.sites).zh
+        except ValueError:
+            label = source.sites
+        return ("已取缔" + label) if "banned" in key else label
+    return key
+
+
+def nearest_by_layer(app: Geoapp, result: CheckResult) -> list[dict[str, Any]]:
+    """One row per layer, nearest first: title, feature, distance, and the rules it broke."""
+    hit_rules: dict[tuple[str, str | None], list[str]] = {}
+    rules = engine(app).rules
+    for h in result.hits:
+        layer = rules[h.rule_id].layer if h.rule_id in rules else ""
+        hit_rules.setdefault((layer, h.feature_id), []).append(h.title["zh"])
+    rows = [{"layer": n.layer, "title": layer_title(app, n.layer), "feature_id": n.feature_id,
+             "feature_name": n.feature_name, "distance_m": n.distance_m,
+             "hit_titles": hit_rules.get((n.layer, n.feature_id), [])}
+            for n in result.nearest]
+    return sorted(rows, key=lambda r: (r["distance_m"], r["layer"]))
+
+
+def map_features(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
+    """Geometries (EPSG:4326) of every hit and nearest feature, with a ``hit`` flag."""
+    rules = engine(app).rules
+    wanted: dict[tuple[str, str], dict[str, Any]] = {}
+    for n in result.nearest:
+        if n.feature_id is not None:
+            wanted[(n.layer, n.feature_id)] = {"name": n.feature_name, "hit": False,
+                                               "distance_m": n.distance_m}
+    for h in result.hits:
+        if h.feature_id is None or h.rule_id not in rules:
+            continue
+        key = (rules[h.rule_id].layer, h.feature_id)
+        row = wanted.setdefault(key, {"name": h.feature_name, "distance_m": h.distance_m})
+        row["hit"] = True
+    rows = []
+    for layer in dict.fromkeys(k[0] for k in wanted):
+        ids = [k[1] for k in wanted if k[0] == layer]
+        for fid, geom in _geometries(app, layer, ids):
+            info = wanted[(layer, fid)]
+            rows.append({"layer": layer, "title": layer_title(app, layer), "feature_id": fid,
+                         "name": info["name"] or "", "hit": info["hit"],
+                         "distance_m": info["distance_m"], "geometry": geom})
+    cols = ["layer", "title", "feature_id", "name", "hit", "distance_m", "geometry"]
+    return gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs="EPSG:4326")
+
+
+def _geometries(app: Geoapp, layer: str, ids: list[str]) -> list[tuple[str, Any]]:
+    if layer not in app.city.layers and _source_of(app, layer) is not None:
+        out = []
+        for fid in ids:
+            try:
+                s = app.repo.site(fid)
+            except NotFound:
+                continue
+            out.append((fid, shapely.Point(float(s["lon"]), float(s["lat"]))))
+        return out
+    if layer not in app.repo.layer_names():
+        return []
+    gdf = app.repo.layer(layer)
+    sel = gdf[gdf["id"].astype(str).isin(ids)]
+    return [(str(i), g) for i, g in zip(sel["id"], sel.geometry, strict=True)]
+
+
+def zones_near(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
+    """The rule buffers (exclusion zones) that apply; the map clips them around the point."""
+    try:
+        zones = app.repo.derived_layer("exclusion_zones")
+    except NotFound:
+        zones = engine(app).exclusion_zones()
+    hit_rules = {h.rule_id for h in result.hits}
+    zones = zones[zones["test"] != "not_inside"].copy()
+    zones["hit"] = zones["rule_id"].isin(hit_rules)
+    return zones.to_crs("EPSG:4326")
+
+
+def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) -> dict[str, Any]:
+    """Keep the check as an inspection record (re-run server-side, never taken from a form)."""
+    if len(notes) > 4000:
+        raise InvalidInput("备注过长（最多 4000 字） notes are limited to 4000 characters")
+    rec = {"site_id": view.site["id"] if view.site else None, "lon": view.result.lon,
+           "lat": view.result.lat, "input": dict(view.result.input),
+           "verdict": view.result.verdict, "hits": [h.to_dict() for h in view.result.hits],
+           "notes": notes.strip()}
+    saved = app.repo.add_inspection(rec, user=user)
+    log.info("inspection %s recorded by %s (%s)", saved["id"], user, rec["verdict"])
+    return saved
+
+
+def site_choices(app: Geoapp) -> list[dict[str, str]]:
+    """Every stored site for the searchable picker: id, name, type label."""
+    sites = app.repo.sites(columns=["name"])
+    return [{"id": str(i), "name": str(n or ""), "type": SiteType(t).zh}
+            for i, n, t in zip(sites["id"], sites["name"], sites["site_type"], strict=True)]
+
+
+def display_value(field_name: str, value: Any) -> str:
+    """A stored value as the UI shows it: Chinese labels for vocabulary, 有/无 for flags."""
+    if value is None or value == "" or (isinstance(value, float) and value != value):
+        return ""
+    if field_name in _ENUMS:
+        try:
+            return _ENUMS[field_name](str(value)).zh
+        except ValueError:
+            return str(value)
+    if field_name in _YES_NO:
+        return {"true": "有", "false": "无", "1": "有", "0": "无"}.get(str(value).lower(),
+                                                                     str(value))
+    return str(value)
+
+
+def site_page(app: Geoapp, site_id: str) -> dict[str, Any]:
+    """Everything /sites/<id> shows; NotFound for an unknown id."""
+    site = app.repo.site(site_id)
+    labels = _LABELS_BY_TYPE.get(site["site_type"], ()) + COMMON_LABELS
+    attrs = [{"field": f, "label": lab, "value": display_value(f, site.get(f))}
+             for f, lab in labels if display_value(f, site.get(f)) != "" or f in ("name",)]
+    label_of = dict(labels)
+    history = [_history_row(r, label_of) for r in app.repo.history(site_id, "site")]
+    return {"site": site, "type_label": SiteType(site["site_type"]).zh, "attributes": attrs,
+            "check": check_site(app, site_id), "history": history,
+            "inspections": app.repo.inspections(site_id)}
+
+
+def _history_row(rec: Mapping[str, Any], label_of: Mapping[str, str]) -> dict[str, Any]:
+    before, after = rec.get("before") or {}, rec.get("after") or {}
+    skip = {"version", "updated_at", "updated_by"}
+    fields = [k for k in dict.fromkeys([*before, *after])
+              if k not in skip and before.get(k) != after.get(k)]
+    changes = [{"field": k, "label": label_of.get(k, k), "before": display_value(k, before.get(k)),
+                "after": display_value(k, after.get(k))} for k in fields]
+    return {"at": rec["at"], "user": rec["user"], "action": rec["action"], "changes": changes}
