@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass
 
 import folium
+import geopandas as gpd
+import shapely
 from folium import plugins
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,27 @@ def _add_tiles(m: folium.Map, tiles: str, key: str) -> None:
                          subdomains="1234", control=False).add_to(m)
     else:
         raise ValueError(f"unknown tiles {tiles!r}")
+
+
+def shift_for_tiles(gdf: gpd.GeoDataFrame, tiles: str) -> gpd.GeoDataFrame:
+    """Amap tiles are GCJ-02: shift WGS84 overlays so they line up with the basemap.
+
+    Every overlay drawn on an Amap basemap (boundaries, zones, rule buffers, sites) must go
+    through this, or it sits 300-700 m off the streets it belongs to.
+    """
+    if tiles != "amap" or gdf.empty:
+        return gdf
+    from geoapp.spatial.crs import wgs84_to_gcj02
+
+    def _shift(coords):
+        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+        coords = coords.copy()
+        coords[:, 0], coords[:, 1] = lon, lat
+        return coords
+
+    out = gdf.copy()
+    out[out.geometry.name] = shapely.transform(out.geometry.values, _shift)
+    return out
 
 
 def split_figure(m: folium.Map) -> MapParts:

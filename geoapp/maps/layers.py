@@ -2,13 +2,24 @@
 
 Layers arrive as GeoDataFrames in EPSG:4326 (already shifted when the basemap is GCJ-02).
 Points go as ONE GeoJSON layer drawn as circle markers on the map's canvas renderer, never a
-Marker per site, so thousands of sites stay fast.
+Marker per site, so thousands of sites stay fast (for many thousands, use
+``geoapp.maps.points.add_fast_points``, which embeds compact arrays instead of GeoJSON).
+
+Polygons and lines are serialised here, not by geopandas' per-row ``__geo_interface__``:
+simplified to a few metres and rounded to 6 decimals, which keeps the page small and quick
+to build without any visible change at city zoom levels.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import folium
 import geopandas as gpd
+import numpy as np
+import shapely
 
 from geoapp.domain.vocab import Classification, Stage, WorkshopStatus
 
@@ -38,9 +49,49 @@ WORKSHOP_COLOURS: dict[str, str] = {
 FARM_COLOUR = "#8c6d31"
 
 
+#: Display simplification of lines and polygons, in degrees (about 3 m).
+SIMPLIFY_DEG = 0.00003
+
+#: Colour per source layer of a rule buffer (the stored ``exclusion_zones`` layer).
+BUFFER_COLOURS: dict[str, str] = {
+    "rivers": "#2b7bba",
+    "canal": "#08306b",
+    "yellow_river": "#a6611a",
+    "urban_core": "#d62728",
+    "scattered_workshops": "#ff7f0e",
+}
+
+
 def _props(gdf: gpd.GeoDataFrame, keep: list[str]) -> gpd.GeoDataFrame:
     cols = [c for c in keep if c in gdf.columns]
     return gdf[[*cols, "geometry"]]
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def geojson_dict(gdf: gpd.GeoDataFrame, keep: list[str],
+                 tolerance: float = SIMPLIFY_DEG) -> dict[str, Any]:
+    """A FeatureCollection of ``keep`` columns, simplified and rounded for display."""
+    cols = [c for c in keep if c in gdf.columns]
+    geoms = gdf.geometry.values
+    if tolerance:
+        geoms = shapely.simplify(geoms, tolerance, preserve_topology=True)
+    geoms = shapely.transform(geoms, lambda c: np.round(c, 6))
+    texts = shapely.to_geojson(geoms)
+    records = gdf[cols].to_dict("records") if cols else [{} for _ in range(len(gdf))]
+    features = []
+    for text, rec in zip(texts, records, strict=True):
+        if text is None:
+            continue
+        features.append({"type": "Feature", "geometry": json.loads(text),
+                         "properties": {k: _clean(v) for k, v in rec.items()}})
+    return {"type": "FeatureCollection", "features": features}
 
 
 def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
@@ -50,10 +101,11 @@ def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
 def add_counties(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
     fg = folium.FeatureGroup(name=title, show=True)
     folium.GeoJson(
-        _props(gdf, ["id", "name", "adcode"]), name=title,
+        geojson_dict(gdf, ["id", "name", "adcode"]), name=title,
         style_function=lambda f: {"color": "#333333", "weight": 1.5, "dashArray": "6 4",
                                   "fillOpacity": 0.0},
         tooltip=_tooltip(["name"], ["区县"]),
+        popup=folium.GeoJsonPopup(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
     ).add_to(fg)
     return fg.add_to(m)
 
@@ -62,7 +114,7 @@ def add_lines(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour: str,
               weight: float) -> folium.FeatureGroup:
     fg = folium.FeatureGroup(name=title, show=True)
     folium.GeoJson(
-        _props(gdf, ["id", "name", "name_en", "source"]), name=title,
+        geojson_dict(gdf, ["id", "name", "name_en", "source"]), name=title,
         style_function=lambda f: {"color": colour, "weight": weight, "opacity": 0.9},
         tooltip=_tooltip(["name"], ["名称"]),
         popup=folium.GeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
@@ -75,7 +127,7 @@ def add_zone(m: folium.Map, layer: str, gdf: gpd.GeoDataFrame, title: str,
     colour, opacity, dash = ZONE_STYLES.get(layer, ("#444444", 0.1, None))
     fg = folium.FeatureGroup(name=title, show=show)
     folium.GeoJson(
-        _props(gdf, ["id", "name", "level", "source"]), name=title,
+        geojson_dict(gdf, ["id", "name", "level", "source"]), name=title,
         style_function=lambda f: {"color": colour, "weight": 1.5, "fillColor": colour,
                                   "fillOpacity": opacity, "dashArray": dash},
         tooltip=_tooltip(["name"], [title]),
@@ -89,6 +141,7 @@ def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.Featur
     fg = folium.FeatureGroup(name=title, show=True)
     data = _props(gdf, ["id", "code", "name", "key", "county"]).copy()
     data["key_label"] = data["key"].map({True: "重点监控 key", False: "一般 ordinary"})
+    data = geojson_dict(data, ["id", "code", "name", "key", "county", "key_label"])
 
     def style(f):
         key = bool(f["properties"].get("key"))
@@ -99,6 +152,29 @@ def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.Featur
     folium.GeoJson(
         data, name=title, style_function=style,
         tooltip=_tooltip(["code", "county", "key_label"], ["网格编号", "区县", "类别"]),
+        popup=folium.GeoJsonPopup(fields=["code", "name", "county", "key_label"],
+                                  aliases=["网格编号", "名称", "区县", "类别"]),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def add_rule_zones(m: folium.Map, zones: gpd.GeoDataFrame, title: str, rule_id: str,
+                   colour: str, labels: tuple[str, str] = ("规则", "距离（米）"),
+                   show: bool = False) -> folium.FeatureGroup:
+    """One rule's buffer (a row of the stored ``exclusion_zones`` layer) as its own layer.
+
+    Drawn dashed and lightly filled so the zones and sites under it stay readable.
+    """
+    fg = folium.FeatureGroup(name=title, show=show)
+    data = zones[zones["rule_id"] == rule_id].copy()
+    data["label"] = title
+    folium.GeoJson(
+        geojson_dict(data, ["rule_id", "label", "distance_m"]), name=title,
+        style_function=lambda f: {"color": colour, "weight": 1.2, "dashArray": "5 5",
+                                  "fillColor": colour, "fillOpacity": 0.10},
+        tooltip=_tooltip(["label"], [labels[0]]),
+        popup=folium.GeoJsonPopup(fields=["label", "rule_id", "distance_m"],
+                                  aliases=[labels[0], "rule", labels[1]]),
     ).add_to(fg)
     return fg.add_to(m)
 

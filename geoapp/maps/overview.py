@@ -1,98 +1,156 @@
-"""The one-map (一张图) overview: every layer switchable, legend, scale, measure, coordinates."""
+"""The one-map (一张图) overview: every layer switchable, legend, scale, measure, coordinates.
+
+Layers arrive in EPSG:4326; with Amap tiles every overlay (zones, buffers, lines, grids and
+sites) is shifted to GCJ-02 here, in one place, so nothing can be forgotten. Sites are drawn by
+:mod:`geoapp.maps.points` (compact arrays on one canvas), which keeps a page with 10,000 sites
+well under a megabyte.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Callable, Mapping
 
 import folium
 import geopandas as gpd
-import shapely
 
-from geoapp.domain.vocab import Classification, SiteType, WorkshopStatus
+from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.maps import layers as L
-from geoapp.maps.base import base_map
+from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.legend import add_legend
+from geoapp.maps.points import add_fast_points
+
+__all__ = ["ZONE_ORDER", "overview_map", "shift_for_tiles"]
+
+log = logging.getLogger(__name__)
 
 #: Drawing order (bottom first) of the polygon zones.
 ZONE_ORDER = ("eco_redline", "water_source_zones", "coal_ban_zones", "dense_area", "urban_core",
               "industrial_clusters", "chemical_parks")
 
+Translate = Callable[[str], str]
 
-def shift_for_tiles(gdf: gpd.GeoDataFrame, tiles: str) -> gpd.GeoDataFrame:
-    """Amap tiles are GCJ-02: shift WGS84 overlays so they line up with the basemap."""
-    if tiles != "amap" or gdf.empty:
-        return gdf
-    from geoapp.spatial.crs import wgs84_to_gcj02
 
-    def _shift(coords):
-        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
-        coords = coords.copy()
-        coords[:, 0], coords[:, 1] = lon, lat
-        return coords
-
-    out = gdf.copy()
-    out["geometry"] = shapely.transform(out.geometry.values, _shift)
-    return out
+def _identity(text: str) -> str:
+    return text
 
 
 def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gpd.GeoDataFrame],
                  titles: Mapping[str, str], sites: gpd.GeoDataFrame | None, *, tiles: str = "osm",
                  tianditu_key: str = "",
-                 bounds: tuple[float, float, float, float] | None = None) -> folium.Map:
+                 bounds: tuple[float, float, float, float] | None = None,
+                 zones: gpd.GeoDataFrame | None = None,
+                 hits: Mapping[str, list[tuple[str, float, str]]] | None = None,
+                 rules: Mapping[str, tuple[str, str]] | None = None,
+                 site_link: str | None = None,
+                 gettext: Translate | None = None) -> folium.Map:
     """Build the overview. ``center`` is (lat, lon); ``bounds`` (minx, miny, maxx, maxy) of
-    the city, which the view fits; ``titles`` maps layer names to labels."""
+    the city, which the view fits; ``titles`` maps layer names to labels.
+
+    ``zones`` is the stored ``exclusion_zones`` layer (one buffer per distance rule becomes a
+    switchable layer); ``hits`` and ``rules`` (see :func:`geoapp.maps.points.hits_by_site`)
+    put each site's rule hits in its popup; ``site_link`` is the site page URL with ``{id}``;
+    ``gettext`` translates the map's own labels (identity by default).
+    """
+    _ = gettext or _identity
     m = base_map(center, zoom, tiles, tianditu_key)
     if bounds is not None:
         m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     shifted = {k: shift_for_tiles(v, tiles) for k, v in layers.items()}
     legend: list[tuple[str, str, str]] = []
 
+    if "counties" in shifted:
+        L.add_counties(m, shifted["counties"], titles.get("counties", _("区县界")))
+        legend.append(("line", "#333333", titles.get("counties", _("区县界"))))
     for name in ZONE_ORDER:
         if name in shifted:
             L.add_zone(m, name, shifted[name], titles.get(name, name),
                        show=name not in ("dense_area", "coal_ban_zones"))
             legend.append(("fill", L.ZONE_STYLES[name][0], titles.get(name, name)))
     if "hotspot_grids" in shifted:
-        L.add_grids(m, shifted["hotspot_grids"], titles.get("hotspot_grids", "热点网格"))
-        legend += [("outline", "#c00000", "重点监控网格 Key grid cell"),
-                   ("outline", "#e6a000", "一般热点网格 Grid cell")]
+        L.add_grids(m, shifted["hotspot_grids"], titles.get("hotspot_grids", _("热点网格")))
+        legend += [("outline", "#c00000", _("重点监控网格")),
+                   ("outline", "#e6a000", _("一般热点网格"))]
+    if zones is not None and not zones.empty:
+        _add_buffers(m, shift_for_tiles(zones, tiles), legend, _)
     if "rivers" in shifted:
-        L.add_lines(m, shifted["rivers"], titles.get("rivers", "河流"), "#2b7bba", 2.5)
-        legend.append(("line", "#2b7bba", titles.get("rivers", "河流")))
+        L.add_lines(m, shifted["rivers"], titles.get("rivers", _("河流")), "#2b7bba", 2.5)
+        legend.append(("line", "#2b7bba", titles.get("rivers", _("河流"))))
     if "canal" in shifted:
-        L.add_lines(m, shifted["canal"], titles.get("canal", "南水北调"), "#08306b", 4)
-        legend.append(("line", "#08306b", titles.get("canal", "南水北调")))
-    if "counties" in shifted:
-        L.add_counties(m, shifted["counties"], titles.get("counties", "区县界"))
-        legend.append(("line", "#333333", titles.get("counties", "区县界")))
+        L.add_lines(m, shifted["canal"], titles.get("canal", _("南水北调")), "#08306b", 4)
+        legend.append(("line", "#08306b", titles.get("canal", _("南水北调"))))
 
     if sites is not None and not sites.empty:
-        _add_sites(m, shift_for_tiles(L.label_classification(sites), tiles), legend)
+        _add_sites(m, shift_for_tiles(sites, tiles), legend, _, hits=hits, rules=rules,
+                   link=site_link)
 
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
-    add_legend(m, "图例 Legend", legend)
+    add_legend(m, _("图例"), legend)
     return m
 
 
-def _add_sites(m: folium.Map, sites: gpd.GeoDataFrame, legend: list) -> None:
-    ent = sites[sites["site_type"] == SiteType.ENTERPRISE]
-    farms = sites[sites["site_type"] == SiteType.LIVESTOCK_FARM]
-    shops = sites[sites["site_type"] == SiteType.SCATTERED_WORKSHOP]
+def buffer_title(row: Mapping, _: Translate = _identity) -> str:
+    """Layer name of one rule buffer: the rule's title and its distance."""
+    return f"{_('缓冲区')}·{row['title_zh']}（{int(row['distance_m'])}{_('米')}）"
+
+
+def _add_buffers(m: folium.Map, zones: gpd.GeoDataFrame, legend: list, _: Translate) -> None:
+    """One switchable layer per distance rule, water rules first (grouped by source layer)."""
+    within = zones[zones["test"] == "within_distance"]
+    order = {"rivers": 0, "canal": 1, "yellow_river": 2}
+    within = within.assign(_o=within["layer"].map(order).fillna(9)).sort_values(
+        ["_o", "distance_m"], kind="stable")
+    for row in within.to_dict("records"):
+        colour = L.BUFFER_COLOURS.get(row["layer"], "#7f7f7f")
+        title = buffer_title(row, _)
+        L.add_rule_zones(m, zones, title, row["rule_id"], colour,
+                         labels=(_("规则"), _("距离（米）")),
+                         show=row["rule_id"] == "riverside_livestock")
+        legend.append(("outline", colour, title))
+
+
+def _labelled(sites: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    out = sites.copy()
+    if "stage" in out:
+        out["stage_zh"] = out["stage"].map({s.value: s.zh for s in Stage}).fillna("")
+    return out
+
+
+def _add_sites(m: folium.Map, sites: gpd.GeoDataFrame, legend: list, _: Translate, *,
+               hits, rules, link) -> None:
+    sites = _labelled(sites)
+    common = {"hits": hits if hits is not None else None, "rules": rules, "link": link,
+              "labels": {"id": _("编号"), "cat": _("类别"), "hits": _("规则命中"),
+                         "nohits": _("无命中"), "link": _("详情")}}
+    by_type = {t: sites[sites["site_type"] == t] for t in SiteType}
+
+    ent = by_type[SiteType.ENTERPRISE]
     if not ent.empty:
-        L.add_points(m, ent, f"{SiteType.ENTERPRISE.zh} ({len(ent)})", "classification",
-                     L.CLASSIFICATION_COLOURS, "#1f77b4",
-                     ["name", "district", "industry", "classification_zh", "stage_zh"],
-                     ["企业名称", "辖区", "行业", "整治分类", "进展"], radius=6)
+        cats = {c.value: (c.zh, L.CLASSIFICATION_COLOURS[c]) for c in Classification}
+        add_fast_points(m, ent, f"{SiteType.ENTERPRISE.zh} ({len(ent)})",
+                        colour_by="classification", categories=cats,
+                        default=(_("未分类"), "#1f77b4"), radius=6,
+                        fields=[("district", _("辖区")), ("industry", _("行业")),
+                                ("stage_zh", _("进展")), ("progress", _("进展情况"))],
+                        **common)
         for c in (Classification.RELOCATE, Classification.UPGRADE, Classification.CLOSE):
-            legend.append(("point", L.CLASSIFICATION_COLOURS[c], f"企业·{c.zh}"))
+            legend.append(("point", L.CLASSIFICATION_COLOURS[c], f"{_('企业')}·{c.zh}"))
+    farms = by_type[SiteType.LIVESTOCK_FARM]
     if not farms.empty:
-        L.add_points(m, farms, f"{SiteType.LIVESTOCK_FARM.zh} ({len(farms)})", None, {},
-                     L.FARM_COLOUR, ["name", "district", "species", "head_count"],
-                     ["名称", "辖区", "畜种", "存栏"], radius=4)
+        add_fast_points(m, farms, f"{SiteType.LIVESTOCK_FARM.zh} ({len(farms)})",
+                        default=(SiteType.LIVESTOCK_FARM.zh, L.FARM_COLOUR), radius=4,
+                        fields=[("district", _("辖区")), ("species", _("畜种")),
+                                ("head_count", _("存栏")), ("scale", _("规模"))],
+                        **common)
         legend.append(("point", L.FARM_COLOUR, SiteType.LIVESTOCK_FARM.zh))
+    shops = by_type[SiteType.SCATTERED_WORKSHOP]
     if not shops.empty:
-        L.add_points(m, shops, f"{SiteType.SCATTERED_WORKSHOP.zh} ({len(shops)})", "status",
-                     L.WORKSHOP_COLOURS, "#ff7f0e", ["name", "district", "industry", "status_zh"],
-                     ["名称", "辖区", "行业", "状态"], show=False, radius=4)
+        cats = {s.value: (s.zh, L.WORKSHOP_COLOURS[s]) for s in WorkshopStatus}
+        add_fast_points(m, shops, f"{SiteType.SCATTERED_WORKSHOP.zh} ({len(shops)})",
+                        colour_by="status", categories=cats, default=("", "#ff7f0e"),
+                        radius=4, show=False,
+                        fields=[("district", _("辖区")), ("industry", _("行业")),
+                                ("found_date", _("发现日期"))],
+                        **common)
         for s in WorkshopStatus:
-            legend.append(("point", L.WORKSHOP_COLOURS[s], f"散乱污·{s.zh}"))
+            legend.append(("point", L.WORKSHOP_COLOURS[s], f"{_('散乱污')}·{s.zh}"))

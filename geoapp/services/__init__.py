@@ -13,8 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import folium
-
 from geoapp import __version__
 from geoapp.domain.city import City
 from geoapp.storage import open_repository
@@ -86,16 +84,4 @@ def health(app: Geoapp) -> dict:
             "uptime_s": round(time.time() - app.started, 1)}
 
 
-def overview_map(app: Geoapp) -> folium.Map:
-    """The one-map overview with every layer and every site."""
-    from geoapp.maps.overview import overview_map as build
-
-    city = app.city
-    layers = {name: app.repo.layer(name) for name in app.repo.layer_names()
-              if name not in ("city", "yellow_river")}
-    titles = {name: spec.title_zh for name, spec in city.layers.items()}
-    outline = app.repo.layer("city").geometry.union_all()
-    c = outline.centroid
-    return build((c.y, c.x), city.zoom, layers, titles, app.repo.sites(),
-                 tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"],
-                 bounds=tuple(outline.bounds))
+from geoapp.services.overview import overview_map as overview_map  # noqa: E402  (re-export)

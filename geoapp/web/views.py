@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, url_for
+from flask import Blueprint, current_app, jsonify, render_template, request, url_for
+from flask_babel import gettext
 
 from geoapp import services
 from geoapp.maps.assets import localize_assets
@@ -27,6 +28,14 @@ def healthz():
     return jsonify(services.health(core()))
 
 
+def site_link() -> str:
+    """The site page URL with an ``{id}`` placeholder, for popups built in the browser."""
+    return request.script_root + "/sites/{id}"
+
+
 @bp.get("/")
 def overview():
-    return render_map_page("overview.html", services.overview_map(core()))
+    """The one-map overview; ``?tiles=osm|tianditu|amap|none`` overrides the TILES setting."""
+    m = services.overview_map(core(), tiles=request.args.get("tiles") or None,
+                              site_link=site_link(), gettext=gettext)
+    return render_map_page("overview.html", m)

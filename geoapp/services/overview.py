@@ -1,0 +1,84 @@
+"""The one-map overview use case: gather layers, rule buffers, sites and their hits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import folium
+
+from geoapp.domain.errors import InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from geoapp.services import Geoapp
+
+log = logging.getLogger(__name__)
+
+#: Source layers the overview does not draw (the city outline only frames the view; the
+#: Yellow River lies on the southern edge and is drawn through its 1 km buffer).
+SKIPPED_LAYERS = ("city", "yellow_river")
+
+TILES = ("osm", "tianditu", "amap", "none")
+
+#: Site columns the overview's popups use (reading fewer columns keeps the page quick).
+SITE_COLUMNS = ("name", "district", "industry", "classification", "stage", "progress",
+                "species", "head_count", "scale", "status", "found_date")
+
+
+def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None = None,
+                 gettext: Callable[[str], str] | None = None) -> folium.Map:
+    """The one-map overview with every layer, the rule buffers and every site.
+
+    ``tiles`` overrides the TILES setting (one of :data:`TILES`); ``site_link`` is the site
+    page URL with ``{id}`` in it; ``gettext`` translates the map's labels.
+    """
+    from geoapp.maps.overview import overview_map as build
+    from geoapp.maps.points import hits_by_site
+
+    tiles = tiles or app.settings["TILES"]
+    if tiles not in TILES:
+        raise InvalidInput(f"tiles must be one of {', '.join(TILES)}, not {tiles!r}")
+    city = app.city
+    layers = {name: app.repo.layer(name) for name in app.repo.layer_names()
+              if name not in SKIPPED_LAYERS}
+    titles = {name: spec.title_zh for name, spec in city.layers.items()}
+    outline = app.repo.layer("city").geometry.union_all()
+    c = outline.centroid
+    sites = app.repo.sites(columns=SITE_COLUMNS)
+    return build((c.y, c.x), city.zoom, layers, titles, sites,
+                 tiles=tiles, tianditu_key=app.settings["TIANDITU_KEY"],
+                 bounds=tuple(outline.bounds), zones=_zones(app),
+                 hits=hits_by_site(app.repo.table("site_hits")), rules=_rules(app),
+                 site_link=site_link, gettext=gettext)
+
+
+def _zones(app: Geoapp):
+    from geoapp.services.checks import ZONES_LAYER
+
+    try:
+        return app.repo.derived_layer(ZONES_LAYER)
+    except NotFound:
+        log.warning("no %s layer stored yet; the overview shows no rule buffers", ZONES_LAYER)
+        return None
+
+
+def _rules(app: Geoapp) -> dict[str, tuple[str, str]]:
+    """Rule id -> (Chinese title, severity), for the hit lists in site popups."""
+    from pathlib import Path
+
+    from geoapp.services.checks import read_rules
+
+    path = Path(app.settings["RULES_FILE"])
+    key = (str(path), path.stat().st_mtime_ns if path.is_file() else None)
+    cached = app.cache.get("overview_rules")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        rules = read_rules(path)
+    except Exception as exc:  # a broken rules file must not take the map down
+        log.warning("rules file unreadable for the overview: %s", exc)
+        return {}
+    table = {r.id: (r.title_zh, str(r.severity)) for r in rules}
+    app.cache["overview_rules"] = (key, table)
+    return table
