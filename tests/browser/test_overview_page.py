@@ -4,13 +4,13 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-# Count drawn features on the folium map: polygons by their tooltip's first alias, and points.
+# Count drawn features on the folium map: polygons by their properties, and site points.
 COUNT_FEATURES = """() => {
   const map = Object.values(window).find(v => v instanceof L.Map);
   const out = {points: 0};
   map.eachLayer(l => {
+    if (l instanceof L.CircleMarker && l._gi !== undefined) { out.points += 1; return; }
     if (!l.feature) return;
-    if (l instanceof L.CircleMarker) { out.points += 1; return; }
     const f = l.feature.properties;
     const k = f.code ? "网格编号" : (f.adcode !== undefined ? "区县" : "other");
     out[k] = (out[k] || 0) + 1;
@@ -22,6 +22,7 @@ COUNT_FEATURES = """() => {
 def test_overview_draws_offline_with_layers_and_no_console_error(live_server, page, artifacts):
     page.goto(live_server + "/", wait_until="load")
     page.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
+    page.wait_for_function("window.__geoappDrawn === true", timeout=15000)
     assert page.console_errors == []
     counts = page.evaluate(COUNT_FEATURES)
     assert counts["区县"] == 11
@@ -31,7 +32,8 @@ def test_overview_draws_offline_with_layers_and_no_console_error(live_server, pa
     # Layer control lists the county boundaries, rivers, canal, grids and sites.
     labels = page.eval_on_selector_all(".leaflet-control-layers-overlays label",
                                        "els => els.map(e => e.textContent.trim())")
-    for expected in ("区县界", "河流", "南水北调", "热点网格", "工业企业"):
+    for expected in ("区县界", "河流", "南水北调", "热点网格", "工业企业", "畜禽养殖场", "散乱污",
+                     "缓冲区", "化工园区", "产业集聚区", "主城区"):
         assert any(expected in t for t in labels), (expected, labels)
     assert page.locator(".geoapp-legend").is_visible()
     assert page.locator(".leaflet-control-scale").is_visible()
@@ -47,3 +49,32 @@ def test_overview_fits_a_phone_screen(live_server, page_as, artifacts):
     assert width <= 375
     pg.wait_for_timeout(1000)  # let the fit-to-city zoom animation finish
     pg.screenshot(path=str(artifacts / "overview-phone.png"))
+
+
+def test_clicking_an_enterprise_opens_its_attributes_hits_and_link(live_server, page, artifacts):
+    page.goto(live_server + "/", wait_until="load")
+    page.wait_for_function("window.__geoappDrawn === true", timeout=15000)
+    # Click the drawn marker of enterprise E0001 where it is on screen.
+    xy = page.evaluate("""() => {
+      const map = Object.values(window).find(v => v instanceof L.Map);
+      let hit = null;
+      map.eachLayer(l => {
+        if (hit || !(l instanceof L.CircleMarker) || l._gi === undefined) return;
+        const g = Object.values(window).find(v => v && v.geoappPopup && v.hasLayer(l));
+        if (g && g.geoappPopup(l._gi).includes("E0001")) hit = l;
+      });
+      map.setView(hit.getLatLng(), 15, {animate: false});
+      const p = map.latLngToContainerPoint(hit.getLatLng());
+      const r = map.getContainer().getBoundingClientRect();
+      return [r.left + p.x, r.top + p.y];
+    }""")
+    page.wait_for_timeout(300)
+    page.mouse.click(xy[0], xy[1])
+    popup = page.locator(".leaflet-popup-content .ga-popup")
+    popup.wait_for(timeout=5000)
+    text = popup.inner_text()
+    assert "E0001" in text
+    assert "规则命中" in text and "南水北调总干渠二级保护区" in text
+    assert popup.locator("a.ga-popup-link").get_attribute("href").endswith("/sites/E0001")
+    assert page.console_errors == []
+    page.screenshot(path=str(artifacts / "overview-site-popup.png"))
