@@ -243,3 +243,53 @@ def users_set_password(username, password) -> None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     accounts.set_password(_open_core(), username, password, by="cli")
     click.echo(f"password of {username} changed")
+
+
+@main.group("ledger")
+def ledger_group() -> None:
+    """The enterprise ledger (整治工作台账) in the bureau's Excel template."""
+
+
+@ledger_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--user", default="cli", show_default=True, help="Name kept in the change log.")
+@handle_errors
+def ledger_import(file, user) -> None:
+    """Import a ledger workbook: every row valid, or nothing is imported."""
+    from geoapp.services.ledger import import_ledger
+
+    report = import_ledger(_open_core(), file, user=user)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@ledger_group.command("export")
+@click.option("--district", help="Only this district (辖区), e.g. 解放区.")
+@click.option("--with-hits", is_flag=True, help="Add the rule hits as extra columns.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output .xlsx file.")
+@handle_errors
+def ledger_export(district, with_hits, output) -> None:
+    """Export the ledger in the template (all enterprises or one district)."""
+    from geoapp.services.ledger import export_ledger
+
+    report = export_ledger(_open_core(), output, district=district, with_hits=with_hits)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@main.group("export")
+def export_group() -> None:
+    """Downloads for other tools."""
+
+
+@export_group.command("layer")
+@click.argument("name")
+@click.option("--format", "fmt", required=True,
+              type=click.Choice(["gpkg", "geojson", "kml", "shp"]),
+              help="shp writes a zip with .shp/.dbf/.shx/.prj/.cpg.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@handle_errors
+def export_layer(name, fmt, output) -> None:
+    """Write a layer (enterprises, farms, workshops or a zone layer name) for GIS tools."""
+    from geoapp.services.interchange import export_layer as run
+
+    click.echo(json.dumps(run(_open_core(), name, fmt, output), ensure_ascii=False, indent=2))
