@@ -1,0 +1,132 @@
+"""The weekly bulletin's interactive map (folium): a page element and a standalone file.
+
+``map.html`` is e-mailed around, so it must open on its own. By default it uses folium's CDN
+links for Leaflet and friends (the smallest file, and the normal case for a recipient with
+internet). With INTRANET on, every script and stylesheet is read from the vendored copies
+under static/vendor/ and written into the file itself, so it also opens on a machine with no
+internet at all (icon fonts are the only thing that may then be missing).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import folium
+
+from geoapp.domain.bulletin import COUNT_CLASSES, KEY_COLOUR, count_colour
+from geoapp.maps.layers import geojson_dict
+from geoapp.maps.legend import add_legend
+
+log = logging.getLogger(__name__)
+
+_LOCAL = "geoapp-static:"
+_SCRIPT_RE = re.compile(r'<script src="geoapp-static:([^"]+)"></script>')
+_LINK_RE = re.compile(r'<link rel="stylesheet" href="geoapp-static:([^"]+)"/>')
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+def weekly_map(report: Any, *, tiles: str = "osm", gettext=_identity) -> folium.Map:
+    """Counties, every grid cell (warned ones coloured by count, key ones outlined), a title,
+    a legend and a scale bar; the view fits the city."""
+    _ = gettext
+    minx, miny, maxx, maxy = report.counties.total_bounds
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=10,
+                   tiles=None, control_scale=True, prefer_canvas=True)
+    if tiles == "osm":
+        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False).add_to(m)
+    _add_counties(m, report, _)
+    _add_grids(m, report, _)
+    entries = [("fill", "#eeeeee", _("无预警网格")), ("outline", KEY_COLOUR, _("重点监控网格"))]
+    entries += [("fill", c, f"{_('预警')} {label}") for _low, c, label in COUNT_CLASSES]
+    entries.append(("line", "#333333", _("区县界")))
+    add_legend(m, f"{report.week} {_('热点网格预警')}", entries)
+    title = (f'<div class="weekly-map-title" style="position:absolute;top:8px;left:50%;'
+             f'transform:translateX(-50%);z-index:800;background:rgba(255,255,255,.9);'
+             f'padding:4px 10px;border-radius:4px;font-size:14px;text-align:center">'
+             f'{report.title}<br><small>{report.date_range}</small></div>')
+    m.get_root().html.add_child(folium.Element(title))
+    m.fit_bounds([[miny, minx], [maxy, maxx]])
+    return m
+
+
+def _add_counties(m: folium.Map, report: Any, _) -> None:
+    counts = dict(zip(report.per_county["county"], report.per_county["count"], strict=True))
+    gdf = report.counties.copy()
+    gdf["warnings"] = gdf["name"].map(counts).fillna(0).astype(int)
+    folium.GeoJson(
+        geojson_dict(gdf, ["name", "warnings"]), name=_("区县界"),
+        style_function=lambda f: {"color": "#333333", "weight": 1.5, "dashArray": "6 4",
+                                  "fillOpacity": 0.0},
+        tooltip=folium.GeoJsonTooltip(fields=["name", "warnings"],
+                                      aliases=[_("区县"), _("预警次数")]),
+    ).add_to(m)
+    for name, geom in zip(gdf["name"], gdf.geometry, strict=True):
+        p = geom.representative_point()
+        folium.Marker([p.y, p.x], icon=folium.DivIcon(
+            html=f'<div class="weekly-county-label" style="font-size:12px;white-space:nowrap;'
+                 f'transform:translate(-50%,-50%);color:#222">{name}</div>')).add_to(m)
+
+
+def _add_grids(m: folium.Map, report: Any, _) -> None:
+    gdf = report.grids.copy()
+    gdf["key_label"] = gdf["key"].map({True: _("重点监控"), False: _("一般")})
+    data = geojson_dict(gdf, ["code", "county", "key", "key_label", "count", "streak"])
+
+    def style(f):
+        p = f["properties"]
+        fill = count_colour(int(p.get("count") or 0))
+        key = bool(p.get("key"))
+        return {"color": KEY_COLOUR if key else "#9a9a9a", "weight": 2.5 if key else 0.8,
+                "fillColor": fill or "#eeeeee", "fillOpacity": 0.75 if fill else 0.25}
+
+    folium.GeoJson(
+        data, name=_("热点网格"), style_function=style,
+        tooltip=folium.GeoJsonTooltip(
+            fields=["code", "county", "key_label", "count", "streak"],
+            aliases=[_("网格编号"), _("区县"), _("类别"), _("本周预警次数"), _("连续预警周数")]),
+    ).add_to(m)
+
+
+def static_dir() -> Path:
+    """static/ at the top of the checkout, or inside the installed wheel."""
+    pkg = Path(__file__).resolve().parent.parent
+    for cand in (pkg / "static", pkg.parent / "static"):
+        if cand.is_dir():
+            return cand
+    return pkg.parent / "static"
+
+
+def standalone_html(m: folium.Map, *, intranet: bool = False) -> str:
+    """The map as one HTML document; with ``intranet`` every asset is inlined from static/."""
+    if not intranet:
+        return m.get_root().render()
+    from geoapp.maps.assets import localize_assets
+
+    localize_assets(m.get_root(), lambda p: _LOCAL + p)
+    html = m.get_root().render()
+    root = static_dir()
+
+    def inline(kind: str):
+        def repl(match: re.Match) -> str:
+            text = (root / match.group(1)).read_text(encoding="utf-8")
+            text = text.replace("</script", "<\\/script") if kind == "script" else text
+            return f"<{kind}>\n{text}\n</{kind}>"
+        return repl
+
+    html = _SCRIPT_RE.sub(inline("script"), html)
+    return _LINK_RE.sub(inline("style"), html)
+
+
+def write_weekly_html(report: Any, path: str | Path, *, intranet: bool = False,
+                      tiles: str = "osm") -> Path:
+    """Write the standalone weekly map to ``path``."""
+    path = Path(path)
+    path.write_text(standalone_html(weekly_map(report, tiles=tiles), intranet=intranet),
+                    encoding="utf-8")
+    return path

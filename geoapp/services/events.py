@@ -1,0 +1,277 @@
+"""Import of hotspot-grid warnings and 12369 complaints from CSV or XLSX files.
+
+The duty officer gets these as spreadsheets every week. A file is checked row by row and
+either imported whole or rejected whole with every bad row's number and reason, so a
+half-imported week never skews a bulletin. The same validation serves the weekly report on
+files that are not imported (``geoapp report weekly --warnings FILE``).
+
+Row numbers are those a spreadsheet shows: the header is row 1, the first record row 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from geoapp.domain.bulletin import LOCAL_TZ
+from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.domain.vocab import ComplaintCategory
+
+log = logging.getLogger(__name__)
+
+KINDS = ("warnings", "complaints")
+TABLE_OF = {"warnings": "grid_warnings", "complaints": "complaints"}
+REQUIRED = {"warnings": ("grid_code", "warned_at", "pollutant"),
+            "complaints": ("received_at", "category")}
+OPTIONAL = {"warnings": ("value",),
+            "complaints": ("id", "lon", "lat", "crs", "district", "summary")}
+#: Pollutant names written the way the Ministry's warnings write them.
+POLLUTANTS = {p.upper(): p for p in ("PM2.5", "PM10", "O3", "NO2", "SO2", "CO", "AQI")}
+MAX_REPORTED = 200
+_ROW_BASE = 2  # header is row 1
+
+
+def _problem(file: str, row: int, column: str, value: Any, message: str) -> dict:
+    return {"file": file, "row": int(row), "column": column, "value": "" if value is None
+            else str(value), "message": message}
+
+
+# ------------------------------------------------------------------------------ reading
+def read_table_file(path: str | Path, *, name: str | None = None) -> pd.DataFrame:
+    """A CSV (UTF-8, with or without BOM) or XLSX file as a frame of text cells."""
+    path = Path(path)
+    label = name or path.name
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            df = pd.read_excel(path, dtype=str, engine="openpyxl")
+        elif suffix in (".csv", ".txt", ""):
+            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                             skipinitialspace=True)
+        else:
+            raise InvalidInput(f"{label}: expected a .csv or .xlsx file")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
+            OSError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise ValidationFailed(f"{label}: not a readable CSV/XLSX file ({exc})",
+                               details=[{"file": label, "row": "", "column": "",
+                                         "message": str(exc)}]) from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    return df.fillna("").astype(str).apply(lambda s: s.str.strip())
+
+
+def _check_columns(df: pd.DataFrame, kind: str, label: str) -> None:
+    missing = [c for c in REQUIRED[kind] if c not in df.columns]
+    if missing:
+        raise ValidationFailed(f"{label}: missing column(s) {', '.join(missing)}",
+                               details=[{"file": label, "row": 1, "column": c,
+                                         "message": "missing column"} for c in missing])
+
+
+def _local_time(text: str) -> str | None:
+    """ISO date-time as naive local (Asia/Shanghai) time; an offset is converted first."""
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if t.tzinfo is not None:
+        t = t.astimezone(LOCAL_TZ).replace(tzinfo=None)
+    return t.isoformat(timespec="seconds")
+
+
+def _reject(label: str, problems: list[dict]) -> None:
+    if problems:
+        problems.sort(key=lambda p: p["row"])
+        rows = sorted({p["row"] for p in problems})
+        shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
+        raise ValidationFailed(f"{label}: {len(rows)} bad row(s), nothing imported; rows {shown}",
+                               details=problems[:MAX_REPORTED])
+
+
+# ------------------------------------------------------------------------------ warnings
+def validate_warnings(app, raw: pd.DataFrame, label: str = "warnings") -> pd.DataFrame:
+    """Typed warnings (grid_code, warned_at, pollutant, value) or ValidationFailed."""
+    _check_columns(raw, "warnings", label)
+    grids = set(app.repo.layer("hotspot_grids")["code"].astype(str))
+    problems: list[dict] = []
+    out = []
+    for i, row in enumerate(raw.itertuples(index=False)):
+        n = i + _ROW_BASE
+        rec = row._asdict()
+        code = rec["grid_code"]
+        if not code:
+            problems.append(_problem(label, n, "grid_code", code, "required, but empty"))
+        elif code not in grids:
+            problems.append(_problem(label, n, "grid_code", code, "unknown hotspot grid code"))
+        when = _local_time(rec["warned_at"]) if rec["warned_at"] else None
+        if when is None:
+            problems.append(_problem(label, n, "warned_at", rec["warned_at"],
+                                     "not an ISO date-time (YYYY-MM-DDTHH:MM[:SS])"))
+        pollutant = POLLUTANTS.get(rec["pollutant"].upper(), rec["pollutant"])
+        if not pollutant:
+            problems.append(_problem(label, n, "pollutant", "", "required, but empty"))
+        value = None
+        text = rec.get("value", "")
+        if text:
+            try:
+                value = float(text)
+                if not np.isfinite(value) or value < 0:
+                    raise ValueError
+            except ValueError:
+                problems.append(_problem(label, n, "value", text,
+                                         "not a non-negative number"))
+        out.append({"grid_code": code, "warned_at": when, "pollutant": pollutant,
+                    "value": value})
+    _reject(label, problems)
+    return pd.DataFrame(out, columns=["grid_code", "warned_at", "pollutant", "value"])
+
+
+# ------------------------------------------------------------------------------ complaints
+def _parse_category(text: str) -> str | None:
+    try:
+        return ComplaintCategory.parse(text).value
+    except ValueError:
+        return None
+
+
+def _make_id(rec: dict) -> str:
+    """A stable id for a complaint the file gave none: the same row always gets the same id,
+    so importing a file twice is caught as a duplicate."""
+    key = "|".join(str(rec.get(c, "")) for c in ("received_at", "category", "lon", "lat",
+                                                 "district", "summary"))
+    return "H" + hashlib.sha1(key.encode("utf-8")).hexdigest()[:10].upper()
+
+
+def validate_complaints(app, raw: pd.DataFrame, label: str = "complaints") -> pd.DataFrame:
+    """Typed complaints with WGS84 geometry where coordinates were given, the district found
+    by spatial join with the counties layer, or ValidationFailed."""
+    from geoapp.storage.sources import complaint_points
+
+    _check_columns(raw, "complaints", label)
+    raw = raw.copy()
+    for col in OPTIONAL["complaints"]:
+        if col not in raw.columns:
+            raw[col] = ""
+    counties = app.repo.layer("counties")
+    names = set(counties["name"].astype(str))
+    full = {c.full_name: c.name for c in app.city.counties if c.full_name}
+    problems: list[dict] = []
+    out = []
+    for i, rec in enumerate(raw.to_dict("records")):
+        n = i + _ROW_BASE
+        when = _local_time(rec["received_at"]) if rec["received_at"] else None
+        if when is None:
+            problems.append(_problem(label, n, "received_at", rec["received_at"],
+                                     "not an ISO date-time (YYYY-MM-DDTHH:MM[:SS])"))
+        category = _parse_category(rec["category"])
+        if category is None:
+            problems.append(_problem(label, n, "category", rec["category"],
+                                     "expected 大气/噪声/水/固废/其他 or air/noise/water/"
+                                     "solid_waste/other"))
+        district = full.get(rec["district"], rec["district"])
+        if district and district not in names:
+            problems.append(_problem(label, n, "district", district, "unknown county"))
+        lon, lat = _number(rec["lon"]), _number(rec["lat"])
+        if (rec["lon"] != "") != (rec["lat"] != ""):
+            problems.append(_problem(label, n, "lon/lat", f"{rec['lon']}, {rec['lat']}",
+                                     "give both coordinates or neither"))
+        elif rec["lon"] != "" and (lon is None or lat is None):
+            problems.append(_problem(label, n, "lon/lat", f"{rec['lon']}, {rec['lat']}",
+                                     "not a number"))
+        out.append({"id": rec["id"], "received_at": when, "category": category,
+                    "lon": lon, "lat": lat, "crs": rec["crs"] if lon is not None else "",
+                    "district": district, "summary": rec["summary"]})
+    df = pd.DataFrame(out, columns=["id", "received_at", "category", "lon", "lat", "crs",
+                                    "district", "summary"])
+    points, bad = complaint_points(df, app.city.metric_crs or None, label, row_base=_ROW_BASE)
+    problems += [{**p, "value": str(p.get("value", ""))} for p in bad]
+    df = gpd.GeoDataFrame(df, geometry=points, crs=4326)
+    problems += _join_districts(df, counties, label)
+    missing = df["id"].eq("")
+    df.loc[missing, "id"] = [_make_id(r) for r in df.loc[missing].to_dict("records")]
+    dup = df["id"].duplicated(keep="first")
+    problems += [_problem(label, i + _ROW_BASE, "id", df["id"].iat[i], "id used by an earlier "
+                          "row (the same complaint twice?)") for i in np.flatnonzero(dup)]
+    _reject(label, problems)
+    return df
+
+
+def _number(text: str) -> float | None:
+    try:
+        v = float(text)
+    except ValueError:
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _join_districts(df: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, label: str) -> list[dict]:
+    """Set ``district`` of every located complaint from the county polygon it falls in."""
+    located = df.geometry.notna() & ~df.geometry.is_empty
+    if not located.any():
+        return []
+    pts = df.loc[located, ["geometry"]]
+    hit = gpd.sjoin(pts, counties[["name", "geometry"]], how="left", predicate="within")
+    hit = hit[~hit.index.duplicated(keep="first")]
+    df.loc[hit.index, "district"] = hit["name"].where(hit["name"].notna(), "").astype(str)
+    outside = hit.index[hit["name"].isna()]
+    return [_problem(label, df.index.get_loc(i) + _ROW_BASE, "lon/lat",
+                     f"{df.at[i, 'lon']}, {df.at[i, 'lat']}",
+                     "outside every county of the city") for i in outside]
+
+
+# ------------------------------------------------------------------------------ use cases
+def load_events(app, kind: str, path: str | Path) -> pd.DataFrame:
+    """Read and validate a warnings or complaints file without importing it."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    label = Path(path).name
+    raw = read_table_file(path, name=label)
+    if kind == "warnings":
+        return validate_warnings(app, raw, label)
+    return validate_complaints(app, raw, label)
+
+
+def _already_stored(app, kind: str, df: pd.DataFrame, label: str) -> list[dict]:
+    """Rows already in the database: importing last week's file twice must not double it."""
+    stored = app.repo.table(TABLE_OF[kind])
+    if kind == "complaints":
+        seen = set(stored["id"].astype(str))
+        keys = df["id"].astype(str)
+        msg = "a complaint with this id is already imported"
+    else:
+        def key(frame: pd.DataFrame) -> pd.Series:
+            return (frame["grid_code"].astype(str) + "|" + frame["warned_at"].astype(str)
+                    + "|" + frame["pollutant"].astype(str))
+        seen = set(key(stored)) if len(stored) else set()
+        keys = key(df)
+        msg = "this warning (grid, time, pollutant) is already imported"
+    return [_problem(label, i + _ROW_BASE, "id" if kind == "complaints" else "grid_code",
+                     keys.iat[i], msg) for i in np.flatnonzero(keys.isin(seen).to_numpy())]
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every cell as text (empty for missing), the form the repository validates again."""
+    def text(v: Any) -> str:
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            return ""
+        return repr(v) if isinstance(v, float) else str(v)
+    return frame.apply(lambda col: col.map(text))
+
+
+def import_events(app, kind: str, path: str | Path, *, user: str) -> dict[str, Any]:
+    """Validate a file and append it to its event table in one transaction, or reject it."""
+    label = Path(path).name
+    df = load_events(app, kind, path)
+    _reject(label, _already_stored(app, kind, df, label))
+    frame = _as_text(pd.DataFrame(df.drop(columns=["geometry"], errors="ignore")))
+    count = app.repo.append_rows(TABLE_OF[kind], frame, user=user)
+    log.info("imported %d %s from %s by %s", count, kind, label, user)
+    return {"kind": kind, "table": TABLE_OF[kind], "file": label, "rows": count}
