@@ -293,3 +293,62 @@ def export_layer(name, fmt, output) -> None:
     from geoapp.services.interchange import export_layer as run
 
     click.echo(json.dumps(run(_open_core(), name, fmt, output), ensure_ascii=False, indent=2))
+
+
+@main.group("report")
+def report_group() -> None:
+    """Reports: the weekly hotspot-grid warning and 12369 hotline bulletin."""
+
+
+@report_group.command("weekly")
+@click.option("--week", default=None,
+              help="ISO week, e.g. 2026-W47. Default: the last full week (Asia/Shanghai).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for bulletin.txt, map.html, map.png, bulletin.docx, bulletin.xlsx.")
+@click.option("--warnings", "warnings_file", type=click.Path(dir_okay=False, exists=True),
+              help="Report on this warnings file (CSV/XLSX) instead of the stored table.")
+@click.option("--complaints", "complaints_file", type=click.Path(dir_okay=False, exists=True),
+              help="Report on this complaints file (CSV/XLSX) instead of the stored table.")
+@handle_errors
+def report_weekly(week, out_dir, warnings_file, complaints_file) -> None:
+    """Write the weekly bulletin of one ISO week into a folder."""
+    from geoapp.services import events
+    from geoapp.services.weekly import weekly_report, write_weekly
+
+    app = _open_core()
+    warnings = events.load_events(app, "warnings", warnings_file) if warnings_file else None
+    complaints = (events.load_events(app, "complaints", complaints_file)
+                  if complaints_file else None)
+    report = weekly_report(app, week, warnings=warnings, complaints=complaints)
+    paths = write_weekly(app, report, out_dir)
+    click.echo(f"{report.week} ({report.date_range}): {report.warnings_total} warnings, "
+               f"{report.complaints_total} complaints")
+    for path in paths.values():
+        click.echo(f"  {path}")
+
+
+@main.group("import")
+def import_group() -> None:
+    """Import event files (all-or-nothing, row-by-row report of bad rows)."""
+
+
+@import_group.command("warnings")
+@click.argument("input_file", type=click.Path(dir_okay=False, exists=True))
+@handle_errors
+def import_warnings(input_file) -> None:
+    """Import hotspot-grid warnings: grid_code, warned_at, pollutant[, value]."""
+    from geoapp.services import events
+
+    result = events.import_events(_open_core(), "warnings", input_file, user="cli")
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@import_group.command("complaints")
+@click.argument("input_file", type=click.Path(dir_okay=False, exists=True))
+@handle_errors
+def import_complaints(input_file) -> None:
+    """Import 12369 complaints: received_at, category[, lon, lat, crs, district, id, summary]."""
+    from geoapp.services import events
+
+    result = events.import_events(_open_core(), "complaints", input_file, user="cli")
+    click.echo(json.dumps(result, ensure_ascii=False, indent=2))
