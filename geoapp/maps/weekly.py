@@ -17,6 +17,7 @@ from typing import Any
 import folium
 
 from geoapp.domain.bulletin import COUNT_CLASSES, KEY_COLOUR, count_colour
+from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.layers import geojson_dict
 from geoapp.maps.legend import add_legend
 
@@ -31,17 +32,17 @@ def _identity(text: str) -> str:
     return text
 
 
-def weekly_map(report: Any, *, tiles: str = "osm", gettext=_identity) -> folium.Map:
+def weekly_map(report: Any, *, tiles: str = "osm", tianditu_key: str = "",
+               gettext=_identity) -> folium.Map:
     """Counties, every grid cell (warned ones coloured by count, key ones outlined), a title,
     a legend and a scale bar; the view fits the city."""
     _ = gettext
-    minx, miny, maxx, maxy = report.counties.total_bounds
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], zoom_start=10,
-                   tiles=None, control_scale=True, prefer_canvas=True)
-    if tiles == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False).add_to(m)
-    _add_counties(m, report, _)
-    _add_grids(m, report, _)
+    counties = shift_for_tiles(report.counties, tiles)
+    grids = shift_for_tiles(report.grids, tiles)
+    minx, miny, maxx, maxy = counties.total_bounds
+    m = base_map(((miny + maxy) / 2, (minx + maxx) / 2), 10, tiles, tianditu_key)
+    _add_counties(m, counties, report, _)
+    _add_grids(m, grids, _)
     entries = [("fill", "#eeeeee", _("无预警网格")), ("outline", KEY_COLOUR, _("重点监控网格"))]
     entries += [("fill", c, f"{_('预警')} {label}") for _low, c, label in COUNT_CLASSES]
     entries.append(("line", "#333333", _("区县界")))
@@ -55,9 +56,9 @@ def weekly_map(report: Any, *, tiles: str = "osm", gettext=_identity) -> folium.
     return m
 
 
-def _add_counties(m: folium.Map, report: Any, _) -> None:
+def _add_counties(m: folium.Map, counties, report: Any, _) -> None:
     counts = dict(zip(report.per_county["county"], report.per_county["count"], strict=True))
-    gdf = report.counties.copy()
+    gdf = counties.copy()
     gdf["warnings"] = gdf["name"].map(counts).fillna(0).astype(int)
     folium.GeoJson(
         geojson_dict(gdf, ["name", "warnings"]), name=_("区县界"),
@@ -73,8 +74,8 @@ def _add_counties(m: folium.Map, report: Any, _) -> None:
                  f'transform:translate(-50%,-50%);color:#222">{name}</div>')).add_to(m)
 
 
-def _add_grids(m: folium.Map, report: Any, _) -> None:
-    gdf = report.grids.copy()
+def _add_grids(m: folium.Map, grids, _) -> None:
+    gdf = grids.copy()
     gdf["key_label"] = gdf["key"].map({True: _("重点监控"), False: _("一般")})
     data = geojson_dict(gdf, ["code", "county", "key", "key_label", "count", "streak"])
 
@@ -124,9 +125,9 @@ def standalone_html(m: folium.Map, *, intranet: bool = False) -> str:
 
 
 def write_weekly_html(report: Any, path: str | Path, *, intranet: bool = False,
-                      tiles: str = "osm") -> Path:
+                      tiles: str = "osm", tianditu_key: str = "") -> Path:
     """Write the standalone weekly map to ``path``."""
     path = Path(path)
-    path.write_text(standalone_html(weekly_map(report, tiles=tiles), intranet=intranet),
-                    encoding="utf-8")
+    m = weekly_map(report, tiles=tiles, tianditu_key=tianditu_key)
+    path.write_text(standalone_html(m, intranet=intranet), encoding="utf-8")
     return path

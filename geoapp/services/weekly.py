@@ -20,6 +20,7 @@ import pandas as pd
 
 from geoapp.domain import bulletin
 from geoapp.domain.bulletin import IsoWeek
+from geoapp.domain.errors import NotFound
 from geoapp.domain.vocab import Classification, ComplaintCategory, Stage
 
 log = logging.getLogger(__name__)
@@ -228,23 +229,42 @@ def weekly_report(app, week: IsoWeek | str | None = None, *,
                         consecutive=consecutive, history=history, text=text)
 
 
-def write_weekly(app, report: WeeklyReport, out_dir: str | Path) -> dict[str, Path]:
-    """Write bulletin.txt, map.html, map.png, bulletin.docx and bulletin.xlsx into a folder."""
+def write_file(app, report: WeeklyReport, name: str, out_dir: str | Path) -> Path:
+    """Write one of FILES into ``out_dir`` (the document needs map.png, written if absent)."""
     from geoapp.exports.bulletin_docx import write_docx
     from geoapp.exports.bulletin_xlsx import write_bulletin_xlsx
     from geoapp.exports.mapimage import render_png
     from geoapp.maps.weekly import write_weekly_html
 
+    if name not in FILES:
+        raise NotFound(f"no bulletin file named {name!r}; known: {', '.join(FILES)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in FILES}
-    paths["bulletin.txt"].write_text(report.text, encoding="utf-8", newline="\n")
-    render_png(report, paths["map.png"], metric_crs=app.metric_crs)
-    write_weekly_html(report, paths["map.html"], intranet=bool(app.settings.get("INTRANET")))
-    write_docx(report, paths["bulletin.docx"], map_png=paths["map.png"])
-    write_bulletin_xlsx(report, paths["bulletin.xlsx"])
-    log.info("weekly bulletin %s written to %s", report.week, out)
-    return paths
+    path = out / name
+    if name == "bulletin.txt":
+        path.write_text(report.text, encoding="utf-8", newline="\n")
+    elif name == "map.png":
+        render_png(report, path, metric_crs=app.metric_crs)
+    elif name == "map.html":
+        write_weekly_html(report, path, intranet=bool(app.settings.get("INTRANET")),
+                          tiles=app.settings.get("TILES", "osm"),
+                          tianditu_key=app.settings.get("TIANDITU_KEY", ""))
+    elif name == "bulletin.docx":
+        png = out / "map.png"
+        if not png.is_file():
+            render_png(report, png, metric_crs=app.metric_crs)
+        write_docx(report, path, map_png=png)
+    else:
+        write_bulletin_xlsx(report, path)
+    return path
+
+
+def write_weekly(app, report: WeeklyReport, out_dir: str | Path) -> dict[str, Path]:
+    """Write bulletin.txt, map.html, map.png, bulletin.docx and bulletin.xlsx into a folder."""
+    paths = {name: write_file(app, report, name, out_dir) for name in
+             ("bulletin.txt", "map.png", "map.html", "bulletin.docx", "bulletin.xlsx")}
+    log.info("weekly bulletin %s written to %s", report.week, out_dir)
+    return {name: paths[name] for name in FILES}
 
 
 def zip_files(paths: dict[str, Path], target: str | Path, week: IsoWeek) -> Path:
