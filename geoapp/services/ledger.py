@@ -151,8 +151,16 @@ def import_ledger(app: Geoapp, path: str | Path, *, user: str) -> dict[str, Any]
                    for p in (exc.details or [])]
         _reject(sheet.file, details)
     report.update(file=sheet.file, unit=sheet.unit, filled_on=sheet.filled_on)
+    _refresh_hits(app)
     log.info("ledger import %s by %s: %s", sheet.file, user, report)
     return report
+
+
+def _refresh_hits(app: Geoapp) -> None:
+    """New or moved enterprises change the rule hits an export --with-hits shows."""
+    from geoapp.services.checks import refresh_hits
+
+    refresh_hits(app)
 
 
 def read_ledger(path: str | Path) -> LedgerSheet:
