@@ -67,6 +67,9 @@ def export_layer(app: Geoapp, name: str, fmt: str, path: str | Path) -> dict[str
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
     gdf, title = layer_frame(app, name)
+    path = Path(path)
+    if fmt == "shp" and path.suffix.lower() == ".shp":  # the download is a zip of the parts
+        path = path.with_suffix(".zip")
     out = write_layer(gdf, path, fmt, layer=name, title=f"{app.city.name}{title}",
                       descriptions=_LABELS)
     log.info("exported layer %s (%d features) as %s", name, len(gdf), fmt)
