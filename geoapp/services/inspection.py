@@ -66,6 +66,7 @@ _LABELS_BY_TYPE = {SiteType.ENTERPRISE.value: LEDGER_LABELS,
 _ENUMS = {"classification": Classification, "stage": Stage, "status": WorkshopStatus,
           "site_type": SiteType}
 _YES_NO = ("safety_assessment", "energy_review", "online_monitoring")
+_ACTIONS = {"create": "新增", "update": "修改", "delete": "删除", "import": "导入"}
 
 
 @dataclass
@@ -106,6 +107,12 @@ class CheckView:
     crs_label: str
     layers: list[dict[str, Any]] = field(default_factory=list)
     checked_at: str = ""
+
+    @property
+    def site_type_label(self) -> str:
+        """The Chinese label of the site type the check used ("" when none was set)."""
+        value = self.result.input.get("site_type")
+        return SiteType(value).zh if value else ""
 
 
 def site_id_from(text: str, app: Geoapp) -> str:
@@ -298,4 +305,5 @@ def _history_row(rec: Mapping[str, Any], label_of: Mapping[str, str]) -> dict[st
               if k not in skip and before.get(k) != after.get(k)]
     changes = [{"field": k, "label": label_of.get(k, k), "before": display_value(k, before.get(k)),
                 "after": display_value(k, after.get(k))} for k in fields]
-    return {"at": rec["at"], "user": rec["user"], "action": rec["action"], "changes": changes}
+    return {"at": rec["at"], "user": rec["user"],
+            "action": _ACTIONS.get(rec["action"], rec["action"]), "changes": changes}
