@@ -51,6 +51,11 @@ def _tiles() -> str:
         else tiles
 
 
+def _records(df) -> list[dict]:
+    """Rows for the template, missing values as empty text."""
+    return df.astype(object).where(df.notna(), "").to_dict("records")
+
+
 def _page(week: IsoWeek, *, import_errors: ValidationFailed | None = None, status: int = 200):
     core = _core()
     report = svc.weekly_report(core, week)
@@ -60,8 +65,7 @@ def _page(week: IsoWeek, *, import_errors: ValidationFailed | None = None, statu
     body = render_map_page(
         "weekly.html", m, report=report, week=str(week), history_weeks=history_weeks,
         history=report.history.to_dict("records"),
-        enterprises=report.enterprises.fillna("").to_dict("records"),
-        per_grid=report.per_grid.fillna("").to_dict("records"),
+        enterprises=_records(report.enterprises), per_grid=_records(report.per_grid),
         per_county=report.per_county.to_dict("records"),
         complaints=report.complaints.to_dict("records"), files=svc.FILES,
         import_errors=import_errors, previous=str(week.previous()), next=str(week.shift(1)))
