@@ -4,12 +4,13 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-# Count drawn features on the folium map: polygons by their properties, and site points.
+# Count drawn features on the folium map: polygons by their properties, and site points (one
+# canvas layer per site type, each knowing how many points it holds).
 COUNT_FEATURES = """() => {
   const map = Object.values(window).find(v => v instanceof L.Map);
   const out = {points: 0};
   map.eachLayer(l => {
-    if (l instanceof L.CircleMarker && l._gi !== undefined) { out.points += 1; return; }
+    if (l instanceof window.GeoappPoints) { out.points += l.pointCount(); return; }
     if (!l.feature) return;
     const f = l.feature.properties;
     const k = f.code ? "网格编号" : (f.adcode !== undefined ? "区县" : "other");
@@ -57,14 +58,13 @@ def test_clicking_an_enterprise_opens_its_attributes_hits_and_link(live_server, 
     # Click the drawn marker of enterprise E0001 where it is on screen.
     xy = page.evaluate("""() => {
       const map = Object.values(window).find(v => v instanceof L.Map);
-      let hit = null;
+      let layer = null;
       map.eachLayer(l => {
-        if (hit || !(l instanceof L.CircleMarker) || l._gi === undefined) return;
-        const g = Object.values(window).find(v => v && v.geoappPopup && v.hasLayer(l));
-        if (g && g.geoappPopup(l._gi).includes("E0001")) hit = l;
+        if (!layer && l instanceof window.GeoappPoints && l.indexOf("E0001") >= 0) layer = l;
       });
-      map.setView(hit.getLatLng(), 15, {animate: false});
-      const p = map.latLngToContainerPoint(hit.getLatLng());
+      const at = layer.latLngAt(layer.indexOf("E0001"));
+      map.setView(at, 15, {animate: false});
+      const p = map.latLngToContainerPoint(at);
       const r = map.getContainer().getBoundingClientRect();
       return [r.left + p.x, r.top + p.y];
     }""")
