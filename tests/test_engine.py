@@ -376,3 +376,29 @@ def test_engine_builds_with_the_shipped_rules_and_missing_layers(caplog):
     assert [h.rule_id for h in result.hits] == ["riverside_livestock"]
     assert "layer canal missing" in caplog.text
     assert not shapely.is_empty(eng.exclusion_zones().geometry).any()
+
+
+def test_single_point_nearest_matches_a_brute_force_search_on_thousands_of_points(engine):
+    """The per-cell candidate lists only prune: every layer's nearest feature and distance
+    must be what measuring against every feature of the layer gives."""
+    lon, lat, *_ = _random_sites(1000, seed=11)
+    x, y = engine._fwd.transform(lon, lat)
+    pts = shapely.points(x, y)
+    checked = 0
+    for name in engine.layer_names:
+        geoms = np.asarray(engine.projected[name], dtype=object)
+        if len(geoms) == 0:
+            continue
+        ids = engine._features[name]["id"]
+        dist = shapely.distance(pts[:, None], geoms[None, :])
+        best = dist.argmin(axis=1)
+        near = shapely.get_coordinates(shapely.shortest_line(pts, geoms[best]))[1::2]
+        want = np.where(dist.min(axis=1) < 0.05, 0.0, engine._scale.ground(
+            x, y, near[:, 0], near[:, 1], dist.min(axis=1)))
+        for i in range(len(lon)):
+            got = {n.layer: n for n in engine.check_point(lon[i], lat[i]).nearest}[name]
+            assert abs(got.distance_m - want[i]) <= 0.051, (name, i)
+            if np.sort(dist[i])[1:2].tolist() != [dist[i, best[i]]]:  # no tie
+                assert got.feature_id == ids[best[i]], (name, i)
+            checked += 1
+    assert checked > 5000

@@ -17,6 +17,7 @@ meridian of the projection.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,19 +28,20 @@ import shapely
 from pyproj import CRS, Transformer
 
 from geoapp.domain.results import CheckResult, Nearest, round_distance
-from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
+from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate, is_hit
 from geoapp.spatial.batch import flag_sites, search_radius
 from geoapp.spatial.ground import GroundScale
 from geoapp.spatial.index import (
-    CHUNK,
     INSIDE_TOLERANCE_M,
     SEARCH_SLACK,
+    CellGeometry,
     Grid,
     LayerIndex,
     Measure,
+    expand,
     make_grid,
+    near_segments,
     project_cells,
-    segment_distance,
 )
 from geoapp.spatial.zones import exclusion_zones
 
@@ -99,8 +101,10 @@ class RuleEngine:
             self._layer_radius[rule.layer] = radius
         for layer, radius in self._layer_radius.items():
             self.index[layer].add_radius(radius, cells)
-        self._merge_for_single_point()
+        self._build_point_table(cells)
         self._layer_pos = {n: i for i, n in enumerate(self.layer_names)}
+        self._id_lists = [(n, self._features[n]["id"].tolist(), self._features[n]["name"].tolist())
+                          for n in self.layer_names]
         self._applies_cache: dict[tuple, list[RuleSpec]] = {}
         self._rule_severity = {r.id: np.array([r.severity_for(f) for f in
                                                self._feature_dicts(r.layer)], dtype=object)
@@ -151,45 +155,81 @@ class RuleEngine:
         reach = max([r.distance_m or 0.0 for r in rules] + [0.0])
         return make_grid(total, margin_m=reach * SEARCH_SLACK + 2 * cell_m, cell_m=cell_m)
 
-    def _merge_for_single_point(self) -> None:
-        """Concatenate every layer's per-cell candidates so one point needs one numpy pass."""
+    def _build_point_table(self, cells: CellGeometry) -> None:
+        """Per cell, everything one point needs across all layers (see ``_measure_point``).
+
+        For each cell and layer, the segments that can be nearest to some point of the cell:
+        with c the cell's centre and r its radius, every point p of the cell has a segment
+        within min_s d(c, s) + r, and d(p, s) >= d(c, s) - r, so a segment farther than
+        min_s d(c, s) + 2r from c cannot be nearest. The survivors of all layers go into one
+        (layers, width) index matrix per cell, each layer's row padded with a far-away dummy,
+        so one gather, a dozen array operations and one ``argmin(axis=1)`` give every
+        layer's nearest segment (the first in index order on ties, as in the batch path).
+        Cells a polygon covers whole answer "inside" from a list, with no geometry at all.
+        """
         idx = [self.index[n] for n in self.layer_names]
-        ncell = self.grid.size
-        # Segments of all layers in one (n, 6) table [x0, y0, dx, dy, 1/len², layer], each
-        # layer padded to whole chunks with far-away dummies so a chunk is always CHUNK rows.
-        padded = [-(-len(i.x0) // CHUNK) * CHUNK for i in idx]
-        seg_off = np.cumsum([0] + padded)
-        table = np.zeros((seg_off[-1], 6))
-        table[:, 0] = table[:, 1] = 1e12
-        self._gseg_feat = np.full(seg_off[-1], -1, dtype=np.int64)
+        nl, ncell = len(idx), self.grid.size
+        seg_off = np.cumsum([0] + [len(i.x0) for i in idx]).astype(np.int64)
+        dummy = int(seg_off[-1])
+        table = np.zeros((dummy + 1, 5))
+        table[dummy, :2] = 1e12
+        seg_feat = np.full(dummy + 1, -1, dtype=np.int64)
+        parts = []
         for k, (i, o) in enumerate(zip(idx, seg_off[:-1], strict=True)):
             n = len(i.x0)
-            table[o:o + n, :5] = np.stack([i.x0, i.y0, i.dx, i.dy, i.inv_ll], 1)
-            table[o:o + padded[k], 5] = k
-            self._gseg_feat[o:o + n] = i.seg_feat
-        self._gseg = table
-        feat_off = np.cumsum([0] + [i.n_features for i in idx])
+            if n:
+                table[o:o + n] = np.stack([i.x0, i.y0, i.dx, i.dy, i.inv_ll], 1)
+                seg_feat[o:o + n] = i.seg_feat
+            if len(i.chunk_idx):
+                cell, seg = near_segments(i, cells)
+                parts.append((cell, np.full(len(cell), k, dtype=np.int64), seg + o))
+        self._pt_seg, self._pt_feat = np.ascontiguousarray(table.T), seg_feat
         cat = np.concatenate
-        self._gpolys = cat([i.polys for i in idx] + [np.empty(0, object)])
-        self._gpoly_layer = np.repeat(np.arange(len(idx)), np.diff(feat_off))
-        self._gpoly_feat = np.arange(len(self._gpolys)) - feat_off[self._gpoly_layer]
-        self._cover = np.stack([i.cover for i in idx], 1) if idx else np.empty((ncell, 0))
-
-        def merge(ptrs, idxs, offs):
-            rows = cat([np.repeat(np.arange(ncell), np.diff(p)) for p in ptrs] + [[]])
-            cols = cat([ix + o for ix, o in zip(idxs, offs, strict=True)] + [[]])
-            order = np.lexsort((cols, rows))
-            ptr = np.r_[0, np.cumsum(np.bincount(rows.astype(np.int64), minlength=ncell))]
-            return ptr, cols[order].astype(np.int64)
-
-        chunk_off = np.cumsum([0] + [len(i.chunk_start) for i in idx])
-        self._mchunk_ptr, self._mchunk = merge([i.chunk_ptr for i in idx],
-                                               [i.chunk_idx for i in idx], chunk_off[:-1])
-        self._gchunk_start = cat([i.chunk_start + o for i, o in zip(idx, seg_off[:-1], strict=True)]
-                                 + [np.empty(0, np.int64)]).astype(np.int64)
-        self._chunk_steps = np.arange(CHUNK)
-        self._mpoly_ptr, self._mpoly = merge([i.poly_ptr for i in idx],
-                                             [i.poly_idx for i in idx], feat_off[:-1])
+        cellv, layerv, segv = (cat([p[j] for p in parts] + [np.empty(0, np.int64)])
+                               for j in range(3))
+        order = np.argsort(cellv, kind="stable")  # -> (cell, layer, segment) order
+        cellv, layerv, segv = cellv[order], layerv[order], segv[order]
+        key = cellv * max(nl, 1) + layerv
+        g_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
+        g_len = np.diff(np.r_[g_start, len(key)])
+        g_cell, g_layer = cellv[g_start], layerv[g_start]
+        width = np.zeros(ncell, dtype=np.int64)
+        np.maximum.at(width, g_cell, g_len)
+        nrows = np.bincount(g_cell, minlength=ncell)
+        cell_off = np.r_[0, np.cumsum(nrows * width)]
+        first_group = np.r_[0, np.cumsum(nrows)]
+        g_rank = np.arange(len(g_start)) - first_group[g_cell]
+        group = np.repeat(np.arange(len(g_start)), g_len)
+        pos = (cell_off[cellv] + g_rank[group] * width[cellv]
+               + np.arange(len(key)) - g_start[group])
+        flat = np.full(int(cell_off[-1]), dummy, dtype=np.int64)
+        flat[pos] = segv
+        polys = [i.polys for i in idx]
+        cover = np.stack([i.cover for i in idx], 1) if idx else np.full((ncell, 0), -1)
+        poly_lists = [expand(i.poly_ptr, i.poly_idx, np.arange(ncell)) for i in idx]
+        cell_polys: dict[int, list[tuple[int, int]]] = {}
+        for k, (owner, f) in enumerate(poly_lists):
+            for c, g in zip(owner.tolist(), f.tolist(), strict=True):
+                cell_polys.setdefault(c, []).append((k, g))
+        entries = []
+        no_cover = [-1] * nl
+        for c in range(ncell):
+            row = cover[c].tolist()
+            rows, w = int(nrows[c]), int(width[c])
+            seg = None
+            if rows:
+                o = int(cell_off[c])
+                seg = (flat[o:o + rows * w].reshape(rows, w),
+                       g_layer[first_group[c]:first_group[c + 1]].tolist(),
+                       np.arange(rows) * w)
+            pl = cell_polys.get(c)
+            if pl:
+                pl = (np.array([polys[k][g] for k, g in pl], dtype=object),
+                      [k for k, _ in pl], [g for _, g in pl])
+            entries.append((row if max(row, default=-1) >= 0 else no_cover, pl, seg))
+        self._pt_cells = entries
+        log.debug("point table: %d cell-segment entries (%d padded) over %d cells",
+                  len(segv), len(flat), ncell)
 
     # -- distances --------------------------------------------------------------------
     def _ground(self, lon, lat, x, y, m: Measure) -> np.ndarray:
@@ -217,48 +257,39 @@ class RuleEngine:
         x, y = self._fwd.transform(lon, lat)
         c = self.grid.cell(lon, lat)
         if c < 0:
-            xs, ys = np.array([x]), np.array([y])
-            per = [self.index[n].measure(xs, ys, np.array([-1])) for n in self.layer_names]
-            m = Measure(*(np.concatenate([getattr(p, f) for p in per] + [np.empty(0)])
-                          for f in ("feat", "dist", "inside", "nx", "ny")))
-            m.feat, m.inside = m.feat.astype(np.int64), m.inside.astype(bool)
-            ground = self._ground(np.full(nl, lon), np.full(nl, lat), np.full(nl, x),
-                                  np.full(nl, y), m)
-            return m.feat.tolist(), ground.tolist(), m.inside.tolist()
-        feat = self._cover[c].tolist()
+            return self._measure_off_grid(lon, lat, x, y)
+        cover, polys, segs = self._pt_cells[c]
+        feat = list(cover)
         inside = [f >= 0 for f in feat]
-        dist = [0.0 if i else np.inf for i in inside]
-        near = [(x, y)] * nl
-        p0, p1 = self._mpoly_ptr[c], self._mpoly_ptr[c + 1]
-        if p1 > p0:
-            pids = self._mpoly[p0:p1]
-            for g in pids[shapely.intersects_xy(self._gpolys[pids], x, y)].tolist():
-                layer = self._gpoly_layer[g]
+        dist = [0.0 if i else math.inf for i in inside]
+        near: list[tuple[float, float] | None] = [None] * nl
+        if polys is not None:
+            geoms, layers, feats = polys
+            for j in np.flatnonzero(shapely.intersects_xy(geoms, x, y)).tolist():
+                layer = layers[j]
                 if not inside[layer]:
-                    feat[layer], dist[layer], inside[layer] = self._gpoly_feat[g], 0.0, True
-        s0, s1 = self._mchunk_ptr[c], self._mchunk_ptr[c + 1]
-        if s1 > s0:
-            sids = (self._gchunk_start[self._mchunk[s0:s1]][:, None] + self._chunk_steps).ravel()
-            seg = self._gseg[sids]
-            lay = seg[:, 5]
-            d, rx, ry = segment_distance(x, y, seg[:, 0], seg[:, 1], seg[:, 2], seg[:, 3],
-                                         seg[:, 4])
-            # First minimum per layer run (runs are contiguous, segments in index order).
-            starts = np.flatnonzero(np.concatenate(([True], lay[1:] != lay[:-1])))
-            lowest = np.minimum.reduceat(d, starts)
-            pos = np.where(d == np.repeat(lowest, np.diff(np.append(starts, len(d)))),
-                           np.arange(len(d)), len(d))
-            best = np.minimum.reduceat(pos, starts).tolist()
-            for b, layer in zip(best, lay[starts].astype(int).tolist(), strict=True):
+                    feat[layer], dist[layer], inside[layer] = feats[j], 0.0, True
+        if segs is not None:
+            sids, layers, base = segs
+            x0, y0, dx, dy, inv_ll = self._pt_seg[:, sids]
+            ex, ey = x - x0, y - y0
+            t = (ex * dx + ey * dy) * inv_ll
+            np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
+            rx, ry = ex - t * dx, ey - t * dy
+            best = (rx * rx + ry * ry).argmin(1) + base
+            bx, by = np.take(rx, best).tolist(), np.take(ry, best).tolist()
+            bf = self._pt_feat[np.take(sids, best)].tolist()
+            hypot = math.hypot
+            for j, layer in enumerate(layers):
                 if not inside[layer]:
-                    feat[layer] = int(self._gseg_feat[sids[b]])
-                    dist[layer] = float(d[b])
-                    near[layer] = (x - float(rx[b]), y - float(ry[b]))
-        for i in range(nl):
-            if not inside[i] and dist[i] < INSIDE_TOLERANCE_M:
-                inside[i] = True
-        todo = [i for i in range(nl) if feat[i] >= 0 and not inside[i]]
-        ground = [0.0 if inside[i] else np.inf for i in range(nl)]
+                    d = hypot(bx[j], by[j])
+                    feat[layer], dist[layer] = bf[j], d
+                    if d < INSIDE_TOLERANCE_M:
+                        inside[layer] = True
+                    else:
+                        near[layer] = (x - bx[j], y - by[j])
+        ground = [0.0 if i else math.inf for i in inside]
+        todo = [i for i in range(nl) if near[i] is not None]
         if todo and self._scale.ok:
             scale = self._scale.ground_scalar
             for i in todo:
@@ -272,6 +303,18 @@ class RuleEngine:
             for i, v in zip(todo, g.tolist(), strict=True):
                 ground[i] = v
         return feat, ground, inside
+
+    def _measure_off_grid(self, lon: float, lat: float, x: float, y: float):
+        """A point outside the grid (far from every layer): each layer's STRtree."""
+        nl = len(self.layer_names)
+        xs, ys = np.array([x]), np.array([y])
+        per = [self.index[n].measure(xs, ys, np.array([-1])) for n in self.layer_names]
+        m = Measure(*(np.concatenate([getattr(p, f) for p in per] + [np.empty(0)])
+                      for f in ("feat", "dist", "inside", "nx", "ny")))
+        m.feat, m.inside = m.feat.astype(np.int64), m.inside.astype(bool)
+        ground = self._ground(np.full(nl, lon), np.full(nl, lat), np.full(nl, x),
+                              np.full(nl, y), m)
+        return m.feat.tolist(), ground.tolist(), m.inside.tolist()
 
     def _applicable(self, site: dict[str, Any], point: str) -> list[RuleSpec]:
         """Rules that concern this kind of site, memoised: inspectors check few kinds."""
@@ -305,19 +348,17 @@ class RuleEngine:
             site["industry"] = industry
         feat, ground, inside = self._measure_point(float(lon), float(lat))
         hits, nearest = [], []
-        for i, name in enumerate(self.layer_names):
+        for i, (name, ids, names) in enumerate(self._id_lists):
             f = feat[i]
             if f >= 0:
-                t = self._features[name]
-                nearest.append(Nearest(name, t["id"][f], t["name"][f],
-                                       round_distance(ground[i])))
+                nearest.append(Nearest(name, ids[f], names[f], round_distance(ground[i])))
         for rule in self._applicable(site, point):
             i = self._layer_pos[rule.layer]
             f = feat[i]
-            feature = None if f < 0 else {k: v[f] for k, v in self._features[rule.layer].items()}
-            hit = evaluate(rule, ground[i], inside[i], feature)
-            if hit is not None:
-                hits.append(hit)
+            if f < 0 or not is_hit(rule, ground[i], inside[i]):
+                continue
+            feature = {k: v[f] for k, v in self._features[rule.layer].items()}
+            hits.append(evaluate(rule, ground[i], inside[i], feature))
         echo = {"lon": lon, "lat": lat, "point": point, **site}
         return CheckResult(input=echo, lon=float(lon), lat=float(lat), hits=tuple(hits),
                            nearest=tuple(nearest))

@@ -167,6 +167,36 @@ def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
     return np.hypot(rx, ry), rx, ry
 
 
+def near_segments(index: LayerIndex, cells: CellGeometry,
+                  max_pairs: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """(cell, segment) pairs, by cell then segment, of every segment that can be nearest to
+    some point of the cell: from the cell's chunk list, those within min d(c, s) + 2r of its
+    centre c (r: the cell's radius). Blocks of cells keep the pair arrays bounded."""
+    ncell = len(cells.cx)
+    per_cell = np.diff(index.chunk_ptr) * CHUNK
+    cum = np.cumsum(per_cell)
+    out_c, out_s = [], []
+    a = 0
+    while a < ncell:
+        b = int(np.searchsorted(cum, (cum[a - 1] if a else 0) + max_pairs, side="right"))
+        b = min(max(b, a + 1), ncell)
+        rows = np.arange(a, b)
+        owner, chunk = expand(index.chunk_ptr, index.chunk_idx, rows)
+        if owner.size:
+            owner, seg = chunk_segments(owner, index.chunk_start[chunk], index.chunk_len[chunk])
+            cell = rows[owner]
+            d = segment_distance(cells.cx[cell], cells.cy[cell], index.x0[seg], index.y0[seg],
+                                 index.dx[seg], index.dy[seg], index.inv_ll[seg])[0]
+            starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+            lowest = np.repeat(np.minimum.reduceat(d, starts), np.diff(np.r_[starts, len(d)]))
+            keep = d <= lowest + 2.0 * cells.radius[cell] + 1e-6
+            out_c.append(cell[keep])
+            out_s.append(seg[keep])
+        a = b
+    empty = np.empty(0, dtype=np.int64)
+    return np.concatenate(out_c + [empty]), np.concatenate(out_s + [empty])
+
+
 def first_min(owner: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
     """Index (into ``d``) of the first minimum of each owner's run; owners sorted ascending."""
     if owner.size == 0:
