@@ -19,6 +19,7 @@ from shapely.ops import nearest_points
 from geoapp.maps.base import base_map
 from geoapp.maps.legend import add_legend
 from geoapp.maps.overview import shift_for_tiles
+from geoapp.spatial.crs import WGS84
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def _clip(gdf: gpd.GeoDataFrame, centre_m: shapely.Point, radius_m: float,
     out = gdf.to_crs(metric_crs)
     out["geometry"] = shapely.intersection(out.geometry.values, box)
     out = out[~out.geometry.is_empty]
-    return out.to_crs("EPSG:4326")
+    return out.to_crs(WGS84)
 
 
 def distance_lines(lon: float, lat: float, features: gpd.GeoDataFrame,
@@ -59,8 +60,8 @@ def distance_lines(lon: float, lat: float, features: gpd.GeoDataFrame,
     """
     cols = ["feature_id", "name", "title", "hit", "length_m", "geometry"]
     if features.empty:
-        return gpd.GeoDataFrame(columns=cols, geometry="geometry", crs="EPSG:4326")
-    pt = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326").to_crs(metric_crs).iloc[0]
+        return gpd.GeoDataFrame(columns=cols, geometry="geometry", crs=WGS84)
+    pt = gpd.GeoSeries([shapely.Point(lon, lat)], crs=WGS84).to_crs(metric_crs).iloc[0]
     feats = features.to_crs(metric_crs)
     rows = []
     for rec, geom in zip(feats.itertuples(index=False), feats.geometry, strict=True):
@@ -71,7 +72,7 @@ def distance_lines(lon: float, lat: float, features: gpd.GeoDataFrame,
                      "hit": bool(rec.hit), "length_m": round(a.distance(b), 1),
                      "geometry": shapely.LineString([a, b])})
     out = gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs=metric_crs)
-    return out.to_crs("EPSG:4326")
+    return out.to_crs(WGS84)
 
 
 def check_map(lon: float, lat: float, features: gpd.GeoDataFrame, zones: gpd.GeoDataFrame,
@@ -80,13 +81,13 @@ def check_map(lon: float, lat: float, features: gpd.GeoDataFrame, zones: gpd.Geo
     """The check map. ``features``: layer, title, feature_id, name, hit, distance_m, geometry;
     ``zones``: rule_id, title_zh, hit, geometry (all EPSG:4326)."""
     m = base_map((lat, lon), 14, tiles=tiles, tianditu_key=tianditu_key)
-    centre_m = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326").to_crs(metric_crs).iloc[0]
+    centre_m = gpd.GeoSeries([shapely.Point(lon, lat)], crs=WGS84).to_crs(metric_crs).iloc[0]
     lines = distance_lines(lon, lat, features, metric_crs)
     _add_zones(m, shift_for_tiles(_clip(zones, centre_m, radius_m, metric_crs), tiles))
     _add_features(m, features, centre_m, metric_crs, tiles)
     _add_lines(m, shift_for_tiles(lines, tiles))
     shown = shift_for_tiles(gpd.GeoDataFrame(geometry=[shapely.Point(lon, lat)],
-                                             crs="EPSG:4326"), tiles).geometry.iloc[0]
+                                             crs=WGS84), tiles).geometry.iloc[0]
     folium.CircleMarker([shown.y, shown.x], radius=9, color="#ffffff", weight=3,
                         fill=True, fill_color=POINT_COLOUR, fill_opacity=1.0,
                         tooltip=f"核查点 {lon:.6f}, {lat:.6f} (WGS84)").add_to(m)
@@ -136,7 +137,7 @@ def _add_features(m: folium.Map, features: gpd.GeoDataFrame, centre_m: shapely.P
         for dist, group in features.groupby(features["distance_m"].fillna(0.0)):
             radius = min(float(dist) + FEATURE_MARGIN_M, MAX_EXTENT_M)
             parts.append(_clip(group, centre_m, radius, metric_crs))
-        data = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs="EPSG:4326")
+        data = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=WGS84)
         data = shift_for_tiles(data[["title", "name", "hit", "geometry"]].copy(), tiles)
         data["hit"] = data["hit"].astype(bool)
         if not data.empty:

@@ -20,6 +20,7 @@ from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.domain.results import CheckResult
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.services.checks import check_point, check_site, engine
+from geoapp.spatial.crs import WGS84
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -218,7 +219,7 @@ def map_features(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
                          "name": info["name"] or "", "hit": info["hit"],
                          "distance_m": info["distance_m"], "geometry": geom})
     cols = ["layer", "title", "feature_id", "name", "hit", "distance_m", "geometry"]
-    return gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs="EPSG:4326")
+    return gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs=WGS84)
 
 
 def _geometries(app: Geoapp, layer: str, ids: list[str]) -> list[tuple[str, Any]]:
@@ -247,7 +248,7 @@ def zones_near(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
     hit_rules = {h.rule_id for h in result.hits}
     zones = zones[zones["test"] != "not_inside"].copy()
     zones["hit"] = zones["rule_id"].isin(hit_rules)
-    return zones.to_crs("EPSG:4326")
+    return zones.to_crs(WGS84)
 
 
 def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from geoapp.domain.vocab import (
     Stage,
     WorkshopStatus,
 )
-from geoapp.spatial.crs import array_to_wgs84
+from geoapp.spatial.crs import WGS84, array_to_wgs84
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def validate_layer_frame(gdf: gpd.GeoDataFrame, layer: str, file: str = "") -> g
 
 
 def _to_wgs84(gdf: gpd.GeoDataFrame, layer: str, where: str) -> gpd.GeoDataFrame:
-    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326") and not _is_crs84(gdf.crs):
+    if gdf.crs is not None and not gdf.crs.equals(WGS84) and not _is_crs84(gdf.crs):
         log.info("layer %s: reprojecting from %s to EPSG:4326", layer, gdf.crs.to_string())
         gdf = gdf.to_crs(4326)
     elif gdf.crs is None:
@@ -181,7 +181,7 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, layer: str, where: str) -> gpd.GeoDataFrame
 
 def _is_crs84(crs: Any) -> bool:
     try:
-        return crs.to_string() in ("OGC:CRS84", "EPSG:4326")
+        return crs.to_string() in ("OGC:CRS84", WGS84)
     except Exception:  # pragma: no cover - exotic CRS objects
         return False
 
