@@ -84,7 +84,7 @@ def test_kml_placemarks_carry_name_and_description_google_earth_shows(core, tmp_
     export_layer(core, "enterprises", "kml", out)
     text = out.read_text(encoding="utf-8")
     assert f"<name>{NAME}</name>" in text
-    assert "<description>" in text and "企业详细地址：" in text
+    assert "<description>" in text and "企业详细地址：" in text and "整治分类：搬迁升级" in text
     back = pyogrio.read_dataframe(out)
     assert len(back) == 100 and NAME in set(back["Name"])
     assert pyogrio.list_layers(out)[0][0] == "焦作市工业企业"

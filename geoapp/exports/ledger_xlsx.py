@@ -1,4 +1,4 @@
-"""Write the enterprise ledger (整治工作台账) as an XLSX in the bureau's template layout.
+"""The enterprise ledger (整治工作台账) as an XLSX in the bureau's template layout: write and read.
 
 The file must be submittable as it is, so the layout copies the paper template: a merged title
 row, a 填报单位 / 填表时间 row, a two-row header (grouped columns under a merged upper cell,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
+from geoapp.domain import ledger as L
+from geoapp.domain.errors import ValidationFailed
 from geoapp.domain.ledger import LedgerColumn
-from geoapp.exports.tables import neutralise
+from geoapp.exports.tables import _FORMULA_START, neutralise
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,7 @@ _CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 _WRAP = Alignment(horizontal="left", vertical="center", wrap_text=True)
 _HEADER_FILL = PatternFill("solid", fgColor="D9E1F2")
 _NUMERIC_KINDS = ("int", "coordinate")
+_HEADER_SCAN_ROWS = 12
 
 
 def write_ledger_workbook(path: str | Path, *, title: str, unit: str, filled_on: str,
@@ -138,3 +142,106 @@ def _cell_value(value: Any, col: LedgerColumn) -> Any:
         return value
     text = str(value)
     return neutralise(text) if text else None
+
+
+# ------------------------------------------------------------------------------ reading
+@dataclass
+class LedgerSheet:
+    """What was read from a workbook: rows of raw cells keyed by field, with sheet row numbers."""
+
+    file: str
+    unit: str = ""
+    filled_on: str = ""
+    fields: list[str] = field(default_factory=list)
+    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+
+def read_ledger(path: str | Path) -> LedgerSheet:
+    """Read the first sheet of a template workbook into raw rows; wrong columns are an error."""
+    from openpyxl import load_workbook
+
+    p = Path(path)
+    try:
+        wb = load_workbook(p, data_only=True)
+    except Exception as exc:  # openpyxl raises several types for non-XLSX input
+        raise ValidationFailed(f"{p.name}: not a readable XLSX workbook ({type(exc).__name__})",
+                               details=[_problem(p.name, "", "", "", "not an XLSX file")]
+                               ) from None
+    ws = wb.worksheets[0]
+    grid = [list(r) for r in ws.iter_rows(values_only=True)]
+    top = next((i for i, r in enumerate(grid[:_HEADER_SCAN_ROWS])
+                if r and L.header_key(r[0]) == "序号"), None)
+    if top is None:
+        raise ValidationFailed(f"{p.name}: no header row starting with 序号 in the first "
+                               f"{_HEADER_SCAN_ROWS} rows; is this the ledger template?",
+                               details=[_problem(p.name, "", "序号", "", "header not found")])
+    sheet = LedgerSheet(file=p.name)
+    for r in grid[:top]:
+        for v in r:
+            t = L.cell_text(v)
+            if t.startswith(L.UNIT_LABEL.rstrip("：")):
+                sheet.unit = t[len(L.UNIT_LABEL):].strip()
+            elif t.startswith(L.DATE_LABEL.rstrip("：")):
+                sheet.filled_on = t[len(L.DATE_LABEL):].strip()
+    two_rows = top + 1 < len(grid) and L.cell_text(grid[top + 1][0]) == ""
+    headers = _headers(grid[top], grid[top + 1] if two_rows else None)
+    sheet.fields = _fields(p.name, headers, top + 1)
+    first = top + (2 if two_rows else 1)
+    for i in range(first, len(grid)):
+        cells = grid[i]
+        texts = [L.cell_text(v) for v in cells]
+        if not any(texts):
+            continue
+        if next(t for t in texts if t).startswith(L.NOTE_PREFIX):
+            break
+        sheet.rows.append((i + 1, {f: _unquote(v) for f, v in zip(sheet.fields, cells,
+                                                                   strict=False) if f}))
+    return sheet
+
+
+def _headers(top: list[Any], bottom: list[Any] | None) -> list[str]:
+    """A column's header is its lower cell, else the upper one (merged over both rows)."""
+    width = max(len(top), len(bottom or []))
+    out = []
+    for c in range(width):
+        up = L.cell_text(top[c]) if c < len(top) else ""
+        low = L.cell_text(bottom[c]) if bottom is not None and c < len(bottom) else ""
+        out.append(low or up)
+    while out and not out[-1]:
+        out.pop()
+    return out
+
+
+def _fields(file: str, headers: list[str], header_row: int) -> list[str]:
+    """Header texts to fields; unknown, missing or repeated columns reject the file."""
+    known = L.columns_by_header()
+    fields: list[str] = []
+    problems = []
+    for c, h in enumerate(headers, start=1):
+        col = known.get(L.header_key(h))
+        if col is None:
+            problems.append(_problem(file, header_row, h, h, f"unknown column (column {c})"))
+            fields.append("")
+        elif col.field in fields:
+            problems.append(_problem(file, header_row, h, h, "column appears twice"))
+            fields.append("")
+        else:
+            fields.append("" if col in L.HIT_COLUMNS else col.field)
+    problems += [_problem(file, header_row, c.header, "", "missing column")
+                 for c in L.LEDGER_COLUMNS if c.field not in fields]
+    if problems:
+        raise ValidationFailed(f"{file}: wrong column set ({len(problems)} problem(s); first: "
+                               f"{problems[0]['column']}: {problems[0]['message']})",
+                               details=problems)
+    return fields
+
+
+def _unquote(v: Any) -> Any:
+    """Undo the apostrophe an export puts before formula-like text."""
+    if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(_FORMULA_START):
+        return v[1:]
+    return v
+
+
+def _problem(file: str, row: Any, column: str, value: str, message: str) -> dict:
+    return {"file": file, "row": row, "column": column, "value": value, "message": message}

@@ -15,7 +15,7 @@ import geopandas as gpd
 
 from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.domain.ledger import LEDGER_COLUMNS
-from geoapp.domain.vocab import SiteType
+from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.exports.interchange import FORMATS, write_layer
 from geoapp.services import Geoapp
 from geoapp.storage.sources import SITE_COLUMNS
@@ -70,8 +70,19 @@ def export_layer(app: Geoapp, name: str, fmt: str, path: str | Path) -> dict[str
     path = Path(path)
     if fmt == "shp" and path.suffix.lower() == ".shp":  # the download is a zip of the parts
         path = path.with_suffix(".zip")
+    if fmt == "kml":  # people read these descriptions: Chinese words, not machine values
+        gdf = _chinese_values(gdf)
     out = write_layer(gdf, path, fmt, layer=name, title=f"{app.city.name}{title}",
                       descriptions=_LABELS)
     log.info("exported layer %s (%d features) as %s", name, len(gdf), fmt)
     return {"layer": name, "title": title, "format": fmt, "features": len(gdf),
             "path": str(out)}
+
+
+def _chinese_values(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    out = gdf.copy()
+    for col, enum in (("classification", Classification), ("stage", Stage),
+                      ("status", WorkshopStatus)):
+        if col in out.columns:
+            out[col] = out[col].map(lambda v, e=enum: e(v).zh if v in set(e) else v)
+    return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,7 @@ import pandas as pd
 from geoapp.domain import ledger as L
 from geoapp.domain.errors import CoordinateError, InvalidInput, ValidationFailed
 from geoapp.domain.vocab import SiteType
-from geoapp.exports.ledger_xlsx import write_ledger_workbook
-from geoapp.exports.tables import _FORMULA_START
+from geoapp.exports.ledger_xlsx import LedgerSheet, read_ledger, write_ledger_workbook
 from geoapp.services import Geoapp
 from geoapp.spatial.crs import array_to_wgs84
 from geoapp.storage.sources import SITE_COLUMNS, convert_frame
@@ -31,22 +29,10 @@ from geoapp.storage.sources import SITE_COLUMNS, convert_frame
 log = logging.getLogger(__name__)
 
 ENTERPRISE = SiteType.ENTERPRISE.value
-_HEADER_SCAN_ROWS = 12
 _SYSTEM = ("version", "updated_at", "updated_by", "geometry", "geom", "fid")
 #: Ledger fields whose stored column is text holding "true"/"false" (others are booleans).
 _TEXT_FLAGS = tuple(c.field for c in L.LEDGER_COLUMNS
                     if c.kind == "yesno" and SITE_COLUMNS[ENTERPRISE][c.field] == "text")
-
-
-@dataclass
-class LedgerSheet:
-    """What was read from a workbook: rows of raw cells keyed by field, with sheet row numbers."""
-
-    file: str
-    unit: str = ""
-    filled_on: str = ""
-    fields: list[str] = field(default_factory=list)
-    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------ export
@@ -161,93 +147,6 @@ def _refresh_hits(app: Geoapp) -> None:
     from geoapp.services.checks import refresh_hits
 
     refresh_hits(app)
-
-
-def read_ledger(path: str | Path) -> LedgerSheet:
-    """Read the first sheet of a template workbook into raw rows; wrong columns are an error."""
-    from openpyxl import load_workbook
-
-    p = Path(path)
-    try:
-        wb = load_workbook(p, data_only=True)
-    except Exception as exc:  # openpyxl raises several types for non-XLSX input
-        raise ValidationFailed(f"{p.name}: not a readable XLSX workbook ({type(exc).__name__})",
-                               details=[_problem(p.name, "", "", "", "not an XLSX file")]
-                               ) from None
-    ws = wb.worksheets[0]
-    grid = [list(r) for r in ws.iter_rows(values_only=True)]
-    top = next((i for i, r in enumerate(grid[:_HEADER_SCAN_ROWS])
-                if r and L.header_key(r[0]) == "序号"), None)
-    if top is None:
-        raise ValidationFailed(f"{p.name}: no header row starting with 序号 in the first "
-                               f"{_HEADER_SCAN_ROWS} rows; is this the ledger template?",
-                               details=[_problem(p.name, "", "序号", "", "header not found")])
-    sheet = LedgerSheet(file=p.name)
-    for r in grid[:top]:
-        for v in r:
-            t = L.cell_text(v)
-            if t.startswith(L.UNIT_LABEL.rstrip("：")):
-                sheet.unit = t[len(L.UNIT_LABEL):].strip()
-            elif t.startswith(L.DATE_LABEL.rstrip("：")):
-                sheet.filled_on = t[len(L.DATE_LABEL):].strip()
-    two_rows = top + 1 < len(grid) and L.cell_text(grid[top + 1][0]) == ""
-    headers = _headers(grid[top], grid[top + 1] if two_rows else None)
-    sheet.fields = _fields(p.name, headers, top + 1)
-    first = top + (2 if two_rows else 1)
-    for i in range(first, len(grid)):
-        cells = grid[i]
-        texts = [L.cell_text(v) for v in cells]
-        if not any(texts):
-            continue
-        if next(t for t in texts if t).startswith(L.NOTE_PREFIX):
-            break
-        sheet.rows.append((i + 1, {f: _unquote(v) for f, v in zip(sheet.fields, cells,
-                                                                   strict=False) if f}))
-    return sheet
-
-
-def _headers(top: list[Any], bottom: list[Any] | None) -> list[str]:
-    """A column's header is its lower cell, else the upper one (merged over both rows)."""
-    width = max(len(top), len(bottom or []))
-    out = []
-    for c in range(width):
-        up = L.cell_text(top[c]) if c < len(top) else ""
-        low = L.cell_text(bottom[c]) if bottom is not None and c < len(bottom) else ""
-        out.append(low or up)
-    while out and not out[-1]:
-        out.pop()
-    return out
-
-
-def _fields(file: str, headers: list[str], header_row: int) -> list[str]:
-    """Header texts to fields; unknown, missing or repeated columns reject the file."""
-    known = L.columns_by_header()
-    fields: list[str] = []
-    problems = []
-    for c, h in enumerate(headers, start=1):
-        col = known.get(L.header_key(h))
-        if col is None:
-            problems.append(_problem(file, header_row, h, h, f"unknown column (column {c})"))
-            fields.append("")
-        elif col.field in fields:
-            problems.append(_problem(file, header_row, h, h, "column appears twice"))
-            fields.append("")
-        else:
-            fields.append("" if col in L.HIT_COLUMNS else col.field)
-    problems += [_problem(file, header_row, c.header, "", "missing column")
-                 for c in L.LEDGER_COLUMNS if c.field not in fields]
-    if problems:
-        raise ValidationFailed(f"{file}: wrong column set ({len(problems)} problem(s); first: "
-                               f"{problems[0]['column']}: {problems[0]['message']})",
-                               details=problems)
-    return fields
-
-
-def _unquote(v: Any) -> Any:
-    """Undo the apostrophe an export puts before formula-like text."""
-    if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(_FORMULA_START):
-        return v[1:]
-    return v
 
 
 def _records(app: Geoapp, sheet: LedgerSheet
