@@ -72,7 +72,8 @@ def _table(doc, title: str, df: pd.DataFrame) -> None:
         cells[c].paragraphs[0].add_run(str(name)).bold = True
     for r, row in enumerate(df.itertuples(index=False), start=1):
         for c, value in enumerate(row):
-            cells[r * ncols + c].text = _cell_text(value)
+            # Straight to the XML: the ``cell.text`` setter clears and rebuilds each cell.
+            cells[r * ncols + c]._tc.p_lst[0].add_r().text = _cell_text(value)
 
 
 def _default_font(doc) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from geoapp.exports.tables import write_xlsx
+from geoapp.exports.tables import neutralise_frame
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +66,22 @@ def bulletin_sheets(report: Any) -> dict[str, pd.DataFrame]:
 
 
 def write_bulletin_xlsx(report: Any, path: str | Path) -> Path:
-    """Write the workbook; document properties carry the week, not the wall clock."""
-    from openpyxl import load_workbook
-
-    path = write_xlsx(bulletin_sheets(report), path)
-    wb = load_workbook(path)
+    """Write the workbook in one pass; document properties carry the week, not the clock."""
+    path = Path(path)
     stamp = datetime.combine(report.week.monday, datetime.min.time())
-    wb.properties.created = stamp
-    wb.properties.modified = stamp
-    wb.properties.title = f"{report.title} {report.week}"
-    wb.properties.creator = "geoapp"
-    wb.save(path)
+    with pd.ExcelWriter(path, engine="openpyxl") as xw:
+        for name, df in bulletin_sheets(report).items():
+            frame = neutralise_frame(df)
+            frame.to_excel(xw, sheet_name=name, index=False)
+            ws = xw.sheets[name]
+            ws.freeze_panes = "A2"
+            for i, col in enumerate(frame.columns, start=1):
+                sample = [str(col), *map(str, frame[col].head(200).tolist())]
+                width = min(60, max(len(s) for s in sample) * 1.6 + 2)
+                ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = width
+        props = xw.book.properties
+        props.created = props.modified = stamp
+        props.title = f"{report.title} {report.week}"
+        props.creator = "geoapp"
     log.debug("bulletin workbook %s", path)
     return path
