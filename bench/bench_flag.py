@@ -51,6 +51,12 @@ def load_city():
     return layers, sites, rules, metric
 
 
+def rule_layers(layers, rules) -> dict:
+    """Only the layers some rule reads: what services.checks.engine hands the engine."""
+    used = {r.layer for r in rules if r.source is None}
+    return {n: f for n, f in layers.items() if n in used}
+
+
 def synthetic_sites(n: int, bounds, seed: int = 42) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     lon = rng.uniform(bounds[0], bounds[2], n)
@@ -112,7 +118,7 @@ def worker(n: int, runs: int, with_baseline: bool, checks: int) -> dict:
 
     layers, sites, rules, metric = load_city()
     t0 = time.perf_counter()
-    engine = RuleEngine.build(layers, rules, metric, sites=sites)
+    engine = RuleEngine.build(rule_layers(layers, rules), rules, metric, sites=sites)
     build_s = time.perf_counter() - t0
     s = synthetic_sites(n, layers["city"].total_bounds)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
