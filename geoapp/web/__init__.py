@@ -26,6 +26,9 @@ NAV_ITEMS = (
     ("relocation.index", "搬迁地图", "Relocation", "viewer"),
     ("check.index", "现场核查", "Site check", "viewer"),
     ("weekly.index", "周报", "Weekly bulletin", "viewer"),
+    ("programme.index", "百企退城", "Programme", "viewer"),
+    ("workshops.index", "散乱污", "Workshops", "viewer"),
+    ("ledger.index", "台账", "Ledger", "planner"),
     ("admin.users", "用户管理", "Users", "admin"),
     ("admin.audit", "操作日志", "Audit log", "admin"),
 )
@@ -72,13 +75,28 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     from flask_wtf.csrf import CSRFProtect
 
-    from geoapp.web import admin, api, auth, check, errors, i18n, relocation, sites, views, weekly
+    from geoapp.web import (
+        admin,
+        api,
+        auth,
+        check,
+        errors,
+        i18n,
+        ledger,
+        programme,
+        relocation,
+        sites,
+        views,
+        weekly,
+        workshops,
+    )
 
     CSRFProtect(app)
     i18n.init_app(app)
     errors.register(app)
     auth.init_app(app)
-    for module in (views, api, relocation, check, sites, weekly, admin):
+    for module in (views, api, relocation, check, sites, weekly, programme, workshops, ledger,
+                   admin):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     return app
