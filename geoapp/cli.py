@@ -64,11 +64,19 @@ def main(verbose: bool) -> None:
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option("--threads", default=8, show_default=True, type=int, help="Worker threads.")
 @click.option("--debug", is_flag=True, help="Flask's development server with reloader.")
+@click.option("--prod", is_flag=True,
+              help="gunicorn with several worker processes; needs a real SECRET_KEY.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes for --prod (default: the WORKERS setting).")
 @handle_errors
-def serve(host: str, port: int, threads: int, debug: bool) -> None:
+def serve(host: str, port: int, threads: int, debug: bool, prod: bool,
+          workers: int | None) -> None:
     """Run the web app (builds the database on first start)."""
     from geoapp.web import create_app
 
+    if prod:
+        _serve_prod(host, port, threads, workers)
+        return
     overrides = {"INSTANCE_PATH": str(_instance_path())}
     if "GEOAPP_INTRANET" not in os.environ:
         overrides["INTRANET"] = True
@@ -80,6 +88,22 @@ def serve(host: str, port: int, threads: int, debug: bool) -> None:
     from waitress import serve as waitress_serve
 
     waitress_serve(app, host=host, port=port, threads=threads, ident="geoapp")
+
+
+def _serve_prod(host: str, port: int, threads: int, workers: int | None) -> None:
+    """Check the settings, build the database once, then hand over to gunicorn."""
+    from geoapp.config import worker_count
+    from geoapp.web import prod
+
+    inst = _instance_path()
+    settings = prod.check_instance(inst)
+    count = workers if workers is not None else worker_count(settings)
+    if count < 1:
+        raise click.BadParameter("must be 1 or more", param_hint="--workers")
+    ready = prod.prepare_database(inst)
+    click.echo(f"geoapp: {ready['city']} on http://{host}:{port}/ "
+               f"(gunicorn, {count} workers x {threads} threads)")
+    prod.run_gunicorn(inst, host=host, port=port, workers=count, threads=threads)
 
 
 @main.command("init-db")

@@ -65,13 +65,42 @@ SETTINGS: tuple[Setting, ...] = (
             "Serve every script, stylesheet and font from static/ so pages work with no "
             "internet. `geoapp serve` turns it on unless set to false."),
     Setting("SECRET_KEY", "dev-insecure-change-me", str,
-            "Key that signs session cookies. Set a long random value in production."),
+            "Key that signs session cookies. Production (`geoapp serve --prod`, "
+            "geoapp.web.prod) refuses to start with the default or one under 32 characters."),
+    Setting("WORKERS", 0, int,
+            "Worker processes of `geoapp serve --prod` (gunicorn). 0: two per CPU core."),
     Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
     Setting("LANGUAGE", "zh", str, "Default UI language: zh (Simplified Chinese) or en."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level: DEBUG, INFO, WARNING, ERROR."),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+DEFAULT_SECRET_KEY = SETTINGS_BY_NAME["SECRET_KEY"].default
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def check_production(values: dict[str, Any]) -> None:
+    """Refuse to serve production with a guessable cookie-signing key.
+
+    Anyone who knows the key can forge a session cookie and log in as any account, and the
+    default is printed in the docs, so a production server must never start with it.
+    """
+    key = str(values.get("SECRET_KEY") or "")
+    if key == DEFAULT_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
+        what = "is the default" if key == DEFAULT_SECRET_KEY else f"has {len(key)} characters"
+        raise ConfigError(
+            f"SECRET_KEY {what}: production needs a random value of at least "
+            f"{MIN_SECRET_KEY_LENGTH} characters. Set GEOAPP_SECRET_KEY (or SECRET_KEY in "
+            "geoapp.toml), e.g. to the output of "
+            "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"`")
+
+
+def worker_count(values: dict[str, Any]) -> int:
+    """WORKERS, or two per CPU core when it is 0 (gunicorn's usual starting point)."""
+    workers = int(values.get("WORKERS") or 0)
+    if workers < 0:
+        raise ConfigError(f"WORKERS must be 0 (automatic) or more, got {workers}")
+    return workers or 2 * (os.cpu_count() or 1)
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:
