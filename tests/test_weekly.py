@@ -218,9 +218,9 @@ def test_consecutive_weeks_and_eight_week_history(written):
 # ------------------------------------------------------------------------------ web
 @pytest.fixture
 def client_app(instance):
-    from webutil import make_users
-
     from geoapp.web import create_app
+
+    from webutil import make_users
 
     app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TILES": "none",
                       "TESTING": True})
