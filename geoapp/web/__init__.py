@@ -29,6 +29,7 @@ NAV_ITEMS = (
     ("programme.index", "百企退城", "Programme", "viewer"),
     ("workshops.index", "散乱污", "Workshops", "viewer"),
     ("ledger.index", "台账", "Ledger", "planner"),
+    ("layers.index", "图层管理", "Layers", "planner"),
     ("admin.users", "用户管理", "Users", "admin"),
     ("admin.audit", "操作日志", "Audit log", "admin"),
 )
@@ -82,6 +83,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         check,
         errors,
         i18n,
+        layers,
         ledger,
         programme,
         relocation,
@@ -96,7 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, sites, weekly, programme, workshops, ledger,
-                   admin):
+                   layers, admin):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     return app
