@@ -70,6 +70,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", 0, int,
             "Worker processes of `geoapp serve --prod` (gunicorn). 0: two per CPU core."),
     Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
+    Setting("MAX_ROWS", 200000, int,
+            "Most rows (or features) one uploaded file may hold; a bigger file is refused "
+            "with a clear message instead of tying up the server."),
     Setting("LANGUAGE", "zh", str, "Default UI language: zh (Simplified Chinese) or en."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level: DEBUG, INFO, WARNING, ERROR."),
 )
