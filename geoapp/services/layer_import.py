@@ -1,0 +1,363 @@
+"""Replace a zone layer from an uploaded zipped Shapefile, GeoJSON or GeoPackage.
+
+Uploads come from desktop GIS exports made by other offices, so every classic way such a
+file goes wrong is caught before anything is written, with a message the planner can act on:
+zip bombs and zip-slip paths (checked from the zip directory, before a byte is extracted),
+a missing or wrong .prj, GBK attributes without a .cpg, too many features, self-intersecting
+or empty geometries. The layer is then replaced in one transaction (audited) and the stored
+rule hits refreshed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from geoapp.domain.errors import GeoappError, InvalidInput, NotFound, ValidationFailed
+
+if TYPE_CHECKING:
+    from geoapp.services import Geoapp
+
+log = logging.getLogger(__name__)
+
+#: Layers only an admin may replace: every county total and the map outline hang on them.
+PROTECTED_LAYERS = ("city", "counties")
+SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
+UPLOAD_TYPES = (".zip", ".geojson", ".json", ".gpkg")
+MAX_ZIP_ENTRIES = 64
+MAX_COMPRESSION_RATIO = 100
+#: The unpacked shapefile may be this many times MAX_UPLOAD_MB.
+UNPACKED_FACTOR = 10
+#: How far (degrees, about 50 km) a feature may lie outside the city's box before the
+#: file's coordinate system is called wrong.
+CITY_MARGIN_DEG = 0.5
+MAX_REPORTED = 200
+
+_FAMILY = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "line",
+           "MultiLineString": "line", "LinearRing": "line", "Point": "point",
+           "MultiPoint": "point"}
+
+
+class NotAllowed(GeoappError):
+    """The user's role may not replace this layer."""
+
+    status = 403
+    code = "forbidden"
+
+
+# ---------------------------------------------------------------------------- the use case
+def import_layer(app: Geoapp, name: str, path: str | Path, *, user: str,
+                 is_admin: bool = False, crs: str | None = None,
+                 encoding: str | None = None, filename: str | None = None) -> dict[str, Any]:
+    """Validate the uploaded file, replace layer ``name`` with it and refresh the rule hits.
+
+    Returns a report: feature counts before/after, the repaired features and the hit refresh.
+    Nothing is written unless every check passes.
+    """
+    path = Path(path)
+    label = filename or path.name
+    _check_permission(app, name, is_admin)
+    max_rows = int(app.settings.get("MAX_ROWS") or 0)
+    max_mb = int(app.settings.get("MAX_UPLOAD_MB") or 50)
+    with tempfile.TemporaryDirectory(prefix="geoapp-layer-") as tmp:
+        gdf = read_layer_file(path, Path(tmp), crs=crs, encoding=encoding, label=label,
+                              max_rows=max_rows, max_unpacked_mb=max_mb * UNPACKED_FACTOR)
+    gdf = _fill_columns(gdf, label)
+    _check_place(app, gdf, label)
+    gdf, repaired = repair_geometries(gdf, label)
+    _check_family(app, name, gdf, label)
+    with app.repo.transaction():
+        report = app.repo.replace_layer(name, gdf, user=user)
+        from geoapp.services.audit import record_event
+
+        record_event(app, user, "import", "layer", name,
+                     {"file": label, "features": len(gdf),
+                      "repaired": [r["feature"] for r in repaired]})
+    from geoapp.services.checks import refresh_hits
+
+    refreshed = refresh_hits(app)
+    log.info("layer %s replaced from %s by %s: %d features (%d repaired)", name, label, user,
+             len(gdf), len(repaired))
+    return {**report, "file": label, "repaired": repaired, "hits": refreshed}
+
+
+def _check_permission(app: Geoapp, name: str, is_admin: bool) -> None:
+    names = app.repo.layer_names()
+    if name not in names:
+        raise NotFound(f"no layer named {name!r}; known: {', '.join(names)}")
+    if name in PROTECTED_LAYERS and not is_admin:
+        raise NotAllowed(f"layer {name} (boundaries) can only be replaced by an admin")
+
+
+# ---------------------------------------------------------------------------- reading
+def read_layer_file(path: Path, work: Path, *, crs: str | None = None,
+                    encoding: str | None = None, label: str | None = None,
+                    max_rows: int = 0, max_unpacked_mb: int = 500) -> gpd.GeoDataFrame:
+    """Read an upload into a GeoDataFrame in EPSG:4326; InvalidInput names what is wrong."""
+    label = label or path.name
+    ext = Path(label).suffix.lower() or path.suffix.lower()
+    if ext not in UPLOAD_TYPES:
+        raise InvalidInput(f"{label}: unsupported file type {ext or '(none)'}; upload a zipped "
+                           "Shapefile (.zip), GeoJSON (.geojson) or GeoPackage (.gpkg)")
+    if ext == ".zip":
+        src = extract_shapefile(path, work, label=label, max_unpacked_mb=max_unpacked_mb)
+        has_prj = src.with_suffix(".prj").is_file()
+        if encoding is None and not src.with_suffix(".cpg").is_file():
+            encoding = detect_dbf_encoding(src.with_suffix(".dbf"))
+    else:
+        if ext == ".gpkg" and path.read_bytes()[:16] != b"SQLite format 3\x00":
+            raise InvalidInput(f"{label}: not a GeoPackage (SQLite) file")
+        src, has_prj = path, True
+    gdf = _read(src, label, encoding, max_rows)
+    return _with_crs(gdf, label, crs, has_prj)
+
+
+def extract_shapefile(path: Path, work: Path, *, label: str = "",
+                      max_unpacked_mb: int = 500) -> Path:
+    """Check the zip's directory, then extract the one shapefile's parts under fixed names.
+
+    Sizes and names are judged from the directory before anything is decompressed, and
+    members are written as ``layer.<ext>`` inside ``work``, so an entry's own path (absolute,
+    ``..``) can never choose where a byte lands.
+    """
+    label = label or path.name
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        raise InvalidInput(f"{label}: not a readable zip file") from None
+    with zf:
+        infos = zf.infolist()
+        _check_zip_directory(infos, label, max_unpacked_mb)
+        parts = _shapefile_members(infos, label)
+        work.mkdir(parents=True, exist_ok=True)
+        for ext, info in parts.items():
+            target = work / f"layer{ext}"
+            try:
+                with zf.open(info) as src, target.open("wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+                raise InvalidInput(f"{label}: {info.filename} cannot be extracted ({exc})") \
+                    from None
+    return work / "layer.shp"
+
+
+def _check_zip_directory(infos: list[zipfile.ZipInfo], label: str, max_mb: int) -> None:
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise InvalidInput(f"{label}: {len(infos)} entries in the zip; at most "
+                           f"{MAX_ZIP_ENTRIES} are accepted (one shapefile per upload)")
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        pure = PurePosixPath(name)
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in pure.parts:
+            raise InvalidInput(f"{label}: entry {info.filename!r} points outside the archive "
+                               "(absolute path or '..'); the upload was refused")
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos)
+    if total > max_mb * 1024 * 1024:
+        raise InvalidInput(f"{label}: unpacks to {total / 1048576:.0f} MB, more than the "
+                           f"{max_mb} MB accepted; the upload was refused")
+    ratio = total / max(packed, 1)
+    if ratio > MAX_COMPRESSION_RATIO:
+        raise InvalidInput(f"{label}: compressed {ratio:.0f} to 1, more than any real "
+                           f"shapefile ({MAX_COMPRESSION_RATIO} to 1): refused as a zip bomb")
+
+
+def _shapefile_members(infos: list[zipfile.ZipInfo], label: str) -> dict[str, zipfile.ZipInfo]:
+    files = [i for i in infos if not i.is_dir() and "__MACOSX" not in i.filename
+             and not PurePosixPath(i.filename).name.startswith(".")]
+    shps = [i for i in files if i.filename.lower().endswith(".shp")]
+    if len(shps) != 1:
+        raise InvalidInput(f"{label}: the zip must hold exactly one .shp file, found "
+                           f"{len(shps)}" + (f" ({', '.join(i.filename for i in shps)})"
+                                              if shps else ""))
+    stem = shps[0].filename[:-4].lower()
+    parts = {}
+    for info in files:
+        low = info.filename.lower()
+        ext = low[low.rfind("."):] if "." in low else ""
+        if ext in SHAPEFILE_PARTS and low[:-len(ext)] == stem:
+            parts[ext] = info
+    missing = [e for e in (".shp", ".shx", ".dbf") if e not in parts]
+    if missing:
+        raise InvalidInput(f"{label}: the shapefile lacks {', '.join(missing)}; zip every part "
+                           "(.shp, .shx, .dbf, .prj, .cpg) together")
+    return parts
+
+
+def detect_dbf_encoding(dbf: Path) -> str:
+    """UTF-8 when the records decode as UTF-8, else GB18030 (a superset of GBK and GB2312).
+
+    Chinese desktop GIS writes GBK without a .cpg; read as Latin-1 (GDAL's default) the
+    names turn to mojibake, silently.
+    """
+    data = dbf.read_bytes()
+    header = int.from_bytes(data[8:10], "little") if len(data) >= 10 else 0
+    records = data[header:]
+    try:
+        records.decode("utf-8")
+        return "UTF-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        records.decode("gb18030")
+    except UnicodeDecodeError:
+        raise InvalidInput("the .dbf text is neither UTF-8 nor GBK; name its encoding in the "
+                           "encoding field (e.g. big5) or add a .cpg file") from None
+    return "GB18030"
+
+
+def _read(src: Path, label: str, encoding: str | None, max_rows: int) -> gpd.GeoDataFrame:
+    import pyogrio
+
+    kwargs = {"encoding": encoding} if encoding else {}
+    try:
+        info = pyogrio.read_info(src, **kwargs)
+        if max_rows and int(info.get("features") or 0) > max_rows:
+            raise InvalidInput(f"{label}: {info['features']} features, more than the "
+                               f"{max_rows} accepted (setting MAX_ROWS)")
+        gdf = pyogrio.read_dataframe(src, **kwargs)
+    except GeoappError:
+        raise
+    except LookupError:
+        raise InvalidInput(f"unknown text encoding {encoding!r}; use e.g. UTF-8, GBK, "
+                           "GB18030") from None
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{label}: text is not {encoding or 'UTF-8'}; name the file's "
+                           "encoding in the encoding field") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+        raise InvalidInput(f"{label}: cannot read the file ({str(exc).splitlines()[0]})") \
+            from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
+        raise InvalidInput(f"{label}: the file has no geometry")
+    return gdf
+
+
+def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
+              has_prj: bool) -> gpd.GeoDataFrame:
+    from geoapp.spatial.crs import WGS84, resolve_crs
+
+    given = resolve_crs(crs) if crs else None
+    if gdf.crs is None or not has_prj:
+        if given is None:
+            raise InvalidInput(f"{label}: the shapefile has no .prj, so its coordinate system "
+                               "is unknown; add the .prj or name the system in the crs field "
+                               "(e.g. EPSG:4547, cgcs2000, wgs84)")
+        gdf = gdf.set_crs(given, allow_override=True)
+    elif given is not None and not given.equals(gdf.crs):
+        raise InvalidInput(f"{label}: the crs field ({crs}) contradicts the file's own "
+                           f"coordinate system ({gdf.crs.name}); leave the field empty or fix "
+                           "the .prj")
+    if not len(gdf):
+        raise InvalidInput(f"{label}: the file holds no features")
+    _check_declared_units(gdf, label)
+    try:
+        out = gdf.to_crs(resolve_crs(WGS84))
+    except Exception as exc:  # noqa: BLE001 - pyproj errors for impossible input
+        raise InvalidInput(f"{label}: cannot convert from {gdf.crs.name}: {exc}") from None
+    return out
+
+
+def _check_declared_units(gdf: gpd.GeoDataFrame, label: str) -> None:
+    """Metres declared as degrees: the classic wrong .prj."""
+    geoms = gdf.geometry.values
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not ok.any() or not gdf.crs.is_geographic:
+        return
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms[ok])
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidInput(f"{label}: the .prj declares degrees ({gdf.crs.name}) but the "
+                           f"coordinates reach {maxx:.0f}, {maxy:.0f}, which are metres; fix "
+                           "the .prj or name the real system in the crs field")
+
+
+# ---------------------------------------------------------------------------- checks
+def _fill_columns(gdf: gpd.GeoDataFrame, label: str) -> gpd.GeoDataFrame:
+    cols = {c.lower(): c for c in gdf.columns}
+    gdf = gdf.rename(columns={v: k for k, v in cols.items() if k in ("id", "name", "source")})
+    missing = [c for c in ("id", "name") if c not in gdf.columns]
+    if missing:
+        have = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
+        raise InvalidInput(f"{label}: missing column(s) {', '.join(missing)}; every feature "
+                           f"needs an id and a name (the file has: {have or 'none'})")
+    if "source" not in gdf.columns:
+        gdf = gdf.assign(source=label)
+    return gdf
+
+
+def _check_place(app: Geoapp, gdf: gpd.GeoDataFrame, label: str) -> None:
+    """Features far outside the city mean a wrong coordinate system (or another city)."""
+    geoms = gdf.geometry.values
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    bounds = shapely.bounds(geoms)
+    finite = np.isfinite(bounds).all(axis=1)
+    if (ok & ~finite).any():
+        i = int(np.flatnonzero(ok & ~finite)[0])
+        raise InvalidInput(f"{label}: feature {i + 1} has coordinates that cannot be placed "
+                           "(infinite or NaN after conversion); check the coordinate system")
+    cminx, cminy, cmaxx, cmaxy = app.repo.layer("city").total_bounds
+    m = CITY_MARGIN_DEG
+    outside = ok & ((bounds[:, 2] < cminx - m) | (bounds[:, 0] > cmaxx + m)
+                    | (bounds[:, 3] < cminy - m) | (bounds[:, 1] > cmaxy + m))
+    if outside.any():
+        idx = np.flatnonzero(outside)
+        x, y = (bounds[idx[0], 0] + bounds[idx[0], 2]) / 2, (bounds[idx[0], 1]
+                                                              + bounds[idx[0], 3]) / 2
+        raise InvalidInput(
+            f"{label}: {len(idx)} feature(s) lie outside {app.city.name} (feature {idx[0] + 1} "
+            f"is near {x:.3f}, {y:.3f}); the file's coordinate system (.prj or crs field) is "
+            "probably wrong", details=[{"feature": int(i) + 1} for i in idx[:MAX_REPORTED]])
+
+
+def repair_geometries(gdf: gpd.GeoDataFrame, label: str = "") -> tuple[gpd.GeoDataFrame,
+                                                                       list[dict]]:
+    """Reject empty geometries; repair invalid ones with make_valid and report each.
+
+    A repair that changes the kind of geometry (a polygon that collapses to lines) is not a
+    repair but a different feature, so the file is rejected for it instead.
+    """
+    geoms = gdf.geometry.values
+    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+    if empty.any():
+        feats = [int(i) + 1 for i in np.flatnonzero(empty)]
+        raise ValidationFailed(f"{label}: {len(feats)} feature(s) have no geometry: "
+                               f"feature {', '.join(map(str, feats[:20]))}",
+                               details=[{"feature": f, "message": "empty geometry"}
+                                        for f in feats[:MAX_REPORTED]])
+    reasons = shapely.is_valid_reason(geoms)
+    bad = np.flatnonzero(reasons != "Valid Geometry")
+    if not len(bad):
+        return gdf, []
+    fixed = shapely.make_valid(geoms[bad])
+    repaired, rejected = [], []
+    for i, old, new in zip(bad, geoms[bad], fixed, strict=True):
+        rec = {"feature": int(i) + 1, "id": str(gdf["id"].iat[i]), "problem": str(reasons[i]),
+               "before": old.geom_type, "after": new.geom_type}
+        same = _FAMILY.get(old.geom_type) == _FAMILY.get(new.geom_type)
+        (repaired if same and not new.is_empty else rejected).append(rec)
+    if rejected:
+        r = rejected[0]
+        raise ValidationFailed(f"{label}: {len(rejected)} feature(s) cannot be repaired without "
+                               f"changing their kind; first: feature {r['feature']} "
+                               f"({r['problem']}) becomes a {r['after']}", details=rejected)
+    out = gdf.copy()
+    values = out.geometry.values.copy()
+    values[bad] = fixed
+    out[out.geometry.name] = values
+    return out, repaired
+
+
+def _check_family(app: Geoapp, name: str, gdf: gpd.GeoDataFrame, label: str) -> None:
+    """A zone layer stays polygons, a river layer lines: a points file is the wrong upload."""
+    old = {_FAMILY.get(t) for t in app.repo.layer(name).geom_type.dropna().unique()}
+    new = {_FAMILY.get(t) for t in gdf.geom_type.dropna().unique()}
+    if old and not new <= old:
+        raise InvalidInput(f"{label}: layer {name} holds {', '.join(sorted(map(str, old)))} "
+                           f"features; the file has {', '.join(sorted(map(str, new)))}")
