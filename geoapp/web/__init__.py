@@ -87,6 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         ledger,
         programme,
         relocation,
+        security,
         sites,
         views,
         weekly,
@@ -101,4 +102,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                    layers, admin):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
+    security.init_app(app)
     return app
