@@ -142,7 +142,7 @@ def site_features(sites: pd.DataFrame, hits: Mapping[str, Sequence[Mapping[str, 
                                               "from": _text(r.name), "d": "", "i": _text(r.industry)}})
             out["lines"].append({"type": "Feature", "geometry": {
                 "type": "LineString", "coordinates": [[x[i], y[i]], [nx[i], ny[i]]]},
-                "properties": {**base, "k": "line"}})
+                "properties": {"c": r.classification, "k": "line"}})
     return out
 
 
