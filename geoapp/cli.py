@@ -376,3 +376,26 @@ def import_complaints(input_file) -> None:
 
     result = events.import_events(_open_core(), "complaints", input_file, user="cli")
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+
+
+@main.group("layer")
+def layer_group() -> None:
+    """Manage the city's geometry layers."""
+
+
+@layer_group.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--crs", default=None,
+              help="Coordinate system when the shapefile has no .prj (e.g. EPSG:4547).")
+@click.option("--encoding", default=None,
+              help="Text encoding of the .dbf (default: the .cpg, else UTF-8 or GBK detected).")
+@click.option("--user", default="cli", show_default=True, help="Name recorded in the audit log.")
+@handle_errors
+def layer_import_cmd(name, file, crs, encoding, user) -> None:
+    """Replace layer NAME from FILE (zipped Shapefile, GeoJSON or GeoPackage)."""
+    from geoapp.services.layer_import import import_layer
+
+    report = import_layer(_open_core(), name, file, user=user, is_admin=True, crs=crs,
+                          encoding=encoding)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
