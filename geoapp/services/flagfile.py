@@ -143,7 +143,9 @@ def _hit_columns(hits: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
 
 def _write(df: pd.DataFrame, path: Path, fmt: str, lon: np.ndarray, lat: np.ndarray) -> None:
     if fmt == "csv":
-        df.to_csv(path, index=False, encoding="utf-8")
+        from geoapp.exports.tables import neutralise_frame
+
+        neutralise_frame(df).to_csv(path, index=False, encoding="utf-8")
         return
     if fmt == "xlsx":
         from geoapp.exports.tables import write_xlsx
@@ -174,6 +176,10 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     if not src.is_file():
         raise InvalidInput(f"{src}: no such file")
     df, file_crs = _read(src, fmt_in)
+    max_rows = int(app.settings.get("MAX_ROWS") or 0)
+    if max_rows and len(df) > max_rows:
+        raise InvalidInput(f"{src.name}: {len(df)} rows, more than the {max_rows} accepted "
+                           "(setting MAX_ROWS); split the file")
     lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
     report_rows = [{"row": _row_number(fmt_in, i), "reason": reasons.get(i, "bad coordinates")}
                    for i in np.flatnonzero(bad)]
