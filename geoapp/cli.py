@@ -399,3 +399,32 @@ def layer_import_cmd(name, file, crs, encoding, user) -> None:
     report = import_layer(_open_core(), name, file, user=user, is_admin=True, crs=crs,
                           encoding=encoding)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+
+
+@main.command("backup")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Backup file to write (a complete GeoPackage).")
+@handle_errors
+def backup(output) -> None:
+    """Copy the database while the server runs (consistent), verify it, print its counts."""
+    from geoapp.services.maintenance import backup_database
+
+    report = backup_database(_settings(), output)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+
+
+@main.command("restore")
+@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handle_errors
+def restore(backup_file, yes) -> None:
+    """Replace the database with a backup (stop the server first; the current one is kept)."""
+    from geoapp.services.maintenance import inspect_database, restore_database
+
+    settings = _settings()
+    info = inspect_database(backup_file)
+    if not yes:
+        click.confirm(f"Replace {settings['DATABASE']} with {backup_file} ({info['city']}, "
+                      f"{info['counts'].get('sites', 0)} sites)?", abort=True)
+    report = restore_database(settings, backup_file)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))

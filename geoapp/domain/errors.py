@@ -60,3 +60,14 @@ class ConfigError(GeoappError):
 
     status = 500
     code = "config_error"
+
+
+class StorageUnavailable(GeoappError):
+    """The database cannot be written or read right now: disk full, read-only, I/O error, busy.
+
+    Nothing was saved (the transaction was rolled back); the request may succeed later, once
+    an operator has freed space or fixed permissions, hence 503 rather than a 4xx or 500.
+    """
+
+    status = 503
+    code = "storage_unavailable"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import threading
 import tomllib
@@ -22,7 +23,13 @@ import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain.city import City
-from geoapp.domain.errors import ConfigError, InvalidInput, NotFound, ValidationFailed
+from geoapp.domain.errors import (
+    ConfigError,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+    ValidationFailed,
+)
 from geoapp.storage import build as b
 from geoapp.storage import geopackage as gp
 from geoapp.storage.accounts import AccountStore
@@ -42,6 +49,39 @@ log = logging.getLogger(__name__)
 
 class NotInitialized(ConfigError):
     """The database file is missing or was never built."""
+
+
+#: SQLite result-code prefixes (``sqlite_errorname``) and message starts that mean the store
+#: is unavailable rather than the request wrong, with what the user is told.
+_UNAVAILABLE = (
+    (("SQLITE_FULL",), "database or disk is full",
+     "数据库所在磁盘已满 The disk holding the database is full; nothing was saved. "
+     "Ask the administrator to free disk space."),
+    (("SQLITE_READONLY",), "attempt to write a readonly database",
+     "数据库只读 The database is read-only; nothing was saved. Ask the administrator to "
+     "check the file's permissions and the disk."),
+    (("SQLITE_BUSY", "SQLITE_LOCKED"), "database is locked",
+     "数据库繁忙 The database stayed busy with another write for too long; nothing was "
+     "saved. Try again in a moment."),
+    (("SQLITE_IOERR", "SQLITE_CANTOPEN"), "disk i/o error",
+     "数据库读写失败 The database's disk could not be read or written (I/O error); nothing "
+     "was saved. Ask the administrator to check the disk."),
+)
+
+
+def storage_error(exc: sqlite3.Error, path: str | Path) -> StorageUnavailable | None:
+    """The domain error for a disk-full / read-only / I/O / busy SQLite error, else None.
+
+    Users must see what happened and that nothing was saved, not "disk I/O error" in a
+    traceback; operators get the raw SQLite message in the log.
+    """
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    text = str(exc).lower()
+    for prefixes, start, message in _UNAVAILABLE:
+        if name.startswith(prefixes) or text.startswith(start):
+            log.error("database %s unavailable: %s (%s)", path, exc, name or "no code")
+            return StorageUnavailable(message, details={"database_error": str(exc)})
+    return None
 
 
 class GpkgRepository(SiteStore, AccountStore, Repository):
@@ -74,8 +114,14 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         if not self.path.is_file():
             raise NotInitialized(f"database {self.path} does not exist; build it first "
                                  "(geoapp init-db)")
-        conn = gp.connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
-        ensure_app_tables(conn)
+        try:
+            conn = gp.connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
+            ensure_app_tables(conn)
+        except sqlite3.Error as exc:
+            err = storage_error(exc, self.path)
+            if err is None:
+                raise
+            raise err from exc
         self._local.conn = conn
         self._local.generation = self._generation
         return conn
@@ -86,13 +132,28 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         if conn.in_transaction:  # nested: the outer block commits or rolls back
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
-        except BaseException:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback(conn)
+                raise
+        except sqlite3.Error as exc:
+            err = storage_error(exc, self.path)
+            if err is None:
+                raise
+            raise err from exc
+
+    def _rollback(self, conn: sqlite3.Connection) -> None:
+        """Roll back if SQLite has not already (it does by itself after SQLITE_FULL/IOERR)."""
+        if not conn.in_transaction:
+            return
+        try:
             conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("rollback on %s failed: %s", self.path, exc)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -157,11 +218,19 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         """Online backup (sqlite3 API): consistent even while others write."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        dst = sqlite3.connect(path)
+        # Written beside the target and renamed: a failed backup never leaves a half file
+        # where the last good one was.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
         try:
-            self._conn().backup(dst)
+            dst = sqlite3.connect(tmp)
+            try:
+                self._conn().backup(dst)
+            finally:
+                dst.close()
+            os.replace(tmp, path)
         finally:
-            dst.close()
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{tmp}{suffix}").unlink(missing_ok=True)
         log.info("backed up %s to %s", self.path, path)
         return path
 

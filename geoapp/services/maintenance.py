@@ -1,0 +1,164 @@
+"""Backups and restores of the GeoPackage database: the operator's use cases.
+
+A bureau runs geoapp for years on one server, so a copy of the database must be takeable
+while the server runs (sqlite3's online backup API reads one consistent snapshot, even with
+writers busy) and must be proven good before anyone relies on it (``PRAGMA integrity_check``
+and the row counts). A restore refuses anything that is not a whole geoapp database of this
+schema, keeps the current database next to it, and swaps the file in with one rename.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+from geoapp.domain.errors import StorageUnavailable, ValidationFailed
+from geoapp.storage import build as b
+from geoapp.storage.gpkg import GpkgRepository, NotInitialized
+
+log = logging.getLogger(__name__)
+
+#: Tables every geoapp database has, and the ones whose rows a report counts.
+REQUIRED_TABLES = ("gpkg_contents", b.META, b.SITES, b.CHANGES, b.SITE_HITS)
+COUNTED_TABLES = (b.SITES, b.CHANGES, b.SITE_HITS, "users", "login_attempts", "inspections",
+                  "grid_warnings", "complaints")
+
+
+def inspect_database(path: str | os.PathLike) -> dict[str, Any]:
+    """Prove ``path`` is a whole geoapp database of this schema; its city and row counts.
+
+    Raises ValidationFailed naming what is wrong: not SQLite, damaged (integrity_check),
+    not a geoapp database, or a schema version this code does not read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationFailed(f"{path}: no such file")
+    try:
+        with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
+            return _inspect(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise ValidationFailed(f"{path} is not a readable SQLite database ({exc}); "
+                               "nothing was changed") from None
+
+
+def _inspect(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
+    problems = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+    if problems != ["ok"]:
+        raise ValidationFailed(f"{path} is damaged: integrity check says "
+                               f"{'; '.join(problems[:3])}", details={"integrity": problems})
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    missing = [t for t in REQUIRED_TABLES if t not in tables]
+    if missing:
+        raise ValidationFailed(f"{path} is not a geoapp database (no table "
+                               f"{', '.join(missing)})")
+    meta = dict(conn.execute(f"SELECT key, value FROM {b.META}").fetchall())
+    version = int(meta.get("schema_version") or 0)
+    if version != b.SCHEMA_VERSION:
+        raise ValidationFailed(f"{path} has database schema version {version}; this geoapp "
+                               f"reads version {b.SCHEMA_VERSION}")
+    counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+              for t in COUNTED_TABLES if t in tables}
+    return {"path": str(path), "integrity": "ok", "schema_version": version,
+            "city": meta.get("city_name"), "built_at": meta.get("built_at"),
+            "bytes": path.stat().st_size, "counts": counts}
+
+
+def backup_database(settings: dict[str, Any], output: str | os.PathLike) -> dict[str, Any]:
+    """Online, consistent copy of the configured database into ``output``, verified."""
+    repo = GpkgRepository.from_settings(settings)
+    if not repo.is_initialized():
+        raise NotInitialized(f"database {repo.path} does not exist or was never built")
+    output = Path(output)
+    if output.resolve() == repo.path.resolve():
+        raise ValidationFailed("the backup file must not be the database itself")
+    try:
+        repo.backup(output)
+    except OSError as exc:
+        raise StorageUnavailable(f"could not write the backup {output}: {exc}") from None
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(f"could not write the backup {output}: {exc} "
+                                 "(is that disk full or read-only?)") from None
+    finally:
+        repo.close()
+    try:
+        report = inspect_database(output)
+    except ValidationFailed:
+        output.unlink(missing_ok=True)
+        raise
+    log.info("backup of %s written to %s (%s)", repo.path, output, report["counts"])
+    return {"database": str(repo.path), "backup": str(output), **report}
+
+
+def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dict[str, Any]:
+    """Replace the configured database with ``source`` after proving ``source`` whole.
+
+    The current database is first copied (online backup) to ``<name>.before-restore-<time>``
+    next to it; the new file is prepared beside the target and renamed over it, so a failure
+    at any step leaves either the old database or the new one, never a mixture. Run it with
+    the server stopped: running workers keep the file they opened.
+    """
+    incoming = inspect_database(source)
+    target = Path(str(settings.get("DATABASE") or ""))
+    if not str(target):
+        raise ValidationFailed("DATABASE is empty: nothing to restore into")
+    if target.exists() and Path(source).resolve() == target.resolve():
+        raise ValidationFailed("that file is the database itself")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.restoring")
+    try:
+        kept = _keep_current(target) if target.exists() else None
+        _copy(Path(source), tmp)
+        inspect_database(tmp)
+        _swap(tmp, target)
+    except (OSError, sqlite3.Error) as exc:
+        raise StorageUnavailable(f"could not restore into {target}: {exc}; the database "
+                                 "was not changed") from None
+    finally:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{tmp}{suffix}").unlink(missing_ok=True)
+    log.warning("restored %s from %s (previous database kept as %s)", target, source, kept)
+    return {"database": str(target), "restored_from": str(source),
+            "kept": None if kept is None else str(kept), "city": incoming["city"],
+            "counts": incoming["counts"]}
+
+
+def _keep_current(target: Path) -> Path:
+    """A consistent copy of the current database (WAL included) next to it."""
+    kept = target.with_name(f"{target.name}.before-restore-{b.utc_now().replace(':', '')}")
+    try:
+        _copy(target, kept)
+    except sqlite3.DatabaseError as exc:  # a damaged database: keep its bytes as they are
+        log.warning("could not back up %s (%s); keeping a raw copy", target, exc)
+        for suffix in ("", "-wal"):
+            if Path(f"{target}{suffix}").exists():
+                shutil.copyfile(f"{target}{suffix}", f"{kept}{suffix}")
+    return kept
+
+
+def _copy(src: Path, dst: Path) -> None:
+    """sqlite3 online backup of ``src`` into a fresh ``dst`` (one consistent snapshot)."""
+    dst.unlink(missing_ok=True)
+    with closing(sqlite3.connect(src.resolve().as_uri() + "?mode=ro", uri=True)) as s, \
+            closing(sqlite3.connect(dst)) as d:
+        s.backup(d)
+
+
+def _swap(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` over ``target``; first flush and drop the old write-ahead log.
+
+    A WAL left beside the new file would be replayed into it on the next open.
+    """
+    if target.exists():
+        try:
+            with closing(sqlite3.connect(target, timeout=30)) as old:
+                old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as exc:
+            log.warning("could not checkpoint %s before the restore: %s", target, exc)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    os.replace(tmp, target)
