@@ -118,7 +118,8 @@ def worker(n: int, runs: int, with_baseline: bool, checks: int) -> dict:
 
     layers, sites, rules, metric = load_city()
     t0 = time.perf_counter()
-    engine = RuleEngine.build(rule_layers(layers, rules), rules, metric, sites=sites)
+    engine = RuleEngine.build(rule_layers(layers, rules), rules, metric, sites=sites,
+                              extent=tuple(layers["city"].total_bounds))
     build_s = time.perf_counter() - t0
     s = synthetic_sites(n, layers["city"].total_bounds)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

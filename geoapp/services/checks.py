@@ -85,7 +85,12 @@ def engine(app: Geoapp) -> RuleEngine:
         rules = read_rules(app.settings["RULES_FILE"], names)
         layers = {n: app.repo.layer(n) for n in {r.layer for r in rules if r.source is None}
                   if n in names}
-        eng = RuleEngine.build(layers, rules, app.metric_crs, sites=app.repo.sites())
+        extent = None
+        if "city" in names:
+            outline = app.repo.layer("city")
+            extent = tuple(outline.total_bounds) if len(outline) else None
+        eng = RuleEngine.build(layers, rules, app.metric_crs, sites=app.repo.sites(),
+                               extent=extent)
         app.cache["engine"] = _Built(key, eng)
         log.info("rule engine built: %d rules, %d layers", len(rules), len(layers))
         return eng

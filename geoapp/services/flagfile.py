@@ -116,6 +116,12 @@ def _row_number(fmt: str, i: int) -> int:
 
 # -- output columns ----------------------------------------------------------------------
 def _hit_columns(hits: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
+    """Per input row: verdict, hit count, rule ids, nearest hit distance and the hits as JSON.
+
+    Hits come sorted by row, so each row's hits are one contiguous run: the JSON fragments
+    are formatted in one pass and joined per run, with no per-group pandas machinery (which
+    costs tens of microseconds a group, i.e. most of the time on a million-row file).
+    """
     verdict = np.full(n, "pass", dtype=object)
     count = np.zeros(n, dtype=np.int64)
     rule_ids = np.full(n, "", dtype=object)
@@ -123,20 +129,25 @@ def _hit_columns(hits: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
     blobs = np.full(n, "[]", dtype=object)
     if len(hits):
         hits = hits.sort_values(["row", "distance_m", "rule_id"], kind="stable")
+        row = hits["row"].to_numpy()
+        dist = hits["distance_m"].to_numpy(dtype=float).round(1)
         names = {v: json.dumps(v, ensure_ascii=False) for v in hits["feature_name"].unique()}
         ids = {v: json.dumps(v, ensure_ascii=False) for v in hits["feature_id"].unique()}
-        frag = ('{"rule_id":"' + hits["rule_id"].astype(str) + '","feature_id":'
-                + hits["feature_id"].map(ids) + ',"feature_name":'
-                + hits["feature_name"].map(names) + ',"distance_m":'
-                + hits["distance_m"].round(1).astype(str) + ',"severity":"'
-                + hits["severity"].astype(str) + '"}')
-        g = hits.assign(frag=frag).groupby("row", sort=True)
-        rows = g.size().index.to_numpy()
+        rule = hits["rule_id"].astype(str).tolist()
+        frag = [f'{{"rule_id":"{r}","feature_id":{ids[i]},"feature_name":{names[m]},'
+                f'"distance_m":{d},"severity":"{s}"}}'
+                for r, i, m, d, s in zip(rule, hits["feature_id"].tolist(),
+                                         hits["feature_name"].tolist(), dist.tolist(),
+                                         hits["severity"].astype(str).tolist(), strict=True)]
+        starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+        ends = np.r_[starts[1:], len(row)]
+        rows = row[starts]
         verdict[rows] = "fail"
-        count[rows] = g.size().to_numpy()
-        rule_ids[rows] = g["rule_id"].agg(";".join).to_numpy()
-        min_d[rows] = g["distance_m"].min().round(1).to_numpy()
-        blobs[rows] = ("[" + g["frag"].agg(",".join) + "]").to_numpy()
+        count[rows] = ends - starts
+        min_d[rows] = dist[starts]  # sorted by distance within each row
+        runs = list(zip(starts.tolist(), ends.tolist(), strict=True))
+        rule_ids[rows] = [";".join(rule[a:b]) for a, b in runs]
+        blobs[rows] = ["[" + ",".join(frag[a:b]) + "]" for a, b in runs]
     return {"verdict": verdict, "hit_count": count, "rule_ids": rule_ids,
             "min_distance_m": min_d, "hits": blobs}
 

@@ -73,8 +73,14 @@ class RuleEngine:
     # -- construction -----------------------------------------------------------------
     @classmethod
     def build(cls, layers: Mapping[str, gpd.GeoDataFrame], rules: RuleSet, metric_crs: str,
-              sites: gpd.GeoDataFrame | None = None, cell_m: float = CELL_M) -> RuleEngine:
-        """Project every layer once, cut and index it; ``layers`` are in lon/lat (EPSG:4326)."""
+              sites: gpd.GeoDataFrame | None = None, cell_m: float = CELL_M,
+              extent: tuple[float, float, float, float] | None = None) -> RuleEngine:
+        """Project every layer once, cut and index it; ``layers`` are in lon/lat (EPSG:4326).
+
+        ``extent`` (lon/lat bounds, e.g. the city's outline) is where sites are expected: the
+        cell grid covers it as well as the layers, since a site outside the grid falls back
+        to a much slower per-point tree search.
+        """
         self = cls()
         self.rules, self.metric_crs = rules, metric_crs
         frames = self._collect_layers(layers, rules, sites)
@@ -88,7 +94,7 @@ class RuleEngine:
         self.projected = {n: (f.to_crs(metric_crs) if len(f) else f.set_crs(metric_crs,
                               allow_override=True)).geometry.values for n, f in frames.items()}
         self._features = {n: self._feature_table(f, rules, n) for n, f in frames.items()}
-        self.grid = self._make_grid(frames, rules, cell_m)
+        self.grid = self._make_grid(frames, rules, cell_m, extent)
         g = self.grid
         self._scale = GroundScale(metric_crs, (g.lon0, g.lat0, g.lon0 + g.nx * g.dlon,
                                                g.lat0 + g.ny * g.dlat), self._fwd.transform)
@@ -148,8 +154,10 @@ class RuleEngine:
         n = len(next(iter(table.values())))
         return [{k: v[i] for k, v in table.items()} for i in range(n)]
 
-    def _make_grid(self, frames, rules, cell_m) -> Grid:
+    def _make_grid(self, frames, rules, cell_m, extent=None) -> Grid:
         bounds = [f.total_bounds for f in frames.values() if len(f) and not f.is_empty.all()]
+        if extent is not None and np.all(np.isfinite(extent)):
+            bounds.append(np.asarray(extent, dtype=float))
         b = np.array(bounds) if bounds else np.array([[0.0, 0.0, 1e-3, 1e-3]])
         total = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
         reach = max([r.distance_m or 0.0 for r in rules] + [0.0])
@@ -202,7 +210,7 @@ class RuleEngine:
         group = np.repeat(np.arange(len(g_start)), g_len)
         pos = (cell_off[cellv] + g_rank[group] * width[cellv]
                + np.arange(len(key)) - g_start[group])
-        flat = np.full(int(cell_off[-1]), dummy, dtype=np.int64)
+        flat = np.full(int(cell_off[-1]), dummy, dtype=np.int32)
         flat[pos] = segv
         polys = [i.polys for i in idx]
         cover = np.stack([i.cover for i in idx], 1) if idx else np.full((ncell, 0), -1)
