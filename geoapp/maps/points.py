@@ -44,7 +44,7 @@ _TEMPLATE = """
 // (one path and one fill per colour), clicks found through a grid of the drawn points.
 // Defined once per page; later point layers reuse the class.
 window.GeoappPoints = window.GeoappPoints || L.Layer.extend({
-  options: {pane: 'overlayPane', padding: 0.2},
+  options: {pane: 'overlayPane', padding: 0.2, dense: 20000},
   initialize: function (d, options) {
     L.setOptions(this, options);
     this._d = d;
@@ -161,29 +161,39 @@ window.GeoappPoints = window.GeoappPoints || L.Layer.extend({
     var ox = origin.x + topLeft.x, oy = origin.y + topLeft.y;
     var r = this._d.r, m = r + 1, xmax = w + m, ymax = h + m, tau = 2 * Math.PI;
     var px = this._px, py = this._py, order = this._order, start = this._start;
-    var vis = this._vis, vx = this._vx, vy = this._vy, nv = 0;
-    for (var k = 0; k < this._colours.length; k++) {
-      var first = nv;
-      ctx.beginPath();
-      for (var j = start[k]; j < start[k + 1]; j++) {
+    var vis = this._vis, vx = this._vx, vy = this._vy, nv = 0, k, j;
+    var ncat = this._colours.length, seg = new Int32Array(ncat + 1);
+    // Pass 1: the points in view, still grouped by colour.
+    for (k = 0; k < ncat; k++) {
+      seg[k] = nv;
+      for (j = start[k]; j < start[k + 1]; j++) {
         var i = order[j], x = px[i] * s - ox, y = py[i] * s - oy;
         if (x < -m || y < -m || x > xmax || y > ymax) { continue; }
-        if (r < 2) {
-          ctx.rect(x - r, y - r, 2 * r, 2 * r);
-        } else {
-          ctx.moveTo(x + r, y);
-          ctx.arc(x, y, r, 0, tau);
-        }
         vis[nv] = i;
         vx[nv] = x;
         vy[nv] = y;
         nv++;
       }
-      if (nv > first) {
-        ctx.fillStyle = this._colours[k];
-        ctx.fill();
-        ctx.stroke();
+    }
+    seg[ncat] = nv;
+    // Pass 2: one path and one fill per colour. Software canvases rasterise arcs slowly (a
+    // path of 100,000 outlined circles took seconds), so a crowded view draws plain squares:
+    // a few pixels apart they read the same, and they rasterise several times faster.
+    var dense = nv > this.options.dense;
+    for (k = 0; k < ncat; k++) {
+      if (seg[k + 1] === seg[k]) { continue; }
+      ctx.beginPath();
+      for (j = seg[k]; j < seg[k + 1]; j++) {
+        if (dense || r < 2) {
+          ctx.rect(vx[j] - r, vy[j] - r, 2 * r, 2 * r);
+        } else {
+          ctx.moveTo(vx[j] + r, vy[j]);
+          ctx.arc(vx[j], vy[j], r, 0, tau);
+        }
       }
+      ctx.fillStyle = this._colours[k];
+      ctx.fill();
+      if (!dense) { ctx.stroke(); }
     }
     this._nvis = nv;
     this._grid = null;

@@ -78,3 +78,101 @@ def test_clicking_an_enterprise_opens_its_attributes_hits_and_link(live_server, 
     assert popup.locator("a.ga-popup-link").get_attribute("href").endswith("/sites/E0001")
     assert page.console_errors == []
     page.screenshot(path=str(artifacts / "overview-site-popup.png"))
+
+
+# The enterprise point layer, E0001's index in it and where E0001 is on the page.
+ENTERPRISE_E0001 = """() => {
+  const map = Object.values(window).find(v => v instanceof L.Map);
+  let layer = null;
+  map.eachLayer(l => {
+    if (!layer && l instanceof window.GeoappPoints && l.indexOf("E0001") >= 0) layer = l;
+  });
+  window.__testMap = map;
+  window.__testLayer = layer;
+  const p = map.latLngToContainerPoint(layer.latLngAt(layer.indexOf("E0001")));
+  const r = map.getContainer().getBoundingClientRect();
+  return [r.left + p.x, r.top + p.y];
+}"""
+
+
+def _open_overview(pg, live_server):
+    pg.goto(live_server + "/", wait_until="load")
+    pg.wait_for_function("window.__geoappDrawn === true", timeout=15000)
+
+
+def _zoom_to_e0001(pg) -> list[float]:
+    pg.evaluate(ENTERPRISE_E0001)
+    pg.evaluate("""() => { window.__testMap.setView(
+        window.__testLayer.latLngAt(window.__testLayer.indexOf("E0001")), 15, {animate: false}); }""")
+    pg.wait_for_timeout(200)
+    return pg.evaluate(ENTERPRISE_E0001)
+
+
+def test_site_points_are_canvas_layers_not_one_leaflet_layer_each(live_server, page):
+    _open_overview(page, live_server)
+    info = page.evaluate("""() => {
+      const map = Object.values(window).find(v => v instanceof L.Map);
+      let markers = 0, layers = 0;
+      map.eachLayer(l => {
+        if (l instanceof L.CircleMarker) markers += 1;
+        if (l instanceof window.GeoappPoints) layers += 1;
+      });
+      return {markers, layers, canvases: document.querySelectorAll("canvas.ga-points").length};
+    }""")
+    assert info == {"markers": 0, "layers": 2, "canvases": 2}  # workshops start switched off
+
+
+def test_zooming_in_draws_only_the_points_in_view(live_server, page):
+    _open_overview(page, live_server)
+    page.evaluate(ENTERPRISE_E0001)
+    whole = page.evaluate("[window.__testLayer.visibleCount(), window.__testLayer.pointCount()]")
+    assert whole == [100, 100]
+    _zoom_to_e0001(page)
+    close = page.evaluate("window.__testLayer.visibleCount()")
+    assert 1 <= close < 20
+
+
+def test_switching_a_site_layer_off_and_on_in_the_layer_control(live_server, page):
+    _open_overview(page, live_server)
+    toggle = """() => {
+      const label = [...document.querySelectorAll('.leaflet-control-layers-overlays label')]
+        .find(e => e.textContent.includes('工业企业'));
+      label.querySelector('input').click();
+      return document.querySelectorAll('canvas.ga-points').length;
+    }"""
+    assert page.evaluate(toggle) == 1
+    page.evaluate(ENTERPRISE_E0001)
+    assert page.evaluate("window.__testLayer.visibleCount()") == 0
+    assert page.evaluate(toggle) == 2
+    assert page.evaluate("window.__testLayer.visibleCount()") == 100
+    assert page.console_errors == []
+
+
+def test_pointer_cursor_over_a_site_and_not_beside_it(live_server, page):
+    _open_overview(page, live_server)
+    x, y = _zoom_to_e0001(page)
+    page.mouse.move(x, y)
+    assert page.evaluate("window.__testMap.getContainer().style.cursor") == "pointer"
+    page.mouse.move(x + 60, y + 60)
+    assert page.evaluate("window.__testMap.getContainer().style.cursor") == ""
+
+
+def test_click_beside_a_site_still_reaches_the_polygons_under_it(live_server, page):
+    _open_overview(page, live_server)
+    x, y = _zoom_to_e0001(page)
+    page.mouse.click(x + 60, y + 60)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(timeout=5000)
+    assert page.locator(".leaflet-popup-content .ga-popup").count() == 0
+    assert popup.inner_text().strip() != ""
+
+
+def test_points_are_sharp_on_a_retina_screen(live_server, page_as):
+    pg = page_as("viewer", device_scale_factor=2)
+    _open_overview(pg, live_server)
+    sizes = pg.evaluate("""() => [...document.querySelectorAll('canvas.ga-points')].map(
+        c => [c.width, c.height, c.getBoundingClientRect().width,
+              c.getBoundingClientRect().height])""")
+    assert sizes
+    for w, h, css_w, css_h in sizes:
+        assert w == round(2 * css_w) and h == round(2 * css_h)
