@@ -10,11 +10,12 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from webutil import login, make_users
 
 from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.points import FastPoints, add_fast_points, hits_by_site
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +142,22 @@ def test_10000_sites_render_under_one_megabyte():
                     fields=[("district", "辖区"), ("industry", "行业")], link="/sites/{id}")
     html = m.get_root().render()
     assert len(html.encode("utf-8")) < 1_000_000
-    assert html.count("L.circleMarker(") == 1  # one loop, not one marker per site
+    assert "L.circleMarker(" not in html  # one canvas layer, no Leaflet object per site
+    assert html.count("new window.GeoappPoints(d)") == 1
+
+
+def test_second_point_layer_reuses_the_canvas_layer_class_already_defined():
+    m = base_map((35.2, 113.2), 10, "none")
+    sites = _synthetic_sites(20)
+    add_fast_points(m, sites.iloc[:10], "企业")
+    add_fast_points(m, sites.iloc[10:], "养殖场", show=False)
+    html = m.get_root().render()
+    assert html.count("window.GeoappPoints = window.GeoappPoints || L.Layer.extend(") == 2
+    assert html.count("new window.GeoappPoints(d)") == 2
+    # The switched-off layer is built but not added to the map.
+    names = re.findall(r"var (fast_points_\w+) = \(function", html)
+    assert len(names) == 2
+    assert f"{names[0]}.addTo(" in html and f"{names[1]}.addTo(" not in html
 
 
 def test_fast_points_encode_categories_and_lookup_tables():
