@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from webutil import login, make_users
 
 from geoapp.services import progress
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 
 @pytest.fixture

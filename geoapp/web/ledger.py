@@ -1,5 +1,119 @@
-"""Blueprint placeholder: its routes are being written."""
+"""/ledger (planners): import the bureau's ledger workbook, download it, download layers.
 
-from flask import Blueprint
+An upload is validated whole by ``services.ledger.import_ledger``: a bad file comes back as a
+table of row / column / value / reason and nothing is imported. Downloads are built on
+demand and sent as attachments whose Chinese file names survive every browser (RFC 5987
+``filename*`` beside an ASCII fallback).
+"""
 
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from werkzeug.utils import secure_filename
+
+from geoapp.domain.errors import InvalidInput, NotFound, ValidationFailed
+from geoapp.exports.interchange import FORMATS
+from geoapp.services import interchange, ledger
+from geoapp.web.auth import role_required
+
+log = logging.getLogger(__name__)
 bp = Blueprint("ledger", __name__)
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+#: Download formats of a layer: (label, MIME type).
+LAYER_FORMATS: dict[str, tuple[str, str]] = {
+    "gpkg": ("GeoPackage", "application/geopackage+sqlite3"),
+    "geojson": ("GeoJSON", "application/geo+json"),
+    "kml": ("KML", "application/vnd.google-earth.kml+xml"),
+    "shp": ("Shapefile (zip)", "application/zip"),
+}
+
+
+def _core():
+    return current_app.extensions["geoapp"]
+
+
+def attachment(data: bytes, mimetype: str, filename: str, ascii_name: str) -> Response:
+    """Send ``data`` as a download named ``filename`` (UTF-8, RFC 5987) or ``ascii_name``."""
+    resp = Response(data, content_type=mimetype)
+    resp.headers["Content-Disposition"] = (
+        f'attachment; filename="{ascii_name}"; filename*=UTF-8\'\'{quote(filename)}')
+    return resp
+
+
+def _page(*, result: dict | None = None, problems: ValidationFailed | None = None,
+          status: int = 200):
+    core = _core()
+    return render_template(
+        "ledger.html", city=core.city, districts=list(core.city.county_names),
+        layers=interchange.layer_choices(core), formats=LAYER_FORMATS, result=result,
+        problems=problems), status
+
+
+@bp.get("/ledger")
+@role_required("planner")
+def index():
+    """Upload form, ledger download and the layer downloads."""
+    return _page()
+
+
+@bp.post("/ledger/import")
+@role_required("planner")
+def upload():
+    """Import a ledger workbook all-or-nothing; show counts, or every problem and no change."""
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        raise InvalidInput(_("请选择文件"))
+    if Path(upload.filename).suffix.lower() != ".xlsx":
+        raise InvalidInput(_("台账须为 XLSX 文件"))
+    name = Path(secure_filename(upload.filename) or "ledger").stem + ".xlsx"
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        upload.save(path)
+        try:
+            result = ledger.import_ledger(_core(), path, user=current_user.username)
+        except ValidationFailed as exc:
+            return _page(problems=exc, status=400)
+    return _page(result=result)
+
+
+@bp.get("/ledger/export")
+@role_required("planner")
+def export():
+    """The ledger in the bureau's template: all or one district, hits as extra columns."""
+    core = _core()
+    district = (request.args.get("district") or "").strip() or None
+    if district and district not in core.city.county_names:
+        raise InvalidInput(_("未知辖区：%(name)s", name=district))
+    with_hits = request.args.get("hits") in ("1", "true", "on")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ledger.xlsx"
+        ledger.export_ledger(core, path, district=district, with_hits=with_hits)
+        data = path.read_bytes()
+    title = f"{core.city.name}{district or ''}企业整治工作台账.xlsx"
+    return attachment(data, XLSX, title, "ledger.xlsx")
+
+
+@bp.get("/ledger/layers/<name>.<fmt>")
+@role_required("planner")
+def layer(name: str, fmt: str):
+    """One layer as GeoPackage, GeoJSON, KML or zipped Shapefile."""
+    if fmt not in LAYER_FORMATS:
+        raise NotFound(_("没有这种格式：%(fmt)s", fmt=fmt))
+    core = _core()
+    titles = {c["name"]: c["title"] for c in interchange.layer_choices(core)}
+    if name not in titles:
+        raise NotFound(_("没有这个图层：%(name)s", name=name))
+    suffix = FORMATS[fmt]
+    with tempfile.TemporaryDirectory() as tmp:
+        report = interchange.export_layer(core, name, fmt, Path(tmp) / f"{name}{suffix}")
+        data = Path(report["path"]).read_bytes()
+    return attachment(data, LAYER_FORMATS[fmt][1], f"{core.city.name}{titles[name]}{suffix}",
+                      f"{name}{suffix}")

@@ -18,9 +18,8 @@ from flask_login import current_user
 
 from geoapp.domain.errors import Conflict, NotFound, ValidationFailed
 from geoapp.domain.vocab import Classification, SiteType, Stage
-from geoapp.services import Geoapp
+from geoapp.services import Geoapp, progress
 from geoapp.services import inspection as svc
-from geoapp.services import progress
 from geoapp.spatial.crs import crs_choices
 from geoapp.web.auth import role_required
 
