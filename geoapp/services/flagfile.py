@@ -192,7 +192,8 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
         raise InvalidInput(f"{src.name}: {len(df)} rows, more than the {max_rows} accepted "
                            "(setting MAX_ROWS); split the file")
     lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
-    report_rows = [{"row": _row_number(fmt_in, i), "reason": reasons.get(i, "bad coordinates")}
+    report_rows = [{"row": _row_number(fmt_in, int(i)),
+                    "reason": reasons.get(int(i), "bad coordinates")}
                    for i in np.flatnonzero(bad)]
     if report_rows and not opts.skip_bad:
         shown = report_rows[:MAX_REPORTED_ROWS]
