@@ -402,3 +402,15 @@ def test_single_point_nearest_matches_a_brute_force_search_on_thousands_of_point
                 assert got.feature_id == ids[best[i]], (name, i)
             checked += 1
     assert checked > 5000
+
+
+@pytest.mark.parametrize("crs", ["wgs84", "cgcs2000", "EPSG:4490", "EPSG:4326"])
+def test_scalar_coordinate_fast_path_gives_the_array_path_result(crs):
+    from geoapp.spatial.crs import array_to_wgs84, to_wgs84
+
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(112.5, 113.7, 300), rng.uniform(34.8, 35.5, 300)
+    lon, lat, bad, _ = array_to_wgs84(x, y, crs)
+    assert not bad.any()
+    got = np.array([to_wgs84(float(a), float(b), crs) for a, b in zip(x, y, strict=True)])
+    assert np.array_equal(got, np.stack([lon, lat], 1))

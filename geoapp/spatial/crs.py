@@ -513,10 +513,29 @@ def to_wgs84(x: float, y: float, crs: str, *, metric_crs: str | None = None,
     ``crs`` is wgs84, cgcs2000, gcj02, bd09, gk (x = easting, with or without the zone number
     in front; without it the zone comes from ``metric_crs``) or EPSG:n.
     """
+    fast = _fast_lonlat(x, y, crs)
+    if fast is not None:
+        return fast
     lon, lat, bad, reasons = array_to_wgs84([x], [y], crs, metric_crs)
     if bad[0]:
         raise CoordinateError(reasons[0], details={"x": _plain(x), "y": _plain(y), "crs": crs})
     return float(lon[0]), float(lat[0])
+
+
+def _fast_lonlat(x: Any, y: Any, crs: str) -> tuple[float, float] | None:
+    """The inspector's common case without arrays: plain lon/lat numbers, inside China, in an
+    EPSG geographic system. Same arithmetic as the array path; None sends anything else (bad
+    values, offset datums whose inverse iterates over the whole array, projected systems)
+    down that path, which owns validation and messages."""
+    if not (isinstance(x, float | int) and isinstance(y, float | int)):
+        return None
+    if not (_CHINA_LON[0] <= x <= _CHINA_LON[1] and _CHINA_LAT[0] <= y <= _CHINA_LAT[1]):
+        return None  # NaN fails the comparisons too
+    canon = _canonical(crs)
+    if canon in ("gcj02", "bd09", "gk", "dms") or resolve_crs(canon).is_projected:
+        return None
+    lon, lat = transformer(canon, WGS84).transform(float(x), float(y))
+    return float(lon), float(lat)
 
 
 def _plain(v: Any) -> Any:
