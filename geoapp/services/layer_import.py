@@ -10,6 +10,7 @@ rule hits refreshed.
 
 from __future__ import annotations
 
+import codecs
 import logging
 import shutil
 import tempfile
@@ -217,6 +218,12 @@ def detect_dbf_encoding(dbf: Path) -> str:
 def _read(src: Path, label: str, encoding: str | None, max_rows: int) -> gpd.GeoDataFrame:
     import pyogrio
 
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InvalidInput(f"unknown text encoding {encoding!r}; use e.g. UTF-8, GBK, "
+                               "GB18030") from None
     kwargs = {"encoding": encoding} if encoding else {}
     try:
         info = pyogrio.read_info(src, **kwargs)
@@ -226,9 +233,6 @@ def _read(src: Path, label: str, encoding: str | None, max_rows: int) -> gpd.Geo
         gdf = pyogrio.read_dataframe(src, **kwargs)
     except GeoappError:
         raise
-    except LookupError:
-        raise InvalidInput(f"unknown text encoding {encoding!r}; use e.g. UTF-8, GBK, "
-                           "GB18030") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{label}: text is not {encoding or 'UTF-8'}; name the file's "
                            "encoding in the encoding field") from None
