@@ -1,0 +1,287 @@
+"""The 百企退城 programme dashboard and its quarterly report: figures per year and quarter.
+
+The headline figures come from :func:`geoapp.services.relocation.summarize` over the same
+enterprises the relocation page reads, so the two pages can never disagree. This module adds
+what only the dashboard shows: land sold, revenue in 亿元, the breakdowns by district,
+industry and classification, per-year land and revenue targets, and the quarterly trend
+counted from the actual start and completion dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from geoapp.domain.errors import ConfigError, InvalidInput
+from geoapp.domain.quarters import Quarter, parse_quarter, quarters_between
+from geoapp.domain.vocab import Classification, Stage
+from geoapp.services import relocation as rel
+
+log = logging.getLogger(__name__)
+
+WAN_PER_YI = 10_000.0
+#: Optional per-year targets beyond started/completed (``[targets.<year>]`` keys).
+EXTRA_TARGETS = ("vacated_mu", "listed_mu", "revenue_wan")
+
+
+@dataclass
+class Dashboard:
+    """Everything ``/programme`` and ``/api/programme`` show for one year."""
+
+    year: int | None
+    summary: dict[str, Any]
+    land: dict[str, Any]
+    targets: dict[str, float | None]
+    by_classification: list[dict[str, Any]]
+    by_district: list[dict[str, Any]]
+    by_industry: list[dict[str, Any]]
+    trend: list[dict[str, Any]]
+    years: list[int] = field(default_factory=list)
+
+    @property
+    def headline(self) -> str:
+        return headline(self.summary)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body of ``/api/programme`` (the page renders the same values)."""
+        return {"year": self.year, "years": self.years, "headline": self.headline,
+                "summary": self.summary, "land": self.land, "targets": self.targets,
+                "by_classification": self.by_classification,
+                "by_district": self.by_district, "by_industry": self.by_industry,
+                "trend": self.trend}
+
+
+# -- programme file extras -----------------------------------------------------------------
+def _read_extras(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {"first_year": None, "last_year": None, "targets": {}}
+    data = tomllib.loads(path.read_text(encoding="utf-8"))  # broken files fail in rel first
+    head = data.get("programme", {})
+    targets: dict[int, dict[str, float]] = {}
+    for key, item in (data.get("targets") or {}).items():
+        extra = {}
+        for name in EXTRA_TARGETS:
+            if name in item:
+                try:
+                    value = float(item[name])
+                except (TypeError, ValueError):
+                    value = -1.0
+                if value < 0:
+                    raise ConfigError(f"{path}: [targets.{key}] {name} must be a "
+                                          "non-negative number")
+                extra[name] = value
+        targets[int(key)] = extra
+
+    def year(name: str) -> int | None:
+        try:
+            return int(head[name]) if name in head else None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{path}: [programme] {name} must be a year") from None
+
+    return {"first_year": year("first_year"), "last_year": year("last_year"),
+            "targets": targets}
+
+
+def programme_extras(app) -> dict[str, Any]:
+    """First/last year and the optional land and revenue targets, re-read on change."""
+    rel.programme(app)  # validates the file (ConfigError naming it) and keeps its cache fresh
+    path = Path(app.settings["DATA_DIR"]) / rel.PROGRAMME_FILE
+    stamp = path.stat().st_mtime_ns if path.is_file() else None
+    cached = app.cache.get("programme_extras")
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, _read_extras(path))
+        app.cache["programme_extras"] = cached
+    return cached[1]
+
+
+# -- figures -------------------------------------------------------------------------------
+def _num(df: pd.DataFrame, col: str) -> pd.Series:
+    return pd.to_numeric(df[col], errors="coerce").fillna(0.0) if col in df else \
+        pd.Series(0.0, index=df.index)
+
+
+def land_figures(df: pd.DataFrame) -> dict[str, Any]:
+    """Land vacated, listed and sold (亩 and 公顷) and revenue (万元 and 亿元).
+
+    Sold land is the listed land of enterprises whose sale revenue is above zero: the ledger
+    records a revenue only once a plot has been sold, and has no separate sold-area column.
+    """
+    listed, revenue = _num(df, "listed_mu"), _num(df, "sale_revenue_wan")
+    vacated = round(float(_num(df, "vacated_mu").sum()), 1)
+    listed_total = round(float(listed.sum()), 1)
+    sold = round(float(listed[revenue > 0].sum()), 1)
+    wan = round(float(revenue.sum()), 1)
+    return {"vacated_mu": vacated, "vacated_ha": round(vacated / rel.MU_PER_HECTARE, 2),
+            "listed_mu": listed_total, "listed_ha": round(listed_total / rel.MU_PER_HECTARE, 2),
+            "sold_mu": sold, "sold_ha": round(sold / rel.MU_PER_HECTARE, 2),
+            "sold_count": int(((revenue > 0) & (listed > 0)).sum()),
+            "revenue_wan": wan, "revenue_yi": round(wan / WAN_PER_YI, 2)}
+
+
+def _group_row(name: str, df: pd.DataFrame) -> dict[str, Any]:
+    stage = df["stage"]
+    land = land_figures(df)
+    return {"name": name, "total": len(df),
+            "not_started": int((stage == Stage.NOT_STARTED).sum()),
+            "started": int(stage.isin(list(rel.STARTED_STAGES)).sum()),
+            "completed": int(stage.isin(list(rel.COMPLETED_STAGES)).sum()),
+            "vacated_mu": land["vacated_mu"], "listed_mu": land["listed_mu"],
+            "sold_mu": land["sold_mu"], "revenue_wan": land["revenue_wan"]}
+
+
+def breakdown(df: pd.DataFrame, column: str, order: list[str] | None = None) -> list[dict]:
+    """One row of counts and land per value of ``column`` (in ``order``, then by count)."""
+    values = [v for v in (order or []) if (df[column] == v).any()]
+    rest = df.loc[~df[column].isin(values), column].fillna("").astype(str)
+    values += list(rest.value_counts().sort_index(kind="stable")
+                   .sort_values(ascending=False, kind="stable").index)
+    return [_group_row(str(v) or "（未填）", df[df[column].fillna("") == v]) for v in values]
+
+
+def by_classification(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows per classification in the programme's order, zero rows included."""
+    out = []
+    for c in Classification:
+        row = _group_row(c.zh, df[df["classification"] == c.value])
+        row["value"] = c.value
+        out.append(row)
+    return out
+
+
+def _dates(df: pd.DataFrame, col: str) -> list[dt.date]:
+    """The column's valid dates (blank and unparsable cells are left out)."""
+    if col not in df:
+        return []
+    parsed = pd.to_datetime(df[col], errors="coerce", format="mixed").dropna()
+    return [t.date() for t in parsed]
+
+
+def trend(df: pd.DataFrame, first: Quarter, last: Quarter) -> list[dict[str, Any]]:
+    """Enterprises started and completed in each quarter, and the running totals."""
+    start, done = _dates(df, "actual_start"), _dates(df, "actual_completion")
+    rows: list[dict[str, Any]] = []
+    for q in quarters_between(first, last):
+        s = sum(1 for d in start if q.contains(d))
+        c = sum(1 for d in done if q.contains(d))
+        rows.append({"quarter": str(q), "year": q.year, "q": q.quarter, "label": q.label,
+                     "started": s, "completed": c,
+                     "started_cum": sum(1 for d in start if d <= q.last_day),
+                     "completed_cum": sum(1 for d in done if d <= q.last_day)})
+    return rows
+
+
+def trend_span(df: pd.DataFrame, extras: Mapping[str, Any], year: int | None) -> tuple:
+    """The quarters the chart covers: the programme's years widened to every dated event."""
+    dated = [Quarter.of(d) for col in ("actual_start", "actual_completion")
+             for d in _dates(df, col)]
+    years = [y for y in (extras.get("first_year"), extras.get("last_year"), year) if y]
+    lo = min([*years, *(q.year for q in dated)], default=dt.date.today().year)
+    last = max([*(Quarter(y, 4) for y in years), *dated], default=Quarter(lo, 4))
+    return Quarter(lo, 1), last
+
+
+def headline(summary: Mapping[str, Any]) -> str:
+    """``已启动30家，完成年度目标的105.3%；已完成9家，完成年度目标的81.8%``."""
+    parts = []
+    for key, word in (("started", "已启动"), ("completed", "已完成")):
+        text = f"{word}{summary[key]}家"
+        if summary.get(f"{key}_pct") is not None:
+            text += f"，完成年度目标的{summary[f'{key}_pct']:.1f}%"
+        parts.append(text)
+    return "；".join(parts)
+
+
+def _pct(value: float, target: float | None) -> float | None:
+    return round(100.0 * value / target, 1) if target else None
+
+
+def dashboard(app, filters: rel.RelocationFilters | None = None,
+              year: int | None = None) -> Dashboard:
+    """The dashboard of ``year`` (targets of that year) over the filtered enterprises."""
+    view = rel.relocation_view(app, filters or rel.RelocationFilters(), year)
+    sites = pd.DataFrame(view.sites.drop(columns="geometry", errors="ignore"))
+    extras = programme_extras(app)
+    land = land_figures(sites)
+    extra_targets = extras["targets"].get(year, {}) if year is not None else {}
+    targets: dict[str, float | None] = {
+        "started": view.summary["started_target"], "completed": view.summary["completed_target"]}
+    for name in EXTRA_TARGETS:
+        targets[name] = extra_targets.get(name)
+        land[f"{name}_pct"] = _pct(land[name], extra_targets.get(name))
+    first, last = trend_span(sites, extras, year)
+    counties = [c.name for c in app.city.counties]
+    return Dashboard(year=year, summary=view.summary, land=land, targets=targets,
+                     by_classification=by_classification(sites),
+                     by_district=breakdown(sites, "district", counties),
+                     by_industry=breakdown(sites, "industry"),
+                     trend=trend(sites, first, last),
+                     years=list(rel.programme(app).targets))
+
+
+# -- quarterly report ----------------------------------------------------------------------
+@dataclass
+class QuarterlyReport:
+    """The quarterly progress report: the dashboard of the quarter's year, up to its end."""
+
+    quarter: Quarter
+    dashboard: Dashboard
+    quarter_started: int
+    quarter_completed: int
+    text: str
+
+    @property
+    def title(self) -> str:
+        return f"「{self.dashboard.summary['programme']}」工作进展情况（{self.quarter.label}）"
+
+    @property
+    def deadline(self) -> dt.date:
+        return self.quarter.deadline
+
+    @property
+    def deadline_text(self) -> str:
+        d = self.deadline
+        return f"报送时限：{d.year}年{d.month}月{d.day}日前"
+
+
+def parse_report_quarter(app, year: object, quarter: object) -> Quarter:
+    """Validated year and quarter of a report: the year must have targets when any exist."""
+    q = parse_quarter(year, quarter)
+    rel.parse_year(app, str(q.year))
+    return q
+
+
+def quarterly_report(app, quarter: Quarter) -> QuarterlyReport:
+    """Build the report of ``quarter``: headline figures, tables and the trend to its end."""
+    targets = rel.programme(app).targets
+    dash = dashboard(app, year=quarter.year if quarter.year in targets else None)
+    dash.trend = [r for r in dash.trend if Quarter(r["year"], r["q"]) <= quarter]
+    this = next((r for r in dash.trend if r["quarter"] == str(quarter)),
+                {"started": 0, "completed": 0})
+    s, land = dash.summary, dash.land
+    text = (f"截至目前，全市纳入「{s['programme']}」的企业共{s['total']}家。"
+            f"{headline(s)}。{quarter.label}新启动{this['started']}家，新完成{this['completed']}家。"
+            f"累计腾退土地{land['vacated_mu']:.1f}亩（{land['vacated_ha']:.2f}公顷），"
+            f"挂牌出让{land['listed_mu']:.1f}亩（{land['listed_ha']:.2f}公顷），"
+            f"已出让{land['sold_mu']:.1f}亩（{land['sold_ha']:.2f}公顷），"
+            f"土地出让收入{land['revenue_wan']:.1f}万元（{land['revenue_yi']:.2f}亿元）。")
+    log.info("quarterly report %s: %d enterprises", quarter, s["total"])
+    return QuarterlyReport(quarter=quarter, dashboard=dash, quarter_started=this["started"],
+                           quarter_completed=this["completed"], text=text)
+
+
+def write_quarterly(app, report: QuarterlyReport, fmt: str, path: str | Path) -> Path:
+    """Write the report as ``xlsx`` or ``docx``."""
+    from geoapp.exports import quarterly as out
+
+    if fmt == "xlsx":
+        return out.write_quarterly_xlsx(report, path)
+    if fmt == "docx":
+        return out.write_quarterly_docx(report, path)
+    raise InvalidInput(f"unknown report format {fmt!r}; expected xlsx or docx")
