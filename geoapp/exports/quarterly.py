@@ -1,0 +1,165 @@
+"""The 百企退城 quarterly progress report as Excel and Word files, in Chinese.
+
+Same habits as the weekly bulletin: Chinese headers, body font 宋体 and headings 黑体, every
+document property pinned to the quarter's reporting deadline (not the clock) and the chart
+drawn with no software stamp, so the same figures always give the same file content.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from geoapp.exports.bulletin_docx import HEADING_FONT, _default_font, _paragraph, _table
+from geoapp.exports.tables import neutralise_frame
+
+log = logging.getLogger(__name__)
+
+GROUP_HEADERS = {"name": "名称", "total": "企业数", "not_started": "未启动", "started": "已启动",
+                 "completed": "已完成", "vacated_mu": "腾退土地(亩)",
+                 "listed_mu": "挂牌出让(亩)", "sold_mu": "已出让(亩)",
+                 "revenue_wan": "出让收入(万元)"}
+TREND_HEADERS = {"label": "季度", "started": "本季度启动", "completed": "本季度完成",
+                 "started_cum": "累计启动", "completed_cum": "累计完成"}
+#: Sheet names in reading order; the first holds the summary figures.
+SHEETS = ("总体情况", "按整治分类", "按辖区", "按行业", "季度趋势")
+CHART_DPI = 150
+
+
+def _group_frame(rows: list[dict[str, Any]], first_header: str) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=list(GROUP_HEADERS))
+    if not df.empty:
+        total = {k: (df[k].sum() if k != "name" else "合计") for k in GROUP_HEADERS}
+        for k in ("vacated_mu", "listed_mu", "sold_mu", "revenue_wan"):
+            total[k] = round(float(total[k]), 1)
+        df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+    return df.rename(columns={**GROUP_HEADERS, "name": first_header})
+
+
+def summary_frame(report: Any) -> pd.DataFrame:
+    """Indicator / value / target / percent rows of the summary sheet."""
+    s, land, t = report.dashboard.summary, report.dashboard.land, report.dashboard.targets
+    rows = [("企业总数(家)", s["total"], None, None),
+            ("已启动(家)", s["started"], s["started_target"], s["started_pct"]),
+            ("已完成(家)", s["completed"], s["completed_target"], s["completed_pct"]),
+            ("本季度新启动(家)", report.quarter_started, None, None),
+            ("本季度新完成(家)", report.quarter_completed, None, None),
+            ("腾退土地(亩)", land["vacated_mu"], t.get("vacated_mu"), land["vacated_mu_pct"]),
+            ("腾退土地(公顷)", land["vacated_ha"], None, None),
+            ("挂牌出让土地(亩)", land["listed_mu"], t.get("listed_mu"), land["listed_mu_pct"]),
+            ("挂牌出让土地(公顷)", land["listed_ha"], None, None),
+            ("已出让土地(亩)", land["sold_mu"], None, None),
+            ("已出让土地(公顷)", land["sold_ha"], None, None),
+            ("土地出让收入(万元)", land["revenue_wan"], t.get("revenue_wan"),
+             land["revenue_wan_pct"]),
+            ("土地出让收入(亿元)", land["revenue_yi"], None, None)]
+    return pd.DataFrame(rows, columns=["指标", "数值", "年度目标", "完成目标(%)"])
+
+
+def quarterly_sheets(report: Any) -> dict[str, pd.DataFrame]:
+    """The report's tables with Chinese headers (the workbook and the document share them)."""
+    d = report.dashboard
+    trend = pd.DataFrame(d.trend, columns=list(TREND_HEADERS)).rename(columns=TREND_HEADERS)
+    return {SHEETS[0]: summary_frame(report),
+            SHEETS[1]: _group_frame(d.by_classification, "整治分类"),
+            SHEETS[2]: _group_frame(d.by_district, "辖区"),
+            SHEETS[3]: _group_frame(d.by_industry, "行业类别"),
+            SHEETS[4]: trend}
+
+
+def _stamp(report: Any) -> datetime:
+    return datetime.combine(report.deadline, datetime.min.time())
+
+
+def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
+    """Write the workbook: title, deadline and summary text above each sheet's table."""
+    from openpyxl.styles import Font
+
+    path = Path(path)
+    with pd.ExcelWriter(path, engine="openpyxl") as xw:
+        for name, df in quarterly_sheets(report).items():
+            frame = neutralise_frame(df)
+            frame.to_excel(xw, sheet_name=name, index=False, startrow=3)
+            ws = xw.sheets[name]
+            ws["A1"] = report.title
+            ws["A2"] = report.deadline_text
+            ws["A3"] = report.text if name == SHEETS[0] else ""
+            ws["A1"].font = Font(bold=True, size=14)
+            ws.freeze_panes = "A5"
+            for i, col in enumerate(frame.columns, start=1):
+                sample = [str(col), *map(str, frame[col].head(200).tolist())]
+                width = min(40, max(len(s) for s in sample) * 1.6 + 2)
+                ws.column_dimensions[ws.cell(row=4, column=i).column_letter].width = width
+        props = xw.book.properties
+        props.created = props.modified = _stamp(report)
+        props.title = report.title
+        props.creator = "geoapp"
+    log.debug("quarterly workbook %s", path)
+    return path
+
+
+def trend_png(trend: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
+    """Bars of enterprises started and completed per quarter, drawn with the CJK font."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from geoapp.exports.fonts import cjk_font_properties
+
+    font, small = cjk_font_properties(11), cjk_font_properties(8)
+    fig = Figure(figsize=(8, 3.6))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    x = list(range(len(trend)))
+    ax.bar([i - 0.2 for i in x], [r["started"] for r in trend], width=0.4, color="#1f77b4",
+           label="启动")
+    ax.bar([i + 0.2 for i in x], [r["completed"] for r in trend], width=0.4, color="#2ca02c",
+           label="完成")
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{r['year']}\nQ{r['q']}" if r["q"] == 1 else f"Q{r['q']}"
+                        for r in trend], fontproperties=small)
+    ax.set_ylabel("企业数（家）", fontproperties=font)
+    if title:
+        ax.set_title(title, fontproperties=font)
+    ax.legend(prop=font, frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=CHART_DPI, format="png", metadata={"Software": None})
+    return Path(path)
+
+
+def write_quarterly_docx(report: Any, path: str | Path) -> Path:
+    """Write the document: title, deadline, summary, trend chart, then the tables."""
+    import tempfile
+
+    from docx import Document
+    from docx.shared import Cm
+
+    path = Path(path)
+    doc = Document()
+    props = doc.core_properties
+    props.created = props.modified = props.last_printed = _stamp(report)
+    props.revision = 1
+    props.author = props.last_modified_by = "geoapp"
+    props.title = report.title
+    _default_font(doc)
+    _paragraph(doc, report.title, font=HEADING_FONT, size=18, bold=True, center=True)
+    _paragraph(doc, report.deadline_text, size=12, center=True)
+    _paragraph(doc, "一、总体进展", font=HEADING_FONT, size=14, bold=True)
+    _paragraph(doc, report.text)
+    _paragraph(doc, "二、季度趋势", font=HEADING_FONT, size=14, bold=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        png = trend_png(report.dashboard.trend, Path(tmp) / "trend.png",
+                        title="各季度启动、完成企业数")
+        doc.add_picture(str(png), width=Cm(15.5))
+    _paragraph(doc, "三、分类统计", font=HEADING_FONT, size=14, bold=True)
+    sheets = quarterly_sheets(report)
+    for name in SHEETS[1:]:
+        _table(doc, name, sheets[name])
+    doc.save(str(path))
+    log.debug("quarterly document %s", path)
+    return path
