@@ -16,6 +16,7 @@ import argparse
 import functools
 import http.server
 import logging
+import os
 import statistics
 import tempfile
 import threading
@@ -174,6 +175,9 @@ def markdown(rows: list[dict]) -> str:
                          f"x{r['generate_s'] / fast['generate_s']:.2f}, HTML "
                          f"x{r['html_mb'] / fast['html_mb']:.2f}, drawn "
                          f"x{r['drawn_s'] / fast['drawn_s']:.2f}")
+    # The machine may be shared: the load average says how far to trust the figures.
+    lines.append(f"- load average (1 min) at the end of the run: {os.getloadavg()[0]:.1f} "
+                 f"on {os.cpu_count()} CPUs")
     return "\n".join(lines).replace("\n\n- ", "\n- ")
 
 
