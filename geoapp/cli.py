@@ -428,3 +428,23 @@ def restore(backup_file, yes) -> None:
                       f"{info['counts'].get('sites', 0)} sites)?", abort=True)
     report = restore_database(settings, backup_file)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
+
+
+@report_group.command("quarterly")
+@click.option("--year", required=True, help="Year of the report (one with targets).")
+@click.option("--quarter", required=True, help="Quarter 1 to 4.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for programme-YYYYQn.xlsx and programme-YYYYQn.docx.")
+@handle_errors
+def report_quarterly(year, quarter, out_dir) -> None:
+    """Write the 百企退城 quarterly progress report (XLSX and DOCX) into a folder."""
+    from geoapp.services import programme as prog
+
+    app = _open_core()
+    q = prog.parse_report_quarter(app, year, quarter)
+    report = prog.quarterly_report(app, q)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    click.echo(f"{report.title} {report.deadline_text}")
+    for fmt in ("xlsx", "docx"):
+        click.echo(f"  {prog.write_quarterly(app, report, fmt, out / f'programme-{q}.{fmt}')}")
