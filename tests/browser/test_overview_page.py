@@ -140,8 +140,9 @@ def test_switching_a_site_layer_off_and_on_in_the_layer_control(live_server, pag
       label.querySelector('input').click();
       return document.querySelectorAll('canvas.ga-points').length;
     }"""
-    assert page.evaluate(toggle) == 1
     page.evaluate(ENTERPRISE_E0001)
+    assert page.evaluate(toggle) == 1
+    assert page.evaluate("window.__testMap.hasLayer(window.__testLayer)") is False
     assert page.evaluate("window.__testLayer.visibleCount()") == 0
     assert page.evaluate(toggle) == 2
     assert page.evaluate("window.__testLayer.visibleCount()") == 100
