@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 import folium
+import geopandas as gpd
+import shapely
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -56,21 +58,20 @@ def _map(frame, rel):
                             ("found_date", _("排查日期")), ("banned_date", _("取缔日期"))],
                     link=site_link(), radius=5)
     if len(rel):
-        import geopandas as gpd
-        import shapely
-
-        lines = gpd.GeoDataFrame(
-            {"name": [f"{a} → {b}：{d:.0f} m" for a, b, d in
-                      zip(rel["name"], rel["banned_name"], rel["distance_m"], strict=True)]},
+        # A handful of lines: one PolyLine each in a group (folium's GeoJson layer evaluates
+        # generated code at run time, which the page's Content-Security-Policy forbids).
+        group = folium.FeatureGroup(name=_("疑似死灰复燃"))
+        lines = shift_for_tiles(gpd.GeoDataFrame(
+            {"label": [f"{a} → {b}：{d:.0f} m" for a, b, d in
+                       zip(rel["name"], rel["banned_name"], rel["distance_m"], strict=True)]},
             geometry=shapely.linestrings(
                 [[(a, b), (c, d)] for a, b, c, d in
                  zip(rel["lon"], rel["lat"], rel["banned_lon"], rel["banned_lat"], strict=True)]),
-            crs=4326)
-        folium.GeoJson(shift_for_tiles(lines, tiles).__geo_interface__,
-                       name=_("疑似死灰复燃"),
-                       style_function=lambda _f: {"color": RELAPSE_COLOUR, "weight": 3,
-                                                  "dashArray": "6 4"},
-                       tooltip=folium.GeoJsonTooltip(["name"], labels=False)).add_to(m)
+            crs=4326), tiles)
+        for label, geom in zip(lines["label"], lines.geometry, strict=True):
+            folium.PolyLine([(y, x) for x, y in geom.coords], color=RELAPSE_COLOUR, weight=3,
+                            dash_array="6 4", tooltip=label).add_to(group)
+        group.add_to(m)
     add_legend(m, _("散乱污"), [*[(v[0], v[1], "point") for v in cats.values()],
                                 (_("疑似死灰复燃"), RELAPSE_COLOUR, "line")])
     folium.LayerControl(collapsed=True).add_to(m)
