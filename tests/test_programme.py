@@ -133,7 +133,7 @@ def test_page_shows_the_same_figures_as_the_json(client):
     for row in data["by_district"]:
         block = html.split(f'<tr data-name="{row["name"]}">', 1)[1].split("</tr>", 1)[0]
         assert f'data-key="completed">{row["completed"]}<' in block
-    assert html.count('class="pg-bar pg-bar-started"') == len(data["trend"])
+    assert html.count('class="pg-col pg-col-started"') == len(data["trend"])
 
 
 def test_dashboard_and_relocation_page_give_the_same_counts(client):

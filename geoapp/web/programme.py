@@ -136,7 +136,7 @@ def trend_svg(trend: list[dict[str, Any]], year: int | None) -> Markup:
                                                   completed_word))):
             v = r[key]
             x = x0 + j * bar
-            out.append(f'<rect class="pg-bar pg-bar-{key}" data-quarter="{r["quarter"]}" '
+            out.append(f'<rect class="pg-col pg-col-{key}" data-quarter="{r["quarter"]}" '
                        f'data-value="{v}" x="{x:.1f}" y="{y(v):.1f}" width="{bar - 1}" '
                        f'height="{plot_h * v / ymax:.1f}" fill="{colour}">'
                        f'<title>{escape(r["label"])} {escape(word)} {v}</title></rect>')

@@ -11,7 +11,7 @@ def test_programme_page_loads_with_chart_and_no_console_error(live_server, page,
     assert page.console_errors == []
     assert page.external_requests == []
     assert "完成年度目标的" in page.inner_text("#pg-headline")
-    assert page.locator("#pg-chart svg .pg-bar-started").count() >= 4
+    assert page.locator("#pg-chart svg .pg-col-started").count() >= 4
     assert page.locator("#pg-by-district tbody tr").count() >= 5
     box = page.locator("#pg-chart svg").bounding_box()
     assert box["width"] > 500 and box["height"] > 150
