@@ -3,7 +3,8 @@ for every file that leaves the system.
 
 The Content-Security-Policy lets the folium maps work: folium writes its map as inline
 script and style, so script-src and style-src allow 'self' plus 'unsafe-inline' (no remote
-origin: in intranet mode every asset comes from static/); images may also come from the
+origin: in intranet mode every asset comes from static/), and the vendored leaflet-measure
+control compiles its templates at run time, so script-src also allows 'unsafe-eval'; images may also come from the
 configured tile server. Framing, foreign form targets, <base> hijacks and plugins are off.
 """
 
@@ -42,7 +43,7 @@ def content_security_policy(tiles: str, intranet: bool) -> str:
     extra = " ".join(cdn)
     parts = [
         "default-src 'self'",
-        f"script-src 'self' 'unsafe-inline' {extra}".strip(),
+        f"script-src 'self' 'unsafe-inline' 'unsafe-eval' {extra}".strip(),
         f"style-src 'self' 'unsafe-inline' {extra}".strip(),
         f"img-src 'self' data: blob: {hosts} {extra}".strip(),
         f"font-src 'self' data: {extra}".strip(),
