@@ -63,8 +63,10 @@ def log_in(pg, base_url: str, role: str) -> None:
 
 def new_page(browser, live_server, role: str | None = "viewer", **context_args):
     """A page (logged in as ``role``) recording console errors and requests off loopback."""
+    # Playwright's wait_for_function evaluates strings, which the app's CSP forbids; the
+    # CSP itself is checked with bypass_csp=False in test_csp_browser.py.
     ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800},
-                                 "locale": "zh-CN", **context_args})
+                                 "locale": "zh-CN", "bypass_csp": True, **context_args})
     pg = ctx.new_page()
     pg.console_errors = []
     pg.external_requests = []
