@@ -37,6 +37,25 @@ def app(instance):
     return app
 
 
+@pytest.fixture(scope="module")
+def ro_app(tmp_path_factory, jiaozuo_db):
+    """One app for the cases that must not write: its rule engine is built once."""
+    import shutil
+
+    inst = tmp_path_factory.mktemp("instance")
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 1, "MAX_ROWS": 50})
+    make_users(app)
+    return app
+
+
+@pytest.fixture
+def ro_planner(ro_app):
+    client = ro_app.test_client()
+    return client, login(client, "planner")
+
+
 @pytest.fixture
 def planner(app):
     client = app.test_client()
@@ -255,13 +274,13 @@ def test_unknown_encoding_name_is_a_clear_error(app, planner, tmp_path):
     assert state(app) == before
 
 
-def test_non_utf8_csv_on_flag_upload_is_a_clear_400(app, planner):
-    client, token = planner
-    before = state(app)
+def test_non_utf8_csv_on_flag_upload_is_a_clear_400(ro_app, ro_planner):
+    client, token = ro_planner
+    before = state(ro_app)
     data = "lon,lat,name\n113.2,35.2,焦作化工\n".encode("gbk")
     r = flag(client, token, data, "gbk.csv")
     assert r.status_code == 400 and "UTF-8" in r.json["message"]
-    assert state(app) == before
+    assert state(ro_app) == before
 
 
 # ------------------------------------------------------------------ geometries
@@ -370,41 +389,41 @@ def test_cli_layer_import_replaces_the_layer(app, instance, tmp_path, monkeypatc
     "lon=inf&lat=35.2", "lon=113.2&lat=", "lon=38500000&lat=3900000&crs=wgs84",
     "lon=113.2&lat=35.2&crs=EPSG:999999", "lon=abc&lat=def", "lon=113.2&lat=35.2&crs=gk",
 ])
-def test_impossible_coordinates_are_a_400_on_api_and_page(app, query):
-    client = app.test_client()
+def test_impossible_coordinates_are_a_400_on_api_and_page(ro_app, query):
+    client = ro_app.test_client()
     login(client, "inspector")
-    before = state(app)
+    before = state(ro_app)
     r = client.get(f"/api/check?{query}")
     assert r.status_code == 400, (query, r.get_data(as_text=True)[:300])
     assert r.json["message"]
     page = client.get(f"/check?{query}")
     assert 400 <= page.status_code < 500
-    assert state(app) == before
+    assert state(ro_app) == before
 
 
-def test_flag_upload_with_impossible_coordinates_lists_the_rows(app, planner):
-    client, token = planner
-    before = state(app)
+def test_flag_upload_with_impossible_coordinates_lists_the_rows(ro_app, ro_planner):
+    client, token = ro_planner
+    before = state(ro_app)
     data = b"lon,lat\n113.2,35.2\nnan,35.2\n35.2,113.2\n38500000,3900000\n"
     r = flag(client, token, data, "bad.csv")
     assert r.status_code == 400
     assert [d["row"] for d in r.json["details"]] == [3, 4, 5]
-    assert state(app) == before
+    assert state(ro_app) == before
 
 
-def test_flag_file_with_more_rows_than_max_rows_is_refused(app, planner):
-    client, token = planner
+def test_flag_file_with_more_rows_than_max_rows_is_refused(ro_app, ro_planner):
+    client, token = ro_planner
     data = ("lon,lat\n" + "113.2,35.2\n" * 51).encode()
     r = flag(client, token, data, "many.csv")
     assert r.status_code == 400 and "MAX_ROWS" in r.json["message"]
 
 
-def test_malformed_xlsx_is_a_clear_400(app, planner):
-    client, token = planner
-    before = state(app)
+def test_malformed_xlsx_is_a_clear_400(ro_app, ro_planner):
+    client, token = ro_planner
+    before = state(ro_app)
     r = flag(client, token, b"PK\x03\x04 not really a workbook", "broken.xlsx")
     assert r.status_code == 400 and "xlsx" in r.json["message"]
-    assert state(app) == before
+    assert state(ro_app) == before
 
 
 def test_path_traversal_in_the_file_name_goes_nowhere(app, planner, tmp_path):
@@ -432,8 +451,8 @@ def _assert_neutralised(cells, formula: str) -> None:
 
 
 @pytest.mark.parametrize("formula", FORMULAS)
-def test_flag_output_csv_and_xlsx_neutralise_formulas(app, planner, formula):
-    client, token = planner
+def test_flag_output_csv_and_xlsx_neutralise_formulas(ro_app, ro_planner, formula):
+    client, token = ro_planner
     text = pd.DataFrame({"lon": [113.2], "lat": [35.2], "name": [formula]}).to_csv(index=False)
     r = flag(client, token, text.encode(), "f.csv")
     assert r.status_code == 200
