@@ -7,9 +7,10 @@ import json
 from html import unescape
 
 import pytest
-from webutil import csrf_token, login, make_users, password_for
 
 from geoapp.web import create_app
+
+from webutil import csrf_token, login, make_users, password_for
 
 
 @pytest.fixture

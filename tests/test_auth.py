@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from geoapp.cli import main
 from geoapp.web import create_app
+
 from webutil import csrf_token, login, make_users, password_for
 
 

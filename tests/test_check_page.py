@@ -7,11 +7,12 @@ import re
 import geopandas as gpd
 import pytest
 import shapely
-from webutil import login, make_users
 
 from geoapp.maps.check import distance_lines
 from geoapp.spatial.crs import wgs84_to_gcj02
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 # Livestock farm F0002 of the embedded data lies 69 m from the 群英河.
 FARM = (113.19032, 35.299646)

@@ -12,12 +12,13 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 from pyproj import Geod
-from webutil import login, make_users
 
 from geoapp.cli import main
 from geoapp.services import checks
 from geoapp.spatial.crs import wgs84_to_bd09, wgs84_to_gcj02
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 GEOD = Geod(ellps="WGS84")
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
-from webutil import login, make_users
 
 from geoapp.web import NAV_ITEMS, create_app
+
+from webutil import login, make_users
 
 CATALOG = Path(__file__).resolve().parent.parent / "geoapp" / "translations" / "en" / \
     "LC_MESSAGES"

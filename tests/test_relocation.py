@@ -12,11 +12,12 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 from shapely.geometry import Point
-from webutil import login, make_users
 
 from geoapp.domain.errors import ConfigError
 from geoapp.services.relocation import Programme, Target, load_programme, summarize
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from webutil import ROLES, csrf_token, login, make_users
 
 from geoapp.web import create_app
 from geoapp.web.auth import PUBLIC_ENDPOINTS
+
+from webutil import ROLES, csrf_token, login, make_users
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from webutil import login, make_users
 
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 
 @pytest.fixture

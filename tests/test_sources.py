@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tinycity import TINY_CITY_TOML, TINY_SITES, feature_collection, write_csv
 
 from geoapp.domain.city import City
 from geoapp.domain.errors import ConfigError, ValidationFailed
 from geoapp.storage.sources import load_city, read_layer, read_sites, read_table
+
+from tinycity import TINY_CITY_TOML, TINY_SITES, feature_collection, write_csv
 
 
 def _city_dict() -> dict:

@@ -13,12 +13,13 @@ import pyogrio
 import pytest
 import shapely
 from shapely.geometry import Point, box
-from tinycity import TINY_SITES, write_csv, write_tiny_city
 
 from geoapp.domain.errors import ConfigError, Conflict, NotFound, ValidationFailed
 from geoapp.storage import open_repository
 from geoapp.storage.gpkg import GpkgRepository
 from geoapp.storage.sources import load_city, read_layer, read_sites, read_table
+
+from tinycity import TINY_SITES, write_csv, write_tiny_city
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

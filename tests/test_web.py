@@ -6,9 +6,10 @@ import json
 import re
 
 import pytest
-from webutil import login, make_users
 
 from geoapp.web import create_app
+
+from webutil import login, make_users
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory, jiaozuo_db):
     from geoapp.web import create_app
+
     from webutil import make_users
 
     inst = tmp_path_factory.mktemp("instance")
