@@ -81,6 +81,7 @@ def serve(host: str, port: int, threads: int, debug: bool, prod: bool,
     if "GEOAPP_INTRANET" not in os.environ:
         overrides["INTRANET"] = True
     app = create_app(overrides)
+    _first_account(app.extensions["geoapp"])
     click.echo(f"geoapp: {app.extensions['geoapp'].city.name} on http://{host}:{port}/")
     if debug:
         app.run(host=host, port=port, debug=True)
@@ -88,6 +89,21 @@ def serve(host: str, port: int, threads: int, debug: bool, prod: bool,
     from waitress import serve as waitress_serve
 
     waitress_serve(app, host=host, port=port, threads=threads, ident="geoapp")
+
+
+def _first_account(core) -> None:
+    """With no account at all nobody could log in: make an admin with a random password and
+    print it once (change it at /admin/users or with `geoapp users set-password`)."""
+    import secrets
+
+    from geoapp.services import accounts
+
+    if core.repo.list_users():
+        return
+    password = secrets.token_urlsafe(12)
+    accounts.create_user(core, "admin", password, "admin", by="first-start")
+    click.echo("geoapp: no account existed; created administrator 'admin' with password "
+               f"{password} (shown once; change it after logging in)")
 
 
 def _serve_prod(host: str, port: int, threads: int, workers: int | None) -> None:
