@@ -47,3 +47,31 @@ def instance(tmp_path: Path, jiaozuo_db: Path) -> Path:
     inst.mkdir()
     shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
     return inst
+
+
+@pytest.fixture(scope="module")
+def offline_app(tmp_path_factory, jiaozuo_db):
+    """The web app on a private copy of the Jiaozuo database: intranet mode, no tiles,
+    one account per role. Module-scoped: for tests that read, not write."""
+    import shutil
+
+    from geoapp.web import create_app
+
+    from webutil import make_users
+
+    inst = tmp_path_factory.mktemp("instance")
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
+                      "TILES": "none"})
+    make_users(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def viewer_client(offline_app):
+    """A test client of ``offline_app`` logged in as a viewer."""
+    from webutil import login
+
+    c = offline_app.test_client()
+    login(c, "viewer")
+    return c

@@ -13,28 +13,16 @@ import shapely
 
 from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.points import FastPoints, add_fast_points, hits_by_site
-from geoapp.web import create_app
-
-from webutil import login, make_users
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    import shutil
-
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(offline_app):
+    return offline_app
 
 
 @pytest.fixture(scope="module")
-def client(app):
-    c = app.test_client()
-    login(c, "viewer")
-    return c
+def client(viewer_client):
+    return viewer_client
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -14,9 +13,6 @@ from click.testing import CliRunner
 
 from geoapp.domain.quarters import Quarter
 from geoapp.services import programme as svc
-from geoapp.web import create_app
-
-from webutil import login, make_users
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "sites" / "enterprises.csv"
 STARTED = ("started", "completed", "accepted")
@@ -29,20 +25,13 @@ def ledger() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(offline_app):
+    return offline_app
 
 
 @pytest.fixture(scope="module")
-def client(app):
-    c = app.test_client()
-    login(c, "viewer")
-    return c
+def client(viewer_client):
+    return viewer_client
 
 
 @pytest.fixture(scope="module")

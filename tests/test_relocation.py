@@ -6,7 +6,6 @@ import csv
 import datetime as dt
 import io
 import re
-import shutil
 
 import geopandas as gpd
 import pandas as pd
@@ -15,26 +14,16 @@ from shapely.geometry import Point
 
 from geoapp.domain.errors import ConfigError
 from geoapp.services.relocation import Programme, Target, load_programme, summarize
-from geoapp.web import create_app
-
-from webutil import login, make_users
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(offline_app):
+    return offline_app
 
 
 @pytest.fixture(scope="module")
-def client(app):
-    c = app.test_client()
-    login(c, "viewer")
-    return c
+def client(viewer_client):
+    return viewer_client
 
 
 def _enterprises(app, **filters) -> pd.DataFrame:
