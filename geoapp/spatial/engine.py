@@ -30,7 +30,7 @@ from pyproj import CRS, Transformer
 from geoapp.domain.results import CheckResult, Nearest, round_distance
 from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate, is_hit
 from geoapp.spatial.batch import flag_sites, search_radius
-from geoapp.spatial.ground import GroundScale
+from geoapp.spatial.ground import _UNIT, GroundScale
 from geoapp.spatial.index import (
     INSIDE_TOLERANCE_M,
     SEARCH_SLACK,
@@ -40,7 +40,6 @@ from geoapp.spatial.index import (
     Measure,
     expand,
     make_grid,
-    near_segments,
     project_cells,
 )
 from geoapp.spatial.zones import exclusion_zones
@@ -107,6 +106,7 @@ class RuleEngine:
             self._layer_radius[rule.layer] = radius
         for layer, radius in self._layer_radius.items():
             self.index[layer].add_radius(radius, cells)
+        self._nl = len(self.layer_names)
         self._build_point_table(cells)
         self._layer_pos = {n: i for i, n in enumerate(self.layer_names)}
         self._id_lists = [(n, self._features[n]["id"].tolist(), self._features[n]["name"].tolist())
@@ -166,78 +166,53 @@ class RuleEngine:
     def _build_point_table(self, cells: CellGeometry) -> None:
         """Per cell, everything one point needs across all layers (see ``_measure_point``).
 
-        For each cell and layer, the segments that can be nearest to some point of the cell:
-        with c the cell's centre and r its radius, every point p of the cell has a segment
-        within min_s d(c, s) + r, and d(p, s) >= d(c, s) - r, so a segment farther than
-        min_s d(c, s) + 2r from c cannot be nearest. The survivors of all layers go into one
-        (layers, width) index matrix per cell, each layer's row padded with a far-away dummy,
-        so one gather, a dozen array operations and one ``argmin(axis=1)`` give every
-        layer's nearest segment (the first in index order on ties, as in the batch path).
-        Cells a polygon covers whole answer "inside" from a list, with no geometry at all.
+        Each layer's index holds, per cell, the segments that can be nearest to some point of
+        the cell (see ``index.candidate_lists``). Here they are laid end to end per cell, by
+        layer then segment, into one flat array of global segment numbers, with the start and
+        length of each layer's run: one gather, a dozen array operations and a per-run minimum
+        give every layer's nearest segment (the first in index order on ties, as in the batch
+        path). Cells a polygon covers whole answer "inside" from a list, with no geometry.
         """
         idx = [self.index[n] for n in self.layer_names]
         nl, ncell = len(idx), self.grid.size
         seg_off = np.cumsum([0] + [len(i.x0) for i in idx]).astype(np.int64)
-        dummy = int(seg_off[-1])
-        table = np.zeros((dummy + 1, 5))
-        table[dummy, :2] = 1e12
-        seg_feat = np.full(dummy + 1, -1, dtype=np.int64)
-        parts = []
-        for k, (i, o) in enumerate(zip(idx, seg_off[:-1], strict=True)):
+        table = np.zeros((5, int(seg_off[-1])))
+        seg_feat = np.zeros(int(seg_off[-1]), dtype=np.int64)
+        for i, o in zip(idx, seg_off[:-1], strict=True):
             n = len(i.x0)
             if n:
-                table[o:o + n] = np.stack([i.x0, i.y0, i.dx, i.dy, i.inv_ll], 1)
+                table[:, o:o + n] = np.stack([i.x0, i.y0, i.dx, i.dy, i.inv_ll])
                 seg_feat[o:o + n] = i.seg_feat
-            if len(i.chunk_idx):
-                cell, seg = near_segments(i, cells)
-                parts.append((cell, np.full(len(cell), k, dtype=np.int64), seg + o))
-        self._pt_seg, self._pt_feat = np.ascontiguousarray(table.T), seg_feat
-        cat = np.concatenate
-        cellv, layerv, segv = (cat([p[j] for p in parts] + [np.empty(0, np.int64)])
-                               for j in range(3))
-        order = np.argsort(cellv, kind="stable")  # -> (cell, layer, segment) order
-        cellv, layerv, segv = cellv[order], layerv[order], segv[order]
-        key = cellv * max(nl, 1) + layerv
-        g_start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else key
-        g_len = np.diff(np.r_[g_start, len(key)])
-        g_cell, g_layer = cellv[g_start], layerv[g_start]
-        width = np.zeros(ncell, dtype=np.int64)
-        np.maximum.at(width, g_cell, g_len)
-        nrows = np.bincount(g_cell, minlength=ncell)
-        cell_off = np.r_[0, np.cumsum(nrows * width)]
-        first_group = np.r_[0, np.cumsum(nrows)]
-        g_rank = np.arange(len(g_start)) - first_group[g_cell]
-        group = np.repeat(np.arange(len(g_start)), g_len)
-        pos = (cell_off[cellv] + g_rank[group] * width[cellv]
-               + np.arange(len(key)) - g_start[group])
-        flat = np.full(int(cell_off[-1]), dummy, dtype=np.int32)
-        flat[pos] = segv
-        polys = [i.polys for i in idx]
+        self._pt_seg, self._pt_feat = table, seg_feat
+        counts = (np.stack([np.diff(i.cand_ptr) for i in idx], 1) if nl
+                  else np.zeros((ncell, 0), dtype=np.int64))
+        cell_off = np.r_[0, np.cumsum(counts.sum(1))].astype(np.int64)
+        run_start = cell_off[:-1, None] + np.cumsum(counts, 1) - counts
+        flat = np.empty(int(cell_off[-1]), dtype=np.intp)
+        for k, (i, o) in enumerate(zip(idx, seg_off[:-1], strict=True)):
+            if len(i.cand_idx):
+                cell = np.repeat(np.arange(ncell), counts[:, k])
+                pos = run_start[cell, k] + np.arange(len(cell)) - i.cand_ptr[cell]
+                flat[pos] = i.cand_idx + o
+        run_cell, run_layer = np.nonzero(counts)  # by cell, then layer
+        self._pt_flat = flat
+        self._pt_cell_off = cell_off.tolist()
+        self._pt_run_off = np.r_[0, np.cumsum(np.bincount(run_cell, minlength=ncell))].tolist()
+        self._pt_run_layer = run_layer.tolist()
+        self._pt_run_start = (run_start[run_cell, run_layer] - cell_off[run_cell]).astype(np.intp)
+        self._pt_run_len = counts[run_cell, run_layer].astype(np.intp)
         cover = np.stack([i.cover for i in idx], 1) if idx else np.full((ncell, 0), -1)
-        poly_lists = [expand(i.poly_ptr, i.poly_idx, np.arange(ncell)) for i in idx]
+        self._pt_cover = {int(c): cover[c].tolist() for c in np.flatnonzero((cover >= 0).any(1))}
+        polys = [i.polys for i in idx]
         cell_polys: dict[int, list[tuple[int, int]]] = {}
-        for k, (owner, f) in enumerate(poly_lists):
+        for k, i in enumerate(idx):
+            owner, f = expand(i.poly_ptr, i.poly_idx, np.arange(ncell))
             for c, g in zip(owner.tolist(), f.tolist(), strict=True):
                 cell_polys.setdefault(c, []).append((k, g))
-        entries = []
-        no_cover = [-1] * nl
-        for c in range(ncell):
-            row = cover[c].tolist()
-            rows, w = int(nrows[c]), int(width[c])
-            seg = None
-            if rows:
-                o = int(cell_off[c])
-                seg = (flat[o:o + rows * w].reshape(rows, w),
-                       g_layer[first_group[c]:first_group[c + 1]].tolist(),
-                       np.arange(rows) * w)
-            pl = cell_polys.get(c)
-            if pl:
-                pl = (np.array([polys[k][g] for k, g in pl], dtype=object),
-                      [k for k, _ in pl], [g for _, g in pl])
-            entries.append((row if max(row, default=-1) >= 0 else no_cover, pl, seg))
-        self._pt_cells = entries
-        log.debug("point table: %d cell-segment entries (%d padded) over %d cells",
-                  len(segv), len(flat), ncell)
+        self._pt_polys = {c: (np.array([polys[k][g] for k, g in pl], dtype=object),
+                              [k for k, _ in pl], [g for _, g in pl])
+                          for c, pl in cell_polys.items()}
+        log.debug("point table: %d cell-segment entries over %d cells", len(flat), ncell)
 
     # -- distances --------------------------------------------------------------------
     def _ground(self, lon, lat, x, y, m: Measure) -> np.ndarray:
@@ -259,57 +234,71 @@ class RuleEngine:
         """All layers at once for one point; the same arithmetic as ``LayerIndex.measure``.
 
         Returns per layer: feature index (-1 none), ground distance, inside flag. Plain
-        lists: for a dozen layers Python beats numpy's per-call overhead.
+        lists and floats: for a dozen layers Python beats numpy's per-call overhead.
         """
-        nl = len(self.layer_names)
         x, y = self._fwd.transform(lon, lat)
         c = self.grid.cell(lon, lat)
         if c < 0:
             return self._measure_off_grid(lon, lat, x, y)
-        cover, polys, segs = self._pt_cells[c]
-        feat = list(cover)
-        inside = [f >= 0 for f in feat]
-        dist = [0.0 if i else math.inf for i in inside]
-        near: list[tuple[float, float] | None] = [None] * nl
+        nl = self._nl
+        cover = self._pt_cover.get(c)
+        if cover is None:
+            feat, inside, ground = [-1] * nl, [False] * nl, [math.inf] * nl
+        else:
+            feat = list(cover)
+            inside = [f >= 0 for f in feat]
+            ground = [0.0 if i else math.inf for i in inside]
+        polys = self._pt_polys.get(c)
         if polys is not None:
             geoms, layers, feats = polys
             for j in np.flatnonzero(shapely.intersects_xy(geoms, x, y)).tolist():
                 layer = layers[j]
                 if not inside[layer]:
-                    feat[layer], dist[layer], inside[layer] = feats[j], 0.0, True
-        if segs is not None:
-            sids, layers, base = segs
-            x0, y0, dx, dy, inv_ll = self._pt_seg[:, sids]
-            ex, ey = x - x0, y - y0
-            t = (ex * dx + ey * dy) * inv_ll
-            np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
-            rx, ry = ex - t * dx, ey - t * dy
-            best = (rx * rx + ry * ry).argmin(1) + base
-            bx, by = np.take(rx, best).tolist(), np.take(ry, best).tolist()
-            bf = self._pt_feat[np.take(sids, best)].tolist()
-            hypot = math.hypot
-            for j, layer in enumerate(layers):
-                if not inside[layer]:
-                    d = hypot(bx[j], by[j])
-                    feat[layer], dist[layer] = bf[j], d
-                    if d < INSIDE_TOLERANCE_M:
-                        inside[layer] = True
-                    else:
-                        near[layer] = (x - bx[j], y - by[j])
-        ground = [0.0 if i else math.inf for i in inside]
-        todo = [i for i in range(nl) if near[i] is not None]
-        if todo and self._scale.ok:
-            scale = self._scale.ground_scalar
-            for i in todo:
-                ground[i] = scale(x, y, near[i][0], near[i][1], dist[i])
-        elif todo:
+                    feat[layer], ground[layer], inside[layer] = feats[j], 0.0, True
+        r0, r1 = self._pt_run_off[c], self._pt_run_off[c + 1]
+        if r0 == r1:
+            return feat, ground, inside
+        sids = self._pt_flat[self._pt_cell_off[c]:self._pt_cell_off[c + 1]]
+        x0, y0, dx, dy, inv_ll = self._pt_seg.take(sids, axis=1)
+        ex, ey = x - x0, y - y0
+        t = ex * dx
+        t += ey * dy
+        t *= inv_ll
+        np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
+        rx, ry = ex - t * dx, ey - t * dy
+        d = np.hypot(rx, ry)
+        starts = self._pt_run_start[r0:r1]
+        low = np.minimum.reduceat(d, starts)
+        at = np.flatnonzero(d == low.repeat(self._pt_run_len[r0:r1]))
+        best = at.take(at.searchsorted(starts))
+        bd, bx, by = low.tolist(), rx.take(best).tolist(), ry.take(best).tolist()
+        bf = self._pt_feat.take(sids.take(best)).tolist()
+        scale = self._scale
+        todo = []
+        if scale.ok:
+            c0, c1, c2, c3, c4, c5 = scale._coef_list
+            sx0, sy0 = scale.x0, scale.y0
+        for j, layer in enumerate(self._pt_run_layer[r0:r1]):
+            if inside[layer]:
+                continue
+            dj = bd[j]
+            feat[layer] = bf[j]
+            if dj < INSIDE_TOLERANCE_M:
+                inside[layer], ground[layer] = True, 0.0
+            elif scale.ok:  # GroundScale.ground, inlined: the same operations, same result
+                X = ((x + (x - bx[j])) * 0.5 - sx0) / _UNIT
+                Y = ((y + (y - by[j])) * 0.5 - sy0) / _UNIT
+                ground[layer] = dj / (c0 + X * (c1 + c3 * X + c4 * Y) + Y * (c2 + c5 * Y))
+            else:
+                todo.append((layer, dj, x - bx[j], y - by[j]))
+        if todo:
             k = len(todo)
-            m = Measure(np.zeros(k, dtype=np.int64), np.array([dist[i] for i in todo]),
-                        np.zeros(k, dtype=bool), np.array([near[i][0] for i in todo]),
-                        np.array([near[i][1] for i in todo]))
+            m = Measure(np.zeros(k, dtype=np.int64), np.array([t[1] for t in todo]),
+                        np.zeros(k, dtype=bool), np.array([t[2] for t in todo]),
+                        np.array([t[3] for t in todo]))
             g = self._ground(np.full(k, lon), np.full(k, lat), np.full(k, x), np.full(k, y), m)
-            for i, v in zip(todo, g.tolist(), strict=True):
-                ground[i] = v
+            for (layer, *_), v in zip(todo, g.tolist(), strict=True):
+                ground[layer] = v
         return feat, ground, inside
 
     def _measure_off_grid(self, lon: float, lat: float, x: float, y: float):

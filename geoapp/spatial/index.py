@@ -13,6 +13,10 @@ lon/lat cell grid precomputes, per cell and layer:
   point-to-segment distances are computed with numpy over (site, segment) pairs, and the list
   of polygons whose boundary crosses the cell, for ``shapely.intersects_xy``.
 
+The candidate lists are found top-down over a pyramid of ever larger blocks of cells (2x2,
+4x4, … up to one block for the whole grid): a block's list is cut from its parent's, so each
+level measures only a few segments per block instead of every segment per cell.
+
 Results are exact (not grid-approximated): the grid only prunes candidates. Sites outside the
 grid fall back to the STRtree. All coordinates here are in the metric CRS.
 """
@@ -31,10 +35,13 @@ log = logging.getLogger(__name__)
 
 #: Longest straight piece a line is cut into before indexing.
 MAX_SEGMENT_M = 1000.0
-#: Consecutive segments grouped under one bounding box for the cell candidate lists.
-CHUNK = 8
 #: Points per block in unbounded searches (caps the size of the pair arrays).
 BLOCK = 8192
+#: (block, segment) pairs measured at once while building candidate lists: small enough
+#: for the temporaries to stay in cache.
+PAIR_BLOCK = 1 << 16
+#: Added to every pruning bound: the bounds are exact, the arithmetic is not.
+PRUNE_SLACK_M = 1e-3
 #: Projected and geodesic distances differ by the projection's scale error (~2e-4 at the
 #: edge of a 3-degree zone); candidates are searched this much further, then decided exactly.
 SEARCH_SLACK = 1.002
@@ -98,13 +105,27 @@ def make_grid(bounds: tuple[float, float, float, float], margin_m: float,
 
 
 @dataclass
+class NodeLevel:
+    """One level of the block pyramid: every block's centre, a radius around the centre that
+    holds all of the block's cells, and its parent block one level up (the top level's
+    parent is 0, the whole layer)."""
+
+    cx: np.ndarray
+    cy: np.ndarray
+    rho: np.ndarray
+    parent: np.ndarray
+
+
+@dataclass
 class CellGeometry:
-    """The grid's cells projected into the metric CRS (padded), with centres and radii."""
+    """The grid's cells projected into the metric CRS (padded), with centres and radii, and
+    the block pyramid above them (``levels[0]`` is the cells themselves)."""
 
     polys: np.ndarray
     cx: np.ndarray
     cy: np.ndarray
     radius: np.ndarray
+    levels: list[NodeLevel]
 
 
 def project_cells(grid: Grid, forward) -> CellGeometry:
@@ -116,7 +137,37 @@ def project_cells(grid: Grid, forward) -> CellGeometry:
     polys = shapely.polygons(np.stack([x, y], axis=2))
     cx, cy = x.mean(axis=1), y.mean(axis=1)
     radius = np.sqrt(((x - cx[:, None]) ** 2 + (y - cy[:, None]) ** 2).max(axis=1))
-    return CellGeometry(polys, cx, cy, radius)
+    return CellGeometry(polys, cx, cy, radius, _pyramid(grid.nx, grid.ny, cx, cy, radius))
+
+
+def _pyramid(nx: int, ny: int, cx: np.ndarray, cy: np.ndarray,
+             radius: np.ndarray) -> list[NodeLevel]:
+    """Blocks of 2^L x 2^L cells for L = 0, 1, … until one block covers the grid."""
+    row, col = np.divmod(np.arange(nx * ny), nx)
+    levels = []
+    node_cx, node_cy, node_rho = cx, cy, radius
+    shift = 0
+    while True:
+        bnx, bny = ((nx - 1) >> shift) + 1, ((ny - 1) >> shift) + 1
+        if bnx * bny == 1:
+            levels.append(NodeLevel(node_cx, node_cy, node_rho, np.zeros(1, dtype=np.int64)))
+            return levels
+        pnx = ((nx - 1) >> (shift + 1)) + 1
+        brow, bcol = np.divmod(np.arange(bnx * bny), bnx)
+        levels.append(NodeLevel(node_cx, node_cy, node_rho, (brow >> 1) * pnx + (bcol >> 1)))
+        shift += 1
+        owner = (row >> shift) * pnx + (col >> shift)
+        k = pnx * (((ny - 1) >> shift) + 1)
+        lo_x, lo_y = np.full(k, np.inf), np.full(k, np.inf)
+        hi_x, hi_y = np.full(k, -np.inf), np.full(k, -np.inf)
+        np.minimum.at(lo_x, owner, cx)
+        np.minimum.at(lo_y, owner, cy)
+        np.maximum.at(hi_x, owner, cx)
+        np.maximum.at(hi_y, owner, cy)
+        node_cx, node_cy = (lo_x + hi_x) * 0.5, (lo_y + hi_y) * 0.5
+        node_rho = np.zeros(k)
+        np.maximum.at(node_rho, owner,
+                      np.hypot(cx - node_cx[owner], cy - node_cy[owner]) + radius)
 
 
 def _csr(n: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -137,23 +188,6 @@ def expand(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarr
     return owner, idx[start[owner] + offset]
 
 
-def chunk_segments(owner: np.ndarray, start: np.ndarray,
-                   length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Expand (owner, chunk) pairs into (owner, segment) pairs, order kept."""
-    total = int(length.sum())
-    offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
-    return np.repeat(owner, length), np.repeat(start, length) + offset
-
-
-def box_distances(px, py, bx0, by0, bx1, by1):
-    """Nearest and farthest distance from points to axis-aligned boxes."""
-    near = np.hypot(np.maximum(np.maximum(bx0 - px, px - bx1), 0.0),
-                    np.maximum(np.maximum(by0 - py, py - by1), 0.0))
-    far = np.hypot(np.maximum(np.abs(px - bx0), np.abs(px - bx1)),
-                   np.maximum(np.abs(py - by0), np.abs(py - by1)))
-    return near, far
-
-
 def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
     """Distance from points to segments, and the vector (rx, ry) from the nearest point on
     the segment to the point (nearest point = p - r). numpy, as few operations as possible:
@@ -167,34 +201,61 @@ def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
     return np.hypot(rx, ry), rx, ry
 
 
-def near_segments(index: LayerIndex, cells: CellGeometry,
-                  max_pairs: int = 2_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """(cell, segment) pairs, by cell then segment, of every segment that can be nearest to
-    some point of the cell: from the cell's chunk list, those within min d(c, s) + 2r of its
-    centre c (r: the cell's radius). Blocks of cells keep the pair arrays bounded."""
-    ncell = len(cells.cx)
-    per_cell = np.diff(index.chunk_ptr) * CHUNK
-    cum = np.cumsum(per_cell)
-    out_c, out_s = [], []
+def candidate_lists(index: LayerIndex, levels: list[NodeLevel],
+                    leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell in ``leaves``: the segments that can be nearest to some point of the cell
+    (CSR over all cells, segments ascending) and the distance from the cell's centre to the
+    layer (inf for cells not in ``leaves``).
+
+    For a block with centre C and radius rho, every point p of the block is within
+    D(C) + rho of the layer and d(p, s) >= d(C, s) - rho, so a segment farther than
+    D(C) + 2 rho from C is nearest to no point of the block; the same holds for any point
+    within rho of C, which includes the centres of the block's children, so the children's
+    distances D and lists can be taken from the block's list. The top block starts from
+    every segment; at the cells rho is the cell's radius r (the bound min d(c, s) + 2r).
+    """
+    nseg = len(index.x0)
+    ptr, idx = np.array([0, nseg], dtype=np.int64), np.arange(nseg, dtype=np.int64)
+    ncell = len(levels[0].cx)
+    dist = np.full(ncell, np.inf)
+    for depth in range(len(levels) - 1, -1, -1):
+        lv = levels[depth]
+        nodes = leaves if depth == 0 else np.arange(len(lv.cx))
+        ptr, idx, low = _refine(index, ptr, idx, lv.parent[nodes], lv.cx[nodes],
+                                lv.cy[nodes], lv.rho[nodes])
+    counts = np.zeros(ncell, dtype=np.int64)
+    counts[leaves] = np.diff(ptr)
+    dist[leaves] = low
+    return np.r_[0, np.cumsum(counts)], idx, dist
+
+
+def _refine(index: LayerIndex, ptr: np.ndarray, idx: np.ndarray, parent: np.ndarray,
+            cx: np.ndarray, cy: np.ndarray, rho: np.ndarray):
+    """One level of :func:`candidate_lists`: each node's list cut from its parent's."""
+    n = len(parent)
+    ends = np.cumsum(ptr[parent + 1] - ptr[parent])
+    counts = np.zeros(n, dtype=np.int64)
+    low = np.full(n, np.inf)
+    kept = []
     a = 0
-    while a < ncell:
-        b = int(np.searchsorted(cum, (cum[a - 1] if a else 0) + max_pairs, side="right"))
-        b = min(max(b, a + 1), ncell)
-        rows = np.arange(a, b)
-        owner, chunk = expand(index.chunk_ptr, index.chunk_idx, rows)
+    while a < n:
+        b = int(np.searchsorted(ends, (ends[a - 1] if a else 0) + PAIR_BLOCK, side="right"))
+        b = min(max(b, a + 1), n)
+        owner, seg = expand(ptr, idx, parent[a:b])
         if owner.size:
-            owner, seg = chunk_segments(owner, index.chunk_start[chunk], index.chunk_len[chunk])
-            cell = rows[owner]
-            d = segment_distance(cells.cx[cell], cells.cy[cell], index.x0[seg], index.y0[seg],
+            node = owner + a
+            d = segment_distance(cx[node], cy[node], index.x0[seg], index.y0[seg],
                                  index.dx[seg], index.dy[seg], index.inv_ll[seg])[0]
             starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
-            lowest = np.repeat(np.minimum.reduceat(d, starts), np.diff(np.r_[starts, len(d)]))
-            keep = d <= lowest + 2.0 * cells.radius[cell] + 1e-6
-            out_c.append(cell[keep])
-            out_s.append(seg[keep])
+            first = node[starts]
+            low[first] = np.minimum.reduceat(d, starts)
+            bound = low[first] + 2.0 * rho[first] + PRUNE_SLACK_M
+            keep = d <= np.repeat(bound, np.diff(np.r_[starts, len(d)]))
+            counts[a:b] = np.bincount(owner[keep], minlength=b - a)
+            kept.append(seg[keep])
         a = b
-    empty = np.empty(0, dtype=np.int64)
-    return np.concatenate(out_c + [empty]), np.concatenate(out_s + [empty])
+    out = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), out, low
 
 
 def first_min(owner: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
@@ -272,15 +333,6 @@ class LayerIndex:
         ll = self.dx * self.dx + self.dy * self.dy
         self.inv_ll = np.divide(1.0, ll, out=np.zeros_like(ll), where=ll > 0)
         self.seg_feat = np.r_[owner[~is_pt][part[:-1][same]], pt_owner].astype(np.int64)
-        nseg = len(self.x0)
-        self.chunk_start = np.arange(0, nseg, CHUNK, dtype=np.int64)
-        self.chunk_len = np.minimum(self.chunk_start + CHUNK, nseg) - self.chunk_start
-        if nseg:
-            lo_x, hi_x = np.minimum(self.x0, self.x1), np.maximum(self.x0, self.x1)
-            lo_y, hi_y = np.minimum(self.y0, self.y1), np.maximum(self.y0, self.y1)
-            st = self.chunk_start
-            self.chunk_box = (np.minimum.reduceat(lo_x, st), np.minimum.reduceat(lo_y, st),
-                              np.maximum.reduceat(hi_x, st), np.maximum.reduceat(hi_y, st))
         seg_geoms = np.empty(len(self.x0), dtype=object)
         lines_xy = np.stack([self.x0, self.y0, self.x1, self.y1], 1).reshape(-1, 2, 2)
         seg_geoms[: len(a)] = shapely.linestrings(lines_xy[: len(a)]) if len(a) else []
@@ -305,53 +357,31 @@ class LayerIndex:
             keep = self.cover[cell_i] < 0
             poly_rows, poly_cols = cell_i[keep], feat[keep]
         self.poly_ptr, self.poly_idx = _csr(n, poly_rows, poly_cols)
-        seg_rows = seg_cols = np.empty(0, dtype=np.int64)
+        self.cand_ptr = np.zeros(n + 1, dtype=np.int64)
+        self.cand_idx = np.empty(0, dtype=np.int64)
         if len(self.x0):
-            lb, seg_rows, seg_cols = self._chunk_candidates(cells)
+            todo = np.flatnonzero(self.cover < 0)
+            self.cand_ptr, self.cand_idx, centre = candidate_lists(self, cells.levels, todo)
+            lb = np.maximum(centre - cells.radius, 0.0)
         lb[touched] = 0.0
         self.lower_bound = lb
-        self.chunk_ptr, self.chunk_idx = _csr(n, seg_rows, seg_cols)
-        log.debug("layer %s: %d segments in %d chunks, %d polygons, %d cell-chunk pairs",
-                  self.name, len(self.x0), len(self.chunk_start), len(self.poly_feats),
-                  len(self.chunk_idx))
-
-    def _chunk_candidates(self, cells: CellGeometry, block: int = 2048):
-        """Per cell: distance lower bound and the chunks that may hold a point's nearest.
-
-        With r the cell's radius around its centre c, every point p of the cell has its
-        nearest segment within U + r, U = min over chunks of the farthest distance from c to
-        the chunk's box; a chunk whose box is farther than U + 2r from c cannot hold it.
-        """
-        n = len(cells.cx)
-        lb = np.empty(n)
-        rows, cols = [], []
-        bx0, by0, bx1, by1 = self.chunk_box
-        for a in range(0, n, block):
-            cx, cy = cells.cx[a:a + block, None], cells.cy[a:a + block, None]
-            r = cells.radius[a:a + block, None]
-            ddx = np.maximum(np.maximum(bx0 - cx, cx - bx1), 0.0)
-            ddy = np.maximum(np.maximum(by0 - cy, cy - by1), 0.0)
-            near = np.hypot(ddx, ddy)
-            far = np.hypot(np.maximum(np.abs(cx - bx0), np.abs(cx - bx1)),
-                           np.maximum(np.abs(cy - by0), np.abs(cy - by1)))
-            lb[a:a + block] = np.maximum(near.min(axis=1) - r[:, 0], 0.0)
-            keep = near <= far.min(axis=1, keepdims=True) + 2 * r
-            keep &= (self.cover[a:a + block] < 0)[:, None]
-            i, j = np.nonzero(keep)
-            rows.append(i + a)
-            cols.append(j)
-        return lb, np.concatenate(rows), np.concatenate(cols)
+        log.debug("layer %s: %d segments, %d polygons, %d cell-segment candidates",
+                  self.name, len(self.x0), len(self.poly_feats), len(self.cand_idx))
 
     def add_radius(self, radius: float, cells: CellGeometry) -> None:
-        """Precompute, per cell, the segments within ``radius`` of it, so queries bounded by
-        that radius (within_distance rules) test only those: a far smaller list than the
-        one that must hold the nearest segment at any distance."""
+        """Precompute, per cell, the candidates that can be within ``radius`` of a point of
+        the cell (within r + ``radius`` of its centre), so queries bounded by that radius
+        (within_distance rules) test only those: often far fewer than the full list."""
         if not np.isfinite(radius) or radius in self.radius_lists or not len(self.x0):
             return
-        todo = np.flatnonzero(self.cover < 0)
-        rows, cols = self.tree.query(cells.polys[todo], predicate="dwithin", distance=radius)
-        self.radius_lists[radius] = _csr(len(self.cover), todo[rows], cols)
-        log.debug("layer %s: %d cell-segment pairs within %.0f m", self.name, len(cols), radius)
+        ptr, seg = self.cand_ptr, self.cand_idx
+        cell = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+        d = segment_distance(cells.cx[cell], cells.cy[cell], self.x0[seg], self.y0[seg],
+                             self.dx[seg], self.dy[seg], self.inv_ll[seg])[0]
+        keep = d <= radius + cells.radius[cell] + PRUNE_SLACK_M
+        counts = np.bincount(cell[keep], minlength=len(ptr) - 1)
+        self.radius_lists[radius] = (np.r_[0, np.cumsum(counts)], seg[keep])
+        log.debug("layer %s: %d cell-segment pairs within %.0f m", self.name, keep.sum(), radius)
 
     # -- queries ----------------------------------------------------------------------
     def measure(self, x: np.ndarray, y: np.ndarray, cells: np.ndarray,
@@ -380,9 +410,11 @@ class LayerIndex:
         if len(active) and max_distance in self.radius_lists:
             owner, seg = expand(*self.radius_lists[max_distance], cells[active])
             self._nearest_segments(m, active, owner, seg, x, y)
-        elif len(active) and len(self.chunk_idx):
+        elif len(active) and len(self.cand_idx):
             for a in range(0, len(active), BLOCK):
-                self._ring_nearest(m, active[a:a + BLOCK], cells, x, y)
+                pts = active[a:a + BLOCK]
+                owner, seg = expand(self.cand_ptr, self.cand_idx, cells[pts])
+                self._nearest_segments(m, pts, owner, seg, x, y)
         off = np.flatnonzero(~on)
         if len(off) and len(self.x0):
             self._tree_nearest(m, off, x, y)
@@ -393,26 +425,6 @@ class LayerIndex:
         inside = m.inside
         m.nx[inside], m.ny[inside] = x[inside], y[inside]
         return m
-
-    def _ring_nearest(self, m: Measure, pts: np.ndarray, cells: np.ndarray, x: np.ndarray,
-                      y: np.ndarray) -> None:
-        """Unbounded nearest via the cell's chunk list, pruned per point: a chunk whose box is
-        farther than the smallest farthest-corner distance U of any chunk cannot hold the
-        nearest segment (every segment of that chunk is within U)."""
-        owner, chunk = expand(self.chunk_ptr, self.chunk_idx, cells[pts])
-        if owner.size == 0:
-            return
-        near, far = box_distances(x[pts][owner], y[pts][owner],
-                                  *(b[chunk] for b in self.chunk_box))
-        counts = np.bincount(owner, minlength=len(pts))
-        starts = np.cumsum(counts) - counts
-        has = counts > 0
-        bound = np.full(len(pts), np.inf)
-        bound[has] = np.minimum.reduceat(far, starts[has])
-        keep = near <= bound[owner]
-        owner, seg = chunk_segments(owner[keep], self.chunk_start[chunk[keep]],
-                                    self.chunk_len[chunk[keep]])
-        self._nearest_segments(m, pts, owner, seg, x, y)
 
     def _tree_nearest(self, m: Measure, pts: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
         owner, seg = self.tree.query_nearest(shapely.points(x[pts], y[pts]), all_matches=True)
