@@ -32,27 +32,45 @@ class _Columns:
         self.n = n
         self.raw = {k: v for k, v in columns.items() if v is not None}
         self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._conditions: dict[Condition, np.ndarray] = {}
+        self._masks: dict[Any, np.ndarray] = {}
 
     def condition(self, cond: Condition) -> np.ndarray:
+        """Rows meeting one condition (memoised: rules share conditions; do not modify)."""
+        found = self._conditions.get(cond)
+        if found is not None:
+            return found
         if cond.attr not in self.raw:
-            return np.zeros(self.n, dtype=bool)
-        if cond.attr not in self._codes:
-            values = self.raw[cond.attr]
-            if np.ndim(values) == 0:
-                values = np.full(self.n, values, dtype=object)
-            self._codes[cond.attr] = pd.factorize(np.asarray(values, dtype=object))
-        codes, uniques = self._codes[cond.attr]
-        table = np.zeros(len(uniques) + 1, dtype=bool)  # last slot: missing (code -1)
-        table[:-1] = [cond.matches(u) for u in uniques]
-        return table[codes]
+            out = np.zeros(self.n, dtype=bool)
+        else:
+            if cond.attr not in self._codes:
+                values = self.raw[cond.attr]
+                if np.ndim(values) == 0:
+                    values = np.full(self.n, values, dtype=object)
+                self._codes[cond.attr] = pd.factorize(np.asarray(values, dtype=object))
+            codes, uniques = self._codes[cond.attr]
+            table = np.zeros(len(uniques) + 1, dtype=bool)  # last slot: missing (code -1)
+            table[:-1] = [cond.matches(u) for u in uniques]
+            out = table[codes]
+        self._conditions[cond] = out
+        return out
 
     def mask(self, rule: RuleSpec) -> np.ndarray:
+        """Rows the rule's filter selects (memoised per filter; do not modify)."""
+        key = rule.applies_to.clauses
+        found = self._masks.get(key)
+        if found is not None:
+            return found
         out = np.zeros(self.n, dtype=bool)
         for clause in rule.applies_to.clauses:
-            part = np.ones(self.n, dtype=bool)
-            for cond in clause:
+            if not clause:
+                out[:] = True
+                continue
+            part = self.condition(clause[0]).copy()
+            for cond in clause[1:]:
                 part &= self.condition(cond)
             out |= part
+        self._masks[key] = out
         return out
 
 
@@ -73,13 +91,13 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
         points["new_site"] = (np.asarray(cols.pop("new_lon"), dtype=float),
                               np.asarray(cols.pop("new_lat"), dtype=float))
     attrs = _Columns(cols, n)
+    finite = {k: np.isfinite(p[0]) & np.isfinite(p[1]) for k, p in points.items()}
     groups: dict[tuple[str, str], list[tuple[RuleSpec, np.ndarray]]] = {}
     for rule in engine.rules:
         kind = rule.applies_to.point
         if kind not in points:
             continue
-        plon, plat = points[kind]
-        mask = attrs.mask(rule) & np.isfinite(plon) & np.isfinite(plat)
+        mask = attrs.mask(rule) & finite[kind]
         if mask.any():
             groups.setdefault((rule.layer, kind), []).append((rule, mask))
     cells = {k: engine.grid.cells(*p) for k, p in points.items()}
@@ -103,7 +121,7 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
         if len(todo):
             x[todo], y[todo] = engine._fwd.transform(plon[todo], plat[todo])
         xy[kind] = (x, y)
-    frames = []
+    parts: list[tuple[np.ndarray, ...]] = []
     order = {r.id: i for i, r in enumerate(engine.rules)}
     for layer, kind, members, radius, sel in plan:
         x, y = xy[kind]
@@ -119,19 +137,18 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
                 decided = ~m.inside
             hit = mask[sel] & (m.feat >= 0) & decided
             f = m.feat[hit]
-            frames.append(pd.DataFrame({
-                "row": sel[hit],
-                "rule_id": rule.id,
-                "feature_id": table["id"][f],
-                "feature_name": table["name"][f],
-                "distance_m": np.round(np.where(m.inside[hit], 0.0, ground[hit]), 1),
-                "severity": engine._rule_severity[rule.id][f],
-                "_order": order[rule.id],
-            }))
-    if not frames:
+            parts.append((sel[hit], np.full(len(f), order[rule.id], dtype=np.int64),
+                          table["id"][f], table["name"][f],
+                          np.round(np.where(m.inside[hit], 0.0, ground[hit]), 1),
+                          engine._rule_severity[rule.id][f]))
+    if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             HIT_COLUMNS, ["int64", object, object, object, "float64", object], strict=True)})
-    out = pd.concat(frames, ignore_index=True)
-    out = out.sort_values(["row", "_order"], kind="stable").drop(columns="_order")
+    row, rule_no, fid, fname, dist, sev = (np.concatenate(c) for c in zip(*parts, strict=True))
+    by = np.argsort(row * len(engine.rules) + rule_no, kind="stable")  # by site, then rule
+    ids = np.array([r.id for r in engine.rules], dtype=object)
+    out = pd.DataFrame({"row": row[by].astype(np.int64), "rule_id": ids[rule_no[by]],
+                        "feature_id": fid[by], "feature_name": fname[by],
+                        "distance_m": dist[by], "severity": sev[by]})
     log.debug("flagged %d sites: %d hits", n, len(out))
-    return out.reset_index(drop=True)
+    return out

@@ -177,15 +177,22 @@ def _csr(n: int, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.cumsum(ptr), cols[order].astype(np.int64)
 
 
-def expand(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each requested row, its CSR entries: returns (position in ``rows``, entry)."""
+def expand_positions(ptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each requested row, the positions of its CSR entries: (position in ``rows``,
+    position in the index array), by row then entry."""
     start, stop = ptr[rows], ptr[rows + 1]
     counts = stop - start
     owner = np.repeat(np.arange(len(rows)), counts)
     if owner.size == 0:
         return owner, owner
     offset = np.arange(owner.size) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, idx[start[owner] + offset]
+    return owner, start[owner] + offset
+
+
+def expand(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each requested row, its CSR entries: returns (position in ``rows``, entry)."""
+    owner, pos = expand_positions(ptr, rows)
+    return owner, idx[pos]
 
 
 def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
@@ -260,15 +267,13 @@ def _refine(index: LayerIndex, ptr: np.ndarray, idx: np.ndarray, parent: np.ndar
 
 def first_min(owner: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
     """Index (into ``d``) of the first minimum of each owner's run; owners sorted ascending."""
-    if owner.size == 0:
-        return np.full(n, -1, dtype=np.int64)
-    best = np.full(n, np.inf)
-    np.minimum.at(best, owner, d)
-    is_min = d == best[owner]
-    cand = np.flatnonzero(is_min)
-    first = np.r_[True, owner[cand][1:] != owner[cand][:-1]]
     out = np.full(n, -1, dtype=np.int64)
-    out[owner[cand[first]]] = cand[first]
+    if owner.size == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    low = np.minimum.reduceat(d, starts)
+    at = np.flatnonzero(d == np.repeat(low, np.diff(np.r_[starts, len(d)])))
+    out[owner[starts]] = at[np.searchsorted(at, starts)]
     return out
 
 
@@ -359,10 +364,14 @@ class LayerIndex:
         self.poly_ptr, self.poly_idx = _csr(n, poly_rows, poly_cols)
         self.cand_ptr = np.zeros(n + 1, dtype=np.int64)
         self.cand_idx = np.empty(0, dtype=np.int64)
+        self.centre_dist = np.full(n, np.inf)
+        self.cand_dist: np.ndarray | None = None
+        self._cells = cells
         if len(self.x0):
             todo = np.flatnonzero(self.cover < 0)
-            self.cand_ptr, self.cand_idx, centre = candidate_lists(self, cells.levels, todo)
-            lb = np.maximum(centre - cells.radius, 0.0)
+            self.cand_ptr, self.cand_idx, self.centre_dist = candidate_lists(self, cells.levels,
+                                                                             todo)
+            lb = np.maximum(self.centre_dist - cells.radius, 0.0)
         lb[touched] = 0.0
         self.lower_bound = lb
         log.debug("layer %s: %d segments, %d polygons, %d cell-segment candidates",
@@ -371,13 +380,17 @@ class LayerIndex:
     def add_radius(self, radius: float, cells: CellGeometry) -> None:
         """Precompute, per cell, the candidates that can be within ``radius`` of a point of
         the cell (within r + ``radius`` of its centre), so queries bounded by that radius
-        (within_distance rules) test only those: often far fewer than the full list."""
-        if not np.isfinite(radius) or radius in self.radius_lists or not len(self.x0):
+        (within_distance rules) test only those: often far fewer than the full list. For an
+        infinite radius, keep each candidate's distance from its cell's centre instead."""
+        if radius in self.radius_lists or not len(self.x0):
             return
         ptr, seg = self.cand_ptr, self.cand_idx
         cell = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
         d = segment_distance(cells.cx[cell], cells.cy[cell], self.x0[seg], self.y0[seg],
                              self.dx[seg], self.dy[seg], self.inv_ll[seg])[0]
+        if not np.isfinite(radius):  # unbounded queries prune per point, see measure
+            self.cand_dist = d
+            return
         keep = d <= radius + cells.radius[cell] + PRUNE_SLACK_M
         counts = np.bincount(cell[keep], minlength=len(ptr) - 1)
         self.radius_lists[radius] = (np.r_[0, np.cumsum(counts)], seg[keep])
@@ -412,9 +425,7 @@ class LayerIndex:
             self._nearest_segments(m, active, owner, seg, x, y)
         elif len(active) and len(self.cand_idx):
             for a in range(0, len(active), BLOCK):
-                pts = active[a:a + BLOCK]
-                owner, seg = expand(self.cand_ptr, self.cand_idx, cells[pts])
-                self._nearest_segments(m, pts, owner, seg, x, y)
+                self._cell_nearest(m, active[a:a + BLOCK], cells, x, y)
         off = np.flatnonzero(~on)
         if len(off) and len(self.x0):
             self._tree_nearest(m, off, x, y)
@@ -425,6 +436,21 @@ class LayerIndex:
         inside = m.inside
         m.nx[inside], m.ny[inside] = x[inside], y[inside]
         return m
+
+    def _cell_nearest(self, m: Measure, pts: np.ndarray, cells: np.ndarray, x: np.ndarray,
+                      y: np.ndarray) -> None:
+        """Unbounded nearest from the cells' candidate lists, pruned per point p when the
+        candidates' distances from the cell centre c are known: p is within D(c) + |p - c| of
+        the layer (D: the centre's distance), so a segment farther than D(c) + 2|p - c| from
+        c is not nearest to p (r >= |p - c| made the cell's list keep up to D(c) + 2r)."""
+        cell = cells[pts]
+        owner, pos = expand_positions(self.cand_ptr, cell)
+        if self.cand_dist is not None and owner.size:
+            off = np.hypot(x[pts] - self._cells.cx[cell], y[pts] - self._cells.cy[cell])
+            reach = self.centre_dist[cell] + 2.0 * off + PRUNE_SLACK_M
+            keep = np.flatnonzero(self.cand_dist[pos] <= reach[owner])
+            owner, pos = owner[keep], pos[keep]
+        self._nearest_segments(m, pts, owner, self.cand_idx[pos], x, y)
 
     def _tree_nearest(self, m: Measure, pts: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
         owner, seg = self.tree.query_nearest(shapely.points(x[pts], y[pts]), all_matches=True)
