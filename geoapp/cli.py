@@ -88,6 +88,9 @@ def serve(host: str, port: int, threads: int, debug: bool, prod: bool,
         return
     from waitress import serve as waitress_serve
 
+    from geoapp.services import checks
+
+    checks.warm_engine(app.extensions["geoapp"])
     waitress_serve(app, host=host, port=port, threads=threads, ident="geoapp")
 
 

@@ -96,6 +96,22 @@ def engine(app: Geoapp) -> RuleEngine:
         return eng
 
 
+def warm_engine(app: Geoapp) -> threading.Thread:
+    """Build the engine in the background so the first check after a (worker) start does not
+    wait for it; a check arriving meanwhile waits on the same lock instead of building twice.
+    """
+
+    def _build() -> None:
+        try:
+            engine(app)
+        except Exception:  # the first real check reports the error to its caller
+            log.exception("rule engine warm-up failed")
+
+    thread = threading.Thread(target=_build, name="geoapp-engine-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def parse_site_type(value: str | None) -> str | None:
     if value in (None, ""):
         return None

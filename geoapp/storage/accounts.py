@@ -26,7 +26,8 @@ def _public(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 class AccountStore:
-    """Mixin for GpkgRepository: needs ``_conn()``, ``transaction()`` and ``_log()``."""
+    """Mixin for GpkgRepository: needs ``_conn()``, ``_memo()``, ``transaction()`` and
+    ``_log()``."""
 
     def _user_row(self, username: str) -> dict[str, Any] | None:
         cur = self._conn().execute("SELECT * FROM users WHERE username = ?", (username,))
@@ -55,7 +56,16 @@ class AccountStore:
         return self._user_row(username)
 
     def get_user(self, username: str) -> dict[str, Any] | None:
-        return _public(self._user_row(username))
+        """The account's public fields (every request loads its user: cached until the
+        database changes)."""
+        memo = self._memo()
+        key = ("user", username)
+        if memo is None:
+            return _public(self._user_row(username))
+        if key not in memo:
+            memo[key] = _public(self._user_row(username))
+        row = memo[key]
+        return dict(row) if row is not None else None
 
     def list_users(self) -> list[dict[str, Any]]:
         cur = self._conn().execute(f"SELECT {', '.join(USER_PUBLIC)} FROM users ORDER BY username")

@@ -126,6 +126,23 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         self._local.generation = self._generation
         return conn
 
+    def _memo(self) -> dict[Any, Any] | None:
+        """This thread's cache of small reads, valid while the database is unchanged.
+
+        ``PRAGMA data_version`` changes when another connection (thread or process) commits,
+        ``total_changes`` when this one writes, so a cached answer is never stale. Inside a
+        transaction nothing is cached (a rollback would leave uncommitted rows in the cache).
+        """
+        conn = self._conn()
+        if conn.in_transaction:
+            return None
+        stamp = (conn.execute("PRAGMA data_version").fetchone()[0], conn.total_changes)
+        memo = getattr(self._local, "memo", None)
+        if memo is None or memo[0] != stamp or memo[1] is not conn:
+            memo = (stamp, conn, {})
+            self._local.memo = memo
+        return memo[2]
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
@@ -364,7 +381,11 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
 
     def last_change(self, *, only: Iterable[str] = (),
                     exclude: Iterable[str] = ()) -> dict[str, Any] | None:
-        keep, skip = list(only), list(exclude)
+        keep, skip = tuple(only), tuple(exclude)
+        memo = self._memo()
+        key = ("last_change", keep, skip)
+        if memo is not None and key in memo:
+            return dict(memo[key]) if memo[key] else None
         clauses = []
         if keep:
             clauses.append(f"entity IN ({', '.join('?' * len(keep))})")
@@ -373,7 +394,10 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         row = self._conn().execute(f"SELECT id, at FROM {b.CHANGES} {where} "
                                    "ORDER BY id DESC LIMIT 1", [*keep, *skip]).fetchone()
-        return None if row is None else {"id": int(row[0]), "at": row[1]}
+        found = None if row is None else {"id": int(row[0]), "at": row[1]}
+        if memo is not None:
+            memo[key] = found
+        return dict(found) if found else None
 
     def history(self, entity_id: str, entity: str | None = None) -> list[dict[str, Any]]:
         where, params = "WHERE entity_id = ?", [entity_id]

@@ -70,6 +70,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       WTF_CSRF_TIME_LIMIT=None)
     logging.getLogger("geoapp").setLevel(settings["LOG_LEVEL"])
 
+    from geoapp.web.sessions import VerifiedCookieSessionInterface
+
+    app.session_interface = VerifiedCookieSessionInterface()
+
     from geoapp.services import open_geoapp
 
     app.extensions["geoapp"] = open_geoapp(settings)

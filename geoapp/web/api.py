@@ -26,7 +26,8 @@ def core() -> Geoapp:
 
 
 def _arg(name: str, default: str | None = None) -> str | None:
-    value = request.values.get(name, default)
+    source = request.args if request.method == "GET" else request.values
+    value = source.get(name, default)
     return value.strip() if isinstance(value, str) else value
 
 

@@ -58,11 +58,13 @@ def prepare_database(inst: Path) -> dict[str, Any]:
 
 def create_production_app(path: str | os.PathLike | None = None) -> Flask:
     """The app for one worker process (gunicorn's factory call or waitress ``--call``)."""
+    from geoapp.services import checks
     from geoapp.web import create_app
 
     inst = instance_path(path)
     check_instance(inst)
     app = create_app(production_overrides(inst))
+    checks.warm_engine(app.extensions["geoapp"])
     log.info("worker %d serving %s", os.getpid(), app.config["DATABASE"])
     return app
 

@@ -56,18 +56,30 @@ def content_security_policy(tiles: str, intranet: bool) -> str:
     return "; ".join(" ".join(p.split()) for p in parts)
 
 
-def _headers(resp: Response) -> Response:
-    cfg = current_app.config
-    policy = current_app.extensions.get("geoapp.csp")
-    if policy is None:
-        policy = content_security_policy(cfg.get("TILES", "osm"), bool(cfg.get("INTRANET")))
-        current_app.extensions["geoapp.csp"] = policy
-    resp.headers.setdefault("Content-Security-Policy", policy)
-    for name, value in STATIC_HEADERS.items():
-        resp.headers.setdefault(name, value)
-    if request.path.startswith("/api/") or resp.headers.get("Content-Disposition"):
-        resp.headers.setdefault("Cache-Control", "no-store")
-    return resp
+class SecurityHeaders:
+    """WSGI middleware: every response gets the CSP and the other STATIC_HEADERS unless it set
+    them itself, and API answers and downloads ``Cache-Control: no-store``.
+
+    Done on the header list at ``start_response`` (plain list work, no per-header
+    validation), so it also covers error pages and costs a few microseconds per request.
+    """
+
+    def __init__(self, wsgi_app, policy: str) -> None:
+        self.wsgi_app = wsgi_app
+        pairs = {"Content-Security-Policy": policy, **STATIC_HEADERS}
+        self.defaults = tuple((k.lower(), k, v) for k, v in pairs.items())
+
+    def __call__(self, environ, start_response):
+        api = environ.get("PATH_INFO", "").startswith("/api/")
+
+        def _start(status, headers, exc_info=None):
+            present = {k.lower() for k, _ in headers}
+            headers.extend((k, v) for low, k, v in self.defaults if low not in present)
+            if "cache-control" not in present and (api or "content-disposition" in present):
+                headers.append(("Cache-Control", "no-store"))
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, _start)
 
 
 def _audit_download(resp: Response) -> Response:
@@ -104,9 +116,11 @@ def _too_large(exc: RequestEntityTooLarge):
 
 
 def init_app(app: Flask) -> None:
-    """Install headers, the 413 answer, download auditing and the OpenAPI document."""
+    """Install the header middleware, the 413 answer, download auditing and the OpenAPI document."""
     app.after_request(_audit_download)
-    app.after_request(_headers)
+    policy = content_security_policy(app.config.get("TILES", "osm"),
+                                     bool(app.config.get("INTRANET")))
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, policy)
     app.register_error_handler(RequestEntityTooLarge, _too_large)
     from geoapp.web import openapi
 
