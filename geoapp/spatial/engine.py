@@ -27,8 +27,8 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from geoapp.domain.results import CheckResult, Nearest, round_distance
-from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate, is_hit
+from geoapp.domain.results import CheckResult, Nearest
+from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
 from geoapp.spatial.batch import flag_sites, search_radius
 from geoapp.spatial.ground import _UNIT, GroundScale
 from geoapp.spatial.index import (
@@ -47,6 +47,8 @@ from geoapp.spatial.zones import exclusion_zones
 log = logging.getLogger(__name__)
 
 CELL_M = 500.0
+_WITHIN, _INSIDE, _NOT_INSIDE = 0, 1, 2
+_TESTS = {"within_distance": _WITHIN, "inside": _INSIDE, "not_inside": _NOT_INSIDE}
 
 
 def _derived_layer(sites: gpd.GeoDataFrame | None, rule: RuleSpec) -> gpd.GeoDataFrame | None:
@@ -111,7 +113,9 @@ class RuleEngine:
         self._layer_pos = {n: i for i, n in enumerate(self.layer_names)}
         self._id_lists = [(n, self._features[n]["id"].tolist(), self._features[n]["name"].tolist())
                           for n in self.layer_names]
-        self._applies_cache: dict[tuple, list[RuleSpec]] = {}
+        self._applies_cache: dict[Any, list[tuple[RuleSpec, int, int, float]]] = {}
+        self._rule_plan = {r.id: (r, self._layer_pos[r.layer], _TESTS[r.test],
+                                  float(r.distance_m or 0.0)) for r in rules}
         self._rule_severity = {r.id: np.array([r.severity_for(f) for f in
                                                self._feature_dicts(r.layer)], dtype=object)
                                for r in rules}
@@ -259,17 +263,19 @@ class RuleEngine:
         if r0 == r1:
             return feat, ground, inside
         sids = self._pt_flat[self._pt_cell_off[c]:self._pt_cell_off[c + 1]]
-        x0, y0, dx, dy, inv_ll = self._pt_seg.take(sids, axis=1)
-        ex, ey = x - x0, y - y0
-        t = ex * dx
-        t += ey * dy
-        t *= inv_ll
+        g = self._pt_seg.take(sids, axis=1)  # rows x0, y0, dx, dy, 1/length²
+        e = np.array([[x], [y]]) - g[:2]  # (x, y) rows at once: fewer numpy calls
+        w = g[2:4]
+        t = e * w
+        t = t[0] + t[1]
+        t *= g[4]
         np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
-        rx, ry = ex - t * dx, ey - t * dy
+        r = e - t * w
+        rx, ry = r[0], r[1]
         d = np.hypot(rx, ry)
         starts = self._pt_run_start[r0:r1]
         low = np.minimum.reduceat(d, starts)
-        at = np.flatnonzero(d == low.repeat(self._pt_run_len[r0:r1]))
+        at = (d == low.repeat(self._pt_run_len[r0:r1])).nonzero()[0]
         best = at.take(at.searchsorted(starts))
         bd, bx, by = low.tolist(), rx.take(best).tolist(), ry.take(best).tolist()
         bf = self._pt_feat.take(sids.take(best)).tolist()
@@ -313,18 +319,20 @@ class RuleEngine:
                               np.full(nl, y), m)
         return m.feat.tolist(), ground.tolist(), m.inside.tolist()
 
-    def _applicable(self, site: dict[str, Any], point: str) -> list[RuleSpec]:
-        """Rules that concern this kind of site, memoised: inspectors check few kinds."""
+    def _applicable(self, site: dict[str, Any], point: str,
+                    key: Any = None) -> list[tuple[RuleSpec, int, int, float]]:
+        """Rules that concern this kind of site, with what deciding them needs: (rule, layer
+        position, test code, distance limit). Memoised: inspectors check few kinds."""
         try:
-            key = (point, tuple(sorted(site.items())))
-            hash(key)
-        except TypeError:
-            return [r for r in self.rules if applies(r, site, point)]
-        found = self._applies_cache.get(key)
+            if key is None:
+                key = (point, tuple(sorted(site.items())))
+            found = self._applies_cache.get(key)
+        except TypeError:  # unhashable or unorderable attributes: no memo
+            return [self._rule_plan[r.id] for r in self.rules if applies(r, site, point)]
         if found is None:
             if len(self._applies_cache) > 4096:
                 self._applies_cache.clear()
-            found = [r for r in self.rules if applies(r, site, point)]
+            found = [self._rule_plan[r.id] for r in self.rules if applies(r, site, point)]
             self._applies_cache[key] = found
         return found
 
@@ -338,21 +346,25 @@ class RuleEngine:
         unknown site is not assumed to be a chemical plant); ``nearest`` still lists every
         layer, so the inspector sees the distances anyway.
         """
-        site = dict(attrs or {})
+        site = dict(attrs) if attrs else {}
         if site_type is not None:
             site["site_type"] = site_type
         if industry is not None:
             site["industry"] = industry
         feat, ground, inside = self._measure_point(float(lon), float(lat))
-        hits, nearest = [], []
-        for i, (name, ids, names) in enumerate(self._id_lists):
+        # round(d + 0.0, 1) is round_distance for the plain floats _measure_point returns
+        nearest = [Nearest(name, ids[f], names[f], round(ground[i] + 0.0, 1))
+                   for i, (name, ids, names) in enumerate(self._id_lists) if (f := feat[i]) >= 0]
+        hits = []
+        rules = self._applicable(site, point, None if attrs else (point, site_type, industry))
+        for rule, i, test, limit in rules:
             f = feat[i]
-            if f >= 0:
-                nearest.append(Nearest(name, ids[f], names[f], round_distance(ground[i])))
-        for rule in self._applicable(site, point):
-            i = self._layer_pos[rule.layer]
-            f = feat[i]
-            if f < 0 or not is_hit(rule, ground[i], inside[i]):
+            if f < 0:
+                continue
+            if test == _WITHIN:  # is_hit, with the rule's test looked up once
+                if not ground[i] <= limit:
+                    continue
+            elif (test == _INSIDE) != inside[i]:
                 continue
             feature = {k: v[f] for k, v in self._features[rule.layer].items()}
             hits.append(evaluate(rule, ground[i], inside[i], feature))
