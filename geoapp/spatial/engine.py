@@ -108,6 +108,9 @@ class RuleEngine:
             self._layer_radius[rule.layer] = radius
         for layer, radius in self._layer_radius.items():
             self.index[layer].add_radius(radius, cells)
+        for layer in self.layer_names:
+            if np.isfinite(self._layer_radius.get(layer, 0.0)):
+                self.index[layer].drop_centre_distances()
         self._nl = len(self.layer_names)
         self._build_point_table(cells)
         self._layer_pos = {n: i for i, n in enumerate(self.layer_names)}

@@ -208,11 +208,11 @@ def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
     return np.hypot(rx, ry), rx, ry
 
 
-def candidate_lists(index: LayerIndex, levels: list[NodeLevel],
-                    leaves: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_lists(index: LayerIndex, levels: list[NodeLevel], leaves: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per cell in ``leaves``: the segments that can be nearest to some point of the cell
-    (CSR over all cells, segments ascending) and the distance from the cell's centre to the
-    layer (inf for cells not in ``leaves``).
+    (CSR over all cells, segments ascending), the distance from the cell's centre to the
+    layer (inf for cells not in ``leaves``) and each candidate's distance from the centre.
 
     For a block with centre C and radius rho, every point p of the block is within
     D(C) + rho of the layer and d(p, s) >= d(C, s) - rho, so a segment farther than
@@ -228,22 +228,23 @@ def candidate_lists(index: LayerIndex, levels: list[NodeLevel],
     for depth in range(len(levels) - 1, -1, -1):
         lv = levels[depth]
         nodes = leaves if depth == 0 else np.arange(len(lv.cx))
-        ptr, idx, low = _refine(index, ptr, idx, lv.parent[nodes], lv.cx[nodes],
-                                lv.cy[nodes], lv.rho[nodes])
+        ptr, idx, low, seg_dist = _refine(index, ptr, idx, lv.parent[nodes], lv.cx[nodes],
+                                          lv.cy[nodes], lv.rho[nodes])
     counts = np.zeros(ncell, dtype=np.int64)
     counts[leaves] = np.diff(ptr)
     dist[leaves] = low
-    return np.r_[0, np.cumsum(counts)], idx, dist
+    return np.r_[0, np.cumsum(counts)], idx, dist, seg_dist
 
 
 def _refine(index: LayerIndex, ptr: np.ndarray, idx: np.ndarray, parent: np.ndarray,
             cx: np.ndarray, cy: np.ndarray, rho: np.ndarray):
-    """One level of :func:`candidate_lists`: each node's list cut from its parent's."""
+    """One level of :func:`candidate_lists`: each node's list cut from its parent's, with
+    each node's distance to the layer and each kept segment's distance from the centre."""
     n = len(parent)
     ends = np.cumsum(ptr[parent + 1] - ptr[parent])
     counts = np.zeros(n, dtype=np.int64)
     low = np.full(n, np.inf)
-    kept = []
+    kept, kept_d = [], []
     a = 0
     while a < n:
         b = int(np.searchsorted(ends, (ends[a - 1] if a else 0) + PAIR_BLOCK, side="right"))
@@ -260,9 +261,11 @@ def _refine(index: LayerIndex, ptr: np.ndarray, idx: np.ndarray, parent: np.ndar
             keep = d <= np.repeat(bound, np.diff(np.r_[starts, len(d)]))
             counts[a:b] = np.bincount(owner[keep], minlength=b - a)
             kept.append(seg[keep])
+            kept_d.append(d[keep])
         a = b
     out = np.concatenate(kept) if kept else np.empty(0, dtype=np.int64)
-    return np.r_[0, np.cumsum(counts)].astype(np.int64), out, low
+    out_d = np.concatenate(kept_d) if kept_d else np.empty(0)
+    return np.r_[0, np.cumsum(counts)].astype(np.int64), out, low, out_d
 
 
 def first_min(owner: np.ndarray, d: np.ndarray, n: int) -> np.ndarray:
@@ -369,8 +372,8 @@ class LayerIndex:
         self._cells = cells
         if len(self.x0):
             todo = np.flatnonzero(self.cover < 0)
-            self.cand_ptr, self.cand_idx, self.centre_dist = candidate_lists(self, cells.levels,
-                                                                             todo)
+            self.cand_ptr, self.cand_idx, self.centre_dist, self.cand_dist = candidate_lists(
+                self, cells.levels, todo)
             lb = np.maximum(self.centre_dist - cells.radius, 0.0)
         lb[touched] = 0.0
         self.lower_bound = lb
@@ -380,21 +383,25 @@ class LayerIndex:
     def add_radius(self, radius: float, cells: CellGeometry) -> None:
         """Precompute, per cell, the candidates that can be within ``radius`` of a point of
         the cell (within r + ``radius`` of its centre), so queries bounded by that radius
-        (within_distance rules) test only those: often far fewer than the full list. For an
-        infinite radius, keep each candidate's distance from its cell's centre instead."""
-        if radius in self.radius_lists or not len(self.x0):
+        (within_distance rules) test only those: often far fewer than the full list."""
+        if not np.isfinite(radius) or radius in self.radius_lists or not len(self.x0):
             return
         ptr, seg = self.cand_ptr, self.cand_idx
         cell = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
-        d = segment_distance(cells.cx[cell], cells.cy[cell], self.x0[seg], self.y0[seg],
-                             self.dx[seg], self.dy[seg], self.inv_ll[seg])[0]
-        if not np.isfinite(radius):  # unbounded queries prune per point, see measure
-            self.cand_dist = d
-            return
+        d = self.cand_dist
+        if d is None:
+            d = segment_distance(cells.cx[cell], cells.cy[cell], self.x0[seg], self.y0[seg],
+                                 self.dx[seg], self.dy[seg], self.inv_ll[seg])[0]
         keep = d <= radius + cells.radius[cell] + PRUNE_SLACK_M
         counts = np.bincount(cell[keep], minlength=len(ptr) - 1)
         self.radius_lists[radius] = (np.r_[0, np.cumsum(counts)], seg[keep])
         log.debug("layer %s: %d cell-segment pairs within %.0f m", self.name, keep.sum(), radius)
+
+    def drop_centre_distances(self) -> None:
+        """Free the candidates' centre distances (kept for per-point pruning of unbounded
+        queries, see ``_cell_nearest``) once the radius lists are built, if the layer is
+        never queried without a bound."""
+        self.cand_dist = None
 
     # -- queries ----------------------------------------------------------------------
     def measure(self, x: np.ndarray, y: np.ndarray, cells: np.ndarray,
