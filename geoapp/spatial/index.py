@@ -197,15 +197,20 @@ def expand(ptr: np.ndarray, idx: np.ndarray, rows: np.ndarray) -> tuple[np.ndarr
 
 def segment_distance(px, py, x0, y0, dx, dy, inv_ll):
     """Distance from points to segments, and the vector (rx, ry) from the nearest point on
-    the segment to the point (nearest point = p - r). numpy, as few operations as possible:
-    the single-point check calls this on a few hundred segments and pays per operation.
+    the segment to the point (nearest point = p - r); arrays of pairs, in place where it can.
 
     Segments are given by start, direction and 1/length² (0 for a point), precomputed once.
+    ``RuleEngine._measure_point`` repeats these operations in the same order for one point,
+    so both paths give bit-identical distances.
     """
     ex, ey = px - x0, py - y0
-    t = np.minimum(np.maximum((ex * dx + ey * dy) * inv_ll, 0.0), 1.0)
-    rx, ry = ex - t * dx, ey - t * dy
-    return np.hypot(rx, ry), rx, ry
+    t = ex * dx
+    t += ey * dy
+    t *= inv_ll
+    np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
+    ex -= t * dx
+    ey -= t * dy
+    return np.hypot(ex, ey), ex, ey
 
 
 def candidate_lists(index: LayerIndex, levels: list[NodeLevel], leaves: np.ndarray
