@@ -142,7 +142,9 @@ def project_cells(grid: Grid, forward) -> CellGeometry:
 
 def _pyramid(nx: int, ny: int, cx: np.ndarray, cy: np.ndarray,
              radius: np.ndarray) -> list[NodeLevel]:
-    """Blocks of 2^L x 2^L cells for L = 0, 1, … until one block covers the grid."""
+    """Blocks of 2^L x 2^L cells for L = 0, 1, … until one block covers the grid. A block's
+    centre is the middle of its cells' centres, its radius the largest |c - C| + r over its
+    cells, so every point of its cells is within the radius of its centre."""
     row, col = np.divmod(np.arange(nx * ny), nx)
     levels = []
     node_cx, node_cy, node_rho = cx, cy, radius
@@ -219,12 +221,15 @@ def candidate_lists(index: LayerIndex, levels: list[NodeLevel], leaves: np.ndarr
     (CSR over all cells, segments ascending), the distance from the cell's centre to the
     layer (inf for cells not in ``leaves``) and each candidate's distance from the centre.
 
-    For a block with centre C and radius rho, every point p of the block is within
-    D(C) + rho of the layer and d(p, s) >= d(C, s) - rho, so a segment farther than
-    D(C) + 2 rho from C is nearest to no point of the block; the same holds for any point
-    within rho of C, which includes the centres of the block's children, so the children's
-    distances D and lists can be taken from the block's list. The top block starts from
-    every segment; at the cells rho is the cell's radius r (the bound min d(c, s) + 2r).
+    For a block with centre C and radius rho (every point of the block's cells is within
+    rho of C; see ``_pyramid``), every such point p is within D(C) + rho of the layer and
+    d(p, s) >= d(C, s) - rho, so a segment farther than D(C) + 2 rho from C is nearest to no
+    point of the block: the list holds the nearest segments (ties included) of every point
+    of every cell below. Each child measures its own centre against its parent's list; a
+    child's D can only come out too large (its centre need not be a point of a cell), which
+    only widens its bound, and at the cells, whose centres are points of the cell, D is
+    exact. The top block starts from every segment; at the cells rho is the cell's radius r
+    (the bound min d(c, s) + 2r).
     """
     nseg = len(index.x0)
     ptr, idx = np.array([0, nseg], dtype=np.int64), np.arange(nseg, dtype=np.int64)
