@@ -74,6 +74,36 @@ class _Columns:
         return out
 
 
+class HitTables:
+    """Every text a hit row can carry (rule ids, feature ids and names, severities), each
+    as one pandas array, so the result's text columns are gathered with ``take`` instead
+    of being inferred again from object arrays on every call."""
+
+    def __init__(self, engine: RuleEngine) -> None:
+        rules = list(engine.rules)
+        self.rule_ids = _text_array([r.id for r in rules])
+        layers = list(engine.layer_names)
+        sizes = [len(engine._features[n]["id"]) for n in layers]
+        self.feature_offset = dict(zip(layers, np.cumsum([0] + sizes[:-1]).tolist(),
+                                       strict=True))
+        self.feature_ids = _text_array([v for n in layers for v in engine._features[n]["id"]])
+        self.feature_names = _text_array([v for n in layers
+                                          for v in engine._features[n]["name"]])
+        sev = [engine._rule_severity[r.id] for r in rules]
+        self.severity_offset = dict(zip([r.id for r in rules],
+                                        np.cumsum([0] + [len(v) for v in sev[:-1]]).tolist(),
+                                        strict=True))
+        self.severities = _text_array([v for a in sev for v in a])
+
+
+def _text_array(values: list) -> Any:
+    """The pandas array a DataFrame column of these values would hold (str dtype, NaN for
+    None, under pandas 3)."""
+    flat = np.empty(len(values), dtype=object)  # 1-d whatever the values look like
+    flat[:] = values
+    return pd.Series(flat).array
+
+
 def search_radius(rule: RuleSpec) -> float:
     """How far (projected metres) to look so the ground-distance decision is exact."""
     if rule.test == "within_distance":
@@ -123,11 +153,12 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
         xy[kind] = (x, y)
     parts: list[tuple[np.ndarray, ...]] = []
     order = {r.id: i for i, r in enumerate(engine.rules)}
+    texts = engine._hit_tables
     for layer, kind, members, radius, sel in plan:
         x, y = xy[kind]
         m = engine.index[layer].measure(x[sel], y[sel], cells[kind][sel], radius)
         ground = engine._ground(points[kind][0][sel], points[kind][1][sel], x[sel], y[sel], m)
-        table = engine._features[layer]
+        feature_offset = texts.feature_offset[layer]
         for rule, mask in members:
             if rule.test == "within_distance":
                 decided = ground <= rule.distance_m
@@ -138,17 +169,19 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
             hit = mask[sel] & (m.feat >= 0) & decided
             f = m.feat[hit]
             parts.append((sel[hit], np.full(len(f), order[rule.id], dtype=np.int64),
-                          table["id"][f], table["name"][f],
+                          f + feature_offset,
                           np.round(np.where(m.inside[hit], 0.0, ground[hit]), 1),
-                          engine._rule_severity[rule.id][f]))
+                          f + texts.severity_offset[rule.id]))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             HIT_COLUMNS, ["int64", object, object, object, "float64", object], strict=True)})
-    row, rule_no, fid, fname, dist, sev = (np.concatenate(c) for c in zip(*parts, strict=True))
+    row, rule_no, feat, dist, sev = (np.concatenate(c) for c in zip(*parts, strict=True))
     by = np.argsort(row * len(engine.rules) + rule_no, kind="stable")  # by site, then rule
-    ids = np.array([r.id for r in engine.rules], dtype=object)
-    out = pd.DataFrame({"row": row[by].astype(np.int64), "rule_id": ids[rule_no[by]],
-                        "feature_id": fid[by], "feature_name": fname[by],
-                        "distance_m": dist[by], "severity": sev[by]})
+    feat = feat[by]
+    out = pd.DataFrame({"row": row[by].astype(np.int64),
+                        "rule_id": texts.rule_ids.take(rule_no[by]),
+                        "feature_id": texts.feature_ids.take(feat),
+                        "feature_name": texts.feature_names.take(feat),
+                        "distance_m": dist[by], "severity": texts.severities.take(sev[by])})
     log.debug("flagged %d sites: %d hits", n, len(out))
     return out

@@ -29,7 +29,7 @@ from pyproj import CRS, Transformer
 
 from geoapp.domain.results import CheckResult, Nearest
 from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
-from geoapp.spatial.batch import flag_sites, search_radius
+from geoapp.spatial.batch import HitTables, flag_sites, search_radius
 from geoapp.spatial.ground import _UNIT, GroundScale
 from geoapp.spatial.index import (
     INSIDE_TOLERANCE_M,
@@ -122,6 +122,7 @@ class RuleEngine:
         self._rule_severity = {r.id: np.array([r.severity_for(f) for f in
                                                self._feature_dicts(r.layer)], dtype=object)
                                for r in rules}
+        self._hit_tables = HitTables(self)
         log.info("rule engine built: %d layers, %d rules, grid %dx%d in %s",
                  len(self.layer_names), len(rules), self.grid.nx, self.grid.ny, metric_crs)
         return self

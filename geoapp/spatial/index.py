@@ -64,13 +64,16 @@ class Grid:
 
     def cells(self, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Cell index of each point, -1 outside the grid (or NaN)."""
-        with np.errstate(invalid="ignore"):
-            col = np.floor((np.asarray(lon, dtype=float) - self.lon0) / self.dlon)
-            row = np.floor((np.asarray(lat, dtype=float) - self.lat0) / self.dlat)
+        col = np.asarray(lon, dtype=float) - self.lon0
+        col /= self.dlon
+        row = np.asarray(lat, dtype=float) - self.lat0
+        row /= self.dlat
+        with np.errstate(invalid="ignore"):  # NaN compares False, casts to anything
             ok = (col >= 0) & (col < self.nx) & (row >= 0) & (row < self.ny)
-        out = np.full(col.shape, -1, dtype=np.int64)
-        out[ok] = (row[ok] * self.nx + col[ok]).astype(np.int64)
-        return out
+            out = row.astype(np.int64)  # truncation is floor where ok (non-negative)
+            out *= self.nx
+            out += col.astype(np.int64)
+        return np.where(ok, out, -1)
 
     def cell(self, lon: float, lat: float) -> int:
         """Scalar version of :meth:`cells` for the single-point path."""
