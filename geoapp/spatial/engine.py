@@ -259,7 +259,7 @@ class RuleEngine:
         polys = self._pt_polys.get(c)
         if polys is not None:
             geoms, layers, feats = polys
-            for j in np.flatnonzero(shapely.intersects_xy(geoms, x, y)).tolist():
+            for j in shapely.intersects_xy(geoms, x, y).nonzero()[0].tolist():
                 layer = layers[j]
                 if not inside[layer]:
                     feat[layer], ground[layer], inside[layer] = feats[j], 0.0, True
