@@ -414,3 +414,29 @@ def test_scalar_coordinate_fast_path_gives_the_array_path_result(crs):
     assert not bad.any()
     got = np.array([to_wgs84(float(a), float(b), crs) for a, b in zip(x, y, strict=True)])
     assert np.array_equal(got, np.stack([lon, lat], 1))
+
+
+def test_non_conformal_metric_crs_falls_back_to_geodesic_distances_and_paths_agree():
+    """An equal-area projection has no single scale factor per point: distances are then
+    taken geodesically between the site and its nearest point, in both paths."""
+    albers = "+proj=aea +lat_1=25 +lat_2=47 +lon_0=105 +ellps=GRS80 +units=m +no_defs"
+    eng = RuleEngine.build(_layers(), load_rules(RULES), albers, sites=_sites())
+    assert not eng._scale.ok
+    lon, lat = RIVER[1]
+    near = eng.check_point(*_offset(lon, lat, *RIVER[2], 395.0), site_type="livestock_farm")
+    far = eng.check_point(*_offset(lon, lat, *RIVER[2], 405.0), site_type="livestock_farm")
+    assert _hits(near)["riverside_livestock"].distance_m == pytest.approx(395.0, abs=0.5)
+    assert "riverside_livestock" not in _hits(far)
+    lon, lat, st, ind, status, cls, nlon, nlat = _random_sites(600, seed=21)
+    flagged = eng.flag(lon, lat, st, ind, status=status, classification=cls,
+                       new_lon=nlon, new_lat=nlat)
+    expected = set()
+    for i in range(len(lon)):
+        attrs = {"status": status[i], "classification": cls[i]}
+        for point, (x, y) in (("site", (lon[i], lat[i])), ("new_site", (nlon[i], nlat[i]))):
+            for h in eng.check_point(x, y, st[i], ind[i], attrs=attrs, point=point).hits:
+                expected.add((i, h.rule_id, h.feature_id, h.distance_m))
+    got = set(flagged[["row", "rule_id", "feature_id", "distance_m"]]
+              .itertuples(index=False, name=None))
+    assert len(got) > 100
+    assert {g[:3] for g in got} == {e[:3] for e in expected}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 import geopandas as gpd
@@ -89,7 +90,6 @@ class RuleEngine:
             or CRS(metric_crs).geodetic_crs
         self.geographic_crs = CRS(geographic)
         self._fwd = Transformer.from_crs(self.geographic_crs, metric_crs, always_xy=True)
-        self._inv = Transformer.from_crs(metric_crs, self.geographic_crs, always_xy=True)
         self._geod = CRS(metric_crs).get_geod()
         self.layer_names = list(frames)
         self.projected = {n: (f.to_crs(metric_crs) if len(f) else f.set_crs(metric_crs,
@@ -222,6 +222,11 @@ class RuleEngine:
                           for c, pl in cell_polys.items()}
         log.debug("point table: %d cell-segment entries over %d cells", len(flat), ncell)
 
+    @cached_property
+    def _inv(self) -> Transformer:
+        """Metric CRS to lon/lat: only the geodesic fallback of ``_ground`` needs it."""
+        return Transformer.from_crs(self.metric_crs, self.geographic_crs, always_xy=True)
+
     # -- distances --------------------------------------------------------------------
     def _ground(self, lon, lat, x, y, m: Measure) -> np.ndarray:
         """Ground distance to each measured nearest point (0 inside, inf where none)."""
@@ -275,13 +280,12 @@ class RuleEngine:
         t *= g[4]
         np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)
         r = e - t * w
-        rx, ry = r[0], r[1]
-        d = np.hypot(rx, ry)
+        d = np.hypot(r[0], r[1])
         starts = self._pt_run_start[r0:r1]
         low = np.minimum.reduceat(d, starts)
         at = (d == low.repeat(self._pt_run_len[r0:r1])).nonzero()[0]
         best = at.take(at.searchsorted(starts))
-        bd, bx, by = low.tolist(), rx.take(best).tolist(), ry.take(best).tolist()
+        bd, (bx, by) = low.tolist(), r.take(best, axis=1).tolist()
         bf = self._pt_feat.take(sids.take(best)).tolist()
         scale = self._scale
         todo = []
