@@ -284,7 +284,8 @@ class RuleEngine:
         starts = self._pt_run_start[r0:r1]
         low = np.minimum.reduceat(d, starts)
         at = (d == low.repeat(self._pt_run_len[r0:r1])).nonzero()[0]
-        best = at.take(at.searchsorted(starts))
+        # one minimum per run (the usual case) or the first of each run's tied minima
+        best = at if len(at) == r1 - r0 else at.take(at.searchsorted(starts))
         bd, (bx, by) = low.tolist(), r.take(best, axis=1).tolist()
         bf = self._pt_feat.take(sids.take(best)).tolist()
         scale = self._scale
