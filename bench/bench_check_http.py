@@ -1,12 +1,19 @@
 """Single-point check through a real WSGI server: latency under concurrent clients.
 
 Starts `geoapp serve` (waitress, one process) or, with ``--workers N``, `geoapp serve --prod`
-(gunicorn, N worker processes, a throw-away random SECRET_KEY) on a free loopback port with a
-throw-away instance, logs in 16 (or --clients) HTTP clients, each sending GET /api/check for
-random points in the city for a bounded number of requests, and prints throughput and
-p50/p90/p99 latency. Loopback only; bounded in requests and time; stops the server itself.
+(granian, N worker processes, a throw-away random SECRET_KEY) on a free loopback port with a
+throw-away instance, logs in, waits until every worker has built its rule engine, then runs
+16 (or --clients) concurrent keep-alive clients sending GET /api/check for random points in
+the city, and prints throughput and p50/p90/p99 latency. Loopback only; bounded in time; stops
+the server itself.
 
-    .venv/bin/python bench/bench_check_http.py [--clients 16] [--requests 4000] [--workers N]
+The clients are wrk (Debian package ``wrk``, a C load generator with a Lua script choosing
+the points) when it is installed, else Python threads (``--client python``); Python clients
+share one GIL on the same two cores as the server, so their figures include their own
+queueing and are worse.
+
+    .venv/bin/python bench/bench_check_http.py [--clients 16] [--seconds 15] [--workers N]
+        [--threads T] [--client auto|wrk|python]
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -39,15 +46,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(inst: Path, port: int, threads: int, workers: int = 0) -> subprocess.Popen:
+def start_server(inst: Path, port: int, threads: int | None,
+                 workers: int = 0) -> subprocess.Popen:
     env = {**os.environ, "GEOAPP_INSTANCE_PATH": str(inst), "GEOAPP_LOG_LEVEL": "WARNING",
            "GEOAPP_SECRET_KEY": secrets.token_urlsafe(48)}
     subprocess.run([BIN / "geoapp", "users", "create", "--username", "bench", "--role",
                     "inspector", "--password", "bench-password"], env=env, check=True,
                    capture_output=True)
     prod = ["--prod", "--workers", str(workers)] if workers else []
+    per = ["--threads", str(threads)] if threads else []
     proc = subprocess.Popen([BIN / "geoapp", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--threads", str(threads), *prod], env=env,
+                             *per, *prod], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -103,49 +112,114 @@ def client(port: int, cookie: str, n: int, seed: int, out: list, errors: list,
         out.append(time.perf_counter() - t)
 
 
+WRK_SCRIPT = """
+math.randomseed(%(seed)d)
+local types = {"livestock_farm", "enterprise"}
+local industries = {%(industries)s}
+request = function()
+  local path = string.format("/api/check?lon=%%.6f&lat=%%.6f&site_type=%%s&industry=%%s",
+    112.7 + math.random() * 0.9, 34.85 + math.random() * 0.6,
+    types[math.random(#types)], industries[math.random(#industries)])
+  return wrk.format("GET", path)
+end
+"""
+
+
+def warm_up(port: int, cookie: str, limit_s: float = 300.0) -> float:
+    """Send checks on several connections until 100 in a row answer within 50 ms (every
+    worker has built its engine); return the seconds it took."""
+    t0 = time.perf_counter()
+    fast = 0
+    while fast < 100:
+        if time.perf_counter() - t0 > limit_s:
+            raise SystemExit("the server did not warm up")
+        lat: list[float] = []
+        threads = [threading.Thread(target=client, args=(port, cookie, 5, -i, lat, [], 600.0))
+                   for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        fast = fast + len(lat) if lat and max(lat) < 0.05 else 0
+    return time.perf_counter() - t0
+
+
+def run_wrk(port: int, cookie: str, clients: int, seconds: int) -> dict:
+    industries = ", ".join(f'"{quote(i)}"' for i in ("畜禽养殖", "化工", "商混站", "家具"))
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % {"seed": 42, "industries": industries})
+    try:
+        out = subprocess.run(["wrk", f"-t{min(2, clients)}", f"-c{clients}", f"-d{seconds}s",
+                              "--latency", "-H", f"Cookie: {cookie}", "-s", f.name,
+                              f"http://127.0.0.1:{port}"], capture_output=True, text=True,
+                             check=True, timeout=seconds + 60).stdout
+    finally:
+        os.unlink(f.name)
+
+    def ms(label: str) -> float:
+        value = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(value.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[value.group(2)]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"requests": total, "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50": ms("50%"), "p90": ms("90%"), "p99": ms("99%"),
+            "errors": (int(bad.group(1)) if bad else 0), "socket": errors.group(1) if errors else "0"}
+
+
+def run_python(port: int, cookie: str, clients: int, seconds: int) -> dict:
+    per = max(50, int(seconds * 250 / clients))
+    lat: list[float] = []
+    errs: list = []
+    threads = [threading.Thread(target=client, args=(port, cookie, per, i + 1, lat, errs))
+               for i in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    wall = time.perf_counter() - t0
+    lat.sort()
+    q = statistics.quantiles(lat, n=100)
+    return {"requests": len(lat), "rps": len(lat) / wall, "p50": q[49] * 1e3,
+            "p90": q[89] * 1e3, "p99": q[98] * 1e3, "errors": len(errs), "socket": "0"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--requests", type=int, default=4000, help="total requests")
-    ap.add_argument("--threads", type=int, default=16, help="server threads (per process)")
+    ap.add_argument("--seconds", type=int, default=15, help="measured load duration")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="server threads per process (default: geoapp serve's own)")
     ap.add_argument("--workers", type=int, default=0,
-                    help="gunicorn worker processes (geoapp serve --prod); 0: waitress")
+                    help="worker processes (geoapp serve --prod, granian); 0: waitress")
+    ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
     args = ap.parse_args()
+    kind = args.client
+    if kind == "auto":
+        kind = "wrk" if shutil.which("wrk") else "python"
     inst = Path(tempfile.mkdtemp(prefix="geoapp-bench-"))
     port = free_port()
     proc = start_server(inst, port, args.threads, args.workers)
     try:
         cookie = logged_in_cookie(port)
-        # warm-up: each process builds its engine on its first check
-        warm = [threading.Thread(target=client, args=(port, cookie, 20, -i, [], [], 600.0))
-                for i in range(max(1, 2 * args.workers))]
-        for t in warm:
-            t.start()
-        for t in warm:
-            t.join(timeout=600)
-        lat: list[float] = []
-        errs: list = []
-        per = args.requests // args.clients
-        threads = [threading.Thread(target=client, args=(port, cookie, per, i + 1, lat, errs))
-                   for i in range(args.clients)]
-        t0 = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=300)
-        wall = time.perf_counter() - t0
+        warm = warm_up(port, cookie)
+        run = run_wrk if kind == "wrk" else run_python
+        r = run(port, cookie, args.clients, args.seconds)
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=60)
         shutil.rmtree(inst, ignore_errors=True)
-    lat.sort()
-    q = statistics.quantiles(lat, n=100)
-    server = (f"gunicorn ({args.workers} processes x {args.threads} threads)" if args.workers
-              else f"waitress ({args.threads} threads)")
-    print(f"GET /api/check through {server}, {args.clients} concurrent "
-          f"clients on loopback, {len(lat)} requests in {wall:.2f} s")
-    print(f"  throughput {len(lat) / wall:.0f} req/s; latency p50 {q[49] * 1e3:.2f} ms, "
-          f"p90 {q[89] * 1e3:.2f} ms, p99 {q[98] * 1e3:.2f} ms; errors {len(errs)}")
+    threads = args.threads or ("2 (default)" if args.workers else "8 (default)")
+    server = (f"granian ({args.workers} processes x {threads} threads)" if args.workers
+              else f"waitress ({threads} threads)")
+    print(f"GET /api/check through {server}, {args.clients} concurrent {kind} clients on "
+          f"loopback, {r['requests']} requests in {args.seconds} s (warm-up {warm:.0f} s); "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"  throughput {r['rps']:.0f} req/s; latency p50 {r['p50']:.2f} ms, "
+          f"p90 {r['p90']:.2f} ms, p99 {r['p99']:.2f} ms; errors {r['errors']}, "
+          f"socket errors {r['socket']}")
 
 
 if __name__ == "__main__":

@@ -2,10 +2,10 @@
 
 Loopback only, bounded in requests and time. Builds a throw-away instance (database, two
 accounts, a random SECRET_KEY) in a temporary folder, then for each server -- `geoapp serve
---prod` (gunicorn workers) and, for comparison, `geoapp serve` (waitress threads) -- runs
+--prod` (granian workers) and, for comparison, `geoapp serve` (waitress threads) -- runs
 GET /api/check (random points in the city) and GET /relocation (the planners' page) under 16
 and 64 concurrent clients for --duration seconds each, and finally a --soak of mixed traffic
-at 16 clients against gunicorn, sampling the server processes' resident memory (master plus
+at 16 clients against granian, sampling the server processes' resident memory (main process plus
 workers) at the start and end. Prints every figure; --json writes them to a file.
 
     .venv/bin/python bench/load.py [--duration 60] [--soak 600] [--clients 16,64]
@@ -60,7 +60,7 @@ def make_instance() -> tuple[Path, dict[str, str]]:
 def start_server(kind: str, env: dict[str, str], port: int, workers: int,
                  threads: int) -> subprocess.Popen:
     cmd = [str(BIN / "geoapp"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    if kind == "gunicorn":
+    if kind == "granian":
         cmd += ["--prod", "--workers", str(workers), "--threads", str(threads)]
     else:
         cmd += ["--threads", str(threads * workers)]
@@ -174,7 +174,7 @@ def summarise(lat: list[tuple[str, float]], errs: list[str], wall: float) -> dic
 
 
 def process_tree(pid: int) -> list[int]:
-    """The server process and its children (gunicorn master and workers)."""
+    """The server process and its children (granian main process and workers)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -245,7 +245,7 @@ def bench_server(kind: str, env: dict, pool, args) -> dict:
                       f"{r['seconds']} s, {r['throughput_rps']:7.1f} req/s, p50 "
                       f"{r['p50_ms']} ms, p99 {r['p99_ms']} ms, errors {r['errors']} "
                       f"{r['error_samples'] or ''}", flush=True)
-        if kind == "gunicorn" and args.soak > 0:
+        if kind == "granian" and args.soak > 0:
             results["soak"] = soak(pool, port, cookies, page, proc.pid, args)
     finally:
         proc.terminate()
@@ -310,10 +310,10 @@ def main() -> None:
     ap.add_argument("--soak", type=float, default=600, help="soak seconds (0: none)")
     ap.add_argument("--warmup", type=float, default=10, help="warm-up seconds per server")
     ap.add_argument("--clients", default="16,64", help="concurrent clients per phase")
-    ap.add_argument("--servers", default="gunicorn,waitress")
+    ap.add_argument("--servers", default="granian,waitress")
     ap.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
-                    help="gunicorn worker processes (waitress gets workers x threads threads)")
-    ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+                    help="granian worker processes (waitress gets workers x threads threads)")
+    ap.add_argument("--threads", type=int, default=2, help="threads per granian worker")
     ap.add_argument("--procs", type=int, default=4, help="client processes")
     ap.add_argument("--max-requests", type=int, default=200_000, help="request cap per phase")
     ap.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -322,7 +322,7 @@ def main() -> None:
     inst, env = make_instance()
     report = {"cpu_count": os.cpu_count(), "workers": args.workers, "threads": args.threads,
               "duration_s": args.duration, "servers": []}
-    print(f"{os.cpu_count()} CPUs; gunicorn {args.workers} workers x {args.threads} threads; "
+    print(f"{os.cpu_count()} CPUs; granian {args.workers} workers x {args.threads} threads; "
           f"waitress {args.workers * args.threads} threads; {args.procs} client processes",
           flush=True)
     try:

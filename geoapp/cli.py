@@ -62,14 +62,15 @@ def main(verbose: bool) -> None:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--threads", default=8, show_default=True, type=int, help="Worker threads.")
+@click.option("--threads", type=int, default=None,
+              help="Threads per process (default: 8; with --prod, 2 per worker).")
 @click.option("--debug", is_flag=True, help="Flask's development server with reloader.")
 @click.option("--prod", is_flag=True,
-              help="gunicorn with several worker processes; needs a real SECRET_KEY.")
+              help="granian with several worker processes; needs a real SECRET_KEY.")
 @click.option("--workers", type=int, default=None,
               help="Worker processes for --prod (default: the WORKERS setting).")
 @handle_errors
-def serve(host: str, port: int, threads: int, debug: bool, prod: bool,
+def serve(host: str, port: int, threads: int | None, debug: bool, prod: bool,
           workers: int | None) -> None:
     """Run the web app (builds the database on first start)."""
     from geoapp.web import create_app
@@ -91,7 +92,7 @@ def serve(host: str, port: int, threads: int, debug: bool, prod: bool,
     from geoapp.services import checks
 
     checks.warm_engine(app.extensions["geoapp"])
-    waitress_serve(app, host=host, port=port, threads=threads, ident="geoapp")
+    waitress_serve(app, host=host, port=port, threads=threads or 8, ident="geoapp")
 
 
 def _first_account(core) -> None:
@@ -109,8 +110,8 @@ def _first_account(core) -> None:
                f"{password} (shown once; change it after logging in)")
 
 
-def _serve_prod(host: str, port: int, threads: int, workers: int | None) -> None:
-    """Check the settings, build the database once, then hand over to gunicorn."""
+def _serve_prod(host: str, port: int, threads: int | None, workers: int | None) -> None:
+    """Check the settings, build the database once, then hand over to granian."""
     from geoapp.config import worker_count
     from geoapp.web import prod
 
@@ -119,10 +120,14 @@ def _serve_prod(host: str, port: int, threads: int, workers: int | None) -> None
     count = workers if workers is not None else worker_count(settings)
     if count < 1:
         raise click.BadParameter("must be 1 or more", param_hint="--workers")
+    per = threads or prod.PROD_THREADS
+    if per < 1:
+        raise click.BadParameter("must be 1 or more", param_hint="--threads")
     ready = prod.prepare_database(inst)
     click.echo(f"geoapp: {ready['city']} on http://{host}:{port}/ "
-               f"(gunicorn, {count} workers x {threads} threads)")
-    prod.run_gunicorn(inst, host=host, port=port, workers=count, threads=threads)
+               f"(granian, {count} workers x {per} threads)")
+    prod.run_granian(inst, host=host, port=port, workers=count, threads=per,
+                     log_level=settings["LOG_LEVEL"])
 
 
 @main.command("init-db")

@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Key that signs session cookies. Production (`geoapp serve --prod`, "
             "geoapp.web.prod) refuses to start with the default or one under 32 characters."),
     Setting("WORKERS", 0, int,
-            "Worker processes of `geoapp serve --prod` (gunicorn). 0: two per CPU core."),
+            "Worker processes of `geoapp serve --prod` (granian). 0: two per CPU core."),
     Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
     Setting("MAX_ROWS", 200000, int,
             "Most rows (or features) one uploaded file may hold; a bigger file is refused "
@@ -99,7 +99,7 @@ def check_production(values: dict[str, Any]) -> None:
 
 
 def worker_count(values: dict[str, Any]) -> int:
-    """WORKERS, or two per CPU core when it is 0 (gunicorn's usual starting point)."""
+    """WORKERS, or two per CPU core when it is 0 (a usual starting point for a WSGI server)."""
     workers = int(values.get("WORKERS") or 0)
     if workers < 0:
         raise ConfigError(f"WORKERS must be 0 (automatic) or more, got {workers}")

@@ -1,4 +1,4 @@
-"""Production serving: unsafe secret keys refuse to start; gunicorn runs several workers."""
+"""Production serving: unsafe secret keys refuse to start; granian runs several workers."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_prod_serve_runs_two_gunicorn_workers_that_answer(instance: Path) -> None:
+def test_prod_serve_runs_two_granian_workers_that_answer(instance: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -25,8 +25,9 @@ def core() -> Geoapp:
     return current_app.extensions["geoapp"]
 
 
-def _arg(name: str, default: str | None = None) -> str | None:
-    source = request.args if request.method == "GET" else request.values
+def _arg(name: str, default: str | None = None, source=None) -> str | None:
+    if source is None:
+        source = request.args if request.method == "GET" else request.values
     value = source.get(name, default)
     return value.strip() if isinstance(value, str) else value
 
@@ -34,12 +35,13 @@ def _arg(name: str, default: str | None = None) -> str | None:
 @bp.get("/check")
 def check():
     """Check one point: lon/lat (or x/y) in the named crs, optional site type and industry."""
-    lon, lat = _arg("lon"), _arg("lat")
-    crs = _arg("crs", "wgs84") or "wgs84"
+    args = request.args  # the inspector's hot path: one lookup of the request proxy
+    lon, lat = _arg("lon", source=args), _arg("lat", source=args)
+    crs = _arg("crs", "wgs84", source=args) or "wgs84"
     if not lon or (not lat and crs != "dms"):
         raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
-    result = checks.check_point(core(), lon, lat, crs, site_type=_arg("site_type"),
-                                industry=_arg("industry"))
+    result = checks.check_point(core(), lon, lat, crs, site_type=_arg("site_type", source=args),
+                                industry=_arg("industry", source=args))
     return jsonify(result.to_dict())
 
 

@@ -1,9 +1,14 @@
-"""Production serving: the WSGI entry for gunicorn (or waitress) and a gunicorn runner.
+"""Production serving: the WSGI entry for granian (or any WSGI server) and a granian runner.
 
-``gunicorn 'geoapp.web.prod:create_production_app()'`` (or ``geoapp.web.prod:app``) builds the
-app inside each worker after the fork, so every worker has its own SQLite connections and its
-own rule engine; nothing opened in the master crosses a fork. The same check as
-``geoapp serve --prod`` runs first: a default or short SECRET_KEY refuses to start.
+``granian --interface wsgi --factory geoapp.web.prod:create_production_app`` (or the target
+``geoapp.web.prod:app`` without ``--factory``) builds the app inside each worker process, so
+every worker has its own SQLite connections and its own rule engine; nothing opened in the
+main process crosses into a worker. The same check as ``geoapp serve --prod`` runs first: a
+default or short SECRET_KEY refuses to start.
+
+Why granian: it parses HTTP and manages connections in Rust and hands each worker's Python
+threads only the WSGI call, so a small API request costs a fraction of the CPU it costs under
+a pure-Python server, and queued requests wait outside the GIL (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -57,7 +62,7 @@ def prepare_database(inst: Path) -> dict[str, Any]:
 
 
 def create_production_app(path: str | os.PathLike | None = None) -> Flask:
-    """The app for one worker process (gunicorn's factory call or waitress ``--call``)."""
+    """The app for one worker process (granian's ``--factory``, waitress ``--call``)."""
     from geoapp.services import checks
     from geoapp.web import create_app
 
@@ -70,32 +75,30 @@ def create_production_app(path: str | os.PathLike | None = None) -> Flask:
 
 
 def __getattr__(name: str) -> Any:
-    """``geoapp.web.prod:app`` for gunicorn, built on first access (in the worker)."""
+    """``geoapp.web.prod:app`` for a WSGI server, built on first access (in the worker)."""
     if name == "app":
         return create_production_app()
     raise AttributeError(name)
 
 
-def run_gunicorn(inst: Path, *, host: str, port: int, workers: int, threads: int,
-                 timeout: int = 120) -> None:
-    """Serve with gunicorn: ``workers`` processes of ``threads`` threads each (gthread).
+#: Python threads per worker process under ``geoapp serve --prod`` (granian's blocking
+#: threads): two, so one slow page (a map, an export) does not hold up every request its
+#: worker receives, while short API calls rarely wait for the GIL.
+PROD_THREADS = 2
 
-    Threads let one worker keep several keep-alive connections while its requests wait on
-    SQLite; processes use every core for the CPU-bound checks and map rendering.
+
+def run_granian(inst: Path, *, host: str, port: int, workers: int,
+                threads: int = PROD_THREADS, log_level: str = "INFO") -> None:
+    """Serve with granian: ``workers`` processes running ``threads`` Python threads each.
+
+    Workers that die are started again; SIGTERM or SIGINT stops them gracefully.
     """
-    from gunicorn.app.base import BaseApplication
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+    from granian.server import Server
 
-    options = {"bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread",
-               "threads": threads, "timeout": timeout, "graceful_timeout": 30,
-               "keepalive": 5, "proc_name": "geoapp", "preload_app": False,
-               "control_socket_disable": True}
-
-    class _Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Flask:
-            return create_production_app(inst)
-
-    _Server().run()
+    os.environ["GEOAPP_INSTANCE_PATH"] = str(inst)  # the workers' create_production_app()
+    level = getattr(LogLevels, log_level.lower(), LogLevels.info)
+    Server("geoapp.web.prod:create_production_app", address=host, port=port,
+           interface=Interfaces.WSGI, factory=True, workers=workers, blocking_threads=threads,
+           respawn_failed_workers=True, workers_kill_timeout=30, log_level=level).serve()
