@@ -31,7 +31,7 @@ from pyproj import CRS, Transformer
 from geoapp.domain.results import CheckResult, Nearest
 from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
 from geoapp.spatial.batch import HitTables, flag_sites, search_radius
-from geoapp.spatial.ground import _UNIT, GroundScale
+from geoapp.spatial.ground import UNIT, GroundScale
 from geoapp.spatial.index import (
     INSIDE_TOLERANCE_M,
     SEARCH_SLACK,
@@ -291,7 +291,7 @@ class RuleEngine:
         scale = self._scale
         todo = []
         if scale.ok:
-            c0, c1, c2, c3, c4, c5 = scale._coef_list
+            c0, c1, c2, c3, c4, c5 = scale.coef_list
             sx0, sy0 = scale.x0, scale.y0
         for j, layer in enumerate(self._pt_run_layer[r0:r1]):
             if inside[layer]:
@@ -301,8 +301,8 @@ class RuleEngine:
             if dj < INSIDE_TOLERANCE_M:
                 inside[layer], ground[layer] = True, 0.0
             elif scale.ok:  # GroundScale.ground, inlined: the same operations, same result
-                X = ((x + (x - bx[j])) * 0.5 - sx0) / _UNIT
-                Y = ((y + (y - by[j])) * 0.5 - sy0) / _UNIT
+                X = ((x + (x - bx[j])) * 0.5 - sx0) / UNIT
+                Y = ((y + (y - by[j])) * 0.5 - sy0) / UNIT
                 ground[layer] = dj / (c0 + X * (c1 + c3 * X + c4 * Y) + Y * (c2 + c5 * Y))
             else:
                 todo.append((layer, dj, x - bx[j], y - by[j]))

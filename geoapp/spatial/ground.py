@@ -20,7 +20,8 @@ from pyproj import CRS, Proj
 log = logging.getLogger(__name__)
 
 MAX_FIT_ERROR = 1e-7
-_UNIT = 1e5
+#: Coordinates enter the fit as (x - x0) / UNIT, (y - y0) / UNIT.
+UNIT = 1e5
 
 
 class GroundScale:
@@ -44,25 +45,21 @@ class GroundScale:
             log.info("%s is not conformal over the city; using geodesic distances", metric_crs)
             return
         self.x0, self.y0 = float(np.mean(x[good])), float(np.mean(y[good]))
-        X, Y = (x[good] - self.x0) / _UNIT, (y[good] - self.y0) / _UNIT
+        X, Y = (x[good] - self.x0) / UNIT, (y[good] - self.y0) / UNIT
         design = np.stack([np.ones_like(X), X, Y, X * X, X * Y, Y * Y], 1)
         self.coef = np.linalg.lstsq(design, k[good], rcond=None)[0]
-        self._coef_list = [float(c) for c in self.coef]
+        self.coef_list = [float(c) for c in self.coef]  # plain floats, for scalar code
         self.max_error = float(np.abs(design @ self.coef - k[good]).max())
         self.ok = self.max_error < MAX_FIT_ERROR
         log.debug("scale fit for %s: k in [%.6f, %.6f], max error %.1e", metric_crs,
                   k[good].min(), k[good].max(), self.max_error)
 
     def ground(self, px, py, nx, ny, d):
-        """Projected distance ``d`` from (px, py) to (nx, ny), as metres on the ground."""
-        c0, c1, c2, c3, c4, c5 = self.coef
-        X = ((px + nx) * 0.5 - self.x0) / _UNIT
-        Y = ((py + ny) * 0.5 - self.y0) / _UNIT
-        return d / (c0 + X * (c1 + c3 * X + c4 * Y) + Y * (c2 + c5 * Y))
+        """Projected distance ``d`` from (px, py) to (nx, ny), as metres on the ground.
 
-    def ground_scalar(self, px: float, py: float, nx: float, ny: float, d: float) -> float:
-        """:meth:`ground` for one pair, in plain floats (same operations, same result)."""
-        c0, c1, c2, c3, c4, c5 = self._coef_list
-        X = ((px + nx) * 0.5 - self.x0) / _UNIT
-        Y = ((py + ny) * 0.5 - self.y0) / _UNIT
+        ``RuleEngine._measure_point`` repeats these operations on plain floats, in the same
+        order, so the single-point and batch paths give the same figures to the bit."""
+        c0, c1, c2, c3, c4, c5 = self.coef
+        X = ((px + nx) * 0.5 - self.x0) / UNIT
+        Y = ((py + ny) * 0.5 - self.y0) / UNIT
         return d / (c0 + X * (c1 + c3 * X + c4 * Y) + Y * (c2 + c5 * Y))

@@ -339,7 +339,7 @@ class LayerIndex:
         is_pt = shapely.get_type_id(lines) == 0
         pts = shapely.get_coordinates(lines[is_pt])
         pt_owner = owner[is_pt]
-        if len(pts):  # sort points in 2 km strips so each chunk's box stays small
+        if len(pts):  # sort points in 2 km strips: neighbours stay near in index order
             order = np.lexsort((pts[:, 1], np.floor(pts[:, 0] / 2000.0)))
             pts, pt_owner = pts[order], pt_owner[order]
         lines = shapely.segmentize(lines[~is_pt], max_segment_m)
