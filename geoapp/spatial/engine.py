@@ -362,8 +362,9 @@ class RuleEngine:
             site["industry"] = industry
         feat, ground, inside = self._measure_point(float(lon), float(lat))
         # round(d + 0.0, 1) is round_distance for the plain floats _measure_point returns
-        nearest = [Nearest(name, ids[f], names[f], round(ground[i] + 0.0, 1))
-                   for i, (name, ids, names) in enumerate(self._id_lists) if (f := feat[i]) >= 0]
+        nearest = [Nearest(name, ids[f], names[f], round(g + 0.0, 1))
+                   for (name, ids, names), f, g in zip(self._id_lists, feat, ground, strict=True)
+                   if f >= 0]
         hits = []
         rules = self._applicable(site, point, None if attrs else (point, site_type, industry))
         for rule, i, test, limit in rules:
