@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Key that signs session cookies. Production (`geoapp serve --prod`, "
             "geoapp.web.prod) refuses to start with the default or one under 32 characters."),
     Setting("WORKERS", 0, int,
-            "Worker processes of `geoapp serve --prod` (granian). 0: two per CPU core."),
+            "Worker processes of `geoapp serve --prod` (granian). 0: one per CPU core."),
     Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
     Setting("MAX_ROWS", 200000, int,
             "Most rows (or features) one uploaded file may hold; a bigger file is refused "
@@ -99,11 +99,12 @@ def check_production(values: dict[str, Any]) -> None:
 
 
 def worker_count(values: dict[str, Any]) -> int:
-    """WORKERS, or two per CPU core when it is 0 (a usual starting point for a WSGI server)."""
+    """WORKERS, or one per CPU core when it is 0: granian does the HTTP work outside the GIL,
+    so each worker keeps a core busy and more processes would only compete for the cores."""
     workers = int(values.get("WORKERS") or 0)
     if workers < 0:
         raise ConfigError(f"WORKERS must be 0 (automatic) or more, got {workers}")
-    return workers or 2 * (os.cpu_count() or 1)
+    return workers or (os.cpu_count() or 1)
 
 
 def _coerce(setting: Setting, value: Any, origin: str) -> Any:

@@ -45,10 +45,10 @@ def test_wsgi_factory_refuses_the_default_key(tmp_path: Path,
         create_production_app(tmp_path)
 
 
-def test_long_random_key_passes_and_workers_default_to_two_per_core(tmp_path: Path) -> None:
+def test_long_random_key_passes_and_workers_default_to_one_per_core(tmp_path: Path) -> None:
     values = load_settings(tmp_path, environ={"GEOAPP_SECRET_KEY": GOOD_KEY})
     check_production(values)
-    assert worker_count(values) == 2 * (os.cpu_count() or 1)
+    assert worker_count(values) == (os.cpu_count() or 1)
     assert worker_count(load_settings(tmp_path, environ={"GEOAPP_WORKERS": "3"})) == 3
     with pytest.raises(ConfigError, match="WORKERS"):
         worker_count({"WORKERS": -1})
