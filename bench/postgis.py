@@ -198,7 +198,9 @@ def main() -> None:
 
     layers, sites, rules, metric = bench_flag.load_city()
     t0 = time.perf_counter()
-    engine = RuleEngine.build(layers, rules, metric, sites=sites)
+    # built as the service builds it: the layers the rules read, the grid over the city
+    engine = RuleEngine.build(bench_flag.rule_layers(layers, rules), rules, metric, sites=sites,
+                              extent=tuple(layers["city"].total_bounds))
     build_s = time.perf_counter() - t0
     srid = CRS(metric).to_epsg()
     cluster = Cluster(pg_bin)
