@@ -91,3 +91,21 @@ def test_prod_serve_runs_two_granian_workers_that_answer(instance: Path) -> None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def test_production_app_builds_its_rule_engine_in_the_background_at_start(
+        instance: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from geoapp.web.prod import create_production_app
+
+    monkeypatch.setenv("GEOAPP_SECRET_KEY", GOOD_KEY)
+    app = create_production_app(instance)
+    core = app.extensions["geoapp"]
+    warm = [t for t in threading.enumerate() if t.name == "geoapp-engine-warm-up"]
+    assert warm, "no warm-up thread was started"
+    for t in warm:
+        t.join(timeout=300)
+    assert "engine" in core.cache  # built before any request asked for it
+    c = app.test_client()
+    assert c.get("/healthz").status_code == 200
