@@ -6,6 +6,7 @@ so the engine's figures are checked against geodesy, not against themselves.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import geopandas as gpd
@@ -440,3 +441,21 @@ def test_non_conformal_metric_crs_falls_back_to_geodesic_distances_and_paths_agr
               .itertuples(index=False, name=None))
     assert len(got) > 100
     assert {g[:3] for g in got} == {e[:3] for e in expected}
+
+
+def test_fast_rounding_to_a_tenth_is_round_distance_everywhere():
+    from geoapp.domain.results import round_distance
+    from geoapp.spatial.engine import _round_tenth
+
+    rng = np.random.default_rng(8)
+    halves = np.arange(0, 400_000) / 20.0  # every .x5 up to 20 km: the tie cases
+    values = np.concatenate([
+        rng.uniform(0, 1, 200_000), rng.uniform(0, 60_000, 200_000),
+        rng.exponential(500, 200_000), halves,
+        np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf),
+        [0.0, -0.0, 0.05, 0.15, 0.25, 2.675, 1e-300, 399.95, 400.05, 123456.75, 5e8, 1e12,
+         np.inf]]).tolist()
+    for v in values:
+        v = abs(v) if v != 0 else v
+        got, want = _round_tenth(v), round_distance(v)
+        assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want), v

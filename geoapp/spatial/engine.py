@@ -52,6 +52,23 @@ _WITHIN, _INSIDE, _NOT_INSIDE = 0, 1, 2
 _TESTS = {"within_distance": _WITHIN, "inside": _INSIDE, "not_inside": _NOT_INSIDE}
 
 
+def _round_tenth(d: float) -> float:
+    """``round_distance`` for a plain float, about twice as fast (a dozen calls per check).
+
+    Python's ``round(d, 1)`` is exact: the decimal nearest to d's binary value, ties to even.
+    d * 10 rounds off at most half a unit in its last place; unless it lands within 1e-6 of
+    a half-integer (far more than that error for any distance below 1e8 m), the integer
+    nearest to it is the one nearest to the exact 10·d, and q / 10 is the double nearest to
+    the decimal q/10, as ``round`` returns. Other cases, and inf, go to ``round`` itself.
+    """
+    y = d * 10.0
+    if y < 1e9:
+        q = round(y)
+        if abs(abs(y - q) - 0.5) > 1e-6:
+            return q / 10.0
+    return round(d + 0.0, 1)
+
+
 def _derived_layer(sites: gpd.GeoDataFrame | None, rule: RuleSpec) -> gpd.GeoDataFrame | None:
     """The site-register layer a rule's ``source`` names, e.g. banned workshops."""
     if sites is None or rule.source is None:
@@ -361,8 +378,7 @@ class RuleEngine:
         if industry is not None:
             site["industry"] = industry
         feat, ground, inside = self._measure_point(float(lon), float(lat))
-        # round(d + 0.0, 1) is round_distance for the plain floats _measure_point returns
-        nearest = [Nearest(name, ids[f], names[f], round(g + 0.0, 1))
+        nearest = [Nearest(name, ids[f], names[f], _round_tenth(g))
                    for (name, ids, names), f, g in zip(self._id_lists, feat, ground, strict=True)
                    if f >= 0]
         hits = []
