@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.exports.tables import neutralise_frame
 from geoapp.services.checks import RULE_ATTRS, engine
 
 if TYPE_CHECKING:
@@ -153,10 +154,8 @@ def _hit_columns(hits: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
 
 
 def _write(df: pd.DataFrame, path: Path, fmt: str, lon: np.ndarray, lat: np.ndarray) -> None:
-    if fmt == "csv":
-        from geoapp.exports.tables import neutralise_frame
-
-        neutralise_frame(df).to_csv(path, index=False, encoding="utf-8")
+    if fmt == "csv":  # text from the input was neutralised in flag_file
+        df.to_csv(path, index=False, encoding="utf-8")
         return
     if fmt == "xlsx":
         from geoapp.exports.tables import write_xlsx
@@ -216,7 +215,9 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     hits = engine(app).flag(lon[ok], lat[ok], site_type[ok], _take(column(opts.industry_col), ok),
                             **{k: v[ok] for k, v in extra.items()})
     hits["row"] = np.flatnonzero(ok)[hits["row"].to_numpy()]
-    out = df.copy()
+    # Only the input's own text can hold a spreadsheet formula: the columns added below are
+    # verdicts, numbers, rule ids, JSON arrays and our own messages.
+    out = neutralise_frame(df) if fmt_out == "csv" else df.copy()
     for k, v in _hit_columns(hits, len(df)).items():
         out[k] = v
     if bad.any():
