@@ -311,7 +311,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=10, help="warm-up seconds per server")
     ap.add_argument("--clients", default="16,64", help="concurrent clients per phase")
     ap.add_argument("--servers", default="granian,waitress")
-    ap.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1),
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                     help="granian worker processes (waitress gets workers x threads threads)")
     ap.add_argument("--threads", type=int, default=2, help="threads per granian worker")
     ap.add_argument("--procs", type=int, default=4, help="client processes")
