@@ -144,3 +144,18 @@ def test_cli_weekly_report_writes_all_files(instance, tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["bulletin.txt", "map.html", "map.png", "bulletin.docx", "bulletin.xlsx"])
     shutil.rmtree(out)
+
+
+def test_file_with_more_rows_than_max_rows_is_refused_whole(core, tmp_path):
+    from geoapp.domain.errors import InvalidInput
+    from geoapp.services.events import import_events
+
+    before = len(core.repo.table("grid_warnings"))
+    core.settings["MAX_ROWS"] = 2
+    path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant,value\n"
+                "JZ3K-0001,2026-11-23T10:00,PM2.5,120\n"
+                "JZ3K-0002,2026-11-23T11:00,PM10,80\n"
+                "JZ3K-0003,2026-11-23T12:00,O3,90\n")
+    with pytest.raises(InvalidInput, match=r"w.csv: 3 rows, more than the 2 accepted"):
+        import_events(core, "warnings", path, user="test")
+    assert len(core.repo.table("grid_warnings")) == before

@@ -326,3 +326,14 @@ def test_cli_exports_a_district_and_rejects_a_bad_file_with_status_2(instance, m
     assert r.exit_code == 2 and "整治分类" in r.stderr and "row 7" in r.stderr
     r = runner.invoke(main, ["ledger", "import", str(out)])
     assert r.exit_code == 0 and '"updated": 27' in r.output
+
+
+def test_ledger_with_more_rows_than_max_rows_is_refused_before_any_change(core, tmp_path):
+    from geoapp.domain.errors import InvalidInput
+
+    export_ledger(core, tmp_path / "a.xlsx", filled_on=dt.date(2020, 1, 2))
+    before = _stored(core)
+    core.settings["MAX_ROWS"] = 99
+    with pytest.raises(InvalidInput, match=r"100 rows, more than the 99 accepted"):
+        import_ledger(core, tmp_path / "a.xlsx", user="planner1")
+    assert _stored(core) == before

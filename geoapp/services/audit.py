@@ -34,12 +34,5 @@ def record_event(app: Geoapp, user: str, action: str, entity: str,
     Joins the caller's transaction when one is open, so an import and its audit row commit
     or roll back together.
     """
-    repo = app.repo
-    write = getattr(repo, "_log", None)
-    if write is None:  # a backend without the change log: keep the event in the log file
-        log.info("audit %s %s %s %s by %s", action, entity, entity_id or "", details or "",
-                 user)
-        return
-    with repo.transaction() as conn:
-        write(conn, user=user or "(anonymous)", action=action, entity=entity,
-              entity_id=entity_id, before=None, after=_clean(details))
+    app.repo.log_event(user=user or "(anonymous)", action=action, entity=entity,
+                       entity_id=entity_id, details=_clean(details))

@@ -68,6 +68,14 @@ def read_table_file(path: str | Path, *, name: str | None = None) -> pd.DataFram
     return df.fillna("").astype(str).apply(lambda s: s.str.strip())
 
 
+def check_row_limit(app, rows: int, label: str) -> None:
+    """Refuse a file with more rows than the MAX_ROWS setting before validating any row."""
+    max_rows = int(app.settings.get("MAX_ROWS") or 0)
+    if max_rows and rows > max_rows:
+        raise InvalidInput(f"{label}: {rows} rows, more than the {max_rows} accepted "
+                           "(setting MAX_ROWS); split the file")
+
+
 def _check_columns(df: pd.DataFrame, kind: str, label: str) -> None:
     missing = [c for c in REQUIRED[kind] if c not in df.columns]
     if missing:
@@ -234,6 +242,7 @@ def load_events(app, kind: str, path: str | Path) -> pd.DataFrame:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     label = Path(path).name
     raw = read_table_file(path, name=label)
+    check_row_limit(app, len(raw), label)
     if kind == "warnings":
         return validate_warnings(app, raw, label)
     return validate_complaints(app, raw, label)

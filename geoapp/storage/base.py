@@ -15,6 +15,7 @@ Conventions every backend keeps:
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -25,6 +26,8 @@ import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain.city import City
+
+log = logging.getLogger(__name__)
 
 #: Filters ``sites()`` accepts (equality, or membership when given a list/tuple/set).
 SITE_FILTERS: tuple[str, ...] = ("district", "industry", "classification", "stage", "status")
@@ -127,6 +130,14 @@ class Repository(ABC):
         """The newest audit row's ``id`` and ``at`` (UTC ISO), among the entities in ``only``
         (all when empty) less those in ``exclude``; None if there is none. A cheap "has
         anything changed?" probe that works across processes."""
+
+    def log_event(self, *, user: str, action: str, entity: str, entity_id: str | None = None,
+                  details: Mapping[str, Any] | None = None) -> None:
+        """Append one audit row for an event that is not a write (an export, a download).
+
+        Joins the caller's transaction when one is open. The default keeps the event in the
+        log file, for a backend without a change log."""
+        log.info("audit %s %s %s %s by %s", action, entity, entity_id or "", details or "", user)
 
     def last_change_id(self, *, only: Iterable[str] = (), exclude: Iterable[str] = ()) -> int:
         row = self.last_change(only=only, exclude=exclude)

@@ -178,6 +178,12 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
             conn.close()
             self._local.conn = None
 
+    def log_event(self, *, user: str, action: str, entity: str, entity_id: str | None = None,
+                  details: Mapping[str, Any] | None = None) -> None:
+        with self.transaction() as conn:
+            self._log(conn, user=user, action=action, entity=entity, entity_id=entity_id,
+                      before=None, after=None if details is None else dict(details))
+
     def _log(self, conn: sqlite3.Connection, *, user: str, action: str, entity: str,
              entity_id: str | None, before: Any, after: Any) -> None:
         if not str(user or "").strip():
