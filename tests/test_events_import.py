@@ -156,6 +156,7 @@ def test_file_with_more_rows_than_max_rows_is_refused_whole(core, tmp_path):
                 "JZ3K-0001,2026-11-23T10:00,PM2.5,120\n"
                 "JZ3K-0002,2026-11-23T11:00,PM10,80\n"
                 "JZ3K-0003,2026-11-23T12:00,O3,90\n")
-    with pytest.raises(InvalidInput, match=r"w.csv: 3 rows, more than the 2 accepted"):
+    with pytest.raises(InvalidInput, match=r"w.csv: 3 rows, more than the 2 accepted") as err:
         import_events(core, "warnings", path, user="test")
+    assert err.value.message.startswith("文件行数超过上限")  # Chinese first, as the pages show it
     assert len(core.repo.table("grid_warnings")) == before

@@ -10,24 +10,17 @@ import pytest
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
-from geoapp.web import NAV_ITEMS, create_app
+from geoapp.web import NAV_ITEMS
 
-from webutil import login, make_users
+from webutil import login
 
 CATALOG = Path(__file__).resolve().parent.parent / "geoapp" / "translations" / "en" / \
     "LC_MESSAGES"
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    import shutil
-
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(offline_app):
+    return offline_app
 
 
 def _po():

@@ -8,26 +8,18 @@ answers 500. Path parameters are filled with real ids from the database.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from geoapp.web import create_app
 from geoapp.web.auth import PUBLIC_ENDPOINTS
 
-from webutil import ROLES, csrf_token, login, make_users
+from webutil import ROLES, csrf_token, login
 
 SKIP_METHODS = {"HEAD", "OPTIONS"}
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(offline_app):
+    return offline_app
 
 
 def _param_values(app) -> dict[str, object]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from geoapp.exports.tables import neutralise_frame
+from geoapp.exports.tables import fit_column_widths, neutralise_frame
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,7 @@ def write_bulletin_xlsx(report: Any, path: str | Path) -> Path:
             frame.to_excel(xw, sheet_name=name, index=False)
             ws = xw.sheets[name]
             ws.freeze_panes = "A2"
-            for i, col in enumerate(frame.columns, start=1):
-                sample = [str(col), *map(str, frame[col].head(200).tolist())]
-                width = min(60, max(len(s) for s in sample) * 1.6 + 2)
-                ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = width
+            fit_column_widths(ws, frame, header_row=1, max_width=60, per_char=1.6)
         props = xw.book.properties
         props.created = props.modified = stamp
         props.title = f"{report.title} {report.week}"

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from geoapp.exports.bulletin_docx import HEADING_FONT, _default_font, _paragraph, _table
-from geoapp.exports.tables import neutralise_frame
+from geoapp.exports.tables import fit_column_widths, neutralise_frame
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +90,7 @@ def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
             ws["A3"] = report.text if name == SHEETS[0] else ""
             ws["A1"].font = Font(bold=True, size=14)
             ws.freeze_panes = "A5"
-            for i, col in enumerate(frame.columns, start=1):
-                sample = [str(col), *map(str, frame[col].head(200).tolist())]
-                width = min(40, max(len(s) for s in sample) * 1.6 + 2)
-                ws.column_dimensions[ws.cell(row=4, column=i).column_letter].width = width
+            fit_column_widths(ws, frame, header_row=4, max_width=40, per_char=1.6)
         props = xw.book.properties
         props.created = props.modified = _stamp(report)
         props.title = report.title

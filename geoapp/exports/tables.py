@@ -53,11 +53,17 @@ def write_xlsx(sheets: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
             frame.to_excel(xw, sheet_name=name[:31], index=False)
             ws = xw.sheets[name[:31]]
             ws.freeze_panes = "A2"
-            for i, col in enumerate(frame.columns, start=1):
-                sample = [str(col), *map(str, frame[col].head(200).tolist())]
-                width = min(60, max(len(s) for s in sample) * 1.3 + 2)
-                ws.column_dimensions[ws.cell(row=1, column=i).column_letter].width = width
+            fit_column_widths(ws, frame, header_row=1, max_width=60, per_char=1.3)
     return path
+
+
+def fit_column_widths(ws, frame: pd.DataFrame, *, header_row: int, max_width: float,
+                      per_char: float) -> None:
+    """Size each column of an openpyxl sheet to its header and first 200 values."""
+    for i, col in enumerate(frame.columns, start=1):
+        sample = [str(col), *map(str, frame[col].head(200).tolist())]
+        width = min(max_width, max(len(s) for s in sample) * per_char + 2)
+        ws.column_dimensions[ws.cell(row=header_row, column=i).column_letter].width = width
 
 
 def write_csv(df: pd.DataFrame, path: str | Path) -> Path:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from geoapp import __version__
 from geoapp.domain.city import City
@@ -19,6 +20,18 @@ from geoapp.storage import open_repository
 from geoapp.storage.base import Repository
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def check_row_limit(settings: dict[str, Any], rows: int, label: str) -> None:
+    """Refuse a file with more rows than the MAX_ROWS setting, before any row is checked."""
+    from geoapp.domain.errors import InvalidInput
+
+    max_rows = int(settings.get("MAX_ROWS") or 0)
+    if max_rows and rows > max_rows:
+        raise InvalidInput(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {rows} rows, "
+                           f"more than the {max_rows} accepted (setting MAX_ROWS); split the file")
 
 
 @dataclass
@@ -30,6 +43,16 @@ class Geoapp:
     started: float = field(default_factory=time.time)
     #: Per-process derived state (the rule engine...), keyed by name.
     cache: dict[str, Any] = field(default_factory=dict)
+
+    def file_cached(self, name: str, path: Path, load: Callable[[Path], T]) -> T:
+        """``load(path)``, kept in ``cache[name]`` until the file's modification time changes
+        (or it appears or disappears)."""
+        stamp = path.stat().st_mtime_ns if path.is_file() else None
+        cached = self.cache.get(name)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, load(path))
+            self.cache[name] = cached
+        return cached[1]
 
     @cached_property
     def city(self) -> City:

@@ -23,6 +23,7 @@ import pandas as pd
 from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.domain.vocab import ComplaintCategory
+from geoapp.services import check_row_limit
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,6 @@ def read_table_file(path: str | Path, *, name: str | None = None) -> pd.DataFram
                                          "message": str(exc)}]) from None
     df.columns = [str(c).strip().lower() for c in df.columns]
     return df.fillna("").astype(str).apply(lambda s: s.str.strip())
-
-
-def check_row_limit(app, rows: int, label: str) -> None:
-    """Refuse a file with more rows than the MAX_ROWS setting before validating any row."""
-    max_rows = int(app.settings.get("MAX_ROWS") or 0)
-    if max_rows and rows > max_rows:
-        raise InvalidInput(f"{label}: {rows} rows, more than the {max_rows} accepted "
-                           "(setting MAX_ROWS); split the file")
 
 
 def _check_columns(df: pd.DataFrame, kind: str, label: str) -> None:
@@ -242,7 +235,7 @@ def load_events(app, kind: str, path: str | Path) -> pd.DataFrame:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     label = Path(path).name
     raw = read_table_file(path, name=label)
-    check_row_limit(app, len(raw), label)
+    check_row_limit(app.settings, len(raw), label)
     if kind == "warnings":
         return validate_warnings(app, raw, label)
     return validate_complaints(app, raw, label)

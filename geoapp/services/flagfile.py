@@ -19,6 +19,7 @@ import pandas as pd
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.exports.tables import neutralise_frame
+from geoapp.services import check_row_limit
 from geoapp.services.checks import RULE_ATTRS, engine
 
 if TYPE_CHECKING:
@@ -186,10 +187,7 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     if not src.is_file():
         raise InvalidInput(f"{src}: no such file")
     df, file_crs = _read(src, fmt_in)
-    max_rows = int(app.settings.get("MAX_ROWS") or 0)
-    if max_rows and len(df) > max_rows:
-        raise InvalidInput(f"{src.name}: {len(df)} rows, more than the {max_rows} accepted "
-                           "(setting MAX_ROWS); split the file")
+    check_row_limit(app.settings, len(df), src.name)
     lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
     report_rows = [{"row": _row_number(fmt_in, int(i)),
                     "reason": reasons.get(int(i), "bad coordinates")}

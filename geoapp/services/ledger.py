@@ -22,8 +22,7 @@ from geoapp.domain import ledger as L
 from geoapp.domain.errors import CoordinateError, InvalidInput, ValidationFailed
 from geoapp.domain.vocab import SiteType
 from geoapp.exports.ledger_xlsx import LedgerSheet, read_ledger, write_ledger_workbook
-from geoapp.services import Geoapp
-from geoapp.services.events import check_row_limit
+from geoapp.services import Geoapp, check_row_limit
 from geoapp.spatial.crs import array_to_wgs84
 from geoapp.storage.sources import SITE_COLUMNS, convert_frame
 
@@ -125,7 +124,7 @@ def _hit_texts(app: Geoapp, ids: list[str]) -> dict[str, list[str]]:
 def import_ledger(app: Geoapp, path: str | Path, *, user: str) -> dict[str, Any]:
     """Validate a template workbook whole, then create/update its enterprises in one go."""
     sheet = read_ledger(path)
-    check_row_limit(app, len(sheet.rows), sheet.file)
+    check_row_limit(app.settings, len(sheet.rows), sheet.file)
     records, rows, problems = _records(app, sheet)
     if problems:
         _reject(sheet.file, problems)

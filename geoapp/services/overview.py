@@ -69,16 +69,12 @@ def _rules(app: Geoapp) -> dict[str, tuple[str, str]]:
 
     from geoapp.services.checks import read_rules
 
-    path = Path(app.settings["RULES_FILE"])
-    key = (str(path), path.stat().st_mtime_ns if path.is_file() else None)
-    cached = app.cache.get("overview_rules")
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    try:
-        rules = read_rules(path)
-    except Exception as exc:  # a broken rules file must not take the map down
-        log.warning("rules file unreadable for the overview: %s", exc)
-        return {}
-    table = {r.id: (r.title_zh, str(r.severity)) for r in rules}
-    app.cache["overview_rules"] = (key, table)
-    return table
+    def load(path: Path) -> dict[str, tuple[str, str]]:
+        try:
+            rules = read_rules(path)
+        except Exception as exc:  # a broken rules file must not take the map down
+            log.warning("rules file unreadable for the overview: %s", exc)
+            return {}
+        return {r.id: (r.title_zh, str(r.severity)) for r in rules}
+
+    return app.file_cached("overview_rules", Path(app.settings["RULES_FILE"]), load)

@@ -93,12 +93,7 @@ def programme_extras(app) -> dict[str, Any]:
     """First/last year and the optional land and revenue targets, re-read on change."""
     rel.programme(app)  # validates the file (ConfigError naming it) and keeps its cache fresh
     path = Path(app.settings["DATA_DIR"]) / rel.PROGRAMME_FILE
-    stamp = path.stat().st_mtime_ns if path.is_file() else None
-    cached = app.cache.get("programme_extras")
-    if cached is None or cached[0] != stamp:
-        cached = (stamp, _read_extras(path))
-        app.cache["programme_extras"] = cached
-    return cached[1]
+    return app.file_cached("programme_extras", path, _read_extras)
 
 
 # -- figures -------------------------------------------------------------------------------

@@ -129,13 +129,8 @@ def load_programme(path: str | Path) -> Programme:
 
 def programme(app) -> Programme:
     """The programme of the app's data folder, re-read when the file changes."""
-    path = Path(app.settings["DATA_DIR"]) / PROGRAMME_FILE
-    stamp = path.stat().st_mtime_ns if path.is_file() else None
-    cached = app.cache.get("programme")
-    if cached is None or cached[0] != stamp:
-        cached = (stamp, load_programme(path))
-        app.cache["programme"] = cached
-    return cached[1]
+    return app.file_cached("programme", Path(app.settings["DATA_DIR"]) / PROGRAMME_FILE,
+                           load_programme)
 
 
 # -- filters -------------------------------------------------------------------------------
@@ -251,20 +246,16 @@ def summarize(sites: pd.DataFrame, prog: Programme, year: int | None) -> dict[st
 
 
 def _rule_titles(app) -> dict[str, dict[str, str]]:
-    path = Path(app.settings["RULES_FILE"])
-    stamp = path.stat().st_mtime_ns if path.is_file() else None
-    cached = app.cache.get("rule_titles")
-    if cached is None or cached[0] != stamp:
-        from geoapp.services.checks import read_rules
+    from geoapp.services.checks import read_rules
 
+    def load(path: Path) -> dict[str, dict[str, str]]:
         try:
-            titles = {r.id: r.title for r in read_rules(path)}
+            return {r.id: r.title for r in read_rules(path)}
         except ConfigError:
             log.warning("rules file %s unreadable; hits show rule ids", path)
-            titles = {}
-        cached = (stamp, titles)
-        app.cache["rule_titles"] = cached
-    return cached[1]
+            return {}
+
+    return app.file_cached("rule_titles", Path(app.settings["RULES_FILE"]), load)
 
 
 def _hits_for(app, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
