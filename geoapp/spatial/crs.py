@@ -93,9 +93,19 @@ def metric_crs_for(lon: float, lat: float) -> str:
     return gk_crs(cm)
 
 
+#: Longest coordinate-system name accepted; a longer one is refused without being echoed.
+MAX_CRS_NAME = 100
+#: pyproj CRS kinds a point may be given in: flat lon/lat or flat projected x/y. Geocentric,
+#: vertical, 3-D and compound systems would make a "pass" out of a meaningless point.
+_POINT_CRS_KINDS = ("Geographic 2D CRS", "Projected CRS")
+
+
 def _canonical(name: str) -> str:
     """Normalise a system name: 'GCJ-02' -> 'gcj02', 'epsg:4547' / '4547' -> 'EPSG:4547'."""
     text = str(name).strip()
+    if len(text) > MAX_CRS_NAME:
+        raise CoordinateError(f"坐标系名称过长 Coordinate system name too long: more than "
+                              f"{MAX_CRS_NAME} characters; accepted: {_ACCEPTED}")
     key = re.sub(r"[\s_\-]", "", text).lower()
     if key in _LABELS:
         return key
@@ -117,9 +127,15 @@ def resolve_crs(name: str) -> CRS:
                               f"metric_crs_for() for Gauss-Krüger, parse_dms() for text")
     code = {"wgs84": WGS84, "cgcs2000": CGCS2000}.get(canon, canon)
     try:
-        return CRS.from_user_input(code)
+        crs = CRS.from_user_input(code)
     except CRSError:
         raise CoordinateError(f"unknown EPSG code {name!r}; accepted: {_ACCEPTED}") from None
+    if crs.type_name not in _POINT_CRS_KINDS or len(crs.axis_info) != 2:
+        raise CoordinateError(
+            f"不支持的坐标系 Unsupported coordinate system {canon} ({crs.type_name}): only 2-D "
+            f"geographic (lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "
+            f"EPSG:4490 or EPSG:4547")
+    return crs
 
 
 @lru_cache(maxsize=64)

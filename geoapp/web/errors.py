@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -37,5 +38,11 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
-        log.exception("unhandled error on %s", request.path)
-        return _render(500, "internal_error", "服务器内部错误 Internal server error")
+        # The traceback goes to the log under a reference the user can quote; the page and
+        # the JSON answer never carry exception text, paths or library messages.
+        ref = secrets.token_hex(4)
+        log.exception("unhandled error, reference %s, on %s", ref, request.path)
+        return _render(500, "internal_error",
+                       f"服务器内部错误 Internal server error. 参考编号 Reference: {ref} "
+                       "（请将此编号告知管理员 quote it to the administrator）",
+                       {"reference": ref})

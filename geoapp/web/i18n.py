@@ -44,13 +44,19 @@ def current_language() -> str:
     return code if code in LANGUAGES else "zh"
 
 
+#: Query values longer than this are not carried into the language link (no page echoes a
+#: huge parameter back; no real filter or coordinate is this long).
+MAX_KEPT_VALUE = 200
+
+
 def lang_url(code: str) -> str:
     """The current page with the same query string, switched to language ``code``.
 
     Keeping the query string matters: a planner's filtered relocation view or an inspector's
     check must survive the switch.
     """
-    pairs = [(k, v) for k, values in request.args.lists() if k != "lang" for v in values]
+    pairs = [(k, v) for k, values in request.args.lists() if k != "lang" for v in values
+             if len(v) <= MAX_KEPT_VALUE]
     pairs.append(("lang", code))
     return f"{request.path}?{urlencode(pairs)}"
 

@@ -48,6 +48,17 @@ def _rows() -> list[dict]:
     return rows
 
 
+def _detail_lines(details) -> list[str]:
+    """An error's details as lines for the page: a list stays, a mapping becomes key: value."""
+    if not details:
+        return []
+    if isinstance(details, dict):
+        return [f"{k}: {v}" for k, v in details.items()]
+    if isinstance(details, list | tuple):
+        return [str(d) for d in details]
+    return [str(details)]
+
+
 def _page(status: int = 200, **ctx):
     is_admin = current_user.role == Role.ADMIN
     return render_template("layers.html", rows=_rows(), is_admin=is_admin,
@@ -83,5 +94,6 @@ def upload(name: str):
                 filename=Path(upload.filename.replace("\\", "/")).name[:200])
     except GeoappError as exc:
         log.info("layer upload to %s refused: %s", name, exc.message)
-        return _page(exc.status, error=exc.message, details=exc.details, target=name)
+        return _page(exc.status, error=exc.message, details=_detail_lines(exc.details),
+                     target=name)
     return _page(report=report, target=name)

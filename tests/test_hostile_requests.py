@@ -1,0 +1,116 @@
+"""Hostile request parameters and server faults: a clear 4xx/503 with nothing stored, and no
+internals (exception text, temporary paths, library messages) on any page or JSON answer."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from webutil import csrf_token, login
+
+
+def _count(app, table: str) -> int:
+    repo = app.extensions["geoapp"].repo
+    return repo._conn().execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4978", "EPSG:5773", "EPSG:4979", "EPSG:9518",
+                                 "EPSG:4479"])
+def test_geocentric_vertical_3d_and_compound_systems_are_refused(offline_app, crs):
+    """A geocentric or vertical 'point' once came out as a pass at lat 90 and was stored."""
+    client = offline_app.test_client()
+    token = login(client, "inspector")
+    before = _count(offline_app, "inspections")
+    r = client.get(f"/api/check?lon=113.2&lat=35.2&crs={crs}")
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    assert "2-D" in r.json["message"] and "verdict" not in r.json
+    page = client.get(f"/check?lon=113.2&lat=35.2&crs={crs}")
+    assert page.status_code == 400
+    saved = client.post("/check/inspections", data={"lon": "113.2", "lat": "35.2", "crs": crs,
+                                                    "csrf_token": token})
+    assert saved.status_code == 400
+    assert _count(offline_app, "inspections") == before
+
+
+def test_projected_and_geographic_2d_systems_still_work(offline_app):
+    client = offline_app.test_client()
+    login(client, "inspector")
+    assert client.get("/api/check?lon=113.2418&lat=35.2155&crs=EPSG:4490").status_code == 200
+    r = client.get("/api/check?lon=38521985&lat=3896660&crs=EPSG:4526")
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+
+
+def test_huge_crs_value_is_refused_without_echo(offline_app):
+    client = offline_app.test_client()
+    login(client, "inspector")
+    marker = "Q" * 100_000
+    for url in (f"/api/check?lon=113.2&lat=35.2&crs={marker}",
+                f"/check?lon=113.2&lat=35.2&crs={marker}"):
+        r = client.get(url)
+        body = r.get_data(as_text=True)
+        assert r.status_code == 400
+        assert "QQQQQQQQQQ" not in body
+        assert len(body) < 60_000
+    r = client.get(f"/api/check?lon=113.2&lat=35.2&crs={'Q' * 101}")
+    assert r.status_code == 400 and "too long" in r.json["message"]
+
+
+def test_unexpected_error_shows_a_reference_and_no_internals(instance, caplog):
+    from geoapp.web import create_app
+
+    from webutil import make_users
+
+    offline_app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True,
+                              "INTRANET": True, "TILES": "none"})
+    make_users(offline_app)
+    secret_path = "/tmp/geoapp-upload-abc123/upload.geojson"
+
+    @offline_app.get("/api/test-boom")
+    def _boom():
+        raise RuntimeError(f"GDAL failed on {secret_path}: 'utf-8' codec can't decode")
+
+    @offline_app.get("/test-boom")
+    def _boom_page():
+        raise RuntimeError(f"GDAL failed on {secret_path}")
+
+    client = offline_app.test_client()
+    login(client, "viewer")
+    with caplog.at_level(logging.ERROR, logger="geoapp.web.errors"):
+        r = client.get("/api/test-boom")
+        page = client.get("/test-boom")
+    assert r.status_code == 500 and page.status_code == 500
+    ref = r.json["details"]["reference"]
+    assert re.fullmatch(r"[0-9a-f]{8}", ref) and ref in r.json["message"]
+    for body in (r.get_data(as_text=True), page.get_data(as_text=True)):
+        assert secret_path not in body and "codec" not in body and "GDAL" not in body
+    assert ref in caplog.text and secret_path in caplog.text
+    assert re.search(r"参考编号 Reference: [0-9a-f]{8}", page.get_data(as_text=True))
+
+
+def test_layer_page_with_the_disk_full_is_a_503_page(instance, tmp_path):
+    """The layer upload answer once crashed rendering a full disk's details (a dict)."""
+    from test_hostile_input import SQUARE, shapefile_zip, upload, zone
+
+    from geoapp.web import create_app
+
+    from webutil import make_users
+
+    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "INTRANET": True,
+                      "TILES": "none"})
+    make_users(app)
+    client = app.test_client()
+    token = login(client, "planner")
+    repo = app.extensions["geoapp"].repo
+    before = len(repo.layer("urban_core"))
+    conn = repo._conn()
+    conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    data = shapefile_zip(tmp_path, zone([SQUARE] * 300))
+    r = upload(client, token, "urban_core", data, "zone.zip")
+    body = r.get_data(as_text=True)
+    assert r.status_code == 503, body[:500]
+    assert "磁盘已满" in body or "disk" in body
+    conn.execute("PRAGMA max_page_count = 1073741823")
+    assert len(repo.layer("urban_core")) == before
+    assert csrf_token(client.get("/layers").get_data(as_text=True))
