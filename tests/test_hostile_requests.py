@@ -114,3 +114,28 @@ def test_layer_page_with_the_disk_full_is_a_503_page(instance, tmp_path):
     conn.execute("PRAGMA max_page_count = 1073741823")
     assert len(repo.layer("urban_core")) == before
     assert csrf_token(client.get("/layers").get_data(as_text=True))
+
+
+def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offline_app):
+    """While every upload slot is busy, another upload is refused at once (503, Retry-After,
+    nothing parsed or stored) and the inspector's check still answers."""
+    import io
+
+    client = offline_app.test_client()
+    token = login(client, "planner")
+    slots = offline_app.extensions["geoapp.upload_slots"]
+    assert slots.acquire(blocking=False)
+    try:
+        r = client.post("/api/flag", data={"file": (io.BytesIO(b"lon,lat\n113.2,35.2\n"),
+                                                    "a.csv")},
+                        content_type="multipart/form-data", headers={"X-CSRFToken": token})
+        assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
+        assert r.json["error"] == "busy" and "稍后重试" in r.json["message"]
+        assert client.get("/api/check?lon=113.2418&lat=35.2155").status_code == 200
+    finally:
+        slots.release()
+    r = client.post("/api/flag", data={"file": (io.BytesIO(b"lon,lat\n113.2,35.2\n"), "a.csv")},
+                    content_type="multipart/form-data", headers={"X-CSRFToken": token})
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    assert slots.acquire(blocking=False)  # the finished upload gave its slot back
+    slots.release()

@@ -89,6 +89,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         i18n,
         layers,
         ledger,
+        limits,
         programme,
         relocation,
         security,
@@ -107,4 +108,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)
+    limits.init_app(app)
     return app

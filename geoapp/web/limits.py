@@ -1,0 +1,73 @@
+"""At most a few file uploads are worked on at once in each server process.
+
+Reading, validating and flagging an uploaded file (``POST /api/flag``, layer, ledger and
+weekly imports) can take seconds of CPU; the inspector's single-point check takes
+milliseconds. Each server process has only a few request threads (granian: 2 by default),
+so without a bound a handful of uploads, hostile or not, would hold every thread and the
+checks would queue behind them. Every multipart POST is an upload here; each process works
+on at most ``HEAVY_UPLOADS`` of them at a time and answers the next one at once with
+503 and ``Retry-After`` instead of waiting, since a waiting upload would still hold a thread
+that a check needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, current_app, g, request
+
+from geoapp.domain.errors import GeoappError
+
+log = logging.getLogger(__name__)
+
+#: Uploads worked on at once per server process when the app config does not say.
+DEFAULT_HEAVY_UPLOADS = 1
+RETRY_AFTER_S = 15
+
+
+class ServerBusy(GeoappError):
+    """Every upload slot of this server process is taken; the client should retry."""
+
+    status = 503
+    code = "busy"
+
+
+def _is_upload() -> bool:
+    return request.method == "POST" and (request.mimetype or "") == "multipart/form-data"
+
+
+def _acquire():
+    if not _is_upload():
+        return None
+    slots: threading.BoundedSemaphore = current_app.extensions["geoapp.upload_slots"]
+    if not slots.acquire(blocking=False):
+        log.info("upload to %s refused: every upload slot is busy", request.path)
+        raise ServerBusy(
+            "服务器正在处理其他上传文件，请稍后重试 The server is busy with other uploaded "
+            f"files; try again in {RETRY_AFTER_S} seconds",
+            details={"retry_after_s": RETRY_AFTER_S})
+    g.geoapp_upload_slot = slots
+    return None
+
+
+def _release(_exc=None) -> None:
+    slots = g.pop("geoapp_upload_slot", None)
+    if slots is not None:
+        slots.release()
+
+
+def _retry_after(resp):
+    if resp.status_code == 503 and "Retry-After" not in resp.headers:
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return resp
+
+
+def init_app(app: Flask) -> None:
+    """Install the upload bound; it runs before every other request hook (CSRF included),
+    so a refused upload's body is never parsed."""
+    n = int(app.config.get("HEAVY_UPLOADS") or DEFAULT_HEAVY_UPLOADS)
+    app.extensions["geoapp.upload_slots"] = threading.BoundedSemaphore(max(1, n))
+    app.before_request_funcs.setdefault(None, []).insert(0, _acquire)
+    app.teardown_request(_release)
+    app.after_request(_retry_after)
