@@ -55,11 +55,59 @@ def test_csp_allows_the_configured_tile_host_and_no_cdn_in_intranet_mode():
     osm = content_security_policy("osm", intranet=True)
     assert "img-src 'self' data: blob: https://tile.openstreetmap.org" in osm
     assert "jsdelivr" not in osm
-    assert "'unsafe-inline'" in osm.split("script-src")[1].split(";")[0]
+    script_src = osm.split("script-src")[1].split(";")[0]
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    assert "'nonce-abc'" in content_security_policy("osm", intranet=True, nonce="abc")
     assert "autonavi" in content_security_policy("amap", intranet=True)
     assert "tianditu.gov.cn" in content_security_policy("tianditu", intranet=True)
     assert "https" not in content_security_policy("none", intranet=True)
     assert "cdn.jsdelivr.net" in content_security_policy("osm", intranet=False)
+
+
+def test_each_page_gets_its_own_nonce_on_every_inline_script_and_in_the_header(app):
+    import re
+
+    client = app.test_client()
+    login(client, "planner")
+    nonces = []
+    for _ in range(2):
+        r = client.get("/")
+        csp = r.headers["Content-Security-Policy"]
+        script_src = csp.split("script-src")[1].split(";")[0]
+        assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+        nonce = re.search(r"'nonce-([A-Za-z0-9_-]{16,})'", script_src).group(1)
+        html = r.get_data(as_text=True)
+        inline = re.findall(r"<script(?![^>]*\bsrc=)([^>]*)>", html)
+        assert inline and all(f'nonce="{nonce}"' in attrs for attrs in inline), inline
+        nonces.append(nonce)
+    assert nonces[0] != nonces[1]
+
+
+@pytest.mark.parametrize("url", ["/", "/login", "/admin/audit", "/api/check?lon=113.2&lat=35.2",
+                                 "/healthz", "/no-such-page"])
+def test_pages_and_json_are_never_stored_by_a_cache(app, url):
+    client = app.test_client()
+    login(client, "admin")
+    r = client.get(url)
+    assert r.headers["Cache-Control"] == "no-store"
+    assert "Strict-Transport-Security" not in r.headers
+    static = client.get("/static/css/geoapp.css")
+    assert static.headers.get("Cache-Control") != "no-store"
+    static.close()
+
+
+def test_hsts_is_sent_when_hsts_max_age_is_set():
+    from geoapp.web.security import SecurityHeaders
+
+    wrapped = SecurityHeaders(lambda env, start: start("200 OK", []) or [b""], "none", True,
+                              hsts_max_age=31536000)
+    seen = {}
+    wrapped({"PATH_INFO": "/"}, lambda status, headers, exc=None: seen.update(headers))
+    assert seen["Strict-Transport-Security"] == "max-age=31536000"
+    off = SecurityHeaders(lambda env, start: start("200 OK", []) or [b""], "none", True)
+    seen.clear()
+    off({"PATH_INFO": "/"}, lambda status, headers, exc=None: seen.update(headers))
+    assert "Strict-Transport-Security" not in seen
 
 
 def test_upload_over_the_limit_names_the_limit_on_the_page(app):

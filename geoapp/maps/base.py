@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
+from html import escape
 
 import folium
 import geopandas as gpd
@@ -88,9 +90,21 @@ def shift_for_tiles(gdf: gpd.GeoDataFrame, tiles: str) -> gpd.GeoDataFrame:
     return out
 
 
-def split_figure(m: folium.Map) -> MapParts:
-    """Render ``m`` and split it into header, body html and script for a Jinja template."""
+_SCRIPT_TAG = re.compile(r"<script(?=[\s>])", re.IGNORECASE)
+
+
+def split_figure(m: folium.Map, nonce: str = "") -> MapParts:
+    """Render ``m`` and split it into header, body html and script for a Jinja template.
+
+    With ``nonce`` (the page's Content-Security-Policy nonce) every ``<script`` tag of the
+    header gets ``nonce="..."``: the header is folium's own asset links and settings, no data.
+    The body html must hold no script at all (a CSP without 'unsafe-inline' blocks any), and
+    the script part is for the page template to put inside its own nonce'd ``<script>``.
+    """
     root = m.get_root()
     root.render()
-    return MapParts(header=root.header.render(), html=root.html.render(),
-                    script=root.script.render(), map_id=m.get_name())
+    header = root.header.render()
+    if nonce:
+        header = _SCRIPT_TAG.sub(f'<script nonce="{escape(nonce)}"', header)
+    return MapParts(header=header, html=root.html.render(), script=root.script.render(),
+                    map_id=m.get_name())

@@ -19,6 +19,7 @@ from shapely.ops import nearest_points
 from geoapp.maps.base import base_map
 from geoapp.maps.legend import add_legend
 from geoapp.maps.overview import shift_for_tiles
+from geoapp.maps.safe import SafeGeoJsonTooltip, TextTooltip
 from geoapp.spatial.crs import WGS84
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def check_map(lon: float, lat: float, features: gpd.GeoDataFrame, zones: gpd.Geo
                                              crs=WGS84), tiles).geometry.iloc[0]
     folium.CircleMarker([shown.y, shown.x], radius=9, color="#ffffff", weight=3,
                         fill=True, fill_color=POINT_COLOUR, fill_opacity=1.0,
-                        tooltip=f"核查点 {lon:.6f}, {lat:.6f} (WGS84)").add_to(m)
+                        tooltip=TextTooltip(f"核查点 {lon:.6f}, {lat:.6f} (WGS84)")).add_to(m)
     m.fit_bounds(_bounds(shown, lines, radius_m, lat))
     add_legend(m, "图例", [("point", POINT_COLOUR, "核查点"),
                           ("fill", ZONE_COLOUR, "规则缓冲区/管控区"),
@@ -124,7 +125,7 @@ def _add_zones(m: folium.Map, zones: gpd.GeoDataFrame) -> None:
                 "color": HIT_COLOUR if f["properties"]["hit"] else ZONE_COLOUR, "weight": 1,
                 "fillColor": HIT_COLOUR if f["properties"]["hit"] else ZONE_COLOUR,
                 "fillOpacity": 0.18 if f["properties"]["hit"] else 0.08},
-            tooltip=folium.GeoJsonTooltip(["title_zh"], ["规则"]),
+            tooltip=SafeGeoJsonTooltip(["title_zh"], ["规则"]),
         ).add_to(fg)
     fg.add_to(m)
 
@@ -147,7 +148,7 @@ def _add_features(m: folium.Map, features: gpd.GeoDataFrame, centre_m: shapely.P
                     "color": HIT_COLOUR if f["properties"]["hit"] else NEAR_COLOUR,
                     "weight": 3 if f["properties"]["hit"] else 2, "fillOpacity": 0.05},
                 marker=folium.CircleMarker(radius=6, fill=True),
-                tooltip=folium.GeoJsonTooltip(["title", "name"], ["图层", "名称"]),
+                tooltip=SafeGeoJsonTooltip(["title", "name"], ["图层", "名称"]),
             ).add_to(fg)
     fg.add_to(m)
 
@@ -160,5 +161,6 @@ def _add_lines(m: folium.Map, lines: gpd.GeoDataFrame) -> None:
         coords = [[y, x] for x, y in geom.coords]
         folium.PolyLine(coords, color=HIT_COLOUR if rec.hit else "#555555", weight=2,
                         dash_array="6 6", opacity=0.9,
-                        tooltip=f"{rec.title}：{rec.name} {_fmt_m(rec.length_m)}").add_to(fg)
+                        tooltip=TextTooltip(f"{rec.title}：{rec.name} {_fmt_m(rec.length_m)}"),
+                        ).add_to(fg)
     fg.add_to(m)

@@ -22,6 +22,7 @@ import numpy as np
 import shapely
 
 from geoapp.domain.vocab import Classification, Stage, WorkshopStatus
+from geoapp.maps.safe import SafeGeoJsonPopup, SafeGeoJsonTooltip, control_name
 
 #: Line/fill style per zone layer: (colour, fill opacity, dash).
 ZONE_STYLES: dict[str, tuple[str, float, str | None]] = {
@@ -94,30 +95,30 @@ def geojson_dict(gdf: gpd.GeoDataFrame, keep: list[str],
     return {"type": "FeatureCollection", "features": features}
 
 
-def _tooltip(fields: list[str], aliases: list[str]) -> folium.GeoJsonTooltip:
-    return folium.GeoJsonTooltip(fields=fields, aliases=aliases, sticky=False)
+def _tooltip(fields: list[str], aliases: list[str]) -> SafeGeoJsonTooltip:
+    return SafeGeoJsonTooltip(fields=fields, aliases=aliases, sticky=False)
 
 
 def add_counties(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
-    fg = folium.FeatureGroup(name=title, show=True)
+    fg = folium.FeatureGroup(name=control_name(title), show=True)
     folium.GeoJson(
         geojson_dict(gdf, ["id", "name", "adcode"]), name=title,
         style_function=lambda f: {"color": "#333333", "weight": 1.5, "dashArray": "6 4",
                                   "fillOpacity": 0.0},
         tooltip=_tooltip(["name"], ["区县"]),
-        popup=folium.GeoJsonPopup(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
+        popup=SafeGeoJsonPopup(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
     ).add_to(fg)
     return fg.add_to(m)
 
 
 def add_lines(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour: str,
               weight: float) -> folium.FeatureGroup:
-    fg = folium.FeatureGroup(name=title, show=True)
+    fg = folium.FeatureGroup(name=control_name(title), show=True)
     folium.GeoJson(
         geojson_dict(gdf, ["id", "name", "name_en", "source"]), name=title,
         style_function=lambda f: {"color": colour, "weight": weight, "opacity": 0.9},
         tooltip=_tooltip(["name"], ["名称"]),
-        popup=folium.GeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
+        popup=SafeGeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
     ).add_to(fg)
     return fg.add_to(m)
 
@@ -125,20 +126,20 @@ def add_lines(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour: str,
 def add_zone(m: folium.Map, layer: str, gdf: gpd.GeoDataFrame, title: str,
              show: bool = True) -> folium.FeatureGroup:
     colour, opacity, dash = ZONE_STYLES.get(layer, ("#444444", 0.1, None))
-    fg = folium.FeatureGroup(name=title, show=show)
+    fg = folium.FeatureGroup(name=control_name(title), show=show)
     folium.GeoJson(
         geojson_dict(gdf, ["id", "name", "level", "source"]), name=title,
         style_function=lambda f: {"color": colour, "weight": 1.5, "fillColor": colour,
                                   "fillOpacity": opacity, "dashArray": dash},
         tooltip=_tooltip(["name"], [title]),
-        popup=folium.GeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
+        popup=SafeGeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
     ).add_to(fg)
     return fg.add_to(m)
 
 
 def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
     """Hotspot cells; key-monitored cells are set apart by a thick red outline."""
-    fg = folium.FeatureGroup(name=title, show=True)
+    fg = folium.FeatureGroup(name=control_name(title), show=True)
     data = _props(gdf, ["id", "code", "name", "key", "county"]).copy()
     data["key_label"] = data["key"].map({True: "重点监控 key", False: "一般 ordinary"})
     data = geojson_dict(data, ["id", "code", "name", "key", "county", "key_label"])
@@ -152,7 +153,7 @@ def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.Featur
     folium.GeoJson(
         data, name=title, style_function=style,
         tooltip=_tooltip(["code", "county", "key_label"], ["网格编号", "区县", "类别"]),
-        popup=folium.GeoJsonPopup(fields=["code", "name", "county", "key_label"],
+        popup=SafeGeoJsonPopup(fields=["code", "name", "county", "key_label"],
                                   aliases=["网格编号", "名称", "区县", "类别"]),
     ).add_to(fg)
     return fg.add_to(m)
@@ -165,7 +166,7 @@ def add_rule_zones(m: folium.Map, zones: gpd.GeoDataFrame, title: str, rule_id: 
 
     Drawn dashed and lightly filled so the zones and sites under it stay readable.
     """
-    fg = folium.FeatureGroup(name=title, show=show)
+    fg = folium.FeatureGroup(name=control_name(title), show=show)
     data = zones[zones["rule_id"] == rule_id].copy()
     data["label"] = title
     folium.GeoJson(
@@ -173,7 +174,7 @@ def add_rule_zones(m: folium.Map, zones: gpd.GeoDataFrame, title: str, rule_id: 
         style_function=lambda f: {"color": colour, "weight": 1.2, "dashArray": "5 5",
                                   "fillColor": colour, "fillOpacity": 0.10},
         tooltip=_tooltip(["label"], [labels[0]]),
-        popup=folium.GeoJsonPopup(fields=["label", "rule_id", "distance_m"],
+        popup=SafeGeoJsonPopup(fields=["label", "rule_id", "distance_m"],
                                   aliases=[labels[0], "rule", labels[1]]),
     ).add_to(fg)
     return fg.add_to(m)
@@ -183,7 +184,7 @@ def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: s
                colours: dict[str, str], default_colour: str, fields: list[str],
                aliases: list[str], show: bool = True, radius: float = 5) -> folium.FeatureGroup:
     """Sites as one GeoJSON layer of canvas circle markers coloured by ``colour_field``."""
-    fg = folium.FeatureGroup(name=title, show=show)
+    fg = folium.FeatureGroup(name=control_name(title), show=show)
     data = _props(gdf, ["id", *fields, *( [colour_field] if colour_field else [])])
     data = data.loc[:, ~data.columns.duplicated()]
 
@@ -197,7 +198,7 @@ def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: s
         data, name=title, style_function=style,
         marker=folium.CircleMarker(radius=radius, fill=True),
         tooltip=_tooltip(fields[:2], aliases[:2]),
-        popup=folium.GeoJsonPopup(fields=["id", *fields], aliases=["编号", *aliases]),
+        popup=SafeGeoJsonPopup(fields=["id", *fields], aliases=["编号", *aliases]),
     ).add_to(fg)
     return fg.add_to(m)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from html import escape
 
 import folium
 from branca.element import MacroElement, Template
+
+from geoapp.maps.safe import script_json
 
 _TEMPLATE = """
 {% macro script(this, kwargs) %}
@@ -47,7 +48,7 @@ class Legend(MacroElement):
                 sw = f'<span class="lg-fill" style="background:{c};opacity:.6"></span>'
             rows.append(f'<div class="lg-row">{sw}<span>{escape(label)}</span></div>')
         html = (f'<details open><summary>{escape(title)}</summary>{"".join(rows)}</details>')
-        self.html_json = json.dumps(html, ensure_ascii=False)
+        self.html_json = script_json(html)
 
 
 def add_legend(m: folium.Map, title: str, entries: list[tuple[str, str, str]]) -> None:

@@ -22,7 +22,6 @@ browser test or bench can tell the map is really on screen; ``pointCount()`` and
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -32,6 +31,8 @@ import numpy as np
 import pandas as pd
 from branca.element import Template
 from folium.map import Layer
+
+from geoapp.maps.safe import control_name, script_json
 
 log = logging.getLogger(__name__)
 
@@ -362,10 +363,11 @@ class FastPoints(Layer):
 
     def __init__(self, payload: dict[str, Any], name: str, show: bool = True,
                  control: bool = True) -> None:
-        super().__init__(name=name, overlay=True, control=control, show=show)
+        super().__init__(name=control_name(name), overlay=True, control=control, show=show)
         self._name = "FastPoints"
         self.payload = payload
-        self.data_json = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        # Names, ids and fields are user data: escaped so none can end the inline script.
+        self.data_json = script_json(payload)
 
     @property
     def count(self) -> int:

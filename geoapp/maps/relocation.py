@@ -2,13 +2,12 @@
 
 Every layer is ONE GeoJSON layer on the map's canvas renderer, and styles and popups are
 computed in the browser from each feature's few short properties (no per-feature style table,
-no Marker per site), so ten thousand enterprises stay a small, fast page. Popups are built
-with ``textContent``: enterprise names are user-edited data and never become HTML.
+no Marker per site), so ten thousand enterprises stay a small, fast page. Popups and tooltips
+are built with ``textContent``: enterprise names are user-edited data and never become HTML.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from geoapp.domain.vocab import Classification, Stage
 from geoapp.maps.base import base_map
 from geoapp.maps.layers import CLASSIFICATION_COLOURS
 from geoapp.maps.legend import add_legend
+from geoapp.maps.safe import control_name, script_json
 
 #: Marker outline per progress stage: (colour, weight, dash, fill opacity).
 STAGE_OUTLINES: dict[str, tuple[str, float, str | None, float]] = {
@@ -47,7 +47,11 @@ function(feature, layer) {
     layer.setStyle({color: fill, weight: 1.5, opacity: 0.8, dashArray: "6 4"});
     return;
   }
-  layer.bindTooltip(String(P.n || ""), {sticky: false});
+  layer.bindTooltip(function () {
+    var tip = document.createElement("div");
+    tip.textContent = String(P.n || "");
+    return tip;
+  }, {sticky: false});
   layer.bindPopup(function () {
     var box = document.createElement("div");
     box.className = "rl-popup";
@@ -174,16 +178,16 @@ def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Mapping[str,
              "cls": {c.value: name_of(c) for c in Classification},
              "stage_names": {s.value: name_of(s) for s in Stage}}
     js = JsCode(_STYLE_JS % {
-        "cls": json.dumps({str(k): v for k, v in CLASSIFICATION_COLOURS.items()}),
-        "stages": json.dumps({str(k): list(v) for k, v in STAGE_OUTLINES.items()}),
-        "labels": json.dumps(words, ensure_ascii=False), "r": SITE_RADIUS,
+        "cls": script_json({str(k): v for k, v in CLASSIFICATION_COLOURS.items()}),
+        "stages": script_json({str(k): list(v) for k, v in STAGE_OUTLINES.items()}),
+        "labels": script_json(words), "r": SITE_RADIUS,
         "rn": NEW_SITE_RADIUS})
     # Lines first so the markers sit on top of them.
     for key, title, marker in (
             ("lines", labels["lines"], None),
             ("new", labels["new_sites"], folium.CircleMarker(radius=NEW_SITE_RADIUS)),
             ("sites", labels["sites"], folium.CircleMarker(radius=SITE_RADIUS))):
-        fg = folium.FeatureGroup(name=f"{title} ({len(feats[key])})", show=True)
+        fg = folium.FeatureGroup(name=control_name(f"{title} ({len(feats[key])})"), show=True)
         if feats[key]:
             folium.GeoJson({"type": "FeatureCollection", "features": feats[key]}, name=title,
                            marker=marker, on_each_feature=js).add_to(fg)

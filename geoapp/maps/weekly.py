@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from geoapp.domain.bulletin import COUNT_CLASSES, KEY_COLOUR, count_colour
 from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.layers import geojson_dict
 from geoapp.maps.legend import add_legend
+from geoapp.maps.safe import SafeGeoJsonTooltip
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,8 @@ def weekly_map(report: Any, *, tiles: str = "osm", tianditu_key: str = "",
     title = (f'<div class="weekly-map-title" style="position:absolute;top:8px;left:50%;'
              f'transform:translateX(-50%);z-index:800;background:rgba(255,255,255,.9);'
              f'padding:4px 10px;border-radius:4px;font-size:14px;text-align:center">'
-             f'{report.title}<br><small>{report.date_range}</small></div>')
+             f'{escape(str(report.title))}<br><small>{escape(str(report.date_range))}</small>'
+             f'</div>')
     m.get_root().html.add_child(folium.Element(title))
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m
@@ -64,14 +67,15 @@ def _add_counties(m: folium.Map, counties, report: Any, _) -> None:
         geojson_dict(gdf, ["name", "warnings"]), name=_("区县界"),
         style_function=lambda f: {"color": "#333333", "weight": 1.5, "dashArray": "6 4",
                                   "fillOpacity": 0.0},
-        tooltip=folium.GeoJsonTooltip(fields=["name", "warnings"],
-                                      aliases=[_("区县"), _("预警次数")]),
+        tooltip=SafeGeoJsonTooltip(fields=["name", "warnings"],
+                                   aliases=[_("区县"), _("预警次数")]),
     ).add_to(m)
     for name, geom in zip(gdf["name"], gdf.geometry, strict=True):
         p = geom.representative_point()
         folium.Marker([p.y, p.x], icon=folium.DivIcon(
             html=f'<div class="weekly-county-label" style="font-size:12px;white-space:nowrap;'
-                 f'transform:translate(-50%,-50%);color:#222">{name}</div>')).add_to(m)
+                 f'transform:translate(-50%,-50%);color:#222">{escape(str(name))}</div>'),
+        ).add_to(m)
 
 
 def _add_grids(m: folium.Map, grids, _) -> None:
@@ -88,7 +92,7 @@ def _add_grids(m: folium.Map, grids, _) -> None:
 
     folium.GeoJson(
         data, name=_("热点网格"), style_function=style,
-        tooltip=folium.GeoJsonTooltip(
+        tooltip=SafeGeoJsonTooltip(
             fields=["code", "county", "key_label", "count", "streak"],
             aliases=[_("网格编号"), _("区县"), _("类别"), _("本周预警次数"), _("连续预警周数")]),
     ).add_to(m)

@@ -7039,11 +7039,76 @@ var $ = dom.$;
 var Symbology = require('./mapsymbology');
 
 
-var controlTemplate = _.template("<a class=\"<%= model.className %>-toggle js-toggle\" href=\"#\" title=\"<%= i18n.__('measureDistancesAndAreas') %>\"><%= i18n.__('measure') %></a>\n<div class=\"<%= model.className %>-interaction js-interaction\">\n  <div class=\"js-startprompt startprompt\">\n    <h3><%= i18n.__('measureDistancesAndAreas') %></h3>\n    <ul class=\"tasks\">\n      <a href=\"#\" class=\"js-start start\"><%= i18n.__('createNewMeasurement') %></a>\n    </ul>\n  </div>\n  <div class=\"js-measuringprompt\">\n    <h3><%= i18n.__('measureDistancesAndAreas') %></h3>\n    <p class=\"js-starthelp\"><%= i18n.__('startCreating') %></p>\n    <div class=\"js-results results\"></div>\n    <ul class=\"js-measuretasks tasks\">\n      <li><a href=\"#\" class=\"js-cancel cancel\"><%= i18n.__('cancel') %></a></li>\n      <li><a href=\"#\" class=\"js-finish finish\"><%= i18n.__('finishMeasurement') %></a></li>\n    </ul>\n  </div>\n</div>");
-var resultsTemplate = _.template("<div class=\"group\">\n<p class=\"lastpoint heading\"><%= i18n.__('lastPoint') %></p>\n<p><%= model.lastCoord.dms.y %> <span class=\"coorddivider\">/</span> <%= model.lastCoord.dms.x %></p>\n<p><%= humanize.numberFormat(model.lastCoord.dd.y, 6) %> <span class=\"coorddivider\">/</span> <%= humanize.numberFormat(model.lastCoord.dd.x, 6) %></p>\n</div>\n<% if (model.pointCount > 1) { %>\n<div class=\"group\">\n<p><span class=\"heading\"><%= i18n.__('pathDistance') %></span> <%= model.lengthDisplay %></p>\n</div>\n<% } %>\n<% if (model.pointCount > 2) { %>\n<div class=\"group\">\n<p><span class=\"heading\"><%= i18n.__('area') %></span> <%= model.areaDisplay %></p>\n</div>\n<% } %>");
-var pointPopupTemplate = _.template("<h3><%= i18n.__('pointLocation') %></h3>\n<p><%= model.lastCoord.dms.y %> <span class=\"coorddivider\">/</span> <%= model.lastCoord.dms.x %></p>\n<p><%= humanize.numberFormat(model.lastCoord.dd.y, 6) %> <span class=\"coorddivider\">/</span> <%= humanize.numberFormat(model.lastCoord.dd.x, 6) %></p>\n<ul class=\"tasks\">\n  <li><a href=\"#\" class=\"js-zoomto zoomto\"><%= i18n.__('centerOnLocation') %></a></li>\n  <li><a href=\"#\" class=\"js-deletemarkup deletemarkup\"><%= i18n.__('delete') %></a></li>\n</ul>");
-var linePopupTemplate = _.template("<h3><%= i18n.__('linearMeasurement') %></h3>\n<p><%= model.lengthDisplay %></p>\n<ul class=\"tasks\">\n  <li><a href=\"#\" class=\"js-zoomto zoomto\"><%= i18n.__('centerOnLine') %></a></li>\n  <li><a href=\"#\" class=\"js-deletemarkup deletemarkup\"><%= i18n.__('delete') %></a></li>\n</ul>");
-var areaPopupTemplate = _.template("<h3><%= i18n.__('areaMeasurement') %></h3>\n<p><%= model.areaDisplay %></p>\n<p><%= model.lengthDisplay %> <%= i18n.__('perimeter') %></p>\n<ul class=\"tasks\">\n  <li><a href=\"#\" class=\"js-zoomto zoomto\"><%= i18n.__('centerOnArea') %></a></li>\n  <li><a href=\"#\" class=\"js-deletemarkup deletemarkup\"><%= i18n.__('delete') %></a></li>\n</ul>");
+// geoapp patch: these five templates were `_.template("...")` strings, which underscore
+// compiles with `new Function` when this file loads, and a Content-Security-Policy without
+// 'unsafe-eval' refuses that. They are written out as plain functions giving the same markup
+// (`<%= %>` inserts unescaped, as before; every value is a number or this control's own text).
+function _lmText(v) { return v == null ? '' : v; }
+var controlTemplate = function (obj) {
+  var model = obj.model, i18n = obj.i18n, c = _lmText(model.className);
+  return '<a class="' + c + '-toggle js-toggle" href="#" title="' + _lmText(i18n.__('measureDistancesAndAreas')) + '">' + _lmText(i18n.__('measure')) + '</a>\n' +
+    '<div class="' + c + '-interaction js-interaction">\n' +
+    '  <div class="js-startprompt startprompt">\n' +
+    '    <h3>' + _lmText(i18n.__('measureDistancesAndAreas')) + '</h3>\n' +
+    '    <ul class="tasks">\n' +
+    '      <a href="#" class="js-start start">' + _lmText(i18n.__('createNewMeasurement')) + '</a>\n' +
+    '    </ul>\n' +
+    '  </div>\n' +
+    '  <div class="js-measuringprompt">\n' +
+    '    <h3>' + _lmText(i18n.__('measureDistancesAndAreas')) + '</h3>\n' +
+    '    <p class="js-starthelp">' + _lmText(i18n.__('startCreating')) + '</p>\n' +
+    '    <div class="js-results results"></div>\n' +
+    '    <ul class="js-measuretasks tasks">\n' +
+    '      <li><a href="#" class="js-cancel cancel">' + _lmText(i18n.__('cancel')) + '</a></li>\n' +
+    '      <li><a href="#" class="js-finish finish">' + _lmText(i18n.__('finishMeasurement')) + '</a></li>\n' +
+    '    </ul>\n' +
+    '  </div>\n' +
+    '</div>';
+};
+function _lmCoords(model, humanize) {
+  return '<p>' + _lmText(model.lastCoord.dms.y) + ' <span class="coorddivider">/</span> ' + _lmText(model.lastCoord.dms.x) + '</p>\n' +
+    '<p>' + _lmText(humanize.numberFormat(model.lastCoord.dd.y, 6)) + ' <span class="coorddivider">/</span> ' + _lmText(humanize.numberFormat(model.lastCoord.dd.x, 6)) + '</p>\n';
+}
+var resultsTemplate = function (obj) {
+  var model = obj.model, i18n = obj.i18n, humanize = obj.humanize;
+  var out = '<div class="group">\n<p class="lastpoint heading">' + _lmText(i18n.__('lastPoint')) + '</p>\n' +
+    _lmCoords(model, humanize) + '</div>\n';
+  if (model.pointCount > 1) {
+    out += '\n<div class="group">\n<p><span class="heading">' + _lmText(i18n.__('pathDistance')) + '</span> ' + _lmText(model.lengthDisplay) + '</p>\n</div>\n';
+  }
+  out += '\n';
+  if (model.pointCount > 2) {
+    out += '\n<div class="group">\n<p><span class="heading">' + _lmText(i18n.__('area')) + '</span> ' + _lmText(model.areaDisplay) + '</p>\n</div>\n';
+  }
+  return out;
+};
+var pointPopupTemplate = function (obj) {
+  var model = obj.model, i18n = obj.i18n, humanize = obj.humanize;
+  return '<h3>' + _lmText(i18n.__('pointLocation')) + '</h3>\n' + _lmCoords(model, humanize) +
+    '<ul class="tasks">\n' +
+    '  <li><a href="#" class="js-zoomto zoomto">' + _lmText(i18n.__('centerOnLocation')) + '</a></li>\n' +
+    '  <li><a href="#" class="js-deletemarkup deletemarkup">' + _lmText(i18n.__('delete')) + '</a></li>\n' +
+    '</ul>';
+};
+var linePopupTemplate = function (obj) {
+  var model = obj.model, i18n = obj.i18n;
+  return '<h3>' + _lmText(i18n.__('linearMeasurement')) + '</h3>\n' +
+    '<p>' + _lmText(model.lengthDisplay) + '</p>\n' +
+    '<ul class="tasks">\n' +
+    '  <li><a href="#" class="js-zoomto zoomto">' + _lmText(i18n.__('centerOnLine')) + '</a></li>\n' +
+    '  <li><a href="#" class="js-deletemarkup deletemarkup">' + _lmText(i18n.__('delete')) + '</a></li>\n' +
+    '</ul>';
+};
+var areaPopupTemplate = function (obj) {
+  var model = obj.model, i18n = obj.i18n;
+  return '<h3>' + _lmText(i18n.__('areaMeasurement')) + '</h3>\n' +
+    '<p>' + _lmText(model.areaDisplay) + '</p>\n' +
+    '<p>' + _lmText(model.lengthDisplay) + ' ' + _lmText(i18n.__('perimeter')) + '</p>\n' +
+    '<ul class="tasks">\n' +
+    '  <li><a href="#" class="js-zoomto zoomto">' + _lmText(i18n.__('centerOnArea')) + '</a></li>\n' +
+    '  <li><a href="#" class="js-deletemarkup deletemarkup">' + _lmText(i18n.__('delete')) + '</a></li>\n' +
+    '</ul>';
+};
 
 var i18n = new (require('i18n-2'))({
   devMode: false,

@@ -1,0 +1,104 @@
+"""Putting data into a map page without letting it become markup or script.
+
+Every string that reaches a map comes from data someone typed or uploaded (feature names and
+ids of uploaded layers, site names, ledger fields), so nothing here trusts it:
+
+- :func:`script_json` writes a value as JSON that is safe *inside* an inline ``<script>``: a
+  name holding ``</script>`` or ``<!--`` cannot end or confuse the script block.
+- :class:`SafeGeoJsonTooltip` and :class:`SafeGeoJsonPopup` replace folium's GeoJsonTooltip
+  and GeoJsonPopup, which paste property values into ``innerHTML``; these build the table
+  with ``textContent``.
+- :class:`TextTooltip` replaces a folium ``Tooltip`` made from a plain string (folium puts
+  the string into a JavaScript template literal as HTML); the text is shown as text.
+- :func:`control_name` is a layer's name for the LayerControl, which Leaflet shows as HTML.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from folium.features import GeoJsonPopup, GeoJsonTooltip
+from folium.map import Tooltip
+from folium.template import Template
+
+_SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                 "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def script_json(value: Any, **kwargs: Any) -> str:
+    """``value`` as compact JSON fit to sit in an inline script (and still valid JSON).
+
+    ``<``, ``>`` and ``&`` become ``\\u003c``-style escapes, so no ``</script>``, ``<!--`` or
+    ``]]>`` can appear; U+2028/U+2029 are escaped for older JavaScript engines.
+    """
+    kwargs.setdefault("ensure_ascii", False)
+    kwargs.setdefault("separators", (",", ":"))
+    return json.dumps(value, **kwargs).translate(_SCRIPT_ESCAPES)
+
+
+def control_name(text: str) -> str:
+    """A layer name as the LayerControl shows it (Leaflet inserts names as HTML)."""
+    return escape(str(text), quote=False)
+
+
+# The table of a feature's properties, built with textContent. ``labels`` shows the aliases
+# as row headers; ``localize`` formats numbers in the browser's locale, as folium's did.
+_DETAIL_JS = """function (layer) {
+      var fields = {{ this.fields | tojson }}, aliases = {{ this.aliases | tojson }};
+      var props = (layer.feature && layer.feature.properties) || {};
+      var div = L.DomUtil.create('div', {{ this.class_name | tojson }});
+      var table = L.DomUtil.create('table', '', div);
+      fields.forEach(function (f, i) {
+        var v = props[f], tr = table.insertRow();
+        {% if this.labels %}var th = document.createElement('th');
+        th.textContent = aliases[i];
+        tr.appendChild(th);{% endif %}
+        if (v === null || v === undefined) { v = ''; }
+        else if (typeof v === 'object') { v = JSON.stringify(v); }
+        {% if this.localize %}else if (typeof v === 'number') { v = v.toLocaleString(); }{% endif %}
+        tr.insertCell().textContent = String(v);
+      });
+      return div;
+    }"""
+
+
+class SafeGeoJsonTooltip(GeoJsonTooltip):
+    """folium's GeoJsonTooltip (same arguments), property values shown as text."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+    {{ this._parent.get_name() }}.bindTooltip(""" + _DETAIL_JS + """,
+      {{ this.tooltip_options | tojavascript }});
+{% endmacro %}
+""")
+
+
+class SafeGeoJsonPopup(GeoJsonPopup):
+    """folium's GeoJsonPopup (same arguments), property values shown as text."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+    {{ this._parent.get_name() }}.bindPopup(""" + _DETAIL_JS + """,
+      {{ this.popup_options | tojavascript }});
+{% endmacro %}
+""")
+
+
+class TextTooltip(Tooltip):
+    """A tooltip showing ``text`` as plain text (folium's Tooltip treats it as HTML)."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+    {{ this._parent.get_name() }}.bindTooltip(function () {
+      var div = document.createElement('div');
+      div.textContent = {{ this.text_json }};
+      return div;
+    }, {{ this.options | tojavascript }});
+{% endmacro %}
+""")
+
+    def __init__(self, text: str, **kwargs: Any) -> None:
+        super().__init__(text, **kwargs)
+        self.text_json = script_json(str(text))
