@@ -7,9 +7,12 @@ README.md and docs/configuration.md list the same table; a test keeps them in st
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import math
 import os
 import tomllib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +69,19 @@ SETTINGS: tuple[Setting, ...] = (
             "internet. `geoapp serve` turns it on unless set to false."),
     Setting("SECRET_KEY", "dev-insecure-change-me", str,
             "Key that signs session cookies. Production (`geoapp serve --prod`, "
-            "geoapp.web.prod) refuses to start with the default or one under 32 characters."),
+            "geoapp.web.prod) refuses to start with the default, one under 32 characters or "
+            "a low-entropy one (few distinct characters, repeats, whitespace)."),
+    Setting("COOKIE_SECURE", True, bool,
+            "In production, mark the session cookie Secure so browsers send it over HTTPS "
+            "only. Set false on a plain-HTTP intranet, or nobody can stay logged in. The "
+            "development server never sets it."),
+    Setting("HSTS_MAX_AGE", 0, int,
+            "Strict-Transport-Security max-age in seconds sent with every response; 0 sends "
+            "no header. Only for sites served over HTTPS."),
+    Setting("TRUSTED_PROXIES", "", str,
+            "Comma-separated addresses (or CIDR networks) of reverse proxies whose "
+            "X-Forwarded-For is believed for the client address; the right-most address not "
+            "in this list is the client. Empty: none, the direct peer is the client."),
     Setting("WORKERS", 0, int,
             "Worker processes of `geoapp serve --prod` (granian). 0: one per CPU core."),
     Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
@@ -80,20 +95,53 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
 DEFAULT_SECRET_KEY = SETTINGS_BY_NAME["SECRET_KEY"].default
 MIN_SECRET_KEY_LENGTH = 32
+#: A production key needs this many distinct characters and this many bits by the
+#: character-frequency (Shannon) estimate. ``secrets.token_hex()`` (64 hex digits, the key
+#: Flask's docs suggest) has all 16 digits only three times in four, hence 10, not 16;
+#: ``secrets.token_urlsafe(48)`` has about 45 distinct characters and 340 bits.
+MIN_SECRET_KEY_DISTINCT = 10
+MIN_SECRET_KEY_BITS = 100
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is unfit to sign production cookies, or None: the default, too short,
+    whitespace, too few distinct characters, a low Shannon-entropy estimate, one short piece
+    repeated or a run of neighbouring characters (``abcdef...``, ``123456...``)."""
+    if key == DEFAULT_SECRET_KEY:
+        return "is the default"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"has {len(key)} characters"
+    if any(c.isspace() for c in key):
+        return "contains whitespace"
+    distinct = len(set(key))
+    if distinct < MIN_SECRET_KEY_DISTINCT:
+        return f"has only {distinct} distinct characters"
+    n = len(key)
+    if any(n % k == 0 and key[:k] * (n // k) == key for k in range(1, n // 2 + 1)):
+        return "repeats one short piece"
+    steps = sum(abs(ord(b) - ord(a)) <= 1 for a, b in zip(key, key[1:], strict=False))
+    if steps > (n - 1) / 2:
+        return "is mostly a run of neighbouring characters"
+    bits = -sum(c * math.log2(c / n) for c in Counter(key).values())
+    if bits < MIN_SECRET_KEY_BITS:
+        return f"looks guessable (about {bits:.0f} bits by character frequency)"
+    return None
 
 
 def check_production(values: dict[str, Any]) -> None:
     """Refuse to serve production with a guessable cookie-signing key.
 
     Anyone who knows the key can forge a session cookie and log in as any account, and the
-    default is printed in the docs, so a production server must never start with it.
+    default is printed in the docs, so a production server must never start with it; nor
+    with a key of repeated characters, whitespace or too few distinct characters.
     """
     key = str(values.get("SECRET_KEY") or "")
-    if key == DEFAULT_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
-        what = "is the default" if key == DEFAULT_SECRET_KEY else f"has {len(key)} characters"
+    what = secret_key_problem(key)
+    if what is not None:
         raise ConfigError(
             f"SECRET_KEY {what}: production needs a random value of at least "
-            f"{MIN_SECRET_KEY_LENGTH} characters. Set GEOAPP_SECRET_KEY (or SECRET_KEY in "
+            f"{MIN_SECRET_KEY_LENGTH} characters with at least {MIN_SECRET_KEY_DISTINCT} "
+            "distinct ones and no whitespace. Set GEOAPP_SECRET_KEY (or SECRET_KEY in "
             "geoapp.toml), e.g. to the output of "
             "`python -c \"import secrets; print(secrets.token_urlsafe(48))\"`")
 
@@ -168,4 +216,22 @@ def load_settings(instance_path: str | os.PathLike | None = None,
         raise ConfigError(f"TILES must be osm, tianditu, amap or none, got {values['TILES']!r}")
     if values["LANGUAGE"] not in ("zh", "en"):
         raise ConfigError(f"LANGUAGE must be zh or en, got {values['LANGUAGE']!r}")
+    if values["HSTS_MAX_AGE"] < 0:
+        raise ConfigError(f"HSTS_MAX_AGE must be 0 (off) or more, got {values['HSTS_MAX_AGE']}")
+    trusted_proxies(values["TRUSTED_PROXIES"])  # a typo is an error now, not at a login
     return values
+
+
+def trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """TRUSTED_PROXIES parsed: each comma-separated entry an address or a CIDR network."""
+    nets = []
+    for entry in (text or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            nets.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {entry!r} is not an IP address or network") \
+                from None
+    return tuple(nets)

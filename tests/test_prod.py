@@ -18,7 +18,7 @@ from geoapp.cli import main
 from geoapp.config import check_production, load_settings, worker_count
 from geoapp.domain.errors import ConfigError
 
-GOOD_KEY = "k" * 40
+GOOD_KEY = "Zq3v-Lm8xT2pW9rY_kB4nH7cJ1dF6gS0aE5u"  # 36 characters, no pattern
 
 
 @pytest.mark.parametrize("key, reason", [(None, "is the default"),

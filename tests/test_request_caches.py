@@ -50,6 +50,9 @@ def test_role_changed_by_another_worker_applies_on_the_next_request(app):
         other.update_user("planner", {"role": "viewer"}, user="admin")
     finally:
         other.close()
+    r = c.get("/layers")  # the role change ended the session
+    assert r.status_code == 302 and "/login" in r.headers["Location"]
+    login(c, "planner")
     assert c.get("/layers").status_code == 403
 
 

@@ -27,10 +27,12 @@ def client(app):
     return c
 
 
-def test_healthz_answers_json_with_the_city(client):
-    r = client.get("/healthz")
-    assert r.status_code == 200
-    body = r.get_json()
+def test_healthz_tells_only_admins_more_than_ok(app, client):
+    r = client.get("/healthz")  # a viewer: no version, city or build time
+    assert r.status_code == 200 and r.get_json() == {"status": "ok"}
+    admin = app.test_client()
+    login(admin, "admin")
+    body = admin.get("/healthz").get_json()
     assert body["status"] == "ok"
     assert body["city"] == "焦作市"
 

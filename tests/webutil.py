@@ -9,7 +9,8 @@ ROLES = ("viewer", "inspector", "planner", "admin")
 
 
 def password_for(role: str) -> str:
-    return f"pw-{role}-0123"
+    """A password that passes the rules (12+ characters, not common, not the username)."""
+    return f"pw-{role}-0123-long"
 
 
 def make_users(app) -> None:

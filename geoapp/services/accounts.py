@@ -1,24 +1,36 @@
-"""Accounts: create users, verify logins with rate limiting, change passwords and roles."""
+"""Accounts: create users, verify logins with rate limiting, change passwords and roles.
+
+Usernames are unique after NFKC normalisation and case-folding (``storage.apptables.
+username_key``). A login costs one password-hash verification whether or not the account
+exists, and failed logins lock the (account, client address) pair and the address, never
+the account for everyone (see docs/security.md "Rate limits on login").
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import string
+import unicodedata
 from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from geoapp.domain.errors import GeoappError, InvalidInput, NotFound
 from geoapp.domain.vocab import Role
+from geoapp.storage.apptables import username_key
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
 
 log = logging.getLogger(__name__)
 
-MIN_PASSWORD = 8
-#: Failed logins allowed per username, and per client address, within the window.
+MIN_PASSWORD = 12
+#: Failed logins allowed for one account from one client address, and from one address
+#: across all accounts, within the window.
 MAX_FAILS_PER_USER = 5
 MAX_FAILS_PER_ADDR = 20
 WINDOW = timedelta(minutes=15)
@@ -41,17 +53,64 @@ def parse_role(value: str) -> str:
         raise InvalidInput(f"role: {exc}") from None
 
 
-def check_password_strength(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD:
-        raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters")
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list of common passwords (case-folded), read once."""
+    text = resources.files("geoapp.services").joinpath("common_passwords.txt") \
+        .read_text(encoding="utf-8")
+    return frozenset(line.strip().casefold() for line in text.splitlines()
+                     if line.strip() and not line.startswith("#"))
 
+
+_EDGES = string.digits + string.punctuation + string.whitespace
+
+
+def _repeats_a_short_piece(text: str) -> bool:
+    """``abcabcabcabc``: the whole text is one piece of at most a third of it repeated."""
+    n = len(text)
+    return any(n % k == 0 and text[:k] * (n // k) == text for k in range(1, n // 3 + 1))
+
+
+def check_password_strength(password: str, username: str = "") -> None:
+    """Refuse passwords that are short, common, built from the username or from one
+    repeated piece. Messages say which rule failed, Chinese first."""
+    password = password or ""
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"密码太短 Password too short: at least {MIN_PASSWORD} characters")
+    folded = unicodedata.normalize("NFKC", password).casefold()
+    if not password.strip() or len(set(folded)) < 4 or _repeats_a_short_piece(folded):
+        raise InvalidInput("密码过于简单 Password too simple: not only spaces, one repeated "
+                           "character or one short repeated piece")
+    core = folded.strip(_EDGES)
+    if folded in common_passwords() or (core and core in common_passwords()):
+        raise InvalidInput("密码太常见 Password too common: it is on the list of "
+                           "frequently used passwords")
+    if _made_from_username(folded, username_key(username)):
+        raise InvalidInput("密码不能是用户名或由用户名组成 Password must not be the "
+                           "username or be made from it")
+
+
+def _made_from_username(folded: str, name: str) -> bool:
+    """The password is the username (or it reversed), or contains it (3+ characters) with
+    fewer than 8 other characters, or with only a common password besides."""
+    if not name:
+        return False
+    for piece in (name, name[::-1]):
+        if folded == piece:
+            return True
+        if len(piece) >= 3 and piece in folded:
+            rest = folded.replace(piece, "").strip(_EDGES)
+            if len(rest) < 8 or rest in common_passwords():
+                return True
+    return False
 
 USERNAME = re.compile(r"^[\w.@-]{1,64}$")
 
 
 def check_username(username: str) -> str:
-    """Letters, digits, ``_ . @ -`` only: names appear in URLs, logs and the audit table."""
-    name = (username or "").strip()
+    """Letters, digits, ``_ . @ -`` only: names appear in URLs, logs and the audit table.
+    Returned NFKC-normalised (fullwidth letters become plain ones)."""
+    name = unicodedata.normalize("NFKC", (username or "").strip())
     if not USERNAME.match(name):
         raise InvalidInput("用户名只能包含字母、数字和 _ . @ - Username may hold letters, "
                            "digits and _ . @ - only (1-64 characters)")
@@ -64,34 +123,82 @@ def create_user(app: Geoapp, username: str, password: str, role: str, *,
     name = check_username(username)
     if confirm is not None and confirm != password:
         raise InvalidInput("两次输入的密码不一致 The two passwords differ")
-    check_password_strength(password)
+    check_password_strength(password, name)
     return app.repo.create_user(name, generate_password_hash(password),
                                 parse_role(role), display_name=display_name.strip(), user=by)
 
 
 def set_password(app: Geoapp, username: str, password: str, *, by: str) -> dict[str, Any]:
-    check_password_strength(password)
-    return app.repo.update_user(username, {"password_hash": generate_password_hash(password)},
-                                user=by)
+    """A new password (checked against the rules); every session of the account ends."""
+    row = _require(app, username)
+    check_password_strength(password, row["username"])
+    return app.repo.update_user(row["username"],
+                                {"password_hash": generate_password_hash(password)}, user=by)
+
+
+def change_own_password(app: Geoapp, username: str, current: str, password: str,
+                        confirm: str) -> dict[str, Any]:
+    """A user replaces their own password, proving the current one first. Every session of
+    the account ends (the caller logs the current browser in again)."""
+    account = app.repo.user_with_hash(username)
+    if account is None or not check_password_hash(account["password_hash"], current or ""):
+        raise InvalidInput("当前密码错误 The current password is wrong")
+    if password != confirm:
+        raise InvalidInput("两次输入的密码不一致 The two passwords differ")
+    if password == current:
+        raise InvalidInput("新密码不能与当前密码相同 The new password must differ from the "
+                           "current one")
+    return set_password(app, account["username"], password, by=account["username"])
+
+
+def end_sessions(app: Geoapp, username: str, *, by: str, reason: str = "logout") -> int:
+    """End every session of the account (logout ends them on every device)."""
+    return app.repo.end_sessions(username, user=by, reason=reason)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash made like real ones (same werkzeug method and cost), verified for unknown
+    usernames so that a wrong guess costs the same time whether the account exists."""
+    return generate_password_hash("geoapp-no-such-account")
+
+
+def _since_iso() -> str:
+    return (datetime.now(UTC) - WINDOW).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def login_locked(app: Geoapp, key: str, remote_addr: str) -> bool:
+    """Whether logins for normalised username ``key`` from ``remote_addr`` are refused now:
+    5 failures of that pair since its last success, or 20 failures from the address (any
+    accounts), within the window. Other addresses can still log in to the account."""
+    since = _since_iso()
+    return (app.repo.failed_logins_since(since, username=key, remote_addr=remote_addr,
+                                         reset_by_success=True) >= MAX_FAILS_PER_USER
+            or app.repo.failed_logins_since(since, remote_addr=remote_addr)
+            >= MAX_FAILS_PER_ADDR)
 
 
 def authenticate(app: Geoapp, username: str, password: str, remote_addr: str) -> dict[str, Any]:
-    """The account if the password is right; refuses early when attempts pile up."""
-    name = (username or "").strip()
-    since = (datetime.now(UTC) - WINDOW).isoformat(timespec="seconds").replace("+00:00", "Z")
-    if (app.repo.failed_logins_since(since, username=name) >= MAX_FAILS_PER_USER
-            or app.repo.failed_logins_since(since, remote_addr=remote_addr)
-            >= MAX_FAILS_PER_ADDR):
-        log.warning("login refused for %r from %s: too many failed attempts", name, remote_addr)
+    """The account if the password is right; refuses early when attempts pile up.
+
+    ``username`` is normalised (``Inspector`` and fullwidth ``ｉｎｓｐｅｃｔｏｒ`` are
+    ``inspector``), attempts are counted under the normalised name, and one hash is
+    verified in every case (a dummy for unknown or empty names), so neither the answer nor
+    its timing tells whether an account exists or is disabled.
+    """
+    key = username_key(username)
+    if login_locked(app, key, remote_addr):
+        log.warning("login refused for %r from %s: too many failed attempts", key, remote_addr)
         raise TooManyAttempts("登录失败次数过多，请15分钟后再试 Too many failed attempts; "
                               "try again in 15 minutes")
-    account = app.repo.user_with_hash(name) if name else None
-    ok = bool(account and account["active"] and check_password_hash(account["password_hash"],
-                                                                     password or ""))
-    app.repo.record_login(name, remote_addr, ok)
+    account = app.repo.user_with_hash(key) if key else None
+    stored = account["password_hash"] if account else _dummy_hash()
+    ok = check_password_hash(stored, password or "")
+    ok = bool(ok and account and account["active"])
+    app.repo.record_login(key, remote_addr, ok, account=account["username"] if ok else None)
     if not ok:
         raise LoginFailed("用户名或密码错误 Wrong username or password")
-    return app.repo.get_user(name)
+    return app.repo.get_user(account["username"])
 
 
 class LastAdmin(GeoappError):

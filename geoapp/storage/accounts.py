@@ -6,15 +6,19 @@ Password hashes are stored but never written to the audit log or returned by lis
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound
+from geoapp.storage.apptables import username_key
 from geoapp.storage.build import utc_now
 
 USER_PUBLIC = ("id", "username", "role", "display_name", "active", "created_at", "updated_at",
-               "last_login_at")
+               "last_login_at", "session_version")
 USER_EDITABLE = ("password_hash", "role", "display_name", "active")
+#: Changing one of these ends every session of the account (its session_version moves on).
+ENDS_SESSIONS = ("password_hash", "role", "active")
 
 
 def _public(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -30,22 +34,34 @@ class AccountStore:
     ``_log()``."""
 
     def _user_row(self, username: str) -> dict[str, Any] | None:
-        cur = self._conn().execute("SELECT * FROM users WHERE username = ?", (username,))
-        row = cur.fetchone()
-        return None if row is None else {d[0]: v for d, v in zip(cur.description, row, strict=True)}
+        """The account named ``username`` exactly, or else the one whose normalised name
+        (``username_key``) matches; None when unknown or when several rows made before
+        normalisation share the key and none is named exactly so."""
+        cur = self._conn().execute("SELECT * FROM users WHERE username = ? OR username_key = ?",
+                                   (username, username_key(username)))
+        rows = [{d[0]: v for d, v in zip(cur.description, r, strict=True)}
+                for r in cur.fetchall()]
+        if len(rows) > 1:
+            rows = [r for r in rows if r["username"] == username]
+        return rows[0] if len(rows) == 1 else None
 
     def create_user(self, username: str, password_hash: str, role: str, *,
                     display_name: str = "", user: str) -> dict[str, Any]:
-        name = (username or "").strip()
+        name = unicodedata.normalize("NFKC", (username or "").strip())
         if not name:
             raise InvalidInput("username must not be empty")
+        key = username_key(name)
         now = utc_now()
         with self.transaction() as conn:
-            if conn.execute("SELECT 1 FROM users WHERE username = ?", (name,)).fetchone():
-                raise Conflict(f"user {name!r} already exists")
-            conn.execute("INSERT INTO users (username, password_hash, role, display_name, active,"
-                         " created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                         (name, password_hash, role, display_name, now, now))
+            taken = conn.execute("SELECT username FROM users WHERE username = ? OR "
+                                 "username_key = ?", (name, key)).fetchone()
+            if taken:
+                raise Conflict(f"用户名已被占用 Username taken: {name!r} is the same as the "
+                               f"existing account {taken[0]!r}")
+            conn.execute("INSERT INTO users (username, username_key, password_hash, role, "
+                         "display_name, active, created_at, updated_at) "
+                         "VALUES (?, ?, ?, ?, ?, 1, ?, ?)",
+                         (name, key, password_hash, role, display_name, now, now))
             created = _public(self._user_row(name))
             self._log(conn, user=user, action="create", entity="user", entity_id=name,
                       before=None, after=created)
@@ -72,6 +88,8 @@ class AccountStore:
         return [_public(dict(zip(USER_PUBLIC, r, strict=True))) for r in cur.fetchall()]
 
     def update_user(self, username: str, changes: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+        """Change editable fields (audited); a new password, role or active flag also ends
+        every session of the account (``session_version`` + 1)."""
         bad = [k for k in changes if k not in USER_EDITABLE]
         if bad:
             raise InvalidInput(f"cannot change {', '.join(bad)} of a user")
@@ -79,7 +97,10 @@ class AccountStore:
             before = _public(self._user_row(username))
             if before is None:
                 raise NotFound(f"no user {username!r}")
+            username = before["username"]
             sets = ", ".join(f"{k} = ?" for k in changes)
+            if any(k in ENDS_SESSIONS for k in changes):
+                sets += ", session_version = session_version + 1"
             conn.execute(f"UPDATE users SET {sets}, updated_at = ? WHERE username = ?",
                          [*changes.values(), utc_now(), username])
             after = _public(self._user_row(username))
@@ -88,28 +109,57 @@ class AccountStore:
                       before=before, after={**after, "changed": shown})
         return after
 
-    def record_login(self, username: str, remote_addr: str, success: bool) -> None:
+    def end_sessions(self, username: str, *, user: str, reason: str = "logout") -> int:
+        """End every session of the account at once (``session_version`` + 1, audited);
+        returns the new version."""
+        with self.transaction() as conn:
+            row = self._user_row(username)
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            conn.execute("UPDATE users SET session_version = session_version + 1 "
+                         "WHERE id = ?", (row["id"],))
+            version = int(row["session_version"]) + 1
+            self._log(conn, user=user, action=reason, entity="session",
+                      entity_id=row["username"], before=None,
+                      after={"session_version": version})
+        return version
+
+    def record_login(self, username: str, remote_addr: str, success: bool, *,
+                     account: str | None = None) -> None:
+        """Keep a login attempt under ``username`` (the normalised name typed) and audit it;
+        on success ``account`` (the stored name, default ``username``) gets its last login."""
         now = utc_now()
         with self.transaction() as conn:
             conn.execute("INSERT INTO login_attempts (at, username, remote_addr, success) "
                          "VALUES (?, ?, ?, ?)", (now, username, remote_addr, int(success)))
             if success:
                 conn.execute("UPDATE users SET last_login_at = ? WHERE username = ?",
-                             (now, username))
-            self._log(conn, user=username or "(anonymous)",
+                             (now, account or username))
+            self._log(conn, user=(account if success else None) or username or "(anonymous)",
                       action="login" if success else "login_failed", entity="session",
-                      entity_id=username, before=None, after={"remote_addr": remote_addr})
+                      entity_id=account or username, before=None,
+                      after={"remote_addr": remote_addr})
 
     def failed_logins_since(self, since_iso: str, *, username: str | None = None,
-                            remote_addr: str | None = None) -> int:
-        """Failed attempts after ``since_iso`` for a username and/or an address."""
+                            remote_addr: str | None = None,
+                            reset_by_success: bool = False) -> int:
+        """Failed attempts after ``since_iso`` for a username and/or an address; with
+        ``reset_by_success`` only those after the last successful attempt of the same
+        username and/or address."""
         where, params = ["success = 0", "at >= ?"], [since_iso]
+        same, same_params = [], []
         if username is not None:
-            where.append("username = ?")
-            params.append(username)
+            same.append("username = ?")
+            same_params.append(username)
         if remote_addr is not None:
-            where.append("remote_addr = ?")
-            params.append(remote_addr)
+            same.append("remote_addr = ?")
+            same_params.append(remote_addr)
+        where += same
+        params += same_params
+        if reset_by_success:
+            where.append("id > coalesce((SELECT max(id) FROM login_attempts WHERE success = 1"
+                         + "".join(f" AND {s}" for s in same) + "), 0)")
+            params += same_params
         row = self._conn().execute(f"SELECT count(*) FROM login_attempts WHERE "
                                    f"{' AND '.join(where)}", params).fetchone()
         return int(row[0])

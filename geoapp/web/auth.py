@@ -2,11 +2,18 @@
 
 Every endpoint needs a logged-in user except the login page, /healthz and static files.
 ``role_required("inspector")`` lets inspectors and admins in; ``viewer`` is any account.
+
+A session names the account and its ``session_version`` at login (Flask-Login's user id is
+``"<version>:<username>"``). Logout, a password change or reset, a role change and disabling
+move the account's version on, so every older session, in any browser and any worker
+process, is refused at its next request: the user loader compares the two, reading the
+account through the repository's per-thread cache that any commit invalidates.
 """
 
 from __future__ import annotations
 
-from functools import wraps
+import ipaddress
+from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
 from flask import (
@@ -23,6 +30,7 @@ from flask import (
 )
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
+from geoapp.config import trusted_proxies
 from geoapp.domain.errors import GeoappError
 from geoapp.domain.vocab import Role
 from geoapp.services import accounts
@@ -38,9 +46,11 @@ class User(UserMixin):
         self.role = row["role"]
         self.display_name = row.get("display_name") or row["username"]
         self.active_flag = bool(row.get("active", True))
+        self.session_version = int(row.get("session_version") or 0)
 
     def get_id(self) -> str:
-        return self.username
+        """What the session keeps: the account's session version and its name."""
+        return f"{self.session_version}:{self.username}"
 
     @property
     def is_active(self) -> bool:
@@ -59,9 +69,44 @@ def _core():
 
 
 @login_manager.user_loader
-def _load(username: str):
+def _load(user_id: str):
+    """The session's account, if it is active and its sessions were not ended since."""
+    version, sep, username = user_id.partition(":")
+    if not sep or not version.isdigit():
+        return None  # a session from before versions: log in again
     row = _core().repo.get_user(username)
-    return User(row) if row and row["active"] else None
+    if row is None or not row["active"] or int(row["session_version"]) != int(version):
+        return None
+    return User(row)
+
+
+@lru_cache(maxsize=8)
+def _trusted(text: str):
+    return trusted_proxies(text)
+
+
+def _is_trusted(addr: str, nets) -> bool:
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return False
+    return any(ip in net for net in nets)
+
+
+def client_address() -> str:
+    """The client's address: the direct peer, unless the peer is one of TRUSTED_PROXIES;
+    then the right-most ``X-Forwarded-For`` entry that is not a trusted proxy (what the
+    nearest trusted proxy saw; entries further left are the client's own claims)."""
+    peer = request.remote_addr or ""
+    nets = _trusted(current_app.config.get("TRUSTED_PROXIES") or "")
+    if not nets or not _is_trusted(peer, nets):
+        return peer
+    chain = [a.strip() for h in request.headers.getlist("X-Forwarded-For")
+             for a in h.split(",") if a.strip()]
+    for addr in reversed(chain):
+        if not _is_trusted(addr, nets):
+            return addr[:64]
+    return chain[0][:64] if chain else peer
 
 
 @login_manager.unauthorized_handler
@@ -112,7 +157,7 @@ def login():
         try:
             row = accounts.authenticate(_core(), request.form.get("username", ""),
                                         request.form.get("password", ""),
-                                        request.remote_addr or "")
+                                        client_address())
         except GeoappError as exc:
             error, status = exc.message, exc.status
         else:
@@ -123,9 +168,33 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    """Log out everywhere: every session of the account ends, not only this browser's."""
+    if current_user.is_authenticated:
+        accounts.end_sessions(_core(), current_user.username, by=current_user.username)
     logout_user()
     flash("已退出 Logged out")
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    """Change one's own password: every other session of the account ends, this browser
+    stays logged in under the new session version."""
+    error, status = None, 200
+    if request.method == "POST":
+        f = request.form
+        try:
+            row = accounts.change_own_password(_core(), current_user.username,
+                                               f.get("current", ""), f.get("password", ""),
+                                               f.get("password2", ""))
+        except GeoappError as exc:
+            error, status = exc.message, exc.status
+        else:
+            login_user(User(row), remember=False)
+            flash("已修改密码，其他设备上的登录已失效 Password changed; sessions on other "
+                  "devices have ended")
+            return redirect(url_for("main.overview"))
+    return render_template("password.html", error=error, city=_core().city), status
 
 
 def init_app(app: Flask) -> None:

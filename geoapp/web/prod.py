@@ -4,7 +4,9 @@
 ``geoapp.web.prod:app`` without ``--factory``) builds the app inside each worker process, so
 every worker has its own SQLite connections and its own rule engine; nothing opened in the
 main process crosses into a worker. The same check as ``geoapp serve --prod`` runs first: a
-default or short SECRET_KEY refuses to start.
+default, short or low-entropy SECRET_KEY refuses to start. Production session cookies are
+``Secure`` (unless COOKIE_SECURE is false, for plain-HTTP intranets), ``HttpOnly`` and
+``SameSite=Lax``.
 
 Why granian: it parses HTTP and manages connections in Rust and hands each worker's Python
 threads only the WSGI call, so a small API request costs a fraction of the CPU it costs under
@@ -61,6 +63,16 @@ def prepare_database(inst: Path) -> dict[str, Any]:
     return {"city": city, "database": settings["DATABASE"]}
 
 
+def secure_cookies(app: Flask) -> None:
+    """Production cookie flags: Secure per COOKIE_SECURE, always HttpOnly and SameSite=Lax."""
+    secure = bool(app.config.get("COOKIE_SECURE", True))
+    app.config.update(SESSION_COOKIE_SECURE=secure, REMEMBER_COOKIE_SECURE=secure,
+                      SESSION_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_HTTPONLY=True,
+                      SESSION_COOKIE_SAMESITE="Lax", REMEMBER_COOKIE_SAMESITE="Lax")
+    if not secure:
+        log.warning("COOKIE_SECURE is off: session cookies also travel over plain HTTP")
+
+
 def create_production_app(path: str | os.PathLike | None = None) -> Flask:
     """The app for one worker process (granian's ``--factory``, waitress ``--call``)."""
     from geoapp.services import checks
@@ -69,6 +81,7 @@ def create_production_app(path: str | os.PathLike | None = None) -> Flask:
     inst = instance_path(path)
     check_instance(inst)
     app = create_app(production_overrides(inst))
+    secure_cookies(app)
     checks.warm_engine(app.extensions["geoapp"])
     log.info("worker %d serving %s", os.getpid(), app.config["DATABASE"])
     return app
