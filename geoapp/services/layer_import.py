@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import logging
 import shutil
+import stat
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,7 @@ import numpy as np
 import shapely
 
 from geoapp.domain.errors import GeoappError, InvalidInput, NotFound, ValidationFailed
+from geoapp.storage import vector_in
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -41,6 +43,8 @@ UNPACKED_FACTOR = 10
 #: file's coordinate system is called wrong.
 CITY_MARGIN_DEG = 0.5
 MAX_REPORTED = 200
+#: Longest text value a layer feature may carry (names, sources, codes).
+MAX_TEXT_CHARS = 2000
 
 _FAMILY = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "line",
            "MultiLineString": "line", "LinearRing": "line", "Point": "point",
@@ -70,8 +74,10 @@ def import_layer(app: Geoapp, name: str, path: str | Path, *, user: str,
     max_mb = int(app.settings.get("MAX_UPLOAD_MB") or 50)
     with tempfile.TemporaryDirectory(prefix="geoapp-layer-") as tmp:
         gdf = read_layer_file(path, Path(tmp), crs=crs, encoding=encoding, label=label,
-                              max_rows=max_rows, max_unpacked_mb=max_mb * UNPACKED_FACTOR)
+                              max_rows=max_rows, max_unpacked_mb=max_mb * UNPACKED_FACTOR,
+                              database=app.settings.get("DATABASE"))
     gdf = _fill_columns(gdf, label)
+    gdf, dropped = _declared_columns(app, name, gdf, label)
     _check_place(app, gdf, label)
     gdf, repaired = repair_geometries(gdf, label)
     _check_family(app, name, gdf, label)
@@ -87,7 +93,8 @@ def import_layer(app: Geoapp, name: str, path: str | Path, *, user: str,
     refreshed = refresh_hits(app)
     log.info("layer %s replaced from %s by %s: %d features (%d repaired)", name, label, user,
              len(gdf), len(repaired))
-    return {**report, "file": label, "repaired": repaired, "hits": refreshed}
+    return {**report, "file": label, "repaired": repaired, "dropped_columns": dropped,
+            "hits": refreshed}
 
 
 def _check_permission(app: Geoapp, name: str, is_admin: bool) -> None:
@@ -101,23 +108,38 @@ def _check_permission(app: Geoapp, name: str, is_admin: bool) -> None:
 # ---------------------------------------------------------------------------- reading
 def read_layer_file(path: Path, work: Path, *, crs: str | None = None,
                     encoding: str | None = None, label: str | None = None,
-                    max_rows: int = 0, max_unpacked_mb: int = 500) -> gpd.GeoDataFrame:
-    """Read an upload into a GeoDataFrame in EPSG:4326; InvalidInput names what is wrong."""
+                    max_rows: int = 0, max_unpacked_mb: int = 500,
+                    database: str | Path | None = None) -> gpd.GeoDataFrame:
+    """Read an upload into a GeoDataFrame in EPSG:4326; InvalidInput names what is wrong.
+
+    The format must agree with both the extension and the content, and only the allow-listed
+    readers of ``storage.vector_in`` ever hand the bytes to GDAL.
+    """
+    path = Path(path)
     label = label or path.name
     ext = Path(label).suffix.lower() or path.suffix.lower()
     if ext not in UPLOAD_TYPES:
         raise InvalidInput(f"{label}: unsupported file type {ext or '(none)'}; upload a zipped "
                            "Shapefile (.zip), GeoJSON (.geojson) or GeoPackage (.gpkg)")
-    if ext == ".zip":
+    vector_in.guard_source(path, label, database)
+    kind = vector_in.check_kind(path, label, vector_in.EXTENSIONS[ext])
+    if encoding:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise InvalidInput(f"unknown text encoding {encoding!r}; use e.g. UTF-8, GBK, "
+                               "GB18030") from None
+    if kind == "zip":
         src = extract_shapefile(path, work, label=label, max_unpacked_mb=max_unpacked_mb)
         has_prj = src.with_suffix(".prj").is_file()
         if encoding is None and not src.with_suffix(".cpg").is_file():
             encoding = detect_dbf_encoding(src.with_suffix(".dbf"))
+        gdf = vector_in.read_vector(src, label=label, kind="shapefile", database=database,
+                                    max_rows=max_rows, encoding=encoding).gdf
     else:
-        if ext == ".gpkg" and path.read_bytes()[:16] != b"SQLite format 3\x00":
-            raise InvalidInput(f"{label}: not a GeoPackage (SQLite) file")
-        src, has_prj = path, True
-    gdf = _read(src, label, encoding, max_rows)
+        gdf = vector_in.read_vector(path, label=label, kind=kind, database=database,
+                                    max_rows=max_rows).gdf
+        has_prj = True
     return _with_crs(gdf, label, crs, has_prj)
 
 
@@ -144,9 +166,12 @@ def extract_shapefile(path: Path, work: Path, *, label: str = "",
             try:
                 with zf.open(info) as src, target.open("wb") as dst:
                     shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-                raise InvalidInput(f"{label}: {info.filename} cannot be extracted ({exc})") \
-                    from None
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError,
+                    RuntimeError, ValueError) as exc:
+                log.warning("upload %s: entry %s cannot be extracted: %s", label,
+                            info.filename, exc)
+                raise InvalidInput(f"无法解压 Cannot extract: {label}: entry {info.filename} "
+                                   "is damaged or uses an unsupported compression") from None
     return work / "layer.shp"
 
 
@@ -160,6 +185,12 @@ def _check_zip_directory(infos: list[zipfile.ZipInfo], label: str, max_mb: int) 
         if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in pure.parts:
             raise InvalidInput(f"{label}: entry {info.filename!r} points outside the archive "
                                "(absolute path or '..'); the upload was refused")
+        if info.flag_bits & 0x1:
+            raise InvalidInput(f"压缩包已加密 Encrypted zip: {label}: entry {info.filename!r} "
+                               "is password-protected; upload an unencrypted zip")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise InvalidInput(f"压缩包含符号链接 Symbolic link in the zip: {label}: entry "
+                               f"{info.filename!r} is a link; zip the real files")
     total = sum(i.file_size for i in infos)
     packed = sum(i.compress_size for i in infos)
     if total > max_mb * 1024 * 1024:
@@ -215,41 +246,19 @@ def detect_dbf_encoding(dbf: Path) -> str:
     return "GB18030"
 
 
-def _read(src: Path, label: str, encoding: str | None, max_rows: int) -> gpd.GeoDataFrame:
-    import pyogrio
-
-    if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InvalidInput(f"unknown text encoding {encoding!r}; use e.g. UTF-8, GBK, "
-                               "GB18030") from None
-    kwargs = {"encoding": encoding} if encoding else {}
-    try:
-        info = pyogrio.read_info(src, **kwargs)
-        if max_rows and int(info.get("features") or 0) > max_rows:
-            raise InvalidInput(f"{label}: {info['features']} features, more than the "
-                               f"{max_rows} accepted (setting MAX_ROWS)")
-        gdf = pyogrio.read_dataframe(src, **kwargs)
-    except GeoappError:
-        raise
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{label}: text is not {encoding or 'UTF-8'}; name the file's "
-                           "encoding in the encoding field") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-        raise InvalidInput(f"{label}: cannot read the file ({str(exc).splitlines()[0]})") \
-            from None
-    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
-        raise InvalidInput(f"{label}: the file has no geometry")
-    return gdf
-
-
 def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
               has_prj: bool) -> gpd.GeoDataFrame:
     from geoapp.spatial.crs import WGS84, resolve_crs
 
     given = resolve_crs(crs) if crs else None
-    if gdf.crs is None or not has_prj:
+    invented = vector_in.unknown_datum(gdf.crs) if has_prj else None
+    if invented and given is None:
+        raise InvalidInput(f"{label}: the coordinate system names the datum {invented!r}, "
+                           "which no authority defines (an invented or mistyped datum); name "
+                           "the real system in the crs field (e.g. cgcs2000, wgs84, EPSG:4547)")
+    if invented:
+        gdf = gdf.set_crs(given, allow_override=True)
+    elif gdf.crs is None or not has_prj:
         if given is None:
             raise InvalidInput(f"{label}: the shapefile has no .prj, so its coordinate system "
                                "is unknown; add the .prj or name the system in the crs field "
@@ -265,7 +274,9 @@ def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
     try:
         out = gdf.to_crs(resolve_crs(WGS84))
     except Exception as exc:  # noqa: BLE001 - pyproj errors for impossible input
-        raise InvalidInput(f"{label}: cannot convert from {gdf.crs.name}: {exc}") from None
+        log.warning("upload %s: cannot convert from %s: %s", label, gdf.crs.name, exc)
+        raise InvalidInput(f"{label}: cannot convert from {gdf.crs.name} to WGS84; check the "
+                           "coordinate system (.prj or crs field)") from None
     return out
 
 
@@ -294,6 +305,43 @@ def _fill_columns(gdf: gpd.GeoDataFrame, label: str) -> gpd.GeoDataFrame:
     if "source" not in gdf.columns:
         gdf = gdf.assign(source=label)
     return gdf
+
+
+def _declared_columns(app: Geoapp, name: str, gdf: gpd.GeoDataFrame,
+                      label: str) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Keep only the columns layer ``name`` declares (its stored table's columns and the
+    required ones); refuse text values longer than MAX_TEXT_CHARS.
+
+    Returns the frame and the names of the columns left out (for the report).
+    """
+    from geoapp.storage.sources import LAYER_EXTRA_REQUIRED, LAYER_REQUIRED
+
+    stored = app.repo.layer(name)
+    declared = {c for c in stored.columns if c != stored.geometry.name}
+    declared |= {*LAYER_REQUIRED, *LAYER_EXTRA_REQUIRED.get(name, ())}
+    geom = gdf.geometry.name
+    keep = [c for c in gdf.columns if c != geom and c in declared]
+    dropped = [str(c) for c in gdf.columns if c != geom and c not in declared]
+    gdf = gdf[[*keep, geom]]
+    too_long = []
+    for col in keep:
+        values = gdf[col]
+        if values.dtype != object:
+            continue
+        lengths = values.map(lambda v: len(v) if isinstance(v, str | bytes) else 0)
+        for i in np.flatnonzero(lengths.to_numpy() > MAX_TEXT_CHARS)[:MAX_REPORTED]:
+            too_long.append({"feature": int(i) + 1, "column": str(col),
+                             "length": int(lengths.iat[i])})
+    if too_long:
+        first = too_long[0]
+        raise InvalidInput(f"文字过长 Text too long: {label}: {len(too_long)} value(s) longer "
+                           f"than {MAX_TEXT_CHARS} characters; first: feature "
+                           f"{first['feature']}, column {first['column']} "
+                           f"({first['length']} characters)", details=too_long)
+    if dropped:
+        log.info("layer %s upload %s: columns not declared by the layer left out: %s", name,
+                 label, ", ".join(dropped))
+    return gdf, dropped
 
 
 def _check_place(app: Geoapp, gdf: gpd.GeoDataFrame, label: str) -> None:

@@ -1,0 +1,421 @@
+"""Safe reading of uploaded vector files: GeoJSON, GeoPackage and (extracted) Shapefile.
+
+GDAL picks a reader from a file's *content*, and several of its formats follow references:
+an OGR VRT names any path or URL, a GeoJSON ``crs`` link is fetched over HTTP, a SQLite
+view or virtual table can reach outside the file. So nothing an upload holds reaches GDAL
+before this module has judged it:
+
+- the format is decided from the declared extension *and* the content (JSON object text,
+  the SQLite header plus ``gpkg_contents``, the shapefile magic numbers); both must agree;
+- the file GDAL opens is always our own copy under a fixed name in a fresh temporary folder
+  (never a user-chosen name, never ``/vsi…``, never a symlink, never the app's database);
+- GeoJSON is parsed here first (only a named ``crs`` is allowed, features are counted);
+  a GeoPackage is opened read-only (``immutable=1``) with SQLite first: quick_check, exactly
+  one feature table, no views, no virtual tables but R-trees, no generated columns, no
+  foreign triggers, table/page/feature counts checked before a full read;
+- GDAL is told the driver (``GeoJSON:`` / ``GPKG:`` prefixes; a shapefile is checked to be
+  opened by ``ESRI Shapefile``), and :func:`configure_gdal` switches off the remote and
+  code-running features at process start.
+
+Every failure is an :class:`InvalidInput` naming the upload and the format expected; GDAL's
+own text (with temporary paths) only goes to the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+
+from geoapp.domain.errors import GeoappError, InvalidInput
+
+log = logging.getLogger(__name__)
+
+#: Format kind -> GDAL driver that must read it.
+DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile"}
+#: Declared extension -> format kind (a zip holds a shapefile).
+EXTENSIONS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "zip",
+              ".shp": "shapefile"}
+_NAMES = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "zip": "zipped Shapefile (.zip)",
+          "shapefile": "Shapefile", "vrt": "GDAL VRT / XML", "csv": "text",
+          None: "an unknown format"}
+
+MAX_GPKG_TABLES = 32
+#: Names of the triggers GeoPackage writers (GDAL, QGIS, ArcGIS) create themselves.
+_STANDARD_TRIGGER = re.compile(r"^(rtree_|gpkg_|trigger_)", re.IGNORECASE)
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SHP_MAGIC = b"\x00\x00\x27\x0a"
+_DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0x8E,
+                 0xCB, 0xE5, 0xF5, 0xFB}
+_WKT_START = re.compile(r"^\s*(GEOGCS|PROJCS|GEOCCS|COMPD_CS|GEOGCRS|PROJCRS|GEODCRS|"
+                        r"GEOGRAPHICCRS|PROJECTEDCRS|BOUNDCRS|COMPOUNDCRS)\s*\[", re.IGNORECASE)
+_NAMED_CRS = re.compile(r"^(urn:ogc:def:crs:(EPSG|OGC):[\w.]*:[\w.]+|EPSG:\d+|"
+                        r"http://www\.opengis\.net/def/crs/(EPSG|OGC)/[\w.]+/\w+)$",
+                        re.IGNORECASE)
+
+#: GDAL configuration for a process that reads uploads. GDAL 3.12 has no single "network
+#: off" switch: /vsicurl/ (and every http(s) path, which GDAL maps to it) is refused by an
+#: extension no file has, the rest is refused by the content checks above.
+GDAL_OPTIONS: dict[str, str] = {
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".geoapp-no-network",
+    "GDAL_HTTP_MAX_RETRY": "0",
+    "GDAL_HTTP_TIMEOUT": "5",
+    "GDAL_HTTP_CONNECTTIMEOUT": "2",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "TRUE",
+    "CPL_ALLOW_VSISTDIN": "NO",
+    "GDAL_VRT_ENABLE_PYTHON": "NO",
+    "GDAL_VRT_ENABLE_RAWRASTERBAND": "NO",
+    "VRT_ALLOW_MEM_DRIVER": "NO",
+    "OGR_SQLITE_ALLOW_EXTERNAL_ACCESS": "NO",
+    "OGR_SQLITE_DIALECT_ALLOW_CREATE_VIRTUAL_TABLE": "NO",
+    "GDAL_ALLOW_REMOTE_RESOURCE_TO_ACCESS_LOCAL_FILE": "NO",
+}
+
+
+def configure_gdal() -> None:
+    """Apply :data:`GDAL_OPTIONS` to this process (idempotent; call at app/CLI start)."""
+    import pyogrio
+
+    pyogrio.set_gdal_config_options(GDAL_OPTIONS)
+
+
+@dataclass
+class VectorFile:
+    """What was read: the features, the format kind and the file's own CRS text."""
+
+    gdf: gpd.GeoDataFrame
+    kind: str
+
+
+# ---------------------------------------------------------------------------- format
+def kind_of_extension(label: str) -> str | None:
+    return EXTENSIONS.get(Path(label).suffix.lower())
+
+
+def sniff(path: Path) -> str | None:
+    """The format the content says it is: geojson, gpkg, zip, shapefile, vrt, csv or None."""
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(_SQLITE_MAGIC):
+        return "gpkg"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return "zip"
+    if head.startswith(_SHP_MAGIC) and len(head) >= 100:
+        return "shapefile"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"{"):
+        return "geojson"
+    if text.startswith(b"<"):
+        return "vrt"
+    if head and b"\x00" not in head:
+        return "csv"
+    return None
+
+
+def check_kind(path: Path, label: str, expected: str | None = None) -> str:
+    """The upload's format kind; its extension and its content must agree."""
+    declared = expected or kind_of_extension(label)
+    found = sniff(path)
+    if declared is None:
+        raise InvalidInput(f"不支持的文件类型 Unsupported file type: {label}")
+    if found != declared:
+        raise InvalidInput(f"文件内容与扩展名不符 File content does not match its name: "
+                           f"{label} is named as {_NAMES[declared]} but holds "
+                           f"{_NAMES.get(found, 'something else')}; the upload was refused")
+    return declared
+
+
+# ---------------------------------------------------------------------------- paths
+def guard_source(path: Path, label: str, database: str | Path | None = None) -> None:
+    """Refuse a symlink, anything but a regular file, and the app's own database files."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        raise InvalidInput(f"找不到文件 No such file: {label}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise InvalidInput(f"不接受符号链接 Symbolic links are not accepted: {label}; "
+                           "give the real file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInput(f"不是普通文件 Not a regular file: {label}")
+    if database and _is_database(path, database):
+        raise InvalidInput(f"不能读取本系统的数据库 The app's own database cannot be read as "
+                           f"an upload: {label}")
+
+
+def _is_database(path: Path, database: str | Path) -> bool:
+    real = os.path.realpath(path)
+    db = os.path.realpath(database)
+    if real in {db + s for s in ("", "-wal", "-shm", "-journal")}:
+        return True
+    try:
+        return os.path.samefile(real, db)
+    except OSError:
+        return False
+
+
+def _gdal_path(path: Path) -> str:
+    """The string handed to GDAL: an absolute local path of ours, never a /vsi or URL form."""
+    s = str(path.resolve())
+    if not s.startswith("/") or s.startswith("/vsi") or "://" in s or "!" in s:
+        raise InvalidInput("无法读取文件 Cannot read the file: unexpected temporary path")
+    return s
+
+
+# ---------------------------------------------------------------------------- reading
+def read_vector(path: str | Path, *, label: str, kind: str | None = None,
+                database: str | Path | None = None, max_rows: int = 0,
+                encoding: str | None = None) -> VectorFile:
+    """Judge and read one uploaded GeoJSON, GeoPackage or extracted shapefile (``.shp``).
+
+    GeoJSON and GeoPackage files are copied under a fixed name into a fresh temporary
+    folder before anything opens them; a shapefile must already be our own extraction
+    (``extract_shapefile`` writes ``layer.*`` into a temporary folder).
+    """
+    path = Path(path)
+    guard_source(path, label, database)
+    kind = check_kind(path, label, kind)
+    if kind == "zip":
+        raise InvalidInput(f"{label}: a zip must be extracted first")
+    if kind == "shapefile":
+        for ext in (".shx", ".dbf", ".prj", ".cpg"):
+            part = path.with_suffix(ext)
+            if part.exists() or part.is_symlink():
+                guard_source(part, label, database)
+        return VectorFile(_read_shapefile(path, label, max_rows, encoding), kind)
+    with tempfile.TemporaryDirectory(prefix="geoapp-vector-") as tmp:
+        copy = Path(tmp) / f"upload.{kind}"
+        shutil.copyfile(path, copy, follow_symlinks=False)
+        if kind == "geojson":
+            _check_geojson(copy, label, max_rows)
+            gdf = _gdal_read(f"GeoJSON:{_gdal_path(copy)}", label, kind, encoding=None)
+        else:
+            table = _check_geopackage(copy, label, max_rows)
+            gdf = _gdal_read(f"GPKG:{_gdal_path(copy)}", label, kind, layer=table)
+    return VectorFile(gdf, kind)
+
+
+def _cannot_read(label: str, kind: str, why: str = "") -> InvalidInput:
+    return InvalidInput(f"无法读取文件 Cannot read the file: {label} is not a valid "
+                        f"{_NAMES[kind]} file" + (f" ({why})" if why else ""))
+
+
+def _too_many(label: str, n: int, max_rows: int) -> InvalidInput:
+    return InvalidInput(f"要素过多 Too many features: {label} holds {n} features, more than "
+                        f"the {max_rows} accepted (setting MAX_ROWS)")
+
+
+def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
+               encoding: str | None = None) -> gpd.GeoDataFrame:
+    import pyogrio
+
+    kwargs: dict[str, Any] = {}
+    if layer is not None:
+        kwargs["layer"] = layer
+    if encoding:
+        kwargs["encoding"] = encoding
+    try:
+        info = pyogrio.read_info(source, **kwargs)
+        if info.get("driver") != DRIVERS[kind]:
+            log.warning("upload %s opened by GDAL driver %s, expected %s; refused", label,
+                        info.get("driver"), DRIVERS[kind])
+            raise _cannot_read(label, kind)
+        gdf = pyogrio.read_dataframe(source, **kwargs)
+    except GeoappError:
+        raise
+    except UnicodeDecodeError as exc:
+        log.warning("upload %s: text decoding failed: %s", label, exc)
+        raise InvalidInput(f"文字编码错误 Wrong text encoding: the text of {label} is not "
+                           f"{encoding or 'UTF-8'}; name the file's encoding in the encoding "
+                           "field") from None
+    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
+        log.warning("upload %s: GDAL could not read it as %s: %s", label, kind, exc)
+        raise _cannot_read(label, kind) from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
+        raise InvalidInput(f"文件没有几何 No geometry: {label} holds no geometry column")
+    return gdf
+
+
+# ---------------------------------------------------------------------------- GeoJSON
+def _check_geojson(path: Path, label: str, max_rows: int) -> None:
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise InvalidInput(f"文字编码错误 Wrong text encoding: {label} is not UTF-8 text "
+                           "(GeoJSON is UTF-8 by definition)") from None
+    except (ValueError, RecursionError) as exc:
+        log.warning("upload %s: not JSON: %s", label, exc)
+        raise _cannot_read(label, "geojson", "not JSON text") from None
+    if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
+        raise _cannot_read(label, "geojson", "expected a FeatureCollection or a Feature")
+    _check_geojson_crs(doc.get("crs"), label)
+    features = doc.get("features") if doc["type"] == "FeatureCollection" else [doc]
+    if not isinstance(features, list):
+        raise _cannot_read(label, "geojson", "'features' is not a list")
+    for f in features:
+        if isinstance(f, dict):
+            _check_geojson_crs(f.get("crs"), label)
+    if max_rows and len(features) > max_rows:
+        raise _too_many(label, len(features), max_rows)
+
+
+def _check_geojson_crs(crs: Any, label: str) -> None:
+    """Only a *named* CRS (EPSG or OGC URN): GDAL fetches a linked one over HTTP and may
+    read a file named in one."""
+    if crs is None:
+        return
+    name = None
+    if isinstance(crs, dict) and str(crs.get("type", "")).lower() == "name":
+        props = crs.get("properties")
+        name = props.get("name") if isinstance(props, dict) else None
+    if not (isinstance(name, str) and _NAMED_CRS.match(name.strip())):
+        raise InvalidInput(f"不接受的坐标系声明 Unsupported crs member in {label}: only a named "
+                           "EPSG/OGC coordinate system (e.g. urn:ogc:def:crs:EPSG::4326) is "
+                           "accepted, no links or files; remove the crs member for WGS84")
+
+
+# ---------------------------------------------------------------------------- GeoPackage
+def _check_geopackage(path: Path, label: str, max_rows: int) -> str:
+    """Judge the GeoPackage with SQLite itself, read-only; return its one feature table."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        header = fh.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise _cannot_read(label, "gpkg", "not a SQLite file")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if page_size < 512 or page_size & (page_size - 1) or size % page_size \
+            or pages * page_size > size:
+        raise _cannot_read(label, "gpkg", "damaged or truncated")
+    uri = "file:" + _gdal_path(path) + "?mode=ro&immutable=1"
+    try:
+        con = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        log.warning("upload %s: sqlite cannot open it: %s", label, exc)
+        raise _cannot_read(label, "gpkg") from None
+    try:
+        return _judge_geopackage(con, label, max_rows)
+    except sqlite3.Error as exc:
+        log.warning("upload %s: sqlite error while checking it: %s", label, exc)
+        raise _cannot_read(label, "gpkg") from None
+    finally:
+        con.close()
+
+
+def _judge_geopackage(con: sqlite3.Connection, label: str, max_rows: int) -> str:
+    con.execute("PRAGMA trusted_schema=OFF")
+    if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+        raise _cannot_read(label, "gpkg", "the database is damaged")
+    schema = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
+    names = {n for _, n, _, _ in schema}
+    if "gpkg_contents" not in names or "gpkg_spatial_ref_sys" not in names:
+        raise _cannot_read(label, "gpkg", "a SQLite file without gpkg_contents")
+    for typ, name, _, sql in schema:
+        text = (sql or "").lower()
+        if typ == "view":
+            raise InvalidInput(f"GeoPackage 含视图 The GeoPackage {label} holds a view "
+                               f"({name}); export the layer as a plain table")
+        if typ == "trigger" and not _STANDARD_TRIGGER.match(name):
+            raise InvalidInput(f"GeoPackage 含触发器 The GeoPackage {label} holds a trigger "
+                               f"({name}); export the layer without it")
+        if typ == "table" and text.startswith("create virtual table") \
+                and not re.search(r"\busing\s+rtree\s*\(", text):
+            raise InvalidInput(f"GeoPackage 含虚拟表 The GeoPackage {label} holds a virtual "
+                               f"table ({name}); export the layer as a plain table")
+    contents = con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall()
+    if len(contents) > MAX_GPKG_TABLES:
+        raise InvalidInput(f"GeoPackage 表过多 The GeoPackage {label} lists {len(contents)} "
+                           f"tables; at most {MAX_GPKG_TABLES} are accepted")
+    features = [t for t, kind in contents if str(kind).lower() == "features"]
+    if not features:
+        raise InvalidInput(f"GeoPackage 没有要素表 The GeoPackage {label} holds no feature "
+                           "table (attributes only, no geometry); export a layer with "
+                           "geometry")
+    if len(features) > 1:
+        raise InvalidInput(f"GeoPackage 含多个图层 The GeoPackage {label} holds "
+                           f"{len(features)} feature tables ({', '.join(features[:10])}); "
+                           "upload one layer per file")
+    table = features[0]
+    if table not in names or any(typ != "table" for typ, n, _, _ in schema if n == table):
+        raise _cannot_read(label, "gpkg", f"table {table} is missing")
+    quoted = '"' + table.replace('"', '""') + '"'
+    cols = con.execute(f"PRAGMA table_xinfo({quoted})").fetchall()
+    if any(c[6] in (2, 3) for c in cols):  # hidden: 2 virtual, 3 stored generated column
+        raise InvalidInput(f"GeoPackage 含计算列 The GeoPackage {label} has generated "
+                           "columns; export the layer as plain values")
+    n = con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+    if max_rows and n > max_rows:
+        raise _too_many(label, n, max_rows)
+    return table
+
+
+# ---------------------------------------------------------------------------- Shapefile
+def _read_shapefile(shp: Path, label: str, max_rows: int,
+                    encoding: str | None) -> gpd.GeoDataFrame:
+    shx, dbf, prj, cpg = (shp.with_suffix(e) for e in (".shx", ".dbf", ".prj", ".cpg"))
+    if not _starts(shx, _SHP_MAGIC, 100):
+        raise _cannot_read(label, "shapefile", "the .shx is not a shapefile index")
+    with dbf.open("rb") as fh:
+        first = fh.read(32)
+    if len(first) < 32 or first[0] not in _DBF_VERSIONS:
+        raise _cannot_read(label, "shapefile", "the .dbf is not a dBase table")
+    if prj.is_file():
+        text = prj.read_bytes()[:65536]
+        try:
+            wkt = text.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            wkt = ""
+        if not _WKT_START.match(wkt):
+            raise InvalidInput(f"无法读取坐标系 Cannot read the .prj of {label}: it is not a "
+                               "WKT coordinate system; fix the .prj or remove it and name the "
+                               "system in the crs field")
+    if cpg.is_file() and (cpg.stat().st_size > 64
+                          or not re.fullmatch(rb"[\w .:-]*\s*", cpg.read_bytes())):
+        raise _cannot_read(label, "shapefile", "the .cpg is not an encoding name")
+    n = max(0, (shx.stat().st_size - 100) // 8)
+    if max_rows and n > max_rows:
+        raise _too_many(label, n, max_rows)
+    return _gdal_read(_gdal_path(shp), label, "shapefile", encoding=encoding)
+
+
+def _starts(path: Path, magic: bytes, min_size: int) -> bool:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(min_size)
+    except OSError:
+        return False
+    return len(head) >= min_size and head.startswith(magic)
+
+
+# ---------------------------------------------------------------------------- CRS
+def unknown_datum(crs: Any) -> str | None:
+    """The datum's name when no authority knows it (an invented "GCJ_02"), else None."""
+    if crs is None:
+        return None
+    try:
+        geo = crs.geodetic_crs or crs
+        datum = geo.datum
+    except Exception:  # noqa: BLE001 - an odd CRS object: judged by the caller's conversion
+        return None
+    if datum is None:
+        return None
+    info = datum.to_json_dict()
+    if info.get("id") or info.get("ids"):
+        return None
+    try:
+        import pyproj
+
+        pyproj.crs.Datum.from_name(datum.name)
+        return None
+    except Exception:  # noqa: BLE001 - pyproj raises CRSError for an unknown name
+        return datum.name
