@@ -207,11 +207,13 @@ def check(lon, lat, crs, site_type, industry, site_id, as_json) -> None:
 @click.option("--skip-bad", is_flag=True,
               help="Flag the good rows; bad rows come out with verdict=error and the reason.")
 @click.option("--all", "all_sites", is_flag=True, help="Re-flag every stored site instead.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Refuse a file with more data rows than this (default: any size).")
 @handle_errors
 def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, default_site_type,
-         skip_bad, all_sites) -> None:
+         skip_bad, all_sites, max_rows) -> None:
     """Flag every row of a file (or every stored site) against the rules."""
-    from geoapp.services import checks
+    from geoapp.services import checks, command_line_limits
     from geoapp.services.flagfile import FlagOptions, flag_file
 
     app = _open_core()
@@ -223,7 +225,7 @@ def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, defa
     opts = FlagOptions(lon_col=lon_col, lat_col=lat_col, crs=crs, type_col=type_col,
                        industry_col=industry_col, skip_bad=skip_bad,
                        default_site_type=checks.parse_site_type(default_site_type))
-    summary = flag_file(app, input_file, output, opts)
+    summary = flag_file(app, input_file, output, opts, limits=command_line_limits(max_rows))
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
 
 
@@ -301,12 +303,15 @@ def ledger_group() -> None:
 @ledger_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--user", default="cli", show_default=True, help="Name kept in the change log.")
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Refuse a file with more data rows than this (default: any size).")
 @handle_errors
-def ledger_import(file, user) -> None:
+def ledger_import(file, user, max_rows) -> None:
     """Import a ledger workbook: every row valid, or nothing is imported."""
+    from geoapp.services import command_line_limits
     from geoapp.services.ledger import import_ledger
 
-    report = import_ledger(_open_core(), file, user=user)
+    report = import_ledger(_open_core(), file, user=user, limits=command_line_limits(max_rows))
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 
@@ -382,23 +387,29 @@ def import_group() -> None:
 
 @import_group.command("warnings")
 @click.argument("input_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Refuse a file with more data rows than this (default: any size).")
 @handle_errors
-def import_warnings(input_file) -> None:
+def import_warnings(input_file, max_rows) -> None:
     """Import hotspot-grid warnings: grid_code, warned_at, pollutant[, value]."""
-    from geoapp.services import events
+    from geoapp.services import command_line_limits, events
 
-    result = events.import_events(_open_core(), "warnings", input_file, user="cli")
+    result = events.import_events(_open_core(), "warnings", input_file, user="cli",
+                                  limits=command_line_limits(max_rows))
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 
 @import_group.command("complaints")
 @click.argument("input_file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--max-rows", type=click.IntRange(min=1), default=None,
+              help="Refuse a file with more data rows than this (default: any size).")
 @handle_errors
-def import_complaints(input_file) -> None:
+def import_complaints(input_file, max_rows) -> None:
     """Import 12369 complaints: received_at, category[, lon, lat, crs, district, id, summary]."""
-    from geoapp.services import events
+    from geoapp.services import command_line_limits, events
 
-    result = events.import_events(_open_core(), "complaints", input_file, user="cli")
+    result = events.import_events(_open_core(), "complaints", input_file, user="cli",
+                                  limits=command_line_limits(max_rows))
     click.echo(json.dumps(result, ensure_ascii=False, indent=2))
 
 

@@ -148,6 +148,7 @@ def test_cli_weekly_report_writes_all_files(instance, tmp_path, monkeypatch):
 
 def test_file_with_more_rows_than_max_rows_is_refused_whole(core, tmp_path):
     from geoapp.domain.errors import InvalidInput
+    from geoapp.services import upload_limits
     from geoapp.services.events import import_events
 
     before = len(core.repo.table("grid_warnings"))
@@ -157,6 +158,6 @@ def test_file_with_more_rows_than_max_rows_is_refused_whole(core, tmp_path):
                 "JZ3K-0002,2026-11-23T11:00,PM10,80\n"
                 "JZ3K-0003,2026-11-23T12:00,O3,90\n")
     with pytest.raises(InvalidInput, match=r"w.csv: 3 rows, more than the 2 accepted") as err:
-        import_events(core, "warnings", path, user="test")
+        import_events(core, "warnings", path, user="test", limits=upload_limits(core.settings))
     assert err.value.message.startswith("文件行数超过上限")  # Chinese first, as the pages show it
     assert len(core.repo.table("grid_warnings")) == before

@@ -330,10 +330,12 @@ def test_cli_exports_a_district_and_rejects_a_bad_file_with_status_2(instance, m
 
 def test_ledger_with_more_rows_than_max_rows_is_refused_before_any_change(core, tmp_path):
     from geoapp.domain.errors import InvalidInput
+    from geoapp.services import upload_limits
 
     export_ledger(core, tmp_path / "a.xlsx", filled_on=dt.date(2020, 1, 2))
     before = _stored(core)
     core.settings["MAX_ROWS"] = 99
     with pytest.raises(InvalidInput, match=r"100 rows, more than the 99 accepted"):
-        import_ledger(core, tmp_path / "a.xlsx", user="planner1")
+        import_ledger(core, tmp_path / "a.xlsx", user="planner1",
+                      limits=upload_limits(core.settings))
     assert _stored(core) == before

@@ -30,6 +30,10 @@ SHEET_TITLE = "整治工作台账"
 TITLE_ROW, INFO_ROW, HEADER_TOP, HEADER_BOTTOM = 1, 2, 3, 4
 FIRST_DATA_ROW = 5
 
+#: Sheet rows besides data rows a template may have: the rows above its header (at most
+#: _HEADER_SCAN_ROWS), the two header rows, a blank row and the 填表说明 note.
+NON_DATA_ROWS = 16
+
 #: Column widths in Excel character units, by field (others get DEFAULT_WIDTH).
 WIDTHS: dict[str, float] = {
     "seq": 6, "district": 9, "name": 28, "address": 30, "credit_code": 22, "industry": 12,
@@ -156,19 +160,10 @@ class LedgerSheet:
     rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
 
 
-def read_ledger(path: str | Path) -> LedgerSheet:
-    """Read the first sheet of a template workbook into raw rows; wrong columns are an error."""
-    from openpyxl import load_workbook
-
-    p = Path(path)
-    try:
-        wb = load_workbook(p, data_only=True)
-    except Exception as exc:  # openpyxl raises several types for non-XLSX input
-        raise ValidationFailed(f"{p.name}: not a readable XLSX workbook ({type(exc).__name__})",
-                               details=[_problem(p.name, "", "", "", "not an XLSX file")]
-                               ) from None
-    ws = wb.worksheets[0]
-    grid = [list(r) for r in ws.iter_rows(values_only=True)]
+def read_ledger(file: str, grid: Sequence[Sequence[Any]]) -> LedgerSheet:
+    """The template's rows from the first sheet's raw cells (``grid[i]`` is sheet row
+    ``i + 1``, as ``storage.tables_in.read_grid`` reads them); wrong columns are an error."""
+    p = Path(file)
     top = next((i for i, r in enumerate(grid[:_HEADER_SCAN_ROWS])
                 if r and L.header_key(r[0]) == "序号"), None)
     if top is None:
@@ -183,12 +178,12 @@ def read_ledger(path: str | Path) -> LedgerSheet:
                 sheet.unit = t[len(L.UNIT_LABEL):].strip()
             elif t.startswith(L.DATE_LABEL.rstrip("：")):
                 sheet.filled_on = t[len(L.DATE_LABEL):].strip()
-    two_rows = top + 1 < len(grid) and L.cell_text(grid[top + 1][0]) == ""
+    two_rows = top + 1 < len(grid) and L.cell_text(next(iter(grid[top + 1]), None)) == ""
     headers = _headers(grid[top], grid[top + 1] if two_rows else None)
     sheet.fields = _fields(p.name, headers, top + 1)
     first = top + (2 if two_rows else 1)
     for i in range(first, len(grid)):
-        cells = grid[i]
+        cells = [*grid[i], *[None] * (len(sheet.fields) - len(grid[i]))]  # short rows padded
         texts = [L.cell_text(v) for v in cells]
         if not any(texts):
             continue

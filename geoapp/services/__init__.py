@@ -12,26 +12,42 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from geoapp import __version__
 from geoapp.domain.city import City
 from geoapp.storage import open_repository
 from geoapp.storage.base import Repository
 
+if TYPE_CHECKING:
+    from geoapp.storage.tables_in import Limits
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-def check_row_limit(settings: dict[str, Any], rows: int, label: str) -> None:
-    """Refuse a file with more rows than the MAX_ROWS setting, before any row is checked."""
-    from geoapp.domain.errors import InvalidInput
+def upload_limits(settings: dict[str, Any]) -> Limits:
+    """What one uploaded table may cost on the server: MAX_ROWS rows, and the fixed column,
+    cell and unpacked-size caps of :mod:`geoapp.storage.tables_in`. The web passes these."""
+    from geoapp.storage.tables_in import Limits
 
-    max_rows = int(settings.get("MAX_ROWS") or 0)
-    if max_rows and rows > max_rows:
-        raise InvalidInput(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {rows} rows, "
-                           f"more than the {max_rows} accepted (setting MAX_ROWS); split the file")
+    return Limits.server(settings.get("MAX_ROWS"), settings.get("MAX_UPLOAD_MB"))
+
+
+def command_line_limits(max_rows: int | None) -> Limits:
+    """The command line works on the user's own files: any size, unless ``--max-rows``."""
+    from geoapp.storage.tables_in import Limits
+
+    return Limits(max_rows=max_rows or None)
+
+
+def check_row_limit(rows: int, label: str, limits: Limits | None) -> None:
+    """Refuse a file with more (data) rows than ``limits`` allow, before any row is checked;
+    the message names the setting (web) or the option (command line) that set the limit."""
+    from geoapp.storage.tables_in import check_rows
+
+    check_rows(label, rows, limits)
 
 
 @dataclass

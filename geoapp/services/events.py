@@ -24,6 +24,7 @@ from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.domain.vocab import ComplaintCategory
 from geoapp.services import check_row_limit
+from geoapp.storage.tables_in import Limits, read_frame
 
 log = logging.getLogger(__name__)
 
@@ -45,26 +46,13 @@ def _problem(file: str, row: int, column: str, value: Any, message: str) -> dict
 
 
 # ------------------------------------------------------------------------------ reading
-def read_table_file(path: str | Path, *, name: str | None = None) -> pd.DataFrame:
-    """A CSV (UTF-8, with or without BOM) or XLSX file as a frame of text cells."""
+def read_table_file(path: str | Path, *, name: str | None = None,
+                    limits: Limits | None = None) -> pd.DataFrame:
+    """A CSV (UTF-8, with or without BOM) or XLSX file as a frame of text cells, read by
+    :func:`geoapp.storage.tables_in.read_frame` (limits judged before parsing)."""
     path = Path(path)
     label = name or path.name
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".xlsx", ".xlsm"):
-            df = pd.read_excel(path, dtype=str, engine="openpyxl")
-        elif suffix in (".csv", ".txt", ""):
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
-                             skipinitialspace=True)
-        else:
-            raise InvalidInput(f"{label}: expected a .csv or .xlsx file")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError,
-            OSError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise ValidationFailed(f"{label}: not a readable CSV/XLSX file ({exc})",
-                               details=[{"file": label, "row": "", "column": "",
-                                         "message": str(exc)}]) from None
+    df = read_frame(path, name=label, limits=limits, skip_initial_space=True)
     df.columns = [str(c).strip().lower() for c in df.columns]
     return df.fillna("").astype(str).apply(lambda s: s.str.strip())
 
@@ -104,6 +92,7 @@ def validate_warnings(app, raw: pd.DataFrame, label: str = "warnings") -> pd.Dat
     grids = set(app.repo.layer("hotspot_grids")["code"].astype(str))
     problems: list[dict] = []
     out = []
+    first_row: dict[tuple[str, str, str], int] = {}  # (grid, time, pollutant) -> first row
     for i, row in enumerate(raw.itertuples(index=False)):
         n = i + _ROW_BASE
         rec = row._asdict()
@@ -131,6 +120,14 @@ def validate_warnings(app, raw: pd.DataFrame, label: str = "warnings") -> pd.Dat
                                          "not a non-negative number"))
         out.append({"grid_code": code, "warned_at": when, "pollutant": pollutant,
                     "value": value})
+        if code and when and pollutant:
+            key = (code, when, pollutant)
+            if key in first_row:
+                problems.append(_problem(label, n, "grid_code", code,
+                                         f"与第{first_row[key]}行重复 same warning (grid, time, "
+                                         f"pollutant) as row {first_row[key]}: each warning "
+                                         "once per file"))
+            first_row.setdefault(key, n)
     _reject(label, problems)
     return pd.DataFrame(out, columns=["grid_code", "warned_at", "pollutant", "value"])
 
@@ -198,9 +195,12 @@ def validate_complaints(app, raw: pd.DataFrame, label: str = "complaints") -> pd
     problems += _join_districts(df, counties, label)
     missing = df["id"].eq("")
     df.loc[missing, "id"] = [_make_id(r) for r in df.loc[missing].to_dict("records")]
+    first = {v: i for i, v in reversed(list(enumerate(df["id"].tolist())))}
     dup = df["id"].duplicated(keep="first")
-    problems += [_problem(label, i + _ROW_BASE, "id", df["id"].iat[i], "id used by an earlier "
-                          "row (the same complaint twice?)") for i in np.flatnonzero(dup)]
+    problems += [_problem(label, i + _ROW_BASE, "id", df["id"].iat[i],
+                          f"与第{first[df['id'].iat[i]] + _ROW_BASE}行重复 id used by row "
+                          f"{first[df['id'].iat[i]] + _ROW_BASE} (the same complaint twice?)")
+                 for i in np.flatnonzero(dup)]
     _reject(label, problems)
     return df
 
@@ -229,13 +229,17 @@ def _join_districts(df: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, label: str
 
 
 # ------------------------------------------------------------------------------ use cases
-def load_events(app, kind: str, path: str | Path) -> pd.DataFrame:
-    """Read and validate a warnings or complaints file without importing it."""
+def load_events(app, kind: str, path: str | Path, *,
+                limits: Limits | None = None) -> pd.DataFrame:
+    """Read and validate a warnings or complaints file without importing it.
+
+    ``limits`` caps the file (the web passes ``services.upload_limits``); None reads any size.
+    """
     if kind not in KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     label = Path(path).name
-    raw = read_table_file(path, name=label)
-    check_row_limit(app.settings, len(raw), label)
+    raw = read_table_file(path, name=label, limits=limits)
+    check_row_limit(len(raw), label, limits)
     if kind == "warnings":
         return validate_warnings(app, raw, label)
     return validate_complaints(app, raw, label)
@@ -268,10 +272,12 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(lambda col: col.map(text))
 
 
-def import_events(app, kind: str, path: str | Path, *, user: str) -> dict[str, Any]:
-    """Validate a file and append it to its event table in one transaction, or reject it."""
+def import_events(app, kind: str, path: str | Path, *, user: str,
+                  limits: Limits | None = None) -> dict[str, Any]:
+    """Validate a file and append it to its event table in one transaction, or reject it.
+    Rows repeated inside the file, or already stored, reject it whole."""
     label = Path(path).name
-    df = load_events(app, kind, path)
+    df = load_events(app, kind, path, limits=limits)
     _reject(label, _already_stored(app, kind, df, label))
     frame = _as_text(pd.DataFrame(df.drop(columns=["geometry"], errors="ignore")))
     count = app.repo.append_rows(TABLE_OF[kind], frame, user=user)

@@ -21,6 +21,7 @@ from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.exports.tables import neutralise_frame
 from geoapp.services import check_row_limit
 from geoapp.services.checks import RULE_ATTRS, engine
+from geoapp.storage.tables_in import Limits, read_frame
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -53,21 +54,17 @@ def file_format(path: str | Path) -> str:
 
 
 # -- reading -----------------------------------------------------------------------------
-def _read(path: Path, fmt: str) -> tuple[pd.DataFrame, str | None]:
+def _read(path: Path, fmt: str, limits: Limits | None = None,
+          label: str | None = None) -> tuple[pd.DataFrame, str | None]:
     """The rows, and the file's own CRS for spatial formats (None for tables)."""
-    try:
-        if fmt == "csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig"), None
-        if fmt == "xlsx":
-            return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl"), None
-        import pyogrio
+    if fmt in ("csv", "xlsx"):  # storage.tables_in: limits judged before parsing
+        return read_frame(path, name=label or path.name, limits=limits), None
+    # storage.vector_in: format from extension and content, GDAL's driver named, the
+    # GeoPackage judged with SQLite first; GDAL only ever opens a private copy.
+    from geoapp.storage.vector_in import read_vector
 
-        gdf = pyogrio.read_dataframe(path)
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path.name}: not UTF-8 text; save the file as UTF-8 "
-                           "(Excel: CSV UTF-8)") from None
-    except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
-        raise InvalidInput(f"{path.name}: cannot read the file as {fmt}: {exc}") from None
+    max_rows = limits.max_rows if limits is not None else None
+    gdf = read_vector(path, label=label or path.name, kind=fmt, max_rows=max_rows or 0).gdf
     return gdf, (gdf.crs.to_string() if gdf.crs is not None else None)
 
 
@@ -80,6 +77,15 @@ def _coordinates(df: pd.DataFrame, fmt: str, file_crs: str | None, opts: FlagOpt
         if file_crs is None:
             raise InvalidInput("the file declares no coordinate system; add one (GeoJSON is "
                                "WGS84 by definition) or convert it to CSV with a crs column")
+        from geoapp.storage.vector_in import unknown_datum
+
+        invented = unknown_datum(df.crs)
+        if invented and not opts.crs:
+            raise InvalidInput(f"the file's coordinate system names the datum {invented!r}, "
+                               "which no authority defines; name the real system with --crs "
+                               "(the crs field), e.g. cgcs2000 or wgs84")
+        if invented:
+            file_crs = opts.crs
         if opts.crs and resolve_crs(opts.crs) != resolve_crs(file_crs):
             raise InvalidInput(f"--crs {opts.crs} contradicts the file's own CRS {file_crs}")
         geom = df.geometry
@@ -179,15 +185,23 @@ def _write(df: pd.DataFrame, path: Path, fmt: str, lon: np.ndarray, lat: np.ndar
 
 # -- the use case ------------------------------------------------------------------------
 def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
-              opts: FlagOptions | None = None) -> dict[str, Any]:
-    """Flag every row of ``src`` and write ``dst``; return a summary (and the bad rows)."""
+              opts: FlagOptions | None = None, *, limits: Limits | None = None,
+              name: str | None = None) -> dict[str, Any]:
+    """Flag every row of ``src`` and write ``dst``; return a summary (and the bad rows).
+
+    ``limits`` caps the input (the web passes ``services.upload_limits``; None: any size);
+    ``name`` is the upload's name for messages (default: the file's)."""
     opts = opts or FlagOptions()
     src, dst = Path(src), Path(dst)
     fmt_in, fmt_out = file_format(src), file_format(dst)
     if not src.is_file():
         raise InvalidInput(f"{src}: no such file")
-    df, file_crs = _read(src, fmt_in)
-    check_row_limit(app.settings, len(df), src.name)
+    if fmt_in in ("geojson", "gpkg"):  # never a symlink, never the app's own database
+        from geoapp.storage.vector_in import guard_source
+
+        guard_source(src, name or src.name, app.settings.get("DATABASE"))
+    df, file_crs = _read(src, fmt_in, limits, name)
+    check_row_limit(len(df), name or src.name, limits)
     lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
     report_rows = [{"row": _row_number(fmt_in, int(i)),
                     "reason": reasons.get(int(i), "bad coordinates")}

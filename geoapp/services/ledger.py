@@ -21,10 +21,16 @@ import pandas as pd
 from geoapp.domain import ledger as L
 from geoapp.domain.errors import CoordinateError, InvalidInput, ValidationFailed
 from geoapp.domain.vocab import SiteType
-from geoapp.exports.ledger_xlsx import LedgerSheet, read_ledger, write_ledger_workbook
+from geoapp.exports.ledger_xlsx import (
+    NON_DATA_ROWS,
+    LedgerSheet,
+    read_ledger,
+    write_ledger_workbook,
+)
 from geoapp.services import Geoapp, check_row_limit
 from geoapp.spatial.crs import array_to_wgs84
 from geoapp.storage.sources import SITE_COLUMNS, convert_frame
+from geoapp.storage.tables_in import Limits, read_grid
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +127,18 @@ def _hit_texts(app: Geoapp, ids: list[str]) -> dict[str, list[str]]:
 
 
 # ------------------------------------------------------------------------------ import
-def import_ledger(app: Geoapp, path: str | Path, *, user: str) -> dict[str, Any]:
-    """Validate a template workbook whole, then create/update its enterprises in one go."""
-    sheet = read_ledger(path)
-    check_row_limit(app.settings, len(sheet.rows), sheet.file)
+def import_ledger(app: Geoapp, path: str | Path, *, user: str,
+                  limits: Limits | None = None) -> dict[str, Any]:
+    """Validate a template workbook whole, then create/update its enterprises in one go.
+
+    ``limits`` caps the file before it is parsed (the web passes ``services.upload_limits``);
+    None reads any size.
+    """
+    label = Path(path).name
+    grid = read_grid(path, name=label, limits=limits, extra_rows=NON_DATA_ROWS)
+    sheet = read_ledger(label, grid.rows)
+    del grid
+    check_row_limit(len(sheet.rows), sheet.file, limits)
     records, rows, problems = _records(app, sheet)
     if problems:
         _reject(sheet.file, problems)

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from werkzeug.utils import secure_filename
 
 from geoapp.domain.errors import InvalidInput
-from geoapp.services import Geoapp, checks
+from geoapp.services import Geoapp, checks, upload_limits
 from geoapp.services.flagfile import FORMATS, FlagOptions, file_format, flag_file
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -73,7 +73,8 @@ def flag():
                        skip_bad=_arg("skip_bad", "false").lower() in ("1", "true", "yes", "on"),
                        default_site_type=checks.parse_site_type(_arg("site_type")))
     try:
-        summary = flag_file(core(), src, dst, opts)
+        summary = flag_file(core(), src, dst, opts, limits=upload_limits(core().settings),
+                            name=name)
         body = io.BytesIO(dst.read_bytes())
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -20,7 +20,7 @@ from werkzeug.utils import secure_filename
 
 from geoapp.domain.errors import InvalidInput, NotFound, ValidationFailed
 from geoapp.exports.interchange import FORMATS
-from geoapp.services import interchange, ledger
+from geoapp.services import interchange, ledger, upload_limits
 from geoapp.web.auth import role_required
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,8 @@ def upload():
         path = Path(tmp) / name
         upload.save(path)
         try:
-            result = ledger.import_ledger(_core(), path, user=current_user.username)
+            result = ledger.import_ledger(_core(), path, user=current_user.username,
+                                          limits=upload_limits(_core().settings))
         except ValidationFailed as exc:
             return _page(problems=exc, status=400)
     return _page(result=result)

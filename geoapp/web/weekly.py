@@ -19,7 +19,7 @@ from werkzeug.utils import secure_filename
 from geoapp.domain.bulletin import IsoWeek, last_full_week
 from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.maps.weekly import weekly_map
-from geoapp.services import events
+from geoapp.services import events, upload_limits
 from geoapp.services import weekly as svc
 from geoapp.web.auth import role_required
 from geoapp.web.views import render_map_page
@@ -134,7 +134,8 @@ def upload():
         try:
             from flask_login import current_user
 
-            result = events.import_events(_core(), kind, path, user=current_user.username)
+            result = events.import_events(_core(), kind, path, user=current_user.username,
+                                          limits=upload_limits(_core().settings))
         except ValidationFailed as exc:
             return _page(week, import_errors=exc, status=400)
     flash(_("已导入 %(n)d 条记录", n=result["rows"]))

@@ -1,0 +1,378 @@
+"""Reading tabular uploads (CSV and XLSX), with their size judged before they are parsed.
+
+Every spreadsheet the app reads from a user goes through here: flagged files
+(``services.flagfile``), warning and complaint imports (``services.events``) and the ledger
+(``exports.ledger_xlsx``). An XLSX file is a zip of XML parts, and a 150 KB upload can unpack
+to a sheet of a million rows, so the checks come in order of cost:
+
+1. the zip directory: number of entries, total unpacked size, compression ratio;
+2. every XML part's prolog: a DTD (the door to XXE and entity expansion) is refused;
+3. the first sheet's ``<dimension ref=...>``, when present: rows and columns;
+4. a streaming read of the sheet (openpyxl's sheet parser, fed one ``<row>`` at a time) that
+   stops at the first row, column or cell over the limit, and notes every formula cell
+   without a cached value (openpyxl and scripts write formulas that nothing has calculated;
+   they would otherwise read as empty cells and the row would be silently wrong).
+
+A CSV file is read with a row cap (``nrows``) and, when over it, the rest is only counted.
+
+Limits come from the caller (:class:`Limits`): the web passes its settings, the command line
+takes any size unless ``--max-rows`` is given. Every failure is a ``ValidationFailed`` (an
+``InvalidInput``: 400), with row/column details where they apply, whose message names the
+upload, never a temp path or a library's exception text (that goes to the log).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse as safe_iterparse
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+
+from geoapp.domain.errors import InvalidInput, ValidationFailed
+
+log = logging.getLogger(__name__)
+
+#: Most columns a table upload may have on the server (a real one has a few dozen; a hostile
+#: one 16,384, and every row of it costs that much).
+MAX_COLUMNS = 200
+#: Most non-empty cells of one table upload on the server (e.g. 200,000 rows x 20 columns).
+MAX_CELLS = 4_000_000
+#: Zip directory limits for an XLSX upload on the server.
+MAX_ZIP_ENTRIES = 1_000
+MAX_COMPRESSION_RATIO = 100
+#: Below this unpacked size the compression ratio is not judged (tiny parts compress well).
+_RATIO_FLOOR = 1 << 20
+#: Formatted but empty rows tolerated after the last row allowed before reading stops.
+BLANK_TAIL = 1_000
+MAX_REPORTED = 200
+XLSX_SUFFIXES = (".xlsx", ".xlsm")
+CSV_SUFFIXES = (".csv", ".txt", "")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one read may cost. ``None`` is no limit (the command line's default)."""
+
+    max_rows: int | None = None          # data rows (header rows not counted)
+    max_columns: int | None = None
+    max_cells: int | None = None         # non-empty cells
+    max_unpacked: int | None = None      # bytes of an XLSX once unzipped
+    max_ratio: float | None = None       # unpacked / packed size of an XLSX
+    max_entries: int | None = None       # files inside an XLSX
+    rows_named: str = "--max-rows"       # how the row limit is named in messages
+
+    @classmethod
+    def server(cls, max_rows: int | None, max_upload_mb: int | None) -> Limits:
+        """The web's limits: ``MAX_ROWS`` rows and the fixed caps above."""
+        unpacked = int(max_upload_mb) * 10 * 2**20 if max_upload_mb else None
+        return cls(max_rows=int(max_rows) if max_rows else None, max_columns=MAX_COLUMNS,
+                   max_cells=MAX_CELLS, max_unpacked=unpacked, max_ratio=MAX_COMPRESSION_RATIO,
+                   max_entries=MAX_ZIP_ENTRIES, rows_named="setting MAX_ROWS")
+
+
+NO_LIMITS = Limits()
+
+
+def too_many_rows(label: str, rows: int, limits: Limits) -> ValidationFailed:
+    """The one message for a file over the row limit (Chinese first)."""
+    return ValidationFailed(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {rows} rows, "
+                        f"more than the {limits.max_rows} accepted ({limits.rows_named}); "
+                        "split the file")
+
+
+def check_rows(label: str, rows: int, limits: Limits | None) -> None:
+    """Refuse ``rows`` data rows when over the limit."""
+    if limits is not None and limits.max_rows and rows > limits.max_rows:
+        raise too_many_rows(label, rows, limits)
+
+
+# ------------------------------------------------------------------------------ XLSX
+@dataclass
+class Grid:
+    """The first sheet's raw cell values: ``rows[i]`` is sheet row ``i + 1`` (trailing empty
+    rows dropped, missing rows empty lists)."""
+
+    name: str
+    rows: list[list[Any]]
+
+
+def read_grid(path: str | Path, *, name: str | None = None, limits: Limits | None = None,
+              extra_rows: int = 1) -> Grid:
+    """The first sheet of an XLSX upload, checked against ``limits`` before it is parsed.
+
+    ``extra_rows`` is how many sheet rows besides data rows the layout has (1: a header row),
+    so the sheet may have ``max_rows + extra_rows`` rows. A formula cell without a cached value
+    rejects the file with every such cell's row and column.
+    """
+    from openpyxl import load_workbook
+
+    path = Path(path)
+    label = name or path.name
+    limits = limits or NO_LIMITS
+    _check_zip(path, label, limits)
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for broken files
+        log.warning("%s: openpyxl cannot open the workbook: %r", label, exc)
+        raise _unreadable(label, "the workbook's parts are missing or damaged") from None
+    try:
+        if not wb.worksheets:
+            raise _unreadable(label, "it has no worksheet")
+        return Grid(label, _stream_sheet(wb, wb.worksheets[0], label, limits, extra_rows))
+    finally:
+        wb.close()
+
+
+def _unreadable(label: str, why: str) -> ValidationFailed:
+    return ValidationFailed(f"无法读取此 XLSX 文件，请用 Excel 另存为 .xlsx 后重试 {label}: not a "
+                        f"readable XLSX workbook ({why}); save it from Excel as .xlsx")
+
+
+def _check_zip(path: Path, label: str, limits: Limits) -> None:
+    """The zip directory and every XML part's prolog, before openpyxl reads anything."""
+    if path.stat().st_size == 0:
+        raise ValidationFailed(f"文件为空 {label}: the file is empty")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            _check_directory(infos, label, limits)
+            for info in infos:
+                if info.filename.endswith((".xml", ".rels", ".vml")):
+                    _check_prolog(zf, info, label)
+    except zipfile.BadZipFile as exc:
+        log.info("%s: not a zip archive: %s", label, exc)
+        raise _unreadable(label, "not a zip archive; an old .xls or a renamed file?") from None
+    except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
+        log.warning("%s: unreadable zip: %r", label, exc)
+        raise _unreadable(label, "the zip archive is damaged or uses an unknown method") from None
+
+
+def _check_directory(infos: list[zipfile.ZipInfo], label: str, limits: Limits) -> None:
+    if limits.max_entries and len(infos) > limits.max_entries:
+        raise ValidationFailed(f"XLSX 文件内部条目过多 {label}: {len(infos):,} entries inside the "
+                           f"XLSX, more than the {limits.max_entries:,} accepted")
+    unpacked = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos)
+    if limits.max_unpacked and unpacked > limits.max_unpacked:
+        raise ValidationFailed(f"XLSX 文件解压后过大 {label}: {unpacked / 2**20:,.0f} MB once "
+                           f"unpacked, more than the {limits.max_unpacked / 2**20:,.0f} MB "
+                           "accepted (10 x setting MAX_UPLOAD_MB); split the file")
+    ratio = unpacked / max(packed, 1)
+    if limits.max_ratio and unpacked > _RATIO_FLOOR and ratio > limits.max_ratio:
+        raise ValidationFailed(f"XLSX 文件压缩比异常，已拒绝 {label}: compressed {ratio:,.0f} to 1, "
+                           f"more than any real workbook ({limits.max_ratio:,.0f} to 1): "
+                           "refused as a zip bomb")
+
+
+def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> None:
+    """Parse up to the root element: a DOCTYPE (no workbook part has one) is refused."""
+    try:
+        with zf.open(info) as src:
+            for _event, _elem in safe_iterparse(src, events=("start",), forbid_dtd=True):
+                break
+    except DefusedXmlException as exc:
+        log.warning("%s: %s has a DTD (%r); refused", label, info.filename, exc)
+        raise ValidationFailed(f"XLSX 文件含有 XML 文档类型定义 (DTD)，已拒绝 {label}: refused, "
+                           "a part of the workbook declares a DTD or entities, which no "
+                           "spreadsheet program writes") from None
+    except Exception as exc:  # noqa: BLE001 - a broken part is the file's fault
+        log.warning("%s: part %s is not well-formed XML: %r", label, info.filename, exc)
+        raise _unreadable(label, "a part of the workbook is not well-formed XML") from None
+
+
+class _SheetParser(WorkSheetParser):
+    """openpyxl's streaming sheet parser, noting formula cells that have no cached value.
+
+    With ``data_only`` openpyxl gives such a cell as ``None``, indistinguishable from an
+    empty cell. A formula whose cached result is the empty string is ``t="str"`` with an empty
+    ``<v>`` (Excel); openpyxl writes formulas with an empty ``<v>`` and no type.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.uncomputed: list[tuple[int, int]] = []
+
+    def parse_cell(self, element):  # noqa: ANN001, ANN201 - openpyxl's signature
+        cell = super().parse_cell(element)
+        if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+            v = element.find(VALUE_TAG)
+            if v is None or (not v.text and element.get("t") != "str"):
+                self.uncomputed.append((cell["row"], cell["column"]))
+            elif element.get("t") == "str":
+                cell["value"] = ""
+        return cell
+
+
+def _stream_sheet(wb: Any, ws: Any, label: str, limits: Limits, extra_rows: int
+                  ) -> list[list[Any]]:
+    sheet_limit = limits.max_rows + extra_rows if limits.max_rows else None
+    dims = (ws.min_row, ws.min_column, ws.max_row, ws.max_column)
+    if None not in dims:  # the sheet declares its extent: judge it before reading a row
+        if sheet_limit and ws.max_row > sheet_limit + BLANK_TAIL:
+            raise _sheet_too_long(label, ws.max_row, extra_rows, limits, declared=True)
+        if limits.max_columns and ws.max_column > limits.max_columns:
+            raise _too_wide(label, ws.min_row, ws.max_column, limits)
+    # private openpyxl attributes: the same ones its own ReadOnlyWorksheet passes
+    parser = _SheetParser(ws._get_source(), ws._shared_strings, data_only=True,
+                          epoch=wb.epoch, date_formats=wb._date_formats,
+                          timedelta_formats=wb._timedelta_formats)
+    rows: list[list[Any]] = []
+    cells = 0
+    last = 0  # index past the last non-empty row
+    try:
+        for idx, parsed in parser.parse():
+            if sheet_limit and idx > sheet_limit + BLANK_TAIL:
+                raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
+            values = [(c["column"], c["value"]) for c in parsed
+                      if c["value"] is not None and c["value"] != ""]
+            if not values:
+                continue
+            if sheet_limit and idx > sheet_limit:
+                raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
+            width = max(col for col, _ in values)
+            if limits.max_columns and width > limits.max_columns:
+                raise _too_wide(label, idx, width, limits)
+            cells += len(values)
+            if limits.max_cells and cells > limits.max_cells:
+                raise ValidationFailed(f"文件单元格过多，请拆分后再导入 {label}: more than "
+                                   f"{limits.max_cells:,} non-empty cells by row {idx:,}; "
+                                   "split the file")
+            while len(rows) < idx - 1:
+                rows.append([])
+            row: list[Any] = [None] * width
+            for col, value in values:
+                row[col - 1] = value
+            rows.append(row)
+            last = len(rows)
+    except InvalidInput:
+        raise
+    except DefusedXmlException as exc:
+        log.warning("%s: sheet XML declares entities: %r", label, exc)
+        raise ValidationFailed(f"XLSX 文件含有 XML 实体定义，已拒绝 {label}: refused, the sheet "
+                           "declares XML entities, which no spreadsheet program writes") from None
+    except Exception as exc:  # noqa: BLE001 - a broken sheet is the file's fault
+        log.warning("%s: cannot parse the first sheet: %r", label, exc)
+        raise _unreadable(label, "the first sheet is damaged") from None
+    del rows[last:]
+    if parser.uncomputed:
+        raise _uncomputed(label, parser.uncomputed)
+    return rows
+
+
+def _sheet_too_long(label: str, sheet_rows: int, extra_rows: int, limits: Limits, *,
+                    declared: bool) -> ValidationFailed:
+    data_rows = max(sheet_rows - extra_rows, 0)
+    how = "the sheet declares" if declared else "the sheet has at least"
+    return ValidationFailed(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {how} "
+                        f"{sheet_rows:,} rows (about {data_rows:,} data rows), more than the "
+                        f"{limits.max_rows:,} accepted ({limits.rows_named}); split the file")
+
+
+def _too_wide(label: str, row: int, columns: int, limits: Limits) -> ValidationFailed:
+    return ValidationFailed(
+        f"文件列数超过上限 {label}: {columns:,} columns (to column "
+        f"{get_column_letter(min(columns, 16384))}), more than the {limits.max_columns} accepted",
+        details=[{"file": label, "row": row, "column": get_column_letter(min(columns, 16384)),
+                  "value": "", "message": f"第{row}行 {get_column_letter(min(columns, 16384))}列"
+                  f"超出列数上限 column beyond the {limits.max_columns} accepted"}])
+
+
+def _uncomputed(label: str, where: list[tuple[int, int]]) -> ValidationFailed:
+    details = [{"file": label, "row": r, "column": get_column_letter(c), "value": "",
+                "message": f"第{r}行 {get_column_letter(c)}列: 公式没有计算结果 formula without "
+                           "a cached value; open and save the file in Excel"}
+               for r, c in sorted(where)[:MAX_REPORTED]]
+    first = details[0]
+    return ValidationFailed(
+        f"{label}: {len(where)} 个公式单元格没有计算结果，请用 Excel 打开并保存后再导入 "
+        f"{len(where)} formula cell(s) without a cached value, nothing read; first: row "
+        f"{first['row']}, column {first['column']}; open and save the file in Excel "
+        "(or paste values)", details=details)
+
+
+# ------------------------------------------------------------------------------ frames
+def cell_text(value: Any) -> str:
+    """A cell as text, the way ``pd.read_excel(dtype=str)`` gives it (2.0 -> "2")."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def read_frame(path: str | Path, *, name: str | None = None, limits: Limits | None = None,
+               skip_initial_space: bool = False) -> pd.DataFrame:
+    """A CSV (UTF-8, with or without BOM) or XLSX upload as a frame of text cells; the header
+    is the first row, data row ``i`` is sheet/file row ``i + 2``."""
+    path = Path(path)
+    label = name or path.name
+    suffix = path.suffix.lower()
+    if suffix in XLSX_SUFFIXES:
+        return _grid_frame(read_grid(path, name=label, limits=limits, extra_rows=1).rows)
+    if suffix in CSV_SUFFIXES:
+        return _read_csv(path, label, limits or NO_LIMITS, skip_initial_space)
+    raise ValidationFailed(f"文件须为 CSV 或 XLSX {label}: expected a .csv or .xlsx file")
+
+
+def _grid_frame(rows: list[list[Any]]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame()
+    header = [cell_text(v).strip() for v in rows[0]]
+    width = max(len(header), *(len(r) for r in rows))
+    columns: list[str] = []
+    for i in range(width):
+        h = header[i] if i < len(header) else ""
+        h = h or f"Unnamed: {i}"
+        base, n = h, 0
+        while h in columns:  # repeated headers as pandas names them: a, a.1, a.2
+            n += 1
+            h = f"{base}.{n}"
+        columns.append(h)
+    data = [[cell_text(r[i]) if i < len(r) else "" for i in range(width)] for r in rows[1:]]
+    return pd.DataFrame(data, columns=columns, dtype=object)
+
+
+def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise ValidationFailed(f"文件为空 {label}: the file is empty")
+    nrows = limits.max_rows + 1 if limits.max_rows else None
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                         skipinitialspace=skip_initial_space, nrows=nrows)
+    except UnicodeDecodeError:
+        raise ValidationFailed(f"文件不是 UTF-8 编码，请另存为“CSV UTF-8” {label}: not UTF-8 text; "
+                           "save the file as UTF-8 (Excel: CSV UTF-8)") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        log.warning("%s: unreadable CSV: %r", label, exc)
+        raise ValidationFailed(f"无法读取此 CSV 文件 {label}: not a readable CSV file (check the "
+                           "quotes and that every row has the header's columns)") from None
+    if limits.max_columns and len(df.columns) > limits.max_columns:
+        raise _too_wide(label, 1, len(df.columns), limits)
+    if limits.max_cells and df.size > limits.max_cells:
+        raise ValidationFailed(f"文件单元格过多，请拆分后再导入 {label}: more than "
+                           f"{limits.max_cells:,} cells; split the file")
+    if nrows is not None and len(df) >= nrows:
+        raise too_many_rows(label, _count_csv_rows(path), limits)
+    return df
+
+
+def _count_csv_rows(path: Path) -> int:
+    """Data rows of a CSV, counted as a stream (a quoted field may hold newlines)."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as f:
+        reader = csv.reader(f)
+        next(reader, None)
+        return sum(1 for row in reader if row)
+
+
+__all__ = ["BLANK_TAIL", "MAX_CELLS", "MAX_COLUMNS", "Grid", "Limits", "NO_LIMITS",
+           "check_rows", "read_frame", "read_grid", "too_many_rows"]
