@@ -57,6 +57,9 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from geoapp.storage.vector_in import configure_gdal
+
+    configure_gdal()  # GDAL's remote and code-running features off before any file is read
 
 
 @main.command("serve")

@@ -253,7 +253,8 @@ def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
     given = resolve_crs(crs) if crs else None
     invented = vector_in.unknown_datum(gdf.crs) if has_prj else None
     if invented and given is None:
-        raise InvalidInput(f"{label}: the coordinate system names the datum {invented!r}, "
+        raise InvalidInput(f"坐标系基准面未知 Unknown datum: {label}: the coordinate system "
+                           f"names the datum {invented!r}, "
                            "which no authority defines (an invented or mistyped datum); name "
                            "the real system in the crs field (e.g. cgcs2000, wgs84, EPSG:4547)")
     if invented:

@@ -182,6 +182,7 @@ def read_vector(path: str | Path, *, label: str, kind: str | None = None,
     (``extract_shapefile`` writes ``layer.*`` into a temporary folder).
     """
     path = Path(path)
+    configure_gdal()  # idempotent; the app and the CLI already did it at start
     guard_source(path, label, database)
     kind = check_kind(path, label, kind)
     if kind == "zip":

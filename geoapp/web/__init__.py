@@ -70,6 +70,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       WTF_CSRF_TIME_LIMIT=None)
     logging.getLogger("geoapp").setLevel(settings["LOG_LEVEL"])
 
+    from geoapp.storage.vector_in import configure_gdal
+
+    configure_gdal()  # GDAL's remote and code-running features off before any upload
+
     from geoapp.web.sessions import VerifiedCookieSessionInterface
 
     app.session_interface = VerifiedCookieSessionInterface()
