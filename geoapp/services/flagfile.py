@@ -81,9 +81,10 @@ def _coordinates(df: pd.DataFrame, fmt: str, file_crs: str | None, opts: FlagOpt
 
         invented = unknown_datum(df.crs)
         if invented and not opts.crs:
-            raise InvalidInput(f"the file's coordinate system names the datum {invented!r}, "
-                               "which no authority defines; name the real system with --crs "
-                               "(the crs field), e.g. cgcs2000 or wgs84")
+            raise InvalidInput(f"坐标系基准面未知 Unknown datum: the file's coordinate system "
+                               f"names the datum {invented!r}, which no authority defines; "
+                               "name the real system with --crs (the crs field), e.g. "
+                               "cgcs2000 or wgs84")
         if invented:
             file_crs = opts.crs
         if opts.crs and resolve_crs(opts.crs) != resolve_crs(file_crs):
