@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 
 from geoapp.domain.errors import GeoappError, InvalidInput, NotFound, ValidationFailed
@@ -87,7 +88,8 @@ def import_layer(app: Geoapp, name: str, path: str | Path, *, user: str,
 
         record_event(app, user, "import", "layer", name,
                      {"file": label, "features": len(gdf),
-                      "repaired": [r["feature"] for r in repaired]})
+                      "repaired": [r["feature"] for r in repaired],
+                      "dropped_columns": dropped})
     from geoapp.services.checks import refresh_hits
 
     refreshed = refresh_hits(app)
@@ -327,7 +329,7 @@ def _declared_columns(app: Geoapp, name: str, gdf: gpd.GeoDataFrame,
     too_long = []
     for col in keep:
         values = gdf[col]
-        if values.dtype != object:
+        if values.dtype != object and not pd.api.types.is_string_dtype(values.dtype):
             continue
         lengths = values.map(lambda v: len(v) if isinstance(v, str | bytes) else 0)
         for i in np.flatnonzero(lengths.to_numpy() > MAX_TEXT_CHARS)[:MAX_REPORTED]:

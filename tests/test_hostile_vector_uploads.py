@@ -1,0 +1,476 @@
+"""Hostile vector uploads (GDAL formats): only what was uploaded is ever read.
+
+A canary string sits in a file on disk, in this process's environment and in the database;
+every hostile file (VRTs under innocent names, URL references, GeoPackages with views,
+virtual tables or triggers, links inside zips) goes to ``/api/flag``, ``/layers`` and the
+CLI, and must come back as a clear 4xx (exit 2) without the canary, without a request to a
+local HTTP listener and with the database unchanged.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import os
+import secrets
+import sqlite3
+import stat
+import threading
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from shapely.geometry import Polygon
+
+from geoapp.web import create_app
+
+from webutil import login, make_users
+
+SQUARE = Polygon([(113.20, 35.20), (113.22, 35.20), (113.22, 35.22), (113.20, 35.22)])
+CANARY = "canary-" + secrets.token_hex(12)
+GCJ_PRJ = ('GEOGCS["GCS_GCJ_02",DATUM["D_GCJ_02",SPHEROID["Krasovsky_1940",6378245.0,298.3]],'
+           'PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]]')
+
+
+# ------------------------------------------------------------------ fixtures
+class _Listener(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        _Listener.hits.append(self.path)
+        body = f"lon,lat,name\n113.2,35.2,{CANARY}\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_HEAD = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def listener():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Listener)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture(scope="module")
+def canary_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("secret") / "secret.csv"
+    path.write_text(f"lon,lat,name,WKT\n113.2,35.2,{CANARY},POINT (113.2 35.2)\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def hostile_app(tmp_path_factory, jiaozuo_db, canary_file):
+    import shutil
+
+    inst = tmp_path_factory.mktemp("instance")
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    old = os.environ.get("HOSTILE_UPLOAD_TEST_CANARY")
+    os.environ["HOSTILE_UPLOAD_TEST_CANARY"] = CANARY
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
+    make_users(app)
+    core(app).repo.log_event(user="test", action="note", entity="canary", entity_id=CANARY,
+                             details={"canary": CANARY})
+    yield app
+    if old is None:
+        os.environ.pop("HOSTILE_UPLOAD_TEST_CANARY", None)
+    else:
+        os.environ["HOSTILE_UPLOAD_TEST_CANARY"] = old
+
+
+@pytest.fixture(scope="module")
+def planner(hostile_app):
+    client = hostile_app.test_client()
+    return client, login(client, "planner")
+
+
+def core(app):
+    return app.extensions["geoapp"]
+
+
+def database(app) -> Path:
+    return Path(core(app).settings["DATABASE"])
+
+
+def state(app, layer: str = "urban_core") -> tuple:
+    repo = core(app).repo
+    return (repo.last_change_id(), len(repo.sites()), len(repo.site_hits()),
+            len(repo.layer(layer)), tuple(repo.layer(layer).columns))
+
+
+def upload(client, token, layer: str, data: bytes, filename: str, **fields):
+    form = {"csrf_token": token, "file": (io.BytesIO(data), filename), **fields}
+    return client.post(f"/layers/{layer}", data=form, content_type="multipart/form-data")
+
+
+def flag(client, token, data: bytes, filename: str, **fields):
+    form = {"file": (io.BytesIO(data), filename), **fields}
+    return client.post("/api/flag", data=form, content_type="multipart/form-data",
+                       headers={"X-CSRFToken": token})
+
+
+# ------------------------------------------------------------------ building files
+def zone_frame(n: int = 1, crs=4326, **extra) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({"id": [f"UC{i + 1}" for i in range(n)],
+                             "name": [f"区域{i + 1}" for i in range(n)],
+                             "source": ["测试"] * n, **extra},
+                            geometry=[SQUARE] * n, crs=crs)
+
+
+def shapefile_parts(tmp_path: Path, gdf: gpd.GeoDataFrame) -> dict[str, bytes]:
+    folder = tmp_path / f"shp-{secrets.token_hex(4)}"
+    folder.mkdir()
+    gdf.to_file(folder / "zone.shp", encoding="UTF-8")
+    return {p.suffix: p.read_bytes() for p in folder.iterdir()}
+
+
+def zipped(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        for name, target in (links or {}).items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            info.create_system = 3
+            zf.writestr(info, target)
+    return buf.getvalue()
+
+
+def vrt(source: str, layer: str = "secret") -> bytes:
+    return (f'<OGRVRTDataSource><OGRVRTLayer name="x"><SrcDataSource>{source}'
+            f'</SrcDataSource><SrcLayer>{layer}</SrcLayer>'
+            '<GeometryType>wkbPoint</GeometryType>'
+            '<GeometryField encoding="PointFromColumns" x="lon" y="lat"/>'
+            '</OGRVRTLayer></OGRVRTDataSource>').encode()
+
+
+def geojson(crs: dict | None = None) -> bytes:
+    doc = json.loads(zone_frame().to_json())
+    doc["features"][0]["properties"].update(lon=113.21, lat=35.21)
+    if crs is not None:
+        doc["crs"] = crs
+    return json.dumps(doc).encode()
+
+
+def gpkg_bytes(tmp_path: Path, gdf, sql: tuple[str, ...] = (), layer: str = "zone") -> bytes:
+    path = tmp_path / f"g-{secrets.token_hex(4)}.gpkg"
+    gdf.to_file(path, driver="GPKG", layer=layer)
+    if sql:
+        con = sqlite3.connect(path)
+        for stmt in sql:
+            con.execute(stmt)
+        con.commit()
+        con.close()
+    return path.read_bytes()
+
+
+def hostile_files(tmp_path: Path, canary: Path, db: Path, port: int) -> list[tuple[str, bytes]]:
+    """(upload name, bytes) of every hostile vector file we could think of."""
+    url = f"http://127.0.0.1:{port}"
+    shp = shapefile_parts(tmp_path, zone_frame())
+    files = [
+        ("vrt.geojson", vrt(f"CSV:{canary}")),
+        ("vrt.json", vrt(str(canary))),
+        ("vrt.gpkg", vrt(str(canary))),
+        ("vrt.csv", vrt(str(canary))),
+        ("live-db.geojson", vrt(str(db), "users")),
+        ("live-db.gpkg", vrt(str(db), "users")),
+        ("vsicurl.geojson", vrt(f"/vsicurl/{url}/secret.csv")),
+        ("http.geojson", vrt(f"{url}/secret.csv")),
+        ("url-as-content.geojson", f"{url}/secret.geojson".encode()),
+        ("vsi-as-content.gpkg", f"/vsicurl/{url}/x.gpkg".encode()),
+        ("link-crs.geojson", geojson({"type": "link", "properties": {
+            "href": f"{url}/crs.prj", "type": "proj4"}})),
+        ("file-crs.geojson", geojson({"type": "name", "properties": {"name": str(canary)}})),
+        ("vsicurl-crs.geojson", geojson({"type": "name", "properties": {
+            "name": f"/vsicurl/{url}/crs.prj"}})),
+        ("vrt-in-shp.zip", zipped({"zone.shp": vrt(str(canary)), "zone.shx": shp[".shx"],
+                                   "zone.dbf": shp[".dbf"], "zone.prj": shp[".prj"]})),
+        ("vrt-in-dbf.zip", zipped({"zone.shp": shp[".shp"], "zone.shx": shp[".shx"],
+                                   "zone.dbf": vrt(str(canary)), "zone.prj": shp[".prj"]})),
+        ("vrt-in-prj.zip", zipped({"zone.shp": shp[".shp"], "zone.shx": shp[".shx"],
+                                   "zone.dbf": shp[".dbf"], "zone.prj": str(canary).encode()})),
+        ("link-in-zip.zip", zipped({"zone.shx": shp[".shx"], "zone.dbf": shp[".dbf"]},
+                                   links={"zone.shp": str(canary)})),
+        ("view.gpkg", gpkg_bytes(tmp_path, zone_frame(), (
+            "CREATE VIEW v AS SELECT * FROM zone",
+            "INSERT INTO gpkg_contents (table_name, data_type, identifier, srs_id) "
+            "VALUES ('v', 'features', 'v', 4326)",
+            "INSERT INTO gpkg_geometry_columns VALUES ('v', 'geom', 'POLYGON', 4326, 0, 0)",
+            "DELETE FROM gpkg_contents WHERE table_name = 'zone'"))),
+        ("trigger.gpkg", gpkg_bytes(tmp_path, zone_frame(), (
+            "CREATE TABLE log (x)",
+            "CREATE TRIGGER evil AFTER UPDATE ON zone BEGIN INSERT INTO log VALUES (1); END",
+        ))),
+        ("virtual.gpkg", gpkg_bytes(tmp_path, zone_frame(), (
+            "PRAGMA writable_schema = ON",
+            "INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES "
+            f"('table', 'secret', 'secret', 0, 'CREATE VIRTUAL TABLE secret USING "
+            f"VirtualOGR(''{canary}'')')"))),
+        ("generated.gpkg", gpkg_bytes(tmp_path, zone_frame(), (
+            "ALTER TABLE zone ADD COLUMN g TEXT GENERATED ALWAYS AS (name || 'x') VIRTUAL",))),
+        ("truncated.gpkg", gpkg_bytes(tmp_path, zone_frame())[:5000]),
+    ]
+    return files
+
+
+def assert_clean(text: str) -> None:
+    assert CANARY not in text
+    for temp in ("geoapp-vector-", "geoapp-upload-", "geoapp-flag-", "geoapp-layer-"):
+        assert temp not in text  # no server-side temporary path in an answer
+
+
+# ------------------------------------------------------------------ the canary
+def test_hostile_files_never_read_anything_but_the_upload(hostile_app, planner, listener,
+                                                          canary_file, tmp_path):
+    client, token = planner
+    before = state(hostile_app)
+    files = hostile_files(tmp_path, canary_file, database(hostile_app), listener.server_port)
+    _Listener.hits.clear()
+    for name, data in files:
+        if not name.endswith(".zip"):
+            r = flag(client, token, data, name, lon_col="lon", lat_col="lat")
+            assert 400 <= r.status_code < 500, (name, r.status_code, r.get_data(as_text=True))
+            assert_clean(r.get_data(as_text=True))
+        if not name.endswith(".csv"):
+            r = upload(client, token, "urban_core", data, name)
+            body = r.get_data(as_text=True)
+            assert 400 <= r.status_code < 500, (name, r.status_code, body[:2000])
+            assert_clean(body)
+    assert _Listener.hits == []
+    assert state(hostile_app) == before
+
+
+def test_hostile_files_through_the_cli(hostile_app, listener, canary_file, tmp_path,
+                                       monkeypatch):
+    from geoapp.cli import main
+
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(database(hostile_app).parent))
+    # Opening the core from the CLI refreshes stale rule hits once: not the upload's doing.
+    CliRunner().invoke(main, ["layer", "import", "urban_core", str(canary_file)])
+    before = state(hostile_app)
+    files = hostile_files(tmp_path, canary_file, database(hostile_app), listener.server_port)
+    _Listener.hits.clear()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i, (name, data) in enumerate(files):
+        src = folder / f"{i}-{name}"
+        src.write_bytes(data)
+        if not name.endswith(".zip"):
+            out = tmp_path / f"out-{i}{Path(name).suffix if name.endswith('.csv') else '.csv'}"
+            res = CliRunner().invoke(main, ["flag", str(src), "-o", str(out)])
+            assert res.exit_code == 2, (name, res.output)
+            assert CANARY not in res.output
+            assert not out.exists() or CANARY not in out.read_text(errors="replace")
+        if not name.endswith(".csv"):
+            res = CliRunner().invoke(main, ["layer", "import", "urban_core", str(src)])
+            assert res.exit_code == 2, (name, res.output)
+            assert CANARY not in res.output
+    assert _Listener.hits == []
+    assert state(hostile_app) == before
+
+
+def test_the_apps_own_database_and_symlinks_are_refused(hostile_app, tmp_path, monkeypatch):
+    from geoapp.cli import main
+
+    db = database(hostile_app)
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(db.parent))
+    link = tmp_path / "innocent.gpkg"
+    link.symlink_to(db)
+    before = state(hostile_app)
+    for path in (db, link):
+        res = CliRunner().invoke(main, ["flag", str(path), "-o", str(tmp_path / "o.csv")])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        res = CliRunner().invoke(main, ["layer", "import", "urban_core", str(path)])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "database" in CliRunner().invoke(main, ["flag", str(db), "-o",
+                                                   str(tmp_path / "o.csv")]).output
+    assert state(hostile_app) == before
+
+
+def test_gdal_network_and_vrt_options_are_set_at_start(instance, listener):
+    import pyogrio
+
+    from geoapp.storage.vector_in import GDAL_OPTIONS
+
+    def norm(v) -> str:
+        return {True: "TRUE", False: "NO"}.get(v, str(v)) if isinstance(v, bool) else str(v)
+
+    pyogrio.set_gdal_config_options(dict.fromkeys(GDAL_OPTIONS))
+    create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "TILES": "none"})
+    for key, value in GDAL_OPTIONS.items():
+        assert norm(pyogrio.get_gdal_config_option(key)) == norm(
+            {"YES": True, "NO": False, "TRUE": True}.get(value, value)), key
+    _Listener.hits.clear()
+    for url in (f"/vsicurl/http://127.0.0.1:{listener.server_port}/x.csv",
+                f"http://127.0.0.1:{listener.server_port}/x.geojson"):
+        with pytest.raises(Exception):  # noqa: B017, PT011 - any GDAL error will do
+            pyogrio.read_info(url)
+    assert _Listener.hits == []
+
+
+# ------------------------------------------------------------------ store integrity
+def test_hostile_uploads_leave_the_live_store_intact(instance, canary_file, tmp_path):
+    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
+    make_users(app)
+    client = app.test_client()
+    token = login(client, "planner")
+    db = database(app)
+    core(app).repo.log_event(user="test", action="note", entity="integrity", entity_id="one",
+                             details={"n": 1})
+    wal = Path(f"{db}-wal")
+    assert wal.exists()
+    for name, data in hostile_files(tmp_path, canary_file, db, 9):
+        if not name.endswith(".csv"):
+            upload(client, token, "urban_core", data, name)
+        if not name.endswith(".zip"):
+            flag(client, token, data, name)
+    assert wal.exists(), "the live -wal file was removed"
+    assert Path(f"{db}-shm").exists()
+    core(app).repo.log_event(user="test", action="note", entity="integrity", entity_id="two",
+                             details={"n": 2})
+    other = sqlite3.connect(db)
+    try:
+        seen = {r[0] for r in other.execute(
+            "SELECT entity_id FROM changes WHERE entity = 'integrity'")}
+        assert seen == {"one", "two"}
+        assert other.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        other.close()
+
+
+# ------------------------------------------------------------------ broken but not hostile
+def test_attribute_only_geopackage_is_a_clear_400(hostile_app, planner, tmp_path):
+    import pyogrio
+
+    client, token = planner
+    path = tmp_path / "attrs.gpkg"
+    pyogrio.write_dataframe(pd.DataFrame({"lon": [113.2], "lat": [35.2]}), path,
+                            driver="GPKG", layer="attrs")
+    before = state(hostile_app)
+    r = flag(client, token, path.read_bytes(), "attrs.gpkg")
+    assert r.status_code == 400 and "no feature table" in r.json["message"]
+    assert "attrs.gpkg" in r.json["message"]
+    r = upload(client, token, "urban_core", path.read_bytes(), "attrs.gpkg")
+    assert r.status_code == 400 and "no feature table" in r.get_data(as_text=True)
+    assert state(hostile_app) == before
+
+
+def test_encrypted_zip_is_a_clear_400(hostile_app, planner, tmp_path):
+    client, token = planner
+    shp = shapefile_parts(tmp_path, zone_frame())
+    data = bytearray(zipped({f"zone{k}": v for k, v in shp.items()}))
+    for sig, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # set "encrypted"
+        at = data.find(sig)
+        while at >= 0:
+            data[at + offset] |= 0x01
+            at = data.find(sig, at + 4)
+    before = state(hostile_app)
+    r = upload(client, token, "urban_core", bytes(data), "locked.zip")
+    assert r.status_code == 400
+    assert "Encrypted zip" in r.get_data(as_text=True)
+    assert state(hostile_app) == before
+
+
+def test_prj_with_an_invented_datum_needs_the_crs_field(tmp_path, instance):
+    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
+    make_users(app)
+    client = app.test_client()
+    token = login(client, "planner")
+    shp = shapefile_parts(tmp_path, zone_frame())
+    shp[".prj"] = GCJ_PRJ.encode()
+    data = zipped({f"zone{k}": v for k, v in shp.items()})
+    before = state(app)
+    r = upload(client, token, "urban_core", data, "gcj.zip")
+    assert r.status_code == 400
+    assert "Unknown datum" in r.get_data(as_text=True) and "GCJ_02" in r.get_data(as_text=True)
+    assert state(app) == before
+    r = upload(client, token, "urban_core", data, "gcj.zip", crs="wgs84")
+    assert r.status_code == 200, r.get_data(as_text=True)[:2000]
+    assert len(core(app).repo.layer("urban_core")) == 1
+
+
+def test_layer_upload_keeps_only_declared_columns(tmp_path, instance):
+    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
+    make_users(app)
+    client = app.test_client()
+    token = login(client, "planner")
+    columns = tuple(core(app).repo.layer("urban_core").columns)
+    size = database(app).stat().st_size
+    data = zone_frame(2, blob=["x" * 150_000] * 2, extra=["a", "b"]).to_json().encode()
+    r = upload(client, token, "urban_core", data, "extra.geojson")
+    assert r.status_code == 200, r.get_data(as_text=True)[:2000]
+    assert tuple(core(app).repo.layer("urban_core").columns) == columns
+    imported = [h for h in core(app).repo.history("urban_core", "layer")
+                if h["action"] == "import"][-1]
+    assert "blob" in json.dumps(imported, ensure_ascii=False)  # the audit names them
+    core(app).repo.close()
+    assert database(app).stat().st_size < size + 100_000
+
+
+def test_oversize_text_in_a_declared_column_is_refused(hostile_app, planner):
+    client, token = planner
+    before = state(hostile_app)
+    gdf = zone_frame(2)
+    gdf.loc[1, "name"] = "长" * 5000
+    r = upload(client, token, "urban_core", gdf.to_json().encode(), "long.geojson")
+    assert r.status_code == 400
+    body = r.get_data(as_text=True)
+    assert "Text too long" in body and "feature 2" in body
+    assert state(hostile_app) == before
+
+
+@pytest.mark.parametrize(("name", "data", "expected"), [
+    ("zone.geojson", b"SQLite format 3\x00" + b"\x00" * 200, "does not match"),
+    ("zone.gpkg", b'{"type": "FeatureCollection", "features": []}', "does not match"),
+    ("zone.zip", b'{"type": "FeatureCollection", "features": []}', "does not match"),
+    ("zone.geojson", b'{"type": "Topology"}', "Cannot read the file"),
+    ("zone.geojson", b'{"type": "FeatureCollection", "features": [', "Cannot read the file"),
+])
+def test_content_and_extension_must_agree(hostile_app, planner, name, data, expected):
+    client, token = planner
+    before = state(hostile_app)
+    r = upload(client, token, "urban_core", data, name)
+    assert r.status_code == 400 and expected in r.get_data(as_text=True)
+    assert_clean(r.get_data(as_text=True))
+    if not name.endswith(".zip"):
+        r = flag(client, token, data, name)
+        assert r.status_code == 400 and expected in r.json["message"], r.json
+        assert name in r.json["message"]
+    assert state(hostile_app) == before
+
+
+def test_too_many_features_are_refused_before_gdal_reads(hostile_app, planner, tmp_path,
+                                                        monkeypatch):
+    import pyogrio
+
+    client, token = planner
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("GDAL read a file over the limit")
+
+    monkeypatch.setattr(pyogrio, "read_dataframe", no_read)
+    many = zone_frame(60)
+    for name, data in (("many.geojson", many.to_json().encode()),
+                       ("many.gpkg", gpkg_bytes(tmp_path, many)),
+                       ("many.zip", zipped({f"zone{k}": v for k, v
+                                            in shapefile_parts(tmp_path, many).items()}))):
+        r = upload(client, token, "urban_core", data, name)
+        assert r.status_code == 400 and "Too many features" in r.get_data(as_text=True), name
