@@ -84,8 +84,8 @@ NO_LIMITS = Limits()
 def too_many_rows(label: str, rows: int, limits: Limits) -> ValidationFailed:
     """The one message for a file over the row limit (Chinese first)."""
     return ValidationFailed(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {rows} rows, "
-                        f"more than the {limits.max_rows} accepted ({limits.rows_named}); "
-                        "split the file")
+                            f"more than the {limits.max_rows} accepted ({limits.rows_named}); "
+                            "split the file")
 
 
 def check_rows(label: str, rows: int, limits: Limits | None) -> None:
@@ -112,28 +112,67 @@ def read_grid(path: str | Path, *, name: str | None = None, limits: Limits | Non
     so the sheet may have ``max_rows + extra_rows`` rows. A formula cell without a cached value
     rejects the file with every such cell's row and column.
     """
-    from openpyxl import load_workbook
-
     path = Path(path)
     label = name or path.name
     limits = limits or NO_LIMITS
     _check_zip(path, label, limits)
+    reader, target = _open_workbook(path, label)
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
+        return Grid(label, _stream_sheet(reader, target, label, limits, extra_rows))
+    finally:
+        reader.archive.close()
+
+
+def _open_workbook(path: Path, label: str) -> tuple[Any, str]:
+    """openpyxl's workbook reader up to (not including) its worksheets, and the first
+    worksheet's part name. ``load_workbook`` would also size every sheet, and a sheet without
+    ``<dimension>`` is then parsed whole before a single row can be refused."""
+    from openpyxl.reader.excel import ExcelReader
+    from openpyxl.styles.stylesheet import apply_stylesheet
+
+    reader = None
+    try:
+        reader = ExcelReader(path, read_only=True, data_only=True)
+        reader.read_manifest()
+        reader.read_strings()
+        reader.read_workbook()
+        apply_stylesheet(reader.archive, reader.wb)
+        target = next((rel.target for _sheet, rel in reader.parser.find_sheets()
+                       if rel.target in reader.valid_files and "chartsheet" not in rel.Type),
+                      None)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for broken files
+        if reader is not None:
+            reader.archive.close()
         log.warning("%s: openpyxl cannot open the workbook: %r", label, exc)
         raise _unreadable(label, "the workbook's parts are missing or damaged") from None
-    try:
-        if not wb.worksheets:
-            raise _unreadable(label, "it has no worksheet")
-        return Grid(label, _stream_sheet(wb, wb.worksheets[0], label, limits, extra_rows))
-    finally:
-        wb.close()
+    if target is None:
+        reader.archive.close()
+        raise _unreadable(label, "it has no worksheet")
+    return reader, target
+
+
+def _dimension(reader: Any, target: str) -> tuple[int, int, int, int] | None:
+    """The sheet's declared ``<dimension ref>`` (min_col, min_row, max_col, max_row), read
+    from the start of its XML only."""
+    from openpyxl.utils.cell import range_boundaries
+
+    with reader.archive.open(target) as src:
+        for _event, elem in safe_iterparse(src, events=("start",)):
+            tag = elem.tag.rsplit("}", 1)[-1]
+            if tag == "dimension":
+                try:
+                    bounds = range_boundaries(elem.get("ref", ""))
+                except (ValueError, TypeError):
+                    return None
+                return None if None in bounds else bounds  # type: ignore[return-value]
+            if tag == "sheetData":
+                return None
+    return None
 
 
 def _unreadable(label: str, why: str) -> ValidationFailed:
     return ValidationFailed(f"无法读取此 XLSX 文件，请用 Excel 另存为 .xlsx 后重试 {label}: not a "
-                        f"readable XLSX workbook ({why}); save it from Excel as .xlsx")
+                            f"readable XLSX workbook ({why}); save it from Excel as .xlsx")
 
 
 def _check_zip(path: Path, label: str, limits: Limits) -> None:
@@ -158,18 +197,18 @@ def _check_zip(path: Path, label: str, limits: Limits) -> None:
 def _check_directory(infos: list[zipfile.ZipInfo], label: str, limits: Limits) -> None:
     if limits.max_entries and len(infos) > limits.max_entries:
         raise ValidationFailed(f"XLSX 文件内部条目过多 {label}: {len(infos):,} entries inside the "
-                           f"XLSX, more than the {limits.max_entries:,} accepted")
+                               f"XLSX, more than the {limits.max_entries:,} accepted")
     unpacked = sum(i.file_size for i in infos)
     packed = sum(i.compress_size for i in infos)
     if limits.max_unpacked and unpacked > limits.max_unpacked:
         raise ValidationFailed(f"XLSX 文件解压后过大 {label}: {unpacked / 2**20:,.0f} MB once "
-                           f"unpacked, more than the {limits.max_unpacked / 2**20:,.0f} MB "
-                           "accepted (10 x setting MAX_UPLOAD_MB); split the file")
+                               f"unpacked, more than the {limits.max_unpacked / 2**20:,.0f} MB "
+                               "accepted (10 x setting MAX_UPLOAD_MB); split the file")
     ratio = unpacked / max(packed, 1)
     if limits.max_ratio and unpacked > _RATIO_FLOOR and ratio > limits.max_ratio:
         raise ValidationFailed(f"XLSX 文件压缩比异常，已拒绝 {label}: compressed {ratio:,.0f} to 1, "
-                           f"more than any real workbook ({limits.max_ratio:,.0f} to 1): "
-                           "refused as a zip bomb")
+                               f"more than any real workbook ({limits.max_ratio:,.0f} to 1): "
+                               "refused as a zip bomb")
 
 
 def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> None:
@@ -181,8 +220,8 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> Non
     except DefusedXmlException as exc:
         log.warning("%s: %s has a DTD (%r); refused", label, info.filename, exc)
         raise ValidationFailed(f"XLSX 文件含有 XML 文档类型定义 (DTD)，已拒绝 {label}: refused, "
-                           "a part of the workbook declares a DTD or entities, which no "
-                           "spreadsheet program writes") from None
+                               "a part of the workbook declares a DTD or entities, which no "
+                               "spreadsheet program writes") from None
     except Exception as exc:  # noqa: BLE001 - a broken part is the file's fault
         log.warning("%s: part %s is not well-formed XML: %r", label, info.filename, exc)
         raise _unreadable(label, "a part of the workbook is not well-formed XML") from None
@@ -211,56 +250,64 @@ class _SheetParser(WorkSheetParser):
         return cell
 
 
-def _stream_sheet(wb: Any, ws: Any, label: str, limits: Limits, extra_rows: int
+def _stream_sheet(reader: Any, target: str, label: str, limits: Limits, extra_rows: int
                   ) -> list[list[Any]]:
-    sheet_limit = limits.max_rows + extra_rows if limits.max_rows else None
-    dims = (ws.min_row, ws.min_column, ws.max_row, ws.max_column)
-    if None not in dims:  # the sheet declares its extent: judge it before reading a row
-        if sheet_limit and ws.max_row > sheet_limit + BLANK_TAIL:
-            raise _sheet_too_long(label, ws.max_row, extra_rows, limits, declared=True)
-        if limits.max_columns and ws.max_column > limits.max_columns:
-            raise _too_wide(label, ws.min_row, ws.max_column, limits)
-    # private openpyxl attributes: the same ones its own ReadOnlyWorksheet passes
-    parser = _SheetParser(ws._get_source(), ws._shared_strings, data_only=True,
-                          epoch=wb.epoch, date_formats=wb._date_formats,
-                          timedelta_formats=wb._timedelta_formats)
-    rows: list[list[Any]] = []
-    cells = 0
-    last = 0  # index past the last non-empty row
     try:
-        for idx, parsed in parser.parse():
-            if sheet_limit and idx > sheet_limit + BLANK_TAIL:
-                raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
-            values = [(c["column"], c["value"]) for c in parsed
-                      if c["value"] is not None and c["value"] != ""]
-            if not values:
-                continue
-            if sheet_limit and idx > sheet_limit:
-                raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
-            width = max(col for col, _ in values)
-            if limits.max_columns and width > limits.max_columns:
-                raise _too_wide(label, idx, width, limits)
-            cells += len(values)
-            if limits.max_cells and cells > limits.max_cells:
-                raise ValidationFailed(f"文件单元格过多，请拆分后再导入 {label}: more than "
-                                   f"{limits.max_cells:,} non-empty cells by row {idx:,}; "
-                                   "split the file")
-            while len(rows) < idx - 1:
-                rows.append([])
-            row: list[Any] = [None] * width
-            for col, value in values:
-                row[col - 1] = value
-            rows.append(row)
-            last = len(rows)
+        with reader.archive.open(target) as src:
+            return _sheet_rows(reader, src, target, label, limits, extra_rows)
     except InvalidInput:
         raise
     except DefusedXmlException as exc:
         log.warning("%s: sheet XML declares entities: %r", label, exc)
-        raise ValidationFailed(f"XLSX 文件含有 XML 实体定义，已拒绝 {label}: refused, the sheet "
-                           "declares XML entities, which no spreadsheet program writes") from None
+        raise ValidationFailed(f"XLSX 文件含有 XML 实体定义，已拒绝 {label}: refused, the "
+                               "sheet declares XML entities, which no spreadsheet program "
+                               "writes") from None
     except Exception as exc:  # noqa: BLE001 - a broken sheet is the file's fault
         log.warning("%s: cannot parse the first sheet: %r", label, exc)
         raise _unreadable(label, "the first sheet is damaged") from None
+
+
+def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
+                extra_rows: int) -> list[list[Any]]:
+    sheet_limit = limits.max_rows + extra_rows if limits.max_rows else None
+    dims = _dimension(reader, target)
+    if dims is not None:  # the sheet declares its extent: judge it before reading a row
+        _min_col, min_row, max_col, max_row = dims
+        if sheet_limit and max_row > sheet_limit + BLANK_TAIL:
+            raise _sheet_too_long(label, max_row, extra_rows, limits, declared=True)
+        if limits.max_columns and max_col > limits.max_columns:
+            raise _too_wide(label, min_row, max_col, limits)
+    wb = reader.wb
+    # the arguments openpyxl's own ReadOnlyWorksheet passes (private workbook attributes)
+    parser = _SheetParser(src, reader.shared_strings, data_only=True, epoch=wb.epoch,
+                          date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
+    rows: list[list[Any]] = []
+    cells = 0
+    last = 0  # index past the last non-empty row
+    for idx, parsed in parser.parse():
+        if sheet_limit and idx > sheet_limit + BLANK_TAIL:
+            raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
+        values = [(c["column"], c["value"]) for c in parsed
+                  if c["value"] is not None and c["value"] != ""]
+        if not values:
+            continue
+        if sheet_limit and idx > sheet_limit:
+            raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
+        width = max(col for col, _ in values)
+        if limits.max_columns and width > limits.max_columns:
+            raise _too_wide(label, idx, width, limits)
+        cells += len(values)
+        if limits.max_cells and cells > limits.max_cells:
+            raise ValidationFailed(f"文件单元格过多，请拆分后再导入 {label}: more than "
+                                   f"{limits.max_cells:,} non-empty cells by row {idx:,}; "
+                                   "split the file")
+        while len(rows) < idx - 1:
+            rows.append([])
+        row: list[Any] = [None] * width
+        for col, value in values:
+            row[col - 1] = value
+        rows.append(row)
+        last = len(rows)
     del rows[last:]
     if parser.uncomputed:
         raise _uncomputed(label, parser.uncomputed)
@@ -272,8 +319,8 @@ def _sheet_too_long(label: str, sheet_rows: int, extra_rows: int, limits: Limits
     data_rows = max(sheet_rows - extra_rows, 0)
     how = "the sheet declares" if declared else "the sheet has at least"
     return ValidationFailed(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {how} "
-                        f"{sheet_rows:,} rows (about {data_rows:,} data rows), more than the "
-                        f"{limits.max_rows:,} accepted ({limits.rows_named}); split the file")
+                            f"{sheet_rows:,} rows (about {data_rows:,} data rows), more than the "
+                            f"{limits.max_rows:,} accepted ({limits.rows_named}); split the file")
 
 
 def _too_wide(label: str, row: int, columns: int, limits: Limits) -> ValidationFailed:
@@ -351,7 +398,7 @@ def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) 
                          skipinitialspace=skip_initial_space, nrows=nrows)
     except UnicodeDecodeError:
         raise ValidationFailed(f"文件不是 UTF-8 编码，请另存为“CSV UTF-8” {label}: not UTF-8 text; "
-                           "save the file as UTF-8 (Excel: CSV UTF-8)") from None
+                               "save the file as UTF-8 (Excel: CSV UTF-8)") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         log.warning("%s: unreadable CSV: %r", label, exc)
         raise ValidationFailed(f"无法读取此 CSV 文件 {label}: not a readable CSV file (check the "

@@ -1,0 +1,435 @@
+"""Hostile and broken spreadsheets (CSV/XLSX) on every route that reads one.
+
+Each web case asserts a clear 4xx (Chinese first), no temp path or file content in the
+answer, and an unchanged database: the newest audit id and the row counts of the sites, the
+hits and both event tables. The bombs also assert the refusal is cheap: under a second and
+under 50 MB of Python allocations (tracemalloc), because the limits are judged from the zip
+directory, the sheet's dimension or a stream that stops at the limit, never after a parse.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.storage.tables_in import Limits, read_frame, read_grid
+from geoapp.web import create_app
+
+from webutil import login, make_users
+
+BOMB_ROWS = 1_048_000
+MAX_SECONDS = 1.0
+MAX_BYTES = 50 * 2**20
+SECRET = "TOP-SECRET-MARKER-4711"
+
+
+# ------------------------------------------------------------------ apps and state
+@pytest.fixture(scope="module")
+def ro_app(tmp_path_factory, jiaozuo_db):
+    """One app (MAX_ROWS 50, 1 MB uploads) for the cases that must not write."""
+    inst = tmp_path_factory.mktemp("instance")
+    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 1, "MAX_ROWS": 50})
+    make_users(app)
+    return app
+
+
+@pytest.fixture(scope="module")
+def planner(ro_app):
+    client = ro_app.test_client()
+    return client, login(client, "planner")
+
+
+def core(app):
+    return app.extensions["geoapp"]
+
+
+def state(app) -> tuple:
+    repo = core(app).repo
+    return (repo.last_change_id(), len(repo.sites()), len(repo.site_hits()),
+            len(repo.table("grid_warnings")), len(repo.table("complaints")))
+
+
+# ------------------------------------------------------------------ building files
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+    'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-'
+    'officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.'
+    'openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>')
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>')
+_WORKBOOK = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+    'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+    '<sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>')
+_WORKBOOK_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>')
+_SHEET_HEAD = '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+
+
+def raw_xlsx(sheet_chunks, *, prolog: str = "") -> bytes:
+    """A minimal XLSX whose sheet XML is written from ``sheet_chunks`` (streamed, deflated)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        zf.writestr("_rels/.rels", _RELS)
+        zf.writestr("xl/workbook.xml", _WORKBOOK)
+        zf.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        with zf.open("xl/worksheets/sheet1.xml", "w") as f:
+            f.write((prolog + _SHEET_HEAD).encode())
+            for chunk in sheet_chunks:
+                f.write(chunk.encode())
+            f.write(b"</worksheet>")
+    return buf.getvalue()
+
+
+def bomb(rows: int = BOMB_ROWS, *, dimension: bool = True) -> bytes:
+    """A header (lon, lat) and ``rows`` tiny identical rows: ~25 MB of sheet XML, ~100 KB
+    packed."""
+    def chunks():
+        if dimension:
+            yield f'<dimension ref="A1:B{rows + 1}"/>'
+        yield ('<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>lon</t></is></c>'
+               '<c r="B1" t="inlineStr"><is><t>lat</t></is></c></row>')
+        row = "<row><c><v>1</v></c></row>"  # rows and cells may omit their numbers
+        step = 10_000
+        for start in range(0, rows, step):
+            yield row * min(step, rows - start)
+        yield "</sheetData>"
+    return raw_xlsx(chunks())
+
+
+@pytest.fixture(scope="module")
+def bombs() -> dict[str, bytes]:
+    return {"dimension": bomb(), "no_dimension": bomb(dimension=False)}
+
+
+def xxe_xlsx(secret: Path) -> bytes:
+    """A sheet whose DTD declares an external entity reading ``secret``, used in a cell."""
+    prolog = (f'<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE worksheet [<!ENTITY xxe '
+              f'SYSTEM "{secret.as_uri()}">]>\n')
+    return raw_xlsx(['<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>grid_code</t></is>'
+                     '</c></row><row r="2"><c r="A2" t="inlineStr"><is><t>&xxe;</t></is></c>'
+                     '</row></sheetData>'], prolog=prolog)
+
+
+def workbook(rows: list[list], path: Path | None = None) -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for row in rows:
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    if path is not None:
+        path.write_bytes(buf.getvalue())
+    return buf.getvalue()
+
+
+def measured(fn):
+    """``fn()``'s result (or exception), seconds taken and peak traced allocation in bytes."""
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - the caller asserts on it
+            out = exc
+        seconds = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return out, seconds, peak
+
+
+# ------------------------------------------------------------------ posting uploads
+def post_flag(client, token, data: bytes, filename: str, **fields):
+    return client.post("/api/flag", data={"file": (io.BytesIO(data), filename), **fields},
+                       content_type="multipart/form-data", headers={"X-CSRFToken": token})
+
+
+def post_weekly(client, token, data: bytes, filename: str, kind: str = "warnings"):
+    return client.post("/weekly/import", data={"csrf_token": token, "kind": kind,
+                                               "week": "2026-W48",
+                                               "file": (io.BytesIO(data), filename)},
+                       content_type="multipart/form-data")
+
+
+def post_ledger(client, token, data: bytes, filename: str = "ledger.xlsx"):
+    return client.post("/ledger/import", data={"csrf_token": token,
+                                               "file": (io.BytesIO(data), filename)},
+                       content_type="multipart/form-data")
+
+
+POSTS = {"flag": post_flag, "weekly": post_weekly, "ledger": post_ledger}
+
+
+def text_of(r) -> str:
+    return r.json["message"] if r.is_json else r.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ 1. bombs
+@pytest.mark.parametrize("route", list(POSTS))
+@pytest.mark.parametrize("variant", ["dimension", "no_dimension"])
+def test_million_row_bomb_is_refused_fast_and_small(ro_app, planner, bombs, route, variant):
+    client, token = planner
+    data = bombs[variant]
+    assert len(data) < 400_000  # a small upload...
+    before = state(ro_app)
+    r, seconds, peak = measured(lambda: POSTS[route](client, token, data, "bomb.xlsx"))
+    assert 400 <= r.status_code < 500, text_of(r)[:300]
+    body = text_of(r)
+    assert "XLSX" in body and "bomb.xlsx" in body and "/tmp" not in body
+    assert seconds < MAX_SECONDS, f"{route}: {seconds:.2f} s"
+    assert peak < MAX_BYTES, f"{route}: {peak / 2**20:.1f} MB"
+    assert state(ro_app) == before
+
+
+@pytest.mark.parametrize("variant", ["dimension", "no_dimension"])
+def test_bomb_past_the_zip_checks_is_stopped_by_dimension_or_stream(tmp_path, bombs, variant):
+    """Without the ratio check (as on a command line with --max-rows), the sheet's dimension
+    or the streaming count refuses it, still in well under a second and 50 MB."""
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(bombs[variant])
+    limits = Limits(max_rows=50, rows_named="--max-rows")
+    err, seconds, peak = measured(lambda: read_frame(path, name="bomb.xlsx", limits=limits))
+    assert isinstance(err, InvalidInput), err
+    assert err.message.startswith("文件行数超过上限") and "--max-rows" in err.message
+    assert ("declares 1,048,001 rows" in err.message) == (variant == "dimension")
+    assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
+
+
+def test_the_zip_directory_refuses_the_bomb_before_the_sheet(tmp_path, bombs):
+    path = tmp_path / "bomb.xlsx"
+    path.write_bytes(bombs["no_dimension"])
+    with pytest.raises(InvalidInput, match="zip bomb"):
+        read_grid(path, limits=Limits.server(max_rows=200_000, max_upload_mb=50))
+    with pytest.raises(InvalidInput, match="MB once unpacked"):
+        read_grid(path, limits=Limits(max_unpacked=2**20))
+
+
+def test_big_csv_is_refused_without_building_the_frame(ro_app, planner):
+    client, token = planner
+    data = ("lon,lat\n" + "113.2,35.2\n" * 40_000).encode()  # 440 KB: kept in memory
+    before = state(ro_app)
+    r, seconds, peak = measured(lambda: post_flag(client, token, data, "many.csv"))
+    assert r.status_code == 400 and "40000 rows" in r.json["message"]
+    assert "MAX_ROWS" in r.json["message"] and r.json["message"].startswith("文件行数超过上限")
+    assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
+    assert state(ro_app) == before
+
+
+# ------------------------------------------------------------------ 2. unreadable files
+def test_16384_columns_is_a_clear_400_naming_the_column(ro_app, planner):
+    client, token = planner
+    wide = workbook([["lon", "lat"] + [None] * 16_381 + ["x"], [113.2, 35.2]])
+    before = state(ro_app)
+    r = post_flag(client, token, wide, "wide.xlsx")
+    assert r.status_code == 400
+    assert r.json["message"].startswith("文件列数超过上限") and "16,384 columns" in r.json["message"]
+    assert r.json["details"][0]["column"] == "XFD"
+    assert state(ro_app) == before
+
+
+def test_wide_row_without_a_dimension_is_refused_while_streaming(tmp_path):
+    path = tmp_path / "w.xlsx"
+    path.write_bytes(raw_xlsx(['<sheetData><row r="1"><c r="A1"><v>1</v></c>'
+                               '<c r="XFD1"><v>2</v></c></row></sheetData>']))
+    with pytest.raises(ValidationFailed, match="16,384 columns") as err:
+        read_grid(path, limits=Limits(max_columns=200))
+    assert err.value.details[0]["row"] == 1
+
+
+@pytest.mark.parametrize("route", ["weekly", "flag", "ledger"])
+@pytest.mark.parametrize("case", ["not_zip", "empty", "xxe"])
+def test_not_a_workbook_empty_and_xxe_are_clear_400s(ro_app, planner, tmp_path, route, case):
+    client, token = planner
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET, encoding="utf-8")
+    data = {"not_zip": b"grid_code,warned_at\nJZ,2026\n", "empty": b"",
+            "xxe": xxe_xlsx(secret)}[case]
+    before = state(ro_app)
+    r = POSTS[route](client, token, data, "upload.xlsx")
+    assert r.status_code == 400, text_of(r)[:300]
+    body = text_of(r)
+    assert SECRET not in body and str(tmp_path) not in body and "Traceback" not in body
+    assert {"not_zip": "无法读取此 XLSX 文件", "empty": "文件为空",
+            "xxe": "DTD"}[case] in body
+    assert state(ro_app) == before
+
+
+def test_xxe_entity_is_never_expanded(tmp_path):
+    """openpyxl reads workbook XML through defusedxml (a dependency), and the shared reader
+    refuses any DTD before openpyxl sees the file."""
+    from defusedxml import DefusedXmlException
+
+    assert openpyxl.DEFUSEDXML is True
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET, encoding="utf-8")
+    path = tmp_path / "x.xlsx"
+    path.write_bytes(xxe_xlsx(secret))
+    with pytest.raises(ValidationFailed, match="DTD") as err:
+        read_grid(path)
+    assert SECRET not in err.value.message
+    from openpyxl.xml.functions import fromstring, iterparse  # what openpyxl parses with
+
+    with zipfile.ZipFile(path) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml")
+    with pytest.raises(DefusedXmlException):
+        list(iterparse(io.BytesIO(sheet)))
+    try:  # workbook parts: lxml without entity resolution, or defusedxml
+        root = fromstring(sheet)
+    except DefusedXmlException:
+        pass
+    else:
+        assert SECRET not in "".join(root.itertext())
+
+
+def test_damaged_zip_and_bad_csv_messages_hold_no_library_text(tmp_path):
+    path = tmp_path / "d.xlsx"
+    good = workbook([["a"], [1]])
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(InvalidInput) as err:
+        read_frame(path, name="上传.xlsx")
+    assert err.value.message.startswith("无法读取此 XLSX 文件") and "上传.xlsx" in err.value.message
+    assert "zipfile" not in err.value.message and str(tmp_path) not in err.value.message
+    gbk = tmp_path / "g.csv"
+    gbk.write_bytes("名称,lon\n焦作,113\n".encode("gbk"))
+    with pytest.raises(InvalidInput) as err:
+        read_frame(gbk, name="g.csv")
+    assert err.value.message.startswith("文件不是 UTF-8 编码") and "codec" not in err.value.message
+
+
+# ------------------------------------------------------------------ 3. formulas
+def test_formula_without_cached_value_is_reported_by_row_and_column(ro_app, planner):
+    client, token = planner
+    rows = [["grid_code", "warned_at", "pollutant", "value"]]
+    rows += [[f"JZ3K-000{i}", f"2026-11-2{i}T10:00", "PM2.5", 100 + i] for i in range(1, 4)]
+    rows += [["JZ3K-0004", "2026-11-25T10:00", "=\"PM\"&\"10\"", 80]]  # row 5, column C
+    data = workbook(rows)
+    before = state(ro_app)
+    r = post_weekly(client, token, data, "w.xlsx")
+    assert r.status_code == 400
+    assert "第5行 C列: 公式没有计算结果" in r.get_data(as_text=True)
+    r = post_flag(client, token, workbook([["lon", "lat"], [113.2, 35.2], [113.2, "=35+0.2"]]),
+                  "f.xlsx")
+    assert r.status_code == 400
+    assert [(d["row"], d["column"]) for d in r.json["details"]] == [(3, "B")]
+    assert "open and save the file in Excel" in r.json["details"][0]["message"]
+    assert state(ro_app) == before
+
+
+def test_formula_in_a_ledger_is_reported_not_dropped(ro_app, planner, tmp_path):
+    from geoapp.services.ledger import export_ledger
+
+    client, token = planner
+    export_ledger(core(ro_app), tmp_path / "l.xlsx", district="温县")  # under MAX_ROWS
+    wb = openpyxl.load_workbook(tmp_path / "l.xlsx")
+    wb.active["C7"] = "=B7&\"厂\""
+    wb.save(tmp_path / "l.xlsx")
+    before = state(ro_app)
+    r = post_ledger(client, token, (tmp_path / "l.xlsx").read_bytes())
+    assert r.status_code == 400
+    assert "第7行 C列: 公式没有计算结果" in r.get_data(as_text=True)
+    assert state(ro_app) == before
+
+
+def test_formula_with_a_cached_value_or_an_empty_result_is_read(tmp_path):
+    """What Excel writes: cached results are read, an empty-string result is an empty cell."""
+    path = tmp_path / "c.xlsx"
+    path.write_bytes(raw_xlsx([
+        '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>a</t></is></c>'
+        '<c r="B1" t="inlineStr"><is><t>b</t></is></c></row>'
+        '<row r="2"><c r="A2"><f>1+1</f><v>2</v></c><c r="B2" t="str"><f>""</f><v></v></c></row>'
+        '</sheetData>']))
+    df = read_frame(path)
+    assert df.to_dict("records") == [{"a": "2", "b": ""}]
+
+
+# ------------------------------------------------------------------ 4. duplicates
+def test_the_same_warning_twice_in_one_file_is_rejected_with_both_rows(ro_app, planner):
+    client, token = planner
+    data = (b"grid_code,warned_at,pollutant,value\n"
+            b"JZ3K-0001,2026-11-23T10:00,PM2.5,120\n"
+            b"JZ3K-0002,2026-11-23T11:00,PM10,80\n"
+            b"JZ3K-0001,2026-11-23T10:00,pm2.5,120\n")
+    before = state(ro_app)
+    r = post_weekly(client, token, data, "dup.csv")
+    assert r.status_code == 400
+    page = r.get_data(as_text=True)
+    assert "与第2行重复" in page and "as row 2" in page
+    assert state(ro_app) == before
+
+
+def test_the_same_complaint_twice_names_the_first_row(ro_app, tmp_path):
+    from geoapp.services.events import validate_complaints
+
+    path = tmp_path / "c.csv"
+    path.write_text("received_at,category,summary\n"
+                    "2026-11-23T10:00,大气,烟\n2026-11-23T10:00,大气,烟\n", encoding="utf-8")
+    raw = read_frame(path)
+    with pytest.raises(ValidationFailed) as err:
+        validate_complaints(core(ro_app), raw, "c.csv")
+    assert [(d["row"], "与第2行重复" in d["message"]) for d in err.value.details] == [(3, True)]
+
+
+# ------------------------------------------------------------------ 5. the command line
+@pytest.fixture
+def cli_env(instance, monkeypatch):
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("GEOAPP_MAX_ROWS", "5")
+    return instance
+
+
+def test_cli_flag_takes_more_rows_than_max_rows_and_max_rows_caps_it(cli_env, tmp_path):
+    from geoapp.cli import main
+
+    src = tmp_path / "sites.xlsx"
+    workbook([["lon", "lat"]] + [[113.2 + i / 1000, 35.2] for i in range(12)], src)
+    out = tmp_path / "out.csv"
+    r = CliRunner().invoke(main, ["flag", str(src), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert '"rows": 12' in r.output and out.is_file()
+    r = CliRunner().invoke(main, ["flag", str(src), "-o", str(tmp_path / "o2.csv"),
+                                  "--max-rows", "10"])
+    assert r.exit_code == 2 and "--max-rows" in r.stderr and "文件行数超过上限" in r.stderr
+    assert not (tmp_path / "o2.csv").exists()
+
+
+def test_cli_imports_take_any_size_unless_capped(cli_env, tmp_path):
+    from geoapp.cli import main
+
+    rows = "".join(f"JZ3K-0001,2026-11-{10 + i:02d}T10:00,PM2.5,{100 + i}\n" for i in range(8))
+    src = tmp_path / "w.csv"
+    src.write_text("grid_code,warned_at,pollutant,value\n" + rows, encoding="utf-8")
+    r = CliRunner().invoke(main, ["import", "warnings", str(src), "--max-rows", "7"])
+    assert r.exit_code == 2 and "8 rows, more than the 7 accepted (--max-rows)" in r.stderr
+    r = CliRunner().invoke(main, ["import", "warnings", str(src)])
+    assert r.exit_code == 0 and '"rows": 8' in r.output
+    r = CliRunner().invoke(main, ["ledger", "export", "-o", str(tmp_path / "l.xlsx")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["ledger", "import", str(tmp_path / "l.xlsx"),
+                                  "--max-rows", "3"])
+    assert r.exit_code == 2 and "--max-rows" in r.stderr
+    r = CliRunner().invoke(main, ["ledger", "import", str(tmp_path / "l.xlsx")])
+    assert r.exit_code == 0, r.output
