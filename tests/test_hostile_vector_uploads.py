@@ -474,3 +474,14 @@ def test_too_many_features_are_refused_before_gdal_reads(hostile_app, planner, t
                                             in shapefile_parts(tmp_path, many).items()}))):
         r = upload(client, token, "urban_core", data, name)
         assert r.status_code == 400 and "Too many features" in r.get_data(as_text=True), name
+
+
+def test_flag_geopackage_with_an_invented_datum_needs_crs(hostile_app, planner, tmp_path):
+    client, token = planner
+    pts = gpd.GeoDataFrame({"name": ["a"]}, geometry=gpd.points_from_xy([113.2], [35.2]),
+                           crs=GCJ_PRJ)
+    data = gpkg_bytes(tmp_path, pts, layer="pts")
+    r = flag(client, token, data, "gcj.gpkg")
+    assert r.status_code == 400 and "Unknown datum" in r.json["message"], r.json
+    r = flag(client, token, data, "gcj.gpkg", crs="wgs84", site_type="enterprise")
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
