@@ -6,6 +6,11 @@ HMACs, base64, zlib, JSON: about a third of a small API request's CPU). This int
 Flask's cookie format, signing and expiry rules but remembers what a verified cookie decoded
 to, so an unchanged cookie costs a dictionary lookup and an age check. Only cookies whose
 signature verified are remembered, the memory is bounded, and a new secret key starts afresh.
+
+A verified cookie is not yet a valid login: the user loader (``web/auth.py``) also compares
+the session's ``session_version`` with the account's, so a session ended by logout, a
+password change or reset, a role change or disabling is refused even while its cookie is
+remembered here.
 """
 
 from __future__ import annotations
