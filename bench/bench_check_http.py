@@ -38,6 +38,7 @@ from urllib.parse import quote, urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+BENCH_PASSWORD = "Jiaozuo-Bench-Check-2026"
 
 
 def free_port() -> int:
@@ -51,7 +52,7 @@ def start_server(inst: Path, port: int, threads: int | None,
     env = {**os.environ, "GEOAPP_INSTANCE_PATH": str(inst), "GEOAPP_LOG_LEVEL": "WARNING",
            "GEOAPP_SECRET_KEY": secrets.token_urlsafe(48)}
     subprocess.run([BIN / "geoapp", "users", "create", "--username", "bench", "--role",
-                    "inspector", "--password", "bench-password"], env=env, check=True,
+                    "inspector", "--password", BENCH_PASSWORD], env=env, check=True,
                    capture_output=True)
     prod = ["--prod", "--workers", str(workers)] if workers else []
     per = ["--threads", str(threads)] if threads else []
@@ -78,7 +79,7 @@ def logged_in_cookie(port: int) -> str:
     body = r.read().decode()
     cookie = r.getheader("Set-Cookie").split(";")[0]
     token = re.search(r'name="csrf_token" value="([^"]+)"', body).group(1)
-    form = urlencode({"username": "bench", "password": "bench-password", "csrf_token": token})
+    form = urlencode({"username": "bench", "password": BENCH_PASSWORD, "csrf_token": token})
     c.request("POST", "/login", body=form, headers={
         "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
     r = c.getresponse()

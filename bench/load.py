@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 BIN = Path(sys.executable).parent
-ACCOUNTS = {"inspector": "bench-inspector-pw", "planner": "bench-planner-pw"}
+ACCOUNTS = {"inspector": "Load-Inspector-Jz-2026", "planner": "Load-Planner-Jz-2026"}
 
 
 def free_port() -> int:
