@@ -12,6 +12,8 @@ import geopandas as gpd
 import shapely
 from folium import plugins
 
+from geoapp.maps import safe  # noqa: F401  (makes folium's rendered output literal)
+
 log = logging.getLogger(__name__)
 
 TIANDITU_URL = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUEST=GetTile"

@@ -11,6 +11,13 @@ ids of uploaded layers, site names, ledger fields), so nothing here trusts it:
 - :class:`TextTooltip` replaces a folium ``Tooltip`` made from a plain string (folium puts
   the string into a JavaScript template literal as HTML); the text is shown as text.
 - :func:`control_name` is a layer's name for the LayerControl, which Leaflet shows as HTML.
+- :class:`LiteralElement` puts text into a figure as it is. branca's ``Element(text)`` takes
+  its argument as a *Jinja template*, and branca's ``MacroElement.render`` wraps every
+  element's rendered header/html/script in such an ``Element`` — so a feature named
+  ``{{7*7}}`` came out as ``49`` and one named ``{% if`` broke every map page: server-side
+  template injection from uploaded data. Importing this module makes ``MacroElement``
+  output literal (:func:`_render_literally`); every map module imports it through
+  :mod:`geoapp.maps.base`.
 """
 
 from __future__ import annotations
@@ -19,12 +26,44 @@ import json
 from html import escape
 from typing import Any
 
+from branca.element import Element, Figure, MacroElement
 from folium.features import GeoJsonPopup, GeoJsonTooltip
 from folium.map import Tooltip
 from folium.template import Template
 
 _SCRIPT_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                                  "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+class LiteralElement(Element):
+    """Text added to a figure verbatim (``branca.element.Element(text)`` would run it as a
+    Jinja template)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "LiteralElement"
+        self.text = text
+
+    def render(self, **kwargs: Any) -> str:
+        return self.text
+
+
+def _render_literally(self: MacroElement, **kwargs: Any) -> None:
+    """``MacroElement.render`` as in branca 0.8, but the rendered macros are added to the
+    figure as :class:`LiteralElement` instead of being parsed and rendered a second time."""
+    figure = self.get_root()
+    assert isinstance(figure, Figure), "You cannot render this Element if it is not in a Figure."
+    macros = self._template.module.__dict__
+    for part in ("header", "html", "script"):
+        macro = macros.get(part)
+        if macro is not None:
+            getattr(figure, part).add_child(LiteralElement(macro(self, kwargs)),
+                                            name=self.get_name())
+    for element in self._children.values():
+        element.render(**kwargs)
+
+
+MacroElement.render = _render_literally
 
 
 def script_json(value: Any, **kwargs: Any) -> str:

@@ -21,7 +21,7 @@ from geoapp.domain.bulletin import COUNT_CLASSES, KEY_COLOUR, count_colour
 from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.layers import geojson_dict
 from geoapp.maps.legend import add_legend
-from geoapp.maps.safe import SafeGeoJsonTooltip
+from geoapp.maps.safe import LiteralElement, SafeGeoJsonTooltip
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def weekly_map(report: Any, *, tiles: str = "osm", tianditu_key: str = "",
              f'padding:4px 10px;border-radius:4px;font-size:14px;text-align:center">'
              f'{escape(str(report.title))}<br><small>{escape(str(report.date_range))}</small>'
              f'</div>')
-    m.get_root().html.add_child(folium.Element(title))
+    m.get_root().html.add_child(LiteralElement(title))
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m
 
