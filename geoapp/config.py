@@ -85,6 +85,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WORKERS", 0, int,
             "Worker processes of `geoapp serve --prod` (granian). 0: one per CPU core."),
     Setting("MAX_UPLOAD_MB", 50, int, "Largest accepted upload, in megabytes."),
+    Setting("HEAVY_UPLOADS", 1, int,
+            "File uploads (flag, layer, ledger, weekly imports) each server process works on "
+            "at once; one more is answered 503 with Retry-After, so uploads never take every "
+            "request thread from the inspectors' checks."),
     Setting("MAX_ROWS", 200000, int,
             "Most rows (or features) one uploaded file may hold; a bigger file is refused "
             "with a clear message instead of tying up the server."),

@@ -66,7 +66,7 @@ def _retry_after(resp):
 def init_app(app: Flask) -> None:
     """Install the upload bound; it runs before every other request hook (CSRF included),
     so a refused upload's body is never parsed."""
-    n = int(app.config.get("HEAVY_UPLOADS") or DEFAULT_HEAVY_UPLOADS)
+    n = int(app.config.get("HEAVY_UPLOADS") or DEFAULT_HEAVY_UPLOADS)  # setting HEAVY_UPLOADS
     app.extensions["geoapp.upload_slots"] = threading.BoundedSemaphore(max(1, n))
     app.before_request_funcs.setdefault(None, []).insert(0, _acquire)
     app.teardown_request(_release)
