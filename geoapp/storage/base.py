@@ -188,13 +188,22 @@ class Repository(ABC):
         """Change password hash, role, display name or active flag (audited, hash hidden)."""
 
     @abstractmethod
-    def record_login(self, username: str, remote_addr: str, success: bool) -> None:
-        """Keep a login attempt (and audit it)."""
+    def end_sessions(self, username: str, *, user: str, reason: str = "logout") -> int:
+        """End every session of the account (bump its session version, audited); returns
+        the new version."""
+
+    @abstractmethod
+    def record_login(self, username: str, remote_addr: str, success: bool, *,
+                     account: str | None = None) -> None:
+        """Keep a login attempt under the normalised name typed (and audit it); on success
+        ``account`` is the stored name whose last login is updated."""
 
     @abstractmethod
     def failed_logins_since(self, since_iso: str, *, username: str | None = None,
-                            remote_addr: str | None = None) -> int:
-        """How many failed attempts since a UTC ISO time, by username and/or address."""
+                            remote_addr: str | None = None,
+                            reset_by_success: bool = False) -> int:
+        """How many failed attempts since a UTC ISO time, by username and/or address; with
+        ``reset_by_success`` only those after the last success of the same key."""
 
     @abstractmethod
     def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
