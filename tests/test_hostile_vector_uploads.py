@@ -417,6 +417,8 @@ def test_layer_upload_keeps_only_declared_columns(tmp_path, instance):
     data = zone_frame(2, blob=["x" * 150_000] * 2, extra=["a", "b"]).to_json().encode()
     r = upload(client, token, "urban_core", data, "extra.geojson")
     assert r.status_code == 200, r.get_data(as_text=True)[:2000]
+    report = r.get_data(as_text=True).split('id="ly-report"')[1].split("</div>")[0]
+    assert "未导入" in report and "blob" in report and "extra" in report  # the planner sees it
     assert tuple(core(app).repo.layer("urban_core").columns) == columns
     imported = [h for h in core(app).repo.history("urban_core", "layer")
                 if h["action"] == "import"][-1]
