@@ -80,6 +80,8 @@ RULES_SCHEMA: dict[str, Any] = {
                         },
                     },
                     "layer": {"type": "string", "minLength": 1},
+                    "layer_where": {"type": "object", "minProperties": 1,
+                                    "additionalProperties": _str_list},
                     "source": {
                         "type": "object",
                         "required": ["sites"],
@@ -109,6 +111,7 @@ RULES_SCHEMA: dict[str, Any] = {
                         },
                     },
                     "basis": {"type": "string", "minLength": 1},
+                    "basis_note": {"type": "string", "minLength": 1},
                     "action": {"type": "string", "minLength": 1},
                     "note": {"type": "string"},
                 },
@@ -182,10 +185,24 @@ class RuleSpec:
     source: LayerSource | None = None
     severity_attr: str | None = None
     severity_map: tuple[tuple[str, str], ...] = ()
+    #: Only the features of ``base_layer`` whose attributes meet these conditions (e.g. the
+    #: 一级 zones of the water-source layer); ``layer`` is then a derived key.
+    layer_where: tuple[Condition, ...] = ()
+    base_layer: str | None = None
+    #: What is uncertain about ``basis`` (e.g. the provincial document could not be
+    #: identified); shown beside the basis wherever a hit is shown.
+    basis_note: str | None = None
 
     @property
     def title(self) -> dict[str, str]:
         return {"zh": self.title_zh, "en": self.title_en}
+
+    @property
+    def stored_layer(self) -> str | None:
+        """The stored layer the rule reads (None for layers derived from site registers)."""
+        if self.source is not None:
+            return None
+        return self.base_layer or self.layer
 
     @property
     def search_distance_m(self) -> float:
@@ -304,6 +321,8 @@ def _semantic_problems(items: list[Mapping[str, Any]],
             bad("layer", f"unknown layer {item['layer']!r}; known: {', '.join(sorted(layers))}")
         if "source" in item and test == "not_inside":
             bad("test", "not_inside needs an area layer, not a site register")
+        if "layer_where" in item and "layer" not in item:
+            bad("layer_where", "filters the features of a layer; give layer")
     return problems
 
 
@@ -345,12 +364,17 @@ def _rule(item: Mapping[str, Any]) -> RuleSpec:
                              name=src.get("name"), title_zh=title.get("zh"),
                              title_en=title.get("en"))
     sev_by = item.get("severity_by") or {}
+    where = tuple(Condition(attr, frozenset(_text(v) for v in vals))
+                  for attr, vals in sorted((item.get("layer_where") or {}).items()))
+    layer = source.key if source else item["layer"]
+    if where:
+        layer = layer_key(item["layer"], where)
     return RuleSpec(
         id=item["id"],
         title_zh=item["title"]["zh"],
         title_en=item["title"]["en"],
         applies_to=_site_filter(item.get("applies_to") or {}),
-        layer=source.key if source else item["layer"],
+        layer=layer,
         test=item["test"],
         severity=item["severity"],
         basis=item["basis"].strip(),
@@ -359,7 +383,26 @@ def _rule(item: Mapping[str, Any]) -> RuleSpec:
         source=source,
         severity_attr=sev_by.get("attr"),
         severity_map=tuple((_text(k).lower(), v) for k, v in (sev_by.get("map") or {}).items()),
+        layer_where=where,
+        base_layer=item["layer"] if where else None,
+        basis_note=(item.get("basis_note") or "").strip() or None,
     )
+
+
+def layer_key(layer: str, where: Iterable[Condition]) -> str:
+    """The key of a layer's subset, e.g. ``water_source_zones?level=一级``."""
+    parts = "&".join(f"{c.attr}={','.join(sorted(c.values))}" for c in where)
+    return f"{layer}?{parts}" if parts else layer
+
+
+def split_layer_key(key: str) -> tuple[str, dict[str, list[str]]]:
+    """``water_source_zones?level=一级`` -> (``water_source_zones``, {``level``: [``一级``]})."""
+    base, _, query = key.partition("?")
+    where: dict[str, list[str]] = {}
+    for part in filter(None, query.split("&")):
+        attr, _, values = part.partition("=")
+        where[attr] = values.split(",")
+    return base, where
 
 
 def applies(rule: RuleSpec, site_attrs: Mapping[str, Any], point: str = "site") -> bool:

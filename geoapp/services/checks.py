@@ -83,7 +83,8 @@ def engine(app: Geoapp) -> RuleEngine:
 
         names = app.repo.layer_names()
         rules = read_rules(app.settings["RULES_FILE"], names)
-        layers = {n: app.repo.layer(n) for n in {r.layer for r in rules if r.source is None}
+        layers = {n: app.repo.layer(n) for n in {r.stored_layer for r in rules
+                                                  if r.stored_layer is not None}
                   if n in names}
         extent = None
         if "city" in names:

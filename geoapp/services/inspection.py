@@ -18,6 +18,7 @@ import shapely
 
 from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.domain.results import CheckResult
+from geoapp.domain.rules import split_layer_key
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.services.checks import check_point, check_site, engine
 from geoapp.spatial.crs import WGS84
@@ -170,6 +171,10 @@ def layer_title(app: Geoapp, key: str) -> str:
     spec = app.city.layers.get(key)
     if spec is not None:
         return spec.title_zh
+    base, where = split_layer_key(key)
+    if where and base in app.city.layers:  # a subset, e.g. the 一级 water-source zones
+        values = "、".join(v for vals in where.values() for v in vals)
+        return f"{app.city.layers[base].title_zh}（{values}）"
     source = _source_of(app, key)
     if source is not None:
         if getattr(source, "title_zh", None):

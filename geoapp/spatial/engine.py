@@ -148,6 +148,15 @@ class RuleEngine:
     def _collect_layers(layers, rules, sites) -> dict[str, gpd.GeoDataFrame]:
         frames = {n: f for n, f in layers.items()}
         for rule in rules:
+            if rule.layer_where and rule.layer not in frames:
+                base = layers.get(rule.base_layer)
+                if base is not None:
+                    keep = np.ones(len(base), dtype=bool)
+                    for cond in rule.layer_where:
+                        col = base.get(cond.attr)
+                        keep &= (col.map(cond.matches).to_numpy(dtype=bool) if col is not None
+                                 else False)
+                    frames[rule.layer] = base.loc[keep]
             if rule.source is not None and rule.layer not in frames:
                 derived = _derived_layer(sites, rule)
                 if derived is None:
@@ -160,7 +169,9 @@ class RuleEngine:
                 frames[rule.layer] = gpd.GeoDataFrame({"id": [], "name": []}, geometry=[])
             elif len(frames[rule.layer]) == 0:
                 log.warning("rule %s: layer %s is empty; rule never fires", rule.id, rule.layer)
-        return frames
+        # a stored layer read only through subsets is not a layer of its own here
+        subset_only = {r.base_layer for r in rules if r.layer_where} - {r.layer for r in rules}
+        return {n: f for n, f in frames.items() if n not in subset_only}
 
     @staticmethod
     def _feature_table(frame: gpd.GeoDataFrame, rules: RuleSet, name: str) -> dict[str, np.ndarray]:
