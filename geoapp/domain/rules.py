@@ -423,11 +423,11 @@ def is_hit(rule: RuleSpec, measured_distance_m: float | None, inside: bool) -> b
 
 
 def evaluate(rule: RuleSpec, measured_distance_m: float | None, inside: bool,
-             feature: Mapping[str, Any] | None) -> Hit | None:
+             feature: Mapping[str, Any] | None, point: str = "site") -> Hit | None:
     """Turn one measurement (nearest feature of the rule's layer) into a ``Hit`` or ``None``.
 
     ``feature`` carries ``id``, ``name`` and any attribute ``severity_by`` reads. Inside
-    counts as distance 0.
+    counts as distance 0. ``point`` is where the site was measured (``site``/``new_site``).
     """
     if feature is None or not is_hit(rule, measured_distance_m, inside):
         return None
@@ -441,4 +441,8 @@ def evaluate(rule: RuleSpec, measured_distance_m: float | None, inside: bool,
         severity=rule.severity_for(feature),
         basis=rule.basis,
         action=rule.action,
+        limit_m=rule.distance_m if rule.test == "within_distance" else None,
+        test=rule.test,
+        basis_note=rule.basis_note,
+        point=point,
     )
