@@ -937,8 +937,124 @@ def build_enterprises(world: dict, places: Places) -> list[dict]:
                 row["listed_mu"] = listed
                 row["sale_revenue_wan"] = float(round(listed * rng.uniform(40, 120), 1))
         rows.append(row)
+    calibrate_programme(rows)
     write_csv("enterprises.csv", ENTERPRISE_COLUMNS, rows)
     return rows
+
+
+# --------------------------------------------------------------------------- 8a'. programme dates
+#: The programme's reported results at the end of 2018, which the embedded ledger reproduces
+#: when counted as of 2018-12-31 (see docs/programme.md): enterprises started and completed
+#: by then, the land the completed ones vacated, the land listed for sale and the revenue.
+RESULTS_2018 = {"started": 66, "completed": 17, "vacated_mu": 924.6, "listed_mu": 403.0,
+                "sale_revenue_wan": 117_700.0}
+YEAR_END_2018 = date(2018, 12, 31)
+#: Where the start dates go: the first 66 starts spread over 2018 up to this day, the later
+#: ones over 2019 and the first half of 2020 (so every year end has more than the last).
+STARTS_2018_LAST = date(2018, 12, 20)
+LATER_STARTS = (date(2019, 3, 1), date(2020, 6, 30))
+#: The first 17 completions spread over this span of 2018.
+COMPLETIONS_2018 = (date(2018, 6, 15), date(2018, 12, 28))
+MIN_WORK_DAYS = 60  # a completion is at least this long after the start
+
+
+def _stretch(values: list[date], lo: date, hi: date) -> list[date]:
+    """Map dates linearly (order kept, whole days) from their own span onto ``lo``..``hi``."""
+    first, last = min(values), max(values)
+    span = max((last - first).days, 1)
+    return [lo + timedelta(days=(v - first).days * (hi - lo).days // span) for v in values]
+
+
+def _allocate(total: float, weights: list[float], caps: list[float] | None = None) -> list[float]:
+    """Split ``total`` (one decimal) over rows in proportion to ``weights``, each at most its
+    cap, in whole tenths so the parts add up to ``total`` exactly (largest remainders first)."""
+    tenths = round(total * 10)
+    cap = [round(c * 10) for c in caps] if caps else [tenths] * len(weights)
+    assert sum(cap) >= tenths, "caps below the total"
+    out = [0] * len(weights)
+    free = list(range(len(weights)))
+    while True:
+        rest = tenths - sum(out[i] for i in range(len(out)) if i not in free)
+        w = sum(weights[i] for i in free)
+        share = {i: rest * weights[i] / w for i in free}
+        over = [i for i in free if share[i] > cap[i]]
+        if not over:
+            break
+        for i in over:
+            out[i] = cap[i]
+            free.remove(i)
+    base = {i: int(share[i]) for i in free}
+    left = rest - sum(base.values())
+    for i in sorted(free, key=lambda i: (-(share[i] - base[i]), i))[:left]:
+        base[i] += 1
+    for i in free:
+        out[i] = base[i]
+    return [v / 10 for v in out]
+
+
+def calibrate_programme(rows: list[dict]) -> None:
+    """Move the drawn actual dates and the 2018 land amounts onto the programme's history.
+
+    The random draws give stages and plausible dates, but not the city's year-end results.
+    This step keeps every stage, every row and the order of the dates, and only
+    - spreads the start dates so that exactly ``RESULTS_2018["started"]`` fall in 2018 and the
+      rest in 2019 and 2020;
+    - moves the earliest completions (of enterprises started by the end of October 2018)
+      into 2018 so that exactly ``RESULTS_2018["completed"]`` are done by 2018-12-31, and keeps
+      every other completion in 2019 or later, at least ``MIN_WORK_DAYS`` after its start;
+    - rescales the vacated land, listed land and revenue of those 2018 completions so their
+      totals are the reported ones (listed land never above the vacated land).
+    It draws no random numbers, so every other column and file stays as it was.
+    """
+    def d(v: str) -> date:
+        return date.fromisoformat(v)
+
+    target = RESULTS_2018
+    started = sorted((r for r in rows if r.get("actual_start")),
+                     key=lambda r: (r["actual_start"], r["id"]))
+    k = target["started"]
+    early, late = started[:k], started[k:]
+    assert early[-1]["actual_start"] < late[0]["actual_start"], "tie across the 2018 line"
+    for group, (lo, hi) in ((early, (d(early[0]["actual_start"]), STARTS_2018_LAST)),
+                            (late, LATER_STARTS)):
+        for r, new in zip(group, _stretch([d(r["actual_start"]) for r in group], lo, hi)):
+            r["actual_start"] = new.isoformat()
+
+    done = [r for r in rows if r.get("actual_completion")]
+    latest_start = YEAR_END_2018 - timedelta(days=MIN_WORK_DAYS + 1)
+    first = sorted((r for r in done if d(r["actual_start"]) <= latest_start),
+                   key=lambda r: (r["actual_completion"], r["id"]))[:target["completed"]]
+    moved = _stretch([d(r["actual_completion"]) for r in first], *COMPLETIONS_2018)
+    for r, new in zip(first, moved):
+        r["actual_completion"] = max(new, d(r["actual_start"])
+                                     + timedelta(days=MIN_WORK_DAYS)).isoformat()
+    chosen = {r["id"] for r in first}
+    for r in done:
+        if r["id"] not in chosen:
+            r["actual_completion"] = max(d(r["actual_completion"]),
+                                         d(r["actual_start"]) + timedelta(days=MIN_WORK_DAYS),
+                                         YEAR_END_2018 + timedelta(days=1)).isoformat()
+
+    vac = [r for r in first if r.get("vacated_mu")]
+    for r, v in zip(vac, _allocate(target["vacated_mu"], [r["vacated_mu"] for r in vac])):
+        r["vacated_mu"] = v
+    listed = [r for r in vac if r.get("listed_mu")]
+    for r, v in zip(listed, _allocate(target["listed_mu"], [r["listed_mu"] for r in listed],
+                                      [r["vacated_mu"] for r in listed])):
+        r["listed_mu"] = v
+    sold = [r for r in listed if r.get("sale_revenue_wan")]
+    for r, v in zip(sold, _allocate(target["sale_revenue_wan"],
+                                    [r["sale_revenue_wan"] for r in sold])):
+        r["sale_revenue_wan"] = v
+
+    by_2018 = [r for r in rows if r.get("actual_completion")
+               and d(r["actual_completion"]) <= YEAR_END_2018]
+    assert sum(1 for r in rows if r.get("actual_start")
+               and d(r["actual_start"]) <= YEAR_END_2018) == target["started"]
+    assert len(by_2018) == target["completed"]
+    for r in done:
+        assert d(r["actual_completion"]) > d(r["actual_start"]), r["id"]
+        assert not r.get("listed_mu") or r["listed_mu"] <= r["vacated_mu"], r["id"]
 
 
 # --------------------------------------------------------------------------- 8b. farms

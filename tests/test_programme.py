@@ -24,6 +24,11 @@ def ledger() -> pd.DataFrame:
     return pd.read_csv(CSV, dtype={"credit_code": str})
 
 
+def _by(ledger: pd.DataFrame, col: str, day: str) -> pd.Series:
+    """Rows whose ``col`` date is on or before ``day`` (figures are counted as of a day)."""
+    return pd.to_datetime(ledger[col]) <= pd.Timestamp(day)
+
+
 @pytest.fixture(scope="module")
 def app(offline_app):
     return offline_app
@@ -42,8 +47,9 @@ def core(app):
 # -- figures against a plain pandas count ----------------------------------------------------
 def test_started_and_completed_match_a_hand_count_against_2019_targets(client, ledger):
     data = client.get("/api/programme?year=2019").get_json()
-    started = int(ledger["stage"].isin(STARTED).sum())
-    completed = int(ledger["stage"].isin(COMPLETED).sum())
+    started = int((ledger["stage"].isin(STARTED) & _by(ledger, "actual_start", "2019-12-31")).sum())
+    completed = int((ledger["stage"].isin(COMPLETED)
+                     & _by(ledger, "actual_completion", "2019-12-31")).sum())
     s = data["summary"]
     assert (s["started"], s["completed"]) == (started, completed)
     assert (s["started_target"], s["completed_target"]) == (65, 40)
@@ -54,6 +60,7 @@ def test_started_and_completed_match_a_hand_count_against_2019_targets(client, l
 
 def test_land_and_revenue_match_a_hand_count(client, ledger):
     land = client.get("/api/programme?year=2020").get_json()["land"]
+    ledger = ledger[_by(ledger, "actual_completion", "2020-12-31")]  # land goes with completion
     sold = ledger.loc[ledger["sale_revenue_wan"].fillna(0) > 0, "listed_mu"].sum()
     assert land["vacated_mu"] == round(ledger["vacated_mu"].sum(), 1)
     assert land["vacated_ha"] == round(round(ledger["vacated_mu"].sum(), 1) / 15, 2)
@@ -65,9 +72,9 @@ def test_land_and_revenue_match_a_hand_count(client, ledger):
 
 
 def test_by_district_and_by_industry_match_a_groupby(client, ledger):
-    data = client.get("/api/programme").get_json()
-    expected = ledger.groupby("district")["stage"].agg(
-        total="size", started=lambda s: int(s.isin(STARTED).sum()))
+    data = client.get("/api/programme?year=2020").get_json()
+    ledger = ledger.assign(started=_by(ledger, "actual_start", "2020-12-31"))
+    expected = ledger.groupby("district")["started"].agg(total="size", started="sum")
     got = {r["name"]: r for r in data["by_district"]}
     assert set(got) == set(expected.index)
     for name, row in expected.iterrows():
@@ -78,9 +85,10 @@ def test_by_district_and_by_industry_match_a_groupby(client, ledger):
 
 
 def test_trend_counts_starts_and_completions_per_quarter_from_dates(client, ledger):
-    trend = client.get("/api/programme").get_json()["trend"]
+    trend = client.get("/api/programme?year=2020").get_json()["trend"]
     starts = pd.to_datetime(ledger["actual_start"]).dropna()
     done = pd.to_datetime(ledger["actual_completion"]).dropna()
+    starts, done = starts[starts <= "2020-12-31"], done[done <= "2020-12-31"]
     by_q = {r["quarter"]: r for r in trend}
     for label in ("2018Q2", "2019Q3", "2020Q1"):
         q = Quarter.parse(label)
@@ -88,7 +96,7 @@ def test_trend_counts_starts_and_completions_per_quarter_from_dates(client, ledg
                                               & (starts.dt.quarter == q.quarter)).sum())
         assert by_q[label]["completed"] == int(((done.dt.year == q.year)
                                                 & (done.dt.quarter == q.quarter)).sum())
-    assert trend[0]["quarter"] == "2018Q1"
+    assert (trend[0]["quarter"], trend[-1]["quarter"]) == ("2018Q1", "2020Q4")  # as of year end
     assert trend[-1]["started_cum"] == len(starts) and trend[-1]["completed_cum"] == len(done)
 
 
@@ -125,8 +133,13 @@ def test_page_shows_the_same_figures_as_the_json(client):
     assert html.count('class="pg-col pg-col-started"') == len(data["trend"])
 
 
-def test_dashboard_and_relocation_page_give_the_same_counts(client):
-    prog = client.get("/api/programme?year=2018&district=解放区").get_json()["summary"]
+def test_dashboard_counted_today_gives_the_relocation_pages_counts(client, core):
+    """The relocation page shows today's ledger; the dashboard, counted as of today, agrees."""
+    from geoapp.services import relocation as rel
+
+    filters = rel.parse_filters(core, {"district": "解放区"})
+    today = svc.AsOf(pd.Timestamp.today().date(), today=True)
+    prog = svc.dashboard(core, filters, 2018, as_of=today).summary
     reloc = client.get("/api/relocation?year=2018&district=解放区").get_json()["summary"]
     assert prog == reloc
 
@@ -165,8 +178,10 @@ def test_quarterly_workbook_holds_title_deadline_and_tables(client, ledger):
     ws = wb["总体情况"]
     assert ws["A1"].value == "「百企退城」工作进展情况（2019年第3季度）"
     assert ws["A2"].value == "报送时限：2019年9月25日前"
+    assert ws["A3"].value.startswith("截至2019年9月30日，")
+    assert wb["按辖区"]["A3"].value == "统计截至2019年9月30日"
     rows = {r[0]: r[1:] for r in ws.iter_rows(min_row=5, values_only=True)}
-    started = int(ledger["stage"].isin(STARTED).sum())
+    started = int(_by(ledger, "actual_start", "2019-09-30").sum())
     assert rows["已启动(家)"] == (started, 65, round(100 * started / 65, 1))
     q3 = pd.to_datetime(ledger["actual_start"]).between("2019-07-01", "2019-09-30").sum()
     assert rows["本季度新启动(家)"][0] == q3

@@ -159,8 +159,8 @@ def test_unknown_filter_value_is_a_400_naming_it(client, query, named):
 
 def test_summary_uses_the_chosen_years_target(client):
     s = client.get("/api/relocation?year=2018").get_json()["summary"]
-    assert s["year"] == 2018 and s["started_target"] == 30
-    assert s["started_pct"] == round(100 * s["started"] / 30, 1)
+    assert s["year"] == 2018 and s["started_target"] == 61
+    assert s["started_pct"] == round(100 * s["started"] / 61, 1)
     default = client.get("/api/relocation").get_json()["summary"]
     assert default["year"] == 2020  # the latest defined year when this year has none
 

@@ -2,7 +2,9 @@
 
 Same habits as the weekly bulletin: Chinese headers, body font 宋体 and headings 黑体, every
 document property pinned to the quarter's reporting deadline (not the clock) and the chart
-drawn with no software stamp, so the same figures always give the same file content.
+drawn with no software stamp, so the same figures always give the same file content. Every
+figure is counted as of the quarter's last day (today for the current quarter), and the files
+say so (统计截至YYYY年M月D日).
 """
 
 from __future__ import annotations
@@ -71,6 +73,11 @@ def quarterly_sheets(report: Any) -> dict[str, pd.DataFrame]:
             SHEETS[4]: trend}
 
 
+def _as_of_line(report: Any) -> str:
+    """``统计截至2020年12月31日``: the day every table of the report is counted at."""
+    return f"统计{report.as_of.zh}"
+
+
 def _stamp(report: Any) -> datetime:
     return datetime.combine(report.deadline, datetime.min.time())
 
@@ -87,7 +94,7 @@ def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
             ws = xw.sheets[name]
             ws["A1"] = report.title
             ws["A2"] = report.deadline_text
-            ws["A3"] = report.text if name == SHEETS[0] else ""
+            ws["A3"] = report.text if name == SHEETS[0] else _as_of_line(report)
             ws["A1"].font = Font(bold=True, size=14)
             ws.freeze_panes = "A5"
             fit_column_widths(ws, frame, header_row=4, max_width=40, per_char=1.6)
@@ -146,6 +153,7 @@ def write_quarterly_docx(report: Any, path: str | Path) -> Path:
     _default_font(doc)
     _paragraph(doc, report.title, font=HEADING_FONT, size=18, bold=True, center=True)
     _paragraph(doc, report.deadline_text, size=12, center=True)
+    _paragraph(doc, f"（{_as_of_line(report)}）", size=12, center=True)
     _paragraph(doc, "一、总体进展", font=HEADING_FONT, size=14, bold=True)
     _paragraph(doc, report.text)
     _paragraph(doc, "二、季度趋势", font=HEADING_FONT, size=14, bold=True)

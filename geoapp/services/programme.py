@@ -1,10 +1,13 @@
 """The 百企退城 programme dashboard and its quarterly report: figures per year and quarter.
 
-The headline figures come from :func:`geoapp.services.relocation.summarize` over the same
-enterprises the relocation page reads, so the two pages can never disagree. This module adds
-what only the dashboard shows: land sold, revenue in 亿元, the breakdowns by district,
-industry and classification, per-year land and revenue targets, and the quarterly trend
-counted from the actual start and completion dates.
+Every figure is counted **as of a date**: the end of the period (a year's 31 December, a
+quarter's last day) or today while the period is not over. :func:`ledger_as_of` turns the
+current ledger into the ledger as it stood on that date, from the dated entries (actual
+start, actual completion; land and revenue go with the completion), and the headline figures
+then come from :func:`geoapp.services.relocation.summarize` over it, the same summary the
+relocation page shows for today's ledger. This module adds what only the dashboard shows:
+land sold, revenue in 亿元, the breakdowns by district, industry and classification, per-year
+land and revenue targets, and the quarterly trend counted from the actual dates.
 """
 
 from __future__ import annotations
@@ -29,6 +32,49 @@ log = logging.getLogger(__name__)
 WAN_PER_YI = 10_000.0
 #: Optional per-year targets beyond started/completed (``[targets.<year>]`` keys).
 EXTRA_TARGETS = ("vacated_mu", "listed_mu", "revenue_wan")
+#: Amounts without a date of their own: they count from the enterprise's actual completion.
+AMOUNT_COLUMNS = ("vacated_mu", "listed_mu", "sale_revenue_wan")
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """The day figures are counted at; ``today`` when the period is not over yet."""
+
+    date: dt.date
+    today: bool = False
+
+    @property
+    def zh(self) -> str:
+        """``截至2018年12月31日``."""
+        return f"截至{self.date.year}年{self.date.month}月{self.date.day}日"
+
+    @property
+    def en(self) -> str:
+        """``as of 2018-12-31``."""
+        return f"as of {self.date.isoformat()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"as_of": self.date.isoformat(), "as_of_today": self.today,
+                "as_of_text": self.zh + ("（今天）" if self.today else ""),
+                "as_of_text_en": self.en + (" (today)" if self.today else "")}
+
+
+def period_as_of(last_day: dt.date | None, today: dt.date | None = None) -> AsOf:
+    """The period's last day once it is over, else today (no period: today)."""
+    today = today or dt.date.today()
+    if last_day is not None and last_day < today:
+        return AsOf(last_day)
+    return AsOf(today, today=True)
+
+
+def year_as_of(year: int | None, today: dt.date | None = None) -> AsOf:
+    """A year's figures: as of its 31 December, or today for the current (or a later) year."""
+    return period_as_of(dt.date(year, 12, 31) if year is not None else None, today)
+
+
+def quarter_as_of(quarter: Quarter, today: dt.date | None = None) -> AsOf:
+    """A quarter's figures: as of its last day, or today for the current quarter."""
+    return period_as_of(quarter.last_day, today)
 
 
 @dataclass
@@ -44,6 +90,7 @@ class Dashboard:
     by_industry: list[dict[str, Any]]
     trend: list[dict[str, Any]]
     years: list[int] = field(default_factory=list)
+    as_of: AsOf = field(default_factory=lambda: AsOf(dt.date.today(), today=True))
 
     @property
     def headline(self) -> str:
@@ -51,7 +98,8 @@ class Dashboard:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON body of ``/api/programme`` (the page renders the same values)."""
-        return {"year": self.year, "years": self.years, "headline": self.headline,
+        return {"year": self.year, "years": self.years, **self.as_of.to_dict(),
+                "headline": self.headline,
                 "summary": self.summary, "land": self.land, "targets": self.targets,
                 "by_classification": self.by_classification,
                 "by_district": self.by_district, "by_industry": self.by_industry,
@@ -118,6 +166,53 @@ def land_figures(df: pd.DataFrame) -> dict[str, Any]:
             "sold_mu": sold, "sold_ha": round(sold / rel.MU_PER_HECTARE, 2),
             "sold_count": int(((revenue > 0) & (listed > 0)).sum()),
             "revenue_wan": wan, "revenue_yi": round(wan / WAN_PER_YI, 2)}
+
+
+def _parsed(df: pd.DataFrame, col: str) -> pd.Series:
+    """The column as dates (NaT for blank or unparsable cells)."""
+    if col not in df:
+        return pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns]")
+    return pd.to_datetime(df[col], errors="coerce", format="mixed")
+
+
+def ledger_as_of(df: pd.DataFrame, as_of: AsOf) -> pd.DataFrame:
+    """The ledger as it stood on ``as_of.date``, derived from the dated entries.
+
+    - **started**: the stage is 已启动 or later and the actual start is on or before the day
+      (or the enterprise counts as completed by then);
+    - **completed**: the stage is 已完成 / 已验收销号 and the actual completion is on or before
+      the day. 验收销号 has no date of its own, so before today it shows as 已完成;
+    - **land and revenue** (vacated, listed, sale revenue) have no dates of their own: they
+      count from the enterprise's actual completion, on or before the day;
+    - an entry **without a date** (a stage without its actual date, an amount on an
+      enterprise that has no completion date) can only be placed today: it counts in
+      today's figures and in no past period;
+    - actual dates after the day are blanked, so the trend stops at it.
+    """
+    out = df.copy()
+    if out.empty:
+        return out
+    day = pd.Timestamp(as_of.date)
+    stage = out["stage"]
+    start, done = _parsed(out, "actual_start"), _parsed(out, "actual_completion")
+    completed = stage.isin(list(rel.COMPLETED_STAGES)) & (
+        (done <= day) | (done.isna() & as_of.today))
+    started = completed | (stage.isin(list(rel.STARTED_STAGES)) & (
+        (start <= day) | (start.isna() & as_of.today)))
+    accepted = stage == Stage.ACCEPTED
+    out["stage"] = Stage.NOT_STARTED.value
+    out.loc[started, "stage"] = Stage.STARTED.value
+    out.loc[completed, "stage"] = Stage.COMPLETED.value
+    if as_of.today:
+        out.loc[completed & accepted, "stage"] = Stage.ACCEPTED.value
+    counts = completed | (done.isna() & as_of.today)
+    for col in AMOUNT_COLUMNS:
+        if col in out:
+            out[col] = pd.to_numeric(out[col], errors="coerce").where(counts)
+    for col, when in (("actual_start", start), ("actual_completion", done)):
+        if col in out:
+            out[col] = out[col].astype(object).where(~(when > day), None)
+    return out
 
 
 def _group_row(name: str, df: pd.DataFrame) -> dict[str, Any]:
@@ -198,26 +293,35 @@ def _pct(value: float, target: float | None) -> float | None:
 
 
 def dashboard(app, filters: rel.RelocationFilters | None = None,
-              year: int | None = None) -> Dashboard:
-    """The dashboard of ``year`` (targets of that year) over the filtered enterprises."""
+              year: int | None = None, *, as_of: AsOf | None = None) -> Dashboard:
+    """The dashboard of ``year`` (targets of that year) over the filtered enterprises,
+    counted as of ``as_of`` (default: the year's 31 December, or today for the current year).
+
+    Filters pick enterprises by their current ledger values (a stage filter by today's stage).
+    """
+    as_of = as_of or year_as_of(year)
     view = rel.relocation_view(app, filters or rel.RelocationFilters(), year)
-    sites = pd.DataFrame(view.sites.drop(columns="geometry", errors="ignore"))
+    current = pd.DataFrame(view.sites.drop(columns="geometry", errors="ignore"))
+    sites = ledger_as_of(current, as_of)
+    summary = rel.summarize(sites, rel.programme(app), year)
     extras = programme_extras(app)
     land = land_figures(sites)
     extra_targets = extras["targets"].get(year, {}) if year is not None else {}
     targets: dict[str, float | None] = {
-        "started": view.summary["started_target"], "completed": view.summary["completed_target"]}
+        "started": summary["started_target"], "completed": summary["completed_target"]}
     for name in EXTRA_TARGETS:
         targets[name] = extra_targets.get(name)
         land[f"{name}_pct"] = _pct(land[name], extra_targets.get(name))
     first, last = trend_span(sites, extras, year)
+    last = min(last, Quarter.of(as_of.date))  # nothing after the day the figures are as of
+    first = min(first, last)
     counties = [c.name for c in app.city.counties]
-    return Dashboard(year=year, summary=view.summary, land=land, targets=targets,
+    return Dashboard(year=year, summary=summary, land=land, targets=targets,
                      by_classification=by_classification(sites),
                      by_district=breakdown(sites, "district", counties),
                      by_industry=breakdown(sites, "industry"),
                      trend=trend(sites, first, last),
-                     years=list(rel.programme(app).targets))
+                     years=list(rel.programme(app).targets), as_of=as_of)
 
 
 # -- quarterly report ----------------------------------------------------------------------
@@ -240,6 +344,11 @@ class QuarterlyReport:
         return self.quarter.deadline
 
     @property
+    def as_of(self) -> AsOf:
+        """The day the figures are counted at: the quarter's last day, or today."""
+        return self.dashboard.as_of
+
+    @property
     def deadline_text(self) -> str:
         d = self.deadline
         return f"报送时限：{d.year}年{d.month}月{d.day}日前"
@@ -252,21 +361,23 @@ def parse_report_quarter(app, year: object, quarter: object) -> Quarter:
     return q
 
 
-def quarterly_report(app, quarter: Quarter) -> QuarterlyReport:
-    """Build the report of ``quarter``: headline figures, tables and the trend to its end."""
+def quarterly_report(app, quarter: Quarter, *, today: dt.date | None = None) -> QuarterlyReport:
+    """Build the report of ``quarter``: every figure as of the quarter's last day (today for
+    the current quarter) against its year's targets, the tables and the trend to its end."""
     targets = rel.programme(app).targets
-    dash = dashboard(app, year=quarter.year if quarter.year in targets else None)
+    as_of = quarter_as_of(quarter, today)
+    dash = dashboard(app, year=quarter.year if quarter.year in targets else None, as_of=as_of)
     dash.trend = [r for r in dash.trend if Quarter(r["year"], r["q"]) <= quarter]
     this = next((r for r in dash.trend if r["quarter"] == str(quarter)),
                 {"started": 0, "completed": 0})
     s, land = dash.summary, dash.land
-    text = (f"截至目前，全市纳入「{s['programme']}」的企业共{s['total']}家。"
+    text = (f"{as_of.zh}，全市纳入「{s['programme']}」的企业共{s['total']}家。"
             f"{headline(s)}。{quarter.label}新启动{this['started']}家，新完成{this['completed']}家。"
             f"累计腾退土地{land['vacated_mu']:.1f}亩（{land['vacated_ha']:.2f}公顷），"
             f"挂牌出让{land['listed_mu']:.1f}亩（{land['listed_ha']:.2f}公顷），"
             f"已出让{land['sold_mu']:.1f}亩（{land['sold_ha']:.2f}公顷），"
             f"土地出让收入{land['revenue_wan']:.1f}万元（{land['revenue_yi']:.2f}亿元）。")
-    log.info("quarterly report %s: %d enterprises", quarter, s["total"])
+    log.info("quarterly report %s as of %s: %d enterprises", quarter, as_of.date, s["total"])
     return QuarterlyReport(quarter=quarter, dashboard=dash, quarter_started=this["started"],
                            quarter_completed=this["completed"], text=text)
 

@@ -1,7 +1,7 @@
 """The 百企退城 programme dashboard: page, JSON and the quarterly report downloads.
 
-``/programme?year=`` shows the year's targets against the ledger (the same figures as the
-relocation page's summary), land and revenue, tables by district and industry, and the
+``/programme?year=`` shows the year's targets against the ledger as of the year's 31 December
+(today for the current year; the page says which day), land and revenue, tables by district and industry, and the
 quarterly trend as an SVG drawn here on the server, so the page needs no chart library and
 works offline. ``/api/programme`` returns the same figures; the quarterly report
 (XLSX/DOCX) is built on demand for ``?year=&quarter=``.
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -39,6 +40,10 @@ def _core():
     return current_app.extensions["geoapp"]
 
 
+def _lang() -> str:
+    return "en" if str(get_locale() or "zh").startswith("en") else "zh"
+
+
 def _dashboard() -> svc.Dashboard:
     core = _core()
     filters = rel.parse_filters(core, request.args)
@@ -59,8 +64,11 @@ def index():
     """The dashboard of one year: targets, land, revenue, tables and the trend chart."""
     dash = _dashboard()
     report_year, report_q = _default_report(dash.years, dash.year)
+    as_of = dash.as_of.to_dict()
+    as_of_text = as_of["as_of_text_en" if _lang() == "en" else "as_of_text"]
     return render_template("programme.html", dash=dash, chart=trend_svg(dash.trend, dash.year),
-                           report_year=report_year, report_quarter=report_q)
+                           as_of_text=as_of_text, report_year=report_year,
+                           report_quarter=report_q)
 
 
 @bp.get("/api/programme")
