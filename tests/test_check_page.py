@@ -95,7 +95,8 @@ def test_the_map_is_embedded_with_buffers_point_and_dashed_distance_lines(client
     assert "<iframe" not in html
     assert 'data-map-id="map_' in html
     assert '"dashArray": "6 6"' in html
-    assert "规则缓冲区" in html and "群英河" in html
+    assert "触发规则的缓冲区" in html and "群英河" in html
+    assert '"rule_id": "riverside_livestock"' in html  # the hit rule's buffer
     assert "https://cdn" not in html
 
 

@@ -31,6 +31,21 @@ class MapParts:
     html: str
     script: str
     map_id: str
+    #: The coordinate system of the map's lon/lat (what a click or the mouse readout gives):
+    #: ``gcj02`` on an Amap basemap, ``wgs84`` otherwise.
+    crs: str = "wgs84"
+
+
+#: The coordinate system each basemap draws in. Amap tiles are GCJ-02, so every overlay is
+#: shifted to GCJ-02 and a click on the map is a GCJ-02 point; the others are WGS84 (Tianditu's
+#: ``_w`` tiles are CGCS2000, which agrees with WGS84 to centimetres).
+TILES_CRS = {"osm": "wgs84", "tianditu": "wgs84", "amap": "gcj02", "none": "wgs84"}
+_CRS_LABELS = {"wgs84": "WGS84", "gcj02": "GCJ-02"}
+
+
+def tiles_crs(tiles: str) -> str:
+    """``gcj02`` for Amap tiles, ``wgs84`` for the other basemaps."""
+    return TILES_CRS.get(tiles, "wgs84")
 
 
 def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
@@ -38,16 +53,20 @@ def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
     """A map with the configured basemap and the standard controls.
 
     ``center`` is (lat, lon). With tiles ``none`` the page still works offline (no basemap).
+    The mouse readout names the system the map's coordinates are in (GCJ-02 on Amap), and
+    :func:`split_figure` hands that system to the page so its click handler can say it too.
     """
     m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
                    prefer_canvas=True)
+    m.geoapp_crs = tiles_crs(tiles)
     _add_tiles(m, tiles, tianditu_key)
     plugins.Fullscreen(position="topleft", title="全屏 Full screen",
                        title_cancel="退出全屏 Exit full screen").add_to(m)
     plugins.MeasureControl(position="topleft", primary_length_unit="meters",
                            secondary_length_unit="kilometers", primary_area_unit="sqmeters",
                            secondary_area_unit="hectares").add_to(m)
-    plugins.MousePosition(position="bottomright", separator=" , ", prefix="经纬度 (WGS84):",
+    plugins.MousePosition(position="bottomright", separator=" , ",
+                          prefix=f"经纬度 ({_CRS_LABELS[m.geoapp_crs]}):",
                           num_digits=6).add_to(m)
     return m
 
@@ -109,4 +128,4 @@ def split_figure(m: folium.Map, nonce: str = "") -> MapParts:
     if nonce:
         header = _SCRIPT_TAG.sub(f'<script nonce="{escape(nonce)}"', header)
     return MapParts(header=header, html=root.html.render(), script=root.script.render(),
-                    map_id=m.get_name())
+                    map_id=m.get_name(), crs=getattr(m, "geoapp_crs", "wgs84"))

@@ -17,7 +17,7 @@ import geopandas as gpd
 import shapely
 
 from geoapp.domain.errors import InvalidInput, NotFound
-from geoapp.domain.results import CheckResult
+from geoapp.domain.results import CheckResult, Verdict
 from geoapp.domain.rules import split_layer_key
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.services.checks import check_point, check_site, engine
@@ -109,12 +109,22 @@ class CheckView:
     crs_label: str
     layers: list[dict[str, Any]] = field(default_factory=list)
     checked_at: str = ""
+    #: :func:`result_view` of ``result``: verdict, hits with their limits, conditional hits.
+    shown: dict[str, Any] = field(default_factory=dict)
 
     @property
     def site_type_label(self) -> str:
         """The Chinese label of the site type the check used ("" when none was set)."""
         value = self.result.input.get("site_type")
         return SiteType(value).zh if value else ""
+
+    @property
+    def recheck_args(self) -> dict[str, str]:
+        """The point of this check as form values (the site's own WGS84 point for a site)."""
+        if self.site or not self.query.lon:
+            return {"lon": f"{self.result.lon:.7f}", "lat": f"{self.result.lat:.7f}",
+                    "crs": "wgs84"}
+        return {k: v for k in ("lon", "lat", "crs") if (v := getattr(self.query, k))}
 
 
 def site_id_from(text: str, app: Geoapp) -> str:
@@ -155,6 +165,7 @@ def run_check(app: Geoapp, query: CheckQuery) -> CheckView:
     view = CheckView(query=query, result=result, site=site, crs_label=crs_label,
                      checked_at=datetime.now(UTC).astimezone().strftime("%Y-%m-%d %H:%M"))
     view.layers = nearest_by_layer(app, result)
+    view.shown = result_view(app, result)
     return view
 
 
@@ -202,19 +213,31 @@ def nearest_by_layer(app: Geoapp, result: CheckResult) -> list[dict[str, Any]]:
 
 
 def map_features(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
-    """Geometries (EPSG:4326) of every hit and nearest feature, with a ``hit`` flag."""
+    """Geometries (EPSG:4326) of every hit, conditional-hit and nearest feature.
+
+    ``hit`` flags the features of rules broken here, ``conditional`` those of rules that
+    would be broken if the site were of the type they name (needs_info); the check map
+    draws those two and keeps the other nearest features off.
+    """
     rules = engine(app).rules
     wanted: dict[tuple[str, str], dict[str, Any]] = {}
     for n in result.nearest:
         if n.feature_id is not None:
             wanted[(n.layer, n.feature_id)] = {"name": n.feature_name, "hit": False,
+                                               "conditional": False,
                                                "distance_m": n.distance_m}
-    for h in result.hits:
-        if h.feature_id is None or h.rule_id not in rules:
-            continue
-        key = (rules[h.rule_id].layer, h.feature_id)
-        row = wanted.setdefault(key, {"name": h.feature_name, "distance_m": h.distance_m})
-        row["hit"] = True
+    for flag, items in (("conditional", conditional_hits_of(result)),
+                        ("hit", [_as_dict(h) for h in result.hits])):
+        for h in items:
+            if h.get("feature_id") is None or h.get("rule_id") not in rules:
+                continue
+            if _point_of(h, rules) == "new_site":
+                continue  # measured from the new site, not from the point on this map
+            key = (rules[h["rule_id"]].layer, str(h["feature_id"]))
+            row = wanted.setdefault(key, {"name": h.get("feature_name"), "hit": False,
+                                          "conditional": False,
+                                          "distance_m": h.get("distance_m")})
+            row[flag] = True
     rows = []
     for layer in dict.fromkeys(k[0] for k in wanted):
         ids = [k[1] for k in wanted if k[0] == layer]
@@ -222,8 +245,10 @@ def map_features(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
             info = wanted[(layer, fid)]
             rows.append({"layer": layer, "title": layer_title(app, layer), "feature_id": fid,
                          "name": info["name"] or "", "hit": info["hit"],
+                         "conditional": info["conditional"] and not info["hit"],
                          "distance_m": info["distance_m"], "geometry": geom})
-    cols = ["layer", "title", "feature_id", "name", "hit", "distance_m", "geometry"]
+    cols = ["layer", "title", "feature_id", "name", "hit", "conditional", "distance_m",
+            "geometry"]
     return gpd.GeoDataFrame(rows, columns=cols, geometry="geometry", crs=WGS84)
 
 
@@ -245,15 +270,106 @@ def _geometries(app: Geoapp, layer: str, ids: list[str]) -> list[tuple[str, Any]
 
 
 def zones_near(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:
-    """The rule buffers (exclusion zones) that apply; the map clips them around the point."""
+    """The rule buffers (exclusion zones) of the rules hit here (``hit``) and of the rules
+    that would be hit with the missing site type (``conditional``); no other rule's zones.
+    The map clips them around the point."""
     try:
         zones = app.repo.derived_layer("exclusion_zones")
     except NotFound:
         zones = engine(app).exclusion_zones()
-    hit_rules = {h.rule_id for h in result.hits}
-    zones = zones[zones["test"] != "not_inside"].copy()
+    rules = engine(app).rules
+    at_point = [h for h in (_as_dict(h) for h in result.hits)
+                if _point_of(h, rules) != "new_site"]
+    hit_rules = {h["rule_id"] for h in at_point}
+    cond_rules = {h["rule_id"] for h in conditional_hits_of(result)} - hit_rules
+    zones = zones[(zones["test"] != "not_inside")
+                  & zones["rule_id"].isin(hit_rules | cond_rules)].copy()
     zones["hit"] = zones["rule_id"].isin(hit_rules)
+    zones["conditional"] = zones["rule_id"].isin(cond_rules)
     return zones.to_crs(WGS84)
+
+
+# --- What the check page, the print sheet and the site page show of a result -------------
+
+def _as_dict(hit: Any) -> dict[str, Any]:
+    """A hit (Hit, ConditionalHit or its dict) as a plain dict."""
+    return dict(hit) if isinstance(hit, Mapping) else hit.to_dict()
+
+
+def _point_of(hit: Mapping[str, Any], rules: Any) -> str:
+    """Which point of the site a hit was measured from (``site`` or ``new_site``)."""
+    if hit.get("point"):
+        return str(hit["point"])
+    try:
+        return rules[hit.get("rule_id")].applies_to.point
+    except KeyError:
+        return "site"
+
+
+def conditional_hits_of(result: CheckResult) -> list[dict[str, Any]]:
+    """The rules that would be broken if the site were what they name (needs_info)."""
+    return [_as_dict(h) for h in getattr(result, "conditional_hits", ())]
+
+
+def _fmt(value: float) -> str:
+    return f"{float(value):.1f}"
+
+
+def hit_row(rules: Any, hit: Any) -> dict[str, Any]:
+    """One hit as the pages show it: its ``to_dict()`` (the rule's test, limit, basis note
+    and point filled in from the rules if a hit lacks them) plus the figures of "how
+    close": ``distance`` ("145.5"), ``limit`` ("400"), ``margin`` ("254.5", how far inside
+    the limit), and for a conditional hit ``suggest``, form values that make it apply."""
+    row = _as_dict(hit)
+    try:
+        rule = rules[row.get("rule_id")]
+    except KeyError:
+        rule = None
+    if rule is not None:
+        if not row.get("test"):
+            row["test"] = rule.test
+        if row.get("limit_m") is None:
+            row["limit_m"] = rule.distance_m
+        if not row.get("basis_note"):
+            row["basis_note"] = rule.basis_note
+    row["point"] = _point_of(row, rules)
+    dist, limit = row.get("distance_m"), row.get("limit_m")
+    row["distance"] = None if dist is None else _fmt(dist)
+    row["limit"] = None if limit is None else f"{float(limit):g}"
+    row["margin"] = (_fmt(round(float(limit) - float(dist), 1))
+                     if dist is not None and limit is not None else None)
+    row["suggest"] = (_suggestion(rule, row.get("missing") or [])
+                      if rule is not None and "missing" in row else {})
+    return row
+
+
+def _suggestion(rule: Any, missing: list[str]) -> dict[str, str]:
+    """Form values that would make ``rule`` apply: the first site type / industry it names
+    among the attributes the result says are missing (the check form has only those two)."""
+    out: dict[str, str] = {}
+    for clause in rule.applies_to.clauses:
+        for cond in clause:
+            if cond.attr in ("site_type", "industry") and cond.attr in missing \
+                    and cond.attr not in out:
+                out[cond.attr] = sorted(cond.values)[0]
+        if out:
+            return out
+    return out
+
+
+def result_view(app: Geoapp, result: CheckResult) -> dict[str, Any]:
+    """Everything the check page, the print sheet and the site page show of a result: the
+    verdict with its sentence, the hits at the site, the hits at a relocation's new site and
+    the conditional hits (needs_info)."""
+    verdict = Verdict(result.verdict)
+    rules = engine(app).rules
+    rows = [hit_row(rules, h) for h in result.hits]
+    return {"verdict": verdict.value,
+            "sentence": {"zh": verdict.sentence_zh, "en": verdict.sentence_en},
+            "hits": [r for r in rows if r["point"] != "new_site"],
+            "new_site_hits": [r for r in rows if r["point"] == "new_site"],
+            "conditional_hits": [hit_row(rules, h) for h in conditional_hits_of(result)],
+            "covered": bool(getattr(result, "covered", True))}
 
 
 def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) -> dict[str, Any]:
@@ -262,7 +378,9 @@ def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) ->
         raise InvalidInput("备注过长（最多 4000 字） notes are limited to 4000 characters")
     rec = {"site_id": view.site["id"] if view.site else None, "lon": view.result.lon,
            "lat": view.result.lat, "input": dict(view.result.input),
-           "verdict": view.result.verdict, "hits": [h.to_dict() for h in view.result.hits],
+           "verdict": view.result.verdict.value,
+           "hits": [h.to_dict() for h in view.result.hits],
+           "conditional_hits": [h.to_dict() for h in view.result.conditional_hits],
            "notes": notes.strip()}
     saved = app.repo.add_inspection(rec, user=user)
     log.info("inspection %s recorded by %s (%s)", saved["id"], user, rec["verdict"])
@@ -299,8 +417,9 @@ def site_page(app: Geoapp, site_id: str) -> dict[str, Any]:
              for f, lab in labels if display_value(f, site.get(f)) != "" or f in ("name",)]
     label_of = dict(labels)
     history = [_history_row(r, label_of) for r in app.repo.history(site_id, "site")]
+    check = check_site(app, site_id)
     return {"site": site, "type_label": SiteType(site["site_type"]).zh, "attributes": attrs,
-            "check": check_site(app, site_id), "history": history,
+            "check": check, "shown": result_view(app, check), "history": history,
             "inspections": app.repo.inspections(site_id)}
 
 

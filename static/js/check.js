@@ -1,5 +1,8 @@
 /* Site check page: fill the form from the phone's location or a map click, pick a site,
-   show DMS hints. The map is folium's; its variable name is in data-map-id. */
+   show DMS hints. The map is folium's; its variable name is in data-map-id, and the system
+   its coordinates are in (what a click gives) in data-map-crs: "gcj02" on an Amap basemap
+   (the overlays are shifted to GCJ-02 there), "wgs84" otherwise. A click is sent in that
+   system and the server converts it; the phone's location is always WGS84. */
 (function () {
   "use strict";
   var form = document.getElementById("ck-point-form");
@@ -7,9 +10,14 @@
   var lat = document.getElementById("ck-lat");
   var crs = document.getElementById("ck-crs");
 
-  function setWgs84(lonValue, latValue) {
+  var container = document.getElementById("ga-map-container");
+  var mapCrs = (container && container.getAttribute("data-map-crs")) || "wgs84";
+  var CRS_LABELS = {wgs84: "WGS84", gcj02: "GCJ-02"};
+
+  function setPoint(system, lonValue, latValue) {
     if (!form) return;
-    crs.value = "wgs84";
+    crs.value = system;
+    crs.dispatchEvent(new Event("change"));
     lon.value = lonValue.toFixed(6);
     lat.value = latValue.toFixed(6);
   }
@@ -22,7 +30,8 @@
       locate.disabled = true;
       locate.textContent = "…";
       navigator.geolocation.getCurrentPosition(function (pos) {
-        setWgs84(pos.coords.longitude, pos.coords.latitude);
+        // Browser geolocation is WGS84 whatever the basemap; the server draws it shifted.
+        setPoint("wgs84", pos.coords.longitude, pos.coords.latitude);
         form.submit();
       }, function (err) {
         locate.disabled = false;
@@ -32,16 +41,28 @@
     });
   }
 
-  var container = document.getElementById("ga-map-container");
   var mapName = container && container.getAttribute("data-map-id");
   var map = mapName && window[mapName];
   if (map && form) {
     map.on("click", function (e) {
       var ll = e.latlng.wrap();
-      setWgs84(ll.lng, ll.lat);
+      // The map's own system: a GCJ-02 point on Amap, sent as crs=gcj02.
+      setPoint(mapCrs, ll.lng, ll.lat);
       if (window.L && L.popup) {
-        L.popup().setLatLng(ll).setContent(ll.lng.toFixed(6) + ", " + ll.lat.toFixed(6) +
-          ' <button type="submit" form="ck-point-form" class="ga-button">OK</button>').openOn(map);
+        var box = document.createElement("div");
+        box.className = "ck-pick";
+        var text = document.createElement("span");
+        text.className = "ck-pick-coords";
+        text.textContent = ll.lng.toFixed(6) + ", " + ll.lat.toFixed(6) + " (" +
+          (CRS_LABELS[mapCrs] || mapCrs) + ") ";
+        var ok = document.createElement("button");
+        ok.type = "submit";
+        ok.className = "ga-button ck-pick-ok";
+        ok.setAttribute("form", "ck-point-form");
+        ok.textContent = container.getAttribute("data-pick-label") || "OK";
+        box.appendChild(text);
+        box.appendChild(ok);
+        L.popup().setLatLng(ll).setContent(box).openOn(map);
       }
     });
   }
