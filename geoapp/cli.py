@@ -152,16 +152,32 @@ def _open_core():
 
 def _print_check(result: dict) -> None:
     """A readable Chinese/English table of one check."""
+    from geoapp.domain.results import Verdict
+
     p = result["point"]
-    verdict = "不符合 FAIL" if result["verdict"] == "fail" else "符合 PASS"
-    click.echo(f"位置 Point (WGS84): {p['lon']:.6f}, {p['lat']:.6f}    结论 Verdict: {verdict}")
+    verdict = Verdict(result["verdict"])
+    click.echo(f"位置 Point (WGS84): {p['lon']:.6f}, {p['lat']:.6f}    "
+               f"结论 Verdict: {verdict.zh} {verdict.en}")
+    click.echo(f"  {verdict.sentence_zh}")
+    click.echo(f"  {verdict.sentence_en}")
+    new_site = "（新址 new site）"
     if result["hits"]:
         click.echo("\n命中规则 Rule hits:")
         for h in result["hits"]:
-            click.echo(f"  [{h['severity']}] {h['title']['zh']} {h['title']['en']}")
+            where = new_site if h.get("point") == "new_site" else ""
+            click.echo(f"  [{h['severity']}] {h['title']['zh']} {h['title']['en']}{where}")
             click.echo(f"      {h['feature_name']} ({h['feature_id']})  距离 {h['distance_m']:.1f} m")
             click.echo(f"      依据 Basis: {h['basis']}")
+            if h.get("basis_note"):
+                click.echo(f"      依据说明 Basis note: {h['basis_note']}")
             click.echo(f"      措施 Action: {h['action']}")
+    if result.get("conditional_hits"):
+        click.echo("\n待核实规则 Rules that apply if (give the missing facts and check again):")
+        for h in result["conditional_hits"]:
+            where = new_site if h.get("point") == "new_site" else ""
+            click.echo(f"  [{h['severity']}] {h['sentence']['zh']}{where}")
+            click.echo(f"      {h['sentence']['en']}")
+            click.echo(f"      缺少 Missing: {', '.join(h['missing'])}")
     click.echo("\n最近要素 Nearest feature per layer:")
     for n in result["nearest"]:
         click.echo(f"  {n['layer']:<22} {n['distance_m']:>10.1f} m  {n['feature_name']}")

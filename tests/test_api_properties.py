@@ -39,7 +39,8 @@ def _assert_well_formed(r) -> None:
     if r.status_code == 400:
         assert isinstance(body["message"], str) and body["message"]
         return
-    assert body["verdict"] in ("pass", "fail")
+    assert body["verdict"] in ("pass", "fail", "needs_info", "out_of_area")
+    assert body["verdict"] != "pass" or (body["covered"] and not body["conditional_hits"])
     assert -180 <= body["point"]["lon"] <= 180 and -90 <= body["point"]["lat"] <= 90
     for hit in body["hits"]:
         assert math.isfinite(hit["distance_m"]) and hit["distance_m"] >= 0

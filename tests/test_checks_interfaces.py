@@ -76,7 +76,8 @@ def test_farm_near_river_fails_and_far_passes_through_the_api(core, client):
     hit = next(h for h in body["hits"] if h["rule_id"] == "riverside_livestock")
     assert 140 <= hit["distance_m"] <= 160
     assert hit["feature_name"] and hit["basis"] and hit["action"]
-    assert set(body) == {"input", "point", "verdict", "hits", "nearest"}
+    assert set(body) == {"input", "point", "verdict", "verdict_text", "hits",
+                         "conditional_hits", "nearest", "covered"}
     nearest = {n["layer"]: n["distance_m"] for n in body["nearest"]}
     assert nearest["rivers"] == pytest.approx(150, abs=0.5)
     r = client.get(f"/api/check?lon={far[0]}&lat={far[1]}&site_type=livestock_farm&industry=畜禽养殖")

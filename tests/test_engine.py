@@ -283,19 +283,21 @@ def test_flag_and_check_point_agree_on_random_sites(engine):
     flagged = engine.flag(lon, lat, st, ind, status=status, classification=cls,
                           new_lon=nlon, new_lat=nlat)
     assert list(flagged.columns) == ["row", "rule_id", "feature_id", "feature_name",
-                                     "distance_m", "severity"]
+                                     "distance_m", "severity", "conditional", "point"]
     expected = []
     for i in range(len(lon)):
         attrs = {"status": status[i], "classification": cls[i]}
         for point, (x, y) in (("site", (lon[i], lat[i])), ("new_site", (nlon[i], nlat[i]))):
-            for h in engine.check_point(x, y, st[i], ind[i], attrs=attrs, point=point).hits:
-                expected.append((i, h.rule_id, h.feature_id, h.severity, h.distance_m))
-    got = list(flagged[["row", "rule_id", "feature_id", "severity", "distance_m"]]
-               .itertuples(index=False, name=None))
+            result = engine.check_point(x, y, st[i], ind[i], attrs=attrs, point=point)
+            for h in (*result.hits, *result.conditional_hits):
+                expected.append((i, h.rule_id, h.feature_id, h.severity, h.point,
+                                 h in result.conditional_hits, h.distance_m))
+    got = list(flagged[["row", "rule_id", "feature_id", "severity", "point", "conditional",
+                        "distance_m"]].itertuples(index=False, name=None))
     assert len(got) > 500
-    assert sorted(g[:4] for g in got) == sorted(e[:4] for e in expected)
-    exp = {e[:4]: e[4] for e in expected}
-    assert max(abs(g[4] - exp[g[:4]]) for g in got) <= 0.1 + 1e-9
+    assert sorted(g[:6] for g in got) == sorted(e[:6] for e in expected)
+    exp = {e[:6]: e[6] for e in expected}
+    assert max(abs(g[6] - exp[g[:6]]) for g in got) <= 0.1 + 1e-9
     assert {"riverside_livestock", "canal_protection_1", "canal_protection_2",
             "chemical_outside_park", "relocation_destination"} <= set(flagged.rule_id)
 

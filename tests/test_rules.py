@@ -196,11 +196,15 @@ def test_check_result_sorts_by_severity_then_distance_and_has_the_documented_sha
                                hit("c", "high", 20.0)),
                          nearest=(Nearest("rivers", "r1", "沁河", 20.0),))
     out = result.to_dict()
-    assert list(out) == ["input", "point", "verdict", "hits", "nearest"]
-    assert out["verdict"] == "fail"
+    assert list(out) == ["input", "point", "verdict", "verdict_text", "hits",
+                         "conditional_hits", "nearest", "covered"]
+    assert out["verdict"] == "fail" and out["verdict_text"] == {"zh": "不符合",
+                                                                "en": "Non-compliant"}
+    assert out["covered"] is True and out["conditional_hits"] == []
     assert [h["rule_id"] for h in out["hits"]] == ["c", "b", "a"]
     assert list(out["hits"][0]) == ["rule_id", "title", "feature_id", "feature_name",
-                                    "distance_m", "severity", "basis", "action"]
+                                    "distance_m", "severity", "basis", "action", "limit_m",
+                                    "test", "basis_note", "point"]
     assert list(out["nearest"][0]) == ["layer", "feature_id", "feature_name", "distance_m"]
     assert out["point"] == {"lon": 113.2, "lat": 35.2}
     assert CheckResult(input={}, lon=0, lat=0).to_dict()["verdict"] == "pass"

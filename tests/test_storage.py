@@ -45,7 +45,8 @@ def test_init_builds_every_layer_site_and_table(repo: GpkgRepository) -> None:
     assert len(repo.table("grid_warnings")) == 2 and len(repo.table("complaints")) == 2
     assert repo.site_hits().empty
     assert list(repo.site_hits().columns) == ["site_id", "rule_id", "feature_id",
-                                              "feature_name", "distance_m", "severity"]
+                                              "feature_name", "distance_m", "severity",
+                                              "point"]
     assert repo.city().county_names == ("西区", "东区")
     assert repo.history("", entity="database") == []  # the build row has no entity id
     assert repo.table("changes")["action"].tolist() == ["initialize"]

@@ -10,15 +10,17 @@ It never touches geometry itself, so rules are testable with plain numbers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import numpy as np
 import yaml
 
 from geoapp.domain.errors import ConfigError
-from geoapp.domain.results import Hit, Severity, round_distance
+from geoapp.domain.results import ConditionalHit, Hit, Severity, round_distance
+from geoapp.domain.vocab import SiteType
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +125,14 @@ RULES_SCHEMA: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Condition:
-    """``attr`` must be one of ``values`` (compared as text; a missing attribute never matches)."""
+    """``attr`` must be one of ``values`` (compared as text; a missing attribute never matches).
+
+    ``ordered`` keeps the values in the rules file's order, for messages only.
+    """
 
     attr: str
     values: frozenset[str]
+    ordered: tuple[str, ...] = field(default=(), compare=False)
 
     def matches(self, value: Any) -> bool:
         return value is not None and _text(value) in self.values
@@ -228,6 +234,9 @@ class RuleSet:
     def __init__(self, rules: Iterable[RuleSpec]) -> None:
         self.rules: tuple[RuleSpec, ...] = tuple(rules)
         self._by_id = {r.id: r for r in self.rules}
+        self._attributes = tuple(dict.fromkeys(c.attr for r in self.rules
+                                               for clause in r.applies_to.clauses
+                                               for c in clause))
 
     def __iter__(self):
         return iter(self.rules)
@@ -249,6 +258,11 @@ class RuleSet:
         """Every layer key the rules read, in first-use order."""
         return tuple(dict.fromkeys(r.layer for r in self.rules))
 
+    def attributes(self) -> tuple[str, ...]:
+        """Every site attribute the rules' ``applies_to`` filters read (``site_type``,
+        ``industry``, ``fuel``…), in first-use order."""
+        return self._attributes
+
 
 def _text(value: Any) -> str:
     if isinstance(value, bool):
@@ -256,11 +270,15 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+def _condition(attr: str, vals: Iterable[Any]) -> Condition:
+    ordered = tuple(dict.fromkeys(_text(v) for v in vals))
+    return Condition(attr, frozenset(ordered), ordered)
+
+
 def _conditions(clause: Mapping[str, Any]) -> tuple[Condition, ...]:
-    out = [Condition(FILTER_KEYS[k], frozenset(_text(v) for v in vals))
-           for k, vals in clause.items() if k in FILTER_KEYS]
+    out = [_condition(FILTER_KEYS[k], vals) for k, vals in clause.items() if k in FILTER_KEYS]
     for attr, vals in (clause.get("attrs") or {}).items():
-        out.append(Condition(attr, frozenset(_text(v) for v in vals)))
+        out.append(_condition(attr, vals))
     return tuple(out)
 
 
@@ -364,7 +382,7 @@ def _rule(item: Mapping[str, Any]) -> RuleSpec:
                              name=src.get("name"), title_zh=title.get("zh"),
                              title_en=title.get("en"))
     sev_by = item.get("severity_by") or {}
-    where = tuple(Condition(attr, frozenset(_text(v) for v in vals))
+    where = tuple(_condition(attr, vals)
                   for attr, vals in sorted((item.get("layer_where") or {}).items()))
     layer = source.key if source else item["layer"]
     if where:
@@ -405,9 +423,198 @@ def split_layer_key(key: str) -> tuple[str, dict[str, list[str]]]:
     return base, where
 
 
+def checked_at(rule: RuleSpec, point: str) -> bool:
+    """Whether ``rule`` is evaluated at this point of a site: every rule at the new site of a
+    relocation (the enterprise will operate there), only ``point: site`` rules at the site."""
+    return point == "new_site" or rule.applies_to.point == "site"
+
+
 def applies(rule: RuleSpec, site_attrs: Mapping[str, Any], point: str = "site") -> bool:
-    """Whether ``rule`` concerns a site with these attributes, checked at this ``point``."""
-    return rule.applies_to.point == point and rule.applies_to.matches(site_attrs)
+    """Whether ``rule`` surely concerns a site with these attributes, checked at ``point``."""
+    return checked_at(rule, point) and \
+        rule.applies_to.matches(with_implied(site_attrs))
+
+
+# -- could a rule apply? -------------------------------------------------------------------
+#
+# A rule's filter is an OR of clauses, each an AND of conditions on site attributes. With
+# some attributes unknown a filter has three answers: it APPLIES (some clause holds), it
+# CANNOT apply (every clause has a condition whose attribute is known and does not match),
+# or it is CONDITIONAL (some clause has every condition either met or on a missing attribute).
+# A conditional rule whose geometry holds makes the verdict needs_info (待核实), never pass.
+
+APPLIES, CONDITIONAL, CANNOT = "applies", "conditional", "cannot"
+
+#: What a site kind implies when the attribute is not given. A livestock farm's industry is
+#: 畜禽养殖 (the rules name both ``site_types: [livestock_farm]`` and ``industries: [畜禽养殖]``
+#: for the same farms), so a farm is not needs_info for every rule on other industries.
+IMPLIED_ATTRS: dict[str, dict[str, str]] = {"livestock_farm": {"industry": "畜禽养殖"}}
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, NA or blank text: the attribute was not given."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    try:
+        return bool(value != value)
+    except (TypeError, ValueError):  # pandas.NA and other values that refuse a truth value
+        return True
+
+
+def with_implied(site: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``site`` with the attributes its kind implies filled in where missing."""
+    implied = IMPLIED_ATTRS.get(site.get("site_type"))  # type: ignore[arg-type]
+    if not implied or not any(is_missing(site.get(k)) for k in implied):
+        return site
+    out = dict(site)
+    for k, v in implied.items():
+        if is_missing(out.get(k)):
+            out[k] = v
+    return out
+
+
+def _clause_state(clause: tuple[Condition, ...], site: Mapping[str, Any]) -> tuple[str, ...] | None:
+    """None if some condition fails on a known attribute, else the missing attributes."""
+    missing: list[str] = []
+    for c in clause:
+        v = site.get(c.attr)
+        if is_missing(v):
+            missing.append(c.attr)
+        elif not c.matches(v):
+            return None
+    return tuple(dict.fromkeys(missing))
+
+
+def applicability(flt: SiteFilter, site: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """(APPLIES | CONDITIONAL | CANNOT, missing attributes of the best conditional clause).
+
+    The best clause is the one needing the fewest missing attributes (the first on ties).
+    """
+    site = with_implied(site)
+    best: tuple[str, ...] | None = None
+    for clause in flt.clauses:
+        missing = _clause_state(clause, site)
+        if missing is None:
+            continue
+        if not missing:
+            return APPLIES, ()
+        if best is None or len(missing) < len(best):
+            best = missing
+    return (CANNOT, ()) if best is None else (CONDITIONAL, best)
+
+
+def applicability_masks(flt: SiteFilter, n: int, met: Callable[[Condition], np.ndarray],
+                        missing: Callable[[str], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised ``applicability`` over ``n`` sites: (applies, conditional) boolean masks.
+
+    ``met(cond)`` gives the rows meeting a condition, ``missing(attr)`` the rows without the
+    attribute, both after ``IMPLIED_ATTRS`` (the caller fills implied values in).
+    """
+    applies_ = np.zeros(n, dtype=bool)
+    possible = np.zeros(n, dtype=bool)
+    for clause in flt.clauses:
+        if not clause:
+            applies_[:] = True
+            possible[:] = True
+            continue
+        a = met(clause[0]).copy()
+        p = a | missing(clause[0].attr)
+        for c in clause[1:]:
+            m = met(c)
+            a &= m
+            p &= m | missing(c.attr)
+        applies_ |= a
+        possible |= p
+    return applies_, possible & ~applies_
+
+
+_ATTR_LABELS = {"industry": ("行业", "the industry"), "classification": ("整治分类", "the classification"),
+                "stage": ("进度", "the stage"), "status": ("状态", "the status"),
+                "programme": ("专项", "the programme")}
+
+
+def _site_label(value: str, lang: str) -> str:
+    try:
+        kind = SiteType(value)
+    except ValueError:
+        return value
+    return kind.zh if lang == "zh" else kind.en.lower()
+
+
+def _condition_phrase(c: Condition) -> tuple[str, str]:
+    vals = c.ordered or tuple(sorted(c.values))
+    if c.attr == "site_type":
+        return ("为" + "或".join(_site_label(v, "zh") for v in vals),
+                "it is a " + " or a ".join(_site_label(v, "en") for v in vals))
+    if c.attr == "industry":
+        return "行业为" + "、".join(vals), "the industry is " + ", ".join(vals)
+    zh, en = _ATTR_LABELS.get(c.attr, (f" {c.attr} ", c.attr))
+    return f"{zh}为 " + "/".join(vals), f"{en} is " + "/".join(vals)
+
+
+def _implied_by(a: tuple[Condition, ...], b: tuple[Condition, ...]) -> bool:
+    """Whether every site kind clause ``a`` names implies clause ``b`` (see IMPLIED_ATTRS)."""
+    kind = next((c for c in a if c.attr == "site_type"), None)
+    return kind is not None and bool(b) and all(
+        all(c.matches(IMPLIED_ATTRS.get(v, {}).get(c.attr)) for c in b) for v in kind.values)
+
+
+def condition_text(flt: SiteFilter, site: Mapping[str, Any]) -> dict[str, str]:
+    """What would make a conditional rule apply, e.g. {zh: 若为畜禽养殖场, en: If it is a
+    livestock farm}; alternatives joined by “或”, only the conditions on missing attributes."""
+    site = with_implied(site)
+    kept: list[tuple[Condition, ...]] = []
+    for clause in flt.clauses:
+        missing = _clause_state(clause, site)
+        if not missing:
+            continue
+        conds = tuple(c for c in clause if c.attr in missing)
+        if not any(_implied_by(k, conds) for k in kept):
+            kept.append(conds)
+    zh = "，或".join("且".join(_condition_phrase(c)[0] for c in k) for k in kept)
+    en = ", or ".join(" and ".join(_condition_phrase(c)[1] for c in k) for k in kept)
+    return {"zh": "若" + zh, "en": "If " + en}
+
+
+def conditional_hit(hit: Hit, rule: RuleSpec, missing: tuple[str, ...],
+                    condition: Mapping[str, str]) -> ConditionalHit:
+    """A measured hit of a rule that applies only under ``condition``, with its sentence."""
+    d = hit.distance_m or 0.0
+    name = hit.feature_name or hit.feature_id or ""
+    title_zh, title_en = rule.title_zh, rule.title_en
+    if rule.test == "within_distance":
+        limit = f"{rule.distance_m:g}"
+        zh = f"距{name} {d:.1f} m，违反“{title_zh}”规定（{limit} m 以内）"
+        en = f"{d:.1f} m from {name}, breaking “{title_en}” (within {limit} m)"
+    elif rule.test == "inside":
+        zh = f"位于{name}内，违反“{title_zh}”规定"
+        en = f"inside {name}, breaking “{title_en}”"
+    else:
+        zh = f"不在任何允许区域内（最近的{name}距 {d:.1f} m），违反“{title_zh}”规定"
+        en = f"outside every allowed area (nearest, {name}, is {d:.1f} m away), breaking " \
+             f"“{title_en}”"
+    sentence = {"zh": f"{condition['zh']}：{zh}", "en": f"{condition['en']}: {en}"}
+    return ConditionalHit(
+        rule_id=hit.rule_id, title=hit.title, feature_id=hit.feature_id,
+        feature_name=hit.feature_name, distance_m=hit.distance_m, severity=hit.severity,
+        basis=hit.basis, action=hit.action, limit_m=hit.limit_m, test=hit.test,
+        basis_note=hit.basis_note, point=hit.point, missing=tuple(missing),
+        condition=dict(condition), sentence=sentence)
+
+
+def hit_mask(test: str, limit_m: float | None, ground: np.ndarray, inside: np.ndarray,
+             feature: np.ndarray) -> np.ndarray:
+    """Vectorised ``is_hit`` over measured sites: ``ground`` distances, ``inside`` flags and
+    the nearest ``feature`` index (-1 where the layer had nothing to measure)."""
+    if test == "within_distance":
+        decided = ground <= float(limit_m or 0.0)
+    elif test == "inside":
+        decided = inside
+    else:
+        decided = ~inside
+    return decided & (feature >= 0)
 
 
 def is_hit(rule: RuleSpec, measured_distance_m: float | None, inside: bool) -> bool:

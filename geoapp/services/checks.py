@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from geoapp.domain.errors import ConfigError, InvalidInput
-from geoapp.domain.results import CheckResult
-from geoapp.domain.rules import RuleSet, load_rules
+from geoapp.domain.results import CheckResult, Verdict, row_verdicts
+from geoapp.domain.rules import RuleSet, is_missing, load_rules
 from geoapp.domain.vocab import SiteType
 
 if TYPE_CHECKING:
@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 _NOT_ENGINE_INPUTS = ("site_hits", "derived_layer", "grid_warnings", "complaints", "user",
                       "session", "inspection")
 
-#: Site attributes the rules' filters may read.
+#: Site attributes the shipped rules' filters read, plus the new site of a relocation. The
+#: attributes the current rules read are ``engine(app).rules.attributes()`` (any column).
 RULE_ATTRS = ("classification", "stage", "status", "programme", "new_lon", "new_lat")
+#: Attributes passed to the engine as its own arguments, not as ``attrs``.
+_OWN_ARGS = ("site_type", "industry")
 
 ZONES_LAYER = "exclusion_zones"
 
@@ -86,12 +89,12 @@ def engine(app: Geoapp) -> RuleEngine:
         layers = {n: app.repo.layer(n) for n in {r.stored_layer for r in rules
                                                   if r.stored_layer is not None}
                   if n in names}
-        extent = None
+        extent, outline = None, None
         if "city" in names:
             outline = app.repo.layer("city")
             extent = tuple(outline.total_bounds) if len(outline) else None
         eng = RuleEngine.build(layers, rules, app.metric_crs, sites=app.repo.sites(),
-                               extent=extent)
+                               extent=extent, outline=outline)
         app.cache["engine"] = _Built(key, eng)
         log.info("rule engine built: %d rules, %d layers", len(rules), len(layers))
         return eng
@@ -122,43 +125,83 @@ def parse_site_type(value: str | None) -> str | None:
         raise InvalidInput(f"site_type: {exc}") from None
 
 
+def rule_attributes(app: Geoapp) -> tuple[str, ...]:
+    """The site attributes the current rules read besides site_type and industry (e.g.
+    ``classification``, ``status``, ``fuel``): what a check may pass as ``attrs``."""
+    return tuple(a for a in engine(app).rules.attributes() if a not in _OWN_ARGS)
+
+
+def _given(attrs: Any, read: Any = None) -> dict[str, Any]:
+    """The attributes actually given (and, with ``read``, read by some rule): blanks
+    dropped, text stripped."""
+    out = {}
+    for k, v in (attrs or {}).items():
+        if k in _OWN_ARGS or is_missing(v) or (read is not None and k not in read):
+            continue
+        out[str(k)] = v.strip() if isinstance(v, str) else v
+    return out
+
+
 def check_point(app: Geoapp, x: Any, y: Any, crs: str = "wgs84", *,
-                site_type: str | None = None, industry: str | None = None) -> CheckResult:
-    """The inspector's check: a point in a named coordinate system against every rule."""
+                site_type: str | None = None, industry: str | None = None,
+                attrs: dict[str, Any] | None = None) -> CheckResult:
+    """The inspector's check: a point in a named coordinate system against every rule.
+
+    ``attrs`` are further site attributes (``fuel``, ``status``…); those no rule reads are
+    dropped (they cannot change the verdict).
+    """
     from geoapp.spatial.crs import parse_point
 
     st = parse_site_type(site_type)
     ind = (industry or "").strip() or None
     lon, lat = parse_point(x, y, crs or "wgs84", metric_crs=app.metric_crs)
-    result = engine(app).check_point(lon, lat, site_type=st, industry=ind)
-    given = {"lon": x, "lat": y, "crs": crs or "wgs84", "site_type": st, "industry": ind}
-    return CheckResult(input=given, lon=lon, lat=lat, hits=result.hits, nearest=result.nearest)
+    eng = engine(app)
+    extra = _given(attrs, eng.rules.attributes()) if attrs else {}
+    result = eng.check_point(lon, lat, site_type=st, industry=ind, attrs=extra or None)
+    given = {"lon": x, "lat": y, "crs": crs or "wgs84", "site_type": st, "industry": ind,
+             **extra}
+    return CheckResult(input=given, lon=lon, lat=lat, hits=result.hits, nearest=result.nearest,
+                       conditional_hits=result.conditional_hits, covered=result.covered)
+
+
+def _new_site(site: dict[str, Any]) -> tuple[float, float] | None:
+    try:
+        x, y = float(site.get("new_lon")), float(site.get("new_lat"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return (x, y) if np.isfinite(x) and np.isfinite(y) else None
 
 
 def check_site(app: Geoapp, site_id: str) -> CheckResult:
-    """A stored site against every rule (and, for a relocation, its new site too)."""
+    """A stored site against every rule that applies to it, with every stored attribute a
+    rule reads; for a relocation its new site too, by every rule (hits marked new_site)."""
     site = app.repo.site(site_id)
     eng = engine(app)
-    attrs = {k: site.get(k) for k in RULE_ATTRS if site.get(k) not in (None, "")}
-    result = eng.check_point(site["lon"], site["lat"], site_type=site["site_type"],
-                             industry=site.get("industry") or None, attrs=attrs)
-    hits = list(result.hits)
-    if site.get("new_lon") not in (None, "") and site.get("new_lat") not in (None, ""):
-        new = eng.check_point(float(site["new_lon"]), float(site["new_lat"]),
-                              site_type=site["site_type"], industry=site.get("industry"),
-                              attrs=attrs, point="new_site")
+    attrs = _given({k: site.get(k) for k in eng.rules.attributes()})
+    st, ind = site["site_type"], site.get("industry") or None
+    result = eng.check_point(site["lon"], site["lat"], site_type=st, industry=ind, attrs=attrs)
+    hits, conditional = list(result.hits), list(result.conditional_hits)
+    covered = result.covered
+    new_site = _new_site(site)
+    if new_site is not None:
+        new = eng.check_point(*new_site, site_type=st, industry=ind, attrs=attrs,
+                              point="new_site")
         hits += list(new.hits)
-    given = {"site_id": site_id, "name": site.get("name"), "site_type": site["site_type"],
-             "industry": site.get("industry")}
+        conditional += list(new.conditional_hits)
+        covered = covered and new.covered
+    given = {"site_id": site_id, "name": site.get("name"), "site_type": st,
+             "industry": site.get("industry"), **attrs}
     return CheckResult(input=given, lon=site["lon"], lat=site["lat"], hits=tuple(hits),
-                       nearest=result.nearest)
+                       nearest=result.nearest, conditional_hits=tuple(conditional),
+                       covered=covered)
 
 
-def site_columns(sites: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The attribute columns the engine's filters read, as object arrays."""
+def site_columns(sites: pd.DataFrame, attributes: Any = ()) -> dict[str, np.ndarray]:
+    """The attribute columns the engine's filters read, as object arrays: site_type,
+    industry, ``RULE_ATTRS`` and ``attributes`` (e.g. ``RuleSet.attributes()``)."""
     cols = {}
-    for c in ("site_type", "industry", *RULE_ATTRS):
-        if c not in sites.columns:
+    for c in dict.fromkeys(("site_type", "industry", *RULE_ATTRS, *attributes)):
+        if c not in sites.columns or c == "geometry":
             continue
         if c in ("new_lon", "new_lat"):
             cols[c] = pd.to_numeric(sites[c], errors="coerce").to_numpy(dtype=float)
@@ -168,21 +211,38 @@ def site_columns(sites: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def flag_all(app: Geoapp, *, user: str = "rules") -> dict[str, Any]:
-    """Re-flag every stored site and refresh the stored exclusion zones."""
+    """Re-flag every stored site and refresh the stored exclusion zones.
+
+    ``site_hits`` keeps the definite hits (at the site and, for relocations, the new site:
+    column ``point``); conditional hits (a stored site lacking an attribute a rule reads)
+    are counted in the summary, not stored as hits.
+    """
     eng = engine(app)
     sites = app.repo.sites()
-    cols = site_columns(sites)
-    hits = eng.flag(sites.geometry.x.to_numpy(), sites.geometry.y.to_numpy(),
-                    cols.pop("site_type"), cols.pop("industry"), **cols)
+    cols = site_columns(sites, eng.rules.attributes())
+    lon, lat = sites.geometry.x.to_numpy(), sites.geometry.y.to_numpy()
+    found = eng.flag(lon, lat, cols.pop("site_type"), cols.pop("industry"), **cols)
     ids = sites["id"].to_numpy(dtype=object)
-    hits = hits.assign(site_id=ids[hits["row"].to_numpy()]).drop(columns="row")
+    found = found.assign(site_id=ids[found["row"].to_numpy()])
+    conditional = found.loc[found["conditional"].to_numpy(dtype=bool)]
+    hits = found.loc[~found["conditional"].to_numpy(dtype=bool)].drop(columns=["row",
+                                                                            "conditional"])
     with app.repo.transaction():
         count = app.repo.replace_site_hits(hits, user=user)
         app.repo.write_derived_layer(ZONES_LAYER, eng.exclusion_zones(), user=user)
     flagged = int(hits["site_id"].nunique())
+    covered = eng.covered(lon, lat)
+    has_new = np.isfinite(cols["new_lon"]) & np.isfinite(cols["new_lat"]) \
+        if "new_lon" in cols and "new_lat" in cols else np.zeros(len(sites), dtype=bool)
+    covered[has_new] &= eng.covered(cols["new_lon"][has_new], cols["new_lat"][has_new])
+    is_cond = found["conditional"].to_numpy(dtype=bool)
+    verdicts = row_verdicts(len(sites), found["row"].to_numpy()[~is_cond],
+                            found["row"].to_numpy()[is_cond], covered)
     log.info("flagged %d of %d sites, %d hits", flagged, len(sites), count)
     return {"sites": len(sites), "flagged_sites": flagged, "hits": count,
-            "by_rule": hits.groupby("rule_id").size().sort_index().to_dict()}
+            "by_rule": hits.groupby("rule_id").size().sort_index().to_dict(),
+            "conditional_hits": len(conditional),
+            "verdicts": {v.value: int((verdicts == v.value).sum()) for v in Verdict}}
 
 
 def hits_are_stale(app: Geoapp) -> bool:

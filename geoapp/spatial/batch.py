@@ -1,8 +1,9 @@
 """Batch flagging: every rule against many sites, vectorised over the sites.
 
-Loops run over rules and layers only. Per (layer, point kind) the sites any rule concerns are
-gathered; the grid drops those that cannot be within reach before anything is projected; the
-rest are measured once and each rule of the layer applies its own test to the same figures.
+Loops run over rules and layers only. Per (layer, point kind) the sites any rule concerns (or
+may concern: see ``domain.rules.applicability_masks``) are gathered; the grid drops those that
+cannot be within reach before anything is projected; the rest are measured once and each rule
+of the layer applies its own test (``domain.rules.hit_mask``) to the same figures.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from geoapp.domain.rules import Condition, RuleSpec
+from geoapp.domain.rules import (
+    IMPLIED_ATTRS,
+    Condition,
+    RuleSpec,
+    applicability_masks,
+    checked_at,
+    hit_mask,
+    is_missing,
+)
 from geoapp.spatial.index import INSIDE_TOLERANCE_M, SEARCH_SLACK
 
 if TYPE_CHECKING:
@@ -22,18 +31,70 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HIT_COLUMNS = ["row", "rule_id", "feature_id", "feature_name", "distance_m", "severity"]
+HIT_COLUMNS = ["row", "rule_id", "feature_id", "feature_name", "distance_m", "severity",
+               "conditional", "point"]
+POINTS = ("site", "new_site")
 
 
 class _Columns:
-    """Site attribute columns, factorised once so a condition is an integer ``isin``."""
+    """Site attribute columns, factorised once so a condition is an integer ``isin``.
+
+    Attributes a site kind implies (``domain.rules.IMPLIED_ATTRS``: a livestock farm's
+    industry) are filled in where missing, as the single-point check does.
+    """
 
     def __init__(self, columns: Mapping[str, Any], n: int) -> None:
         self.n = n
         self.raw = {k: v for k, v in columns.items() if v is not None}
         self._codes: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._conditions: dict[Condition, np.ndarray] = {}
-        self._masks: dict[Any, np.ndarray] = {}
+        self._missing: dict[str, np.ndarray] = {}
+        self._masks: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        self._fill_implied()
+
+    def _factorized(self, attr: str) -> tuple[np.ndarray, np.ndarray]:
+        if attr not in self._codes:
+            values = self.raw[attr]
+            if np.ndim(values) == 0:
+                values = np.full(self.n, values, dtype=object)
+            self._codes[attr] = pd.factorize(np.asarray(values, dtype=object))
+        return self._codes[attr]
+
+    def _fill_implied(self) -> None:
+        if "site_type" not in self.raw:
+            return
+        codes, uniques = self._factorized("site_type")
+        for kind, implied in IMPLIED_ATTRS.items():
+            found = [i for i, u in enumerate(uniques) if str(u).strip() == kind]
+            if not found:
+                continue
+            rows = np.isin(codes, found)
+            for attr, value in implied.items():
+                todo = rows & self.missing(attr)
+                if not todo.any():
+                    continue
+                col = self.raw.get(attr)
+                filled = (np.full(self.n, None, dtype=object) if col is None
+                          else np.array(np.broadcast_to(np.asarray(col, dtype=object), self.n)))
+                filled[todo] = value
+                self.raw[attr] = filled
+                self._codes.pop(attr, None)
+                self._missing.pop(attr, None)
+
+    def missing(self, attr: str) -> np.ndarray:
+        """Rows without the attribute: no column, None/NaN or blank text (memoised)."""
+        found = self._missing.get(attr)
+        if found is not None:
+            return found
+        if attr not in self.raw:
+            out = np.ones(self.n, dtype=bool)
+        else:
+            codes, uniques = self._factorized(attr)
+            table = np.ones(len(uniques) + 1, dtype=bool)  # last slot: code -1 (NaN/None)
+            table[:-1] = [is_missing(u) for u in uniques]
+            out = table[codes]
+        self._missing[attr] = out
+        return out
 
     def condition(self, cond: Condition) -> np.ndarray:
         """Rows meeting one condition (memoised: rules share conditions; do not modify)."""
@@ -43,35 +104,26 @@ class _Columns:
         if cond.attr not in self.raw:
             out = np.zeros(self.n, dtype=bool)
         else:
-            if cond.attr not in self._codes:
-                values = self.raw[cond.attr]
-                if np.ndim(values) == 0:
-                    values = np.full(self.n, values, dtype=object)
-                self._codes[cond.attr] = pd.factorize(np.asarray(values, dtype=object))
-            codes, uniques = self._codes[cond.attr]
+            codes, uniques = self._factorized(cond.attr)
             table = np.zeros(len(uniques) + 1, dtype=bool)  # last slot: missing (code -1)
             table[:-1] = [cond.matches(u) for u in uniques]
             out = table[codes]
         self._conditions[cond] = out
         return out
 
-    def mask(self, rule: RuleSpec) -> np.ndarray:
-        """Rows the rule's filter selects (memoised per filter; do not modify)."""
+    def masks(self, rule: RuleSpec) -> tuple[np.ndarray, np.ndarray]:
+        """(applies, conditional): rows the rule's filter selects, rows it may select if a
+        missing attribute had the value it names (memoised per filter; do not modify)."""
         key = rule.applies_to.clauses
         found = self._masks.get(key)
-        if found is not None:
-            return found
-        out = np.zeros(self.n, dtype=bool)
-        for clause in rule.applies_to.clauses:
-            if not clause:
-                out[:] = True
-                continue
-            part = self.condition(clause[0]).copy()
-            for cond in clause[1:]:
-                part &= self.condition(cond)
-            out |= part
-        self._masks[key] = out
-        return out
+        if found is None:
+            found = applicability_masks(rule.applies_to, self.n, self.condition, self.missing)
+            self._masks[key] = found
+        return found
+
+    def mask(self, rule: RuleSpec) -> np.ndarray:
+        """Rows the rule's filter surely selects (memoised per filter; do not modify)."""
+        return self.masks(rule)[0]
 
 
 class HitTables:
@@ -94,6 +146,7 @@ class HitTables:
                                         np.cumsum([0] + [len(v) for v in sev[:-1]]).tolist(),
                                         strict=True))
         self.severities = _text_array([v for a in sev for v in a])
+        self.points = _text_array(list(POINTS))
 
 
 def _text_array(values: list) -> Any:
@@ -117,26 +170,28 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
     n = len(lon)
     cols = dict(columns)
     points = {"site": (lon, lat)}
-    if cols.get("new_lon") is not None and cols.get("new_lat") is not None:
-        points["new_site"] = (np.asarray(cols.pop("new_lon"), dtype=float),
-                              np.asarray(cols.pop("new_lat"), dtype=float))
+    new_lon, new_lat = cols.pop("new_lon", None), cols.pop("new_lat", None)
+    if new_lon is not None and new_lat is not None:
+        points["new_site"] = (np.broadcast_to(np.asarray(new_lon, dtype=float), n),
+                              np.broadcast_to(np.asarray(new_lat, dtype=float), n))
     attrs = _Columns(cols, n)
     finite = {k: np.isfinite(p[0]) & np.isfinite(p[1]) for k, p in points.items()}
-    groups: dict[tuple[str, str], list[tuple[RuleSpec, np.ndarray]]] = {}
-    for rule in engine.rules:
-        kind = rule.applies_to.point
-        if kind not in points:
-            continue
-        mask = attrs.mask(rule) & finite[kind]
-        if mask.any():
-            groups.setdefault((rule.layer, kind), []).append((rule, mask))
+    groups: dict[tuple[str, str], list[tuple[RuleSpec, np.ndarray, np.ndarray]]] = {}
+    for kind in points:
+        for rule in engine.rules:
+            if not checked_at(rule, kind):
+                continue
+            sure, maybe = attrs.masks(rule)
+            mask = (sure | maybe) & finite[kind]
+            if mask.any():
+                groups.setdefault((rule.layer, kind), []).append((rule, mask, maybe))
     cells = {k: engine.grid.cells(*p) for k, p in points.items()}
     plan = []
     need = {k: np.zeros(n, dtype=bool) for k in points}
     for (layer, kind), members in groups.items():
         index = engine.index[layer]
         radius = engine._layer_radius[layer]
-        idx = np.flatnonzero(np.logical_or.reduce([m for _, m in members]))
+        idx = np.flatnonzero(np.logical_or.reduce([m for _, m, _ in members]))
         c = cells[kind][idx]
         cc = np.where(c >= 0, c, 0)
         cover = np.where(c >= 0, index.cover[cc], -1) >= 0
@@ -159,29 +214,30 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
         m = engine.index[layer].measure(x[sel], y[sel], cells[kind][sel], radius)
         ground = engine._ground(points[kind][0][sel], points[kind][1][sel], x[sel], y[sel], m)
         feature_offset = texts.feature_offset[layer]
-        for rule, mask in members:
-            if rule.test == "within_distance":
-                decided = ground <= rule.distance_m
-            elif rule.test == "inside":
-                decided = m.inside
-            else:
-                decided = ~m.inside
-            hit = mask[sel] & (m.feat >= 0) & decided
+        point_no = POINTS.index(kind)
+        for rule, mask, maybe in members:
+            hit = hit_mask(rule.test, rule.distance_m, ground, m.inside, m.feat)
+            hit &= mask[sel]
+            rows = sel[hit]
             f = m.feat[hit]
-            parts.append((sel[hit], np.full(len(f), order[rule.id], dtype=np.int64),
+            parts.append((rows, np.full(len(f), order[rule.id] * 2 + point_no, dtype=np.int64),
                           f + feature_offset,
                           np.round(np.where(m.inside[hit], 0.0, ground[hit]), 1),
-                          f + texts.severity_offset[rule.id]))
+                          f + texts.severity_offset[rule.id], maybe[rows]))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
-            HIT_COLUMNS, ["int64", object, object, object, "float64", object], strict=True)})
-    row, rule_no, feat, dist, sev = (np.concatenate(c) for c in zip(*parts, strict=True))
-    by = np.argsort(row * len(engine.rules) + rule_no, kind="stable")  # by site, then rule
-    feat = feat[by]
+            HIT_COLUMNS, ["int64", object, object, object, "float64", object, bool, object],
+            strict=True)})
+    row, key, feat, dist, sev, cond = (np.concatenate(c) for c in zip(*parts, strict=True))
+    # by site, then point (site first), then rule
+    by = np.argsort(row * (2 * len(engine.rules)) + (key % 2) * len(engine.rules) + key // 2,
+                    kind="stable")
+    feat, key = feat[by], key[by]
     out = pd.DataFrame({"row": row[by].astype(np.int64),
-                        "rule_id": texts.rule_ids.take(rule_no[by]),
+                        "rule_id": texts.rule_ids.take(key // 2),
                         "feature_id": texts.feature_ids.take(feat),
                         "feature_name": texts.feature_names.take(feat),
-                        "distance_m": dist[by], "severity": texts.severities.take(sev[by])})
+                        "distance_m": dist[by], "severity": texts.severities.take(sev[by]),
+                        "conditional": cond[by], "point": texts.points.take(key % 2)})
     log.debug("flagged %d sites: %d hits", n, len(out))
     return out

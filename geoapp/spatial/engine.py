@@ -5,6 +5,8 @@ Built once per process (layers projected once, one index per layer, see ``index.
 * ``check_point`` — one site, the inspector's fast path: no GeoDataFrame, no per-layer tree
   query; one cell lookup and one numpy pass over the cell's candidate segments of all layers.
 * ``flag`` — many sites at once, vectorised over sites (loops only over rules and layers).
+* ``covered`` — whether points lie in the area the city's data covers (the city outline
+  buffered by the largest rule distance); outside it no check can pass.
 * ``exclusion_zones`` — buffered, dissolved zones for maps and exports (never for verdicts:
   a buffer polygon is inscribed in the true zone and misses sites right at its edge).
 
@@ -29,7 +31,17 @@ import shapely
 from pyproj import CRS, Transformer
 
 from geoapp.domain.results import CheckResult, Nearest
-from geoapp.domain.rules import RuleSet, RuleSpec, applies, evaluate
+from geoapp.domain.rules import (
+    APPLIES,
+    CANNOT,
+    RuleSet,
+    RuleSpec,
+    applicability,
+    checked_at,
+    condition_text,
+    conditional_hit,
+    evaluate,
+)
 from geoapp.spatial.batch import HitTables, flag_sites, search_radius
 from geoapp.spatial.ground import UNIT, GroundScale
 from geoapp.spatial.index import (
@@ -48,6 +60,8 @@ from geoapp.spatial.zones import exclusion_zones
 log = logging.getLogger(__name__)
 
 CELL_M = 500.0
+#: Coverage polygon edges are segmentized to this (metres) before going back to lon/lat.
+COVERAGE_SEGMENT_M = 200.0
 _WITHIN, _INSIDE, _NOT_INSIDE = 0, 1, 2
 _TESTS = {"within_distance": _WITHIN, "inside": _INSIDE, "not_inside": _NOT_INSIDE}
 
@@ -81,6 +95,22 @@ def _derived_layer(sites: gpd.GeoDataFrame | None, rule: RuleSpec) -> gpd.GeoDat
     return sites.loc[keep]
 
 
+def _outline_geometry(outline: Any) -> Any:
+    """One lon/lat geometry from a geometry, GeoSeries, GeoDataFrame or array (None: none)."""
+    if outline is None:
+        return None
+    if isinstance(outline, gpd.GeoDataFrame):
+        outline = outline.geometry
+    if isinstance(outline, shapely.Geometry):
+        geoms = np.array([outline], dtype=object)
+    else:
+        geoms = np.asarray(getattr(outline, "values", outline), dtype=object).ravel()
+    geoms = geoms[~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)] if len(geoms) else geoms
+    if len(geoms) == 0:
+        return None
+    return shapely.make_valid(shapely.union_all(geoms))
+
+
 class RuleEngine:
     """Layers and rules, projected and indexed once; then cheap checks (see module doc)."""
 
@@ -93,12 +123,17 @@ class RuleEngine:
     @classmethod
     def build(cls, layers: Mapping[str, gpd.GeoDataFrame], rules: RuleSet, metric_crs: str,
               sites: gpd.GeoDataFrame | None = None, cell_m: float = CELL_M,
-              extent: tuple[float, float, float, float] | None = None) -> RuleEngine:
+              extent: tuple[float, float, float, float] | None = None,
+              outline: Any = None) -> RuleEngine:
         """Project every layer once, cut and index it; ``layers`` are in lon/lat (EPSG:4326).
 
         ``extent`` (lon/lat bounds, e.g. the city's outline) is where sites are expected: the
         cell grid covers it as well as the layers, since a site outside the grid falls back
         to a much slower per-point tree search.
+
+        ``outline`` (the city's polygon(s) in lon/lat: a geometry, GeoSeries or GeoDataFrame)
+        bounds the area the city's data covers: buffered by the largest finite rule distance
+        it is the coverage area of ``covered``. Without it every point is covered.
         """
         self = cls()
         self.rules, self.metric_crs = rules, metric_crs
@@ -106,6 +141,12 @@ class RuleEngine:
         geographic = next((f.crs for f in frames.values() if f.crs is not None), None) \
             or CRS(metric_crs).geodetic_crs
         self.geographic_crs = CRS(geographic)
+        outline_geom = _outline_geometry(outline)
+        if outline_geom is not None:
+            b = np.asarray(outline_geom.bounds, dtype=float)
+            extent = tuple(b) if extent is None else (
+                min(extent[0], b[0]), min(extent[1], b[1]), max(extent[2], b[2]),
+                max(extent[3], b[3]))
         self._fwd = Transformer.from_crs(self.geographic_crs, metric_crs, always_xy=True)
         self._geod = CRS(metric_crs).get_geod()
         self.layer_names = list(frames)
@@ -140,6 +181,7 @@ class RuleEngine:
                                                self._feature_dicts(r.layer)], dtype=object)
                                for r in rules}
         self._hit_tables = HitTables(self)
+        self._build_coverage(outline_geom)
         log.info("rule engine built: %d layers, %d rules, grid %dx%d in %s",
                  len(self.layer_names), len(rules), self.grid.nx, self.grid.ny, metric_crs)
         return self
@@ -250,6 +292,57 @@ class RuleEngine:
                           for c, pl in cell_polys.items()}
         log.debug("point table: %d cell-segment entries over %d cells", len(flat), ncell)
 
+    def _build_coverage(self, outline: Any) -> None:
+        """The coverage polygon in lon/lat and, per grid cell, whether it lies wholly inside
+        it (1), wholly outside (0) or across its edge (2, tested exactly per point)."""
+        self.coverage = None
+        self._cov_state = None
+        self._cov_state_list: list[int] = []
+        if outline is None:
+            return
+        finite = [float(r.distance_m) for r in self.rules
+                  if r.test == "within_distance" and r.distance_m]
+        reach = (max(finite) if finite else 0.0)
+        # beyond the limit as far as the engine searches: a buffer is inscribed in the
+        # true zone (chords), and the projection's scale differs from the ground's
+        reach = reach * SEARCH_SLACK + 1.0
+        metric = gpd.GeoSeries([outline], crs=self.geographic_crs).to_crs(self.metric_crs)
+        zone = shapely.segmentize(metric.buffer(reach).values[0], COVERAGE_SEGMENT_M)
+        cov = gpd.GeoSeries([zone], crs=self.metric_crs).to_crs(self.geographic_crs).values[0]
+        cov = shapely.make_valid(cov)
+        shapely.prepare(cov)
+        self.coverage = cov
+        boxes = shapely.polygons(self.grid.boxes(1e-9))
+        state = np.full(len(boxes), 2, dtype=np.int8)
+        state[shapely.contains_properly(cov, boxes)] = 1
+        state[~shapely.intersects(cov, boxes)] = 0
+        self._cov_state = state
+        self._cov_state_list = state.tolist()
+
+    def covered(self, lon: Any, lat: Any) -> np.ndarray:
+        """Whether each lon/lat point lies in the area the city's data covers (see ``build``);
+        NaN is not covered. Vectorised: a grid lookup, exact tests only in edge cells."""
+        lon = np.asarray(lon, dtype=float)
+        lat = np.asarray(lat, dtype=float)
+        if self.coverage is None:
+            return np.isfinite(lon) & np.isfinite(lat)
+        c = self.grid.cells(lon, lat)
+        state = np.where(c >= 0, self._cov_state[np.maximum(c, 0)], 2)
+        out = state == 1
+        todo = np.flatnonzero(state == 2)
+        if len(todo):
+            out[todo] = shapely.contains_xy(self.coverage, lon[todo], lat[todo])
+        return out
+
+    def _covered_point(self, lon: float, lat: float) -> bool:
+        if self.coverage is None:
+            return True
+        c = self.grid.cell(lon, lat)
+        state = self._cov_state_list[c] if c >= 0 else 2
+        if state == 2:
+            return bool(shapely.contains_xy(self.coverage, lon, lat))
+        return state == 1
+
     @cached_property
     def _inv(self) -> Transformer:
         """Metric CRS to lon/lat: only the geodesic fallback of ``_ground`` needs it."""
@@ -356,20 +449,32 @@ class RuleEngine:
                               np.full(nl, y), m)
         return m.feat.tolist(), ground.tolist(), m.inside.tolist()
 
-    def _applicable(self, site: dict[str, Any], point: str,
-                    key: Any = None) -> list[tuple[RuleSpec, int, int, float]]:
-        """Rules that concern this kind of site, with what deciding them needs: (rule, layer
-        position, test code, distance limit). Memoised: inspectors check few kinds."""
+    def _plan(self, site: dict[str, Any], point: str) -> list[tuple]:
+        """Per rule that applies or may apply here: (rule, layer position, test code, limit,
+        None if it applies else (missing attributes, condition text))."""
+        out = []
+        for r in self.rules:
+            if not checked_at(r, point):
+                continue
+            state, missing = applicability(r.applies_to, site)
+            if state == CANNOT:
+                continue
+            cond = None if state == APPLIES else (missing, condition_text(r.applies_to, site))
+            out.append((*self._rule_plan[r.id], cond))
+        return out
+
+    def _applicable(self, site: dict[str, Any], point: str, key: Any = None) -> list[tuple]:
+        """``_plan``, memoised: inspectors check few kinds of site."""
         try:
             if key is None:
                 key = (point, tuple(sorted(site.items())))
             found = self._applies_cache.get(key)
         except TypeError:  # unhashable or unorderable attributes: no memo
-            return [self._rule_plan[r.id] for r in self.rules if applies(r, site, point)]
+            return self._plan(site, point)
         if found is None:
             if len(self._applies_cache) > 4096:
                 self._applies_cache.clear()
-            found = [self._rule_plan[r.id] for r in self.rules if applies(r, site, point)]
+            found = self._plan(site, point)
             self._applies_cache[key] = found
         return found
 
@@ -379,9 +484,11 @@ class RuleEngine:
                     point: str = "site") -> CheckResult:
         """Check one WGS84 point against every rule that applies to the described site.
 
-        A rule whose filter reads an attribute the caller did not give does not apply (an
-        unknown site is not assumed to be a chemical plant); ``nearest`` still lists every
-        layer, so the inspector sees the distances anyway.
+        A rule whose filter needs an attribute the caller did not give is decided on the
+        geometry alone and, if it holds, reported as a conditional hit (the verdict is then
+        needs_info, never pass); ``nearest`` lists every layer. ``point="new_site"`` checks
+        the new site of a relocation: every rule, hits marked ``new_site``. A point outside
+        the area the data covers gets the verdict out_of_area.
         """
         site = dict(attrs) if attrs else {}
         if site_type is not None:
@@ -392,9 +499,9 @@ class RuleEngine:
         nearest = [Nearest(name, ids[f], names[f], _round_tenth(g))
                    for (name, ids, names), f, g in zip(self._id_lists, feat, ground, strict=True)
                    if f >= 0]
-        hits = []
+        hits, conditional = [], []
         rules = self._applicable(site, point, None if attrs else (point, site_type, industry))
-        for rule, i, test, limit in rules:
+        for rule, i, test, limit, cond in rules:
             f = feat[i]
             if f < 0:
                 continue
@@ -404,18 +511,27 @@ class RuleEngine:
             elif (test == _INSIDE) != inside[i]:
                 continue
             feature = {k: v[f] for k, v in self._features[rule.layer].items()}
-            hits.append(evaluate(rule, ground[i], inside[i], feature))
+            hit = evaluate(rule, ground[i], inside[i], feature, point)
+            if cond is None:
+                hits.append(hit)
+            else:
+                conditional.append(conditional_hit(hit, rule, *cond))
         echo = {"lon": lon, "lat": lat, "point": point, **site}
         return CheckResult(input=echo, lon=float(lon), lat=float(lat), hits=tuple(hits),
-                           nearest=tuple(nearest))
+                           nearest=tuple(nearest), conditional_hits=tuple(conditional),
+                           covered=self._covered_point(float(lon), float(lat)))
 
     def flag(self, lon: np.ndarray, lat: np.ndarray, site_type: np.ndarray,
              industry: np.ndarray, **columns: Any) -> pd.DataFrame:
-        """Every rule hit of many sites at once: one row per (site row, rule).
+        """Every rule hit of many sites at once: one row per (site row, point, rule).
 
-        Extra keyword columns (``classification``, ``stage``, ``status``, ``fuel``…) feed
-        the rules' filters; ``new_lon``/``new_lat`` give the new site of a relocation for
-        rules checked at ``point: new_site``.
+        Extra keyword columns (any attribute a rule reads: ``classification``, ``status``,
+        ``fuel``…) feed the rules' filters; ``new_lon``/``new_lat`` give the new site of a
+        relocation, checked by every rule (``point: new_site`` rules only there). Columns:
+        ``row, rule_id, feature_id, feature_name, distance_m, severity, conditional, point``;
+        ``conditional`` rows are hits of rules that apply only if a missing attribute has
+        the value the rule names (see ``domain.rules.applicability``), ``point`` is ``site``
+        or ``new_site``.
         """
         return flag_sites(self, np.asarray(lon, dtype=float), np.asarray(lat, dtype=float),
                           {"site_type": site_type, "industry": industry, **columns})

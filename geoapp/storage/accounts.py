@@ -171,11 +171,13 @@ class AccountStore:
                   json.dumps(record.get("input", {}), ensure_ascii=False, default=str),
                   record["verdict"], json.dumps(record.get("hits", []), ensure_ascii=False,
                                                 default=str),
-                  str(record.get("notes") or ""))
+                  str(record.get("notes") or ""),
+                  json.dumps(record.get("conditional_hits", []), ensure_ascii=False,
+                             default=str))
         with self.transaction() as conn:
             cur = conn.execute("INSERT INTO inspections (at, inspector, site_id, lon, lat, "
-                               "input_json, verdict, hits_json, notes) VALUES "
-                               "(?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                               "input_json, verdict, hits_json, notes, conditional_hits_json) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
             new_id = cur.lastrowid
             self._log(conn, user=user, action="create", entity="inspection",
                       entity_id=str(new_id), before=None,
@@ -200,5 +202,6 @@ class AccountStore:
             row = {d[0]: v for d, v in zip(cur.description, r, strict=True)}
             row["input"] = json.loads(row.pop("input_json"))
             row["hits"] = json.loads(row.pop("hits_json"))
+            row["conditional_hits"] = json.loads(row.pop("conditional_hits_json", None) or "[]")
             out.append(row)
         return out

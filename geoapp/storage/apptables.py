@@ -45,13 +45,18 @@ APP_TABLES: dict[str, str] = {
         input_json TEXT NOT NULL,
         verdict TEXT NOT NULL,
         hits_json TEXT NOT NULL,
-        notes TEXT NOT NULL DEFAULT '')""",
+        notes TEXT NOT NULL DEFAULT '',
+        conditional_hits_json TEXT NOT NULL DEFAULT '[]')""",
 }
 APP_INDEXES = (
     "CREATE INDEX IF NOT EXISTS login_attempts_user ON login_attempts (username, at)",
     "CREATE INDEX IF NOT EXISTS login_attempts_addr ON login_attempts (remote_addr, at)",
     "CREATE INDEX IF NOT EXISTS inspections_site ON inspections (site_id, at)",
 )
+#: Columns added to ``inspections`` after the first release: name -> ALTER TABLE clause.
+INSPECTION_COLUMNS_ADDED = {
+    "conditional_hits_json": "conditional_hits_json TEXT NOT NULL DEFAULT '[]'",
+}
 #: Columns added to ``users`` after the first release: name -> ALTER TABLE clause. A database
 #: made before them is upgraded in place when it is opened (no migration framework yet).
 USER_COLUMNS_ADDED = {
@@ -75,6 +80,24 @@ def ensure_app_tables(conn: sqlite3.Connection) -> None:
     if not all(t in existing for t in APP_TABLES):
         _create_app_tables(conn)
     upgrade_users(conn)
+    upgrade_inspections(conn)
+
+
+def upgrade_inspections(conn: sqlite3.Connection) -> None:
+    """Add the columns an older ``inspections`` table lacks (the verdict itself is TEXT:
+    fail, pass, needs_info or out_of_area fit as they are)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(inspections)")}
+    todo = [clause for name, clause in INSPECTION_COLUMNS_ADDED.items() if name not in cols]
+    if not todo:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for clause in todo:
+            conn.execute(f"ALTER TABLE inspections ADD COLUMN {clause}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _users_need_upgrade(conn: sqlite3.Connection) -> bool:

@@ -34,7 +34,7 @@ SITE_FILTERS: tuple[str, ...] = ("district", "industry", "classification", "stag
 
 #: Columns of the rule-engine result table.
 SITE_HIT_COLUMNS: tuple[str, ...] = ("site_id", "rule_id", "feature_id", "feature_name",
-                                     "distance_m", "severity")
+                                     "distance_m", "severity", "point")
 
 
 class Repository(ABC):
@@ -207,7 +207,8 @@ class Repository(ABC):
 
     @abstractmethod
     def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
-        """Record an inspection: site_id (optional), lon, lat, input, verdict, hits, notes."""
+        """Record an inspection: site_id (optional), lon, lat, input, verdict, hits,
+        conditional_hits (optional), notes."""
 
     @abstractmethod
     def inspection(self, inspection_id: int) -> dict[str, Any]:

@@ -48,7 +48,8 @@ CHANGES_COLUMNS = {"at": "TEXT NOT NULL", "user": "TEXT NOT NULL", "action": "TE
                    "entity": "TEXT NOT NULL", "entity_id": "TEXT", "before": "TEXT",
                    "after": "TEXT"}
 SITE_HITS_TYPES = {"site_id": "TEXT NOT NULL", "rule_id": "TEXT NOT NULL", "feature_id": "TEXT",
-                   "feature_name": "TEXT", "distance_m": "REAL", "severity": "TEXT"}
+                   "feature_name": "TEXT", "distance_m": "REAL", "severity": "TEXT",
+                   "point": "TEXT NOT NULL DEFAULT 'site'"}
 assert tuple(SITE_HITS_TYPES) == SITE_HIT_COLUMNS
 
 def utc_now() -> str:

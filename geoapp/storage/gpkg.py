@@ -364,14 +364,20 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         return count
 
     def replace_site_hits(self, df: pd.DataFrame, *, user: str = "rules") -> int:
+        if "point" not in df.columns:  # where the site was checked; the site itself if unsaid
+            df = df.assign(point="site")
         missing = [c for c in SITE_HIT_COLUMNS if c not in df.columns]
         if missing:
             raise ValidationFailed(f"site hits: missing column(s) {', '.join(missing)}")
         hits = df.loc[:, list(SITE_HIT_COLUMNS)].copy()
         hits["distance_m"] = pd.to_numeric(hits["distance_m"], errors="raise").astype(float)
-        for col in ("site_id", "rule_id", "feature_id", "feature_name", "severity"):
+        for col in ("site_id", "rule_id", "feature_id", "feature_name", "severity", "point"):
             hits[col] = hits[col].map(lambda v: None if pd.isna(v) else str(v))
         with self.transaction() as conn:
+            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({b.SITE_HITS})")}
+            if "point" not in cols:  # a database built before hits named their point
+                conn.execute(f"ALTER TABLE {b.SITE_HITS} ADD COLUMN point TEXT NOT NULL "
+                             "DEFAULT 'site'")
             before = conn.execute(f"SELECT count(*) FROM {b.SITE_HITS}").fetchone()[0]
             conn.execute(f"DELETE FROM {b.SITE_HITS}")
             count = gp.insert_frame(conn, b.SITE_HITS, hits)

@@ -32,16 +32,24 @@ def _arg(name: str, default: str | None = None, source=None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
+_CHECK_ARGS = frozenset({"lon", "lat", "crs", "site_type", "industry"})
+
+
 @bp.get("/check")
 def check():
-    """Check one point: lon/lat (or x/y) in the named crs, optional site type and industry."""
+    """Check one point: lon/lat (or x/y) in the named crs, optional site type and industry,
+    and any further attribute some rule reads (e.g. ``fuel=coal``); other parameters are
+    ignored."""
     args = request.args  # the inspector's hot path: one lookup of the request proxy
     lon, lat = _arg("lon", source=args), _arg("lat", source=args)
     crs = _arg("crs", "wgs84", source=args) or "wgs84"
     if not lon or (not lat and crs != "dms"):
         raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
+    # every other parameter goes on; the service keeps those some rule reads
+    attrs = ({k: v for k, v in args.items() if k not in _CHECK_ARGS} if len(args) > 2
+             else None)
     result = checks.check_point(core(), lon, lat, crs, site_type=_arg("site_type", source=args),
-                                industry=_arg("industry", source=args))
+                                industry=_arg("industry", source=args), attrs=attrs)
     return jsonify(result.to_dict())
 
 
