@@ -1017,7 +1017,8 @@ def calibrate_programme(rows: list[dict]) -> None:
     assert early[-1]["actual_start"] < late[0]["actual_start"], "tie across the 2018 line"
     for group, (lo, hi) in ((early, (d(early[0]["actual_start"]), STARTS_2018_LAST)),
                             (late, LATER_STARTS)):
-        for r, new in zip(group, _stretch([d(r["actual_start"]) for r in group], lo, hi)):
+        for r, new in zip(group, _stretch([d(r["actual_start"]) for r in group], lo, hi),
+                          strict=True):
             r["actual_start"] = new.isoformat()
 
     done = [r for r in rows if r.get("actual_completion")]
@@ -1025,7 +1026,7 @@ def calibrate_programme(rows: list[dict]) -> None:
     first = sorted((r for r in done if d(r["actual_start"]) <= latest_start),
                    key=lambda r: (r["actual_completion"], r["id"]))[:target["completed"]]
     moved = _stretch([d(r["actual_completion"]) for r in first], *COMPLETIONS_2018)
-    for r, new in zip(first, moved):
+    for r, new in zip(first, moved, strict=True):
         r["actual_completion"] = max(new, d(r["actual_start"])
                                      + timedelta(days=MIN_WORK_DAYS)).isoformat()
     chosen = {r["id"] for r in first}
@@ -1036,15 +1037,16 @@ def calibrate_programme(rows: list[dict]) -> None:
                                          YEAR_END_2018 + timedelta(days=1)).isoformat()
 
     vac = [r for r in first if r.get("vacated_mu")]
-    for r, v in zip(vac, _allocate(target["vacated_mu"], [r["vacated_mu"] for r in vac])):
+    for r, v in zip(vac, _allocate(target["vacated_mu"], [r["vacated_mu"] for r in vac]),
+                    strict=True):
         r["vacated_mu"] = v
     listed = [r for r in vac if r.get("listed_mu")]
     for r, v in zip(listed, _allocate(target["listed_mu"], [r["listed_mu"] for r in listed],
-                                      [r["vacated_mu"] for r in listed])):
+                                      [r["vacated_mu"] for r in listed]), strict=True):
         r["listed_mu"] = v
     sold = [r for r in listed if r.get("sale_revenue_wan")]
     for r, v in zip(sold, _allocate(target["sale_revenue_wan"],
-                                    [r["sale_revenue_wan"] for r in sold])):
+                                    [r["sale_revenue_wan"] for r in sold]), strict=True):
         r["sale_revenue_wan"] = v
 
     by_2018 = [r for r in rows if r.get("actual_completion")
