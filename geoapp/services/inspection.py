@@ -368,7 +368,9 @@ def result_view(app: Geoapp, result: CheckResult) -> dict[str, Any]:
             "sentence": {"zh": verdict.sentence_zh, "en": verdict.sentence_en},
             "hits": [r for r in rows if r["point"] != "new_site"],
             "new_site_hits": [r for r in rows if r["point"] == "new_site"],
-            "conditional_hits": [hit_row(rules, h) for h in conditional_hits_of(result)],
+            # Outside the city's data no rule is decided; "if it were a chemical plant" is noise.
+            "conditional_hits": ([] if verdict is Verdict.OUT_OF_AREA else
+                                 [hit_row(rules, h) for h in conditional_hits_of(result)]),
             "covered": bool(getattr(result, "covered", True))}
 
 
