@@ -191,19 +191,28 @@ def _print_check(result: dict) -> None:
 @click.option("--site-type", help="enterprise, livestock_farm or scattered_workshop (or 中文).")
 @click.option("--industry", help="Industry category, e.g. 化工, 商混站, 畜禽养殖.")
 @click.option("--site", "site_id", help="Check a stored site by id instead of a point.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE",
+              help="Another attribute a rule reads, e.g. --attr fuel=燃煤 (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def check(lon, lat, crs, site_type, industry, site_id, as_json) -> None:
+def check(lon, lat, crs, site_type, industry, site_id, attrs, as_json) -> None:
     """Check one point or one stored site against every restriction rule."""
     from geoapp.services import checks
 
+    extra = {}
+    for item in attrs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--attr expects NAME=VALUE, got {item!r}")
+        extra[name.strip()] = value.strip()
     app = _open_core()
     if site_id:
         result = checks.check_site(app, site_id)
     else:
         if lon is None or (lat is None and crs != "dms"):
             raise click.UsageError("give --lon and --lat (or --site ID)")
-        result = checks.check_point(app, lon, lat, crs, site_type=site_type, industry=industry)
+        result = checks.check_point(app, lon, lat, crs, site_type=site_type, industry=industry,
+                                    attrs=extra or None)
     data = result.to_dict()
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False))

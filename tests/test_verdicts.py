@@ -373,6 +373,14 @@ def test_cli_check_prints_the_verdict_sentence_and_conditional_hits(instance, mo
     r = runner.invoke(main, ["check", "--lon", BEIJING[0], "--lat", BEIJING[1], "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["verdict"] == "out_of_area"
+    args = ["check", "--lon", CORE_POINT[0], "--lat", CORE_POINT[1], "--site-type",
+            "enterprise", "--industry", "食品", "--json"]
+    said = json.loads(runner.invoke(main, [*args, "--attr", "fuel=燃煤"]).stdout)
+    assert "coal_ban_zone" in {h["rule_id"] for h in said["hits"]}
+    unsaid = json.loads(runner.invoke(main, args).stdout)
+    assert "coal_ban_zone" in {h["rule_id"] for h in unsaid["conditional_hits"]}
+    bad = runner.invoke(main, [*args, "--attr", "fuel"])
+    assert bad.exit_code == 2 and "NAME=VALUE" in bad.output
 
 
 def test_inspections_keep_the_new_verdicts_and_conditional_hits(repo):
