@@ -146,53 +146,57 @@ def _colour(props: dict) -> str:
 
 
 def _add_zones(m: folium.Map, zones: gpd.GeoDataFrame) -> None:
+    if zones.empty:
+        return  # no empty group on the map: it has no bounds
     fg = folium.FeatureGroup(name="规则缓冲区", show=True, control=False)
-    if not zones.empty:
-        data = zones[["rule_id", "title_zh", "hit", "conditional", "geometry"]].copy()
-        folium.GeoJson(
-            data, name="规则缓冲区",
-            style_function=lambda f: {
-                "color": _colour(f["properties"]), "weight": 1,
-                "dashArray": None if f["properties"]["hit"] else "4 4",
-                "fillColor": _colour(f["properties"]),
-                "fillOpacity": 0.18 if f["properties"]["hit"] else 0.06},
-            tooltip=SafeGeoJsonTooltip(["title_zh"], ["规则"]),
-        ).add_to(fg)
+    folium.GeoJson(
+        zones[["rule_id", "title_zh", "hit", "conditional", "geometry"]].copy(),
+        name="规则缓冲区",
+        style_function=lambda f: {
+            "color": _colour(f["properties"]), "weight": 1,
+            "dashArray": None if f["properties"]["hit"] else "4 4",
+            "fillColor": _colour(f["properties"]),
+            "fillOpacity": 0.18 if f["properties"]["hit"] else 0.06},
+        tooltip=SafeGeoJsonTooltip(["title_zh"], ["规则"]),
+    ).add_to(fg)
     fg.add_to(m)
 
 
 def _add_features(m: folium.Map, features: gpd.GeoDataFrame, centre_m: shapely.Point,
                   metric_crs: str, tiles: str, *, name: str, show: bool) -> None:
+    if features.empty:
+        return
+    parts = []
+    for dist, group in features.groupby(features["distance_m"].fillna(0.0)):
+        radius = min(float(dist) + FEATURE_MARGIN_M, MAX_EXTENT_M)
+        parts.append(_clip(group, centre_m, radius, metric_crs))
+    data = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=WGS84)
+    data = shift_for_tiles(data[["title", "name", "hit", "conditional", "geometry"]].copy(),
+                           tiles)
+    if data.empty:
+        return
     fg = folium.FeatureGroup(name=name, show=show, control=not show)
-    if not features.empty:
-        parts = []
-        for dist, group in features.groupby(features["distance_m"].fillna(0.0)):
-            radius = min(float(dist) + FEATURE_MARGIN_M, MAX_EXTENT_M)
-            parts.append(_clip(group, centre_m, radius, metric_crs))
-        data = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=WGS84)
-        data = shift_for_tiles(data[["title", "name", "hit", "conditional", "geometry"]].copy(),
-                               tiles)
-        if not data.empty:
-            folium.GeoJson(
-                data, name=name,
-                style_function=lambda f: {
-                    "color": (HIT_COLOUR if f["properties"]["hit"] else
-                              MUTED_COLOUR if f["properties"]["conditional"] else NEAR_COLOUR),
-                    "weight": 3 if f["properties"]["hit"] else 2,
-                    "dashArray": "4 4" if f["properties"]["conditional"] else None,
-                    "fillOpacity": 0.05},
-                marker=folium.CircleMarker(radius=6, fill=True),
-                tooltip=SafeGeoJsonTooltip(["title", "name"], ["图层", "名称"]),
-            ).add_to(fg)
+    folium.GeoJson(
+        data, name=name,
+        style_function=lambda f: {
+            "color": (HIT_COLOUR if f["properties"]["hit"] else
+                      MUTED_COLOUR if f["properties"]["conditional"] else NEAR_COLOUR),
+            "weight": 3 if f["properties"]["hit"] else 2,
+            "dashArray": "4 4" if f["properties"]["conditional"] else None,
+            "fillOpacity": 0.05},
+        marker=folium.CircleMarker(radius=6, fill=True),
+        tooltip=SafeGeoJsonTooltip(["title", "name"], ["图层", "名称"]),
+    ).add_to(fg)
     fg.add_to(m)
 
 
 def _add_lines(m: folium.Map, lines: gpd.GeoDataFrame) -> None:
     """A dashed line to each hit (red) or conditional (grey) feature, its length on it."""
+    drawn = lines[(lines["length_m"] > 0) & (lines["length_m"] <= MAX_EXTENT_M)]
+    if drawn.empty:
+        return
     fg = folium.FeatureGroup(name="距离线", show=True, control=False)
-    for rec, geom in zip(lines.itertuples(index=False), lines.geometry, strict=True):
-        if rec.length_m <= 0 or rec.length_m > MAX_EXTENT_M:
-            continue
+    for rec, geom in zip(drawn.itertuples(index=False), drawn.geometry, strict=True):
         coords = [[y, x] for x, y in geom.coords]
         colour = HIT_COLOUR if rec.hit else MUTED_COLOUR
         folium.PolyLine(coords, color=colour, weight=2, dash_array="6 6", opacity=0.9,
