@@ -201,7 +201,7 @@ def _add_lines(m: folium.Map, lines: gpd.GeoDataFrame) -> None:
         colour = HIT_COLOUR if rec.hit else MUTED_COLOUR
         folium.PolyLine(coords, color=colour, weight=2, dash_array="6 6", opacity=0.9,
                         tooltip=TextTooltip(_fmt_m(rec.length_m), permanent=True,
-                                            direction="center", sticky=False,
+                                            direction="right", offset=[10, 0], sticky=False,
                                             class_name="ck-dist-label"
                                             + ("" if rec.hit else " ck-dist-muted")),
                         ).add_to(fg)
