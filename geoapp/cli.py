@@ -233,14 +233,22 @@ def check(lon, lat, crs, site_type, industry, site_id, attrs, as_json) -> None:
 @click.option("--site-type", "default_site_type", default=None,
               help="Site type for every row when the file has no type column.")
 @click.option("--skip-bad", is_flag=True,
-              help="Flag the good rows; bad rows come out with verdict=error and the reason.")
+              help="Flag the good rows; bad rows come out with verdict 坐标错误 (error) and "
+                   "the reason.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="zh", show_default=True,
+              help="Language of the added columns' headers and text (zh: 结论, 触发规则…; "
+                   "en: verdict, rules…).")
 @click.option("--all", "all_sites", is_flag=True, help="Re-flag every stored site instead.")
 @click.option("--max-rows", type=click.IntRange(min=1), default=None,
               help="Refuse a file with more data rows than this (default: any size).")
 @handle_errors
 def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, default_site_type,
-         skip_bad, all_sites, max_rows) -> None:
-    """Flag every row of a file (or every stored site) against the rules."""
+         skip_bad, lang, all_sites, max_rows) -> None:
+    """Flag every row of a file (or every stored site) against the rules.
+
+    Every row gets its verdict (不符合/符合/待核实/超出本市数据范围), the rules it breaks with
+    their basis and action, the rules that need a missing attribute, and the hits as JSON;
+    any column named like an attribute a rule reads (e.g. fuel) is passed to the rules."""
     from geoapp.services import checks, command_line_limits
     from geoapp.services.flagfile import FlagOptions, flag_file
 
@@ -252,7 +260,7 @@ def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, defa
         raise click.UsageError("give INPUT and -o OUTPUT (or --all)")
     opts = FlagOptions(lon_col=lon_col, lat_col=lat_col, crs=crs, type_col=type_col,
                        industry_col=industry_col, skip_bad=skip_bad,
-                       default_site_type=checks.parse_site_type(default_site_type))
+                       default_site_type=checks.parse_site_type(default_site_type), lang=lang)
     summary = flag_file(app, input_file, output, opts, limits=command_line_limits(max_rows))
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
 

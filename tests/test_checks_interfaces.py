@@ -159,14 +159,17 @@ def test_flag_csv_flags_the_same_farms_as_the_stored_hits(core, tmp_path):
     summary = flag_file(core, src, tmp_path / "out.csv")
     out = pd.read_csv(tmp_path / "out.csv")
     assert len(out) == summary["rows"] == len(core.repo.sites("livestock_farm"))
-    assert list(out.columns[-5:]) == ["verdict", "hit_count", "rule_ids", "min_distance_m", "hits"]
+    assert list(out.columns[-11:]) == ["结论", "触发规则", "规则编号", "命中数", "最近距离_m",
+                                       "待核实规则", "依据", "处理措施", "错误原因", "hits",
+                                       "conditional_hits"]
     stored = core.repo.site_hits()
     stored_farms = stored[stored["site_id"].str.startswith("F")]
-    assert int((out["verdict"] == "fail").sum()) == stored_farms["site_id"].nunique()
-    first = out[out["verdict"] == "fail"].iloc[0]
+    assert int((out["结论"] == "不符合").sum()) == stored_farms["site_id"].nunique()
+    assert summary["flagged"] == stored_farms["site_id"].nunique()
+    first = out[out["结论"] == "不符合"].iloc[0]
     hits = json.loads(first["hits"])
-    assert len(hits) == first["hit_count"]
-    assert min(h["distance_m"] for h in hits) == pytest.approx(first["min_distance_m"])
+    assert len(hits) == first["命中数"]
+    assert min(h["distance_m"] for h in hits) == pytest.approx(first["最近距离_m"])
 
 
 def test_flag_refuses_a_file_with_bad_rows_and_writes_nothing(core, tmp_path, monkeypatch):
@@ -185,8 +188,8 @@ def test_flag_refuses_a_file_with_bad_rows_and_writes_nothing(core, tmp_path, mo
     summary = flag_file(core, src, dst, FlagOptions(skip_bad=True))
     out = pd.read_csv(dst)
     assert len(out) == 5 and summary["bad_rows"] == 2
-    assert list(out["verdict"].iloc[[1, 3]]) == ["error", "error"]
-    assert out["error"].iloc[3]
+    assert list(out["结论"].iloc[[1, 3]]) == ["坐标错误", "坐标错误"]
+    assert out["错误原因"].iloc[3]
 
 
 def test_flag_geojson_in_geopackage_and_xlsx_out(core, tmp_path):
@@ -198,10 +201,12 @@ def test_flag_geojson_in_geopackage_and_xlsx_out(core, tmp_path):
     gdf.to_file(tmp_path / "farms.geojson", driver="GeoJSON")
     flag_file(core, tmp_path / "farms.geojson", tmp_path / "out.gpkg")
     out = pyogrio.read_dataframe(tmp_path / "out.gpkg")
-    assert len(out) == 20 and "verdict" in out.columns and out.crs.to_epsg() == 4326
+    assert len(out) == 20 and "结论" in out.columns and out.crs.to_epsg() == 4326
     flag_file(core, tmp_path / "out.gpkg", tmp_path / "out.xlsx")
     x = pd.read_excel(tmp_path / "out.xlsx")
-    assert len(x) == 20 and "min_distance_m" in x.columns
+    # flagging a flagged file: its own 结论 keeps its name, the new one is 结论_1
+    assert len(x) == 20 and {"最近距离_m", "结论", "结论_1"} <= set(x.columns)
+    assert (x["结论"] == x["结论_1"]).all()
 
 
 def test_post_api_flag_answers_the_flagged_file(core, client):
@@ -210,7 +215,7 @@ def test_post_api_flag_answers_the_flagged_file(core, client):
                     content_type="multipart/form-data", headers={"X-CSRFToken": client.csrf})
     assert r.status_code == 200, r.get_data(as_text=True)
     out = pd.read_csv(io.BytesIO(r.data))
-    assert len(out) == 10 and "verdict" in out.columns
+    assert len(out) == 10 and "结论" in out.columns
     assert r.headers["X-Geoapp-Rows"] == "10"
     r = client.post("/api/flag", data={"file": (io.BytesIO(b"x"), "farms.txt")},
                     content_type="multipart/form-data", headers={"X-CSRFToken": client.csrf})

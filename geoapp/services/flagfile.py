@@ -1,16 +1,25 @@
 """Batch flagging of a file of sites: CSV, XLSX, GeoJSON or GeoPackage in, the same out.
 
-Every input row comes out, with ``verdict``, ``hit_count``, ``rule_ids``, ``min_distance_m``
-and a JSON ``hits`` column. Rows whose coordinates are missing or impossible are reported
-with their row numbers; without ``skip_bad`` the whole file is refused (exit 2, nothing
-written), with it they come out with verdict ``error`` and the reason, never dropped.
+Every input row comes out with the verdict the single check gives the same site (不符合
+fail, 符合 pass, 待核实 needs_info, 超出本市数据范围 out_of_area; ``domain.results.Verdict``),
+the rules it breaks with their basis and action, the rules that would apply if a missing
+attribute had the value they name, and the hits and conditional hits as JSON lists with the
+API's keys. Headers and text are Chinese by default, English with ``lang="en"`` (see
+``OUTPUT_HEADERS``). Every attribute a rule reads (``RuleSet.attributes()``: ``site_type``,
+``industry``, ``fuel``…) is read from the input column of that name.
+
+Rows whose coordinates are missing or impossible are reported with their row numbers;
+without ``skip_bad`` the whole file is refused (exit 2, nothing written), with it they come
+out with verdict ``error`` (坐标错误) and the reason, never dropped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,20 +27,42 @@ import numpy as np
 import pandas as pd
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
-from geoapp.exports.tables import neutralise_frame
+from geoapp.domain.results import Severity, Verdict, row_verdicts
+from geoapp.domain.rules import RuleSpec, applicability, condition_text, conditional_hit, evaluate
+from geoapp.domain.vocab import SiteType
+from geoapp.exports.tables import neutralise, neutralise_frame
 from geoapp.services import check_row_limit
-from geoapp.services.checks import RULE_ATTRS, engine
+from geoapp.services.checks import engine
 from geoapp.storage.tables_in import Limits, read_frame
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
+    from geoapp.spatial.engine import RuleEngine
 
 log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".geojson": "geojson", ".json": "geojson",
            ".gpkg": "gpkg"}
-OUT_COLUMNS = ("verdict", "hit_count", "rule_ids", "min_distance_m", "hits")
 MAX_REPORTED_ROWS = 200
+
+#: What each added column holds, in output order (the English headers are these names).
+OUTPUT_KEYS = ("verdict", "rules", "rule_ids", "hit_count", "min_distance_m",
+               "conditional_rules", "basis", "action", "error", "hits", "conditional_hits")
+#: The headers of the added columns by language, in the order of ``OUTPUT_KEYS``. ``hits``
+#: and ``conditional_hits`` (JSON, for programs) are named alike in both. An input column
+#: of the same name keeps its name; the added one gets a suffix (``结论_1``).
+OUTPUT_HEADERS: dict[str, tuple[str, ...]] = {
+    "zh": ("结论", "触发规则", "规则编号", "命中数", "最近距离_m", "待核实规则", "依据", "处理措施",
+           "错误原因", "hits", "conditional_hits"),
+    "en": OUTPUT_KEYS,
+}
+LANGS = tuple(OUTPUT_HEADERS)
+#: The verdict of a row whose coordinates are missing or impossible.
+ERROR_VERDICT = {"zh": "坐标错误", "en": "error"}
+#: Attributes read from the columns ``FlagOptions.type_col`` / ``industry_col`` name.
+_OWN_COLUMNS = ("site_type", "industry")
+#: The new site of a relocation (WGS84), checked by every rule as ``flag_all`` does.
+_NEW_SITE = ("new_lon", "new_lat")
 
 
 @dataclass
@@ -43,6 +74,22 @@ class FlagOptions:
     industry_col: str = "industry"
     skip_bad: bool = False
     default_site_type: str | None = None
+    lang: str = "zh"                # headers and text of the added columns: zh or en
+
+
+def verdict_labels(lang: str) -> dict[str, str]:
+    """What the verdict column says for each verdict (and ``error``) in ``lang``: the
+    Chinese words, or in English the API's codes (fail, pass, needs_info, out_of_area)."""
+    out = {v.value: (v.zh if lang == "zh" else v.value) for v in Verdict}
+    out["error"] = ERROR_VERDICT[lang]
+    return out
+
+
+def output_headers(lang: str) -> tuple[str, ...]:
+    """The headers of the added columns in ``lang`` (before any collision suffix)."""
+    if lang not in OUTPUT_HEADERS:
+        raise InvalidInput(f"lang must be one of {', '.join(LANGS)}, not {lang!r}")
+    return OUTPUT_HEADERS[lang]
 
 
 def file_format(path: str | Path) -> str:
@@ -123,42 +170,423 @@ def _row_number(fmt: str, i: int) -> int:
     return i + 2 if fmt in ("csv", "xlsx") else i + 1
 
 
-# -- output columns ----------------------------------------------------------------------
-def _hit_columns(hits: pd.DataFrame, n: int) -> dict[str, np.ndarray]:
-    """Per input row: verdict, hit count, rule ids, nearest hit distance and the hits as JSON.
+# -- the attributes the rules read ----------------------------------------------------------
+def _column(df: pd.DataFrame, name: str | None) -> np.ndarray | None:
+    """A column as an object array, blank text as None; None when the file lacks it."""
+    if not name or name not in df.columns or name == "geometry":
+        return None
+    col = df[name]
+    return col.astype(object).where(col != "", None).to_numpy()
 
-    Hits come sorted by row, so each row's hits are one contiguous run: the JSON fragments
-    are formatted in one pass and joined per run, with no per-group pandas machinery (which
-    costs tens of microseconds a group, i.e. most of the time on a million-row file).
+
+def _site_types(values: np.ndarray) -> np.ndarray:
+    """Site types as the engine names them (``畜禽养殖场`` -> ``livestock_farm``), parsed once
+    per distinct value; unknown text is passed on as given (it matches no rule's type)."""
+    codes, uniques = pd.factorize(values)
+    if not len(uniques):
+        return values
+    names = []
+    for u in uniques:
+        try:
+            names.append(SiteType.parse(u).value)
+        except ValueError:
+            names.append(u)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = names
+    table[-1] = None  # code -1: missing
+    return table[codes]
+
+
+def site_columns(df: pd.DataFrame, opts: FlagOptions,
+                 attributes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Every attribute a rule reads, from the input column of that name (site type and
+    industry from ``type_col``/``industry_col``); an absent column is left out, so every
+    rule reading it is decided as the single check decides a missing attribute."""
+    n = len(df)
+    cols: dict[str, np.ndarray] = {}
+    st = _column(df, opts.type_col)
+    if st is None:
+        st = np.full(n, opts.default_site_type, dtype=object)
+    cols["site_type"] = _site_types(st)
+    industry = _column(df, opts.industry_col)
+    if industry is not None:
+        cols["industry"] = industry
+    for attr in attributes:
+        if attr not in _OWN_COLUMNS:
+            values = _column(df, attr)
+            if values is not None:
+                cols[attr] = values
+    if all(c in df.columns for c in _NEW_SITE):
+        for c in _NEW_SITE:
+            cols[c] = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=float)
+    return cols
+
+
+# -- output columns ----------------------------------------------------------------------
+#: Stand-in distances: a hit's JSON is made once per distinct hit with one of these as its
+#: distance and cut where it appears, so each hit only puts its own distance in between.
+_MARKERS = (918273645.5, 827364591.5)
+
+
+def csv_field(text: str) -> str:
+    """``text`` as one CSV field, quoted as the csv module quotes (QUOTE_MINIMAL)."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+def _json_pieces(make: Callable[[float], dict[str, Any]]) -> list[str]:
+    """``make(d)`` as compact JSON, cut at every place the distance ``d`` is written (the
+    number, and a sentence's ``f"{d:.1f}"``, which is the same text for a distance in tenths
+    of a metre)."""
+    best: list[str] | None = None
+    for marker in _MARKERS:  # a marker that also occurs in some text cuts more pieces
+        text = json.dumps(make(marker), ensure_ascii=False, separators=(",", ":"))
+        parts = text.split(repr(marker))
+        if best is None or len(parts) < len(best):
+            best = parts
+    assert best is not None
+    return best
+
+
+def _factorize_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the distinct combinations of the columns' values (missing values alike),
+    and the first row of each combination."""
+    n = len(columns[0]) if columns else 0
+    key = np.zeros(n, dtype=np.int64)
+    for values in columns:
+        codes, uniques = pd.factorize(values)
+        key = key * (len(uniques) + 1) + (codes + 1)
+    codes, uniques = pd.factorize(key)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)
+    return codes, first
+
+
+class _Pieces:
+    """A JSON-list column kept as pieces: row ``rows[i]``'s text is
+    ``"".join(items[starts[i]:ends[i]])``; every other row's is ``[]``. The CSV writer puts
+    the pieces straight into its output, so no per-row or per-hit string is ever built."""
+
+    def __init__(self, n: int, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                 items: np.ndarray) -> None:
+        self.n, self.rows, self.starts, self.ends, self.items = n, rows, starts, ends, items
+
+    def strings(self) -> np.ndarray:
+        out = np.full(self.n, "[]", dtype=object)
+        items = self.items.tolist()
+        out[self.rows] = ["".join(items[a:b]) for a, b in
+                          zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
+        return out
+
+
+def _number_texts(values: np.ndarray) -> np.ndarray:
+    """Numbers as pandas writes them into CSV (``str`` of each; NaN an empty field), made
+    once per distinct value."""
+    codes, uniques = pd.factorize(values)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = np.asarray(uniques).astype(str)
+    table[-1] = ""  # code -1: NaN
+    return table[codes]
+
+
+def _hit_items(pieces: list[list[str]], combo: np.ndarray, dist: np.ndarray, row: np.ndarray,
+               n: int, quote: bool) -> _Pieces:
+    """Every row's JSON list of hits as pieces: per hit its combination's pieces with its
+    distance in every cut, ``[`` before a row's first hit, ``,`` between, ``]`` after."""
+    first = np.r_[True, row[1:] != row[:-1]]
+    last = np.r_[row[1:] != row[:-1], True]
+    cuts = np.array([len(p) - 1 for p in pieces], dtype=np.int64)
+    k = cuts[combo]
+    count = 2 * k + 2 + first
+    end = np.cumsum(count)
+    off = end - count
+    items = np.empty(int(end[-1]) if len(end) else 0, dtype=object)
+    opening, closing = ('"[', ']"') if quote else ("[", "]")
+    items[off[first]] = opening
+    base = off + first
+    d = _number_texts(dist)
+    for j in range(int(cuts.max()) + 1 if len(cuts) else 0):
+        has = np.flatnonzero(k >= j)
+        table = np.array([p[j] if j < len(p) else "" for p in pieces], dtype=object)
+        items[base[has] + 2 * j] = table[combo[has]]
+        more = has[k[has] > j]
+        items[base[more] + 2 * j + 1] = d[more]
+    items[base + 2 * k + 1] = np.where(last, closing, ",")
+    return _Pieces(n, row[first], off[first], end[last], items)
+
+
+def _runs(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end of each row's run of hits (the hits are sorted by row)."""
+    starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if len(row) else \
+        np.zeros(0, dtype=np.int64)
+    return starts, np.r_[starts[1:], len(row)].astype(np.int64)
+
+
+def _run_sets(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+              size: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+    """Per run, which distinct set of codes (< ``size``) it holds: (set number per run, the
+    sets as ascending tuples). Bit masks when they fit in 62 bits, else per-run sets."""
+    if not len(starts):
+        return np.zeros(0, dtype=np.int64), []
+    if size <= 62:
+        masks = np.bitwise_or.reduceat(np.left_shift(np.int64(1), codes.astype(np.int64)),
+                                       starts)
+        uniq, inv = np.unique(masks, return_inverse=True)
+        return inv.ravel(), [tuple(i for i in range(size) if (int(m) >> i) & 1)
+                             for m in uniq.tolist()]
+    items = codes.tolist()
+    per = pd.Series([tuple(sorted(set(items[a:b])))
+                     for a, b in zip(starts.tolist(), ends.tolist(), strict=True)],
+                    dtype=object)
+    inv, uniq = pd.factorize(per)
+    return inv, list(uniq)
+
+
+def _sort_hits(hits: pd.DataFrame) -> pd.DataFrame:
+    """By row, then as ``Hit.sort_key`` (the API's order): worst severity, nearest, rule."""
+    if not len(hits):
+        return hits
+    rank = hits["severity"].map({s.value: s.rank for s in Severity}).to_numpy(dtype=float)
+    rule_codes = pd.factorize(hits["rule_id"].to_numpy(dtype=object), sort=True)[0]
+    order = np.lexsort((rule_codes, hits["distance_m"].to_numpy(dtype=float), -rank,
+                        hits["row"].to_numpy()))
+    return hits.iloc[order].reset_index(drop=True)
+
+
+def _static_hit(rule: RuleSpec, feature_id: Any, feature_name: Any, severity: str,
+                point: str):
+    """The ``Hit`` the single check makes for this rule, feature and point (any distance)."""
+    feature = {"id": None if pd.isna(feature_id) else feature_id,
+               "name": None if pd.isna(feature_name) else feature_name}
+    hit = evaluate(rule, 0.0, rule.test != "not_inside", feature, point)
+    return replace(hit, severity=severity)
+
+
+def _hit_json(table: pd.DataFrame, rules: list[RuleSpec], rule_idx: np.ndarray,
+              variant: np.ndarray | None, variants: list[tuple] | None, n: int,
+              quote: bool) -> _Pieces:
+    """The JSON of every hit (conditional ones with their missing attributes, condition and
+    sentence), made once per distinct (rule, condition, feature, severity, point); with
+    ``quote``, CSV-escaped (quotes doubled) for a quoted field."""
+    key_cols = [rule_idx if variant is None else variant,
+                table["feature_id"].to_numpy(dtype=object),
+                table["feature_name"].to_numpy(dtype=object),
+                table["severity"].to_numpy(dtype=object), table["point"].to_numpy(dtype=object)]
+    combo, first = _factorize_rows(key_cols)
+    pieces = []
+    for i in first.tolist():
+        rule = rules[rule_idx[i]]
+        hit = _static_hit(rule, key_cols[1][i], key_cols[2][i], str(key_cols[3][i]),
+                          str(key_cols[4][i]))
+        if variant is None:
+            pieces.append(_json_pieces(lambda d, h=hit: replace(h, distance_m=d).to_dict()))
+        else:
+            _, missing, cond = variants[variant[i]]
+            pieces.append(_json_pieces(
+                lambda d, h=hit, r=rule, m=missing, c=cond:
+                conditional_hit(replace(h, distance_m=d), r, m, c).to_dict()))
+    if quote:
+        pieces = [[p.replace('"', '""') for p in ps] for ps in pieces]
+    return _hit_items(pieces, combo, table["distance_m"].to_numpy(dtype=float).round(1),
+                      table["row"].to_numpy(), n, quote)
+
+
+def _variants(rules: list[RuleSpec], rule_idx: np.ndarray, rows: np.ndarray,
+              site: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[tuple]]:
+    """Per conditional hit, which (rule, missing attributes, condition) it is: the domain's
+    ``applicability`` and ``condition_text`` for each distinct set of the values the rule's
+    filter reads (the site type too: it implies attributes). Numbered in rule order."""
+    variant = np.zeros(len(rows), dtype=np.int64)
+    out: list[tuple] = []
+    for ri in np.unique(rule_idx).tolist():
+        rule = rules[ri]
+        sel = np.flatnonzero(rule_idx == ri)
+        attrs = list(dict.fromkeys(["site_type", *(c.attr for clause in rule.applies_to.clauses
+                                                   for c in clause)]))
+        present = [a for a in attrs if a in site]
+        codes, first = _factorize_rows([site[a][rows[sel]] for a in present]) if present \
+            else (np.zeros(len(sel), dtype=np.int64), np.zeros(1 if len(sel) else 0,
+                                                                dtype=np.int64))
+        variant[sel] = codes + len(out)
+        for i in first.tolist():
+            values = {a: (site[a][rows[sel[i]]] if a in site else None) for a in attrs}
+            _, missing = applicability(rule.applies_to, values)
+            out.append((rule, tuple(missing), condition_text(rule.applies_to, values)))
+    return variant, out
+
+
+def _rule_texts(rule: RuleSpec, lang: str) -> tuple[str, str, str]:
+    """(title, basis line, action line) of a rule in ``lang``; basis and action are the
+    rules file's Chinese in both, prefixed by the rule's title."""
+    title = rule.title_zh if lang == "zh" else rule.title_en
+    if lang == "zh":
+        basis = f"【{title}】{rule.basis}" + (f"（{rule.basis_note}）" if rule.basis_note else "")
+        return title, basis, f"【{title}】{rule.action}"
+    basis = f"[{title}] {rule.basis}" + (f" ({rule.basis_note})" if rule.basis_note else "")
+    return title, basis, f"[{title}] {rule.action}"
+
+
+def _conditional_text(rule: RuleSpec, missing: tuple[str, ...], condition: Mapping[str, str],
+                      lang: str, column_of: Mapping[str, str]) -> str:
+    """One rule of the conditional-rules column, naming the input columns to fill in."""
+    cols = [column_of.get(a, a) for a in missing]
+    if lang == "zh":
+        return f"{rule.title_zh}（{condition['zh']}；缺少 {'、'.join(cols)}）"
+    return f"{rule.title_en} ({condition['en']}; missing {', '.join(cols)})"
+
+
+def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str, np.ndarray],
+                 lang: str, column_of: Mapping[str, str],
+                 quote: bool = False) -> dict[str, np.ndarray]:
+    """Per input row, the added columns but verdict and error (see ``OUTPUT_KEYS``); with
+    ``quote`` every text is a ready CSV field (see ``_write_csv``).
+
+    Every text is made once per distinct value (a rule, a set of rules, a hit less its
+    distance) and gathered with ``take``; the only per-row Python joins the JSON of rows
+    with several hits. Texts from the rules file are neutralised like input text.
     """
-    verdict = np.full(n, "pass", dtype=object)
+    field = (lambda t: csv_field(neutralise(t))) if quote else neutralise
+    rules = list(eng.rules)
+    position = {r.id: i for i, r in enumerate(rules)}
     count = np.zeros(n, dtype=np.int64)
-    rule_ids = np.full(n, "", dtype=object)
     min_d = np.full(n, np.nan)
-    blobs = np.full(n, "[]", dtype=object)
-    if len(hits):
-        hits = hits.sort_values(["row", "distance_m", "rule_id"], kind="stable")
-        row = hits["row"].to_numpy()
-        dist = hits["distance_m"].to_numpy(dtype=float).round(1)
-        names = {v: json.dumps(v, ensure_ascii=False) for v in hits["feature_name"].unique()}
-        ids = {v: json.dumps(v, ensure_ascii=False) for v in hits["feature_id"].unique()}
-        rule = hits["rule_id"].astype(str).tolist()
-        frag = [f'{{"rule_id":"{r}","feature_id":{ids[i]},"feature_name":{names[m]},'
-                f'"distance_m":{d},"severity":"{s}"}}'
-                for r, i, m, d, s in zip(rule, hits["feature_id"].tolist(),
-                                         hits["feature_name"].tolist(), dist.tolist(),
-                                         hits["severity"].astype(str).tolist(), strict=True)]
-        starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
-        ends = np.r_[starts[1:], len(row)]
+    out = {k: np.full(n, "", dtype=object) for k in ("rules", "rule_ids", "conditional_rules",
+                                                     "basis", "action")}
+    empty = np.zeros(0, dtype=np.int64)
+    json_cols = {k: _Pieces(n, empty, empty, empty, np.zeros(0, dtype=object))
+                 for k in ("hits", "conditional_hits")}
+    is_cond = hits["conditional"].to_numpy(dtype=bool)
+    texts = [_rule_texts(r, lang) for r in rules]
+    join = "、" if lang == "zh" else "; "
+    for conditional in (False, True):
+        table = _sort_hits(hits.loc[is_cond == conditional])
+        if not len(table):
+            continue
+        row = table["row"].to_numpy()
+        rule_idx = table["rule_id"].map(position).to_numpy(dtype=np.int64)
+        starts, ends = _runs(row)
         rows = row[starts]
-        verdict[rows] = "fail"
+        if conditional:
+            variant, variants = _variants(rules, rule_idx, row, site)
+            json_cols["conditional_hits"] = _hit_json(table, rules, rule_idx, variant,
+                                                      variants, n, quote)
+            sets, members = _run_sets(variant, starts, ends, len(variants))
+            words = [_conditional_text(*variants[v], lang, column_of) for v in range(len(variants))]
+            out["conditional_rules"][rows] = np.array(
+                [field(join.join(words[v] for v in m)) for m in members], dtype=object)[sets]
+            continue
+        json_cols["hits"] = _hit_json(table, rules, rule_idx, None, None, n, quote)
         count[rows] = ends - starts
-        min_d[rows] = dist[starts]  # sorted by distance within each row
-        runs = list(zip(starts.tolist(), ends.tolist(), strict=True))
-        rule_ids[rows] = [";".join(rule[a:b]) for a, b in runs]
-        blobs[rows] = ["[" + ",".join(frag[a:b]) + "]" for a, b in runs]
-    return {"verdict": verdict, "hit_count": count, "rule_ids": rule_ids,
-            "min_distance_m": min_d, "hits": blobs}
+        min_d[rows] = np.minimum.reduceat(table["distance_m"].to_numpy(dtype=float).round(1),
+                                          starts)
+        sets, members = _run_sets(rule_idx, starts, ends, len(rules))
+        for key, make in (("rules", lambda m: join.join(texts[i][0] for i in m)),
+                          ("rule_ids", lambda m: ";".join(rules[i].id for i in m)),
+                          ("basis", lambda m: "\n".join(texts[i][1] for i in m)),
+                          ("action", lambda m: "\n".join(texts[i][2] for i in m))):
+            out[key][rows] = np.array([field(make(m)) for m in members], dtype=object)[sets]
+    return {"rules": out["rules"], "rule_ids": out["rule_ids"], "hit_count": count,
+            "min_distance_m": min_d, "conditional_rules": out["conditional_rules"],
+            "basis": out["basis"], "action": out["action"],
+            **{k: v if quote else v.strings() for k, v in json_cols.items()}}
+
+
+def _named(columns: Mapping[str, np.ndarray], lang: str,
+           taken: Any) -> dict[str, np.ndarray]:
+    """The added columns under their ``lang`` headers; a header the input already has gets
+    the first free suffix (``结论_1``, ``结论_2``…), so the input's own columns keep theirs."""
+    taken = set(map(str, taken))
+    out: dict[str, np.ndarray] = {}
+    for key, header in zip(OUTPUT_KEYS, output_headers(lang), strict=True):
+        name, k = header, 0
+        while name in taken:
+            k += 1
+            name = f"{header}_{k}"
+        taken.add(name)
+        out[name] = columns[key]
+    return out
+
+
+#: A field starting like a spreadsheet formula somewhere in CSV text (or a false alarm, e.g.
+#: ``,-`` inside a quoted cell: then the cells are looked at one by one).
+_RISKY_FIELD = re.compile(r'[,\n]"?[=+\-@\t\r]')
+_CSV_CHUNK = 100_000
+
+
+def _csv_lines(df: pd.DataFrame) -> list[str] | None:
+    """The input's own columns as CSV lines, header first, formula-like text neutralised as
+    ``neutralise_frame`` does; None when some cell holds a line break (a row is then not one
+    line, and ``_write`` writes the whole file through pandas instead)."""
+    text = df.to_csv(index=False, lineterminator="\n")
+    if _RISKY_FIELD.search(text, text.find("\n")):  # only then the per-cell pass
+        text = neutralise_frame(df).to_csv(index=False, lineterminator="\n")
+    lines = text.split("\n")
+    if len(lines) != len(df) + 2 or lines[-1] or not lines[0]:
+        return None
+    lines.pop()
+    return lines
+
+
+def _write_csv(lines: list[str], columns: Mapping[str, Any], path: Path) -> None:
+    """The input's CSV lines with the added columns after each, in chunks of rows.
+
+    The added text is escaped once per distinct value (see ``_hit_columns``) and each chunk
+    is one ``str.join`` over references to those texts and to the hits' JSON pieces, so
+    nothing scans the long basis, action and JSON texts character by character (as the csv
+    module behind ``DataFrame.to_csv`` does) or copies them more than once.
+    """
+    cols = [v if isinstance(v, _Pieces) else
+            (v if v.dtype == object else _number_texts(v)) for v in columns.values()]
+    n = len(lines) - 1
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join([lines[0], *map(csv_field, columns)]) + "\n")
+        text_lines = np.empty(n, dtype=object)
+        text_lines[:] = lines[1:]
+        for r0 in range(0, n, _CSV_CHUNK):
+            r1 = min(r0 + _CSV_CHUNK, n)
+            f.write(_csv_chunk(text_lines[r0:r1], [c if isinstance(c, _Pieces) else c[r0:r1]
+                                                   for c in cols], r0))
+
+
+def _csv_chunk(lines: np.ndarray, cols: list[Any], r0: int) -> str:
+    """Rows ``r0…`` as CSV text: one join over the line, separators and fields of each."""
+    m = len(lines)
+    sizes = []
+    runs = []
+    for c in cols:
+        size = np.ones(m, dtype=np.int64)
+        if isinstance(c, _Pieces):
+            i0, i1 = np.searchsorted(c.rows, [r0, r0 + m])
+            local = c.rows[i0:i1] - r0
+            size[local] = c.ends[i0:i1] - c.starts[i0:i1]
+            runs.append((i0, i1, local))
+        else:
+            runs.append(None)
+        sizes.append(size)
+    count = 2 + sum(1 + s for s in sizes)  # line, (comma, field) per column, newline
+    end = np.cumsum(count)
+    pos = end - count
+    flat = np.empty(int(end[-1]) if m else 0, dtype=object)
+    flat[pos] = lines
+    pos = pos + 1
+    for c, size, run in zip(cols, sizes, runs, strict=True):
+        flat[pos] = ","
+        pos = pos + 1
+        if run is None:
+            flat[pos] = c
+        else:
+            i0, i1, local = run
+            flat[pos] = "[]"
+            if i1 > i0:
+                a, b = int(c.starts[i0]), int(c.ends[i1 - 1])
+                lengths = c.ends[i0:i1] - c.starts[i0:i1]
+                which = np.repeat(np.arange(i1 - i0), lengths)
+                at = pos[local][which] + (np.arange(a, b) - c.starts[i0:i1][which])
+                flat[at] = c.items[a:b]
+        pos = pos + size
+    flat[pos] = "\n"
+    return "".join(flat.tolist())
 
 
 def _write(df: pd.DataFrame, path: Path, fmt: str, lon: np.ndarray, lat: np.ndarray) -> None:
@@ -195,6 +623,8 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     opts = opts or FlagOptions()
     src, dst = Path(src), Path(dst)
     fmt_in, fmt_out = file_format(src), file_format(dst)
+    lang = opts.lang or "zh"
+    output_headers(lang)  # an unknown language is refused before any work
     if not src.is_file():
         raise InvalidInput(f"{src}: no such file")
     if fmt_in in ("geojson", "gpkg"):  # never a symlink, never the app's own database
@@ -203,6 +633,7 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
         guard_source(src, name or src.name, app.settings.get("DATABASE"))
     df, file_crs = _read(src, fmt_in, limits, name)
     check_row_limit(len(df), name or src.name, limits)
+    n = len(df)
     lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
     report_rows = [{"row": _row_number(fmt_in, int(i)),
                     "reason": reasons.get(int(i), "bad coordinates")}
@@ -215,36 +646,46 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
             "nothing was written (fix them, or pass --skip-bad to flag the rest)"
             + (f"; first {len(shown)} listed" if more else ""), details=shown)
 
-    def column(name: str | None) -> np.ndarray | None:
-        if name and name in df.columns:
-            return df[name].astype(object).where(df[name] != "", None).to_numpy()
-        return None
-
-    site_type = column(opts.type_col)
-    if site_type is None:
-        site_type = np.full(len(df), opts.default_site_type, dtype=object)
-    extra = {a: column(a) for a in RULE_ATTRS if column(a) is not None}
+    eng = engine(app)
+    site = site_columns(df, opts, eng.rules.attributes())
     ok = ~bad
-    hits = engine(app).flag(lon[ok], lat[ok], site_type[ok], _take(column(opts.industry_col), ok),
-                            **{k: v[ok] for k, v in extra.items()})
+    hits = eng.flag(lon[ok], lat[ok], **{k: v[ok] for k, v in site.items()})
     hits["row"] = np.flatnonzero(ok)[hits["row"].to_numpy()]
-    # Only the input's own text can hold a spreadsheet formula: the columns added below are
-    # verdicts, numbers, rule ids, JSON arrays and our own messages.
-    out = neutralise_frame(df) if fmt_out == "csv" else df.copy()
-    for k, v in _hit_columns(hits, len(df)).items():
-        out[k] = v
-    if bad.any():
-        out.loc[bad, "verdict"] = "error"
-        out["error"] = [reasons.get(i, "") for i in range(len(df))]
-    _write(out, dst, fmt_out, lon, lat)
-    summary = {"input": str(src), "output": str(dst), "rows": len(df),
-               "flagged": int((out["verdict"] == "fail").sum()),
-               "passed": int((out["verdict"] == "pass").sum()),
-               "bad_rows": len(report_rows), "hits": len(hits)}
+    is_cond = hits["conditional"].to_numpy(dtype=bool)
+    covered = np.zeros(n, dtype=bool)
+    covered[ok] = eng.covered(lon[ok], lat[ok])
+    if "new_lon" in site:  # a relocation's new site must lie in the data's area too
+        new = ok & np.isfinite(site["new_lon"]) & np.isfinite(site["new_lat"])
+        covered[new] &= eng.covered(site["new_lon"][new], site["new_lat"][new])
+    row = hits["row"].to_numpy()
+    verdict = row_verdicts(n, row[~is_cond], row[is_cond], covered)
+    verdict[bad] = "error"
+    # CSV out: the input's lines as pandas writes them, the added text escaped per distinct
+    # value and appended (see _write_csv); else, or with line breaks in cells, pandas.
+    lines = _csv_lines(df) if fmt_out == "csv" else None
+    quote = lines is not None
+    field = (lambda t: csv_field(neutralise(t))) if quote else neutralise
+    column_of = {"site_type": opts.type_col, "industry": opts.industry_col}
+    added = _hit_columns(eng, hits, n, site, lang, column_of, quote)
+    labels = {k: field(v) for k, v in verdict_labels(lang).items()}
+    added["verdict"] = pd.Series(verdict, dtype=object).map(labels).to_numpy(dtype=object)
+    error = np.full(n, "", dtype=object)
+    for i in np.flatnonzero(bad).tolist():  # our message may quote the user's cell
+        error[i] = field(reasons.get(i, "bad coordinates"))
+    added["error"] = error
+    new_cols = _named(added, lang, df.columns)
+    if lines is not None:
+        _write_csv(lines, new_cols, dst)
+    else:
+        out = neutralise_frame(df) if fmt_out == "csv" else df
+        out = pd.concat([out, pd.DataFrame(new_cols, index=out.index)], axis=1)
+        _write(out, dst, fmt_out, lon, lat)
+    counts = {v.value: int((verdict == v.value).sum()) for v in Verdict}
+    summary = {"input": str(src), "output": str(dst), "rows": n, "lang": lang,
+               "flagged": counts["fail"], "passed": counts["pass"],
+               "needs_info": counts["needs_info"], "out_of_area": counts["out_of_area"],
+               "bad_rows": len(report_rows), "hits": int((~is_cond).sum()),
+               "conditional_hits": int(is_cond.sum())}
     if report_rows:
         summary["bad"] = report_rows[:MAX_REPORTED_ROWS]
     return summary
-
-
-def _take(values: np.ndarray | None, mask: np.ndarray) -> np.ndarray | None:
-    return None if values is None else values[mask]

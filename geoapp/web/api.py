@@ -61,7 +61,8 @@ def check_site(site_id: str):
 @bp.post("/flag")
 def flag():
     """Flag an uploaded CSV/XLSX/GeoJSON/GeoPackage; answer the flagged file (same format
-    unless ``format`` names another)."""
+    unless ``format`` names another), its added columns in Chinese unless ``lang=en`` (form
+    field or query)."""
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise InvalidInput("upload the file as multipart field 'file'")
@@ -79,7 +80,8 @@ def flag():
                        crs=_arg("crs") or None, type_col=_arg("type_col", "site_type"),
                        industry_col=_arg("industry_col", "industry"),
                        skip_bad=_arg("skip_bad", "false").lower() in ("1", "true", "yes", "on"),
-                       default_site_type=checks.parse_site_type(_arg("site_type")))
+                       default_site_type=checks.parse_site_type(_arg("site_type")),
+                       lang=(_arg("lang", "zh") or "zh").lower())
     try:
         summary = flag_file(core(), src, dst, opts, limits=upload_limits(core().settings),
                             name=name)
@@ -90,6 +92,9 @@ def flag():
                      download_name=f"{Path(name).stem}-flagged{ext_out}")
     resp.headers["X-Geoapp-Rows"] = str(summary["rows"])
     resp.headers["X-Geoapp-Flagged"] = str(summary["flagged"])
+    resp.headers["X-Geoapp-Passed"] = str(summary["passed"])
+    resp.headers["X-Geoapp-Needs-Info"] = str(summary["needs_info"])
+    resp.headers["X-Geoapp-Out-Of-Area"] = str(summary["out_of_area"])
     resp.headers["X-Geoapp-Bad-Rows"] = str(summary["bad_rows"])
     return resp
 
