@@ -139,3 +139,26 @@ def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offlin
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     assert slots.acquire(blocking=False)  # the finished upload gave its slot back
     slots.release()
+
+
+@pytest.mark.parametrize("url", ["/weekly?week=0000-W01", "/weekly/0000-W01/bulletin.txt",
+                                 "/weekly/0000-W01.zip", "/weekly/9999-W01.zip",
+                                 "/weekly/9999-W52.zip", "/weekly?week=2100-W01"])
+def test_weeks_outside_the_supported_years_are_a_400(offline_app, url):
+    client = offline_app.test_client()
+    login(client, "viewer")
+    r = client.get(url)
+    assert r.status_code in (400, 404), (url, r.status_code)
+    assert "Reference" not in r.get_data(as_text=True)
+
+
+def test_weekly_import_naming_year_zero_is_a_400(offline_app):
+    import io
+
+    client = offline_app.test_client()
+    token = login(client, "planner")
+    r = client.post("/weekly/import", data={"week": "0000-W01", "kind": "warnings",
+                                            "csrf_token": token,
+                                            "file": (io.BytesIO(b"a,b\n1,2\n"), "w.csv")},
+                    content_type="multipart/form-data")
+    assert 400 <= r.status_code < 500

@@ -54,6 +54,11 @@ def count_colour(count: int) -> str | None:
     return colour
 
 
+#: Years a bulletin week may name: the programmes' era, and within what dates, file stamps
+#: and ZIP archives (1980-2107) can carry.
+MIN_YEAR, MAX_YEAR = 2000, 2099
+
+
 @dataclass(frozen=True, order=True)
 class IsoWeek:
     """An ISO 8601 week (Monday to Sunday), e.g. ``IsoWeek(2026, 47)`` = 2026-W47."""
@@ -62,6 +67,9 @@ class IsoWeek:
     week: int
 
     def __post_init__(self) -> None:
+        if not MIN_YEAR <= self.year <= MAX_YEAR:
+            raise InvalidInput(f"周次年份超出范围 Week year out of range: {MIN_YEAR} to "
+                               f"{MAX_YEAR}, not {self.year}")
         last = date(self.year, 12, 28).isocalendar().week  # 28 Dec is always in the last week
         if not 1 <= self.week <= last:
             raise InvalidInput(f"ISO year {self.year} has weeks 1 to {last}, not {self.week}")
