@@ -508,9 +508,10 @@ def _named(columns: Mapping[str, np.ndarray], lang: str,
     return out
 
 
-#: A field starting like a spreadsheet formula somewhere in CSV text (or a false alarm, e.g.
-#: ``,-`` inside a quoted cell: then the cells are looked at one by one).
-_RISKY_FIELD = re.compile(r'[,\n]"?[=+\-@\t\r]')
+#: What a spreadsheet formula starts with (``exports.tables.neutralise``). A field starting
+#: with one somewhere in CSV text, or a false alarm (``,-`` inside a quoted cell), makes
+#: ``_csv_lines`` look at the cells one by one.
+_FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
 _CSV_CHUNK = 100_000
 
 
@@ -519,7 +520,9 @@ def _csv_lines(df: pd.DataFrame) -> list[str] | None:
     ``neutralise_frame`` does; None when some cell holds a line break (a row is then not one
     line, and ``_write`` writes the whole file through pandas instead)."""
     text = df.to_csv(index=False, lineterminator="\n")
-    if _RISKY_FIELD.search(text, text.find("\n")):  # only then the per-cell pass
+    body = text.find("\n")
+    risky = [c for c in _FORMULA_CHARS if text.find(c, body) >= 0]  # usually none
+    if risky and re.compile(r'[,\n]"?[' + re.escape("".join(risky)) + "]").search(text, body):
         text = neutralise_frame(df).to_csv(index=False, lineterminator="\n")
     lines = text.split("\n")
     if len(lines) != len(df) + 2 or lines[-1] or not lines[0]:
@@ -528,17 +531,27 @@ def _csv_lines(df: pd.DataFrame) -> list[str] | None:
     return lines
 
 
-def _write_csv(lines: list[str], columns: Mapping[str, Any], path: Path) -> None:
+def _write_csv(lines: list[str], columns: Mapping[str, Any], path: Path,
+               plain: np.ndarray) -> None:
     """The input's CSV lines with the added columns after each, in chunks of rows.
 
     The added text is escaped once per distinct value (see ``_hit_columns``) and each chunk
     is one ``str.join`` over references to those texts and to the hits' JSON pieces, so
     nothing scans the long basis, action and JSON texts character by character (as the csv
-    module behind ``DataFrame.to_csv`` does) or copies them more than once.
+    module behind ``DataFrame.to_csv`` does) or copies them more than once. ``plain`` rows
+    (no hit, no conditional hit, no error: most of a file) differ only in the verdict, so
+    their added fields are one text per verdict.
     """
     cols = [v if isinstance(v, _Pieces) else
             (v if v.dtype == object else _number_texts(v)) for v in columns.values()]
     n = len(lines) - 1
+    tails = np.full(n, None, dtype=object)
+    rows = np.flatnonzero(plain)
+    if len(rows):
+        codes, first = _factorize_rows([cols[0][rows]])
+        tails[rows] = np.array(["," + ",".join("[]" if isinstance(c, _Pieces) else c[r]
+                                               for c in cols) + "\n"
+                                for r in rows[first].tolist()], dtype=object)[codes]
     with open(path, "w", encoding="utf-8", newline="") as f:
         f.write(",".join([lines[0], *map(csv_field, columns)]) + "\n")
         text_lines = np.empty(n, dtype=object)
@@ -546,35 +559,42 @@ def _write_csv(lines: list[str], columns: Mapping[str, Any], path: Path) -> None
         for r0 in range(0, n, _CSV_CHUNK):
             r1 = min(r0 + _CSV_CHUNK, n)
             f.write(_csv_chunk(text_lines[r0:r1], [c if isinstance(c, _Pieces) else c[r0:r1]
-                                                   for c in cols], r0))
+                                                   for c in cols], r0, plain[r0:r1],
+                               tails[r0:r1]))
 
 
-def _csv_chunk(lines: np.ndarray, cols: list[Any], r0: int) -> str:
-    """Rows ``r0…`` as CSV text: one join over the line, separators and fields of each."""
+def _csv_chunk(lines: np.ndarray, cols: list[Any], r0: int, plain: np.ndarray,
+               tails: np.ndarray) -> str:
+    """Rows ``r0…`` as CSV text: one join over the line, separators and fields of each
+    (of a plain row: its line and its verdict's ready text)."""
     m = len(lines)
+    full = np.flatnonzero(~plain)
+    slot = np.cumsum(~plain) - 1  # a row's place among the full rows
     sizes = []
     runs = []
     for c in cols:
-        size = np.ones(m, dtype=np.int64)
+        size = np.ones(len(full), dtype=np.int64)
         if isinstance(c, _Pieces):
             i0, i1 = np.searchsorted(c.rows, [r0, r0 + m])
-            local = c.rows[i0:i1] - r0
+            local = slot[c.rows[i0:i1] - r0]
             size[local] = c.ends[i0:i1] - c.starts[i0:i1]
             runs.append((i0, i1, local))
         else:
             runs.append(None)
         sizes.append(size)
-    count = 2 + sum(1 + s for s in sizes)  # line, (comma, field) per column, newline
+    count = np.full(m, 2, dtype=np.int64)  # plain: line, text
+    count[full] = 2 + sum(1 + s for s in sizes)  # line, (comma, field) per column, newline
     end = np.cumsum(count)
-    pos = end - count
+    off = end - count
     flat = np.empty(int(end[-1]) if m else 0, dtype=object)
-    flat[pos] = lines
-    pos = pos + 1
+    flat[off] = lines
+    flat[off[plain] + 1] = tails[plain]
+    pos = off[full] + 1
     for c, size, run in zip(cols, sizes, runs, strict=True):
         flat[pos] = ","
         pos = pos + 1
         if run is None:
-            flat[pos] = c
+            flat[pos] = c[full]
         else:
             i0, i1, local = run
             flat[pos] = "[]"
@@ -675,7 +695,9 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     added["error"] = error
     new_cols = _named(added, lang, df.columns)
     if lines is not None:
-        _write_csv(lines, new_cols, dst)
+        plain = (added["hit_count"] == 0) & ~bad
+        plain[row[is_cond]] = False
+        _write_csv(lines, new_cols, dst, plain)
     else:
         out = neutralise_frame(df) if fmt_out == "csv" else df
         out = pd.concat([out, pd.DataFrame(new_cols, index=out.index)], axis=1)
