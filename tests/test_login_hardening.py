@@ -199,7 +199,8 @@ def test_bad_trusted_proxy_entry_is_a_config_error(tmp_path):
 WEAK = ["12345678", "password", " " * 8, " " * 14, "inspector", "123456789012",
         "qwertyuiop", "admin123456", "woaini1314", "aaaaaaaaaaaaaa", "abcabcabcabc",
         "Password2024!", "qwertyuiop123", "1qaz2wsx3edc", "Inspector2024", "rotcepsni-12",
-        "ｉｎｓｐｅｃｔｏｒ1234"]
+        "ｉｎｓｐｅｃｔｏｒ1234", "passwordpassword", "qwertyqwerty", "password\u200b1234",
+        "1234567890ab", "Jiaozuo12369", "焦作市12369焦作市"]
 
 
 @pytest.mark.parametrize("password", WEAK)

@@ -18,6 +18,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
+from zxcvbn import zxcvbn
 
 from geoapp.domain.errors import GeoappError, InvalidInput, NotFound
 from geoapp.domain.vocab import Role
@@ -66,18 +67,33 @@ _EDGES = string.digits + string.punctuation + string.whitespace
 
 
 def _repeats_a_short_piece(text: str) -> bool:
-    """``abcabcabcabc``: the whole text is one piece of at most a third of it repeated."""
+    """``passwordpassword``: the whole text is one piece of at most half of it repeated."""
     n = len(text)
-    return any(n % k == 0 and text[:k] * (n // k) == text for k in range(1, n // 3 + 1))
+    return any(n % k == 0 and text[:k] * (n // k) == text for k in range(1, n // 2 + 1))
 
 
-def check_password_strength(password: str, username: str = "") -> None:
+#: Least zxcvbn score (0-4) a password needs: 3 means about 10^8 guesses or more.
+MIN_GUESS_SCORE = 3
+#: Words every deployment's passwords are guessed from besides the username.
+_BUREAU_WORDS = ("geoapp", "12369", "admin", "bureau", "huanbao", "环保", "生态环境局")
+
+
+def _visible(text: str) -> str:
+    """The text without invisible format and control characters (a zero-width space in
+    ``password\u200b1234`` must not hide a common password)."""
+    return "".join(c for c in text if unicodedata.category(c) not in ("Cf", "Cc"))
+
+
+def check_password_strength(password: str, username: str = "",
+                            context: tuple[str, ...] = ()) -> None:
     """Refuse passwords that are short, common, built from the username or from one
-    repeated piece. Messages say which rule failed, Chinese first."""
+    repeated piece, or easy to guess (zxcvbn, with the username, ``context`` words such as
+    the city's names and the bureau's own words as known inputs). Messages say which rule
+    failed, Chinese first."""
     password = password or ""
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"密码太短 Password too short: at least {MIN_PASSWORD} characters")
-    folded = unicodedata.normalize("NFKC", password).casefold()
+    folded = _visible(unicodedata.normalize("NFKC", password).casefold())
     if not password.strip() or len(set(folded)) < 4 or _repeats_a_short_piece(folded):
         raise InvalidInput("密码过于简单 Password too simple: not only spaces, one repeated "
                            "character or one short repeated piece")
@@ -88,6 +104,11 @@ def check_password_strength(password: str, username: str = "") -> None:
     if _made_from_username(folded, username_key(username)):
         raise InvalidInput("密码不能是用户名或由用户名组成 Password must not be the "
                            "username or be made from it")
+    words = [w for w in (username, *context, *_BUREAU_WORDS) if w]
+    if zxcvbn(folded[:100], user_inputs=words)["score"] < MIN_GUESS_SCORE:
+        raise InvalidInput("密码容易被猜到 Password easy to guess: avoid words, names, dates, "
+                           "keyboard runs and repeats; a few unrelated words with digits or "
+                           "symbols work well")
 
 
 def _made_from_username(folded: str, name: str) -> bool:
@@ -103,6 +124,11 @@ def _made_from_username(folded: str, name: str) -> bool:
             if len(rest) < 8 or rest in common_passwords():
                 return True
     return False
+
+def _city_words(app: Geoapp) -> tuple[str, ...]:
+    city = app.city
+    return tuple(w for w in (city.name, city.name_en, getattr(city, "province", "")) if w)
+
 
 USERNAME = re.compile(r"^[\w.@-]{1,64}$")
 
@@ -123,7 +149,7 @@ def create_user(app: Geoapp, username: str, password: str, role: str, *,
     name = check_username(username)
     if confirm is not None and confirm != password:
         raise InvalidInput("两次输入的密码不一致 The two passwords differ")
-    check_password_strength(password, name)
+    check_password_strength(password, name, _city_words(app))
     return app.repo.create_user(name, generate_password_hash(password),
                                 parse_role(role), display_name=display_name.strip(), user=by)
 
@@ -131,7 +157,7 @@ def create_user(app: Geoapp, username: str, password: str, role: str, *,
 def set_password(app: Geoapp, username: str, password: str, *, by: str) -> dict[str, Any]:
     """A new password (checked against the rules); every session of the account ends."""
     row = _require(app, username)
-    check_password_strength(password, row["username"])
+    check_password_strength(password, row["username"], _city_words(app))
     return app.repo.update_user(row["username"],
                                 {"password_hash": generate_password_hash(password)}, user=by)
 
