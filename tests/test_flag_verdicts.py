@@ -225,6 +225,14 @@ def test_a_file_without_the_fuel_column_gives_needs_info_in_the_coal_ban_zone(co
     assert single.verdict == "needs_info"
 
 
+def test_a_file_of_coordinates_only_is_flagged_needs_info_where_rules_may_apply(core,
+                                                                              tmp_path):
+    frame = pd.DataFrame({"lon": ["113.2418", "116.40"], "lat": ["35.2155", "39.90"]})
+    out = _flag(core, tmp_path, frame)
+    assert out["结论"].tolist() == ["待核实", "超出本市数据范围"]
+    assert "缺少 site_type" in out["待核实规则"].iloc[0]
+
+
 def test_the_missing_type_column_is_named_as_the_user_named_it(core, sites, tmp_path):
     frame = sites.rename(columns={"site_type": "类型"})
     rows = _by_name(_flag(core, tmp_path, frame, type_col="类型"))

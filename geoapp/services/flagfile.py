@@ -669,7 +669,9 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     eng = engine(app)
     site = site_columns(df, opts, eng.rules.attributes())
     ok = ~bad
-    hits = eng.flag(lon[ok], lat[ok], **{k: v[ok] for k, v in site.items()})
+    given = {k: v[ok] for k, v in site.items()}
+    hits = eng.flag(lon[ok], lat[ok], given.pop("site_type"), given.pop("industry", None),
+                    **given)
     hits["row"] = np.flatnonzero(ok)[hits["row"].to_numpy()]
     is_cond = hits["conditional"].to_numpy(dtype=bool)
     covered = np.zeros(n, dtype=bool)
