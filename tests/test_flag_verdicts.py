@@ -377,3 +377,19 @@ def test_cli_flag_refuses_an_unknown_language(cli_env, sites, tmp_path):
                                   str(tmp_path / "o.csv"), "--lang", "fr"])
     assert r.exit_code == 2 and not (tmp_path / "o.csv").exists()
     assert re.search(r"'fr' is not one of 'zh', 'en'", r.output)
+
+
+def test_rule_sets_per_row_agree_with_and_without_bit_masks():
+    """Per-row sets of rules (or conditions) come from bit masks up to 62 codes, else from
+    each row's own set: both give the same sets."""
+    from geoapp.services.flagfile import _run_sets, _runs
+
+    rng = np.random.default_rng(3)
+    row = np.sort(rng.integers(0, 300, 2000))
+    codes = rng.integers(0, 60, 2000)
+    starts, ends = _runs(row)
+    masks, sets = _run_sets(codes, starts, ends, 62)
+    plain, plain_sets = _run_sets(codes, starts, ends, 1000)
+    expected = [tuple(sorted(set(codes[a:b].tolist()))) for a, b in zip(starts, ends,
+                                                                          strict=True)]
+    assert [sets[i] for i in masks] == [plain_sets[i] for i in plain] == expected

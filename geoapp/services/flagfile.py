@@ -257,6 +257,7 @@ def _factorize_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     for values in columns:
         codes, uniques = pd.factorize(values)
         key = key * (len(uniques) + 1) + (codes + 1)
+        key = pd.factorize(key)[0]  # renumbered: many columns never overflow int64
     codes, uniques = pd.factorize(key)
     first = np.empty(len(uniques), dtype=np.int64)
     first[codes[::-1]] = np.arange(n - 1, -1, -1)
@@ -399,6 +400,7 @@ def _variants(rules: list[RuleSpec], rule_idx: np.ndarray, rows: np.ndarray,
     filter reads (the site type too: it implies attributes). Numbered in rule order."""
     variant = np.zeros(len(rows), dtype=np.int64)
     out: list[tuple] = []
+    number: dict[tuple, int] = {}  # many value sets give the same missing attributes
     for ri in np.unique(rule_idx).tolist():
         rule = rules[ri]
         sel = np.flatnonzero(rule_idx == ri)
@@ -408,11 +410,17 @@ def _variants(rules: list[RuleSpec], rule_idx: np.ndarray, rows: np.ndarray,
         codes, first = _factorize_rows([site[a][rows[sel]] for a in present]) if present \
             else (np.zeros(len(sel), dtype=np.int64), np.zeros(1 if len(sel) else 0,
                                                                 dtype=np.int64))
-        variant[sel] = codes + len(out)
+        ids = []
         for i in first.tolist():
             values = {a: (site[a][rows[sel[i]]] if a in site else None) for a in attrs}
             _, missing = applicability(rule.applies_to, values)
-            out.append((rule, tuple(missing), condition_text(rule.applies_to, values)))
+            cond = condition_text(rule.applies_to, values)
+            key = (rule.id, tuple(missing), cond["zh"], cond["en"])
+            if key not in number:
+                number[key] = len(out)
+                out.append((rule, tuple(missing), cond))
+            ids.append(number[key])
+        variant[sel] = np.asarray(ids, dtype=np.int64)[codes]
     return variant, out
 
 
