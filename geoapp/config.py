@@ -107,6 +107,11 @@ MIN_SECRET_KEY_DISTINCT = 10
 MIN_SECRET_KEY_BITS = 100
 
 
+#: Largest share of a production key that words, keyboard runs or repeats of 5+ characters
+#: may cover (random keys from ``secrets`` stay under about 0.25; word phrases exceed 0.45).
+MAX_SECRET_KEY_WORDED = 0.35
+
+
 def secret_key_problem(key: str) -> str | None:
     """Why ``key`` is unfit to sign production cookies, or None: the default, too short,
     whitespace, too few distinct characters, a low Shannon-entropy estimate, one short piece
@@ -129,6 +134,15 @@ def secret_key_problem(key: str) -> str | None:
     bits = -sum(c * math.log2(c / n) for c in Counter(key).values())
     if bits < MIN_SECRET_KEY_BITS:
         return f"looks guessable (about {bits:.0f} bits by character frequency)"
+    # Words, keyboard runs and repeats (``geoapp-production-secret-key-2026``): zxcvbn finds
+    # them; imported here because it costs ~40 ms and only a production start checks a key.
+    from zxcvbn import zxcvbn
+
+    found = zxcvbn(key[:100], user_inputs=["geoapp", DEFAULT_SECRET_KEY])["sequence"]
+    worded = sum(len(m["token"]) for m in found
+                 if m["pattern"] in ("dictionary", "spatial", "repeat") and len(m["token"]) >= 5)
+    if worded > MAX_SECRET_KEY_WORDED * min(n, 100):
+        return "is made of words, keyboard runs or repeats"
     return None
 
 

@@ -257,7 +257,11 @@ def test_admin_page_and_cli_refuse_weak_passwords(app, instance, monkeypatch):
 @pytest.mark.parametrize("key", ["a" * 32, " " * 40, "abcd" * 8, "0123456789" * 4,
                                  "abcdefghijklmnopqrstuvwxyz012345", "password" * 4,
                                  "Zq3v-Lm8xT2pW9rY kB4nH7cJ1dF6gS0aE5u", "dev-insecure-change-me",
-                                 "short-but-random-9x"])
+                                 "short-but-random-9x",
+                                 "dev-insecure-change-me-dev-insecure-change-me!",
+                                 "qwertyuiopasdfghjklzxcvbnm1234567890",
+                                 "geoapp-production-secret-key-2026!",
+                                 "Jiaozuo-Ecology-Bureau-OneMap-2026-Secret"])
 def test_weak_secret_keys_are_refused(tmp_path, key):
     values = load_settings(tmp_path, environ={"GEOAPP_SECRET_KEY": key})
     with pytest.raises(ConfigError, match="SECRET_KEY"):
