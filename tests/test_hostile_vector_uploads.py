@@ -4,7 +4,10 @@ A canary string sits in a file on disk, in this process's environment and in the
 every hostile file (VRTs under innocent names, URL references, GeoPackages with views,
 virtual tables or triggers, links inside zips) goes to ``/api/flag``, ``/layers`` and the
 CLI, and must come back as a clear 4xx (exit 2) without the canary, without a request to a
-local HTTP listener and with the database unchanged.
+local HTTP listener and with the database unchanged. Coordinate system texts that would make
+GDAL or PROJ fetch a URL or open a file (a GeoJSON ``crs`` in any letter case or below the
+top, a PROJ string's grids or init files in a ``.prj`` or a GeoPackage srs row) are refused
+before GDAL or pyproj sees them.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ SQUARE = Polygon([(113.20, 35.20), (113.22, 35.20), (113.22, 35.22), (113.20, 35
 CANARY = "canary-" + secrets.token_hex(12)
 GCJ_PRJ = ('GEOGCS["GCS_GCJ_02",DATUM["D_GCJ_02",SPHEROID["Krasovsky_1940",6378245.0,298.3]],'
            'PRIMEM["Greenwich",0.0],UNIT["Degree",0.0174532925199433]]')
+WGS84_BODY = ('GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563]],'
+              'PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]')
+COMPOUND_PRJ = (f'COMPD_CS["x",{WGS84_BODY}],VERT_CS["EGM96",VERT_DATUM["EGM96",2005],'
+                'UNIT["metre",1]]]')
 
 
 # ------------------------------------------------------------------ fixtures
@@ -166,6 +173,64 @@ def geojson(crs: dict | None = None) -> bytes:
     return json.dumps(doc).encode()
 
 
+def geojson_with(edit) -> bytes:
+    """The zone GeoJSON after ``edit(doc)`` changed it in place."""
+    doc = json.loads(geojson())
+    edit(doc)
+    return json.dumps(doc).encode()
+
+
+def prj_zip(tmp_path: Path, prj: str) -> bytes:
+    shp = shapefile_parts(tmp_path, zone_frame())
+    shp[".prj"] = prj.encode()
+    return zipped({f"zone{k}": v for k, v in shp.items()})
+
+
+def proj4_prj(proj4: str) -> str:
+    """A WKT whose EXTENSION hands PROJ a PROJ string (what GDAL reads from a .prj)."""
+    return f'{WGS84_BODY},EXTENSION["PROJ4","{proj4}"]]'
+
+
+def srs_gpkg(tmp_path: Path, definition: str, *, used: bool = True) -> bytes:
+    """A GeoPackage with one more gpkg_spatial_ref_sys row (srs_id 99999, organization NONE),
+    used by the feature table unless ``used`` is False."""
+    quoted = definition.replace("'", "''")
+    sql = [f"INSERT INTO gpkg_spatial_ref_sys VALUES ('x', 99999, 'NONE', 99999, '{quoted}', '')"]
+    if used:
+        sql += ["UPDATE gpkg_contents SET srs_id = 99999",
+                "UPDATE gpkg_geometry_columns SET srs_id = 99999"]
+    return gpkg_bytes(tmp_path, zone_frame(), tuple(sql))
+
+
+def proj_file_cases(tmp_path: Path, canary: Path, port: int) -> list[tuple[str, bytes]]:
+    """Coordinate systems that make PROJ open a local file or fetch a URL (grids, init)."""
+    url = f"http://127.0.0.1:{port}"
+    grids = f"+proj=longlat +ellps=WGS84 +nadgrids=@{url}/grid.tif,@{canary} +wktext +no_defs"
+    return [
+        ("nadgrids-crs.geojson", geojson_with(lambda d: d.update(CRS={"type": "name", "properties": {
+            "name": f"+proj=longlat +datum=WGS84 +nadgrids={canary}"}}))),
+        ("zero-crs.geojson", geojson({"type": "name", "properties": {
+            "name": "+proj=longlat +datum=WGS84 +nadgrids=/dev/zero"}})),
+        ("init-prj.zip", prj_zip(tmp_path, f'PROJCS["x",{WGS84_BODY}],PROJECTION['
+                                           f'"Transverse_Mercator"],EXTENSION["PROJ4","+init='
+                                           f'{canary}:foo"],UNIT["metre",1]]')),
+        ("nadgrids-prj.zip", prj_zip(tmp_path, proj4_prj(grids))),
+        ("geoidgrids-prj.zip", prj_zip(tmp_path, proj4_prj(
+            f"+proj=longlat +ellps=WGS84 +geoidgrids={canary}"))),
+        ("parameterfile-prj.zip", prj_zip(tmp_path, (
+            'BOUNDCRS[SOURCECRS[GEOGCRS["x",DATUM["WGS 84",ELLIPSOID["WGS 84",6378137,'
+            '298.257223563]],CS[ellipsoidal,2],AXIS["lon",east],AXIS["lat",north],'
+            'ANGLEUNIT["degree",0.0174532925199433]]],TARGETCRS[GEOGCRS["WGS 84",DATUM["WGS 84",'
+            'ELLIPSOID["WGS 84",6378137,298.257223563]],CS[ellipsoidal,2],AXIS["lon",east],'
+            'AXIS["lat",north],ANGLEUNIT["degree",0.0174532925199433]]],ABRIDGEDTRANSFORMATION['
+            '"x",METHOD["NTv2"],PARAMETERFILE["Latitude and longitude difference file",'
+            f'"{canary}"]]]'))),
+        ("srs-proj4.gpkg", srs_gpkg(tmp_path, proj4_prj(grids))),
+        ("srs-init.gpkg", srs_gpkg(tmp_path, f"+init={canary}:foo")),
+        ("srs-unused.gpkg", srs_gpkg(tmp_path, proj4_prj(f"+init={canary}:foo"), used=False)),
+    ]
+
+
 def gpkg_bytes(tmp_path: Path, gdf, sql: tuple[str, ...] = (), layer: str = "zone") -> bytes:
     path = tmp_path / f"g-{secrets.token_hex(4)}.gpkg"
     gdf.to_file(path, driver="GPKG", layer=layer)
@@ -224,6 +289,29 @@ def hostile_files(tmp_path: Path, canary: Path, db: Path, port: int) -> list[tup
         ("generated.gpkg", gpkg_bytes(tmp_path, zone_frame(), (
             "ALTER TABLE zone ADD COLUMN g TEXT GENERATED ALWAYS AS (name || 'x') VIRTUAL",))),
         ("truncated.gpkg", gpkg_bytes(tmp_path, zone_frame())[:5000]),
+        # GDAL matches "crs" in any letter case and also reads it in a geometry
+        ("upper-crs-link.geojson", geojson_with(lambda d: d.update(CRS={"type": "link",
+            "properties": {"href": f"{url}/wkt", "type": "ogcwkt"}}))),
+        ("mixed-crs-link.geojson", geojson_with(lambda d: d.update(cRs={"type": "link",
+            "properties": {"href": f"{url}/wkt"}}))),
+        ("https-crs-link.geojson", geojson_with(lambda d: d.update(Crs={"type": "link",
+            "properties": {"href": f"https://127.0.0.1:{port}/wkt"}}))),
+        ("geometry-crs.geojson", geojson_with(lambda d: d["features"][0]["geometry"].update(
+            crs={"type": "link", "properties": {"href": f"{url}/geomcrs"}}))),
+        ("collection-crs.geojson", geojson_with(lambda d: d["features"][0].update(geometry={
+            "type": "GeometryCollection", "geometries": [{
+                "type": "GeometryCollection", "geometries": [dict(
+                    d["features"][0]["geometry"], CRS={"type": "name", "properties": {
+                        "name": f"{url}/nested"}})]}]}))),
+        ("feature-crs.geojson", geojson_with(lambda d: d["features"][0].update(
+            CRS={"type": "name", "properties": {"name": "EPSG:4326"}}))),
+        ("named-url-crs.geojson", geojson({"type": "name", "properties": {
+            "name": f"{url}/crs.wkt"}})),
+        ("dup-crs.geojson", b'{"crs": {"type": "link", "properties": {"href": "' + url.encode()
+         + b'/dup"}}, ' + geojson({"type": "name", "properties": {"name": "EPSG:4326"}})[1:]),
+        ("nul-crs.geojson", b'{"crs\\u0000x": {"type": "link", "properties": {"href": "'
+         + url.encode() + b'/nul"}}, ' + geojson()[1:]),
+        *proj_file_cases(tmp_path, canary, port),
     ]
     return files
 
@@ -487,3 +575,194 @@ def test_flag_geopackage_with_an_invented_datum_needs_crs(hostile_app, planner, 
     assert r.status_code == 400 and "Unknown datum" in r.json["message"], r.json
     r = flag(client, token, data, "gcj.gpkg", crs="wgs84", site_type="enterprise")
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
+
+
+# ------------------------------------------------------------------ coordinate systems
+@pytest.fixture
+def gdal_and_proj_watched(monkeypatch) -> list:
+    """Record (and fail) every GDAL read and every pyproj CRS built from a PROJ string,
+    a grid or an EXTENSION: a refused upload must be refused before either sees it."""
+    import pyogrio
+    import pyproj
+
+    seen: list = []
+
+    def no_gdal(source, *args, **kwargs):
+        seen.append(("gdal", str(source)))
+        raise AssertionError("GDAL opened an upload that should have been refused")
+
+    build = pyproj.CRS.__init__
+
+    def guarded(self, projparams=None, **kwargs):
+        text = str(projparams).lower()
+        if any(t in text for t in ("nadgrids", "geoidgrids", "init=", "+init", "proj4",
+                                   "parameterfile")):
+            seen.append(("pyproj", text[:200]))
+            raise AssertionError("pyproj was handed a PROJ string from an upload")
+        build(self, projparams, **kwargs)
+
+    monkeypatch.setattr(pyogrio, "read_info", no_gdal)
+    monkeypatch.setattr(pyogrio, "read_dataframe", no_gdal)
+    monkeypatch.setattr(pyproj.CRS, "__init__", guarded)
+    return seen
+
+
+def test_grids_and_init_files_are_refused_before_gdal_or_pyproj(hostile_app, planner,
+                                                                 listener, canary_file,
+                                                                 tmp_path,
+                                                                 gdal_and_proj_watched):
+    client, token = planner
+    before = state(hostile_app)
+    _Listener.hits.clear()
+    for name, data in proj_file_cases(tmp_path, canary_file, listener.server_port):
+        r = upload(client, token, "urban_core", data, name)
+        assert r.status_code == 400, (name, r.status_code)
+        answers = [r.get_data(as_text=True)]
+        if not name.endswith(".zip"):
+            r = flag(client, token, data, name, lon_col="lon", lat_col="lat")
+            assert r.status_code == 400, (name, r.json)
+            answers.append(r.json["message"])
+        for text in answers:
+            assert any(k in text for k in ("不接受的坐标系", "无法读取坐标系")), (name, text[:500])
+            assert_clean(text)
+            assert str(canary_file) not in text
+    assert gdal_and_proj_watched == []
+    assert _Listener.hits == []
+    assert state(hostile_app) == before
+
+
+def test_grids_and_init_files_are_refused_by_the_cli(hostile_app, listener, canary_file,
+                                                     tmp_path, monkeypatch,
+                                                     gdal_and_proj_watched):
+    from geoapp.cli import main
+
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(database(hostile_app).parent))
+    CliRunner().invoke(main, ["layer", "import", "urban_core", str(canary_file)])
+    before = state(hostile_app)
+    _Listener.hits.clear()
+    for i, (name, data) in enumerate(proj_file_cases(tmp_path, canary_file,
+                                                     listener.server_port)):
+        src = tmp_path / f"{i}-{name}"
+        src.write_bytes(data)
+        res = CliRunner().invoke(main, ["layer", "import", "urban_core", str(src)])
+        assert res.exit_code == 2 and "坐标系" in res.output, (name, res.output)
+        if not name.endswith(".zip"):
+            res = CliRunner().invoke(main, ["flag", str(src), "-o", str(tmp_path / f"{i}.csv")])
+            assert res.exit_code == 2 and "坐标系" in res.output, (name, res.output)
+    assert gdal_and_proj_watched == []
+    assert _Listener.hits == []
+    assert state(hostile_app) == before
+
+
+def test_named_crs_in_any_case_is_applied_after_reading(instance, monkeypatch):
+    """The named system is taken from the document; GDAL reads a copy without any crs."""
+    import pyogrio
+
+    read = pyogrio.read_dataframe
+    handed: list[str] = []
+
+    def spy(source, *args, **kwargs):
+        handed.append(Path(str(source).removeprefix("GeoJSON:")).read_text())
+        return read(source, *args, **kwargs)
+
+    monkeypatch.setattr(pyogrio, "read_dataframe", spy)
+    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
+    make_users(app)
+    client = app.test_client()
+    token = login(client, "planner")
+    metres = zone_frame(crs=4326).to_crs(4547)
+    doc = json.loads(metres.to_json())
+    doc.pop("crs", None)
+    doc["CRS"] = {"type": "name", "properties": {"name": "EPSG:4547"}}
+    r = upload(client, token, "urban_core", json.dumps(doc).encode(), "gk.geojson")
+    assert r.status_code == 200, r.get_data(as_text=True)[:2000]
+    minx, miny, maxx, maxy = core(app).repo.layer("urban_core").total_bounds
+    assert abs(minx - 113.20) < 1e-6 and abs(maxy - 35.22) < 1e-6
+    assert len(handed) == 1 and "crs" not in handed[0].lower()
+
+
+def test_a_web_mercator_geopackage_written_by_gdal_is_accepted(instance, tmp_path):
+    """GDAL writes EXTENSION["PROJ4", "... +nadgrids=@null ..."] for EPSG:3857; the row is
+    read from its EPSG code and PROJ's built-in null grid opens nothing."""
+    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
+                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
+    make_users(app)
+    client = app.test_client()
+    token = login(client, "planner")
+    data = gpkg_bytes(tmp_path, zone_frame().to_crs(3857))
+    r = upload(client, token, "urban_core", data, "mercator.gpkg")
+    assert r.status_code == 200, r.get_data(as_text=True)[:2000]
+
+
+def test_file_crs_must_be_2d_geographic_or_projected(hostile_app, planner, tmp_path,
+                                                     monkeypatch):
+    from geoapp.cli import main
+
+    client, token = planner
+    before = state(hostile_app)
+    cases = [("compound.zip", prj_zip(tmp_path, COMPOUND_PRJ)),
+             ("compound.gpkg", srs_gpkg(tmp_path, COMPOUND_PRJ)),
+             ("geocentric.geojson", geojson({"type": "name", "properties": {
+                 "name": "urn:ogc:def:crs:EPSG::4978"}})),
+             ("3d.geojson", geojson({"type": "name", "properties": {"name": "EPSG:4979"}})),
+             ("vertical.geojson", geojson({"type": "name", "properties": {"name": "EPSG:5773"}}))]
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(database(hostile_app).parent))
+    for name, data in cases:
+        r = upload(client, token, "urban_core", data, name)
+        body = r.get_data(as_text=True)
+        assert r.status_code == 400 and "不支持的坐标系 Unsupported coordinate system" in body, (
+            name, body[:2000])
+        if not name.endswith(".zip"):
+            r = flag(client, token, data, name, site_type="enterprise")
+            assert r.status_code == 400, (name, r.json)
+            assert r.json["message"].startswith("不支持的坐标系"), r.json
+        src = tmp_path / name
+        src.write_bytes(data)
+        res = CliRunner().invoke(main, ["layer", "import", "urban_core", str(src)])
+        assert res.exit_code == 2 and "Unsupported coordinate system" in res.output, res.output
+    assert state(hostile_app) == before
+
+
+def test_a_long_encoding_name_is_refused_without_echo(hostile_app, planner, tmp_path,
+                                                      monkeypatch):
+    from geoapp.cli import main
+
+    client, token = planner
+    before = state(hostile_app)
+    data = zipped({f"zone{k}": v for k, v in shapefile_parts(tmp_path, zone_frame()).items()})
+    long_name = "utf" + "8" * 5000
+    r = upload(client, token, "urban_core", data, "zone.zip", encoding=long_name)
+    message = r.get_data(as_text=True).split('id="ly-error"')[1].split("</div>")[0]
+    assert r.status_code == 400 and "文字编码名称过长 Encoding name too long" in message
+    assert "8" * 50 not in message  # the message does not echo it (the form keeps the field)
+    r = upload(client, token, "urban_core", data, "zone.zip", encoding="base64")
+    assert r.status_code == 400 and "未知的文字编码" in r.get_data(as_text=True)
+    src = tmp_path / "zone.zip"
+    src.write_bytes(data)
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(database(hostile_app).parent))
+    res = CliRunner().invoke(main, ["layer", "import", "urban_core", str(src),
+                                    "--encoding", long_name])
+    assert res.exit_code == 2 and "Encoding name too long" in res.output
+    assert "8" * 50 not in res.output
+    assert state(hostile_app) == before
+
+
+def test_proj_network_is_off_at_start(instance, monkeypatch):
+    import pyproj.network
+
+    from geoapp.cli import main
+
+    monkeypatch.setenv("PROJ_NETWORK", "ON")
+    pyproj.network.set_network_enabled(True)
+    try:
+        create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "TILES": "none"})
+        assert os.environ["PROJ_NETWORK"] == "OFF"
+        assert pyproj.network.is_network_enabled() is False
+        monkeypatch.setenv("PROJ_NETWORK", "ON")
+        pyproj.network.set_network_enabled(True)
+        CliRunner().invoke(main, ["layer", "--help"])
+        assert os.environ["PROJ_NETWORK"] == "OFF"
+        assert pyproj.network.is_network_enabled() is False
+    finally:
+        pyproj.network.set_network_enabled(False)

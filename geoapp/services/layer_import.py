@@ -46,6 +46,8 @@ CITY_MARGIN_DEG = 0.5
 MAX_REPORTED = 200
 #: Longest text value a layer feature may carry (names, sources, codes).
 MAX_TEXT_CHARS = 2000
+#: Longest text encoding name accepted (the longest Python codec alias is far shorter).
+MAX_ENCODING_CHARS = 40
 
 _FAMILY = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "line",
            "MultiLineString": "line", "LinearRing": "line", "Point": "point",
@@ -126,11 +128,7 @@ def read_layer_file(path: Path, work: Path, *, crs: str | None = None,
     vector_in.guard_source(path, label, database)
     kind = vector_in.check_kind(path, label, vector_in.EXTENSIONS[ext])
     if encoding:
-        try:
-            codecs.lookup(encoding)
-        except LookupError:
-            raise InvalidInput(f"unknown text encoding {encoding!r}; use e.g. UTF-8, GBK, "
-                               "GB18030") from None
+        _check_encoding(encoding)
     if kind == "zip":
         src = extract_shapefile(path, work, label=label, max_unpacked_mb=max_unpacked_mb)
         has_prj = src.with_suffix(".prj").is_file()
@@ -143,6 +141,20 @@ def read_layer_file(path: Path, work: Path, *, crs: str | None = None,
                                     max_rows=max_rows).gdf
         has_prj = True
     return _with_crs(gdf, label, crs, has_prj)
+
+
+def _check_encoding(encoding: str) -> None:
+    """A text codec's name; a long one is refused without being echoed."""
+    if len(encoding) > MAX_ENCODING_CHARS:
+        raise InvalidInput(f"文字编码名称过长 Encoding name too long: more than "
+                           f"{MAX_ENCODING_CHARS} characters; use e.g. UTF-8, GBK, GB18030")
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise InvalidInput(f"未知的文字编码 Unknown text encoding {encoding!r}; use e.g. "
+                           "UTF-8, GBK, GB18030")
 
 
 def extract_shapefile(path: Path, work: Path, *, label: str = "",

@@ -9,10 +9,18 @@ before this module has judged it:
   the SQLite header plus ``gpkg_contents``, the shapefile magic numbers); both must agree;
 - the file GDAL opens is always our own copy under a fixed name in a fresh temporary folder
   (never a user-chosen name, never ``/vsi…``, never a symlink, never the app's database);
-- GeoJSON is parsed here first (only a named ``crs`` is allowed, features are counted);
-  a GeoPackage is opened read-only (``immutable=1``) with SQLite first: quick_check, exactly
+- GeoJSON is parsed here first and GDAL reads a *sanitised* copy: GDAL matches member names
+  without regard to case and follows a ``crs`` in the document, a feature or a geometry
+  (a link is fetched over HTTP, a name may be a PROJ string naming grid files), so every
+  member named crs in any case is removed; the one accepted is a top-level named EPSG/OGC
+  system, which is applied with pyproj after reading; features are counted;
+- a GeoPackage is opened read-only (``immutable=1``) with SQLite first: quick_check, exactly
   one feature table, no views, no virtual tables but R-trees, no generated columns, no
-  foreign triggers, table/page/feature counts checked before a full read;
+  foreign triggers, table/page/feature counts checked before a full read, and every
+  ``gpkg_spatial_ref_sys`` row judged like a ``.prj``;
+- a coordinate system text (``.prj``, GeoPackage srs row) must be WKT without anything that
+  makes PROJ open a file or a URL (``+init``, grids, ``PARAMETERFILE``, ``@`` lists), and the
+  system read must be 2-D geographic or projected;
 - GDAL is told the driver (``GeoJSON:`` / ``GPKG:`` prefixes; a shapefile is checked to be
   opened by ``ESRI Shapefile``), and :func:`configure_gdal` switches off the remote and
   code-running features at process start.
@@ -58,10 +66,32 @@ _SHP_MAGIC = b"\x00\x00\x27\x0a"
 _DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0x8E,
                  0xCB, 0xE5, 0xF5, 0xFB}
 _WKT_START = re.compile(r"^\s*(GEOGCS|PROJCS|GEOCCS|COMPD_CS|GEOGCRS|PROJCRS|GEODCRS|"
-                        r"GEOGRAPHICCRS|PROJECTEDCRS|BOUNDCRS|COMPOUNDCRS)\s*\[", re.IGNORECASE)
-_NAMED_CRS = re.compile(r"^(urn:ogc:def:crs:(EPSG|OGC):[\w.]*:[\w.]+|EPSG:\d+|"
-                        r"http://www\.opengis\.net/def/crs/(EPSG|OGC)/[\w.]+/\w+)$",
+                        r"GEOGRAPHICCRS|PROJECTEDCRS|GEODETICCRS|BOUNDCRS|COMPOUNDCRS)\s*\[",
                         re.IGNORECASE)
+#: Largest coordinate system text (.prj, GeoPackage srs definition) judged and accepted.
+MAX_CRS_TEXT = 65536
+#: What makes PROJ open a file or a URL while building or using a CRS: init files, grids
+#: (nadgrids, geoidgrids, the grids= of gridshift/deformation steps), the file= of tinshift,
+#: the model= of defmodel, WKT2 PARAMETERFILE, pipelines, and "@" (optional) grid lists.
+_PROJ_FILE_USE = re.compile(r"(\+\s*init\b|\binit\s*=|grids|\bfile\s*=|\bmodel\s*=|"
+                            r"parameterfile|pipeline|@)", re.IGNORECASE)
+#: The one harmless grid: "+nadgrids=@null" is built into PROJ (GDAL writes it for
+#: EPSG:3857 in a GeoPackage's EXTENSION["PROJ4", ...]).
+_NULL_GRID = re.compile(r"\+?\s*nadgrids\s*=\s*@null(?=[\s\"\]+]|$)", re.IGNORECASE)
+_PROJ4_EXTENSION = re.compile(r"EXTENSION\s*\[\s*\"PROJ4", re.IGNORECASE)
+_ORGANIZATION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+#: GeoJSON member names (lower case) whose content is never interpreted as a structure.
+_GEOJSON_DATA = {"properties", "coordinates", "bbox"}
+#: GeoJSON-like CRS members removed from the copy GDAL reads (``coordRefSys`` is JSON-FG's).
+_GEOJSON_CRS_MEMBERS = {"crs", "coordrefsys"}
+#: OGC CRS names -> the EPSG system with the same (lon/lat) meaning.
+_OGC_CRS = {"crs84": 4326, "crs83": 4269, "crs27": 4267}
+_EPSG_NAME = re.compile(r"^(?:urn:ogc:def:crs:epsg:[\w.]*:|epsg:{1,2}|"
+                        r"https?://www\.opengis\.net/def/crs/epsg/[\w.]+/)(\d{1,6})$",
+                        re.IGNORECASE)
+_OGC_NAME = re.compile(r"^(?:urn:ogc:def:crs:ogc:[\w.]*:|ogc:|"
+                       r"https?://www\.opengis\.net/def/crs/ogc/[\w.]+/)(crs84|crs83|crs27)$",
+                       re.IGNORECASE)
 
 #: GDAL configuration for a process that reads uploads. GDAL 3.12 has no single "network
 #: off" switch: /vsicurl/ (and every http(s) path, which GDAL maps to it) is refused by an
@@ -83,9 +113,13 @@ GDAL_OPTIONS: dict[str, str] = {
 
 
 def configure_gdal() -> None:
-    """Apply :data:`GDAL_OPTIONS` to this process (idempotent; call at app/CLI start)."""
+    """Apply :data:`GDAL_OPTIONS` and switch PROJ's network access off for this process
+    (idempotent; call at app/CLI start): no grid or CRS is ever fetched from a URL."""
     import pyogrio
+    import pyproj.network
 
+    os.environ["PROJ_NETWORK"] = "OFF"
+    pyproj.network.set_network_enabled(False)
     pyogrio.set_gdal_config_options(GDAL_OPTIONS)
 
 
@@ -192,16 +226,20 @@ def read_vector(path: str | Path, *, label: str, kind: str | None = None,
             part = path.with_suffix(ext)
             if part.exists() or part.is_symlink():
                 guard_source(part, label, database)
-        return VectorFile(_read_shapefile(path, label, max_rows, encoding), kind)
+        gdf = _read_shapefile(path, label, max_rows, encoding)
+        check_crs_kind(gdf.crs, label)
+        return VectorFile(gdf, kind)
     with tempfile.TemporaryDirectory(prefix="geoapp-vector-") as tmp:
         copy = Path(tmp) / f"upload.{kind}"
         shutil.copyfile(path, copy, follow_symlinks=False)
         if kind == "geojson":
-            _check_geojson(copy, label, max_rows)
+            declared = _sanitise_geojson(copy, label, max_rows)
             gdf = _gdal_read(f"GeoJSON:{_gdal_path(copy)}", label, kind, encoding=None)
+            gdf = gdf.set_crs(declared or _epsg_crs(4326, label), allow_override=True)
         else:
             table = _check_geopackage(copy, label, max_rows)
             gdf = _gdal_read(f"GPKG:{_gdal_path(copy)}", label, kind, layer=table)
+    check_crs_kind(gdf.crs, label)
     return VectorFile(gdf, kind)
 
 
@@ -247,9 +285,30 @@ def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
 
 
 # ---------------------------------------------------------------------------- GeoJSON
-def _check_geojson(path: Path, label: str, max_rows: int) -> None:
+class _JSONObject(dict):
+    """A parsed JSON object that remembers whether a member name was given twice."""
+
+    duplicated: bool = False
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JSONObject:
+    obj = _JSONObject(pairs)
+    if any("\x00" in k for k, _ in pairs):
+        # json-c (GDAL's parser) cuts a name at NUL: "crs\u0000x" would be "crs" to GDAL
+        raise ValueError("a member name holds a NUL character")
+    obj.duplicated = len(obj) != len(pairs)
+    return obj
+
+
+def _sanitise_geojson(path: Path, label: str, max_rows: int) -> Any:
+    """Parse the GeoJSON at ``path``, judge it and rewrite it without any crs member.
+
+    Returns the declared coordinate system (a pyproj CRS built from an EPSG code) or None.
+    GDAL finds members whatever their case and reads a ``crs`` in the document and in each
+    geometry (a link is fetched, a name goes to PROJ), so GDAL is given none at all.
+    """
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8-sig"))
+        doc = json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=_json_object)
     except UnicodeDecodeError:
         raise InvalidInput(f"文字编码错误 Wrong text encoding: {label} is not UTF-8 text "
                            "(GeoJSON is UTF-8 by definition)") from None
@@ -258,30 +317,81 @@ def _check_geojson(path: Path, label: str, max_rows: int) -> None:
         raise _cannot_read(label, "geojson", "not JSON text") from None
     if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
         raise _cannot_read(label, "geojson", "expected a FeatureCollection or a Feature")
-    _check_geojson_crs(doc.get("crs"), label)
+    _check_members(doc, label)
+    top = _pop_crs_members(doc)
+    if len(top) > 1:
+        raise _crs_member_refused(label, "more than one crs member")
+    declared = _declared_crs(top[0], label) if top else None
     features = doc.get("features") if doc["type"] == "FeatureCollection" else [doc]
     if not isinstance(features, list):
         raise _cannot_read(label, "geojson", "'features' is not a list")
-    for f in features:
-        if isinstance(f, dict):
-            _check_geojson_crs(f.get("crs"), label)
     if max_rows and len(features) > max_rows:
         raise _too_many(label, len(features), max_rows)
+    # Every object below the top: features, geometries, nested geometry collections and
+    # any foreign member (never inside properties or coordinates, which are data).
+    stack: list[Any] = [v for k, v in doc.items() if k.lower() not in _GEOJSON_DATA]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(v for v in item if isinstance(v, dict | list))
+        elif isinstance(item, dict):
+            _check_members(item, label)
+            if _pop_crs_members(item):
+                raise _crs_member_refused(label, "a crs member below the top of the document")
+            stack.extend(v for k, v in item.items()
+                         if k.lower() not in _GEOJSON_DATA and isinstance(v, dict | list))
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    return declared
 
 
-def _check_geojson_crs(crs: Any, label: str) -> None:
-    """Only a *named* CRS (EPSG or OGC URN): GDAL fetches a linked one over HTTP and may
-    read a file named in one."""
-    if crs is None:
-        return
+def _check_members(obj: dict, label: str) -> None:
+    """GDAL takes the first member whose name matches in any case: no two may match."""
+    if getattr(obj, "duplicated", False) or len({k.lower() for k in obj}) != len(obj):
+        raise _cannot_read(label, "geojson", "a member name is given twice")
+
+
+def _pop_crs_members(obj: dict) -> list[Any]:
+    """Remove and return the values of the crs-like members of ``obj`` (any letter case)."""
+    found = []
+    for key in [k for k in obj if k.lower() in _GEOJSON_CRS_MEMBERS]:
+        value = obj.pop(key)
+        if key.lower() == "crs":
+            found.append(value)
+    return found
+
+
+def _crs_member_refused(label: str, why: str) -> InvalidInput:
+    return InvalidInput(f"不接受的坐标系声明 Unsupported crs member in {label} ({why}): only one "
+                        "crs at the top of the document naming an EPSG/OGC system (e.g. "
+                        "urn:ogc:def:crs:EPSG::4326) is accepted, no links, files or PROJ "
+                        "strings; remove the crs member for WGS84")
+
+
+def _declared_crs(crs: Any, label: str) -> Any:
+    """The pyproj CRS a top-level ``crs`` member names: only an EPSG or OGC name."""
     name = None
-    if isinstance(crs, dict) and str(crs.get("type", "")).lower() == "name":
-        props = crs.get("properties")
-        name = props.get("name") if isinstance(props, dict) else None
-    if not (isinstance(name, str) and _NAMED_CRS.match(name.strip())):
-        raise InvalidInput(f"不接受的坐标系声明 Unsupported crs member in {label}: only a named "
-                           "EPSG/OGC coordinate system (e.g. urn:ogc:def:crs:EPSG::4326) is "
-                           "accepted, no links or files; remove the crs member for WGS84")
+    if isinstance(crs, dict):
+        members = {k.lower(): v for k, v in crs.items()}
+        props = members.get("properties")
+        if str(members.get("type", "")).lower() == "name" and isinstance(props, dict):
+            name = {k.lower(): v for k, v in props.items()}.get("name")
+    text = name.strip() if isinstance(name, str) else ""
+    epsg, ogc = _EPSG_NAME.match(text), _OGC_NAME.match(text)
+    if not (epsg or ogc):
+        raise _crs_member_refused(label, "not a named EPSG/OGC system")
+    return _epsg_crs(int(epsg.group(1)) if epsg else _OGC_CRS[ogc.group(1).lower()], label)
+
+
+def _epsg_crs(code: int, label: str) -> Any:
+    """A pyproj CRS from an EPSG code (PROJ's database only, nothing from the upload)."""
+    import pyproj
+
+    try:
+        return pyproj.CRS.from_epsg(code)
+    except pyproj.exceptions.CRSError:
+        raise InvalidInput(f"未知的坐标系 Unknown coordinate system in {label}: EPSG:{code} is "
+                           "not an EPSG code; name e.g. EPSG:4326, EPSG:4490 or EPSG:4547"
+                           ) from None
 
 
 # ---------------------------------------------------------------------------- GeoPackage
@@ -357,7 +467,54 @@ def _judge_geopackage(con: sqlite3.Connection, label: str, max_rows: int) -> str
     n = con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
     if max_rows and n > max_rows:
         raise _too_many(label, n, max_rows)
+    _judge_srs_rows(con, label, table)
     return table
+
+
+def _judge_srs_rows(con: sqlite3.Connection, label: str, table: str) -> None:
+    """Every ``gpkg_spatial_ref_sys`` row: nothing PROJ would open a file or URL for; the
+    row the feature table uses: WKT (or "undefined"), a plain organization and code.
+
+    GDAL builds the CRS from the EPSG code when the row's organization is EPSG with its
+    own srs_id as code, else from the definition text.
+    """
+    srs_cols = {r[1].lower() for r in con.execute("PRAGMA table_info(gpkg_spatial_ref_sys)")}
+    wkt2 = ", definition_12_063" if "definition_12_063" in srs_cols else ", NULL"
+    rows = con.execute("SELECT srs_id, organization, organization_coordsys_id, definition"
+                       f"{wkt2} FROM gpkg_spatial_ref_sys").fetchall()
+    used = {r[0] for r in con.execute(
+        "SELECT srs_id FROM gpkg_geometry_columns WHERE lower(table_name) = lower(?) "
+        "UNION SELECT srs_id FROM gpkg_contents WHERE lower(table_name) = lower(?)",
+        (table, table))}
+    known = set()
+    for srs_id, org, code, *texts in rows:
+        known.add(srs_id)
+        by_code = (isinstance(org, str) and org.upper() == "EPSG" and isinstance(code, int)
+                   and code == srs_id)
+        if not (isinstance(org, str) and _ORGANIZATION.match(org) and isinstance(code, int)
+                and isinstance(srs_id, int)):
+            raise _srs_refused(label, srs_id, "its organization or code is not a plain name "
+                               "and number")
+        for text in texts:
+            if text is None or (srs_id not in used and not isinstance(text, str)):
+                continue
+            if not isinstance(text, str) or len(text) > MAX_CRS_TEXT:
+                raise _srs_refused(label, srs_id, "its definition is not WKT text")
+            why = unsafe_crs_text(text, allow_proj4_extension=by_code)
+            if why:
+                raise _srs_refused(label, srs_id, why)
+            if srs_id in used and text.strip().lower() != "undefined" \
+                    and not _WKT_START.match(text):
+                raise _srs_refused(label, srs_id, "its definition is not a WKT coordinate "
+                                   "system")
+    if not used <= known:
+        raise _cannot_read(label, "gpkg", "the layer's coordinate system is not listed")
+
+
+def _srs_refused(label: str, srs_id: Any, why: str) -> InvalidInput:
+    return InvalidInput(f"不接受的坐标系定义 Unsupported coordinate system definition in "
+                        f"{label} (gpkg_spatial_ref_sys srs_id {str(srs_id)[:20]}): {why}; "
+                        "export the layer with an EPSG coordinate system")
 
 
 # ---------------------------------------------------------------------------- Shapefile
@@ -370,23 +527,48 @@ def _read_shapefile(shp: Path, label: str, max_rows: int,
         first = fh.read(32)
     if len(first) < 32 or first[0] not in _DBF_VERSIONS:
         raise _cannot_read(label, "shapefile", "the .dbf is not a dBase table")
+    wkt = None
     if prj.is_file():
-        text = prj.read_bytes()[:65536]
-        try:
-            wkt = text.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            wkt = ""
-        if not _WKT_START.match(wkt):
-            raise InvalidInput(f"无法读取坐标系 Cannot read the .prj of {label}: it is not a "
-                               "WKT coordinate system; fix the .prj or remove it and name the "
-                               "system in the crs field")
+        wkt = _check_prj(prj, label)
     if cpg.is_file() and (cpg.stat().st_size > 64
                           or not re.fullmatch(rb"[\w .:-]*\s*", cpg.read_bytes())):
         raise _cannot_read(label, "shapefile", "the .cpg is not an encoding name")
     n = max(0, (shx.stat().st_size - 100) // 8)
     if max_rows and n > max_rows:
         raise _too_many(label, n, max_rows)
-    return _gdal_read(_gdal_path(shp), label, "shapefile", encoding=encoding)
+    gdf = _gdal_read(_gdal_path(shp), label, "shapefile", encoding=encoding)
+    code = _root_epsg(wkt) if wkt else None
+    if code is not None:  # the system the .prj names by its EPSG code, from PROJ's database
+        gdf = gdf.set_crs(_epsg_crs(code, label), allow_override=True)
+    elif wkt and gdf.crs is None:  # GDAL made nothing of it (a geocentric system): say why
+        import pyproj
+
+        try:
+            check_crs_kind(pyproj.CRS.from_wkt(wkt), label)  # judged safe above
+        except pyproj.exceptions.CRSError:
+            raise _prj_refused(label, "it is not a WKT coordinate system") from None
+    return gdf
+
+
+def _check_prj(prj: Path, label: str) -> str:
+    """The .prj's WKT, judged before GDAL reads it (GDAL and PROJ act on what it says)."""
+    if prj.stat().st_size > MAX_CRS_TEXT:
+        raise _prj_refused(label, f"it is larger than {MAX_CRS_TEXT // 1024} KB")
+    try:
+        wkt = prj.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        wkt = ""
+    if not _WKT_START.match(wkt):
+        raise _prj_refused(label, "it is not a WKT coordinate system")
+    why = unsafe_crs_text(wkt)
+    if why:
+        raise _prj_refused(label, why)
+    return wkt
+
+
+def _prj_refused(label: str, why: str) -> InvalidInput:
+    return InvalidInput(f"无法读取坐标系 Cannot read the .prj of {label}: {why}; fix the .prj "
+                        "or remove it and name the system in the crs field")
 
 
 def _starts(path: Path, magic: bytes, min_size: int) -> bool:
@@ -399,6 +581,54 @@ def _starts(path: Path, magic: bytes, min_size: int) -> bool:
 
 
 # ---------------------------------------------------------------------------- CRS
+def unsafe_crs_text(text: str, *, allow_proj4_extension: bool = False) -> str | None:
+    """Why PROJ could open a file or a URL for this coordinate system text, else None.
+
+    Refused: a PROJ string's ``+init``, grids (``+nadgrids`` but the built-in ``@null``,
+    ``+geoidgrids``, ``grids=``), ``file=``, ``model=``, pipelines and ``@`` lists, WKT2
+    ``PARAMETERFILE``, and any ``EXTENSION["PROJ4", ...]`` unless ``allow_proj4_extension``
+    (a GeoPackage row GDAL builds from its EPSG code; GDAL writes one for EPSG:3857).
+    """
+    if _PROJ4_EXTENSION.search(text) and not allow_proj4_extension:
+        return 'it carries a PROJ string (EXTENSION["PROJ4", ...])'
+    found = _PROJ_FILE_USE.search(_NULL_GRID.sub(" ", text))
+    if found:
+        return (f"it names files or grids for PROJ to open ({found.group(0).strip()[:20]}); "
+                "grids, init files and links are not accepted")
+    return None
+
+
+def _root_epsg(wkt: str) -> int | None:
+    """The EPSG code of the WKT's outermost system (its own AUTHORITY/ID), else None."""
+    depth = 0
+    token = re.compile(r'"[^"]*"|\[|\]|\b(?:AUTHORITY|ID)\s*\[\s*"EPSG"\s*,\s*"?(\d{1,6})"?'
+                       r'\s*(?:,[^\[\]]*)?\]', re.IGNORECASE)
+    code = None
+    for m in token.finditer(wkt):
+        if m.group(0) == "[":
+            depth += 1
+        elif m.group(0) == "]":
+            depth -= 1
+        elif m.group(1) and depth == 1:
+            code = int(m.group(1))
+    return code
+
+
+def check_crs_kind(crs: Any, label: str) -> None:
+    """A file's own system must be 2-D geographic or projected, as for typed-in points
+    (``spatial.crs``): geocentric, vertical, 3-D and compound systems are refused."""
+    from geoapp.spatial.crs import _POINT_CRS_KINDS
+
+    if crs is None:
+        return
+    base = crs.source_crs if crs.type_name == "Bound CRS" and crs.source_crs else crs
+    if base.type_name not in _POINT_CRS_KINDS or len(base.axis_info) != 2:
+        raise InvalidInput(f"不支持的坐标系 Unsupported coordinate system in {label}: "
+                           f"{str(base.name)[:60]} ({base.type_name}); only 2-D geographic "
+                           "(lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "
+                           "EPSG:4490 or EPSG:4547")
+
+
 def unknown_datum(crs: Any) -> str | None:
     """The datum's name when no authority knows it (an invented "GCJ_02"), else None."""
     if crs is None:
