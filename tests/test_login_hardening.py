@@ -333,3 +333,37 @@ def test_healthz_is_503_when_the_database_is_unavailable(app, monkeypatch):
     monkeypatch.setattr(_core(app).repo, "meta", broken)
     r = app.test_client().get("/healthz")
     assert r.status_code == 503 and r.get_json() == {"status": "unavailable"}
+
+
+def test_parallel_guesses_cannot_pass_the_per_account_limit(app):
+    """The lock check and the recorded failure are one transaction: 40 guesses sent at once
+    from one address get at most MAX_FAILS_PER_USER password verifications."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    core = _core(app)
+    verified = []
+    real = accounts.check_password_hash
+
+    def counting(stored, password):
+        verified.append(1)
+        return real(stored, password)
+
+    accounts.check_password_hash = counting
+    try:
+        def guess(i):
+            try:
+                accounts.authenticate(core, "inspector", f"wrong-guess-{i}", "198.51.100.7")
+            except accounts.TooManyAttempts:
+                return "locked"
+            except accounts.LoginFailed:
+                return "failed"
+            return "ok"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(guess, range(40)))
+    finally:
+        accounts.check_password_hash = real
+    assert answers.count("failed") == accounts.MAX_FAILS_PER_USER == len(verified)
+    assert answers.count("locked") == 40 - accounts.MAX_FAILS_PER_USER
+    # another address still gets in with the right password
+    assert accounts.authenticate(core, "inspector", password_for("inspector"), "203.0.113.9")

@@ -213,7 +213,10 @@ def authenticate(app: Geoapp, username: str, password: str, remote_addr: str) ->
     its timing tells whether an account exists or is disabled.
     """
     key = username_key(username)
-    if login_locked(app, key, remote_addr):
+    attempt = app.repo.claim_login_attempt(key, remote_addr, _since_iso(),
+                                           max_pair=MAX_FAILS_PER_USER,
+                                           max_addr=MAX_FAILS_PER_ADDR)
+    if attempt is None:
         log.warning("login refused for %r from %s: too many failed attempts", key, remote_addr)
         raise TooManyAttempts("登录失败次数过多，请15分钟后再试 Too many failed attempts; "
                               "try again in 15 minutes")
@@ -221,7 +224,8 @@ def authenticate(app: Geoapp, username: str, password: str, remote_addr: str) ->
     stored = account["password_hash"] if account else _dummy_hash()
     ok = check_password_hash(stored, password or "")
     ok = bool(ok and account and account["active"])
-    app.repo.record_login(key, remote_addr, ok, account=account["username"] if ok else None)
+    app.repo.finish_login_attempt(attempt, key, remote_addr, ok,
+                                  account=account["username"] if ok else None)
     if not ok:
         raise LoginFailed("用户名或密码错误 Wrong username or password")
     return app.repo.get_user(account["username"])

@@ -140,6 +140,37 @@ class AccountStore:
                       entity_id=account or username, before=None,
                       after={"remote_addr": remote_addr})
 
+    def claim_login_attempt(self, username: str, remote_addr: str, since_iso: str, *,
+                            max_pair: int, max_addr: int) -> int | None:
+        """Count and record in one write transaction: None when the (username, address)
+        pair has ``max_pair`` failures since its last success or the address ``max_addr``
+        since ``since_iso``; else the id of a new attempt row, kept as a failure until
+        :meth:`finish_login_attempt` says otherwise. Parallel guesses therefore see each
+        other's attempts before any password is verified."""
+        with self.transaction() as conn:
+            pair = self.failed_logins_since(since_iso, username=username,
+                                            remote_addr=remote_addr, reset_by_success=True)
+            addr = self.failed_logins_since(since_iso, remote_addr=remote_addr)
+            if pair >= max_pair or addr >= max_addr:
+                return None
+            cur = conn.execute("INSERT INTO login_attempts (at, username, remote_addr, success) "
+                               "VALUES (?, ?, ?, 0)", (utc_now(), username, remote_addr))
+            return int(cur.lastrowid)
+
+    def finish_login_attempt(self, attempt_id: int, username: str, remote_addr: str,
+                             success: bool, *, account: str | None = None) -> None:
+        """Settle a claimed attempt (success or not) and audit it like :meth:`record_login`."""
+        now = utc_now()
+        with self.transaction() as conn:
+            if success:
+                conn.execute("UPDATE login_attempts SET success = 1 WHERE id = ?", (attempt_id,))
+                conn.execute("UPDATE users SET last_login_at = ? WHERE username = ?",
+                             (now, account or username))
+            self._log(conn, user=(account if success else None) or username or "(anonymous)",
+                      action="login" if success else "login_failed", entity="session",
+                      entity_id=account or username, before=None,
+                      after={"remote_addr": remote_addr})
+
     def failed_logins_since(self, since_iso: str, *, username: str | None = None,
                             remote_addr: str | None = None,
                             reset_by_success: bool = False) -> int:

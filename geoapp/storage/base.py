@@ -199,6 +199,17 @@ class Repository(ABC):
         ``account`` is the stored name whose last login is updated."""
 
     @abstractmethod
+    def claim_login_attempt(self, username: str, remote_addr: str, since_iso: str, *,
+                            max_pair: int, max_addr: int) -> int | None:
+        """Atomically: None when the pair or the address is locked, else a new attempt row
+        (a failure until settled) and its id."""
+
+    @abstractmethod
+    def finish_login_attempt(self, attempt_id: int, username: str, remote_addr: str,
+                             success: bool, *, account: str | None = None) -> None:
+        """Settle a claimed attempt and audit it."""
+
+    @abstractmethod
     def failed_logins_since(self, since_iso: str, *, username: str | None = None,
                             remote_addr: str | None = None,
                             reset_by_success: bool = False) -> int:
