@@ -265,7 +265,7 @@ def test_cli_write_on_a_full_disk_says_so_and_exits_2(instance: Path) -> None:
     env = {**os.environ, "GEOAPP_INSTANCE_PATH": str(instance)}
     geoapp = Path(sys.executable).parent / "geoapp"
     done = subprocess.run([geoapp, "users", "create", "--username", "duty", "--role",
-                           "viewer", "--password", "pw-duty-0123"], env=env,
+                           "viewer", "--password", "Night-Duty-Officer-2026"], env=env,
                           capture_output=True, text=True, preexec_fn=limit, timeout=300)
     assert done.returncode == 2, done.stderr
     assert "nothing was saved" in done.stderr and "Traceback" not in done.stderr
