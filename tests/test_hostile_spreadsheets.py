@@ -9,7 +9,9 @@ directory, the sheet's dimension or a stream that stops at the limit, never afte
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import shutil
 import time
 import tracemalloc
@@ -21,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.storage import tables_in
 from geoapp.storage.tables_in import Limits, read_frame, read_grid
 from geoapp.web import create_app
 
@@ -91,36 +94,62 @@ _WORKBOOK_RELS = (
 _SHEET_HEAD = '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
 
 
-def raw_xlsx(sheet_chunks, *, prolog: str = "") -> bytes:
-    """A minimal XLSX whose sheet XML is written from ``sheet_chunks`` (streamed, deflated)."""
+_SST_TYPE = ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/vnd.'
+             'openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/>')
+_SST_REL = ('<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/'
+            '2006/relationships/sharedStrings" Target="sharedStrings.xml"/>')
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def raw_xlsx(sheet_chunks, *, prolog: str = "", prefix: str = "", shared=None,
+             padding: int = 0) -> bytes:
+    """A minimal XLSX whose sheet XML is written from ``sheet_chunks`` (streamed, deflated);
+    ``prefix`` (``"x:"``) writes the root element with a namespace prefix, ``shared`` the
+    chunks of a shared strings part, ``padding`` adds that many random bytes stored."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        types, rels = _CONTENT_TYPES, _WORKBOOK_RELS
+        if shared is not None:
+            types = types.replace("</Types>", _SST_TYPE + "</Types>")
+            rels = rels.replace("</Relationships>", _SST_REL + "</Relationships>")
+        zf.writestr("[Content_Types].xml", types)
         zf.writestr("_rels/.rels", _RELS)
         zf.writestr("xl/workbook.xml", _WORKBOOK)
-        zf.writestr("xl/_rels/workbook.xml.rels", _WORKBOOK_RELS)
+        zf.writestr("xl/_rels/workbook.xml.rels", rels)
+        head = (f'<{prefix}worksheet xmlns:{prefix[:-1]}="{_MAIN}">' if prefix
+                else _SHEET_HEAD)
         with zf.open("xl/worksheets/sheet1.xml", "w") as f:
-            f.write((prolog + _SHEET_HEAD).encode())
+            f.write((prolog + head).encode())
             for chunk in sheet_chunks:
                 f.write(chunk.encode())
-            f.write(b"</worksheet>")
+            f.write(f"</{prefix}worksheet>".encode())
+        if shared is not None:
+            with zf.open("xl/sharedStrings.xml", "w") as f:
+                for chunk in shared:
+                    f.write(chunk.encode())
+        if padding:
+            zf.writestr(zipfile.ZipInfo("xl/media/image1.png"), os.urandom(padding),
+                        compress_type=zipfile.ZIP_STORED)
     return buf.getvalue()
 
 
-def bomb(rows: int = BOMB_ROWS, *, dimension: bool = True) -> bytes:
+def bomb(rows: int = BOMB_ROWS, *, dimension: bool = True, ref: str | None = None,
+         row: str = "<row><c><v>1</v></c></row>", prefix: str = "", padding: int = 0
+         ) -> bytes:
     """A header (lon, lat) and ``rows`` tiny identical rows: ~25 MB of sheet XML, ~100 KB
-    packed."""
+    packed. ``ref`` is a dimension to declare instead of the true one."""
     def chunks():
-        if dimension:
-            yield f'<dimension ref="A1:B{rows + 1}"/>'
-        yield ('<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>lon</t></is></c>'
-               '<c r="B1" t="inlineStr"><is><t>lat</t></is></c></row>')
-        row = "<row><c><v>1</v></c></row>"  # rows and cells may omit their numbers
-        step = 10_000
+        if dimension or ref:
+            yield f'<{prefix}dimension ref="{ref or f"A1:B{rows + 1}"}"/>'
+        yield (f'<{prefix}sheetData><{prefix}row r="1"><{prefix}c r="A1" t="inlineStr">'
+               f'<{prefix}is><{prefix}t>lon</{prefix}t></{prefix}is></{prefix}c>'
+               f'<{prefix}c r="B1" t="inlineStr"><{prefix}is><{prefix}t>lat</{prefix}t>'
+               f'</{prefix}is></{prefix}c></{prefix}row>')
+        step = 10_000  # rows and cells may omit their numbers
         for start in range(0, rows, step):
             yield row * min(step, rows - start)
-        yield "</sheetData>"
-    return raw_xlsx(chunks())
+        yield f"</{prefix}sheetData>"
+    return raw_xlsx(chunks(), prefix=prefix, padding=padding)
 
 
 @pytest.fixture(scope="module")
@@ -436,3 +465,221 @@ def test_cli_imports_take_any_size_unless_capped(cli_env, tmp_path):
     assert r.exit_code == 2 and "--max-rows" in r.stderr
     r = CliRunner().invoke(main, ["ledger", "import", str(tmp_path / "l.xlsx")])
     assert r.exit_code == 0, r.output
+
+
+# ------------------------------------------------------------------ 6. work before the limits
+SERVER = Limits.server(max_rows=200_000, max_upload_mb=50)
+
+
+def no_call(what: str):
+    def refuse(*_args, **_kwargs):
+        raise AssertionError(f"{what} was called: the limit was not judged before it")
+    return refuse
+
+
+@pytest.fixture
+def no_parse(monkeypatch):
+    """pandas' CSV reader, openpyxl's shared strings reader and the sheet parser fail if
+    called: a refusal must come before them."""
+    from openpyxl.reader import excel
+
+    monkeypatch.setattr(tables_in.pd, "read_csv", no_call("pandas.read_csv"))
+    monkeypatch.setattr(excel, "read_string_table", no_call("openpyxl's read_string_table"))
+    monkeypatch.setattr(tables_in._SheetParser, "parse", no_call("the sheet parser"))
+
+
+def wide_csv(columns: int) -> bytes:
+    """A header of ``columns`` fields and one data row (short when very wide: uploads stay
+    under the 500 KB a multipart form keeps in memory)."""
+    names = (f"c{i}" for i in range(columns)) if columns <= 10_000 else ("a",) * columns
+    return (",".join(names) + "\n" + ",".join("1" * min(columns, 10_000)) + "\n").encode()
+
+
+@pytest.mark.parametrize("route", list(POSTS))
+@pytest.mark.parametrize("columns", [5_000, 100_000])
+def test_wide_csv_header_is_refused_before_pandas(ro_app, planner, no_parse, route, columns):
+    """pandas' header handling costs the square of the width (100,000 columns: 106 s): the
+    header is counted with the csv module from its first 64 KB first."""
+    client, token = planner
+    data = wide_csv(columns)
+    assert len(data) < 500_000
+    before = state(ro_app)
+    r, seconds, peak = measured(lambda: POSTS[route](client, token, data, "wide.csv"))
+    assert 400 <= r.status_code < 500, text_of(r)[:300]
+    body = text_of(r)
+    assert "/tmp" not in body
+    if route != "ledger":  # the ledger takes only its XLSX template
+        assert "wide.csv" in body
+        assert ("文件列数超过上限" in body and "5,000 columns" in body if columns == 5_000
+                else "文件首行（表头）过长" in body and "64 KB" in body)
+    assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
+    assert state(ro_app) == before
+
+
+def test_csv_header_is_counted_as_pandas_reads_it(tmp_path):
+    """Blank lines before the header are skipped and a quoted field may hold commas and
+    newlines; 200 columns are accepted, 201 refused."""
+    path = tmp_path / "h.csv"
+    path.write_bytes('\ufeff\n\n"a,b","c\nd",e\n1,2,3\n'.encode())
+    assert list(read_frame(path, limits=Limits(max_columns=3)).columns) == ["a,b", "c\nd", "e"]
+    with pytest.raises(ValidationFailed, match="3 columns"):
+        read_frame(path, limits=Limits(max_columns=2))
+    for columns, ok in ((200, True), (201, False)):
+        path.write_bytes(wide_csv(columns))
+        if ok:
+            assert read_frame(path, limits=SERVER).shape == (1, 200)
+        else:
+            with pytest.raises(ValidationFailed, match="201 columns"):
+                read_frame(path, limits=SERVER)
+    path.write_bytes(("名" * 30_000 + "\n1\n").encode())  # 90 KB, one column: too long
+    with pytest.raises(ValidationFailed, match="longer than 64 KB"):
+        read_frame(path, limits=SERVER)
+
+
+def shared_strings(count: int, *, declared: int | None = None, prefix: str = ""):
+    """A shared strings part of ``count`` distinct strings (``declared`` as uniqueCount)."""
+    ns = f'xmlns:{prefix[:-1]}="{_MAIN}"' if prefix else f'xmlns="{_MAIN}"'
+    unique = f' uniqueCount="{declared}"' if declared is not None else ""
+    yield f'<?xml version="1.0" encoding="UTF-8"?><{prefix}sst {ns}{unique}>'
+    step = 10_000
+    for start in range(0, count, step):
+        yield "".join(f"<{prefix}si><{prefix}t>企业{i}</{prefix}t></{prefix}si>"
+                      for i in range(start, min(count, start + step)))
+    yield f"</{prefix}sst>"
+
+
+def sst_xlsx(count: int, **kwargs) -> bytes:
+    sheet = ['<sheetData><row r="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+             '</row><row r="2"><c r="A2"><v>113.2</v></c><c r="B2"><v>35.2</v></c></row>'
+             '</sheetData>']
+    return raw_xlsx(sheet, shared=shared_strings(count, **kwargs))
+
+
+@pytest.mark.parametrize("route", list(POSTS))
+def test_shared_strings_declared_too_many_are_refused_before_openpyxl(ro_app, planner,
+                                                                       no_parse, route):
+    """A 43 MB workbook of 15 million shared strings took 162 s and 2.7 GB: openpyxl loads
+    the part whole before any sheet row is read. Its declared count is judged first."""
+    client, token = planner
+    data = sst_xlsx(1_000, declared=15_000_000)
+    before = state(ro_app)
+    r, seconds, peak = measured(lambda: POSTS[route](client, token, data, "strings.xlsx"))
+    assert 400 <= r.status_code < 500, text_of(r)[:300]
+    body = text_of(r)
+    assert "XLSX 文件的共享字符串表过大" in body and "15,000,000" in body
+    assert "strings.xlsx" in body and "/tmp" not in body
+    assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
+    assert state(ro_app) == before
+
+
+@pytest.mark.parametrize("prefix", ["", "x:"])
+def test_shared_strings_are_counted_when_the_count_is_missing_or_lies(tmp_path, no_parse,
+                                                                      prefix):
+    """300,000 distinct strings (7 MB unpacked, ~8:1 as the 15 million were) against a limit of
+    100,000: counted in a byte scan of the part, without a parse, well under a second."""
+    path = tmp_path / "s.xlsx"
+    limits = dataclasses.replace(SERVER, max_cells=100_000)
+    for declared in (None, 3):
+        path.write_bytes(sst_xlsx(300_000, declared=declared, prefix=prefix))
+        err, seconds, peak = measured(lambda: read_grid(path, name="s.xlsx", limits=limits))
+        assert isinstance(err, ValidationFailed), err
+        assert "more than 100,000 shared strings" in err.message
+        assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
+
+
+def test_shared_strings_over_the_byte_cap_are_refused_from_the_zip_directory(tmp_path,
+                                                                             no_parse):
+    path = tmp_path / "s.xlsx"
+    path.write_bytes(sst_xlsx(100_000))  # ~2.4 MB unpacked
+    limits = dataclasses.replace(SERVER, max_shared_bytes=2**20)
+    with pytest.raises(ValidationFailed, match="MB of shared strings once unpacked"):
+        read_grid(path, limits=limits)
+    assert tables_in.MAX_SHARED_STRINGS_BYTES == SERVER.max_shared_bytes == 64 * 2**20
+
+
+def test_shared_strings_under_the_limits_are_read(tmp_path):
+    path = tmp_path / "s.xlsx"
+    path.write_bytes(sst_xlsx(5_000, declared=5_000))
+    df = read_frame(path, limits=SERVER)
+    assert list(df.columns) == ["企业0", "企业1"] and df.to_dict("records") == [
+        {"企业0": "113.2", "企业1": "35.2"}]
+
+
+def test_compression_ratio_is_judged_per_entry(tmp_path, bombs):
+    """Random bytes stored beside the bomb bring the ratio over all entries under 100:1; each
+    entry's own ratio still refuses it."""
+    path = tmp_path / "b.xlsx"
+    path.write_bytes(bomb(dimension=False, padding=400_000))
+    with zipfile.ZipFile(path) as zf:
+        infos = zf.infolist()
+    assert sum(i.file_size for i in infos) < 100 * sum(i.compress_size for i in infos)
+    with pytest.raises(InvalidInput, match="zip bomb"):
+        read_grid(path, limits=Limits(max_ratio=100, max_rows=50))
+
+
+@pytest.mark.parametrize("variant", ["no_dimension", "lying_dimension", "empty_rows",
+                                     "prefixed"])
+def test_million_rows_are_counted_before_the_sheet_is_parsed(tmp_path, no_parse, variant):
+    """1,048,000 rows without ``<dimension>`` took 3.7-4.0 s to refuse, with a lying
+    ``A1:B2`` 4.2-4.9 s and as empty ``<row/>`` 1.0-1.2 s: the row tags are now counted in
+    the decompressed stream (stopping past the limit) before openpyxl parses a row."""
+    data = {"no_dimension": lambda: bomb(dimension=False),
+            "lying_dimension": lambda: bomb(ref="A1:B2"),
+            "empty_rows": lambda: bomb(dimension=False, row="<row/>"),
+            "prefixed": lambda: bomb(dimension=False, prefix="x:",
+                                     row="<x:row><x:c><x:v>1</x:v></x:c></x:row>")}[variant]()
+    path = tmp_path / "rows.xlsx"
+    path.write_bytes(data)
+    limits = dataclasses.replace(SERVER, max_ratio=None)  # the ratio would refuse it first
+    err, seconds, peak = measured(lambda: read_grid(path, name="rows.xlsx", limits=limits))
+    assert isinstance(err, ValidationFailed), err
+    assert err.message.startswith("文件行数超过上限") and "the sheet has at least" in err.message
+    assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
+
+
+@pytest.mark.parametrize("route", list(POSTS))
+def test_rows_past_a_lying_dimension_are_refused_on_every_route(ro_app, planner, no_parse,
+                                                                route):
+    client, token = planner
+    data = bomb(5_000, ref="A1:B2", row='<row><c t="inlineStr"><is><t>x</t></is></c></row>')
+    before = state(ro_app)
+    r = POSTS[route](client, token, data, "rows.xlsx")
+    assert 400 <= r.status_code < 500, text_of(r)[:300]
+    assert "文件行数超过上限" in text_of(r) and "the sheet has at least" in text_of(r)
+    assert state(ro_app) == before
+
+
+def test_rows_at_the_limit_with_a_blank_tail_are_read(tmp_path):
+    """The row scan refuses exactly what the streaming read would: the limit's rows plus
+    BLANK_TAIL formatted empty rows are read, one row more is refused."""
+    limits = Limits(max_rows=2_000)
+    path = tmp_path / "r.xlsx"
+
+    def sheet(blank: int) -> bytes:
+        return raw_xlsx(['<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>n</t></is></c>'
+                         "</row>" + "<row><c><v>1</v></c></row>" * 2_000 + "<row/>" * blank
+                         + "</sheetData>"])
+
+    path.write_bytes(sheet(tables_in.BLANK_TAIL))
+    assert read_frame(path, limits=limits).shape == (2_000, 1)
+    path.write_bytes(sheet(tables_in.BLANK_TAIL + 1))
+    with pytest.raises(ValidationFailed, match="at least 3,002 rows"):
+        read_frame(path, limits=limits)
+
+
+def test_prefixed_sheet_is_read(tmp_path):
+    path = tmp_path / "p.xlsx"
+    path.write_bytes(bomb(3, dimension=False, prefix="x:",
+                          row="<x:row><x:c><x:v>1</x:v></x:c></x:row>"))
+    assert read_frame(path, limits=SERVER).to_dict("records") == [{"lon": "1", "lat": ""}] * 3
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+def test_tag_count_is_exact_across_chunk_boundaries(monkeypatch, chunk):
+    monkeypatch.setattr(tables_in, "_SCAN_CHUNK", chunk)
+    xml = (b'<x:worksheet><x:sheetData><x:row r="1"><x:c/></x:row><row>'
+           b'<c t="inlineStr"><is><t>rows</t></is></c></row><row/><x:row\n/><row\tr="9"/>'
+           b"</x:sheetData></x:worksheet>")
+    count = tables_in._count_tags(io.BytesIO(xml), b"row", tables_in._PREFIXED_ROW, 100)
+    assert count == 5
+    assert tables_in._count_tags(io.BytesIO(xml), b"row", tables_in._PREFIXED_ROW, 1) > 1

@@ -5,15 +5,26 @@ Every spreadsheet the app reads from a user goes through here: flagged files
 (``exports.ledger_xlsx``). An XLSX file is a zip of XML parts, and a 150 KB upload can unpack
 to a sheet of a million rows, so the checks come in order of cost:
 
-1. the zip directory: number of entries, total unpacked size, compression ratio;
+1. the zip directory: number of entries, total unpacked size, and every entry's own
+   compression ratio (a ratio over all entries is defeated by one incompressible entry);
 2. every XML part's prolog: a DTD (the door to XXE and entity expansion) is refused;
-3. the first sheet's ``<dimension ref=...>``, when present: rows and columns;
-4. a streaming read of the sheet (openpyxl's sheet parser, fed one ``<row>`` at a time) that
+3. the shared strings part, which openpyxl loads whole before any sheet row is read: its
+   unpacked size, its declared ``uniqueCount`` and then its ``<si>`` elements counted in a
+   byte scan of the decompressed stream (stopping past the limit), all before openpyxl
+   parses it;
+4. the first sheet's ``<dimension ref=...>``, when present: rows and columns (trusted only
+   when it says too big: a writer may leave it out or say ``A1:B2``);
+5. a byte scan of the decompressed sheet counting ``<row`` tags, stopping past the row
+   limit: a million rows are refused in milliseconds, before openpyxl parses one;
+6. a streaming read of the sheet (openpyxl's sheet parser, fed one ``<row>`` at a time) that
    stops at the first row, column or cell over the limit, and notes every formula cell
    without a cached value (openpyxl and scripts write formulas that nothing has calculated;
    they would otherwise read as empty cells and the row would be silently wrong).
 
-A CSV file is read with a row cap (``nrows``) and, when over it, the rest is only counted.
+A CSV file's header is judged first, from at most its first ``MAX_HEADER_BYTES`` read with
+the ``csv`` module: its field count (pandas' cost for a header grows with the square of its
+width: 100,000 columns took 106 s) and its length. The file is then read with a row cap
+(``nrows``) and, when over it, the rest is only counted.
 
 Limits come from the caller (:class:`Limits`): the web passes its settings, the command line
 takes any size unless ``--max-rows`` is given. Every failure is a ``ValidationFailed`` (an
@@ -23,8 +34,11 @@ upload, never a temp path or a library's exception text (that goes to the log).
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +62,16 @@ MAX_CELLS = 4_000_000
 #: Zip directory limits for an XLSX upload on the server.
 MAX_ZIP_ENTRIES = 1_000
 MAX_COMPRESSION_RATIO = 100
-#: Below this unpacked size the compression ratio is not judged (tiny parts compress well).
+#: Below this unpacked size an entry's compression ratio is not judged (tiny parts compress
+#: well, and 1,000 of them unpack to at most 1 GB, which the unpacked-size limit stops first).
 _RATIO_FLOOR = 1 << 20
+#: Largest unpacked shared strings part on the server (openpyxl keeps every string in memory;
+#: 200,000 rows of distinct names and addresses are about 15 MB). Its strings are at most
+#: ``MAX_CELLS``.
+MAX_SHARED_STRINGS_BYTES = 64 * 2**20
+#: Most bytes of a CSV header line on the server (200 columns of 100 Chinese characters each
+#: are 60 KB).
+MAX_HEADER_BYTES = 64 * 1024
 #: Formatted but empty rows tolerated after the last row allowed before reading stops.
 BLANK_TAIL = 1_000
 MAX_REPORTED = 200
@@ -67,6 +89,7 @@ class Limits:
     max_unpacked: int | None = None      # bytes of an XLSX once unzipped
     max_ratio: float | None = None       # unpacked / packed size of an XLSX
     max_entries: int | None = None       # files inside an XLSX
+    max_shared_bytes: int | None = None  # unpacked bytes of an XLSX's shared strings part
     rows_named: str = "--max-rows"       # how the row limit is named in messages
 
     @classmethod
@@ -75,7 +98,8 @@ class Limits:
         unpacked = int(max_upload_mb) * 10 * 2**20 if max_upload_mb else None
         return cls(max_rows=int(max_rows) if max_rows else None, max_columns=MAX_COLUMNS,
                    max_cells=MAX_CELLS, max_unpacked=unpacked, max_ratio=MAX_COMPRESSION_RATIO,
-                   max_entries=MAX_ZIP_ENTRIES, rows_named="setting MAX_ROWS")
+                   max_entries=MAX_ZIP_ENTRIES, max_shared_bytes=MAX_SHARED_STRINGS_BYTES,
+                   rows_named="setting MAX_ROWS")
 
 
 NO_LIMITS = Limits()
@@ -116,17 +140,18 @@ def read_grid(path: str | Path, *, name: str | None = None, limits: Limits | Non
     label = name or path.name
     limits = limits or NO_LIMITS
     _check_zip(path, label, limits)
-    reader, target = _open_workbook(path, label)
+    reader, target = _open_workbook(path, label, limits)
     try:
         return Grid(label, _stream_sheet(reader, target, label, limits, extra_rows))
     finally:
         reader.archive.close()
 
 
-def _open_workbook(path: Path, label: str) -> tuple[Any, str]:
+def _open_workbook(path: Path, label: str, limits: Limits) -> tuple[Any, str]:
     """openpyxl's workbook reader up to (not including) its worksheets, and the first
     worksheet's part name. ``load_workbook`` would also size every sheet, and a sheet without
-    ``<dimension>`` is then parsed whole before a single row can be refused."""
+    ``<dimension>`` is then parsed whole before a single row can be refused. The shared
+    strings are judged (:func:`_check_shared_strings`) before openpyxl reads them."""
     from openpyxl.reader.excel import ExcelReader
     from openpyxl.styles.stylesheet import apply_stylesheet
 
@@ -134,12 +159,17 @@ def _open_workbook(path: Path, label: str) -> tuple[Any, str]:
     try:
         reader = ExcelReader(path, read_only=True, data_only=True)
         reader.read_manifest()
+        _check_shared_strings(reader, label, limits)
         reader.read_strings()
         reader.read_workbook()
         apply_stylesheet(reader.archive, reader.wb)
         target = next((rel.target for _sheet, rel in reader.parser.find_sheets()
                        if rel.target in reader.valid_files and "chartsheet" not in rel.Type),
                       None)
+    except InvalidInput:
+        if reader is not None:
+            reader.archive.close()
+        raise
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many types for broken files
         if reader is not None:
             reader.archive.close()
@@ -149,6 +179,86 @@ def _open_workbook(path: Path, label: str) -> tuple[Any, str]:
         reader.archive.close()
         raise _unreadable(label, "it has no worksheet")
     return reader, target
+
+
+#: Bytes of decompressed XML scanned at a time.
+_SCAN_CHUNK = 1 << 20
+#: A ``<`` this close to the end of a chunk starts a tag carried to the next chunk.
+_TAG_SPAN = 256
+
+
+def _prefixed(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(rb"<[^\s<>/!?:=\"']+:" + name + rb"[\s/>]")
+
+
+#: Start tags of sheet rows and shared strings written with a namespace prefix (``<x:row>``).
+_PREFIXED_ROW = _prefixed(b"row")
+_PREFIXED_SI = _prefixed(b"si")
+
+
+def _count_tags(src: Any, name: bytes, prefixed: re.Pattern[bytes], stop_above: int) -> int:
+    """Start tags ``<name`` (or ``<prefix:name``) in the decompressed XML stream ``src``,
+    counted with a byte scan and no parse; counting stops once over ``stop_above``.
+
+    No entity makes a tag (a DTD is refused), and a tag cut by a chunk boundary is found
+    because the tail after a chunk's last ``<`` is carried to the next chunk; only a tag
+    whose namespace prefix is longer than ``_TAG_SPAN`` may be missed, at most one per chunk
+    of ``_SCAN_CHUNK`` bytes. It may count more (``<rowBreaks``, or a ``<row`` inside a
+    CDATA section), which only refuses a file that is odd already.
+    """
+    opening = b"<" + name
+    count = 0
+    carry = b""
+    while count <= stop_above:
+        data = src.read(_SCAN_CHUNK)
+        if not data:
+            return count + carry.count(opening) + len(prefixed.findall(carry))
+        buf = carry + data
+        cut = buf.rfind(b"<")
+        if cut < 0 or len(buf) - cut >= _TAG_SPAN:
+            cut = len(buf)
+        count += buf.count(opening, 0, cut)
+        if b":" + name in buf:
+            count += len(prefixed.findall(buf, 0, cut))
+        carry = buf[cut:]
+    return count
+
+
+def _check_shared_strings(reader: Any, label: str, limits: Limits) -> None:
+    """The shared strings part, before openpyxl's ``read_strings`` loads every string of it
+    into a list (15 million strings, a 43 MB upload, took 162 s and 2.7 GB): its unpacked
+    size from the zip directory, the ``uniqueCount`` it declares, then its ``<si>`` elements
+    counted with a byte scan that stops past the limit (the declaration may lie)."""
+    from openpyxl.xml.constants import SHARED_STRINGS
+
+    ct = reader.package.find(SHARED_STRINGS)
+    if ct is None or not (limits.max_shared_bytes or limits.max_cells):
+        return
+    try:
+        info = reader.archive.getinfo(ct.PartName[1:])
+    except KeyError:
+        return  # openpyxl reports the part missing
+    if limits.max_shared_bytes and info.file_size > limits.max_shared_bytes:
+        raise _too_many_strings(label, f"{info.file_size / 2**20:,.0f} MB of shared strings "
+                                f"once unpacked, more than the "
+                                f"{limits.max_shared_bytes / 2**20:,.0f} MB accepted")
+    root = _root_attributes(reader.archive, info, label)
+    if not limits.max_cells:
+        return
+    declared = root.get("uniqueCount", "")
+    if declared.strip().isdigit() and int(declared) > limits.max_cells:
+        raise _too_many_strings(label, f"it declares {int(declared):,} distinct shared "
+                                f"strings, more than the {limits.max_cells:,} accepted")
+    with reader.archive.open(info) as src:
+        counted = _count_tags(src, b"si", _PREFIXED_SI, limits.max_cells)
+    if counted > limits.max_cells:
+        raise _too_many_strings(label, f"more than {limits.max_cells:,} shared strings, the "
+                                "most accepted")
+
+
+def _too_many_strings(label: str, why: str) -> ValidationFailed:
+    return ValidationFailed(f"XLSX 文件的共享字符串表过大，已拒绝，请拆分后再导入 {label}: {why}; "
+                            "split the file")
 
 
 def _dimension(reader: Any, target: str) -> tuple[int, int, int, int] | None:
@@ -199,24 +309,31 @@ def _check_directory(infos: list[zipfile.ZipInfo], label: str, limits: Limits) -
         raise ValidationFailed(f"XLSX 文件内部条目过多 {label}: {len(infos):,} entries inside the "
                                f"XLSX, more than the {limits.max_entries:,} accepted")
     unpacked = sum(i.file_size for i in infos)
-    packed = sum(i.compress_size for i in infos)
     if limits.max_unpacked and unpacked > limits.max_unpacked:
         raise ValidationFailed(f"XLSX 文件解压后过大 {label}: {unpacked / 2**20:,.0f} MB once "
                                f"unpacked, more than the {limits.max_unpacked / 2**20:,.0f} MB "
                                "accepted (10 x setting MAX_UPLOAD_MB); split the file")
-    ratio = unpacked / max(packed, 1)
-    if limits.max_ratio and unpacked > _RATIO_FLOOR and ratio > limits.max_ratio:
-        raise ValidationFailed(f"XLSX 文件压缩比异常，已拒绝 {label}: compressed {ratio:,.0f} to 1, "
-                               f"more than any real workbook ({limits.max_ratio:,.0f} to 1): "
-                               "refused as a zip bomb")
+    if not limits.max_ratio:
+        return
+    for info in infos:  # each entry on its own: padding with random bytes must not help
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > _RATIO_FLOOR and ratio > limits.max_ratio:
+            raise ValidationFailed(f"XLSX 文件压缩比异常，已拒绝 {label}: a part compressed "
+                                   f"{ratio:,.0f} to 1, more than any real workbook "
+                                   f"({limits.max_ratio:,.0f} to 1): refused as a zip bomb")
 
 
 def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> None:
     """Parse up to the root element: a DOCTYPE (no workbook part has one) is refused."""
+    _root_attributes(zf, info, label)
+
+
+def _root_attributes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> dict[str, str]:
+    """The root element's attributes, parsed up to it only; a DOCTYPE is refused."""
     try:
         with zf.open(info) as src:
-            for _event, _elem in safe_iterparse(src, events=("start",), forbid_dtd=True):
-                break
+            for _event, elem in safe_iterparse(src, events=("start",), forbid_dtd=True):
+                return dict(elem.attrib)
     except DefusedXmlException as exc:
         log.warning("%s: %s has a DTD (%r); refused", label, info.filename, exc)
         raise ValidationFailed(f"XLSX 文件含有 XML 文档类型定义 (DTD)，已拒绝 {label}: refused, "
@@ -225,6 +342,7 @@ def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> Non
     except Exception as exc:  # noqa: BLE001 - a broken part is the file's fault
         log.warning("%s: part %s is not well-formed XML: %r", label, info.filename, exc)
         raise _unreadable(label, "a part of the workbook is not well-formed XML") from None
+    return {}
 
 
 class _SheetParser(WorkSheetParser):
@@ -277,6 +395,11 @@ def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
             raise _sheet_too_long(label, max_row, extra_rows, limits, declared=True)
         if limits.max_columns and max_col > limits.max_columns:
             raise _too_wide(label, min_row, max_col, limits)
+    if sheet_limit:  # a dimension saying small may lie or be absent: count the row tags
+        with reader.archive.open(target) as scan:
+            counted = _count_tags(scan, b"row", _PREFIXED_ROW, sheet_limit + BLANK_TAIL)
+        if counted > sheet_limit + BLANK_TAIL:
+            raise _sheet_too_long(label, counted, extra_rows, limits, declared=False)
     wb = reader.wb
     # the arguments openpyxl's own ReadOnlyWorksheet passes (private workbook attributes)
     parser = _SheetParser(src, reader.shared_strings, data_only=True, epoch=wb.epoch,
@@ -392,13 +515,14 @@ def _grid_frame(rows: list[list[Any]]) -> pd.DataFrame:
 def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise ValidationFailed(f"文件为空 {label}: the file is empty")
+    if limits.max_columns:
+        _check_csv_header(path, label, limits)
     nrows = limits.max_rows + 1 if limits.max_rows else None
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                          skipinitialspace=skip_initial_space, nrows=nrows)
     except UnicodeDecodeError:
-        raise ValidationFailed(f"文件不是 UTF-8 编码，请另存为“CSV UTF-8” {label}: not UTF-8 text; "
-                               "save the file as UTF-8 (Excel: CSV UTF-8)") from None
+        raise _not_utf8(label) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         log.warning("%s: unreadable CSV: %r", label, exc)
         raise ValidationFailed(f"无法读取此 CSV 文件 {label}: not a readable CSV file (check the "
@@ -411,6 +535,45 @@ def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) 
     if nrows is not None and len(df) >= nrows:
         raise too_many_rows(label, _count_csv_rows(path), limits)
     return df
+
+
+def _check_csv_header(path: Path, label: str, limits: Limits) -> None:
+    """The header's field count, from at most ``MAX_HEADER_BYTES`` parsed with the ``csv``
+    module (pandas' own header handling costs the square of the width: 100,000 columns took
+    106 s). Blank lines before it are skipped, as pandas does; a header not ended within the
+    bound is refused."""
+    with path.open("rb") as f:
+        head = f.read(MAX_HEADER_BYTES + 1)
+    whole = len(head) <= MAX_HEADER_BYTES
+    try:  # a character cut at the bound is left out, a wrong byte is not UTF-8
+        text = codecs.getincrementaldecoder("utf-8-sig")().decode(head[:MAX_HEADER_BYTES],
+                                                                   final=whole)
+    except UnicodeDecodeError:
+        raise _not_utf8(label) from None
+    buf = io.StringIO(text, newline="")
+    header: list[str] = []
+    try:
+        for row in csv.reader(buf):
+            if row:
+                header = row
+                break
+    except csv.Error:
+        return  # pandas reports it with the file's own message
+    if not whole and buf.tell() >= len(text):  # the header may go on past the bound
+        raise ValidationFailed(
+            f"文件首行（表头）过长，请检查列数与列名 {label}: the header line is longer than "
+            f"{MAX_HEADER_BYTES // 1024} KB (at least {len(header):,} columns), more than the "
+            f"{limits.max_columns} columns accepted",
+            details=[{"file": label, "row": 1, "column": "", "value": "",
+                      "message": f"第1行 表头过长 header longer than "
+                                 f"{MAX_HEADER_BYTES // 1024} KB"}])
+    if limits.max_columns and len(header) > limits.max_columns:
+        raise _too_wide(label, 1, len(header), limits)
+
+
+def _not_utf8(label: str) -> ValidationFailed:
+    return ValidationFailed(f"文件不是 UTF-8 编码，请另存为“CSV UTF-8” {label}: not UTF-8 text; "
+                            "save the file as UTF-8 (Excel: CSV UTF-8)")
 
 
 def _count_csv_rows(path: Path) -> int:
