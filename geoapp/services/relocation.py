@@ -97,8 +97,11 @@ class RelocationView:
     year: int | None
     sites: gpd.GeoDataFrame
     summary: dict[str, Any]
+    #: Rule hits at each enterprise's current site, by site id.
     hits: dict[str, list[dict[str, Any]]]
     options: dict[str, list[str]]
+    #: Rule hits at a relocating enterprise's new site (stored hits with point "new_site").
+    new_site_hits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 # -- programme file ------------------------------------------------------------------------
@@ -199,9 +202,10 @@ def relocation_view(app, filters: RelocationFilters, year: int | None = None) ->
     sites = app.repo.sites(SiteType.ENTERPRISE, columns=_COLUMNS, **criteria)
     sites = sites.sort_values(["seq", "id"], na_position="last").reset_index(drop=True)
     prog = programme(app)
+    hits, new_site_hits = _hits_for(app, sites["id"])
     return RelocationView(filters=filters, year=year, sites=sites,
-                          summary=summarize(sites, prog, year), hits=_hits_for(app, sites["id"]),
-                          options=filter_options(app))
+                          summary=summarize(sites, prog, year), hits=hits,
+                          options=filter_options(app), new_site_hits=new_site_hits)
 
 
 def _pct(count: int, target: int | None) -> float | None:
@@ -258,21 +262,40 @@ def _rule_titles(app) -> dict[str, dict[str, str]]:
     return app.file_cached("rule_titles", Path(app.settings["RULES_FILE"]), load)
 
 
-def _hits_for(app, ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+HitsById = dict[str, list[dict[str, Any]]]
+
+
+def _hits_for(app, ids: Iterable[str]) -> tuple[HitsById, HitsById]:
+    """The stored rule hits of ``ids``: (at the current site, at the new site).
+
+    A relocating enterprise's new site is checked by every rule; those hits are stored with
+    ``point == "new_site"`` and must not be shown as the current site's.
+    """
     wanted = set(ids)
     hits = app.repo.site_hits()
     if hits.empty or not wanted:
-        return {}
+        return {}, {}
     hits = hits[hits["site_id"].isin(wanted)]
+    points = (hits["point"].fillna("site") if "point" in hits
+              else pd.Series("site", index=hits.index))
     titles = _rule_titles(app)
-    out: dict[str, list[dict[str, Any]]] = {}
-    for row in hits.itertuples(index=False):
+    at_site: HitsById = {}
+    at_new: HitsById = {}
+    for row, point in zip(hits.itertuples(index=False), points, strict=True):
         title = titles.get(row.rule_id, {"zh": row.rule_id, "en": row.rule_id})
         dist = None if pd.isna(row.distance_m) else round(float(row.distance_m))
+        out = at_new if point == "new_site" else at_site
         out.setdefault(row.site_id, []).append(
             {"rule_id": row.rule_id, "title_zh": title["zh"], "title_en": title["en"],
-             "feature": row.feature_name or "", "distance_m": dist, "severity": row.severity})
-    return out
+             "feature": row.feature_name or "", "distance_m": dist, "severity": row.severity,
+             "point": "new_site" if point == "new_site" else "site"})
+    return at_site, at_new
+
+
+def rules_broken(hits: Iterable[Mapping[str, Any]], lang: str = "zh") -> list[str]:
+    """The titles of the rules in ``hits``, each once, in the order first hit."""
+    key = "title_en" if lang == "en" else "title_zh"
+    return list(dict.fromkeys(h[key] for h in hits))
 
 
 # -- outputs -------------------------------------------------------------------------------
@@ -311,6 +334,7 @@ def site_rows(view: RelocationView) -> list[dict[str, Any]]:
     rows = df.to_dict(orient="records")
     for r in rows:
         r["hits"] = view.hits.get(r["id"], [])
+        r["new_site_hits"] = view.new_site_hits.get(r["id"], [])
     return rows
 
 
@@ -321,6 +345,7 @@ def relocation_map(app, view: RelocationView, *, labels: Mapping[str, str],
 
     outline = app.repo.layer("city").geometry.union_all()
     c = outline.centroid
-    return build(view.sites, view.hits, center=(c.y, c.x), zoom=app.city.zoom,
+    return build(view.sites, view.hits, new_site_hits=view.new_site_hits,
+                 center=(c.y, c.x), zoom=app.city.zoom,
                  city_bounds=tuple(outline.bounds), labels=labels, lang=lang,
                  tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"])

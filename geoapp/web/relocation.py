@@ -44,6 +44,8 @@ def _map_labels() -> dict[str, str]:
             "district": _("辖区"), "industry": _("行业"), "classification": _("整治分类"),
             "stage": _("进展"), "hits": _("规则命中"), "no_hits": _("无规则命中"),
             "moved_from": _("原企业"), "site_page": _("查看详情"),
+            "new_site_hits": _("新址规则命中"), "no_new_site_hits": _("新址无规则命中"),
+            "new_site_warn": _("新址违反规则"), "line_warn": _("搬迁路线（新址违反规则）"),
             "site_url": request.script_root + "/sites/"}
 
 

@@ -87,3 +87,24 @@ def test_relocation_page_fits_a_phone_screen(live_server, page_as, artifacts):
     assert pg.console_errors == []
     pg.wait_for_timeout(800)
     pg.screenshot(path=str(artifacts / "relocation-phone.png"), full_page=True)
+
+
+def test_new_site_that_breaks_a_rule_is_marked_and_its_popup_names_the_rule(live_server, page):
+    _open(page, live_server + "/relocation?classification=relocate")
+    out = page.evaluate("""() => {
+      const map = Object.values(window).find(v => v instanceof L.Map);
+      let target = null, line = null;
+      map.eachLayer(l => {
+        const p = l.feature && l.feature.properties;
+        if (!p) return;
+        if (p.k === 'new' && p.id === 'E0013') target = l;
+        if (p.k === 'line' && p.w && !line) line = l;
+      });
+      target.openPopup();
+      return {colour: target.options.color, weight: target.options.weight,
+              line: line.options.color,
+              text: document.querySelector('.rl-popup').innerText};
+    }""")
+    assert out["colour"] == out["line"] == "#a50f15" and out["weight"] >= 4
+    assert "新址规则命中" in out["text"] and "化工企业未入园" in out["text"]
+    assert page.console_errors == []
