@@ -53,9 +53,61 @@ def test_check_operation_documents_its_parameters_and_response(app):
     op = build_document(app)["paths"]["/api/check"]["get"]
     assert {p["name"] for p in op["parameters"]} >= {"lon", "lat", "crs", "site_type",
                                                       "industry"}
-    assert op["responses"]["200"]["content"]["application/json"]["schema"]["required"] == [
-        "input", "point", "verdict", "hits", "nearest"]
+    schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["required"] == ["input", "point", "verdict", "verdict_text", "hits",
+                                  "conditional_hits", "nearest", "covered"]
     assert "400" in op["responses"]
+
+
+def test_check_result_schema_names_the_four_verdicts_and_the_new_hit_fields(app):
+    from geoapp.domain.results import Verdict
+
+    op = build_document(app)["paths"]["/api/check"]["get"]
+    props = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+    assert sorted(props["verdict"]["enum"]) == sorted(v.value for v in Verdict) == [
+        "fail", "needs_info", "out_of_area", "pass"]
+    assert props["verdict_text"]["required"] == ["zh", "en"]
+    assert props["covered"]["type"] == "boolean"
+    hit = props["hits"]["items"]["properties"]
+    assert {"limit_m", "test", "basis_note", "point"} <= set(hit)
+    assert hit["point"]["enum"] == ["site", "new_site"]
+    conditional = props["conditional_hits"]["items"]
+    assert {"missing", "condition", "sentence", "point"} <= set(conditional["properties"])
+    assert {"missing", "condition"} <= set(conditional["required"])
+
+
+def test_check_documents_the_attributes_rules_read(app):
+    op = build_document(app)["paths"]["/api/check"]["get"]
+    params = {p["name"]: p for p in op["parameters"]}
+    assert params["fuel"]["in"] == "query" and not params["fuel"]["required"]
+    assert "fuel" in op["description"]
+    assert len(params) == len(op["parameters"])  # no name twice
+
+
+def test_flag_documents_lang_and_its_count_headers(app):
+    op = build_document(app)["paths"]["/api/flag"]["post"]
+    lang = next(p for p in op["parameters"] if p["name"] == "lang")
+    assert lang["schema"]["enum"] == ["zh", "en"]
+    form = op["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+    assert form["lang"]["enum"] == ["zh", "en"]
+    assert set(op["responses"]["200"]["headers"]) == {
+        "X-Geoapp-Rows", "X-Geoapp-Flagged", "X-Geoapp-Bad-Rows", "X-Geoapp-Passed",
+        "X-Geoapp-Needs-Info", "X-Geoapp-Out-Of-Area"}
+
+
+def test_flag_headers_documented_are_the_ones_sent(app, cookie):
+    import io
+
+    client = app.test_client()
+    client.set_cookie("session", cookie)
+    body = b"id,lon,lat\n1,113.24,35.22\n"
+    r = client.post("/api/flag?lang=en", data={"file": (io.BytesIO(body), "sites.csv")},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200, r.get_data(as_text=True)
+    documented = build_document(app)["paths"]["/api/flag"]["post"]["responses"]["200"]
+    for name in documented["headers"]:
+        assert r.headers[name].isdigit(), name
+    assert r.headers["X-Geoapp-Rows"] == "1"
 
 
 def test_document_needs_a_login(app):

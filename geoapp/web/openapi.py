@@ -14,6 +14,8 @@ from typing import Any
 from flask import Blueprint, Flask, current_app, jsonify
 
 from geoapp import __version__
+from geoapp.domain.errors import ConfigError
+from geoapp.domain.results import Verdict
 from geoapp.domain.vocab import SiteType
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
@@ -25,30 +27,98 @@ _STR_OR_NULL = {"type": ["string", "null"]}
 ERROR = {"type": "object", "required": ["error", "message"],
          "properties": {"error": _STR, "message": _STR, "details": {}}}
 
+_ZH_EN = {"type": "object", "required": ["zh", "en"], "properties": {"zh": _STR, "en": _STR}}
+
+_HIT_PROPERTIES = {
+    "rule_id": _STR,
+    "title": _ZH_EN,
+    "feature_id": _STR_OR_NULL, "feature_name": _STR_OR_NULL,
+    "distance_m": {"type": ["number", "null"],
+                   "description": "ground distance in metres, 0.1 m (0 when inside)"},
+    "severity": {"enum": ["high", "medium", "low"]},
+    "basis": _STR_OR_NULL, "action": _STR_OR_NULL,
+    "limit_m": {"type": ["number", "null"],
+                "description": "the rule's distance limit (within_distance rules), else null"},
+    "test": {"type": "string", "description": "within_distance, inside or not_inside"},
+    "basis_note": {"type": ["string", "null"],
+                   "description": "what is uncertain about the legal basis"},
+    "point": {"enum": ["site", "new_site"],
+              "description": "where the rule was checked: the site, or a relocation's new "
+                             "site"},
+}
+
 HIT = {"type": "object",
-       "required": ["rule_id", "title", "feature_id", "feature_name", "distance_m", "severity"],
-       "properties": {"rule_id": _STR,
-                      "title": {"type": "object", "properties": {"zh": _STR, "en": _STR}},
-                      "feature_id": _STR_OR_NULL, "feature_name": _STR_OR_NULL,
-                      "distance_m": {"type": "number"}, "severity": _STR,
-                      "basis": _STR_OR_NULL, "action": _STR_OR_NULL}}
+       "required": ["rule_id", "title", "feature_id", "feature_name", "distance_m", "severity",
+                    "basis", "action", "limit_m", "test", "basis_note", "point"],
+       "properties": _HIT_PROPERTIES}
+
+CONDITIONAL_HIT = {
+    "type": "object",
+    "description": "A rule whose geometry holds but which applies only if the site is what "
+                   "`condition` says; `missing` names the attributes not given",
+    "required": [*HIT["required"], "missing", "condition", "sentence"],
+    "properties": {**_HIT_PROPERTIES,
+                   "missing": {"type": "array", "items": _STR},
+                   "condition": _ZH_EN,
+                   "sentence": _ZH_EN},
+}
 
 NEAREST = {"type": "object", "required": ["layer", "distance_m"],
            "properties": {"layer": _STR, "feature_id": _STR_OR_NULL,
                           "feature_name": _STR_OR_NULL, "distance_m": _NUM_OR_NULL}}
 
+VERDICTS = [v.value for v in Verdict]
+
 CHECK_RESULT = {
-    "type": "object", "required": ["input", "point", "verdict", "hits", "nearest"],
+    "type": "object",
+    "required": ["input", "point", "verdict", "verdict_text", "hits", "conditional_hits",
+                 "nearest", "covered"],
     "properties": {
         "input": {"type": "object"},
         "point": {"type": "object", "required": ["lon", "lat"],
                   "properties": {"lon": {"type": "number", "minimum": -180, "maximum": 180},
                                  "lat": {"type": "number", "minimum": -90, "maximum": 90}}},
-        "verdict": {"enum": ["pass", "fail"]},
+        "verdict": {"enum": VERDICTS,
+                    "description": "out_of_area > fail > needs_info > pass: fail when a rule "
+                                   "is broken, needs_info when a rule applies only if a "
+                                   "missing attribute has the value it names, out_of_area "
+                                   "outside the area the city's data covers"},
+        "verdict_text": {**_ZH_EN, "description": "the verdict in Chinese and English"},
         "hits": {"type": "array", "items": HIT},
+        "conditional_hits": {"type": "array", "items": CONDITIONAL_HIT},
         "nearest": {"type": "array", "items": NEAREST},
+        "covered": {"type": "boolean",
+                    "description": "whether the point lies in the area the city's data "
+                                   "covers"},
     },
 }
+
+RELOCATION_HIT = {
+    "type": "object", "required": ["rule_id", "title_zh", "title_en", "point"],
+    "properties": {"rule_id": _STR, "title_zh": _STR, "title_en": _STR, "feature": _STR,
+                   "distance_m": {"type": ["integer", "null"]}, "severity": _STR,
+                   "point": {"enum": ["site", "new_site"]}}}
+
+RELOCATION_SITE = {
+    "type": "object", "required": ["id", "hits", "new_site_hits"],
+    "properties": {"id": _STR,
+                   "hits": {"type": "array", "items": RELOCATION_HIT,
+                            "description": "rule hits at the current site"},
+                   "new_site_hits": {"type": "array", "items": RELOCATION_HIT,
+                                     "description": "rule hits at the relocation's new "
+                                                    "site (empty without one)"}}}
+
+FLAG_HEADERS = {
+    "X-Geoapp-Rows": "rows read",
+    "X-Geoapp-Flagged": "rows with the verdict fail (不符合)",
+    "X-Geoapp-Passed": "rows with the verdict pass (符合)",
+    "X-Geoapp-Needs-Info": "rows with the verdict needs_info (待核实)",
+    "X-Geoapp-Out-Of-Area": "rows with the verdict out_of_area (超出本市数据范围)",
+    "X-Geoapp-Bad-Rows": "rows whose coordinates were refused (坐标错误; only with skip_bad)",
+}
+
+#: Documented when the rules cannot be read: the attribute the fuel rule reads.
+_FALLBACK_ATTRIBUTES = ("fuel",)
 
 
 def _query(name: str, description: str, *, required: bool = False,
@@ -68,11 +138,39 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): _json(ERROR, text[c]) for c in codes}
 
 
-def _operations() -> dict[tuple[str, str], dict[str, Any]]:
+def _rule_attributes(app: Flask) -> tuple[str, ...]:
+    """The site attributes the current rules read besides site_type and industry."""
+    from geoapp.services.checks import rule_attributes
+
+    core = app.extensions.get("geoapp")
+    if core is None:
+        return _FALLBACK_ATTRIBUTES
+    try:
+        return rule_attributes(core)
+    except ConfigError:
+        return _FALLBACK_ATTRIBUTES
+
+
+def _attribute_parameter(name: str) -> dict[str, Any]:
+    example = {"fuel": "coal", "classification": "relocate", "status": "banned"}.get(name)
+    text = (f"Site attribute `{name}` read by some rule; without it, a rule that depends on "
+            "it makes the verdict needs_info where its geometry holds")
+    param = _query(name, text)
+    if example:
+        param["example"] = example
+    return param
+
+
+def _operations(app: Flask) -> dict[tuple[str, str], dict[str, Any]]:
     """Described operations, keyed by (OpenAPI path, method)."""
     site_types = [t.value for t in SiteType]
+    attributes = [a for a in _rule_attributes(app) if a not in ("lon", "lat", "crs")]
     check = {
         "summary": "Check one point against every restriction rule",
+        "description": "Besides the parameters below, any further site attribute some rule "
+                       "reads may be given as a query parameter of its name (the current "
+                       "rules read: " + (", ".join(attributes) or "none") + "); parameters "
+                       "no rule reads are ignored.",
         "parameters": [
             _query("lon", "Longitude, x (Gauss-Krüger easting) or, for crs=dms, the whole "
                    "text", required=True),
@@ -82,8 +180,10 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
             _query("site_type", "Site type (rules that apply to it): "
                    + ", ".join(site_types)),
             _query("industry", "Industry (GB/T 4754 wording, e.g. 化工)"),
+            *(_attribute_parameter(a) for a in attributes),
         ],
-        "responses": {"200": _json(CHECK_RESULT, "the rule hits and nearest features"),
+        "responses": {"200": _json(CHECK_RESULT, "the verdict, the rule hits, the "
+                                                 "conditional hits and nearest features"),
                       **_errors(400, 401)},
     }
     check_site = {
@@ -94,15 +194,28 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
     }
     flag = {
         "summary": "Flag every row of an uploaded CSV/XLSX/GeoJSON/GeoPackage",
+        "description": "Every row comes out with the verdict /api/check gives the same point "
+                       "and attributes (columns 结论, 触发规则, … or, with lang=en, verdict, "
+                       "rules, …; see docs/api.md). The counts are in the X-Geoapp-* "
+                       "response headers.",
+        "parameters": [_query("lang", "Language of the added columns' headers and texts "
+                                      "(also accepted as a form field)",
+                              schema={"enum": ["zh", "en"], "default": "zh"})],
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
             "type": "object", "required": ["file"],
             "properties": {"file": {"type": "string", "format": "binary"},
                            "format": {"enum": ["csv", "xlsx", "geojson", "gpkg"]},
                            "crs": _STR, "lon_col": _STR, "lat_col": _STR,
                            "type_col": _STR, "industry_col": _STR, "skip_bad": _STR,
-                           "site_type": _STR}}}}},
+                           "site_type": _STR,
+                           "lang": {"enum": ["zh", "en"], "default": "zh",
+                                    "description": "headers and texts of the added columns: "
+                                                   "Chinese (default) or English"}}}}}},
         "responses": {"200": {"description": "the flagged file, same format unless `format` "
                                              "names another",
+                              "headers": {name: {"description": text,
+                                                 "schema": {"type": "integer", "minimum": 0}}
+                                          for name, text in FLAG_HEADERS.items()},
                               "content": {"application/octet-stream": {
                                   "schema": {"type": "string", "format": "binary"}}}},
                       **_errors(400, 401, 413)},
@@ -117,7 +230,8 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
                                     "properties": {"filters": {"type": "object"},
                                                    "year": {},
                                                    "summary": {"type": "object"},
-                                                   "sites": {"type": "array"}}},
+                                                   "sites": {"type": "array",
+                                                             "items": RELOCATION_SITE}}},
                                    "the filtered programme"),
                       **_errors(400, 401)},
     }
@@ -135,7 +249,7 @@ def _openapi_path(rule: str) -> tuple[str, list[str]]:
 
 def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document of every /api route registered on ``app``."""
-    described = _operations()
+    described = _operations(app)
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/"):
@@ -159,7 +273,8 @@ def build_document(app: Flask) -> dict[str, Any]:
                                 "programme. Log in first: every operation needs the session "
                                 "cookie; POSTs also send the X-CSRFToken header."},
         "paths": dict(sorted(paths.items())),
-        "components": {"schemas": {"Error": ERROR, "CheckResult": CHECK_RESULT},
+        "components": {"schemas": {"Error": ERROR, "CheckResult": CHECK_RESULT,
+                                   "Hit": HIT, "ConditionalHit": CONDITIONAL_HIT},
                        "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
                                                        "name": "session"}}},
         "security": [{"session": []}],
