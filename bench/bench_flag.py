@@ -5,7 +5,8 @@
 Synthetic sites are spread uniformly over the city's extent and flagged against the layers
 listed in data/city.toml with data/rules.yaml. Each size runs in its own subprocess so peak
 memory (ru_maxrss) is that size's alone. Reported: engine build time, flag wall time (median
-of --runs), peak memory, the single-point check's p50/p99 over 10,000 calls (and, on the
+of --runs; hits include conditional hits and the relocations' new-site checks),
+``RuleEngine.covered`` on the same points (median of --runs), peak memory, the single-point check's p50/p99 over 10,000 calls (and, on the
 second line, over the fastest of 5 calls per point for 2,000 points: the intrinsic cost,
 steadier on a shared machine), and a plain geopandas buffer + sjoin baseline run in the same
 process (ratio baseline / engine).
@@ -121,22 +122,31 @@ def worker(n: int, runs: int, with_baseline: bool, checks: int) -> dict:
 
     layers, sites, rules, metric = load_city()
     t0 = time.perf_counter()
+    # as services.checks.engine builds it: the city outline bounds the covered area
     engine = RuleEngine.build(rule_layers(layers, rules), rules, metric, sites=sites,
-                              extent=tuple(layers["city"].total_bounds))
+                              extent=tuple(layers["city"].total_bounds),
+                              outline=layers["city"])
     build_s = time.perf_counter() - t0
     s = synthetic_sites(n, layers["city"].total_bounds)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    times, nhits = [], 0
+    times, nhits, cov_times = [], 0, []
     for _ in range(runs):
         t0 = time.perf_counter()
         out = engine.flag(**s)
         times.append(time.perf_counter() - t0)
         nhits = len(out)
+        t0 = time.perf_counter()
+        covered = engine.covered(s["lon"], s["lat"])
+        cov_times.append(time.perf_counter() - t0)
+    conditional = int(out["conditional"].sum())
+    new_site = int((out["point"] == "new_site").sum())
     del out
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     res = {"n": n, "metric_crs": metric, "build_s": build_s, "flag_s": statistics.median(times),
-           "flag_runs": times, "hits": nhits, "rss_before_mb": rss_before / 1024,
-           "rss_peak_mb": rss_peak / 1024}
+           "flag_runs": times, "hits": nhits, "conditional_hits": conditional,
+           "new_site_hits": new_site, "covered_s": statistics.median(cov_times),
+           "covered_runs": cov_times, "covered_points": int(covered.sum()),
+           "rss_before_mb": rss_before / 1024, "rss_peak_mb": rss_peak / 1024}
     if checks:
         lat_us = []
         for i in range(checks):
@@ -191,6 +201,10 @@ def main() -> None:
         print(f"          runs {', '.join(f'{t:.3f}' for t in r['flag_runs'])} s; RSS before "
               f"flag {r['rss_before_mb']:.0f} MB; metric CRS {r['metric_crs']}{intrinsic}",
               flush=True)
+        print(f"          hits: {r['conditional_hits']} conditional, {r['new_site_hits']} at "
+              f"new sites; covered {r['covered_s'] * 1000:.1f} ms median (runs "
+              f"{', '.join(f'{t * 1000:.1f}' for t in r['covered_runs'])} ms), "
+              f"{r['covered_points']} of {n} points covered", flush=True)
 
 
 if __name__ == "__main__":

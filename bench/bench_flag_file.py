@@ -11,7 +11,8 @@ times, alternately so machine load hits both alike:
 * ``services.flagfile.flag_file`` end to end (read, coordinates, rules, hit columns, write),
   with the rule engine already built (its one-off build is timed and printed separately).
 
-Prints each run, the medians and their ratio. Temporary files are deleted afterwards.
+Prints each run, the medians and their ratio, and the sizes of the files written. Temporary
+files are deleted afterwards.
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def main() -> None:
                   flush=True)
         b, f = statistics.median(base), statistics.median(flag)
         print(f"median: pandas {b:.2f} s, flag_file {f:.2f} s, ratio {f / b:.2f}x")
+        size_in, size_out = src.stat().st_size, (tmp / "flagged.csv").stat().st_size
+        print(f"flagged CSV {size_out / 1e6:.0f} MB ({size_out / size_in:.1f}x the input); "
+              f"pandas' copy {(tmp / 'plain.csv').stat().st_size / 1e6:.0f} MB")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
