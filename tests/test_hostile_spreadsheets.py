@@ -683,3 +683,19 @@ def test_tag_count_is_exact_across_chunk_boundaries(monkeypatch, chunk):
     count = tables_in._count_tags(io.BytesIO(xml), b"row", tables_in._PREFIXED_ROW, 100)
     assert count == 5
     assert tables_in._count_tags(io.BytesIO(xml), b"row", tables_in._PREFIXED_ROW, 1) > 1
+
+
+def test_a_row_of_thousands_of_cells_is_refused_before_parsing(tmp_path, no_parse):
+    """Counted from the sheet's bytes: a 16,384-cell row, without a dimension or cell
+    references, once took openpyxl 0.2 s of CPU per upload to parse before it was refused."""
+    path = tmp_path / "w.xlsx"
+    row = "<c><v>1</v></c>" * 16_384
+    path.write_bytes(raw_xlsx([f"<sheetData><row>{row}</row></sheetData>"]))
+    with pytest.raises(ValidationFailed, match="16,384 cells"):
+        read_grid(path, limits=Limits(max_columns=200))
+    ok = tmp_path / "ok.xlsx"
+    ok.write_bytes(raw_xlsx(["<sheetData>" + "<row><c><v>1</v></c></row>" * 50 +
+                             "</sheetData>"]))
+    with pytest.raises(ValidationFailed) as err:  # passed the count; the parser (here
+        read_grid(ok, limits=Limits(max_columns=200))  # made to fail) was reached
+    assert "列数" not in err.value.message

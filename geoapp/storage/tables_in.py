@@ -400,6 +400,9 @@ def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
             counted = _count_tags(scan, b"row", _PREFIXED_ROW, sheet_limit + BLANK_TAIL)
         if counted > sheet_limit + BLANK_TAIL:
             raise _sheet_too_long(label, counted, extra_rows, limits, declared=False)
+    if limits.max_columns:  # a 16,384-cell row takes openpyxl 0.2 s to parse: count first
+        with reader.archive.open(target) as scan:
+            _check_first_rows_width(scan, label, limits)
     wb = reader.wb
     # the arguments openpyxl's own ReadOnlyWorksheet passes (private workbook attributes)
     parser = _SheetParser(src, reader.shared_strings, data_only=True, epoch=wb.epoch,
@@ -435,6 +438,29 @@ def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
     if parser.uncomputed:
         raise _uncomputed(label, parser.uncomputed)
     return rows
+
+
+#: Bytes at the start of a sheet whose rows are measured by a byte scan before parsing.
+_WIDTH_SCAN = 4 << 20
+_ROW_END = re.compile(rb"</(?:[^\s<>/!?:=\"']+:)?row>")
+_PREFIXED_CELL = re.compile(rb"<[^\s<>/!?:=\"']+:c[\s/>]")
+
+
+def _check_first_rows_width(src: Any, label: str, limits: Limits) -> None:
+    """Refuse a sheet whose first rows hold more cell elements than ``max_columns``, counted
+    as ``<c`` tags (not ``<col``) between row ends in the first ``_WIDTH_SCAN`` bytes, so a
+    row far too wide is refused before openpyxl parses it. Empty cells count too, which only
+    refuses a sheet that pads a row with hundreds of empty cells."""
+    data = src.read(_WIDTH_SCAN)
+    start = data.find(b"sheetData")
+    for piece in _ROW_END.split(data[max(start, 0):]):
+        cells = piece.count(b"<c") - piece.count(b"<col")
+        if b":c" in piece:
+            cells += len(_PREFIXED_CELL.findall(piece))
+        if cells > limits.max_columns:
+            raise ValidationFailed(
+                f"文件列数超过上限 {label}: a row of the first sheet holds {cells:,} cells, "
+                f"more than the {limits.max_columns} columns accepted")
 
 
 def _sheet_too_long(label: str, sheet_rows: int, extra_rows: int, limits: Limits, *,
