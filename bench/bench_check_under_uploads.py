@@ -156,6 +156,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--files", choices=("hostile", "all"), default="hostile",
                     help="hostile: bomb, wide sheet, VRT; all: also a genuine 20,000-row CSV")
+    ap.add_argument("--only", default=None, help="upload only the file of this name, "
+                    "e.g. vrt.geojson")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("needs wrk (Debian package wrk)")
@@ -163,6 +165,8 @@ def main() -> None:
     files = [(row_bomb(), "bomb.xlsx"), (wide_sheet(), "wide.xlsx"), (VRT, "vrt.geojson")]
     if args.files == "all":
         files.append((genuine_csv(), "sites.csv"))
+    if args.only:
+        files = [f for f in files if f[1] == args.only]
     print("upload files: " + ", ".join(f"{n} {len(d) / 1024:.0f} KB" for d, n in files) +
           f" (built in {time.perf_counter() - t:.1f} s)")
     inst = Path(tempfile.mkdtemp(prefix="geoapp-bench-"))
