@@ -105,3 +105,22 @@ def test_register_downloads_as_csv_and_xlsx(app):
     assert x.status_code == 200
     assert len(pd.read_excel(io.BytesIO(x.data))) == 120
     assert c.get("/workshops/register.pdf").status_code == 404
+
+
+def test_map_legend_names_each_status_and_the_relapse_line_in_words(app):
+    """Legend entries are (kind, colour, label): the map once passed (label, colour, kind) and
+    its legend read "point" / "line" instead of the statuses' names."""
+    import json
+    import re
+
+    from geoapp.domain.vocab import WorkshopStatus
+
+    client = app.test_client()
+    login(client, "viewer")
+    page = client.get("/workshops").get_data(as_text=True)
+    legend = json.loads(re.search(r"div\.innerHTML = (\".*?\");", page).group(1))
+    for status in WorkshopStatus:
+        assert f"<span>{status.zh}</span>" in legend
+    assert "<span>疑似死灰复燃</span>" in legend
+    assert "<span>point</span>" not in legend and "<span>line</span>" not in legend
+    assert 'class="lg-line"' in legend and 'class="lg-point"' in legend

@@ -10,9 +10,6 @@ import logging
 import tempfile
 from pathlib import Path
 
-import folium
-import geopandas as gpd
-import shapely
 from flask import Blueprint, current_app, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
@@ -20,10 +17,7 @@ from flask_login import current_user
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from geoapp.domain.vocab import WorkshopStatus
 from geoapp.exports.tables import write_csv, write_xlsx
-from geoapp.maps.base import base_map, shift_for_tiles
-from geoapp.maps.layers import WORKSHOP_COLOURS
-from geoapp.maps.legend import add_legend
-from geoapp.maps.points import add_fast_points
+from geoapp.maps.workshops import workshops_map
 from geoapp.services import workshops as svc
 from geoapp.web.auth import role_required
 from geoapp.web.ledger import attachment
@@ -31,7 +25,6 @@ from geoapp.web.views import render_map_page, site_link
 
 log = logging.getLogger(__name__)
 bp = Blueprint("workshops", __name__)
-RELAPSE_COLOUR = "#b3141b"
 
 
 def _core():
@@ -46,36 +39,12 @@ def _tiles() -> str:
 
 def _map(frame, rel):
     core = _core()
-    tiles = _tiles()
-    m = base_map((float(frame.geometry.y.mean()), float(frame.geometry.x.mean())),
-                 core.city.zoom, tiles,
-                 core.settings.get("TIANDITU_KEY", ""))
-    cats = {s.value: (s.zh, WORKSHOP_COLOURS[s]) for s in WorkshopStatus}
-    pts = shift_for_tiles(frame, tiles).assign(
-        status_zh=[WorkshopStatus(s).zh for s in frame["status"]])
-    add_fast_points(m, pts, _("散乱污作坊"), colour_by="status", categories=cats,
-                    fields=[("district", _("辖区")), ("status_zh", _("状态")),
-                            ("found_date", _("排查日期")), ("banned_date", _("取缔日期"))],
-                    link=site_link(), radius=5)
-    if len(rel):
-        # A handful of lines: one PolyLine each in a group (folium's GeoJson layer evaluates
-        # generated code at run time, which the page's Content-Security-Policy forbids).
-        group = folium.FeatureGroup(name=_("疑似死灰复燃"))
-        lines = shift_for_tiles(gpd.GeoDataFrame(
-            {"label": [f"{a} → {b}：{d:.0f} m" for a, b, d in
-                       zip(rel["name"], rel["banned_name"], rel["distance_m"], strict=True)]},
-            geometry=shapely.linestrings(
-                [[(a, b), (c, d)] for a, b, c, d in
-                 zip(rel["lon"], rel["lat"], rel["banned_lon"], rel["banned_lat"], strict=True)]),
-            crs=4326), tiles)
-        for label, geom in zip(lines["label"], lines.geometry, strict=True):
-            folium.PolyLine([(y, x) for x, y in geom.coords], color=RELAPSE_COLOUR, weight=3,
-                            dash_array="6 4", tooltip=label).add_to(group)
-        group.add_to(m)
-    add_legend(m, _("散乱污"), [*[(v[0], v[1], "point") for v in cats.values()],
-                                (_("疑似死灰复燃"), RELAPSE_COLOUR, "line")])
-    folium.LayerControl(collapsed=True).add_to(m)
-    return m
+    labels = {"workshops": _("散乱污作坊"), "district": _("辖区"), "status": _("状态"),
+              "found_date": _("排查日期"), "banned_date": _("取缔日期"),
+              "relapse": _("疑似死灰复燃"), "legend_title": _("散乱污")}
+    return workshops_map(frame, rel, zoom=core.city.zoom, tiles=_tiles(),
+                         tianditu_key=core.settings.get("TIANDITU_KEY", ""), labels=labels,
+                         link=site_link())
 
 
 def _page(*, errors: list | None = None, error_id: str = "", conflict: Conflict | None = None,
