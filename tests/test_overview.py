@@ -171,3 +171,11 @@ def test_hits_by_site_groups_nearest_first():
     out = hits_by_site(table)
     assert out["A"] == [("r2", 0.0, ""), ("r1", 120.0, "河")]
     assert out["B"] == [("r1", 5.5, "河")]
+
+
+def test_base_map_scale_is_metric_and_readout_is_lon_first_in_chinese():
+    html = base_map((35.2, 113.2), 10, tiles="none").get_root().render()
+    assert "L.control.scale({metric: true, imperial: false})" in html
+    assert html.count("imperial") == 1  # only ours, set false
+    assert "Unavailable" not in html and '"emptyString": "\\u65e0 \\u2014"' in html  # 无 —
+    assert re.search(r'"lngFirst":\s*true', html)

@@ -10,7 +10,9 @@ from html import escape
 import folium
 import geopandas as gpd
 import shapely
+from branca.element import MacroElement
 from folium import plugins
+from jinja2 import Template
 
 from geoapp.maps import safe  # noqa: F401  (makes folium's rendered output literal)
 
@@ -21,6 +23,20 @@ TIANDITU_URL = ("https://t{s}.tianditu.gov.cn/{layer}_w/wmts?SERVICE=WMTS&REQUES
                 "&TILEMATRIX={{z}}&TILEROW={{y}}&TILECOL={{x}}&tk={key}")
 AMAP_URL = ("https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
             "&x={x}&y={y}&z={z}")
+
+
+class MetricScale(MacroElement):
+    """Leaflet's scale bar in metres and kilometres only (folium's also shows miles)."""
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+    L.control.scale({metric: true, imperial: false}).addTo({{ this._parent.get_name() }});
+{% endmacro %}
+""")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "MetricScale"
 
 
 @dataclass(frozen=True)
@@ -56,8 +72,9 @@ def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
     The mouse readout names the system the map's coordinates are in (GCJ-02 on Amap), and
     :func:`split_figure` hands that system to the page so its click handler can say it too.
     """
-    m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=True,
+    m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=False,
                    prefer_canvas=True)
+    MetricScale().add_to(m)
     m.geoapp_crs = tiles_crs(tiles)
     _add_tiles(m, tiles, tianditu_key)
     plugins.Fullscreen(position="topleft", title="全屏 Full screen",
@@ -65,8 +82,8 @@ def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
     plugins.MeasureControl(position="topleft", primary_length_unit="meters",
                            secondary_length_unit="kilometers", primary_area_unit="sqmeters",
                            secondary_area_unit="hectares").add_to(m)
-    plugins.MousePosition(position="bottomright", separator=" , ",
-                          prefix=f"经纬度 ({_CRS_LABELS[m.geoapp_crs]}):",
+    plugins.MousePosition(position="bottomright", separator=" , ", lng_first=True,
+                          empty_string="无 —", prefix=f"经纬度 ({_CRS_LABELS[m.geoapp_crs]}):",
                           num_digits=6).add_to(m)
     return m
 
