@@ -6,21 +6,17 @@ import io
 import json
 
 import geopandas as gpd
-import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner
-from pyproj import Geod
 
 from geoapp.cli import main
 from geoapp.services import checks
 from geoapp.spatial.crs import wgs84_to_bd09, wgs84_to_gcj02
 from geoapp.web import create_app
 
-from webutil import login, make_users
-
-GEOD = Geod(ellps="WGS84")
+from webutil import login, make_users, river_point
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +39,6 @@ def client(app):
     return c
 
 
-def _river_point(core, metres: float) -> tuple[float, float]:
-    """A point ``metres`` from the 沁河, perpendicular to a segment in its middle."""
-    rivers = core.repo.layer("rivers")
-    geom = rivers.loc[rivers["name"] == "沁河"].geometry.iloc[0]
-    line = max(getattr(geom, "geoms", [geom]), key=lambda g: g.length)
-    coords = np.asarray(line.coords)
-    k = len(coords) // 2
-    (x0, y0), (x1, y1) = coords[k], coords[k + 1]
-    mx, my = (x0 + x1) / 2, (y0 + y1) / 2
-    az, _, _ = GEOD.inv(x0, y0, x1, y1)
-    lon, lat, _ = GEOD.fwd(mx, my, az + 90, metres)
-    return lon, lat
-
-
 def test_first_start_stores_hits_for_every_flagged_site(core):
     hits = core.repo.site_hits()
     assert len(hits) > 100
@@ -68,8 +50,8 @@ def test_first_start_stores_hits_for_every_flagged_site(core):
 
 
 def test_farm_near_river_fails_and_far_passes_through_the_api(core, client):
-    near = _river_point(core, 150)
-    far = _river_point(core, 3000)
+    near = river_point(core, 150)
+    far = river_point(core, 3000)
     r = client.get(f"/api/check?lon={near[0]}&lat={near[1]}&site_type=livestock_farm&industry=畜禽养殖")
     body = r.get_json()
     assert r.status_code == 200 and body["verdict"] == "fail"
@@ -89,7 +71,7 @@ def test_farm_near_river_fails_and_far_passes_through_the_api(core, client):
 @pytest.mark.parametrize("crs,convert", [("gcj02", wgs84_to_gcj02), ("bd09", wgs84_to_bd09)])
 def test_chinese_map_coordinates_give_the_same_verdict_as_their_wgs84_twin(core, client, crs,
                                                                           convert):
-    lon, lat = _river_point(core, 300)
+    lon, lat = river_point(core, 300)
     x, y = convert(lon, lat)
     a = client.get(f"/api/check?lon={lon}&lat={lat}&site_type=livestock_farm").get_json()
     b = client.get(f"/api/check?lon={x}&lat={y}&crs={crs}&site_type=livestock_farm").get_json()
@@ -226,7 +208,7 @@ def test_moving_a_farm_next_to_a_river_refreshes_its_stored_hits(core):
     hits = core.repo.site_hits()
     farms = core.repo.sites("livestock_farm")
     clean = farms[~farms["id"].isin(hits["site_id"])].iloc[0]
-    lon, lat = _river_point(core, 100)
+    lon, lat = river_point(core, 100)
     site = core.repo.site(clean["id"])
     core.repo.update_site(clean["id"], {"lon": lon, "lat": lat}, user="test",
                           expected_version=site["version"])

@@ -22,7 +22,6 @@ import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner
-from pyproj import Geod
 
 from geoapp.services import checks
 from geoapp.services.flagfile import (
@@ -33,9 +32,8 @@ from geoapp.services.flagfile import (
     verdict_labels,
 )
 
-from webutil import login
+from webutil import login, river_point
 
-GEOD = Geod(ellps="WGS84")
 ZH = ["结论", "触发规则", "规则编号", "命中数", "最近距离_m", "待核实规则", "依据", "处理措施", "错误原因",
       "hits", "conditional_hits"]
 EN = ["verdict", "rules", "rule_ids", "hit_count", "min_distance_m", "conditional_rules", "basis",
@@ -60,15 +58,7 @@ def client(offline_app):
 
 
 def _river_point(core, metres: float) -> tuple[float, float]:
-    """A point ``metres`` from the 沁河, perpendicular to a segment in its middle."""
-    rivers = core.repo.layer("rivers")
-    geom = rivers.loc[rivers["name"] == "沁河"].geometry.iloc[0]
-    line = max(getattr(geom, "geoms", [geom]), key=lambda g: g.length)
-    coords = np.asarray(line.coords)
-    k = len(coords) // 2
-    (x0, y0), (x1, y1) = coords[k], coords[k + 1]
-    az, _, _ = GEOD.inv(x0, y0, x1, y1)
-    lon, lat, _ = GEOD.fwd((x0 + x1) / 2, (y0 + y1) / 2, az + 90, metres)
+    lon, lat = river_point(core, metres)
     return round(lon, 6), round(lat, 6)
 
 

@@ -37,3 +37,21 @@ def login(client, role: str) -> str:
                                     "csrf_token": csrf_token(page)})
     assert r.status_code == 302, r.get_data(as_text=True)[:500]
     return csrf_token(client.get("/login").get_data(as_text=True))
+
+
+def river_point(core, metres: float) -> tuple[float, float]:
+    """A point ``metres`` from the 沁河 of the embedded Jiaozuo data, perpendicular to a
+    segment in its middle (lon, lat)."""
+    import numpy as np
+    from pyproj import Geod
+
+    geod = Geod(ellps="WGS84")
+    rivers = core.repo.layer("rivers")
+    geom = rivers.loc[rivers["name"] == "沁河"].geometry.iloc[0]
+    line = max(getattr(geom, "geoms", [geom]), key=lambda g: g.length)
+    coords = np.asarray(line.coords)
+    k = len(coords) // 2
+    (x0, y0), (x1, y1) = coords[k], coords[k + 1]
+    az, _, _ = geod.inv(x0, y0, x1, y1)
+    lon, lat, _ = geod.fwd((x0 + x1) / 2, (y0 + y1) / 2, az + 90, metres)
+    return float(lon), float(lat)
