@@ -10,9 +10,8 @@ import re
 import pytest
 
 from geoapp.domain.results import Verdict
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 FARM = (113.19032, 35.299646)  # livestock farm F0002, 69 m from the 群英河
 CASES = {
@@ -24,15 +23,8 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    import shutil
-
-    inst = tmp_path_factory.mktemp("verdict-instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(offline_app):
+    return offline_app
 
 
 @pytest.fixture(scope="module")
