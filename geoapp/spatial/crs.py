@@ -115,6 +115,14 @@ def _canonical(name: str) -> str:
     raise CoordinateError(f"unknown coordinate system {name!r}; accepted: {_ACCEPTED}")
 
 
+def is_flat_crs(crs: CRS) -> bool:
+    """2-D geographic (lon/lat) or projected (x/y): the systems a site may be given in. A
+    bound CRS (a system with a datum shift attached) is judged by its source system."""
+    if crs.type_name == "Bound CRS" and crs.source_crs is not None:
+        crs = crs.source_crs
+    return crs.type_name in _POINT_CRS_KINDS and len(crs.axis_info) == 2
+
+
 @lru_cache(maxsize=64)
 def resolve_crs(name: str) -> CRS:
     """A pyproj CRS for 'wgs84', 'cgcs2000', 'EPSG:n', 'epsg:n' or 'n'."""
@@ -130,7 +138,7 @@ def resolve_crs(name: str) -> CRS:
         crs = CRS.from_user_input(code)
     except CRSError:
         raise CoordinateError(f"unknown EPSG code {name!r}; accepted: {_ACCEPTED}") from None
-    if crs.type_name not in _POINT_CRS_KINDS or len(crs.axis_info) != 2:
+    if not is_flat_crs(crs):
         raise CoordinateError(
             f"不支持的坐标系 Unsupported coordinate system {canon} ({crs.type_name}): only 2-D "
             f"geographic (lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "

@@ -46,6 +46,7 @@ from typing import Any
 import geopandas as gpd
 
 from geoapp.domain.errors import GeoappError, InvalidInput
+from geoapp.spatial.crs import is_flat_crs
 
 log = logging.getLogger(__name__)
 
@@ -617,16 +618,13 @@ def _root_epsg(wkt: str) -> int | None:
 def check_crs_kind(crs: Any, label: str) -> None:
     """A file's own system must be 2-D geographic or projected, as for typed-in points
     (``spatial.crs``): geocentric, vertical, 3-D and compound systems are refused."""
-    from geoapp.spatial.crs import _POINT_CRS_KINDS
-
-    if crs is None:
+    if crs is None or is_flat_crs(crs):
         return
     base = crs.source_crs if crs.type_name == "Bound CRS" and crs.source_crs else crs
-    if base.type_name not in _POINT_CRS_KINDS or len(base.axis_info) != 2:
-        raise InvalidInput(f"不支持的坐标系 Unsupported coordinate system in {label}: "
-                           f"{str(base.name)[:60]} ({base.type_name}); only 2-D geographic "
-                           "(lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "
-                           "EPSG:4490 or EPSG:4547")
+    raise InvalidInput(f"不支持的坐标系 Unsupported coordinate system in {label}: "
+                       f"{str(base.name)[:60]} ({base.type_name}); only 2-D geographic "
+                       "(lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "
+                       "EPSG:4490 or EPSG:4547")
 
 
 def unknown_datum(crs: Any) -> str | None:
