@@ -26,6 +26,7 @@ from pathlib import Path
 import folium
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 from branca.element import Element
 from folium import plugins
 
@@ -84,6 +85,46 @@ def page_geojson(sites: gpd.GeoDataFrame) -> folium.Map:
     return m
 
 
+STAGES = ("not_started", "started", "completed", "accepted")
+RULES = (("chemical_outside_park", "化工企业未入园", "Chemical plant outside a park", "high"),
+         ("canal_protection_2", "南水北调总干渠二级保护区", "Canal protection zone II", "high"))
+
+
+def synthetic_enterprises(n: int, seed: int = 2) -> tuple[pd.DataFrame, dict, dict]:
+    """A relocation ledger of ``n`` enterprises (a third relocating, with a new site) and
+    rule hits for one in five at the site and one in ten at the new site."""
+    sites = synthetic_sites(n, seed)
+    rng = np.random.default_rng(seed)
+    moving = rng.random(n) < 1 / 3
+    frame = pd.DataFrame({
+        "id": sites["id"], "name": sites["name"], "district": sites["district"],
+        "industry": sites["industry"],
+        "classification": np.where(moving, "relocate", sites["classification"]),
+        "stage": rng.choice(STAGES, n), "lon": sites.geometry.x, "lat": sites.geometry.y,
+        "new_lon": np.where(moving, rng.uniform(BBOX[0], BBOX[2], n), np.nan),
+        "new_lat": np.where(moving, rng.uniform(BBOX[1], BBOX[3], n), np.nan),
+        "new_site_name": np.where(moving, [f"新址{i:06d}" for i in range(n)], None),
+        "vacated_mu": np.round(rng.uniform(5, 200, n), 1)})
+
+    def hit(i: int) -> dict:
+        rule_id, zh, en, severity = RULES[i % len(RULES)]
+        return {"rule_id": rule_id, "title_zh": zh, "title_en": en, "severity": severity,
+                "feature": "修武县化工产业园", "distance_m": float(i % 900)}
+
+    ids = frame["id"].tolist()
+    hits = {ids[i]: [hit(i)] for i in range(0, n, 5)}
+    new_hits = {ids[i]: [hit(i + 1)] for i in np.flatnonzero(moving)[::3]}
+    return frame, hits, new_hits
+
+
+def page_relocation(data) -> folium.Map:
+    from geoapp.maps.relocation import relocation_map
+
+    frame, hits, new_hits = data
+    return relocation_map(frame, hits, new_site_hits=new_hits, center=(35.15, 113.15), zoom=10,
+                          city_bounds=BBOX, tiles="none")
+
+
 def page_fastcluster(sites: gpd.GeoDataFrame) -> folium.Map:
     m = _map()
     plugins.FastMarkerCluster(list(zip(sites.geometry.y, sites.geometry.x, strict=True))).add_to(m)
@@ -128,13 +169,17 @@ def drawn_ms(browser, url: str, runs: int = 3) -> float:
     return statistics.median(times)
 
 
-def run() -> list[dict]:
+CASES = [("canvas points (geoapp)", page_fast, synthetic_sites, 10_000),
+         ("folium GeoJson", page_geojson, synthetic_sites, 10_000),
+         ("FastMarkerCluster", page_fastcluster, synthetic_sites, 10_000),
+         ("canvas points (geoapp)", page_fast, synthetic_sites, 100_000),
+         ("relocation map", page_relocation, synthetic_enterprises, 10_000)]
+
+
+def run(only: str | None = None) -> list[dict]:
     from playwright.sync_api import sync_playwright
 
-    cases = [("canvas points (geoapp)", page_fast, 10_000),
-             ("folium GeoJson", page_geojson, 10_000),
-             ("FastMarkerCluster", page_fastcluster, 10_000),
-             ("canvas points (geoapp)", page_fast, 100_000)]
+    cases = [c for c in CASES if not only or only in c[0]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:
         folder = Path(tmp)
@@ -143,8 +188,8 @@ def run() -> list[dict]:
                                      args=["--no-sandbox", "--disable-gpu",
                                            "--disable-background-networking"])
         try:
-            for i, (label, build, n) in enumerate(cases):
-                sites = synthetic_sites(n)
+            for i, (label, build, make, n) in enumerate(cases):
+                sites = make(n)
                 gen, html = generate(build, sites)
                 name = f"page{i}.html"
                 (folder / name).write_text(html, encoding="utf-8")
@@ -167,9 +212,9 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['layer']} | {r['sites']:,} | {r['generate_s']:.2f} | "
                      f"{r['html_mb']:.2f} | {r['drawn_s']:.2f} |")
-    fast = next(r for r in rows if r["sites"] == 10_000 and "geoapp" in r["layer"])
+    fast = next((r for r in rows if r["sites"] == 10_000 and "geoapp" in r["layer"]), None)
     for r in rows:
-        if r["sites"] == 10_000 and r is not fast:
+        if fast and r["sites"] == 10_000 and r is not fast and "relocation" not in r["layer"]:
             lines.append("")
             lines.append(f"- {r['layer']} / canvas points at 10,000: generation "
                          f"x{r['generate_s'] / fast['generate_s']:.2f}, HTML "
@@ -184,8 +229,9 @@ def markdown(rows: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", type=Path, help="replace the bench table in this markdown file")
+    ap.add_argument("--only", help="run only the cases whose label contains this text")
     args = ap.parse_args()
-    table = markdown(run())
+    table = markdown(run(args.only))
     print(table)
     if args.write:
         text = args.write.read_text(encoding="utf-8") if args.write.exists() else ""
