@@ -54,8 +54,21 @@ LOCAL_ASSETS: dict[str, str | None] = {
 }
 
 
+#: geoapp's own browser code under static/ (written here, on no CDN). A folium element names
+#: one as ``own_asset(path)``; pages and standalone files resolve it in every mode.
+OWN_PREFIX = "geoapp-static:"
+OWN_ASSETS = ("js/geoapp-points.js", "css/geoapp-points.css")
+
+
 class UnknownAsset(RuntimeError):
     """A folium element asks for a CDN file that has no local copy."""
+
+
+def own_asset(path: str) -> str:
+    """The URL a folium element gives for one of :data:`OWN_ASSETS`."""
+    if path not in OWN_ASSETS:
+        raise UnknownAsset(f"{path} is not one of geoapp's own assets {OWN_ASSETS}")
+    return OWN_PREFIX + path
 
 
 def _walk(element: Element):
@@ -64,10 +77,14 @@ def _walk(element: Element):
         yield from _walk(child)
 
 
-def _localize(pairs: list[tuple[str, str]], static_url: Callable[[str], str]) -> list[tuple[str, str]]:
+def _localize(pairs: list[tuple[str, str]], static_url: Callable[[str], str],
+              cdn: bool = True) -> list[tuple[str, str]]:
     out = []
     for name, url in pairs:
-        if not url.startswith(("http://", "https://")):
+        if url.startswith(OWN_PREFIX):
+            out.append((name, static_url(url[len(OWN_PREFIX):])))
+            continue
+        if not cdn or not url.startswith(("http://", "https://")):
             out.append((name, url))
             continue
         if url not in LOCAL_ASSETS:
@@ -79,10 +96,11 @@ def _localize(pairs: list[tuple[str, str]], static_url: Callable[[str], str]) ->
     return out
 
 
-def localize_assets(root: Element, static_url: Callable[[str], str]) -> None:
-    """Rewrite the JS/CSS links of ``root`` and all its children to local static files."""
+def localize_assets(root: Element, static_url: Callable[[str], str], *, cdn: bool = True) -> None:
+    """Rewrite the JS/CSS links of ``root`` and all its children to local static files: geoapp's
+    own assets always, the CDN ones too unless ``cdn`` is false (INTRANET off)."""
     for el in _walk(root):
         for attr in ("default_js", "default_css"):
             pairs = getattr(el, attr, None)
             if pairs:
-                setattr(el, attr, _localize(list(pairs), static_url))
+                setattr(el, attr, _localize(list(pairs), static_url, cdn))
