@@ -40,8 +40,8 @@ def handle_errors(fn):
         except GeoappError as exc:
             click.echo(f"错误 Error: {exc.message}", err=True)
             if exc.details:
-                click.echo(json.dumps(exc.details, ensure_ascii=False, indent=2, default=str),
-                           err=True)
+                click.echo(json.dumps(exc.to_dict()["details"], ensure_ascii=False, indent=2,
+                                      default=str), err=True)
             raise SystemExit(2) from None
 
     return wrapper

@@ -6,6 +6,71 @@ the message and exits with status 2.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, kw_only=True)
+class Problem(Mapping[str, Any]):
+    """One thing wrong in a file, a record or a form: where (file, row, column, feature,
+    layer, form field), the offending value, and why (a catalogue message).
+
+    Every reader and form reports its problems as a list of these in
+    ``ValidationFailed.details``. Fields that do not apply stay None and are left out of
+    :meth:`to_dict`, the JSON form. It also reads like the dict it replaces
+    (``p["row"]``, ``p.get("feature")``), for templates and callers that index it.
+    """
+
+    file: str | None = None
+    row: int | str | None = None
+    column: str | None = None
+    value: Any = None
+    feature: int | None = None
+    id: str | None = None
+    layer: str | None = None
+    field: str | None = None
+    label: str | None = None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem as JSON-ready values, messages and labels in the active language."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            if isinstance(v, str):
+                v = str(v)
+            elif hasattr(v, "item") and not isinstance(v, (list, tuple, dict)):
+                v = v.item()  # a numpy scalar
+            out[f.name] = v
+        return out
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._names() or getattr(self, key) is None:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (n for n in self._names() if getattr(self, n) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    @classmethod
+    def _names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def jsonable_details(details: object) -> object:
+    """Details for JSON: problems as dicts (messages in the active language), others as is."""
+    if isinstance(details, Problem):
+        return details.to_dict()
+    if isinstance(details, (list, tuple)):
+        return [jsonable_details(d) for d in details]
+    return details
+
 
 class GeoappError(Exception):
     """Base class for errors a user can act on."""
@@ -19,9 +84,10 @@ class GeoappError(Exception):
         self.details = details
 
     def to_dict(self) -> dict:
-        out: dict = {"error": self.code, "message": self.message}
+        """The error for JSON: code, message in the active language, details as plain data."""
+        out: dict = {"error": self.code, "message": str(self.message)}
         if self.details is not None:
-            out["details"] = self.details
+            out["details"] = jsonable_details(self.details)
         return out
 
 
@@ -38,7 +104,8 @@ class CoordinateError(InvalidInput):
 
 
 class ValidationFailed(InvalidInput):
-    """A file or record failed validation; ``details`` holds the row-by-row report."""
+    """A file or record failed validation; ``details`` holds the report, a list of
+    :class:`Problem` (every problem found, not only the first)."""
 
     code = "validation_failed"
 

@@ -30,7 +30,8 @@ def _render(status: int, code: str, message: str, details=None):
 def register(app: Flask) -> None:
     @app.errorhandler(GeoappError)
     def _domain(exc: GeoappError):
-        return _render(exc.status, exc.code, exc.message, exc.details)
+        body = exc.to_dict()  # messages in the page's language, problems as plain data
+        return _render(exc.status, exc.code, body["message"], body.get("details"))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

@@ -12,7 +12,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, request, session
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, gettext
+
+from geoapp.domain.messages import use_translator
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ def init_app(app: Flask) -> None:
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     app.config["BABEL_DEFAULT_LOCALE"] = "zh"
     Babel(app, locale_selector=select_locale)
+    use_translator(gettext)  # catalogue messages of the layers below speak the page's language
     app.jinja_env.globals.update(lang_url=lang_url, role_label=role_label,
                                  LANGUAGE_NAMES=LANGUAGE_NAMES,
                                  LANGUAGES=LANGUAGES)
