@@ -148,10 +148,13 @@ def check_point(app: Geoapp, x: Any, y: Any, crs: str = "wgs84", *,
     """The inspector's check: a point in a named coordinate system against every rule.
 
     ``attrs`` are further site attributes (``fuel``, ``status``…); those no rule reads are
-    dropped (they cannot change the verdict).
+    dropped (they cannot change the verdict). Both coordinates are required, except for
+    ``crs=dms``, where ``x`` holds the whole text.
     """
     from geoapp.spatial.crs import parse_point
 
+    if is_missing(x) or (is_missing(y) and (crs or "wgs84") != "dms"):
+        raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
     st = parse_site_type(site_type)
     ind = (industry or "").strip() or None
     lon, lat = parse_point(x, y, crs or "wgs84", metric_crs=app.metric_crs)
