@@ -169,6 +169,7 @@ def test_an_older_database_gets_the_new_columns_and_its_accounts_keep_working(ap
     conn.execute("DROP INDEX users_username_key")
     conn.execute("ALTER TABLE users DROP COLUMN username_key")
     conn.execute("ALTER TABLE users DROP COLUMN session_version")
+    conn.execute("UPDATE geoapp_meta SET value = '1' WHERE key = 'schema_version'")
     conn.commit()
     conn.close()
     repo = GpkgRepository(path)

@@ -17,6 +17,7 @@ from shapely.geometry import Point, box
 from geoapp.domain.errors import ConfigError, Conflict, NotFound, ValidationFailed
 from geoapp.storage import open_repository
 from geoapp.storage.gpkg import GpkgRepository
+from geoapp.storage.gpkg_schema import SCHEMA_VERSION
 from geoapp.storage.sources import load_city, read_layer, read_sites, read_table
 
 from tinycity import TINY_SITES, write_csv, write_tiny_city
@@ -38,7 +39,7 @@ def _new_farm(site_id: str, **extra: object) -> dict:
 # --------------------------------------------------------------------------- build
 def test_init_builds_every_layer_site_and_table(repo: GpkgRepository) -> None:
     meta = repo.meta()
-    assert meta["schema_version"] == 1 and meta["city_name"] == "测试市"
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["city_name"] == "测试市"
     assert len(meta["content_hash"]) == 64 and meta["built_at"].endswith("Z")
     assert repo.layer_names() == ["counties", "rivers", "urban_core"]
     assert len(repo.sites()) == 7

@@ -10,7 +10,6 @@ covered area ever passes.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
@@ -392,17 +391,3 @@ def test_inspections_keep_the_new_verdicts_and_conditional_hits(repo):
     old = repo.add_inspection({"lon": 113.2, "lat": 35.2, "input": {}, "verdict": "pass",
                                "hits": []}, user="t")
     assert old["conditional_hits"] == []
-
-
-def test_an_older_inspections_table_gains_the_conditional_hits_column(tmp_path):
-    from geoapp.storage.apptables import APP_TABLES, ensure_app_tables
-
-    conn = sqlite3.connect(tmp_path / "old.sqlite", isolation_level=None)
-    conn.execute("CREATE TABLE gpkg_contents (table_name TEXT PRIMARY KEY, data_type TEXT, "
-                 "identifier TEXT, last_change TEXT)")
-    for ddl in APP_TABLES.values():
-        conn.execute(ddl)
-    conn.execute("ALTER TABLE inspections DROP COLUMN conditional_hits_json")
-    ensure_app_tables(conn)
-    cols = {r[1] for r in conn.execute("PRAGMA table_info(inspections)")}
-    assert "conditional_hits_json" in cols

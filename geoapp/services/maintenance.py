@@ -3,7 +3,8 @@
 A bureau runs geoapp for years on one server, so a copy of the database must be takeable
 while the server runs (sqlite3's online backup API reads one consistent snapshot, even with
 writers busy) and must be proven good before anyone relies on it (``PRAGMA integrity_check``
-and the row counts). A restore refuses anything that is not a whole geoapp database of this
+and the row counts). A restore refuses anything that is not a whole geoapp database (or one
+written by a newer release), brings a backup made by an older release forward to this
 schema, keeps the current database next to it, and swaps the file in with one rename.
 """
 
@@ -18,22 +19,33 @@ from pathlib import Path
 from typing import Any
 
 from geoapp.domain.errors import StorageUnavailable, ValidationFailed
-from geoapp.storage import build as b
+from geoapp.storage import geopackage as gp
+from geoapp.storage.build import utc_now
 from geoapp.storage.gpkg import GpkgRepository, NotInitialized
+from geoapp.storage.gpkg_schema import (
+    CHANGES,
+    META,
+    SCHEMA_VERSION,
+    SITE_HITS,
+    SITES,
+    migrate,
+)
 
 log = logging.getLogger(__name__)
 
 #: Tables every geoapp database has, and the ones whose rows a report counts.
-REQUIRED_TABLES = ("gpkg_contents", b.META, b.SITES, b.CHANGES, b.SITE_HITS)
-COUNTED_TABLES = (b.SITES, b.CHANGES, b.SITE_HITS, "users", "login_attempts", "inspections",
+REQUIRED_TABLES = ("gpkg_contents", META, SITES, CHANGES, SITE_HITS)
+COUNTED_TABLES = (SITES, CHANGES, SITE_HITS, "users", "login_attempts", "inspections",
                   "grid_warnings", "complaints")
 
 
 def inspect_database(path: str | os.PathLike) -> dict[str, Any]:
-    """Prove ``path`` is a whole geoapp database of this schema; its city and row counts.
+    """Prove ``path`` is a whole geoapp database this code can read; its city, schema
+    version and row counts.
 
     Raises ValidationFailed naming what is wrong: not SQLite, damaged (integrity_check),
-    not a geoapp database, or a schema version this code does not read.
+    not a geoapp database, or a schema version newer than this code (an older one is
+    fine: opening or restoring it brings it forward).
     """
     path = Path(path)
     if not path.is_file():
@@ -56,11 +68,13 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
     if missing:
         raise ValidationFailed(f"{path} is not a geoapp database (no table "
                                f"{', '.join(missing)})")
-    meta = dict(conn.execute(f"SELECT key, value FROM {b.META}").fetchall())
+    meta = dict(conn.execute(f"SELECT key, value FROM {META}").fetchall())
     version = int(meta.get("schema_version") or 0)
-    if version != b.SCHEMA_VERSION:
-        raise ValidationFailed(f"{path} has database schema version {version}; this geoapp "
-                               f"reads version {b.SCHEMA_VERSION}")
+    if version < 1:
+        raise ValidationFailed(f"{path} is not a geoapp database (no schema version)")
+    if version > SCHEMA_VERSION:
+        raise ValidationFailed(f"{path} has database schema version {version}, written by a "
+                               f"newer geoapp; this one reads versions up to {SCHEMA_VERSION}")
     counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
               for t in COUNTED_TABLES if t in tables}
     return {"path": str(path), "integrity": "ok", "schema_version": version,
@@ -97,7 +111,8 @@ def backup_database(settings: dict[str, Any], output: str | os.PathLike) -> dict
 def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dict[str, Any]:
     """Replace the configured database with ``source`` after proving ``source`` whole.
 
-    The current database is first copied (online backup) to ``<name>.before-restore-<time>``
+    A backup made by an older release is brought forward to this schema (the numbered
+    migrations) in the prepared copy, before it replaces anything. The current database is first copied (online backup) to ``<name>.before-restore-<time>``
     next to it; the new file is prepared beside the target and renamed over it, so a failure
     at any step leaves either the old database or the new one, never a mixture. Run it with
     the server stopped: running workers keep the file they opened.
@@ -113,7 +128,8 @@ def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dic
     try:
         kept = _keep_current(target) if target.exists() else None
         _copy(Path(source), tmp)
-        inspect_database(tmp)
+        applied = _bring_forward(tmp)
+        restored = inspect_database(tmp)
         _swap(tmp, target)
     except (OSError, sqlite3.Error) as exc:
         raise StorageUnavailable(f"could not restore into {target}: {exc}; the database "
@@ -124,12 +140,25 @@ def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dic
     log.warning("restored %s from %s (previous database kept as %s)", target, source, kept)
     return {"database": str(target), "restored_from": str(source),
             "kept": None if kept is None else str(kept), "city": incoming["city"],
-            "counts": incoming["counts"]}
+            "counts": incoming["counts"],
+            "schema_version": {"backup": incoming["schema_version"],
+                               "restored": restored["schema_version"]},
+            "migrations": applied}
+
+
+def _bring_forward(path: Path) -> list[str]:
+    """Run the migrations a restored copy lacks; the names of the steps applied."""
+    with closing(gp.connect(path)) as conn:
+        applied = migrate(conn, str(path))
+    if applied:
+        log.warning("restored database brought forward to schema version %d: %s",
+                    SCHEMA_VERSION, ", ".join(s.name for s in applied))
+    return [f"{s.version}: {s.name}" for s in applied]
 
 
 def _keep_current(target: Path) -> Path:
     """A consistent copy of the current database (WAL included) next to it."""
-    kept = target.with_name(f"{target.name}.before-restore-{b.utc_now().replace(':', '')}")
+    kept = target.with_name(f"{target.name}.before-restore-{utc_now().replace(':', '')}")
     try:
         _copy(target, kept)
     except sqlite3.DatabaseError as exc:  # a damaged database: keep its bytes as they are

@@ -22,8 +22,18 @@ import pandas as pd
 import pyogrio
 
 from geoapp.storage import geopackage as gp
-from geoapp.storage.apptables import copy_app_tables, ensure_app_tables
-from geoapp.storage.base import SITE_HIT_COLUMNS
+from geoapp.storage.apptables import copy_app_tables
+from geoapp.storage.gpkg_schema import (
+    CHANGES,
+    DERIVED_PREFIX,
+    LAYER_PREFIX,
+    META,
+    SCHEMA_VERSION,
+    SITE_HITS,
+    SITES,
+    migrate,
+    schema_version,
+)
 from geoapp.storage.sources import (
     complaint_points,
     dumps,
@@ -36,21 +46,10 @@ from geoapp.storage.sources import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-LAYER_PREFIX = "layer_"
-DERIVED_PREFIX = "zone_"
-SITES = "sites"
-CHANGES = "changes"
-SITE_HITS = "site_hits"
-META = "geoapp_meta"
+#: Table names and the schema version, for the modules that read this database.
+__all__ = ["CHANGES", "DERIVED_PREFIX", "LAYER_PREFIX", "META", "SCHEMA_VERSION", "SITES",
+           "SITE_HITS", "build_database", "content_hash", "source_hash", "utc_now"]
 
-CHANGES_COLUMNS = {"at": "TEXT NOT NULL", "user": "TEXT NOT NULL", "action": "TEXT NOT NULL",
-                   "entity": "TEXT NOT NULL", "entity_id": "TEXT", "before": "TEXT",
-                   "after": "TEXT"}
-SITE_HITS_TYPES = {"site_id": "TEXT NOT NULL", "rule_id": "TEXT NOT NULL", "feature_id": "TEXT",
-                   "feature_name": "TEXT", "distance_m": "REAL", "severity": "TEXT",
-                   "point": "TEXT NOT NULL DEFAULT 'site'"}
-assert tuple(SITE_HITS_TYPES) == SITE_HIT_COLUMNS
 
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -89,7 +88,7 @@ def build_database(target: str | Path, data_dir: str | Path, *,
         _write_with_gdal(tmp, layers, sites, tables, built_at, user, city.metric_crs or None)
         counts = {"sites": len(sites), **{f"layer:{n}": len(g) for n, g in layers.items()},
                   **{n: len(t) for n, t in tables.items()}}
-        meta = {"schema_version": SCHEMA_VERSION, "data_dir": str(data_dir.resolve()),
+        meta = {"data_dir": str(data_dir.resolve()),
                 "content_hash": digest, "built_at": built_at, "city_name": city.name,
                 "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
                 "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
@@ -106,14 +105,19 @@ def build_database(target: str | Path, data_dir: str | Path, *,
 
 
 def _carry_app_tables(old_path: Path, tmp: Path) -> dict[str, int]:
-    """Accounts and inspection records survive a rebuild: copy them into the new file."""
+    """Accounts and inspection records survive a rebuild: copy them into the new file.
+
+    The old database is brought forward first (as opening it would), so both files have
+    the same columns; one newer than this code is refused (SchemaTooNew) rather than
+    losing what its newer columns hold.
+    """
+    if not old_path.is_file():
+        return {}
     new = gp.connect(tmp)
     try:
-        if not old_path.is_file():
-            ensure_app_tables(new)
-            return {}
-        old = sqlite3.connect(old_path, timeout=30)
+        old = gp.connect(old_path)
         try:
+            migrate(old, str(old_path))
             return copy_app_tables(old, new)
         finally:
             old.close()
@@ -147,16 +151,13 @@ def _write(df: pd.DataFrame, path: Path, layer: str, **kwargs: Any) -> None:
 
 
 def _finish_schema(tmp: Path, meta: dict[str, Any], counts: dict[str, int], user: str) -> None:
+    """Every migration step on the GDAL-written file, then the build facts and the first
+    audit row."""
     conn = gp.connect(tmp)
     try:
+        migrate(conn, str(tmp), new=True)
+        assert schema_version(conn) == SCHEMA_VERSION
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(f"CREATE UNIQUE INDEX sites_id ON {SITES} (id)")
-        conn.execute(f"CREATE INDEX sites_type ON {SITES} (site_type)")
-        gp.create_attribute_table(conn, CHANGES, CHANGES_COLUMNS, primary="id")
-        conn.execute(f"CREATE INDEX changes_entity ON {CHANGES} (entity_id, entity)")
-        gp.create_attribute_table(conn, SITE_HITS, SITE_HITS_TYPES)
-        conn.execute(f"CREATE INDEX site_hits_site ON {SITE_HITS} (site_id)")
-        gp.create_attribute_table(conn, META, {"key": "TEXT NOT NULL UNIQUE", "value": "TEXT"})
         conn.executemany(f"INSERT INTO {META} (key, value) VALUES (?, ?)",
                          [(k, str(v)) for k, v in meta.items()])
         conn.execute(f"INSERT INTO {CHANGES} (at, user, action, entity, entity_id, before, "

@@ -33,8 +33,16 @@ from geoapp.domain.errors import (
 from geoapp.storage import build as b
 from geoapp.storage import geopackage as gp
 from geoapp.storage.accounts import AccountStore
-from geoapp.storage.apptables import ensure_app_tables
 from geoapp.storage.base import SITE_HIT_COLUMNS, Repository
+from geoapp.storage.gpkg_schema import (
+    CHANGES,
+    DERIVED_PREFIX,
+    LAYER_PREFIX,
+    META,
+    SITE_HITS,
+    VERSION_KEY,
+    migrate,
+)
 from geoapp.storage.sites import SiteStore
 from geoapp.storage.sources import (
     TABLE_COLUMNS,
@@ -114,11 +122,14 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         if not self.path.is_file():
             raise NotInitialized(f"database {self.path} does not exist; build it first "
                                  "(geoapp init-db)")
+        conn = None
         try:
             conn = gp.connect(self.path, busy_timeout_ms=self.busy_timeout_ms)
-            ensure_app_tables(conn)
-        except sqlite3.Error as exc:
-            err = storage_error(exc, self.path)
+            migrate(conn, str(self.path))
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            err = storage_error(exc, self.path) if isinstance(exc, sqlite3.Error) else None
             if err is None:
                 raise
             raise err from exc
@@ -188,7 +199,7 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
              entity_id: str | None, before: Any, after: Any) -> None:
         if not str(user or "").strip():
             raise InvalidInput("every write must name the user who made it")
-        conn.execute(f"INSERT INTO {b.CHANGES} (at, user, action, entity, entity_id, before, "
+        conn.execute(f"INSERT INTO {CHANGES} (at, user, action, entity, entity_id, before, "
                      "after) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      (b.utc_now(), user, action, entity, entity_id,
                       None if before is None else dumps(before),
@@ -219,14 +230,14 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         if not self.path.is_file():
             return False
         try:
-            row = self._conn().execute(f"SELECT value FROM {b.META} WHERE key = "
-                                       "'schema_version'").fetchone()
+            row = self._conn().execute(f"SELECT value FROM {META} WHERE key = ?",
+                                       (VERSION_KEY,)).fetchone()
         except sqlite3.DatabaseError:
             return False
         return row is not None
 
     def meta(self) -> dict[str, Any]:
-        rows = self._conn().execute(f"SELECT key, value FROM {b.META}").fetchall()
+        rows = self._conn().execute(f"SELECT key, value FROM {META}").fetchall()
         out: dict[str, Any] = dict(rows)
         out["schema_version"] = int(out.get("schema_version", 0))
         for key in ("layers", "tables"):
@@ -264,7 +275,7 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
     def _layer_table(self, name: str) -> str:
         if name not in self.layer_names():
             raise NotFound(f"no layer named {name!r}; known: {', '.join(self.layer_names())}")
-        return f"{b.LAYER_PREFIX}{name}"
+        return f"{LAYER_PREFIX}{name}"
 
     def layer(self, name: str) -> gpd.GeoDataFrame:
         return gp.read_frame(self._conn(), self._layer_table(name))
@@ -294,7 +305,7 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
             raise InvalidInput(f"derived layer name {name!r} must be letters, digits, _")
         if gdf.crs is None:
             raise InvalidInput(f"derived layer {name}: the frame has no CRS")
-        table = f"{b.DERIVED_PREFIX}{name}"
+        table = f"{DERIVED_PREFIX}{name}"
         types = set(gdf.geom_type.dropna())
         geom_type = types.pop().upper() if len(types) == 1 else "GEOMETRY"
         attrs = gdf.drop(columns=gdf.geometry.name)
@@ -317,17 +328,17 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
     def derived_layer_names(self) -> list[str]:
         rows = self._conn().execute("SELECT table_name FROM gpkg_contents WHERE table_name "
                                     "LIKE ? ESCAPE '\\' ORDER BY table_name",
-                                    (b.DERIVED_PREFIX.replace("_", "\\_") + "%",)).fetchall()
-        return [r[0][len(b.DERIVED_PREFIX):] for r in rows]
+                                    (DERIVED_PREFIX.replace("_", "\\_") + "%",)).fetchall()
+        return [r[0][len(DERIVED_PREFIX):] for r in rows]
 
     def derived_layer(self, name: str) -> gpd.GeoDataFrame:
         if name not in self.derived_layer_names():
             raise NotFound(f"no derived layer named {name!r}")
-        return gp.read_frame(self._conn(), f"{b.DERIVED_PREFIX}{name}")
+        return gp.read_frame(self._conn(), f"{DERIVED_PREFIX}{name}")
 
     # -- event tables ----------------------------------------------------------------------
     def _table_names(self) -> list[str]:
-        return [*self.meta().get("tables", []), b.CHANGES, b.SITE_HITS]
+        return [*self.meta().get("tables", []), CHANGES, SITE_HITS]
 
     def table(self, name: str) -> pd.DataFrame:
         if name not in self._table_names():
@@ -374,21 +385,17 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         for col in ("site_id", "rule_id", "feature_id", "feature_name", "severity", "point"):
             hits[col] = hits[col].map(lambda v: None if pd.isna(v) else str(v))
         with self.transaction() as conn:
-            cols = {r[1] for r in conn.execute(f"PRAGMA table_info({b.SITE_HITS})")}
-            if "point" not in cols:  # a database built before hits named their point
-                conn.execute(f"ALTER TABLE {b.SITE_HITS} ADD COLUMN point TEXT NOT NULL "
-                             "DEFAULT 'site'")
-            before = conn.execute(f"SELECT count(*) FROM {b.SITE_HITS}").fetchone()[0]
-            conn.execute(f"DELETE FROM {b.SITE_HITS}")
-            count = gp.insert_frame(conn, b.SITE_HITS, hits)
+            before = conn.execute(f"SELECT count(*) FROM {SITE_HITS}").fetchone()[0]
+            conn.execute(f"DELETE FROM {SITE_HITS}")
+            count = gp.insert_frame(conn, SITE_HITS, hits)
             self._log(conn, user=user, action="replace", entity="site_hits", entity_id=None,
                       before={"rows": before}, after={"rows": count})
         return count
 
     def site_hits(self, site_id: str | None = None) -> pd.DataFrame:
         if site_id is None:
-            return gp.read_frame(self._conn(), b.SITE_HITS, "ORDER BY site_id, rule_id")
-        return gp.read_frame(self._conn(), b.SITE_HITS, "WHERE site_id = ? ORDER BY rule_id",
+            return gp.read_frame(self._conn(), SITE_HITS, "ORDER BY site_id, rule_id")
+        return gp.read_frame(self._conn(), SITE_HITS, "WHERE site_id = ? ORDER BY rule_id",
                              (site_id,))
 
     def last_change(self, *, only: Iterable[str] = (),
@@ -404,7 +411,7 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         if skip:
             clauses.append(f"entity NOT IN ({', '.join('?' * len(skip))})")
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        row = self._conn().execute(f"SELECT id, at FROM {b.CHANGES} {where} "
+        row = self._conn().execute(f"SELECT id, at FROM {CHANGES} {where} "
                                    "ORDER BY id DESC LIMIT 1", [*keep, *skip]).fetchone()
         found = None if row is None else {"id": int(row[0]), "at": row[1]}
         if memo is not None:
@@ -416,7 +423,7 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
         if entity is not None:
             where, params = where + " AND entity = ?", [*params, entity]
         rows = self._conn().execute(
-            f"SELECT id, at, user, action, entity, entity_id, before, after FROM {b.CHANGES} "
+            f"SELECT id, at, user, action, entity, entity_id, before, after FROM {CHANGES} "
             f"{where} ORDER BY id", params).fetchall()
         keys = ("id", "at", "user", "action", "entity", "entity_id", "before", "after")
         out = [dict(zip(keys, r, strict=True)) for r in rows]
