@@ -25,11 +25,18 @@ import time
 import tomllib
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # this checkout's geoapp, not an installed one
+
+from geoapp.domain.rules import load_rules  # noqa: E402
+from geoapp.spatial.batch import SiteColumns  # noqa: E402
+from geoapp.spatial.crs import metric_crs_for  # noqa: E402
+from geoapp.spatial.engine import RuleEngine  # noqa: E402
 
 INDUSTRIES = ["钢铁", "铸造", "焦化", "化工", "煤化工", "水泥", "家具", "商混站", "危险化学品生产",
               "砖瓦", "木材加工", "砂石料场", "食品", "机械", "纺织", "电子", "医药"]
@@ -37,12 +44,6 @@ INDUSTRIES = ["钢铁", "铸造", "焦化", "化工", "煤化工", "水泥", "�
 
 def load_city():
     """Layers (GeoDataFrames in lon/lat), banned-workshop register, rules, metric CRS."""
-    import geopandas as gpd
-    import pandas as pd
-
-    from geoapp.domain.rules import load_rules
-    from geoapp.spatial.crs import metric_crs_for
-
     city = tomllib.loads((DATA / "city.toml").read_text(encoding="utf-8"))
     layers = {name: gpd.read_file(DATA / spec["file"]) for name, spec in city["layers"].items()
               if (DATA / spec["file"]).is_file()}
@@ -57,7 +58,7 @@ def load_city():
 
 def rule_layers(layers, rules) -> dict:
     """Only the layers some rule reads: what services.checks.engine hands the engine."""
-    used = {r.layer for r in rules if r.source is None}
+    used = {r.stored_layer for r in rules if r.stored_layer is not None}
     return {n: f for n, f in layers.items() if n in used}
 
 
@@ -83,26 +84,26 @@ def synthetic_sites(n: int, bounds, seed: int = 42) -> dict[str, np.ndarray]:
 
 def baseline(engine, layers, rules, metric, s) -> tuple[float, int]:
     """The plain way: GeoDataFrame of sites, per rule buffer the layer and sjoin."""
-    import geopandas as gpd
-
-    from geoapp.spatial.batch import _Columns
-
     t0 = time.perf_counter()
     cols = {k: v for k, v in s.items() if k not in ("lon", "lat", "new_lon", "new_lat")}
-    attrs = _Columns(cols, len(s["lon"]))
+    attrs = SiteColumns(cols, len(s["lon"]))
     hits = 0
     pts = {}
     for rule in rules:
         kind = rule.applies_to.point
         lon, lat = (s["lon"], s["lat"]) if kind == "site" else (s["new_lon"], s["new_lat"])
         mask = attrs.mask(rule) & np.isfinite(lon)
-        if not mask.any() or rule.layer not in layers or len(layers[rule.layer]) == 0:
+        layer = layers.get(rule.stored_layer) if rule.stored_layer else None
+        if layer is not None:
+            for cond in rule.layer_where:  # e.g. the 一级 zones of water_source_zones
+                layer = layer[layer[cond.attr].map(cond.matches).astype(bool)]
+        if not mask.any() or layer is None or len(layer) == 0:
             continue
         if kind not in pts:
             pts[kind] = gpd.GeoDataFrame(geometry=gpd.points_from_xy(lon, lat),
                                          crs=layers["city"].crs).to_crs(metric)
         sites = pts[kind][mask]
-        layer = layers[rule.layer].to_crs(metric)
+        layer = layer.to_crs(metric)
         if rule.test == "within_distance":
             zone = gpd.GeoDataFrame(geometry=layer.buffer(rule.distance_m), crs=metric)
             hits += len(gpd.sjoin(sites, zone, predicate="intersects").index.unique())
@@ -118,8 +119,6 @@ def baseline(engine, layers, rules, metric, s) -> tuple[float, int]:
 
 
 def worker(n: int, runs: int, with_baseline: bool, checks: int) -> dict:
-    from geoapp.spatial.engine import RuleEngine
-
     layers, sites, rules, metric = load_city()
     t0 = time.perf_counter()
     # as services.checks.engine builds it: the city outline bounds the covered area

@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 
@@ -33,10 +34,13 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import bench_flag  # noqa: E402  (sibling script)
 
+from geoapp.config import load_settings  # noqa: E402
+from geoapp.services import open_geoapp  # noqa: E402
+from geoapp.services.checks import engine  # noqa: E402
+from geoapp.services.flagfile import flag_file  # noqa: E402
+
 
 def make_csv(path: Path, rows: int, seed: int = 7) -> None:
-    import geopandas as gpd
-
     bounds = gpd.read_file(bench_flag.DATA / "boundaries" / "city.geojson").total_bounds
     s = bench_flag.synthetic_sites(rows, bounds, seed=seed)
     df = pd.DataFrame({
@@ -60,11 +64,6 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-
-    from geoapp.config import load_settings
-    from geoapp.services import open_geoapp
-    from geoapp.services.checks import engine
-    from geoapp.services.flagfile import flag_file
 
     tmp = Path(tempfile.mkdtemp(prefix="geoapp-flagfile-"))
     try:

@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from geoapp.cli import main
+from geoapp.domain.errors import ValidationFailed
 from geoapp.services import checks
+from geoapp.services.flagfile import FlagOptions, flag_file
 from geoapp.spatial.crs import wgs84_to_bd09, wgs84_to_gcj02
 from geoapp.web import create_app
 
@@ -134,8 +136,6 @@ def _farm_frame(core) -> pd.DataFrame:
 
 
 def test_flag_csv_flags_the_same_farms_as_the_stored_hits(core, tmp_path):
-    from geoapp.services.flagfile import flag_file
-
     src = tmp_path / "farms.csv"
     _farm_frame(core).to_csv(src, index=False)
     summary = flag_file(core, src, tmp_path / "out.csv")
@@ -160,9 +160,6 @@ def test_flag_refuses_a_file_with_bad_rows_and_writes_nothing(core, tmp_path, mo
     df.loc[3, "lon"] = "200"
     src, dst = tmp_path / "farms.csv", tmp_path / "out.csv"
     df.to_csv(src, index=False)
-    from geoapp.domain.errors import ValidationFailed
-    from geoapp.services.flagfile import FlagOptions, flag_file
-
     with pytest.raises(ValidationFailed) as exc:
         flag_file(core, src, dst)
     assert [d["row"] for d in exc.value.details] == [3, 5]
@@ -175,8 +172,6 @@ def test_flag_refuses_a_file_with_bad_rows_and_writes_nothing(core, tmp_path, mo
 
 
 def test_flag_geojson_in_geopackage_and_xlsx_out(core, tmp_path):
-    from geoapp.services.flagfile import flag_file
-
     df = _farm_frame(core).head(20)
     gdf = gpd.GeoDataFrame(df.drop(columns=["lon", "lat"]),
                            geometry=gpd.points_from_xy(df["lon"], df["lat"]), crs=4326)

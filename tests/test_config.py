@@ -61,3 +61,11 @@ def test_broken_instance_file_is_a_clear_error(tmp_path):
     (tmp_path / "geoapp.toml").write_text("TILES = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(tmp_path, environ={})
+
+
+@pytest.mark.parametrize("doc", ["docs/configuration.md", "README.md"])
+def test_the_instance_folder_variable_is_in_the_settings_table(doc):
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    row = [line for line in text.splitlines() if line.startswith("| (instance folder) | ")]
+    assert len(row) == 1 and "`GEOAPP_INSTANCE_PATH`" in row[0]
+    assert "whatever the working directory" in row[0]

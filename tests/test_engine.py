@@ -16,7 +16,9 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import LineString, MultiLineString, Point, box
 
+from geoapp.domain.results import round_distance
 from geoapp.domain.rules import load_rules
+from geoapp.spatial.crs import array_to_wgs84, to_wgs84
 from geoapp.spatial.engine import RuleEngine
 
 METRIC = "EPSG:4547"
@@ -119,7 +121,7 @@ def _layer(geoms, **cols) -> gpd.GeoDataFrame:
                             geometry=list(geoms), crs="EPSG:4326")
 
 
-def _layers() -> dict[str, gpd.GeoDataFrame]:
+def tiny_layers() -> dict[str, gpd.GeoDataFrame]:
     return {
         "rivers": _layer([LineString(RIVER),
                           MultiLineString([[(113.40, 35.00), (113.40, 35.05)],
@@ -136,7 +138,7 @@ def _layers() -> dict[str, gpd.GeoDataFrame]:
     }
 
 
-def _sites() -> gpd.GeoDataFrame:
+def tiny_sites() -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({"id": ["w1", "w2"], "name": ["旧作坊", "在查作坊"],
                              "site_type": ["scattered_workshop"] * 2,
                              "status": ["banned", "found"]},
@@ -145,7 +147,7 @@ def _sites() -> gpd.GeoDataFrame:
 
 @pytest.fixture(scope="module")
 def engine() -> RuleEngine:
-    return RuleEngine.build(_layers(), load_rules(RULES), METRIC, sites=_sites())
+    return RuleEngine.build(tiny_layers(), load_rules(RULES), METRIC, sites=tiny_sites())
 
 
 def _offset(lon, lat, towards_lon, towards_lat, distance, side=90.0):
@@ -373,7 +375,7 @@ def test_exclusion_zones_are_buffers_in_lon_lat_for_drawing(engine):
 
 def test_engine_builds_with_the_shipped_rules_and_missing_layers(caplog):
     rules = load_rules(RULES_FILE.read_text(encoding="utf-8"))
-    eng = RuleEngine.build({"rivers": _layers()["rivers"]}, rules, METRIC)
+    eng = RuleEngine.build({"rivers": tiny_layers()["rivers"]}, rules, METRIC)
     lon, lat = _offset(*RIVER[1], *RIVER[2], 300.0)
     result = eng.check_point(lon, lat, "livestock_farm", "畜禽养殖")
     assert [h.rule_id for h in result.hits] == ["riverside_livestock"]
@@ -385,18 +387,18 @@ def test_single_point_nearest_matches_a_brute_force_search_on_thousands_of_point
     """The per-cell candidate lists only prune: every layer's nearest feature and distance
     must be what measuring against every feature of the layer gives."""
     lon, lat, *_ = _random_sites(1000, seed=11)
-    x, y = engine._fwd.transform(lon, lat)
+    x, y = engine.prepared.to_metric.transform(lon, lat)
     pts = shapely.points(x, y)
     checked = 0
     for name in engine.layer_names:
         geoms = np.asarray(engine.projected[name], dtype=object)
         if len(geoms) == 0:
             continue
-        ids = engine._features[name]["id"]
+        ids = engine.prepared.features[name]["id"]
         dist = shapely.distance(pts[:, None], geoms[None, :])
         best = dist.argmin(axis=1)
         near = shapely.get_coordinates(shapely.shortest_line(pts, geoms[best]))[1::2]
-        want = np.where(dist.min(axis=1) < 0.05, 0.0, engine._scale.ground(
+        want = np.where(dist.min(axis=1) < 0.05, 0.0, engine.prepared.ground.scale.ground(
             x, y, near[:, 0], near[:, 1], dist.min(axis=1)))
         for i in range(len(lon)):
             got = {n.layer: n for n in engine.check_point(lon[i], lat[i]).nearest}[name]
@@ -409,8 +411,6 @@ def test_single_point_nearest_matches_a_brute_force_search_on_thousands_of_point
 
 @pytest.mark.parametrize("crs", ["wgs84", "cgcs2000", "EPSG:4490", "EPSG:4326"])
 def test_scalar_coordinate_fast_path_gives_the_array_path_result(crs):
-    from geoapp.spatial.crs import array_to_wgs84, to_wgs84
-
     rng = np.random.default_rng(3)
     x, y = rng.uniform(112.5, 113.7, 300), rng.uniform(34.8, 35.5, 300)
     lon, lat, bad, _ = array_to_wgs84(x, y, crs)
@@ -423,8 +423,8 @@ def test_non_conformal_metric_crs_falls_back_to_geodesic_distances_and_paths_agr
     """An equal-area projection has no single scale factor per point: distances are then
     taken geodesically between the site and its nearest point, in both paths."""
     albers = "+proj=aea +lat_1=25 +lat_2=47 +lon_0=105 +ellps=GRS80 +units=m +no_defs"
-    eng = RuleEngine.build(_layers(), load_rules(RULES), albers, sites=_sites())
-    assert not eng._scale.ok
+    eng = RuleEngine.build(tiny_layers(), load_rules(RULES), albers, sites=tiny_sites())
+    assert not eng.prepared.ground.scale.ok
     lon, lat = RIVER[1]
     near = eng.check_point(*_offset(lon, lat, *RIVER[2], 395.0), site_type="livestock_farm")
     far = eng.check_point(*_offset(lon, lat, *RIVER[2], 405.0), site_type="livestock_farm")
@@ -445,19 +445,19 @@ def test_non_conformal_metric_crs_falls_back_to_geodesic_distances_and_paths_agr
     assert {g[:3] for g in got} == {e[:3] for e in expected}
 
 
-def test_fast_rounding_to_a_tenth_is_round_distance_everywhere():
-    from geoapp.domain.results import round_distance
-    from geoapp.spatial.engine import _round_tenth
-
+def test_distances_round_to_a_tenth_exactly_as_pythons_round():
+    """``round_distance`` takes a faster path than ``round(d, 1)``; it must agree to the bit
+    (and the sign of zero), ties included."""
     rng = np.random.default_rng(8)
     halves = np.arange(0, 400_000) / 20.0  # every .x5 up to 20 km: the tie cases
     values = np.concatenate([
         rng.uniform(0, 1, 200_000), rng.uniform(0, 60_000, 200_000),
         rng.exponential(500, 200_000), halves,
         np.nextafter(halves, np.inf), np.nextafter(halves, -np.inf),
+        -rng.uniform(0, 100, 1000),
         [0.0, -0.0, 0.05, 0.15, 0.25, 2.675, 1e-300, 399.95, 400.05, 123456.75, 5e8, 1e12,
-         np.inf]]).tolist()
+         np.inf, -0.04, -np.inf]]).tolist()
     for v in values:
-        v = abs(v) if v != 0 else v
-        got, want = _round_tenth(v), round_distance(v)
+        got, want = round_distance(v), round(v + 0.0, 1)
         assert got == want and math.copysign(1.0, got) == math.copysign(1.0, want), v
+    assert math.isnan(round_distance(float("nan")))

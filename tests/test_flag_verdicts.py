@@ -23,12 +23,15 @@ import pyogrio
 import pytest
 from click.testing import CliRunner
 
-from geoapp.services import checks
+from geoapp.cli import main
+from geoapp.services import checks, flagfile
 from geoapp.services.flagfile import (
     OUTPUT_HEADERS,
     OUTPUT_KEYS,
     FlagOptions,
     flag_file,
+    row_runs,
+    run_sets,
     verdict_labels,
 )
 
@@ -257,8 +260,6 @@ def test_csv_written_line_by_line_equals_what_pandas_writes(core, sites, tmp_pat
     """The fast CSV path (input lines + added fields escaped once per value) writes the same
     bytes as pandas over the whole frame, formulas, quotes and commas included; a cell with a
     line break takes the pandas path."""
-    from geoapp.services import flagfile
-
     frame = sites.copy()
     frame["note"] = ['a,"b"', "=1+1", "-2", "@x", "plain", " space"]
     frame.to_csv(tmp_path / "in.csv", index=False)
@@ -341,8 +342,6 @@ def _write_input(sites: pd.DataFrame, path: Path) -> None:
 @pytest.mark.parametrize("lang", ["zh", "en"])
 @pytest.mark.parametrize("ext", ["csv", "geojson", "gpkg"])
 def test_cli_flag_writes_verdicts_in_the_asked_language(cli_env, sites, tmp_path, ext, lang):
-    from geoapp.cli import main
-
     src, dst = tmp_path / f"sites.{ext}", tmp_path / f"out.{ext}"
     _write_input(sites, src)
     r = CliRunner().invoke(main, ["flag", str(src), "-o", str(dst), "--lang", lang])
@@ -360,8 +359,6 @@ def test_cli_flag_writes_verdicts_in_the_asked_language(cli_env, sites, tmp_path
 
 
 def test_cli_flag_refuses_an_unknown_language(cli_env, sites, tmp_path):
-    from geoapp.cli import main
-
     sites.to_csv(tmp_path / "s.csv", index=False)
     r = CliRunner().invoke(main, ["flag", str(tmp_path / "s.csv"), "-o",
                                   str(tmp_path / "o.csv"), "--lang", "fr"])
@@ -372,14 +369,12 @@ def test_cli_flag_refuses_an_unknown_language(cli_env, sites, tmp_path):
 def test_rule_sets_per_row_agree_with_and_without_bit_masks():
     """Per-row sets of rules (or conditions) come from bit masks up to 62 codes, else from
     each row's own set: both give the same sets."""
-    from geoapp.services.flagfile import _run_sets, _runs
-
     rng = np.random.default_rng(3)
     row = np.sort(rng.integers(0, 300, 2000))
     codes = rng.integers(0, 60, 2000)
-    starts, ends = _runs(row)
-    masks, sets = _run_sets(codes, starts, ends, 62)
-    plain, plain_sets = _run_sets(codes, starts, ends, 1000)
+    starts, ends = row_runs(row)
+    masks, sets = run_sets(codes, starts, ends, 62)
+    plain, plain_sets = run_sets(codes, starts, ends, 1000)
     expected = [tuple(sorted(set(codes[a:b].tolist()))) for a, b in zip(starts, ends,
                                                                           strict=True)]
     assert [sets[i] for i in masks] == [plain_sets[i] for i in plain] == expected

@@ -3,8 +3,10 @@ and the decisions follow the rule table without any geometry."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,6 @@ import yaml
 from geoapp.domain.errors import ConfigError
 from geoapp.domain.results import CheckResult, Hit, Nearest
 from geoapp.domain.rules import applies, evaluate, load_rules
-from geoapp.domain.vocab import RuleId
 
 RULES_FILE = Path(__file__).resolve().parent.parent / "data" / "rules.yaml"
 
@@ -64,13 +65,28 @@ def _mini():
     return load_rules(MINI)
 
 
+def _documented_rules() -> dict[str, tuple[str, float | None]]:
+    """The Jiaozuo rule table of docs/rules.md: id -> (test, distance in metres or None), in
+    the table's order."""
+    doc = (RULES_FILE.parent.parent / "docs" / "rules.md").read_text(encoding="utf-8")
+    table = doc.split("## The Jiaozuo rules")[1].split("\n## ")[0]
+    out = {}
+    for line in table.splitlines():
+        if re.match(r"^\| `[a-z][a-z0-9_]*` \|", line):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            metres = re.match(r"^([\d,]+) m$", cells[4])
+            out[cells[0].strip("`")] = (cells[3], float(metres.group(1).replace(",", ""))
+                                        if metres else None)
+    return out
+
+
 def test_shipped_rules_file_defines_every_rule_of_the_table():
+    """The shipped file and the rule table of docs/rules.md name the same rules, in the same
+    order, with the tests and distances the table gives."""
     rules = load_rules(RULES_FILE.read_text(encoding="utf-8"))
-    # water_source_protection is split by zone level into _1 (一级) and _2 (二级)
-    split = {"water_source_protection": {"water_source_protection_1",
-                                         "water_source_protection_2"}}
-    expected = set().union(*(split.get(r.value, {r.value}) for r in RuleId))
-    assert set(rules.ids) >= expected
+    table = _documented_rules()
+    assert list(rules.ids) == list(table) and len(table) >= 17
+    assert {r.id: (r.test, r.distance_m) for r in rules} == table
     for rule in rules:
         assert rule.basis and rule.action and rule.title_zh and rule.title_en
     assert rules["riverside_livestock"].distance_m == 400
@@ -80,10 +96,35 @@ def test_shipped_rules_file_defines_every_rule_of_the_table():
     assert rules["scattered_relapse"].layer == "banned_workshops"
 
 
+def test_the_shipped_file_marks_the_relapse_rule_and_the_zone_shown_on_the_map():
+    rules = load_rules(RULES_FILE.read_text(encoding="utf-8"))
+    relapse = rules.for_purpose("relapse")
+    assert relapse is not None and relapse.id == "scattered_relapse"
+    assert relapse.test == "within_distance" and relapse.source is not None
+    assert [r.id for r in rules if r.show_on_map] == ["riverside_livestock"]
+    assert _mini().for_purpose("relapse") is None
+    assert not any(r.show_on_map for r in _mini())
+
+
+def test_no_rule_id_of_the_rules_file_is_written_in_code():
+    """Rules are data: code reads ids, purposes and flags from the file, never names a rule
+    (ids that are also layer names, such as eco_redline, name the layer there)."""
+    rules = load_rules(RULES_FILE.read_text(encoding="utf-8"))
+    layers = set(tomllib.loads((RULES_FILE.parent / "city.toml").read_text(encoding="utf-8"))
+                 ["layers"])
+    ids = set(rules.ids) - layers
+    root = RULES_FILE.parent.parent
+    code = [path for folder in ("geoapp", "templates", "static") for path in
+            sorted((root / folder).rglob("*"))
+            if path.suffix in (".py", ".html", ".js") and "vendor" not in path.parts]
+    assert len(code) > 50
+    found = [f"{path.relative_to(root)}: {rid}" for path in code for rid in ids
+             if re.search(rf"\b{rid}\b", path.read_text(encoding="utf-8"))]
+    assert not found, found
+
+
 def test_shipped_rules_name_only_layers_of_the_city_file():
     city = (RULES_FILE.parent / "city.toml").read_text(encoding="utf-8")
-    import tomllib
-
     layers = set(tomllib.loads(city)["layers"])
     rules = load_rules(RULES_FILE.read_text(encoding="utf-8"), layers=layers | {
         "sites:scattered_workshop?status=banned,已取缔"})

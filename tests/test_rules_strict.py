@@ -17,7 +17,9 @@ import pytest
 import shapely
 from shapely.geometry import Point
 
-from geoapp.services.checks import check_point, check_site, read_rules
+from geoapp.config import load_settings
+from geoapp.services import open_geoapp
+from geoapp.services.checks import check_point, check_site, flag_all, read_rules
 from geoapp.spatial.engine import RuleEngine
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -173,10 +175,6 @@ def test_the_engine_builds_the_shipped_rules_without_warnings(core, rules, caplo
 
 
 def test_flagging_the_registers_agrees_with_the_single_checks(instance):
-    from geoapp.config import load_settings
-    from geoapp.services import open_geoapp
-    from geoapp.services.checks import flag_all
-
     app = open_geoapp(load_settings(instance, environ={}))
     try:
         flag_all(app)

@@ -19,8 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyproj import Geod
 from shapely.geometry import box
-from test_engine import METRIC, RIVER, RULES, _layers, _sites
+from test_engine import METRIC, RIVER, RULES, tiny_layers, tiny_sites
 
+from geoapp.cli import main
+from geoapp.config import load_settings
 from geoapp.domain.results import (
     CheckResult,
     ConditionalHit,
@@ -38,6 +40,8 @@ from geoapp.domain.rules import (
     condition_text,
     load_rules,
 )
+from geoapp.services import checks, open_geoapp
+from geoapp.spatial.batch import SiteColumns
 from geoapp.spatial.engine import RuleEngine
 
 from webutil import login
@@ -64,7 +68,7 @@ OUTLINE = box(112.55, 34.95, 113.60, 35.40)
 
 @pytest.fixture(scope="module")
 def tiny() -> RuleEngine:
-    return RuleEngine.build(_layers(), load_rules(TINY_RULES), METRIC, sites=_sites(),
+    return RuleEngine.build(tiny_layers(), load_rules(TINY_RULES), METRIC, sites=tiny_sites(),
                             outline=OUTLINE)
 
 
@@ -155,11 +159,9 @@ def test_applicability_decisions_and_site_kinds():
                           st.sampled_from([None, "found", "banned"])),
                 min_size=1, max_size=30))
 def test_vectorised_applicability_is_the_scalar_one(rows):
-    from geoapp.spatial.batch import _Columns
-
     names = ("site_type", "industry", "fuel", "status")
-    cols = _Columns({k: np.array([r[i] for r in rows], dtype=object)
-                     for i, k in enumerate(names)}, len(rows))
+    cols = SiteColumns({k: np.array([r[i] for r in rows], dtype=object)
+                        for i, k in enumerate(names)}, len(rows))
     for rule in load_rules(TINY_RULES):
         sure, maybe = applicability_masks(rule.applies_to, len(rows), cols.condition,
                                           cols.missing)
@@ -198,7 +200,7 @@ def test_unknown_site_near_a_river_needs_information_with_the_condition(tiny):
 
 
 def test_no_outline_means_everything_is_covered():
-    engine = RuleEngine.build(_layers(), load_rules(RULES), METRIC, sites=_sites())
+    engine = RuleEngine.build(tiny_layers(), load_rules(RULES), METRIC, sites=tiny_sites())
     assert engine.covered(np.array([116.4, np.nan]), np.array([39.9, 35.0])).tolist() == \
         [True, False]
     assert engine.check_point(116.4, 39.9).covered
@@ -285,8 +287,6 @@ def test_single_check_and_batch_agree_and_nothing_uncovered_passes(tiny, sites):
 
 # -- the Jiaozuo data: single check, API, stored sites -------------------------------------
 def test_found_1_unknown_site_in_the_urban_core_is_not_a_pass(core, client):
-    from geoapp.services import checks
-
     result = checks.check_point(core, *CORE_POINT)
     assert result.verdict == "needs_info" and result.covered
     cond = {h.rule_id: h for h in result.conditional_hits}
@@ -304,8 +304,6 @@ def test_found_1_unknown_site_in_the_urban_core_is_not_a_pass(core, client):
 
 
 def test_found_2_a_point_in_beijing_is_out_of_area(core, client):
-    from geoapp.services import checks
-
     result = checks.check_point(core, *BEIJING, site_type="enterprise", industry="食品")
     assert result.verdict == "out_of_area" and not result.covered
     body = client.get(f"/api/check?lon={BEIJING[0]}&lat={BEIJING[1]}").get_json()
@@ -318,8 +316,6 @@ def test_found_2_a_point_in_beijing_is_out_of_area(core, client):
 
 
 def test_found_3_every_attribute_a_rule_reads_reaches_it(core, client):
-    from geoapp.services import checks
-
     assert "fuel" in checks.rule_attributes(core)
     result = checks.check_point(core, *CORE_POINT, site_type="enterprise", industry="食品",
                                 attrs={"fuel": "coal", "colour": "red"})
@@ -337,9 +333,6 @@ def test_found_3_every_attribute_a_rule_reads_reaches_it(core, client):
 
 def test_found_4_chemical_plants_moving_out_of_every_park_are_flagged_at_the_new_site(
         instance):
-    from geoapp.config import load_settings
-    from geoapp.services import checks, open_geoapp
-
     core = open_geoapp(load_settings(instance, environ={}))
     try:
         for sid in CHEMICAL_RELOCATIONS:
@@ -360,8 +353,6 @@ def test_found_4_chemical_plants_moving_out_of_every_park_are_flagged_at_the_new
 
 
 def test_cli_check_prints_the_verdict_sentence_and_conditional_hits(instance, monkeypatch):
-    from geoapp.cli import main
-
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     monkeypatch.setenv("GEOAPP_DATABASE", str(instance / "geoapp.gpkg"))
     runner = CliRunner()

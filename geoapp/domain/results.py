@@ -100,8 +100,23 @@ def row_verdicts(n: int, fail_rows: Any, conditional_rows: Any, covered: Any = N
 
 
 def round_distance(distance_m: float) -> float:
-    """Distances are reported to 0.1 m: finer figures would claim accuracy the data lacks."""
-    return round(float(distance_m) + 0.0, 1)
+    """Distances are reported to 0.1 m: finer figures would claim accuracy the data lacks.
+
+    The result is ``round(d + 0.0, 1)`` (the decimal nearest to d's binary value, ties to
+    even; -0.0 comes out as 0.0), about twice as fast (a single check rounds a dozen figures):
+    d * 10 rounds off at most half a unit in its last place; unless it lands within 1e-6 of
+    a half-integer (far more than that error for any distance below 1e8 m), the integer
+    nearest to it is the one nearest to the exact 10·d, and q / 10 is the double nearest to
+    the decimal q/10, as ``round`` returns. Other cases (negative, huge, inf, NaN) go to
+    ``round`` itself.
+    """
+    d = float(distance_m)
+    y = d * 10.0
+    if 0.0 <= y < 1e9:
+        q = round(y)
+        if abs(abs(y - q) - 0.5) > 1e-6:
+            return q / 10.0
+    return round(d + 0.0, 1)
 
 
 @dataclass(slots=True)

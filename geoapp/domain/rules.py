@@ -5,11 +5,18 @@ basis or a new city needs no code change. This module validates that file (JSON 
 semantic checks, reporting every problem at once) and decides, from facts measured by the
 spatial layer (distance to the nearest feature, inside or not), whether a rule is broken.
 It never touches geometry itself, so rules are testable with plain numbers.
+
+The decision lives here once, in :func:`decide`: numpy arrays of measured facts in (the
+rule's test and limit, the ground distance to the nearest feature, inside or not, whether the
+layer had a feature at all, whether the rule applies to the site or only might), a decision
+per row out (no hit, hit, conditional hit). The single-point check calls it with one row per
+rule, batch flagging with one row per site; neither decides anything itself.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +32,14 @@ from geoapp.domain.vocab import SiteType
 log = logging.getLogger(__name__)
 
 TESTS = ("within_distance", "inside", "not_inside")
+#: Each test as a small integer, for vectorised decisions (``decide``).
+WITHIN, INSIDE, NOT_INSIDE = 0, 1, 2
+TEST_CODES: dict[str, int] = {"within_distance": WITHIN, "inside": INSIDE,
+                              "not_inside": NOT_INSIDE}
 POINTS = ("site", "new_site")
+#: What else the app does with a rule's hits (``purpose`` in the rules file): ``relapse`` —
+#: its hits are the 散乱污 register's suspected relapses (a new find near a banned workshop).
+PURPOSES = ("relapse",)
 #: A measured distance below this counts as "on the feature" (it rounds to 0.0 m).
 INSIDE_TOLERANCE_M = 0.05
 #: Filter keys of ``applies_to`` and the site attribute each one reads.
@@ -115,6 +129,8 @@ RULES_SCHEMA: dict[str, Any] = {
                     "basis": {"type": "string", "minLength": 1},
                     "basis_note": {"type": "string", "minLength": 1},
                     "action": {"type": "string", "minLength": 1},
+                    "purpose": {"enum": list(PURPOSES)},
+                    "show_on_map": {"type": "boolean"},
                     "note": {"type": "string"},
                 },
             },
@@ -198,6 +214,10 @@ class RuleSpec:
     #: What is uncertain about ``basis`` (e.g. the provincial document could not be
     #: identified); shown beside the basis wherever a hit is shown.
     basis_note: str | None = None
+    #: What else the app does with the rule's hits (one of ``PURPOSES``), if anything.
+    purpose: str | None = None
+    #: Whether the rule's zone is switched on when the overview map opens.
+    show_on_map: bool = False
 
     @property
     def title(self) -> dict[str, str]:
@@ -211,11 +231,25 @@ class RuleSpec:
         return self.base_layer or self.layer
 
     @property
+    def test_code(self) -> int:
+        """The rule's test as ``WITHIN``, ``INSIDE`` or ``NOT_INSIDE`` (see ``decide``)."""
+        return TEST_CODES[self.test]
+
+    @property
+    def limit_m(self) -> float:
+        """The distance limit ``decide`` compares with (0 for tests without one)."""
+        return float(self.distance_m or 0.0)
+
+    @property
     def search_distance_m(self) -> float:
-        """How far the engine must look for this rule (0 for inside; ∞ for not_inside)."""
+        """How far from a site (metres on the ground) a feature can be and still decide this
+        rule: the limit for within_distance, the on-the-boundary tolerance for inside, and
+        everywhere for not_inside (the nearest allowed area is reported however far). The
+        spatial layer measures this far (plus its own slack for the projection) and no
+        further."""
         if self.test == "within_distance":
-            return float(self.distance_m or 0.0)
-        return float("inf") if self.test == "not_inside" else 0.0
+            return self.limit_m
+        return float("inf") if self.test == "not_inside" else INSIDE_TOLERANCE_M
 
     def severity_for(self, feature: Mapping[str, Any] | None = None) -> str:
         """The rule's severity, or the one its ``severity_by`` attribute maps the feature to."""
@@ -253,6 +287,15 @@ class RuleSet:
     @property
     def ids(self) -> tuple[str, ...]:
         return tuple(r.id for r in self.rules)
+
+    def for_purpose(self, purpose: str) -> RuleSpec | None:
+        """The rule the file marks with ``purpose`` (at most one may be), or None."""
+        return next((r for r in self.rules if r.purpose == purpose), None)
+
+    def reach_m(self) -> float:
+        """The largest finite ``search_distance_m`` of the rules (0 without any): how far
+        beyond its layers (and the city outline) a rule can still decide anything."""
+        return max([d for r in self.rules if math.isfinite(d := r.search_distance_m)] + [0.0])
 
     def layers(self) -> tuple[str, ...]:
         """Every layer key the rules read, in first-use order."""
@@ -319,6 +362,7 @@ def _semantic_problems(items: list[Mapping[str, Any]],
                        layers: set[str] | None) -> list[dict[str, str]]:
     problems: list[dict[str, str]] = []
     seen: set[str] = set()
+    purposes: dict[str, str] = {}
     for item in items:
         rid = item["id"]
 
@@ -341,6 +385,14 @@ def _semantic_problems(items: list[Mapping[str, Any]],
             bad("test", "not_inside needs an area layer, not a site register")
         if "layer_where" in item and "layer" not in item:
             bad("layer_where", "filters the features of a layer; give layer")
+        purpose = item.get("purpose")
+        if purpose is not None:
+            if purpose in purposes:
+                bad("purpose", f"{purpose} is already the purpose of rule {purposes[purpose]}")
+            purposes.setdefault(purpose, rid)
+            if purpose == "relapse" and (test != "within_distance" or "source" not in item):
+                bad("purpose", "relapse needs test within_distance and a source (the banned "
+                               "sites a new find lies near)")
     return problems
 
 
@@ -404,6 +456,8 @@ def _rule(item: Mapping[str, Any]) -> RuleSpec:
         layer_where=where,
         base_layer=item["layer"] if where else None,
         basis_note=(item.get("basis_note") or "").strip() or None,
+        purpose=item.get("purpose"),
+        show_on_map=bool(item.get("show_on_map", False)),
     )
 
 
@@ -604,47 +658,53 @@ def conditional_hit(hit: Hit, rule: RuleSpec, missing: tuple[str, ...],
         condition=dict(condition), sentence=sentence)
 
 
-def hit_mask(test: str, limit_m: float | None, ground: np.ndarray, inside: np.ndarray,
-             feature: np.ndarray) -> np.ndarray:
-    """Vectorised ``is_hit`` over measured sites: ``ground`` distances, ``inside`` flags and
-    the nearest ``feature`` index (-1 where the layer had nothing to measure)."""
-    if test == "within_distance":
-        decided = ground <= float(limit_m or 0.0)
-    elif test == "inside":
-        decided = inside
-    else:
-        decided = ~inside
-    return decided & (feature >= 0)
+#: The decisions of ``decide``: no hit, a hit, a hit of a rule that applies only if a
+#: missing attribute has the value the rule names (a conditional hit).
+NO_HIT, HIT, CONDITIONAL_HIT = 0, 1, 2
 
 
-def is_hit(rule: RuleSpec, measured_distance_m: float | None, inside: bool) -> bool:
-    """The decision alone: within_distance → distance ≤ limit; inside → on/in the feature;
-    not_inside → not in any allowed area. No measurement (empty layer) never decides a hit."""
-    if measured_distance_m is None:
-        return False
-    if rule.test == "within_distance":
-        return measured_distance_m <= float(rule.distance_m or 0.0)
-    if rule.test == "inside":
-        return bool(inside)
-    return not inside
+def decide(test: Any, limit_m: Any, distance_m: Any, inside: Any, found: Any,
+           applies: Any = True, conditional: Any = False) -> np.ndarray:
+    """The rule decision, vectorised: per row ``NO_HIT``, ``HIT`` or ``CONDITIONAL_HIT``.
 
+    Each argument is an array (one value per row) or a scalar for every row; a row is one
+    rule at one site (the single-point check: one row per rule) or one site for one rule
+    (batch flagging: one row per site).
 
-def evaluate(rule: RuleSpec, measured_distance_m: float | None, inside: bool,
-             feature: Mapping[str, Any] | None, point: str = "site") -> Hit | None:
-    """Turn one measurement (nearest feature of the rule's layer) into a ``Hit`` or ``None``.
+    * ``test``: ``WITHIN``, ``INSIDE`` or ``NOT_INSIDE`` (``RuleSpec.test_code``);
+      ``limit_m``: the within_distance limit (``RuleSpec.limit_m``; ignored by the others);
+    * ``distance_m``, ``inside``, ``found``: what the spatial layer measured — the ground
+      distance to the nearest feature of the rule's layer, whether the site is in or on it,
+      whether the layer had a feature to measure at all;
+    * ``applies``, ``conditional``: whether the rule's filter selects the site, or might
+      if a missing attribute were given (``applicability``, ``applicability_masks``).
 
-    ``feature`` carries ``id``, ``name`` and any attribute ``severity_by`` reads. Inside
-    counts as distance 0. ``point`` is where the site was measured (``site``/``new_site``).
+    The geometry holds for within_distance when the distance is at most the limit, for
+    inside when the site is inside (or on) a feature, for not_inside when it is in none. No
+    measurement (an empty layer) never decides a hit, not even for not_inside. A rule that
+    applies and holds is a hit; one that might apply and holds is a conditional hit.
     """
-    if feature is None or not is_hit(rule, measured_distance_m, inside):
-        return None
-    distance = 0.0 if inside else round_distance(measured_distance_m or 0.0)
+    if np.ndim(test) == 0:  # one rule for every row: only its own test is computed
+        holds = (np.less_equal(distance_m, limit_m) if test == WITHIN
+                 else np.not_equal(inside, test == NOT_INSIDE))
+    else:
+        test = np.asarray(test)
+        holds = np.where(test == WITHIN, np.less_equal(distance_m, limit_m),
+                         np.not_equal(inside, test == NOT_INSIDE))
+    holds = np.logical_and(holds, found)
+    return np.multiply(np.where(applies, HIT, np.multiply(conditional, CONDITIONAL_HIT)), holds)
+
+
+def make_hit(rule: RuleSpec, distance_m: float, inside: bool, feature: Mapping[str, Any],
+             point: str = "site") -> Hit:
+    """The ``Hit`` reporting a decided rule: the feature's id, name and severity, the
+    distance to 0.1 m (inside counts as 0), the rule's texts. Decides nothing."""
     return Hit(
         rule_id=rule.id,
         title=rule.title,
         feature_id=None if feature.get("id") is None else str(feature.get("id")),
         feature_name=None if feature.get("name") is None else str(feature.get("name")),
-        distance_m=distance,
+        distance_m=0.0 if inside else round_distance(distance_m),
         severity=rule.severity_for(feature),
         basis=rule.basis,
         action=rule.action,
@@ -653,3 +713,16 @@ def evaluate(rule: RuleSpec, measured_distance_m: float | None, inside: bool,
         basis_note=rule.basis_note,
         point=point,
     )
+
+
+def evaluate(rule: RuleSpec, measured_distance_m: float | None, inside: bool,
+             feature: Mapping[str, Any] | None, point: str = "site") -> Hit | None:
+    """One measurement (nearest feature of the rule's layer) of a rule that applies: the
+    ``Hit`` if ``decide`` says so, else None. ``feature`` (None: the layer had none) carries
+    ``id``, ``name`` and any attribute ``severity_by`` reads; ``point`` is where the site was
+    measured (``site``/``new_site``)."""
+    found = feature is not None and measured_distance_m is not None
+    distance = measured_distance_m if measured_distance_m is not None else math.inf
+    if not decide(rule.test_code, rule.limit_m, distance, bool(inside), found):
+        return None
+    return make_hit(rule, distance, inside, feature or {}, point)

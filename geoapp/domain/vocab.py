@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from geoapp.domain.messages import Text as _l
+
 
 class _Labelled(StrEnum):
     """A string enum whose members carry a Chinese and an English label."""
@@ -29,8 +31,9 @@ class _Labelled(StrEnum):
         for m in cls:
             if t in (m.value, m.zh) or t.lower() == m.en.lower():
                 return m
-        allowed = ", ".join(f"{m.value} ({m.zh})" for m in cls)
-        raise ValueError(f"unknown {cls.__name__} {text!r}; expected one of: {allowed}")
+        allowed = ", ".join(f"{m.value}（{m.zh}）" for m in cls)
+        raise ValueError(_l("未知的值“%(value)s”；应为以下之一：%(allowed)s", value=text,
+                            allowed=allowed))
 
 
 class SiteType(_Labelled):
@@ -68,25 +71,6 @@ class ComplaintCategory(_Labelled):
     WATER = ("water", "水", "Water")
     SOLID_WASTE = ("solid_waste", "固废", "Solid waste")
     OTHER = ("other", "其他", "Other")
-
-
-class RuleId(StrEnum):
-    """The rule ids of the default rule table (a city may add more in its rules file)."""
-
-    RIVERSIDE_LIVESTOCK = "riverside_livestock"
-    URBAN_CORE_HEAVY_INDUSTRY = "urban_core_heavy_industry"
-    HAZCHEM_DENSE_AREA = "hazchem_dense_area"
-    CHEMICAL_OUTSIDE_PARK = "chemical_outside_park"
-    RELOCATION_DESTINATION = "relocation_destination"
-    YELLOW_RIVER_SHORELINE = "yellow_river_shoreline"
-    CANAL_PROTECTION_1 = "canal_protection_1"
-    CANAL_PROTECTION_2 = "canal_protection_2"
-    WATER_SOURCE_PROTECTION = "water_source_protection"
-    ECO_REDLINE = "eco_redline"
-    COAL_BAN_ZONE = "coal_ban_zone"
-    CONCRETE_NEAR_CORE = "concrete_near_core"
-    HOTSPOT_GRID = "hotspot_grid"
-    SCATTERED_RELAPSE = "scattered_relapse"
 
 
 #: Key industries for remediation (DOMAIN.md), as used in the ``industry`` field of sites.

@@ -105,7 +105,7 @@ def _add_buffers(m: folium.Map, zones: gpd.GeoDataFrame, legend: list, _: Transl
         title = buffer_title(row, _)
         L.add_rule_zones(m, zones, title, row["rule_id"], colour,
                          labels=(_("规则"), _("距离（米）")),
-                         show=row["rule_id"] == "riverside_livestock")
+                         show=row.get("show_on_map") in (True, 1))  # the rule's show_on_map
         legend.append(("outline", colour, title))
 
 

@@ -20,10 +20,11 @@ from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.results import CheckResult, Verdict, row_verdicts
 from geoapp.domain.rules import RuleSet, is_missing, load_rules
 from geoapp.domain.vocab import SiteType
+from geoapp.spatial.crs import parse_point
+from geoapp.spatial.engine import RuleEngine
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
-    from geoapp.spatial.engine import RuleEngine
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ def engine(app: Geoapp) -> RuleEngine:
         built = app.cache.get("engine")
         if built is not None and built.key == key:
             return built.engine
-        from geoapp.spatial.engine import RuleEngine
-
         names = app.repo.layer_names()
         rules = read_rules(app.settings["RULES_FILE"], names)
         layers = {n: app.repo.layer(n) for n in {r.stored_layer for r in rules
@@ -151,8 +150,6 @@ def check_point(app: Geoapp, x: Any, y: Any, crs: str = "wgs84", *,
     dropped (they cannot change the verdict). Both coordinates are required, except for
     ``crs=dms``, where ``x`` holds the whole text.
     """
-    from geoapp.spatial.crs import parse_point
-
     if is_missing(x) or (is_missing(y) and (crs or "wgs84") != "dms"):
         raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
     st = parse_site_type(site_type)

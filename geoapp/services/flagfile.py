@@ -23,17 +23,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyogrio
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.domain.results import Severity, Verdict, row_verdicts
-from geoapp.domain.rules import RuleSpec, applicability, condition_text, conditional_hit, evaluate
+from geoapp.domain.rules import RuleSpec, applicability, condition_text, conditional_hit, make_hit
 from geoapp.domain.vocab import SiteType
-from geoapp.exports.tables import neutralise, neutralise_frame
+from geoapp.exports.tables import neutralise, neutralise_frame, write_xlsx
 from geoapp.services import check_row_limit
 from geoapp.services.checks import engine
+from geoapp.spatial.crs import WGS84, array_to_wgs84, resolve_crs
 from geoapp.storage.tables_in import Limits, read_frame
+from geoapp.storage.vector_in import guard_source, read_vector, unknown_datum
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -108,8 +112,6 @@ def _read(path: Path, fmt: str, limits: Limits | None = None,
         return read_frame(path, name=label or path.name, limits=limits), None
     # storage.vector_in: format from extension and content, GDAL's driver named, the
     # GeoPackage judged with SQLite first; GDAL only ever opens a private copy.
-    from geoapp.storage.vector_in import read_vector
-
     max_rows = limits.max_rows if limits is not None else None
     gdf = read_vector(path, label=label or path.name, kind=fmt, max_rows=max_rows or 0).gdf
     return gdf, (gdf.crs.to_string() if gdf.crs is not None else None)
@@ -117,15 +119,11 @@ def _read(path: Path, fmt: str, limits: Limits | None = None,
 
 def _coordinates(df: pd.DataFrame, fmt: str, file_crs: str | None, opts: FlagOptions,
                  metric_crs: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
-    from geoapp.spatial.crs import array_to_wgs84, resolve_crs
-
     n = len(df)
     if fmt in ("geojson", "gpkg"):
         if file_crs is None:
             raise InvalidInput("the file declares no coordinate system; add one (GeoJSON is "
                                "WGS84 by definition) or convert it to CSV with a crs column")
-        from geoapp.storage.vector_in import unknown_datum
-
         invented = unknown_datum(df.crs)
         if invented and not opts.crs:
             raise InvalidInput(f"坐标系基准面未知 Unknown datum: the file's coordinate system "
@@ -317,14 +315,14 @@ def _hit_items(pieces: list[list[str]], combo: np.ndarray, dist: np.ndarray, row
     return _Pieces(n, row[first], off[first], end[last], items)
 
 
-def _runs(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def row_runs(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Start and end of each row's run of hits (the hits are sorted by row)."""
     starts = np.flatnonzero(np.r_[True, row[1:] != row[:-1]]) if len(row) else \
         np.zeros(0, dtype=np.int64)
     return starts, np.r_[starts[1:], len(row)].astype(np.int64)
 
 
-def _run_sets(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+def run_sets(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray,
               size: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Per run, which distinct set of codes (< ``size``) it holds: (set number per run, the
     sets as ascending tuples). Bit masks when they fit in 62 bits, else per-run sets."""
@@ -357,11 +355,11 @@ def _sort_hits(hits: pd.DataFrame) -> pd.DataFrame:
 
 def _static_hit(rule: RuleSpec, feature_id: Any, feature_name: Any, severity: str,
                 point: str):
-    """The ``Hit`` the single check makes for this rule, feature and point (any distance)."""
+    """The ``Hit`` the single check makes for this decided rule, feature and point (its
+    distance is set per row)."""
     feature = {"id": None if pd.isna(feature_id) else feature_id,
                "name": None if pd.isna(feature_name) else feature_name}
-    hit = evaluate(rule, 0.0, rule.test != "not_inside", feature, point)
-    return replace(hit, severity=severity)
+    return replace(make_hit(rule, 0.0, False, feature, point), severity=severity)
 
 
 def _hit_json(table: pd.DataFrame, rules: list[RuleSpec], rule_idx: np.ndarray,
@@ -473,13 +471,13 @@ def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str,
             continue
         row = table["row"].to_numpy()
         rule_idx = table["rule_id"].map(position).to_numpy(dtype=np.int64)
-        starts, ends = _runs(row)
+        starts, ends = row_runs(row)
         rows = row[starts]
         if conditional:
             variant, variants = _variants(rules, rule_idx, row, site)
             json_cols["conditional_hits"] = _hit_json(table, rules, rule_idx, variant,
                                                       variants, n, quote)
-            sets, members = _run_sets(variant, starts, ends, len(variants))
+            sets, members = run_sets(variant, starts, ends, len(variants))
             words = [_conditional_text(*variants[v], lang, column_of) for v in range(len(variants))]
             out["conditional_rules"][rows] = np.array(
                 [field(join.join(words[v] for v in m)) for m in members], dtype=object)[sets]
@@ -488,7 +486,7 @@ def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str,
         count[rows] = ends - starts
         min_d[rows] = np.minimum.reduceat(table["distance_m"].to_numpy(dtype=float).round(1),
                                           starts)
-        sets, members = _run_sets(rule_idx, starts, ends, len(rules))
+        sets, members = run_sets(rule_idx, starts, ends, len(rules))
         for key, make in (("rules", lambda m: join.join(texts[i][0] for i in m)),
                           ("rule_ids", lambda m: ";".join(rules[i].id for i in m)),
                           ("basis", lambda m: "\n".join(texts[i][1] for i in m)),
@@ -622,15 +620,8 @@ def _write(df: pd.DataFrame, path: Path, fmt: str, lon: np.ndarray, lat: np.ndar
         df.to_csv(path, index=False, encoding="utf-8")
         return
     if fmt == "xlsx":
-        from geoapp.exports.tables import write_xlsx
-
         write_xlsx({"flagged": df}, path)
         return
-    import geopandas as gpd
-    import pyogrio
-
-    from geoapp.spatial.crs import WGS84
-
     data = df.drop(columns=["geometry"], errors="ignore")
     geom = gpd.points_from_xy(lon, lat)
     geom[np.isnan(lon)] = None
@@ -656,8 +647,6 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     if not src.is_file():
         raise InvalidInput(f"{src}: no such file")
     if fmt_in in ("geojson", "gpkg"):  # never a symlink, never the app's own database
-        from geoapp.storage.vector_in import guard_source
-
         guard_source(src, name or src.name, app.settings.get("DATABASE"))
     df, file_crs = _read(src, fmt_in, limits, name)
     check_row_limit(len(df), name or src.name, limits)

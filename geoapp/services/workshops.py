@@ -1,8 +1,9 @@
 """The 散乱污 register: counts, the 两断三清 checklist of banned workshops, relapse detection.
 
 Relapses (死灰复燃) are not measured again here: the rule engine already stores, for every
-newly found workshop, the banned workshops within the ``scattered_relapse`` rule's distance
-(``site_hits``), so the register, the map and the site page always agree with the rules file.
+newly found workshop, the banned workshops within the distance of the rule the rules file
+marks ``purpose: relapse`` (``site_hits``), so the register, the map and the site page always
+agree with the rules file.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
-from geoapp.domain.vocab import RuleId, SiteType, WorkshopStatus
+from geoapp.domain.rules import RuleSpec
+from geoapp.domain.vocab import SiteType, WorkshopStatus
+from geoapp.services.checks import read_rules, refresh_hits
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -25,7 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WORKSHOP = SiteType.SCATTERED_WORKSHOP.value
-RELAPSE_RULE = RuleId.SCATTERED_RELAPSE.value
+#: The ``purpose`` of the rule whose hits are suspected relapses (see docs/rules.md).
+RELAPSE_PURPOSE = "relapse"
 #: The 两断三清 checklist: (field, Chinese label), in the order the bureau lists them.
 CHECKLIST: tuple[tuple[str, str], ...] = (
     ("water_cut_date", "断水"), ("power_cut_date", "断电"),
@@ -79,23 +84,27 @@ def checklist(frame: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def relapse_distance_m(app: Geoapp) -> float:
-    """The relapse distance from the rules file (the ``scattered_relapse`` rule)."""
-    from geoapp.services.checks import engine
+def relapse_rule(app: Geoapp) -> RuleSpec | None:
+    """The rule the rules file marks ``purpose: relapse`` (None if none is marked); the
+    file is read again only when it changes."""
+    return app.file_cached("relapse_rule", Path(app.settings["RULES_FILE"]),
+                           lambda path: read_rules(path).for_purpose(RELAPSE_PURPOSE))
 
-    rules = engine(app).rules
-    if RELAPSE_RULE not in rules:
-        raise NotFound(f"the rules file has no {RELAPSE_RULE} rule")
-    return float(rules[RELAPSE_RULE].distance_m or 0.0)
+
+def relapse_distance_m(app: Geoapp) -> float:
+    """The relapse distance from the rules file (the ``purpose: relapse`` rule's)."""
+    rule = relapse_rule(app)
+    if rule is None:
+        raise NotFound(f"the rules file marks no rule with purpose: {RELAPSE_PURPOSE}")
+    return float(rule.distance_m or 0.0)
 
 
 def relapses(app: Geoapp, frame: gpd.GeoDataFrame | None = None) -> pd.DataFrame:
     """New finds flagged by the relapse rule: the find, the banned site, the distance."""
-    from geoapp.services.checks import refresh_hits
-
     refresh_hits(app)
+    rule = relapse_rule(app)
     hits = app.repo.site_hits()
-    hits = hits[hits["rule_id"] == RELAPSE_RULE]
+    hits = hits[hits["rule_id"] == (rule.id if rule is not None else None)]
     df = workshops(app) if frame is None else frame
     info = pd.DataFrame({"id": df["id"].astype(str), "name": df["name"],
                          "district": df["district"], "found_date": df["found_date"],

@@ -3,40 +3,42 @@
 Loops run over rules and layers only. Per (layer, point kind) the sites any rule concerns (or
 may concern: see ``domain.rules.applicability_masks``) are gathered; the grid drops those that
 cannot be within reach before anything is projected; the rest are measured once and each rule
-of the layer applies its own test (``domain.rules.hit_mask``) to the same figures.
+of the layer is decided on the same figures by ``domain.rules.decide``, the decision the
+single-point check makes too. This module measures and gathers; it decides nothing itself.
+
+It reads only what the engine prepared (``spatial.prepared.PreparedRules``) and never
+imports the engine.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from geoapp.domain.rules import (
+    CONDITIONAL_HIT,
     IMPLIED_ATTRS,
+    POINTS,
     Condition,
     RuleSpec,
     applicability_masks,
     checked_at,
-    hit_mask,
+    decide,
     is_missing,
 )
-from geoapp.spatial.index import INSIDE_TOLERANCE_M, SEARCH_SLACK
-
-if TYPE_CHECKING:
-    from geoapp.spatial.engine import RuleEngine
+from geoapp.spatial.prepared import PreparedRules
 
 log = logging.getLogger(__name__)
 
 HIT_COLUMNS = ["row", "rule_id", "feature_id", "feature_name", "distance_m", "severity",
                "conditional", "point"]
-POINTS = ("site", "new_site")
 
 
-class _Columns:
+class SiteColumns:
     """Site attribute columns, factorised once so a condition is an integer ``isin``.
 
     Attributes a site kind implies (``domain.rules.IMPLIED_ATTRS``: a livestock farm's
@@ -126,72 +128,36 @@ class _Columns:
         return self.masks(rule)[0]
 
 
-class HitTables:
-    """Every text a hit row can carry (rule ids, feature ids and names, severities), each
-    as one pandas array, so the result's text columns are gathered with ``take`` instead
-    of being inferred again from object arrays on every call."""
-
-    def __init__(self, engine: RuleEngine) -> None:
-        rules = list(engine.rules)
-        self.rule_ids = _text_array([r.id for r in rules])
-        layers = list(engine.layer_names)
-        sizes = [len(engine._features[n]["id"]) for n in layers]
-        self.feature_offset = dict(zip(layers, np.cumsum([0] + sizes[:-1]).tolist(),
-                                       strict=True))
-        self.feature_ids = _text_array([v for n in layers for v in engine._features[n]["id"]])
-        self.feature_names = _text_array([v for n in layers
-                                          for v in engine._features[n]["name"]])
-        sev = [engine._rule_severity[r.id] for r in rules]
-        self.severity_offset = dict(zip([r.id for r in rules],
-                                        np.cumsum([0] + [len(v) for v in sev[:-1]]).tolist(),
-                                        strict=True))
-        self.severities = _text_array([v for a in sev for v in a])
-        self.points = _text_array(list(POINTS))
-
-
-def _text_array(values: list) -> Any:
-    """The pandas array a DataFrame column of these values would hold (str dtype, NaN for
-    None, under pandas 3)."""
-    flat = np.empty(len(values), dtype=object)  # 1-d whatever the values look like
-    flat[:] = values
-    return pd.Series(flat).array
-
-
-def search_radius(rule: RuleSpec) -> float:
-    """How far (projected metres) to look so the ground-distance decision is exact."""
-    if rule.test == "within_distance":
-        return float(rule.distance_m) * SEARCH_SLACK + 1.0
-    return np.inf if rule.test == "not_inside" else 2 * INSIDE_TOLERANCE_M
-
-
-def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
+def flag_sites(prepared: PreparedRules, lon: np.ndarray, lat: np.ndarray,
                columns: Mapping[str, Any]) -> pd.DataFrame:
-    """Implementation of ``RuleEngine.flag`` (see there)."""
+    """Implementation of ``RuleEngine.flag`` (see there) on the engine's prepared data."""
     n = len(lon)
+    rules = prepared.rules
     cols = dict(columns)
     points = {"site": (lon, lat)}
     new_lon, new_lat = cols.pop("new_lon", None), cols.pop("new_lat", None)
     if new_lon is not None and new_lat is not None:
         points["new_site"] = (np.broadcast_to(np.asarray(new_lon, dtype=float), n),
                               np.broadcast_to(np.asarray(new_lat, dtype=float), n))
-    attrs = _Columns(cols, n)
+    attrs = SiteColumns(cols, n)
     finite = {k: np.isfinite(p[0]) & np.isfinite(p[1]) for k, p in points.items()}
     groups: dict[tuple[str, str], list[tuple[RuleSpec, np.ndarray, np.ndarray]]] = {}
     for kind in points:
-        for rule in engine.rules:
+        for rule in rules:
             if not checked_at(rule, kind):
                 continue
             sure, maybe = attrs.masks(rule)
             mask = (sure | maybe) & finite[kind]
             if mask.any():
-                groups.setdefault((rule.layer, kind), []).append((rule, mask, maybe))
-    cells = {k: engine.grid.cells(*p) for k, p in points.items()}
+                groups.setdefault((rule.layer, kind), []).append((rule, sure, maybe))
+    cells = {k: prepared.grid.cells(*p) for k, p in points.items()}
     plan = []
     need = {k: np.zeros(n, dtype=bool) for k in points}
     for (layer, kind), members in groups.items():
-        index = engine.index[layer]
-        radius = engine._layer_radius[layer]
-        idx = np.flatnonzero(np.logical_or.reduce([m for _, m, _ in members]))
+        index = prepared.index[layer]
+        radius = prepared.reach[layer]
+        wanted = np.logical_or.reduce([s | m for _, s, m in members]) & finite[kind]
+        idx = np.flatnonzero(wanted)
         c = cells[kind][idx]
         cc = np.where(c >= 0, c, 0)
         cover = np.where(c >= 0, index.cover[cc], -1) >= 0
@@ -204,33 +170,36 @@ def flag_sites(engine: RuleEngine, lon: np.ndarray, lat: np.ndarray,
         x, y = np.full(n, np.nan), np.full(n, np.nan)
         todo = np.flatnonzero(need[kind])
         if len(todo):
-            x[todo], y[todo] = engine._fwd.transform(plon[todo], plat[todo])
+            x[todo], y[todo] = prepared.to_metric.transform(plon[todo], plat[todo])
         xy[kind] = (x, y)
     parts: list[tuple[np.ndarray, ...]] = []
-    order = {r.id: i for i, r in enumerate(engine.rules)}
-    texts = engine._hit_tables
+    order = {r.id: i for i, r in enumerate(rules)}
+    texts = prepared.texts
     for layer, kind, members, radius, sel in plan:
         x, y = xy[kind]
-        m = engine.index[layer].measure(x[sel], y[sel], cells[kind][sel], radius)
-        ground = engine._ground(points[kind][0][sel], points[kind][1][sel], x[sel], y[sel], m)
+        m = prepared.index[layer].measure(x[sel], y[sel], cells[kind][sel], radius)
+        ground = prepared.ground(points[kind][0][sel], points[kind][1][sel], x[sel], y[sel], m)
+        found = m.feat >= 0
         feature_offset = texts.feature_offset[layer]
         point_no = POINTS.index(kind)
-        for rule, mask, maybe in members:
-            hit = hit_mask(rule.test, rule.distance_m, ground, m.inside, m.feat)
-            hit &= mask[sel]
+        for rule, sure, maybe in members:
+            decision = decide(rule.test_code, rule.limit_m, ground, m.inside, found,
+                              sure[sel], maybe[sel])
+            hit = decision.nonzero()[0]
             rows = sel[hit]
             f = m.feat[hit]
             parts.append((rows, np.full(len(f), order[rule.id] * 2 + point_no, dtype=np.int64),
                           f + feature_offset,
                           np.round(np.where(m.inside[hit], 0.0, ground[hit]), 1),
-                          f + texts.severity_offset[rule.id], maybe[rows]))
+                          f + texts.severity_offset[rule.id],
+                          decision[hit] == CONDITIONAL_HIT))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
             HIT_COLUMNS, ["int64", object, object, object, "float64", object, bool, object],
             strict=True)})
     row, key, feat, dist, sev, cond = (np.concatenate(c) for c in zip(*parts, strict=True))
     # by site, then point (site first), then rule
-    by = np.argsort(row * (2 * len(engine.rules)) + (key % 2) * len(engine.rules) + key // 2,
+    by = np.argsort(row * (2 * len(rules)) + (key % 2) * len(rules) + key // 2,
                     kind="stable")
     feat, key = feat[by], key[by]
     out = pd.DataFrame({"row": row[by].astype(np.int64),

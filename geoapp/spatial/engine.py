@@ -10,6 +10,11 @@ Built once per process (layers projected once, one index per layer, see ``index.
 * ``exclusion_zones`` — buffered, dissolved zones for maps and exports (never for verdicts:
   a buffer polygon is inscribed in the true zone and misses sites right at its edge).
 
+The engine measures (which feature of each layer is nearest, how far on the ground, inside
+or not); ``domain.rules.decide`` decides, for both paths: ``check_point`` with one row per
+rule, ``flag`` (in ``batch.py``) with one row per site. What both read is prepared once in a
+``spatial.prepared.PreparedRules``; ``batch`` reads nothing else and never imports this module.
+
 Verdicts use *measured* distances. Distances are measured in the metric CRS and then the
 distance to the nearest point is recomputed geodesically, so figures agree with
 ``pyproj.Geod`` on the city's ellipsoid everywhere in the city, not only near the central
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from functools import cached_property
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -30,22 +35,24 @@ import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
 
-from geoapp.domain.results import CheckResult, Nearest
+from geoapp.domain.results import CheckResult, Nearest, round_distance
 from geoapp.domain.rules import (
     APPLIES,
     CANNOT,
+    CONDITIONAL_HIT,
+    INSIDE_TOLERANCE_M,
     RuleSet,
     RuleSpec,
     applicability,
     checked_at,
     condition_text,
     conditional_hit,
-    evaluate,
+    decide,
+    make_hit,
 )
-from geoapp.spatial.batch import HitTables, flag_sites, search_radius
-from geoapp.spatial.ground import UNIT, GroundScale
+from geoapp.spatial.batch import flag_sites
+from geoapp.spatial.ground import UNIT, GroundDistance
 from geoapp.spatial.index import (
-    INSIDE_TOLERANCE_M,
     SEARCH_SLACK,
     CellGeometry,
     Grid,
@@ -54,7 +61,9 @@ from geoapp.spatial.index import (
     expand,
     make_grid,
     project_cells,
+    projected_reach,
 )
+from geoapp.spatial.prepared import HitTexts, PreparedRules
 from geoapp.spatial.zones import exclusion_zones
 
 log = logging.getLogger(__name__)
@@ -62,25 +71,12 @@ log = logging.getLogger(__name__)
 CELL_M = 500.0
 #: Coverage polygon edges are segmentized to this (metres) before going back to lon/lat.
 COVERAGE_SEGMENT_M = 200.0
-_WITHIN, _INSIDE, _NOT_INSIDE = 0, 1, 2
-_TESTS = {"within_distance": _WITHIN, "inside": _INSIDE, "not_inside": _NOT_INSIDE}
 
 
-def _round_tenth(d: float) -> float:
-    """``round_distance`` for a plain float, about twice as fast (a dozen calls per check).
-
-    Python's ``round(d, 1)`` is exact: the decimal nearest to d's binary value, ties to even.
-    d * 10 rounds off at most half a unit in its last place; unless it lands within 1e-6 of
-    a half-integer (far more than that error for any distance below 1e8 m), the integer
-    nearest to it is the one nearest to the exact 10·d, and q / 10 is the double nearest to
-    the decimal q/10, as ``round`` returns. Other cases, and inf, go to ``round`` itself.
-    """
-    y = d * 10.0
-    if y < 1e9:
-        q = round(y)
-        if abs(abs(y - q) - 0.5) > 1e-6:
-            return q / 10.0
-    return round(d + 0.0, 1)
+def _feature_dicts(table: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+    """One dict per feature from a layer's feature table."""
+    n = len(next(iter(table.values())))
+    return [{k: v[i] for k, v in table.items()} for i in range(n)]
 
 
 def _derived_layer(sites: gpd.GeoDataFrame | None, rule: RuleSpec) -> gpd.GeoDataFrame | None:
@@ -111,13 +107,34 @@ def _outline_geometry(outline: Any) -> Any:
     return shapely.make_valid(shapely.union_all(geoms))
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The rules to decide for one kind of site at one point (see ``RuleEngine._plan``):
+    the rules that apply or may apply, as parallel sequences and arrays for ``decide``."""
+
+    rules: tuple[RuleSpec, ...]
+    layer_pos: np.ndarray
+    test: np.ndarray
+    limit: np.ndarray
+    applies: np.ndarray
+    conditional: np.ndarray
+    #: Per rule: None if it applies, else (missing attributes, condition text).
+    conditions: tuple[Any, ...]
+    layer_pos_list: list[int]
+
+
 class RuleEngine:
-    """Layers and rules, projected and indexed once; then cheap checks (see module doc)."""
+    """Layers and rules, projected and indexed once; then cheap checks (see module doc).
+
+    ``prepared`` (a ``spatial.prepared.PreparedRules``) holds what both check paths read;
+    ``rules``, ``metric_crs``, ``geographic_crs``, ``layer_names``, ``grid``, ``index`` and
+    ``projected`` (each layer's geometries in the metric CRS) are public too."""
 
     def __init__(self) -> None:  # use RuleEngine.build
         self.rules: RuleSet
         self.metric_crs: str
         self.layer_names: list[str] = []
+        self.prepared: PreparedRules
 
     # -- construction -----------------------------------------------------------------
     @classmethod
@@ -147,40 +164,42 @@ class RuleEngine:
             extent = tuple(b) if extent is None else (
                 min(extent[0], b[0]), min(extent[1], b[1]), max(extent[2], b[2]),
                 max(extent[3], b[3]))
-        self._fwd = Transformer.from_crs(self.geographic_crs, metric_crs, always_xy=True)
-        self._geod = CRS(metric_crs).get_geod()
+        to_metric = Transformer.from_crs(self.geographic_crs, metric_crs, always_xy=True)
         self.layer_names = list(frames)
         self.projected = {n: (f.to_crs(metric_crs) if len(f) else f.set_crs(metric_crs,
                               allow_override=True)).geometry.values for n, f in frames.items()}
-        self._features = {n: self._feature_table(f, rules, n) for n, f in frames.items()}
+        features = {n: self._feature_table(f, rules, n) for n, f in frames.items()}
         self.grid = self._make_grid(frames, rules, cell_m, extent)
         g = self.grid
-        self._scale = GroundScale(metric_crs, (g.lon0, g.lat0, g.lon0 + g.nx * g.dlon,
-                                               g.lat0 + g.ny * g.dlat), self._fwd.transform)
-        cells = project_cells(self.grid, self._fwd.transform)
+        ground = GroundDistance(metric_crs, self.geographic_crs,
+                                (g.lon0, g.lat0, g.lon0 + g.nx * g.dlon, g.lat0 + g.ny * g.dlat),
+                                to_metric.transform)
+        cells = project_cells(self.grid, to_metric.transform)
         self.index = {n: LayerIndex(n, np.asarray(self.projected[n], dtype=object), cells)
                       for n in self.layer_names}
-        self._layer_radius = {}
+        reach: dict[str, float] = {}
         for rule in rules:
-            radius = max(self._layer_radius.get(rule.layer, 0.0), search_radius(rule))
-            self._layer_radius[rule.layer] = radius
-        for layer, radius in self._layer_radius.items():
+            reach[rule.layer] = max(reach.get(rule.layer, 0.0),
+                                    projected_reach(rule.search_distance_m))
+        for layer, radius in reach.items():
             self.index[layer].add_radius(radius, cells)
         for layer in self.layer_names:
-            if np.isfinite(self._layer_radius.get(layer, 0.0)):
+            if np.isfinite(reach.get(layer, 0.0)):
                 self.index[layer].drop_centre_distances()
+        severities = {r.id: np.array([r.severity_for(f) for f in
+                                      _feature_dicts(features[r.layer])], dtype=object)
+                      for r in rules}
+        self.prepared = PreparedRules(
+            rules=rules, metric_crs=metric_crs, layer_names=tuple(self.layer_names),
+            grid=self.grid, index=self.index, features=features, severities=severities,
+            reach=reach, to_metric=to_metric, ground=ground,
+            texts=HitTexts.build(rules, self.layer_names, features, severities))
         self._nl = len(self.layer_names)
         self._build_point_table(cells)
         self._layer_pos = {n: i for i, n in enumerate(self.layer_names)}
-        self._id_lists = [(n, self._features[n]["id"].tolist(), self._features[n]["name"].tolist())
+        self._id_lists = [(n, features[n]["id"].tolist(), features[n]["name"].tolist())
                           for n in self.layer_names]
-        self._applies_cache: dict[Any, list[tuple[RuleSpec, int, int, float]]] = {}
-        self._rule_plan = {r.id: (r, self._layer_pos[r.layer], _TESTS[r.test],
-                                  float(r.distance_m or 0.0)) for r in rules}
-        self._rule_severity = {r.id: np.array([r.severity_for(f) for f in
-                                               self._feature_dicts(r.layer)], dtype=object)
-                               for r in rules}
-        self._hit_tables = HitTables(self)
+        self._plans: dict[Any, _Plan] = {}
         self._build_coverage(outline_geom)
         log.info("rule engine built: %d layers, %d rules, grid %dx%d in %s",
                  len(self.layer_names), len(rules), self.grid.nx, self.grid.ny, metric_crs)
@@ -227,19 +246,14 @@ class RuleEngine:
                                    if r.layer == name and r.severity_attr}
         return {c: col(c) for c in wanted}
 
-    def _feature_dicts(self, layer: str) -> list[dict[str, Any]]:
-        table = self._features[layer]
-        n = len(next(iter(table.values())))
-        return [{k: v[i] for k, v in table.items()} for i in range(n)]
-
     def _make_grid(self, frames, rules, cell_m, extent=None) -> Grid:
         bounds = [f.total_bounds for f in frames.values() if len(f) and not f.is_empty.all()]
         if extent is not None and np.all(np.isfinite(extent)):
             bounds.append(np.asarray(extent, dtype=float))
         b = np.array(bounds) if bounds else np.array([[0.0, 0.0, 1e-3, 1e-3]])
         total = (b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max())
-        reach = max([r.distance_m or 0.0 for r in rules] + [0.0])
-        return make_grid(total, margin_m=reach * SEARCH_SLACK + 2 * cell_m, cell_m=cell_m)
+        return make_grid(total, margin_m=rules.reach_m() * SEARCH_SLACK + 2 * cell_m,
+                         cell_m=cell_m)
 
     def _build_point_table(self, cells: CellGeometry) -> None:
         """Per cell, everything one point needs across all layers (see ``_measure_point``).
@@ -300,12 +314,9 @@ class RuleEngine:
         self._cov_state_list: list[int] = []
         if outline is None:
             return
-        finite = [float(r.distance_m) for r in self.rules
-                  if r.test == "within_distance" and r.distance_m]
-        reach = (max(finite) if finite else 0.0)
         # beyond the limit as far as the engine searches: a buffer is inscribed in the
         # true zone (chords), and the projection's scale differs from the ground's
-        reach = reach * SEARCH_SLACK + 1.0
+        reach = projected_reach(self.rules.reach_m())
         metric = gpd.GeoSeries([outline], crs=self.geographic_crs).to_crs(self.metric_crs)
         zone = shapely.segmentize(metric.buffer(reach).values[0], COVERAGE_SEGMENT_M)
         cov = gpd.GeoSeries([zone], crs=self.metric_crs).to_crs(self.geographic_crs).values[0]
@@ -343,34 +354,14 @@ class RuleEngine:
             return bool(shapely.contains_xy(self.coverage, lon, lat))
         return state == 1
 
-    @cached_property
-    def _inv(self) -> Transformer:
-        """Metric CRS to lon/lat: only the geodesic fallback of ``_ground`` needs it."""
-        return Transformer.from_crs(self.metric_crs, self.geographic_crs, always_xy=True)
-
     # -- distances --------------------------------------------------------------------
-    def _ground(self, lon, lat, x, y, m: Measure) -> np.ndarray:
-        """Ground distance to each measured nearest point (0 inside, inf where none)."""
-        out = np.where(m.inside, 0.0, np.inf)
-        todo = np.flatnonzero((m.feat >= 0) & ~m.inside)
-        if len(todo) == 0:
-            return out
-        if self._scale.ok:
-            out[todo] = self._scale.ground(np.asarray(x)[todo], np.asarray(y)[todo],
-                                           m.nx[todo], m.ny[todo], m.dist[todo])
-        else:
-            nlon, nlat = self._inv.transform(m.nx[todo], m.ny[todo])
-            out[todo] = self._geod.inv(np.asarray(lon)[todo], np.asarray(lat)[todo],
-                                       nlon, nlat)[2]
-        return out
-
     def _measure_point(self, lon: float, lat: float) -> tuple[list, list, list]:
         """All layers at once for one point; the same arithmetic as ``LayerIndex.measure``.
 
         Returns per layer: feature index (-1 none), ground distance, inside flag. Plain
         lists and floats: for a dozen layers Python beats numpy's per-call overhead.
         """
-        x, y = self._fwd.transform(lon, lat)
+        x, y = self.prepared.to_metric.transform(lon, lat)
         c = self.grid.cell(lon, lat)
         if c < 0:
             return self._measure_off_grid(lon, lat, x, y)
@@ -409,7 +400,7 @@ class RuleEngine:
         best = at if len(at) == r1 - r0 else at.take(at.searchsorted(starts))
         bd, (bx, by) = low.tolist(), r.take(best, axis=1).tolist()
         bf = self._pt_feat.take(sids.take(best)).tolist()
-        scale = self._scale
+        scale = self.prepared.ground.scale
         todo = []
         if scale.ok:
             c0, c1, c2, c3, c4, c5 = scale.coef_list
@@ -432,7 +423,8 @@ class RuleEngine:
             m = Measure(np.zeros(k, dtype=np.int64), np.array([t[1] for t in todo]),
                         np.zeros(k, dtype=bool), np.array([t[2] for t in todo]),
                         np.array([t[3] for t in todo]))
-            g = self._ground(np.full(k, lon), np.full(k, lat), np.full(k, x), np.full(k, y), m)
+            g = self.prepared.ground(np.full(k, lon), np.full(k, lat), np.full(k, x),
+                                     np.full(k, y), m)
             for (layer, *_), v in zip(todo, g.tolist(), strict=True):
                 ground[layer] = v
         return feat, ground, inside
@@ -445,37 +437,44 @@ class RuleEngine:
         m = Measure(*(np.concatenate([getattr(p, f) for p in per] + [np.empty(0)])
                       for f in ("feat", "dist", "inside", "nx", "ny")))
         m.feat, m.inside = m.feat.astype(np.int64), m.inside.astype(bool)
-        ground = self._ground(np.full(nl, lon), np.full(nl, lat), np.full(nl, x),
-                              np.full(nl, y), m)
+        ground = self.prepared.ground(np.full(nl, lon), np.full(nl, lat), np.full(nl, x),
+                                      np.full(nl, y), m)
         return m.feat.tolist(), ground.tolist(), m.inside.tolist()
 
-    def _plan(self, site: dict[str, Any], point: str) -> list[tuple]:
-        """Per rule that applies or may apply here: (rule, layer position, test code, limit,
-        None if it applies else (missing attributes, condition text))."""
-        out = []
+    def _plan(self, site: dict[str, Any], point: str) -> _Plan:
+        """The rules that apply (or may apply: conditional) to this site at ``point``, with
+        their layer positions, tests and limits as arrays for ``decide``."""
+        rules, conditions = [], []
         for r in self.rules:
             if not checked_at(r, point):
                 continue
             state, missing = applicability(r.applies_to, site)
             if state == CANNOT:
                 continue
-            cond = None if state == APPLIES else (missing, condition_text(r.applies_to, site))
-            out.append((*self._rule_plan[r.id], cond))
-        return out
+            rules.append(r)
+            conditions.append(None if state == APPLIES
+                              else (missing, condition_text(r.applies_to, site)))
+        pos = [self._layer_pos[r.layer] for r in rules]
+        return _Plan(rules=tuple(rules), layer_pos=np.array(pos, dtype=np.intp),
+                     test=np.array([r.test_code for r in rules], dtype=np.int64),
+                     limit=np.array([r.limit_m for r in rules], dtype=float),
+                     applies=np.array([c is None for c in conditions], dtype=bool),
+                     conditional=np.array([c is not None for c in conditions], dtype=bool),
+                     conditions=tuple(conditions), layer_pos_list=pos)
 
-    def _applicable(self, site: dict[str, Any], point: str, key: Any = None) -> list[tuple]:
+    def _applicable(self, site: dict[str, Any], point: str, key: Any = None) -> _Plan:
         """``_plan``, memoised: inspectors check few kinds of site."""
         try:
             if key is None:
                 key = (point, tuple(sorted(site.items())))
-            found = self._applies_cache.get(key)
+            found = self._plans.get(key)
         except TypeError:  # unhashable or unorderable attributes: no memo
             return self._plan(site, point)
         if found is None:
-            if len(self._applies_cache) > 4096:
-                self._applies_cache.clear()
+            if len(self._plans) > 4096:
+                self._plans.clear()
             found = self._plan(site, point)
-            self._applies_cache[key] = found
+            self._plans[key] = found
         return found
 
     # -- public API -------------------------------------------------------------------
@@ -489,6 +488,8 @@ class RuleEngine:
         needs_info, never pass); ``nearest`` lists every layer. ``point="new_site"`` checks
         the new site of a relocation: every rule, hits marked ``new_site``. A point outside
         the area the data covers gets the verdict out_of_area.
+
+        The layers are measured here; ``domain.rules.decide`` decides, one row per rule.
         """
         site = dict(attrs) if attrs else {}
         if site_type is not None:
@@ -496,26 +497,25 @@ class RuleEngine:
         if industry is not None:
             site["industry"] = industry
         feat, ground, inside = self._measure_point(float(lon), float(lat))
-        nearest = [Nearest(name, ids[f], names[f], _round_tenth(g))
+        nearest = [Nearest(name, ids[f], names[f], round_distance(g))
                    for (name, ids, names), f, g in zip(self._id_lists, feat, ground, strict=True)
                    if f >= 0]
         hits, conditional = [], []
-        rules = self._applicable(site, point, None if attrs else (point, site_type, industry))
-        for rule, i, test, limit, cond in rules:
-            f = feat[i]
-            if f < 0:
-                continue
-            if test == _WITHIN:  # is_hit, with the rule's test looked up once
-                if not ground[i] <= limit:
-                    continue
-            elif (test == _INSIDE) != inside[i]:
-                continue
-            feature = {k: v[f] for k, v in self._features[rule.layer].items()}
-            hit = evaluate(rule, ground[i], inside[i], feature, point)
-            if cond is None:
-                hits.append(hit)
-            else:
-                conditional.append(conditional_hit(hit, rule, *cond))
+        plan = self._applicable(site, point, None if attrs else (point, site_type, industry))
+        if plan.rules:
+            measured = np.array((feat, ground, inside), dtype=float).take(plan.layer_pos, 1)
+            decision = decide(plan.test, plan.limit, measured[1], measured[2] > 0.0,
+                              measured[0] >= 0.0, plan.applies, plan.conditional)
+            features = self.prepared.features
+            for j in decision.nonzero()[0].tolist():
+                rule, i = plan.rules[j], plan.layer_pos_list[j]
+                f = feat[i]
+                hit = make_hit(rule, ground[i], inside[i],
+                               {k: v[f] for k, v in features[rule.layer].items()}, point)
+                if decision[j] == CONDITIONAL_HIT:
+                    conditional.append(conditional_hit(hit, rule, *plan.conditions[j]))
+                else:
+                    hits.append(hit)
         echo = {"lon": lon, "lat": lat, "point": point, **site}
         return CheckResult(input=echo, lon=float(lon), lat=float(lat), hits=tuple(hits),
                            nearest=tuple(nearest), conditional_hits=tuple(conditional),
@@ -533,7 +533,8 @@ class RuleEngine:
         the value the rule names (see ``domain.rules.applicability``), ``point`` is ``site``
         or ``new_site``.
         """
-        return flag_sites(self, np.asarray(lon, dtype=float), np.asarray(lat, dtype=float),
+        return flag_sites(self.prepared, np.asarray(lon, dtype=float),
+                          np.asarray(lat, dtype=float),
                           {"site_type": site_type, "industry": industry, **columns})
 
     def exclusion_zones(self) -> gpd.GeoDataFrame:

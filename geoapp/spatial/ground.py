@@ -13,9 +13,13 @@ the engine falls back to geodesic distances between the point and its nearest po
 from __future__ import annotations
 
 import logging
+from functools import cached_property
+from typing import Any
 
 import numpy as np
-from pyproj import CRS, Proj
+from pyproj import CRS, Proj, Transformer
+
+from geoapp.spatial.index import Measure
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +67,36 @@ class GroundScale:
         X = ((px + nx) * 0.5 - self.x0) / UNIT
         Y = ((py + ny) * 0.5 - self.y0) / UNIT
         return d / (c0 + X * (c1 + c3 * X + c4 * Y) + Y * (c2 + c5 * Y))
+
+
+class GroundDistance:
+    """Ground distances from points to their measured nearest points (``index.Measure``):
+    the fitted scale factor where it holds (``GroundScale``), else geodesics."""
+
+    def __init__(self, metric_crs: str, geographic_crs: Any,
+                 bounds: tuple[float, float, float, float], forward) -> None:
+        self.metric_crs = metric_crs
+        self.geographic_crs = CRS(geographic_crs)
+        self.scale = GroundScale(metric_crs, bounds, forward)
+        self.geod = CRS(metric_crs).get_geod()
+
+    @cached_property
+    def inverse(self) -> Transformer:
+        """Metric CRS to lon/lat: only the geodesic fallback needs it."""
+        return Transformer.from_crs(self.metric_crs, self.geographic_crs, always_xy=True)
+
+    def __call__(self, lon, lat, x, y, m: Measure) -> np.ndarray:
+        """Ground distance from each point (lon/lat and metric x/y) to its measured nearest
+        point: 0 inside, inf where nothing was measured."""
+        out = np.where(m.inside, 0.0, np.inf)
+        todo = np.flatnonzero((m.feat >= 0) & ~m.inside)
+        if len(todo) == 0:
+            return out
+        if self.scale.ok:
+            out[todo] = self.scale.ground(np.asarray(x)[todo], np.asarray(y)[todo],
+                                          m.nx[todo], m.ny[todo], m.dist[todo])
+        else:
+            nlon, nlat = self.inverse.transform(m.nx[todo], m.ny[todo])
+            out[todo] = self.geod.inv(np.asarray(lon)[todo], np.asarray(lat)[todo],
+                                      nlon, nlat)[2]
+        return out

@@ -47,6 +47,13 @@ PRUNE_SLACK_M = 1e-3
 SEARCH_SLACK = 1.002
 
 
+def projected_reach(ground_m: float) -> float:
+    """How far (projected metres) to search so that a decision on ground distances up to
+    ``ground_m`` (e.g. ``RuleSpec.search_distance_m``) is exact: ``SEARCH_SLACK`` for the
+    projection's scale error, plus 1 m. Infinite stays infinite."""
+    return float(ground_m) * SEARCH_SLACK + 1.0
+
+
 @dataclass(frozen=True)
 class Grid:
     """A regular lon/lat grid; cells are indexed ``row * nx + col``."""

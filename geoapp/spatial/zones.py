@@ -24,7 +24,8 @@ QUAD_SEGS = 16
 def exclusion_zones(rules: RuleSet, projected: Mapping[str, np.ndarray], metric_crs: str,
                     geographic_crs) -> gpd.GeoDataFrame:
     """One dissolved zone per rule: within_distance rules buffered by their distance; inside
-    rules their polygons; not_inside rules the allowed area (``test`` tells them apart)."""
+    rules their polygons; not_inside rules the allowed area (``test`` tells them apart).
+    ``show_on_map`` is the rule's own flag: the overview map opens with that zone on."""
     rows = []
     for rule in rules:
         geoms = np.asarray(projected.get(rule.layer, np.empty(0, dtype=object)), dtype=object)
@@ -41,8 +42,8 @@ def exclusion_zones(rules: RuleSet, projected: Mapping[str, np.ndarray], metric_
             continue
         rows.append({"rule_id": rule.id, "title_zh": rule.title_zh, "title_en": rule.title_en,
                      "test": rule.test, "layer": rule.layer, "distance_m": rule.distance_m,
-                     "geometry": zone})
-    cols = ["rule_id", "title_zh", "title_en", "test", "layer", "distance_m"]
+                     "show_on_map": rule.show_on_map, "geometry": zone})
+    cols = ["rule_id", "title_zh", "title_en", "test", "layer", "distance_m", "show_on_map"]
     frame = gpd.GeoDataFrame(rows, columns=[*cols, "geometry"], geometry="geometry",
                              crs=metric_crs)
     log.debug("built %d exclusion zones", len(frame))

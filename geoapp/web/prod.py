@@ -21,8 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server import Server
 
 from geoapp.config import check_production, load_settings
+from geoapp.services import checks, open_geoapp
+from geoapp.web import create_app
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +59,6 @@ def prepare_database(inst: Path) -> dict[str, Any]:
     Otherwise N workers starting at once would all find no database and build it N times.
     The connections opened here are closed before the master forks.
     """
-    from geoapp.services import open_geoapp
-
     settings = check_instance(inst)
     core = open_geoapp(settings)
     city = core.city.name
@@ -75,9 +78,6 @@ def secure_cookies(app: Flask) -> None:
 
 def create_production_app(path: str | os.PathLike | None = None) -> Flask:
     """The app for one worker process (granian's ``--factory``, waitress ``--call``)."""
-    from geoapp.services import checks
-    from geoapp.web import create_app
-
     inst = instance_path(path)
     check_instance(inst)
     app = create_app(production_overrides(inst))
@@ -106,10 +106,6 @@ def run_granian(inst: Path, *, host: str, port: int, workers: int,
 
     Workers that die are started again; SIGTERM or SIGINT stops them gracefully.
     """
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-    from granian.server import Server
-
     os.environ["GEOAPP_INSTANCE_PATH"] = str(inst)  # the workers' create_production_app()
     level = getattr(LogLevels, log_level.lower(), LogLevels.info)
     Server("geoapp.web.prod:create_production_app", address=host, port=port,
