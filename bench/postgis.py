@@ -111,7 +111,7 @@ def load_layers(conn, layers, rules, engine, srid: int) -> float:
     for name in dict.fromkeys(r.layer for r in rules):
         geoms = engine.projected.get(name)
         table = "l_" + "".join(ch if ch.isalnum() else "_" for ch in name)
-        feats = engine._features[name]
+        feats = engine.prepared.features[name]
         conn.execute(f"DROP TABLE IF EXISTS {table}_raw; DROP TABLE IF EXISTS {table}")
         conn.execute(f"CREATE TABLE {table}_raw (fid int, geom geometry)")
         with conn.cursor().copy(f"COPY {table}_raw (fid, geom) FROM STDIN") as cp:
@@ -131,8 +131,8 @@ def load_layers(conn, layers, rules, engine, srid: int) -> float:
 
 def load_sites(conn, s, engine, srid: int) -> float:
     t0 = time.perf_counter()
-    x, y = engine._fwd.transform(s["lon"], s["lat"])
-    nx, ny = engine._fwd.transform(np.nan_to_num(s["new_lon"], nan=0.0),
+    x, y = engine.prepared.to_metric.transform(s["lon"], s["lat"])
+    nx, ny = engine.prepared.to_metric.transform(np.nan_to_num(s["new_lon"], nan=0.0),
                                    np.nan_to_num(s["new_lat"], nan=0.0))
     has_new = np.isfinite(s["new_lon"])
     conn.execute("DROP TABLE IF EXISTS sites")
