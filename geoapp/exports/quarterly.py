@@ -10,13 +10,21 @@ say so (统计截至YYYY年M月D日).
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from geoapp.exports.bulletin_docx import HEADING_FONT, _default_font, _paragraph, _table
+from geoapp.exports.docx_common import (
+    HEADING_FONT,
+    heading,
+    new_document,
+    paragraph,
+    picture,
+    table,
+)
 from geoapp.exports.tables import fit_column_widths, neutralise_frame
 
 log = logging.getLogger(__name__)
@@ -138,33 +146,21 @@ def trend_png(trend: list[dict[str, Any]], path: str | Path, *, title: str = "")
 
 def write_quarterly_docx(report: Any, path: str | Path) -> Path:
     """Write the document: title, deadline, summary, trend chart, then the tables."""
-    import tempfile
-
-    from docx import Document
-    from docx.shared import Cm
-
     path = Path(path)
-    doc = Document()
-    props = doc.core_properties
-    props.created = props.modified = props.last_printed = _stamp(report)
-    props.revision = 1
-    props.author = props.last_modified_by = "geoapp"
-    props.title = report.title
-    _default_font(doc)
-    _paragraph(doc, report.title, font=HEADING_FONT, size=18, bold=True, center=True)
-    _paragraph(doc, report.deadline_text, size=12, center=True)
-    _paragraph(doc, f"（{_as_of_line(report)}）", size=12, center=True)
-    _paragraph(doc, "一、总体进展", font=HEADING_FONT, size=14, bold=True)
-    _paragraph(doc, report.text)
-    _paragraph(doc, "二、季度趋势", font=HEADING_FONT, size=14, bold=True)
+    doc = new_document(report.title, _stamp(report))
+    paragraph(doc, report.title, font=HEADING_FONT, size=18, bold=True, center=True)
+    paragraph(doc, report.deadline_text, size=12, center=True)
+    paragraph(doc, f"（{_as_of_line(report)}）", size=12, center=True)
+    heading(doc, "一、总体进展")
+    paragraph(doc, report.text)
+    heading(doc, "二、季度趋势")
     with tempfile.TemporaryDirectory() as tmp:
-        png = trend_png(report.dashboard.trend, Path(tmp) / "trend.png",
-                        title="各季度启动、完成企业数")
-        doc.add_picture(str(png), width=Cm(15.5))
-    _paragraph(doc, "三、分类统计", font=HEADING_FONT, size=14, bold=True)
+        picture(doc, trend_png(report.dashboard.trend, Path(tmp) / "trend.png",
+                               title="各季度启动、完成企业数"))
+    heading(doc, "三、分类统计")
     sheets = quarterly_sheets(report)
     for name in SHEETS[1:]:
-        _table(doc, name, sheets[name])
+        table(doc, name, sheets[name])
     doc.save(str(path))
     log.debug("quarterly document %s", path)
     return path
