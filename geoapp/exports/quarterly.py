@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from openpyxl.styles import Font
 
+from geoapp.exports.charts import TrendChart, trend_png
 from geoapp.exports.docx_common import (
     HEADING_FONT,
     heading,
@@ -37,7 +39,6 @@ TREND_HEADERS = {"label": "季度", "started": "本季度启动", "completed": "
                  "started_cum": "累计启动", "completed_cum": "累计完成"}
 #: Sheet names in reading order; the first holds the summary figures.
 SHEETS = ("总体情况", "按整治分类", "按辖区", "按行业", "季度趋势")
-CHART_DPI = 150
 
 
 def _group_frame(rows: list[dict[str, Any]], first_header: str) -> pd.DataFrame:
@@ -92,8 +93,6 @@ def _stamp(report: Any) -> datetime:
 
 def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
     """Write the workbook: title, deadline and summary text above each sheet's table."""
-    from openpyxl.styles import Font
-
     path = Path(path)
     with pd.ExcelWriter(path, engine="openpyxl") as xw:
         for name, df in quarterly_sheets(report).items():
@@ -114,34 +113,10 @@ def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
     return path
 
 
-def trend_png(trend: list[dict[str, Any]], path: str | Path, *, title: str = "") -> Path:
-    """Bars of enterprises started and completed per quarter, drawn with the CJK font."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from geoapp.exports.fonts import cjk_font_properties
-
-    font, small = cjk_font_properties(11), cjk_font_properties(8)
-    fig = Figure(figsize=(8, 3.6))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
-    x = list(range(len(trend)))
-    ax.bar([i - 0.2 for i in x], [r["started"] for r in trend], width=0.4, color="#1f77b4",
-           label="启动")
-    ax.bar([i + 0.2 for i in x], [r["completed"] for r in trend], width=0.4, color="#2ca02c",
-           label="完成")
-    ax.set_xticks(x)
-    ax.set_xticklabels([f"{r['year']}\nQ{r['q']}" if r["q"] == 1 else f"Q{r['q']}"
-                        for r in trend], fontproperties=small)
-    ax.set_ylabel("企业数（家）", fontproperties=font)
-    if title:
-        ax.set_title(title, fontproperties=font)
-    ax.legend(prop=font, frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=CHART_DPI, format="png", metadata={"Software": None})
-    return Path(path)
+def trend_chart(report: Any) -> TrendChart:
+    """The trend chart of the report: its quarters up to the report's, its year shaded (the
+    dashboard page of that year draws the same chart)."""
+    return TrendChart.from_trend(report.dashboard.trend, report.quarter.year)
 
 
 def write_quarterly_docx(report: Any, path: str | Path) -> Path:
@@ -155,8 +130,7 @@ def write_quarterly_docx(report: Any, path: str | Path) -> Path:
     paragraph(doc, report.text)
     heading(doc, "二、季度趋势")
     with tempfile.TemporaryDirectory() as tmp:
-        picture(doc, trend_png(report.dashboard.trend, Path(tmp) / "trend.png",
-                               title="各季度启动、完成企业数"))
+        picture(doc, trend_png(trend_chart(report), Path(tmp) / "trend.png"))
     heading(doc, "三、分类统计")
     sheets = quarterly_sheets(report)
     for name in SHEETS[1:]:

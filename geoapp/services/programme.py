@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ import pandas as pd
 from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.quarters import Quarter, parse_quarter, quarters_between
 from geoapp.domain.vocab import Classification, Stage
+from geoapp.exports import charts
+from geoapp.exports import quarterly as out
 from geoapp.services import relocation as rel
 
 log = logging.getLogger(__name__)
@@ -382,10 +384,19 @@ def quarterly_report(app, quarter: Quarter, *, today: dt.date | None = None) -> 
                            quarter_completed=this["completed"], text=text)
 
 
+def trend_chart(dash: Dashboard) -> charts.TrendChart:
+    """The dashboard's quarterly trend chart, its year shaded (the quarterly report of a
+    quarter of that year draws the same chart up to that quarter)."""
+    return charts.TrendChart.from_trend(dash.trend, dash.year)
+
+
+def trend_svg(dash: Dashboard, gettext: Callable[[str], str] | None = None) -> str:
+    """The trend chart as inline SVG markup, its words translated by ``gettext``."""
+    return charts.trend_svg(trend_chart(dash), gettext=gettext)
+
+
 def write_quarterly(app, report: QuarterlyReport, fmt: str, path: str | Path) -> Path:
     """Write the report as ``xlsx`` or ``docx``."""
-    from geoapp.exports import quarterly as out
-
     if fmt == "xlsx":
         return out.write_quarterly_xlsx(report, path)
     if fmt == "docx":
