@@ -7,12 +7,17 @@ import re
 import zipfile
 from pathlib import Path
 
+import docx
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from openpyxl import load_workbook
 
+from geoapp.cli import main
+from geoapp.domain.errors import ConfigError
 from geoapp.domain.quarters import Quarter
 from geoapp.services import programme as svc
+from geoapp.services import relocation as rel
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "sites" / "enterprises.csv"
 STARTED = ("started", "completed", "accepted")
@@ -135,8 +140,6 @@ def test_page_shows_the_same_figures_as_the_json(client):
 
 def test_dashboard_counted_today_gives_the_relocation_pages_counts(client, core):
     """The relocation page shows today's ledger; the dashboard, counted as of today, agrees."""
-    from geoapp.services import relocation as rel
-
     filters = rel.parse_filters(core, {"district": "解放区"})
     today = svc.AsOf(pd.Timestamp.today().date(), today=True)
     prog = svc.dashboard(core, filters, 2018, as_of=today).summary
@@ -171,8 +174,6 @@ def test_quarterly_workbook_holds_title_deadline_and_tables(client, ledger):
     resp = client.get("/programme/report.xlsx?year=2019&quarter=3")
     assert resp.status_code == 200
     assert 'filename="programme-2019Q3.xlsx"' in resp.headers["Content-Disposition"]
-    from openpyxl import load_workbook
-
     wb = load_workbook(io.BytesIO(resp.data))
     assert wb.sheetnames == ["总体情况", "按整治分类", "按辖区", "按行业", "季度趋势"]
     ws = wb["总体情况"]
@@ -192,8 +193,6 @@ def test_quarterly_workbook_holds_title_deadline_and_tables(client, ledger):
 
 
 def test_quarterly_document_has_summary_tables_and_chart(core, tmp_path, ledger):
-    import docx
-
     report = svc.quarterly_report(core, Quarter(2019, 3))
     path = svc.write_quarterly(core, report, "docx", tmp_path / "q.docx")
     doc = docx.Document(str(path))
@@ -226,8 +225,6 @@ def test_same_ledger_gives_the_same_report_contents(core, tmp_path):
 
 
 def test_cli_writes_both_report_files(tmp_path, instance, monkeypatch):
-    from geoapp.cli import main
-
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     result = CliRunner().invoke(main, ["report", "quarterly", "--year", "2020", "--quarter",
                                        "4", "-o", str(tmp_path / "out")])
@@ -246,12 +243,10 @@ def test_extra_targets_are_optional_and_checked(tmp_path):
     p.write_text("[programme]\nfirst_year = 2018\n[targets.2019]\nstarted = 1\ncompleted = 1\n"
                  "revenue_wan = 5000\n[targets.2020]\nstarted = 2\ncompleted = 2\n",
                  encoding="utf-8")
-    extras = svc._read_extras(p)
+    extras = svc.read_extras(p)
     assert extras["first_year"] == 2018
     assert extras["targets"] == {2019: {"revenue_wan": 5000.0}, 2020: {}}
     p.write_text("[targets.2019]\nstarted = 1\ncompleted = 1\nvacated_mu = -3\n",
                  encoding="utf-8")
-    from geoapp.domain.errors import ConfigError
-
     with pytest.raises(ConfigError, match="vacated_mu"):
-        svc._read_extras(p)
+        svc.read_extras(p)

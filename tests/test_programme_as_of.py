@@ -7,13 +7,19 @@ import datetime as dt
 import io
 from pathlib import Path
 
+import docx
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from openpyxl import load_workbook
 
+from geoapp.cli import main
 from geoapp.domain.quarters import Quarter, report_quarter
 from geoapp.services import programme as svc
 from geoapp.services import relocation as rel
+from geoapp.web import create_app
+
+from webutil import login, make_users
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "sites" / "enterprises.csv"
 
@@ -35,10 +41,6 @@ def core(offline_app):
 @pytest.fixture
 def writable(instance):
     """An app on a private copy of the Jiaozuo database, for tests that change the ledger."""
-    from geoapp.web import create_app
-
-    from webutil import login, make_users
-
     app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
                       "TILES": "none"})
     make_users(app)
@@ -109,10 +111,6 @@ def test_2020_q4_report_counts_nothing_dated_after_2020(core):
 
 
 def test_2020_q4_download_and_cli_say_as_of_2020_12_31(client, tmp_path, instance, monkeypatch):
-    from openpyxl import load_workbook
-
-    from geoapp.cli import main
-
     wb = load_workbook(io.BytesIO(client.get("/programme/report.xlsx?year=2020&quarter=4").data))
     assert wb["总体情况"]["A3"].value.startswith("截至2020年12月31日，")
     rows = {r[0]: r[1:] for r in wb["总体情况"].iter_rows(min_row=5, values_only=True)}
@@ -123,8 +121,6 @@ def test_2020_q4_download_and_cli_say_as_of_2020_12_31(client, tmp_path, instanc
     result = CliRunner().invoke(main, ["report", "quarterly", "--year", "2020", "--quarter",
                                        "4", "-o", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    import docx
-
     texts = [p.text for p in docx.Document(str(tmp_path / "programme-2020Q4.docx")).paragraphs]
     assert "（统计截至2020年12月31日）" in texts
     assert any(t.startswith("截至2020年12月31日，全市纳入") and "已完成57家" in t for t in texts)

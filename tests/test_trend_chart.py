@@ -9,6 +9,7 @@ import zipfile
 from xml.etree import ElementTree as ET
 
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 
 from geoapp.domain.quarters import Quarter
@@ -44,8 +45,6 @@ def _bars(svg: str) -> dict[str, dict[str, int]]:
 
 # -- the drawing -------------------------------------------------------------------------------
 def test_every_text_of_the_chart_is_drawn_with_the_bundled_cjk_font():
-    from matplotlib.text import Text
-
     chart = charts.TrendChart.from_trend(_trend(12), 2019)
     fig = charts.trend_figure(chart, charts.ChartText.translated())
     fig.canvas.draw()  # bar labels, ticks and the legend exist once drawn

@@ -109,7 +109,9 @@ class Dashboard:
 
 
 # -- programme file extras -----------------------------------------------------------------
-def _read_extras(path: Path) -> dict[str, Any]:
+def read_extras(path: Path) -> dict[str, Any]:
+    """First/last year and the optional per-year land and revenue targets of the programme
+    file (``ConfigError`` naming a bad value)."""
     if not path.is_file():
         return {"first_year": None, "last_year": None, "targets": {}}
     data = tomllib.loads(path.read_text(encoding="utf-8"))  # broken files fail in rel first
@@ -143,7 +145,7 @@ def programme_extras(app) -> dict[str, Any]:
     """First/last year and the optional land and revenue targets, re-read on change."""
     rel.programme(app)  # validates the file (ConfigError naming it) and keeps its cache fresh
     path = Path(app.settings["DATA_DIR"]) / rel.PROGRAMME_FILE
-    return app.file_cached("programme_extras", path, _read_extras)
+    return app.file_cached("programme_extras", path, read_extras)
 
 
 # -- figures -------------------------------------------------------------------------------
