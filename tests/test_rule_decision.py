@@ -23,13 +23,13 @@ from geoapp.domain.rules import (
     NO_HIT,
     NOT_INSIDE,
     WITHIN,
+    RuleRows,
     decide,
     evaluate,
     load_rules,
     make_hit,
 )
 from geoapp.spatial import batch as batch_module
-from geoapp.spatial import engine as engine_module
 from geoapp.spatial.engine import RuleEngine
 from geoapp.spatial.index import SEARCH_SLACK, projected_reach
 from geoapp.spatial.prepared import PreparedRules
@@ -116,17 +116,18 @@ def test_both_paths_ask_the_domain_for_every_decision(monkeypatch):
     kind, industry = np.array(["enterprise"], dtype=object), np.array(["化工"], dtype=object)
     assert len(engine.flag(np.array([lon]), np.array([lat]), kind, industry)) >= 2
     calls = []
+    real = RuleRows.decide
 
-    def never(*args, **kwargs):
-        calls.append(args[0])
-        return NO_HIT * decide(*args, **kwargs)
+    def never(rows, *args):
+        calls.append(rows)
+        return NO_HIT * real(rows, *args)
 
-    monkeypatch.setattr(engine_module, "decide", never)
-    monkeypatch.setattr(batch_module, "decide", never)
+    monkeypatch.setattr(RuleRows, "decide", never)
     assert not engine.check_point(lon, lat, *site).hits
-    assert len(calls) == 1 and np.ndim(calls[0]) == 1  # one call, one row per rule
+    assert len(calls) == 1 and np.ndim(calls[0].within) == 1  # one call, one row per rule
     assert not len(engine.flag(np.array([lon]), np.array([lat]), kind, industry))
-    assert len(calls) > 1 and all(np.ndim(c) == 0 for c in calls[1:])  # one test per call
+    assert len(calls) > 1 and all(isinstance(c.within, bool) for c in calls[1:])  # a rule
+    assert int(decide(WITHIN, 400.0, 10.0, False, True)) == NO_HIT
 
 
 def _imports(path: Path) -> set[str]:

@@ -663,6 +663,55 @@ def conditional_hit(hit: Hit, rule: RuleSpec, missing: tuple[str, ...],
 NO_HIT, HIT, CONDITIONAL_HIT = 0, 1, 2
 
 
+@dataclass(frozen=True)
+class RuleRows:
+    """The rule side of the decision for a set of rows, prepared once (see ``decide``).
+
+    A row is one rule at one site: the single-point check lays out one row per rule that
+    applies or may apply to the site (prepared once per kind of site, then reused), batch
+    flagging one rule for every site (scalars). ``within``: the test is within_distance;
+    ``limit_m``: its limit; ``outside``: the test is not_inside; ``outcome``: what a row
+    whose geometry holds is — ``HIT`` if the rule applies, ``CONDITIONAL_HIT`` if it only
+    might (a missing attribute), ``NO_HIT`` if it cannot.
+    """
+
+    within: Any
+    limit_m: Any
+    outside: Any
+    outcome: Any
+
+    @classmethod
+    def of(cls, test: Any, limit_m: Any, applies: Any = True,
+           conditional: Any = False) -> RuleRows:
+        """Rows from tests (``RuleSpec.test_code``), limits (``RuleSpec.limit_m``) and the
+        applicability (``applicability``, ``applicability_masks``), arrays or scalars."""
+        if np.ndim(test) == 0:
+            within, outside = bool(test == WITHIN), bool(test == NOT_INSIDE)
+        else:
+            within = np.equal(test, WITHIN)
+            outside = np.equal(test, NOT_INSIDE)
+        outcome = np.where(applies, HIT, np.multiply(conditional, CONDITIONAL_HIT))
+        return cls(within, limit_m, outside, outcome)
+
+    def decide(self, distance_m: Any, inside: Any, found: Any) -> np.ndarray:
+        """Per row ``NO_HIT``, ``HIT`` or ``CONDITIONAL_HIT`` from the measured facts: the
+        ground distance to the nearest feature of the rule's layer, whether the site is in
+        or on it, whether the layer had a feature to measure at all.
+
+        The geometry holds for within_distance when the distance is at most the limit, for
+        inside when the site is inside (or on) a feature, for not_inside when it is in
+        none. No measurement (an empty layer) never decides a hit, not even for not_inside.
+        A row whose geometry holds gets its ``outcome``.
+        """
+        if isinstance(self.within, bool):  # one rule for every row: only its own test
+            holds = (np.less_equal(distance_m, self.limit_m) if self.within
+                     else np.not_equal(inside, self.outside))
+        else:
+            holds = np.where(self.within, np.less_equal(distance_m, self.limit_m),
+                             np.not_equal(inside, self.outside))
+        return np.where(np.logical_and(holds, found), self.outcome, NO_HIT)
+
+
 def decide(test: Any, limit_m: Any, distance_m: Any, inside: Any, found: Any,
            applies: Any = True, conditional: Any = False) -> np.ndarray:
     """The rule decision, vectorised: per row ``NO_HIT``, ``HIT`` or ``CONDITIONAL_HIT``.
@@ -673,26 +722,17 @@ def decide(test: Any, limit_m: Any, distance_m: Any, inside: Any, found: Any,
 
     * ``test``: ``WITHIN``, ``INSIDE`` or ``NOT_INSIDE`` (``RuleSpec.test_code``);
       ``limit_m``: the within_distance limit (``RuleSpec.limit_m``; ignored by the others);
-    * ``distance_m``, ``inside``, ``found``: what the spatial layer measured — the ground
-      distance to the nearest feature of the rule's layer, whether the site is in or on it,
-      whether the layer had a feature to measure at all;
+    * ``distance_m``, ``inside``, ``found``: what the spatial layer measured (see
+      ``RuleRows.decide``);
     * ``applies``, ``conditional``: whether the rule's filter selects the site, or might
       if a missing attribute were given (``applicability``, ``applicability_masks``).
 
-    The geometry holds for within_distance when the distance is at most the limit, for
-    inside when the site is inside (or on) a feature, for not_inside when it is in none. No
-    measurement (an empty layer) never decides a hit, not even for not_inside. A rule that
-    applies and holds is a hit; one that might apply and holds is a conditional hit.
+    A rule that applies and whose geometry holds is a hit; one that might apply and holds is
+    a conditional hit. The same as ``RuleRows.of(test, limit_m, applies,
+    conditional).decide(distance_m, inside, found)``, which callers deciding the same rows
+    again (the single-point check) prepare once.
     """
-    if np.ndim(test) == 0:  # one rule for every row: only its own test is computed
-        holds = (np.less_equal(distance_m, limit_m) if test == WITHIN
-                 else np.not_equal(inside, test == NOT_INSIDE))
-    else:
-        test = np.asarray(test)
-        holds = np.where(test == WITHIN, np.less_equal(distance_m, limit_m),
-                         np.not_equal(inside, test == NOT_INSIDE))
-    holds = np.logical_and(holds, found)
-    return np.multiply(np.where(applies, HIT, np.multiply(conditional, CONDITIONAL_HIT)), holds)
+    return RuleRows.of(test, limit_m, applies, conditional).decide(distance_m, inside, found)
 
 
 def make_hit(rule: RuleSpec, distance_m: float, inside: bool, feature: Mapping[str, Any],

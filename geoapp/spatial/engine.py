@@ -12,7 +12,8 @@ Built once per process (layers projected once, one index per layer, see ``index.
 
 The engine measures (which feature of each layer is nearest, how far on the ground, inside
 or not); ``domain.rules.decide`` decides, for both paths: ``check_point`` with one row per
-rule, ``flag`` (in ``batch.py``) with one row per site. What both read is prepared once in a
+rule (the rule side, ``RuleRows``, prepared once per kind of site), ``flag`` (in
+``batch.py``) with one row per site. What both read is prepared once in a
 ``spatial.prepared.PreparedRules``; ``batch`` reads nothing else and never imports this module.
 
 Verdicts use *measured* distances. Distances are measured in the metric CRS and then the
@@ -41,13 +42,13 @@ from geoapp.domain.rules import (
     CANNOT,
     CONDITIONAL_HIT,
     INSIDE_TOLERANCE_M,
+    RuleRows,
     RuleSet,
     RuleSpec,
     applicability,
     checked_at,
     condition_text,
     conditional_hit,
-    decide,
     make_hit,
 )
 from geoapp.spatial.batch import flag_sites
@@ -110,17 +111,15 @@ def _outline_geometry(outline: Any) -> Any:
 @dataclass(frozen=True)
 class _Plan:
     """The rules to decide for one kind of site at one point (see ``RuleEngine._plan``):
-    the rules that apply or may apply, as parallel sequences and arrays for ``decide``."""
+    the rules that apply or may apply, one row each, and their layers."""
 
     rules: tuple[RuleSpec, ...]
+    #: The rule side of the decision, one row per rule (``domain.rules.RuleRows``).
+    rows: RuleRows
     layer_pos: np.ndarray
-    test: np.ndarray
-    limit: np.ndarray
-    applies: np.ndarray
-    conditional: np.ndarray
+    layer_pos_list: list[int]
     #: Per rule: None if it applies, else (missing attributes, condition text).
     conditions: tuple[Any, ...]
-    layer_pos_list: list[int]
 
 
 class RuleEngine:
@@ -442,8 +441,8 @@ class RuleEngine:
         return m.feat.tolist(), ground.tolist(), m.inside.tolist()
 
     def _plan(self, site: dict[str, Any], point: str) -> _Plan:
-        """The rules that apply (or may apply: conditional) to this site at ``point``, with
-        their layer positions, tests and limits as arrays for ``decide``."""
+        """The rules that apply (or may apply: conditional) to this site at ``point``, laid
+        out as rows for ``domain.rules.RuleRows``, with their layer positions."""
         rules, conditions = [], []
         for r in self.rules:
             if not checked_at(r, point):
@@ -455,12 +454,12 @@ class RuleEngine:
             conditions.append(None if state == APPLIES
                               else (missing, condition_text(r.applies_to, site)))
         pos = [self._layer_pos[r.layer] for r in rules]
-        return _Plan(rules=tuple(rules), layer_pos=np.array(pos, dtype=np.intp),
-                     test=np.array([r.test_code for r in rules], dtype=np.int64),
-                     limit=np.array([r.limit_m for r in rules], dtype=float),
-                     applies=np.array([c is None for c in conditions], dtype=bool),
-                     conditional=np.array([c is not None for c in conditions], dtype=bool),
-                     conditions=tuple(conditions), layer_pos_list=pos)
+        rows = RuleRows.of(np.array([r.test_code for r in rules], dtype=np.int64),
+                           np.array([r.limit_m for r in rules], dtype=float),
+                           np.array([c is None for c in conditions], dtype=bool),
+                           np.array([c is not None for c in conditions], dtype=bool))
+        return _Plan(rules=tuple(rules), rows=rows, layer_pos=np.array(pos, dtype=np.intp),
+                     layer_pos_list=pos, conditions=tuple(conditions))
 
     def _applicable(self, site: dict[str, Any], point: str, key: Any = None) -> _Plan:
         """``_plan``, memoised: inspectors check few kinds of site."""
@@ -489,7 +488,8 @@ class RuleEngine:
         the new site of a relocation: every rule, hits marked ``new_site``. A point outside
         the area the data covers gets the verdict out_of_area.
 
-        The layers are measured here; ``domain.rules.decide`` decides, one row per rule.
+        The layers are measured here; the domain decides (``RuleRows.decide``, the rows of
+        ``domain.rules.decide`` prepared once per kind of site), one row per rule.
         """
         site = dict(attrs) if attrs else {}
         if site_type is not None:
@@ -504,8 +504,7 @@ class RuleEngine:
         plan = self._applicable(site, point, None if attrs else (point, site_type, industry))
         if plan.rules:
             measured = np.array((feat, ground, inside), dtype=float).take(plan.layer_pos, 1)
-            decision = decide(plan.test, plan.limit, measured[1], measured[2] > 0.0,
-                              measured[0] >= 0.0, plan.applies, plan.conditional)
+            decision = plan.rows.decide(measured[1], measured[2] > 0.0, measured[0] >= 0.0)
             features = self.prepared.features
             for j in decision.nonzero()[0].tolist():
                 rule, i = plan.rules[j], plan.layer_pos_list[j]
