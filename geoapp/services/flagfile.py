@@ -36,12 +36,12 @@ from geoapp.exports.tables import neutralise, neutralise_frame, write_xlsx
 from geoapp.services import check_row_limit
 from geoapp.services.checks import engine
 from geoapp.spatial.crs import WGS84, array_to_wgs84, resolve_crs
+from geoapp.spatial.engine import RuleEngine
 from geoapp.storage.tables_in import Limits, read_frame
 from geoapp.storage.vector_in import guard_source, read_vector, unknown_datum
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
-    from geoapp.spatial.engine import RuleEngine
 
 log = logging.getLogger(__name__)
 
