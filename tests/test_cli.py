@@ -64,6 +64,8 @@ def test_every_working_directory_looks_in_the_same_place_and_says_where(
         assert not (cwd / "instance").exists()
         assert f"In use: {empty}" in " ".join(CliRunner().invoke(main, ["--help"]).output
                                               .split())
+    saved = CliRunner().invoke(main, ["backup", "-o", str(tmp_path / "b.gpkg")])
+    assert saved.exit_code == 2 and saved.stderr == messages[0]
     assert messages[0] == messages[1]
     assert f"No database at {empty / 'geoapp.gpkg'}" in messages[0]
     assert "geoapp init-db" in messages[0] and "GEOAPP_INSTANCE_PATH" in messages[0]

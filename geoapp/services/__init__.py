@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from geoapp import __version__
-from geoapp.domain.errors import ConfigError
 from geoapp.services.checks import refresh_hits
 from geoapp.services.core import (
+    DatabaseMissing,
     Geoapp,
     check_row_limit,
     command_line_limits,
@@ -31,10 +31,6 @@ __all__ = ["DatabaseMissing", "Geoapp", "check_row_limit", "command_line_limits"
 log = logging.getLogger(__name__)
 
 
-class DatabaseMissing(ConfigError):
-    """The settings name a database that has not been built."""
-
-
 def open_geoapp(settings: dict[str, Any], *, init: bool = True, build: bool = True) -> Geoapp:
     """Open the store named by ``settings``, bring its schema forward (the repository's
     numbered migrations) and re-flag the sites if anything they depend on changed.
@@ -46,10 +42,7 @@ def open_geoapp(settings: dict[str, Any], *, init: bool = True, build: bool = Tr
     repo = open_repository(settings)
     if init and not repo.is_initialized():
         if not build:
-            raise DatabaseMissing(
-                f"没有数据库 No database at {settings['DATABASE']}; run `geoapp init-db` to "
-                "build it there, or set GEOAPP_INSTANCE_PATH (or GEOAPP_DATABASE) to where "
-                "it is.")
+            raise DatabaseMissing(settings["DATABASE"])
         log.info("first start: building %s from %s", settings["DATABASE"], settings["DATA_DIR"])
         Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
         repo.initialize(settings["DATA_DIR"])

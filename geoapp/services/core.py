@@ -15,11 +15,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from geoapp.domain.city import City
+from geoapp.domain.errors import ConfigError
 from geoapp.spatial.crs import metric_crs_for
 from geoapp.storage.base import Repository
 from geoapp.storage.tables_in import Limits, check_rows
 
 T = TypeVar("T")
+
+
+class DatabaseMissing(ConfigError):
+    """The settings name a database that has not been built."""
+
+    def __init__(self, database: str | Path) -> None:
+        super().__init__(f"没有数据库 No database at {database}; run `geoapp init-db` to build "
+                         "it there, or set GEOAPP_INSTANCE_PATH (or GEOAPP_DATABASE) to where "
+                         "it is.")
 
 
 def upload_limits(settings: dict[str, Any]) -> Limits:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from geoapp.domain.errors import StorageUnavailable, ValidationFailed
+from geoapp.services.core import DatabaseMissing
 from geoapp.storage import geopackage as gp
 from geoapp.storage.build import utc_now
-from geoapp.storage.gpkg import GpkgRepository, NotInitialized
+from geoapp.storage.gpkg import GpkgRepository
 from geoapp.storage.gpkg_schema import (
     CHANGES,
     META,
@@ -86,7 +87,7 @@ def backup_database(settings: dict[str, Any], output: str | os.PathLike) -> dict
     """Online, consistent copy of the configured database into ``output``, verified."""
     repo = GpkgRepository.from_settings(settings)
     if not repo.is_initialized():
-        raise NotInitialized(f"database {repo.path} does not exist or was never built")
+        raise DatabaseMissing(repo.path)
     output = Path(output)
     if output.resolve() == repo.path.resolve():
         raise ValidationFailed("the backup file must not be the database itself")
