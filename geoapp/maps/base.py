@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
@@ -15,6 +16,8 @@ from folium import plugins
 from jinja2 import Template
 
 from geoapp.maps import safe  # noqa: F401  (makes folium's rendered output literal)
+from geoapp.maps.assets import localize_assets
+from geoapp.spatial.crs import wgs84_to_gcj02
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,15 @@ class MapParts:
 TILES_CRS = {"osm": "wgs84", "tianditu": "wgs84", "amap": "gcj02", "none": "wgs84"}
 _CRS_LABELS = {"wgs84": "WGS84", "gcj02": "GCJ-02"}
 
+#: How every map builder is told the page's language: a gettext callable (the msgid is the
+#: Chinese text); without one the map speaks Chinese.
+Translate = Callable[[str], str]
+
+
+def identity(text: str) -> str:
+    """The default ``gettext`` of every map builder: the Chinese text as it is."""
+    return text
+
 
 def tiles_crs(tiles: str) -> str:
     """``gcj02`` for Amap tiles, ``wgs84`` for the other basemaps."""
@@ -65,46 +77,59 @@ def tiles_crs(tiles: str) -> str:
 
 
 def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
-             tianditu_key: str = "") -> folium.Map:
+             tianditu_key: str = "", *, gettext: Translate = identity) -> folium.Map:
     """A map with the configured basemap and the standard controls.
 
     ``center`` is (lat, lon). With tiles ``none`` the page still works offline (no basemap).
     The mouse readout names the system the map's coordinates are in (GCJ-02 on Amap), and
     :func:`split_figure` hands that system to the page so its click handler can say it too.
+    ``gettext`` translates the controls' words.
     """
+    _ = gettext
     m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=False,
                    prefer_canvas=True)
     MetricScale().add_to(m)
     m.geoapp_crs = tiles_crs(tiles)
-    _add_tiles(m, tiles, tianditu_key)
-    plugins.Fullscreen(position="topleft", title="全屏 Full screen",
-                       title_cancel="退出全屏 Exit full screen").add_to(m)
+    _add_tiles(m, tiles, tianditu_key, _)
+    plugins.Fullscreen(position="topleft", title=_("全屏"),
+                       title_cancel=_("退出全屏")).add_to(m)
     plugins.MeasureControl(position="topleft", primary_length_unit="meters",
                            secondary_length_unit="kilometers", primary_area_unit="sqmeters",
                            secondary_area_unit="hectares").add_to(m)
     plugins.MousePosition(position="bottomright", separator=" , ", lng_first=True,
-                          empty_string="无 —", prefix=f"经纬度 ({_CRS_LABELS[m.geoapp_crs]}):",
+                          empty_string=_("无 —"),
+                          prefix=f"{_('经纬度')} ({_CRS_LABELS[m.geoapp_crs]}):",
                           num_digits=6).add_to(m)
     return m
 
 
-def _add_tiles(m: folium.Map, tiles: str, key: str) -> None:
+def _add_tiles(m: folium.Map, tiles: str, key: str, _: Translate) -> None:
     if tiles == "none":
         return
     if tiles == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap 底图", control=False).add_to(m)
+        folium.TileLayer("OpenStreetMap", name=_("OpenStreetMap 底图"), control=False).add_to(m)
     elif tiles == "tianditu":
         if not key:
             log.warning("TILES=tianditu but TIANDITU_KEY is empty; no basemap drawn")
             return
-        for layer, name in (("vec", "天地图 矢量"), ("cva", "天地图 注记")):
+        for layer, name in (("vec", _("天地图 矢量")), ("cva", _("天地图 注记"))):
             folium.TileLayer(TIANDITU_URL.format(layer=layer, key=key, s="{s}"), name=name,
                              attr="天地图 Tianditu", subdomains="01234567", control=False).add_to(m)
     elif tiles == "amap":
-        folium.TileLayer(AMAP_URL, name="高德地图", attr="高德地图 Amap (GCJ-02)",
+        folium.TileLayer(AMAP_URL, name=_("高德地图"), attr="高德地图 Amap (GCJ-02)",
                          subdomains="1234", control=False).add_to(m)
     else:
         raise ValueError(f"unknown tiles {tiles!r}")
+
+
+def outline_map(outline, zoom: int, tiles: str = "osm", tianditu_key: str = "", *,
+                gettext: Translate = identity) -> folium.Map:
+    """A base map framing ``outline`` (a shapely geometry in EPSG:4326, e.g. the city)."""
+    c = outline.centroid
+    m = base_map((c.y, c.x), zoom, tiles, tianditu_key, gettext=gettext)
+    x0, y0, x1, y1 = outline.bounds
+    m.fit_bounds([[y0, x0], [y1, x1]])
+    return m
 
 
 def shift_for_tiles(gdf: gpd.GeoDataFrame, tiles: str) -> gpd.GeoDataFrame:
@@ -115,7 +140,6 @@ def shift_for_tiles(gdf: gpd.GeoDataFrame, tiles: str) -> gpd.GeoDataFrame:
     """
     if tiles != "amap" or gdf.empty:
         return gdf
-    from geoapp.spatial.crs import wgs84_to_gcj02
 
     def _shift(coords):
         lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
@@ -146,3 +170,12 @@ def split_figure(m: folium.Map, nonce: str = "") -> MapParts:
         header = _SCRIPT_TAG.sub(f'<script nonce="{escape(nonce)}"', header)
     return MapParts(header=header, html=root.html.render(), script=root.script.render(),
                     map_id=m.get_name(), crs=getattr(m, "geoapp_crs", "wgs84"))
+
+
+def page_parts(m: folium.Map, static_url: Callable[[str], str], *, nonce: str = "",
+               intranet: bool = False) -> MapParts:
+    """``m`` ready for a page, then :func:`split_figure`: geoapp's own assets at the URLs
+    ``static_url`` gives for paths under static/, and with ``intranet`` every CDN asset too
+    (the vendored copies, :mod:`geoapp.maps.assets`)."""
+    localize_assets(m.get_root(), static_url, cdn=intranet)
+    return split_figure(m, nonce=nonce)

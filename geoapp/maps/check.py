@@ -17,9 +17,8 @@ import pandas as pd
 import shapely
 from shapely.ops import nearest_points
 
-from geoapp.maps.base import base_map
+from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.legend import add_legend
-from geoapp.maps.overview import shift_for_tiles
 from geoapp.maps.safe import SafeGeoJsonTooltip, TextTooltip
 from geoapp.spatial.crs import WGS84
 
@@ -80,7 +79,7 @@ def distance_lines(lon: float, lat: float, features: gpd.GeoDataFrame,
 
 def check_map(lon: float, lat: float, features: gpd.GeoDataFrame, zones: gpd.GeoDataFrame,
               *, metric_crs: str, tiles: str = "osm", tianditu_key: str = "",
-              radius_m: float = 3000.0) -> folium.Map:
+              radius_m: float = 3000.0, gettext: Translate = identity) -> folium.Map:
     """The check map: what the verdict rests on, nothing else switched on.
 
     ``features``: layer, title, feature_id, name, hit, conditional, distance_m, geometry;
@@ -88,33 +87,36 @@ def check_map(lon: float, lat: float, features: gpd.GeoDataFrame, zones: gpd.Geo
     buffers of the rules hit here, the hit features and a labelled distance line to each;
     the rules that would be hit with the missing site type (conditional) in a muted grey.
     The nearest features of the other layers are in a layer that starts switched off.
+    ``gettext`` translates the map's words.
     """
-    m = base_map((lat, lon), 14, tiles=tiles, tianditu_key=tianditu_key)
+    _ = gettext
+    m = base_map((lat, lon), 14, tiles=tiles, tianditu_key=tianditu_key, gettext=_)
     centre_m = gpd.GeoSeries([shapely.Point(lon, lat)], crs=WGS84).to_crs(metric_crs).iloc[0]
     features = _with_flags(features)
     zones = _with_flags(zones)
     shown = features[features["hit"] | features["conditional"]]
     lines = distance_lines(lon, lat, shown, metric_crs)
-    _add_zones(m, shift_for_tiles(_clip(zones, centre_m, radius_m, metric_crs), tiles))
-    _add_features(m, shown, centre_m, metric_crs, tiles, name="触发规则的要素", show=True)
-    _add_lines(m, shift_for_tiles(lines, tiles))
+    _add_zones(m, shift_for_tiles(_clip(zones, centre_m, radius_m, metric_crs), tiles), _)
+    _add_features(m, shown, centre_m, metric_crs, tiles, _, name=_("触发规则的要素"), show=True)
+    _add_lines(m, shift_for_tiles(lines, tiles), _)
     others = features[~(features["hit"] | features["conditional"])]
     if not others.empty:
-        _add_features(m, others, centre_m, metric_crs, tiles, name="其他图层最近要素",
+        _add_features(m, others, centre_m, metric_crs, tiles, _, name=_("其他图层最近要素"),
                       show=False)
     point = shift_for_tiles(gpd.GeoDataFrame(geometry=[shapely.Point(lon, lat)],
                                              crs=WGS84), tiles).geometry.iloc[0]
     folium.CircleMarker([point.y, point.x], radius=9, color="#ffffff", weight=3,
                         fill=True, fill_color=POINT_COLOUR, fill_opacity=1.0,
-                        tooltip=TextTooltip(f"核查点 {lon:.6f}, {lat:.6f} (WGS84)")).add_to(m)
+                        tooltip=TextTooltip(f"{_('核查点')} {lon:.6f}, {lat:.6f} (WGS84)")
+                        ).add_to(m)
     m.fit_bounds(_bounds(point, shift_for_tiles(lines, tiles), radius_m, lat))
-    entries = [("point", POINT_COLOUR, "核查点"),
-               ("fill", HIT_COLOUR, "触发规则的缓冲区/管控区"),
-               ("outline", HIT_COLOUR, "触发规则的要素"),
-               ("line", HIT_COLOUR, "距离线（虚线，标注距离）")]
+    entries = [("point", POINT_COLOUR, _("核查点")),
+               ("fill", HIT_COLOUR, _("触发规则的缓冲区/管控区")),
+               ("outline", HIT_COLOUR, _("触发规则的要素")),
+               ("line", HIT_COLOUR, _("距离线（虚线，标注距离）"))]
     if bool(features["conditional"].any()) or bool(zones["conditional"].any()):
-        entries.append(("outline", MUTED_COLOUR, "待核实：补充场所类型后可能触发"))
-    add_legend(m, "图例", entries)
+        entries.append(("outline", MUTED_COLOUR, _("待核实：补充场所类型后可能触发")))
+    add_legend(m, _("图例"), entries)
     if not others.empty:
         folium.LayerControl(collapsed=True, position="topright").add_to(m)
     return m
@@ -145,25 +147,25 @@ def _colour(props: dict) -> str:
     return HIT_COLOUR if props["hit"] else MUTED_COLOUR
 
 
-def _add_zones(m: folium.Map, zones: gpd.GeoDataFrame) -> None:
+def _add_zones(m: folium.Map, zones: gpd.GeoDataFrame, _: Translate) -> None:
     if zones.empty:
         return  # no empty group on the map: it has no bounds
-    fg = folium.FeatureGroup(name="规则缓冲区", show=True, control=False)
+    fg = folium.FeatureGroup(name=_("规则缓冲区"), show=True, control=False)
     folium.GeoJson(
         zones[["rule_id", "title_zh", "hit", "conditional", "geometry"]].copy(),
-        name="规则缓冲区",
+        name=_("规则缓冲区"),
         style_function=lambda f: {
             "color": _colour(f["properties"]), "weight": 1,
             "dashArray": None if f["properties"]["hit"] else "4 4",
             "fillColor": _colour(f["properties"]),
             "fillOpacity": 0.18 if f["properties"]["hit"] else 0.06},
-        tooltip=SafeGeoJsonTooltip(["title_zh"], ["规则"]),
+        tooltip=SafeGeoJsonTooltip(["title_zh"], [_("规则")]),
     ).add_to(fg)
     fg.add_to(m)
 
 
 def _add_features(m: folium.Map, features: gpd.GeoDataFrame, centre_m: shapely.Point,
-                  metric_crs: str, tiles: str, *, name: str, show: bool) -> None:
+                  metric_crs: str, tiles: str, _: Translate, *, name: str, show: bool) -> None:
     if features.empty:
         return
     parts = []
@@ -185,17 +187,17 @@ def _add_features(m: folium.Map, features: gpd.GeoDataFrame, centre_m: shapely.P
             "dashArray": "4 4" if f["properties"]["conditional"] else None,
             "fillOpacity": 0.05},
         marker=folium.CircleMarker(radius=6, fill=True),
-        tooltip=SafeGeoJsonTooltip(["title", "name"], ["图层", "名称"]),
+        tooltip=SafeGeoJsonTooltip(["title", "name"], [_("图层"), _("名称")]),
     ).add_to(fg)
     fg.add_to(m)
 
 
-def _add_lines(m: folium.Map, lines: gpd.GeoDataFrame) -> None:
+def _add_lines(m: folium.Map, lines: gpd.GeoDataFrame, _: Translate) -> None:
     """A dashed line to each hit (red) or conditional (grey) feature, its length on it."""
     drawn = lines[(lines["length_m"] > 0) & (lines["length_m"] <= MAX_EXTENT_M)]
     if drawn.empty:
         return
-    fg = folium.FeatureGroup(name="距离线", show=True, control=False)
+    fg = folium.FeatureGroup(name=_("距离线"), show=True, control=False)
     for rec, geom in zip(drawn.itertuples(index=False), drawn.geometry, strict=True):
         coords = [[y, x] for x, y in geom.coords]
         colour = HIT_COLOUR if rec.hit else MUTED_COLOUR

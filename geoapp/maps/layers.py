@@ -8,6 +8,8 @@ Marker per site, so thousands of sites stay fast (for many thousands, use
 Polygons and lines are serialised here, not by geopandas' per-row ``__geo_interface__``:
 simplified to a few metres and rounded to 6 decimals, which keeps the page small and quick
 to build without any visible change at city zoom levels.
+
+Each function takes ``gettext`` for the words of its tooltips and popups (Chinese without).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import shapely
 
 from geoapp.domain.vocab import Classification, Stage, WorkshopStatus
+from geoapp.maps.base import Translate, identity
 from geoapp.maps.safe import SafeGeoJsonPopup, SafeGeoJsonTooltip, control_name
 
 #: Line/fill style per zone layer: (colour, fill opacity, dash).
@@ -99,32 +102,40 @@ def _tooltip(fields: list[str], aliases: list[str]) -> SafeGeoJsonTooltip:
     return SafeGeoJsonTooltip(fields=fields, aliases=aliases, sticky=False)
 
 
-def add_counties(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
+def add_counties(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, *,
+                 gettext: Translate = identity) -> folium.FeatureGroup:
+    _ = gettext
     fg = folium.FeatureGroup(name=control_name(title), show=True)
     folium.GeoJson(
         geojson_dict(gdf, ["id", "name", "adcode"]), name=title,
         style_function=lambda f: {"color": "#333333", "weight": 1.5, "dashArray": "6 4",
                                   "fillOpacity": 0.0},
-        tooltip=_tooltip(["name"], ["区县"]),
-        popup=SafeGeoJsonPopup(fields=["name", "adcode"], aliases=["区县", "行政区划代码"]),
+        tooltip=_tooltip(["name"], [_("区县")]),
+        popup=SafeGeoJsonPopup(fields=["name", "adcode"], aliases=[_("区县"), _("行政区划代码")]),
     ).add_to(fg)
     return fg.add_to(m)
 
 
+def _feature_popup(_: Translate) -> SafeGeoJsonPopup:
+    return SafeGeoJsonPopup(fields=["name", "id", "source"],
+                            aliases=[_("名称"), _("编号"), _("来源")])
+
+
 def add_lines(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour: str,
-              weight: float) -> folium.FeatureGroup:
+              weight: float, *, gettext: Translate = identity) -> folium.FeatureGroup:
+    _ = gettext
     fg = folium.FeatureGroup(name=control_name(title), show=True)
     folium.GeoJson(
         geojson_dict(gdf, ["id", "name", "name_en", "source"]), name=title,
         style_function=lambda f: {"color": colour, "weight": weight, "opacity": 0.9},
-        tooltip=_tooltip(["name"], ["名称"]),
-        popup=SafeGeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
+        tooltip=_tooltip(["name"], [_("名称")]),
+        popup=_feature_popup(_),
     ).add_to(fg)
     return fg.add_to(m)
 
 
 def add_zone(m: folium.Map, layer: str, gdf: gpd.GeoDataFrame, title: str,
-             show: bool = True) -> folium.FeatureGroup:
+             show: bool = True, *, gettext: Translate = identity) -> folium.FeatureGroup:
     colour, opacity, dash = ZONE_STYLES.get(layer, ("#444444", 0.1, None))
     fg = folium.FeatureGroup(name=control_name(title), show=show)
     folium.GeoJson(
@@ -132,16 +143,18 @@ def add_zone(m: folium.Map, layer: str, gdf: gpd.GeoDataFrame, title: str,
         style_function=lambda f: {"color": colour, "weight": 1.5, "fillColor": colour,
                                   "fillOpacity": opacity, "dashArray": dash},
         tooltip=_tooltip(["name"], [title]),
-        popup=SafeGeoJsonPopup(fields=["name", "id", "source"], aliases=["名称", "编号", "来源"]),
+        popup=_feature_popup(gettext),
     ).add_to(fg)
     return fg.add_to(m)
 
 
-def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.FeatureGroup:
+def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, *,
+              gettext: Translate = identity) -> folium.FeatureGroup:
     """Hotspot cells; key-monitored cells are set apart by a thick red outline."""
+    _ = gettext
     fg = folium.FeatureGroup(name=control_name(title), show=True)
     data = _props(gdf, ["id", "code", "name", "key", "county"]).copy()
-    data["key_label"] = data["key"].map({True: "重点监控 key", False: "一般 ordinary"})
+    data["key_label"] = data["key"].map({True: _("重点监控"), False: _("一般")})
     data = geojson_dict(data, ["id", "code", "name", "key", "county", "key_label"])
 
     def style(f):
@@ -152,20 +165,21 @@ def add_grids(m: folium.Map, gdf: gpd.GeoDataFrame, title: str) -> folium.Featur
 
     folium.GeoJson(
         data, name=title, style_function=style,
-        tooltip=_tooltip(["code", "county", "key_label"], ["网格编号", "区县", "类别"]),
+        tooltip=_tooltip(["code", "county", "key_label"], [_("网格编号"), _("区县"), _("类别")]),
         popup=SafeGeoJsonPopup(fields=["code", "name", "county", "key_label"],
-                                  aliases=["网格编号", "名称", "区县", "类别"]),
+                               aliases=[_("网格编号"), _("名称"), _("区县"), _("类别")]),
     ).add_to(fg)
     return fg.add_to(m)
 
 
 def add_rule_zones(m: folium.Map, zones: gpd.GeoDataFrame, title: str, rule_id: str,
-                   colour: str, labels: tuple[str, str] = ("规则", "距离（米）"),
-                   show: bool = False) -> folium.FeatureGroup:
+                   colour: str, show: bool = False, *,
+                   gettext: Translate = identity) -> folium.FeatureGroup:
     """One rule's buffer (a row of the stored ``exclusion_zones`` layer) as its own layer.
 
     Drawn dashed and lightly filled so the zones and sites under it stay readable.
     """
+    _ = gettext
     fg = folium.FeatureGroup(name=control_name(title), show=show)
     data = zones[zones["rule_id"] == rule_id].copy()
     data["label"] = title
@@ -173,17 +187,19 @@ def add_rule_zones(m: folium.Map, zones: gpd.GeoDataFrame, title: str, rule_id: 
         geojson_dict(data, ["rule_id", "label", "distance_m"]), name=title,
         style_function=lambda f: {"color": colour, "weight": 1.2, "dashArray": "5 5",
                                   "fillColor": colour, "fillOpacity": 0.10},
-        tooltip=_tooltip(["label"], [labels[0]]),
+        tooltip=_tooltip(["label"], [_("规则")]),
         popup=SafeGeoJsonPopup(fields=["label", "rule_id", "distance_m"],
-                                  aliases=[labels[0], "rule", labels[1]]),
+                               aliases=[_("规则"), _("规则编号"), _("距离（米）")]),
     ).add_to(fg)
     return fg.add_to(m)
 
 
 def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: str | None,
                colours: dict[str, str], default_colour: str, fields: list[str],
-               aliases: list[str], show: bool = True, radius: float = 5) -> folium.FeatureGroup:
-    """Sites as one GeoJSON layer of canvas circle markers coloured by ``colour_field``."""
+               aliases: list[str], show: bool = True, radius: float = 5, *,
+               gettext: Translate = identity) -> folium.FeatureGroup:
+    """Sites as one GeoJSON layer of canvas circle markers coloured by ``colour_field``
+    (``aliases``: the fields' labels, already in the page's language)."""
     fg = folium.FeatureGroup(name=control_name(title), show=show)
     data = _props(gdf, ["id", *fields, *( [colour_field] if colour_field else [])])
     data = data.loc[:, ~data.columns.duplicated()]
@@ -198,7 +214,7 @@ def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: s
         data, name=title, style_function=style,
         marker=folium.CircleMarker(radius=radius, fill=True),
         tooltip=_tooltip(fields[:2], aliases[:2]),
-        popup=SafeGeoJsonPopup(fields=["id", *fields], aliases=["编号", *aliases]),
+        popup=SafeGeoJsonPopup(fields=["id", *fields], aliases=[gettext("编号"), *aliases]),
     ).add_to(fg)
     return fg.add_to(m)
 

@@ -53,31 +53,34 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
     ``gettext`` translates the map's own labels (identity by default).
     """
     _ = gettext or _identity
-    m = base_map(center, zoom, tiles, tianditu_key)
+    m = base_map(center, zoom, tiles, tianditu_key, gettext=_)
     if bounds is not None:
         m.fit_bounds([[bounds[1], bounds[0]], [bounds[3], bounds[2]]])
     shifted = {k: shift_for_tiles(v, tiles) for k, v in layers.items()}
     legend: list[tuple[str, str, str]] = []
 
     if "counties" in shifted:
-        L.add_counties(m, shifted["counties"], titles.get("counties", _("区县界")))
+        L.add_counties(m, shifted["counties"], titles.get("counties", _("区县界")), gettext=_)
         legend.append(("line", "#333333", titles.get("counties", _("区县界"))))
     for name in ZONE_ORDER:
         if name in shifted:
             L.add_zone(m, name, shifted[name], titles.get(name, name),
-                       show=name not in ("dense_area", "coal_ban_zones"))
+                       show=name not in ("dense_area", "coal_ban_zones"), gettext=_)
             legend.append(("fill", L.ZONE_STYLES[name][0], titles.get(name, name)))
     if "hotspot_grids" in shifted:
-        L.add_grids(m, shifted["hotspot_grids"], titles.get("hotspot_grids", _("热点网格")))
+        L.add_grids(m, shifted["hotspot_grids"], titles.get("hotspot_grids", _("热点网格")),
+                    gettext=_)
         legend += [("outline", "#c00000", _("重点监控网格")),
                    ("outline", "#e6a000", _("一般热点网格"))]
     if zones is not None and not zones.empty:
         _add_buffers(m, shift_for_tiles(zones, tiles), legend, _)
     if "rivers" in shifted:
-        L.add_lines(m, shifted["rivers"], titles.get("rivers", _("河流")), "#2b7bba", 2.5)
+        L.add_lines(m, shifted["rivers"], titles.get("rivers", _("河流")), "#2b7bba", 2.5,
+                    gettext=_)
         legend.append(("line", "#2b7bba", titles.get("rivers", _("河流"))))
     if "canal" in shifted:
-        L.add_lines(m, shifted["canal"], titles.get("canal", _("南水北调")), "#08306b", 4)
+        L.add_lines(m, shifted["canal"], titles.get("canal", _("南水北调")), "#08306b", 4,
+                    gettext=_)
         legend.append(("line", "#08306b", titles.get("canal", _("南水北调"))))
 
     if sites is not None and not sites.empty:
@@ -103,8 +106,7 @@ def _add_buffers(m: folium.Map, zones: gpd.GeoDataFrame, legend: list, _: Transl
     for row in within.to_dict("records"):
         colour = L.BUFFER_COLOURS.get(row["layer"], "#7f7f7f")
         title = buffer_title(row, _)
-        L.add_rule_zones(m, zones, title, row["rule_id"], colour,
-                         labels=(_("规则"), _("距离（米）")),
+        L.add_rule_zones(m, zones, title, row["rule_id"], colour, gettext=_,
                          show=row.get("show_on_map") in (True, 1))  # the rule's show_on_map
         legend.append(("outline", colour, title))
 

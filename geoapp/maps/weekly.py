@@ -18,7 +18,8 @@ from typing import Any
 import folium
 
 from geoapp.domain.bulletin import COUNT_CLASSES, KEY_COLOUR, count_colour
-from geoapp.maps.base import base_map, shift_for_tiles
+from geoapp.maps.assets import localize_assets
+from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.layers import geojson_dict
 from geoapp.maps.legend import add_legend
 from geoapp.maps.safe import LiteralElement, SafeGeoJsonTooltip
@@ -30,19 +31,15 @@ _SCRIPT_RE = re.compile(r'<script src="geoapp-static:([^"]+)"></script>')
 _LINK_RE = re.compile(r'<link rel="stylesheet" href="geoapp-static:([^"]+)"/>')
 
 
-def _identity(text: str) -> str:
-    return text
-
-
 def weekly_map(report: Any, *, tiles: str = "osm", tianditu_key: str = "",
-               gettext=_identity) -> folium.Map:
+               gettext: Translate = identity) -> folium.Map:
     """Counties, every grid cell (warned ones coloured by count, key ones outlined), a title,
-    a legend and a scale bar; the view fits the city."""
+    a legend and a scale bar; the view fits the city. ``gettext`` translates its words."""
     _ = gettext
     counties = shift_for_tiles(report.counties, tiles)
     grids = shift_for_tiles(report.grids, tiles)
     minx, miny, maxx, maxy = counties.total_bounds
-    m = base_map(((miny + maxy) / 2, (minx + maxx) / 2), 10, tiles, tianditu_key)
+    m = base_map(((miny + maxy) / 2, (minx + maxx) / 2), 10, tiles, tianditu_key, gettext=_)
     _add_counties(m, counties, report, _)
     _add_grids(m, grids, _)
     entries = [("fill", "#eeeeee", _("无预警网格")), ("outline", KEY_COLOUR, _("重点监控网格"))]
@@ -108,12 +105,9 @@ def static_dir() -> Path:
 
 
 def standalone_html(m: folium.Map, *, intranet: bool = False) -> str:
-    """The map as one HTML document; with ``intranet`` every asset is inlined from static/."""
-    if not intranet:
-        return m.get_root().render()
-    from geoapp.maps.assets import localize_assets
-
-    localize_assets(m.get_root(), lambda p: _LOCAL + p)
+    """The map as one HTML document: geoapp's own scripts and styles inlined from static/,
+    and with ``intranet`` every other asset too (else those stay CDN links)."""
+    localize_assets(m.get_root(), lambda p: _LOCAL + p, cdn=intranet)
     html = m.get_root().render()
     root = static_dir()
 

@@ -3,7 +3,6 @@ find near a banned workshop) as dashed lines between the two."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import folium
@@ -12,7 +11,7 @@ import pandas as pd
 import shapely
 
 from geoapp.domain.vocab import WorkshopStatus
-from geoapp.maps.base import base_map, shift_for_tiles
+from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.layers import WORKSHOP_COLOURS
 from geoapp.maps.legend import add_legend
 from geoapp.maps.points import add_fast_points
@@ -21,25 +20,26 @@ from geoapp.maps.safe import TextTooltip
 RELAPSE_COLOUR = "#b3141b"
 
 
-def workshops_map(frame: gpd.GeoDataFrame, relapses: pd.DataFrame, *, zoom: int, tiles: str,
-                  tianditu_key: str, labels: Mapping[str, str], link: Any) -> folium.Map:
-    """``labels`` holds the page language's words for: workshops, district, status,
-    found_date, banned_date, relapse, legend_title."""
+def workshops_map(frame: gpd.GeoDataFrame, relapses: pd.DataFrame, *, zoom: int,
+                  tiles: str = "osm", tianditu_key: str = "", link: Any = None,
+                  gettext: Translate = identity) -> folium.Map:
+    """Workshops coloured by status (``link``: the site page URL with ``{id}``) and the
+    relapse lines; ``gettext`` translates the map's words."""
+    _ = gettext
     m = base_map((float(frame.geometry.y.mean()), float(frame.geometry.x.mean())), zoom,
-                 tiles, tianditu_key)
+                 tiles, tianditu_key, gettext=_)
     cats = {s.value: (s.zh, WORKSHOP_COLOURS[s]) for s in WorkshopStatus}
     pts = shift_for_tiles(frame, tiles).assign(
         status_zh=[WorkshopStatus(s).zh for s in frame["status"]])
-    add_fast_points(m, pts, labels["workshops"], colour_by="status", categories=cats,
-                    fields=[("district", labels["district"]), ("status_zh", labels["status"]),
-                            ("found_date", labels["found_date"]),
-                            ("banned_date", labels["banned_date"])],
+    add_fast_points(m, pts, _("散乱污作坊"), colour_by="status", categories=cats,
+                    fields=[("district", _("辖区")), ("status_zh", _("状态")),
+                            ("found_date", _("排查日期")), ("banned_date", _("取缔日期"))],
                     link=link, radius=5)
     if len(relapses):
-        _add_relapses(m, relapses, tiles, labels["relapse"])
-    add_legend(m, labels["legend_title"],
+        _add_relapses(m, relapses, tiles, _("疑似死灰复燃"))
+    add_legend(m, _("散乱污"),
                [*[("point", colour, label) for label, colour in cats.values()],
-                ("line", RELAPSE_COLOUR, labels["relapse"])])
+                ("line", RELAPSE_COLOUR, _("疑似死灰复燃"))])
     folium.LayerControl(collapsed=True).add_to(m)
     return m
 

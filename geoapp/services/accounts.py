@@ -182,6 +182,16 @@ def end_sessions(app: Geoapp, username: str, *, by: str, reason: str = "logout")
     return app.repo.end_sessions(username, user=by, reason=reason)
 
 
+def session_account(app: Geoapp, username: str, version: int) -> dict[str, Any] | None:
+    """The account a session names, if it is active and its sessions were not ended since
+    the session began (its ``session_version`` is still ``version``); else None. Every
+    request asks: the repository answers from a per-thread cache any commit invalidates."""
+    row = app.repo.get_user(username)
+    if row is None or not row["active"] or int(row["session_version"]) != int(version):
+        return None
+    return row
+
+
 @functools.cache
 def _dummy_hash() -> str:
     """A hash made like real ones (same werkzeug method and cost), verified for unknown

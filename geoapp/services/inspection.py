@@ -1,5 +1,5 @@
-"""The inspector's use cases: a check from form input, its map features, the record of an
-inspection, and the site page (attributes, live hits, change history, inspections).
+"""The inspector's use cases: a check from form input, its map, the record of an inspection,
+and the site page (attributes, live hits, change history, inspections).
 
 The check page, its printable sheet and the recorded inspection all go through
 :func:`run_check`, so the three always agree on what the same query parameters mean.
@@ -8,11 +8,12 @@ The check page, its printable sheet and the recorded inspection all go through
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import folium
 import geopandas as gpd
 import shapely
 
@@ -20,8 +21,11 @@ from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.domain.results import CheckResult, Verdict
 from geoapp.domain.rules import split_layer_key
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
+from geoapp.maps.base import outline_map
+from geoapp.maps.check import check_map as draw_check_map
 from geoapp.services.checks import check_point, check_site, engine
-from geoapp.spatial.crs import WGS84
+from geoapp.services.pagemap import basemap
+from geoapp.spatial.crs import WGS84, crs_choices, describe_crs
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -145,10 +149,14 @@ def site_id_from(text: str, app: Geoapp) -> str:
     raise NotFound(f"没有找到企业或点位“{t}” no site {t!r}")
 
 
+def form_choices(app: Geoapp) -> dict[str, Any]:
+    """What the check form offers: coordinate systems, site types and every stored site."""
+    return {"crs_choices": crs_choices(), "site_types": [(t.value, t.zh) for t in SiteType],
+            "sites": site_choices(app)}
+
+
 def run_check(app: Geoapp, query: CheckQuery) -> CheckView:
     """Check the point or stored site ``query`` names; InvalidInput/NotFound name the problem."""
-    from geoapp.spatial.crs import describe_crs
-
     site = None
     if query.site:
         sid = site_id_from(query.site, app)
@@ -157,8 +165,6 @@ def run_check(app: Geoapp, query: CheckQuery) -> CheckView:
         result = check_site(app, sid)
         crs_label = describe_crs("wgs84")["zh"]
     else:
-        if not query.lon or (not query.lat and query.crs != "dms"):
-            raise InvalidInput("请填写经度和纬度（度分秒可整段填在第一栏） lon and lat are required")
         crs_label = describe_crs(query.crs)["zh"]
         result = check_point(app, query.lon, query.lat, query.crs,
                              site_type=query.site_type or None, industry=query.industry or None)
@@ -267,6 +273,21 @@ def _geometries(app: Geoapp, layer: str, ids: list[str]) -> list[tuple[str, Any]
     gdf = app.repo.layer(layer)
     sel = gdf[gdf["id"].astype(str).isin(ids)]
     return [(str(i), g) for i, g in zip(sel["id"], sel.geometry, strict=True)]
+
+
+def check_map(app: Geoapp, view: CheckView | None, *,
+              gettext: Callable[[str], str] | None = None) -> folium.Map:
+    """The map of a check: the point, the buffers and features its verdict rests on and a
+    distance line to each; without a check (``view`` None), the city to pick a point in.
+    ``gettext`` translates the map's words (Chinese without one)."""
+    tiles, key = basemap(app)
+    words = {"gettext": gettext} if gettext is not None else {}
+    if view is None:
+        outline = app.repo.layer("city").geometry.union_all()
+        return outline_map(outline, app.city.zoom, tiles, key, **words)
+    return draw_check_map(view.result.lon, view.result.lat, map_features(app, view.result),
+                          zones_near(app, view.result), metric_crs=app.metric_crs,
+                          tiles=tiles, tianditu_key=key, **words)
 
 
 def zones_near(app: Geoapp, result: CheckResult) -> gpd.GeoDataFrame:

@@ -4,17 +4,21 @@ Every Monday the duty officer publishes last week's warnings and complaints. Thi
 counts them (per grid, per county, per complaint category), finds the enterprises inside the
 warned grids and the grids warned in consecutive weeks, and hands the result to the exporters
 (text, folium HTML, PNG, DOCX, XLSX). The CLI and the web page both call :func:`weekly_report`
-then :func:`write_weekly`; nothing here knows about HTTP.
+then :func:`write_weekly`; the page also shows :func:`weekly_map`. Nothing here knows about
+HTTP.
 """
 
 from __future__ import annotations
 
 import logging
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import folium
 import geopandas as gpd
 import pandas as pd
 
@@ -22,6 +26,12 @@ from geoapp.domain import bulletin
 from geoapp.domain.bulletin import IsoWeek
 from geoapp.domain.errors import NotFound
 from geoapp.domain.vocab import Classification, ComplaintCategory, Stage
+from geoapp.exports.bulletin_docx import write_docx
+from geoapp.exports.bulletin_xlsx import write_bulletin_xlsx
+from geoapp.exports.mapimage import render_png
+from geoapp.maps.weekly import weekly_map as draw_weekly_map
+from geoapp.maps.weekly import write_weekly_html
+from geoapp.services.pagemap import basemap
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +190,19 @@ def _history(warnings: pd.DataFrame, codes: list[str], week: IsoWeek) -> pd.Data
 
 
 # ------------------------------------------------------------------------------ use case
+def default_week(app, now: datetime | None = None) -> IsoWeek:
+    """The week a bulletin opens on: the last full week if it has warnings, else the latest
+    earlier week that has some (so a quiet or not yet imported week does not hide the last
+    data); the last full week when no warning is that old."""
+    last = bulletin.last_full_week(now)
+    warnings = app.repo.table("grid_warnings")
+    if not len(warnings):
+        return last
+    times = _times(warnings["warned_at"])
+    times = times[times < pd.Timestamp(last.end)].dropna()
+    return IsoWeek.of(times.max().date()) if len(times) else last
+
+
 def weekly_report(app, week: IsoWeek | str | None = None, *,
                   warnings: pd.DataFrame | None = None,
                   complaints: pd.DataFrame | None = None) -> WeeklyReport:
@@ -229,13 +252,32 @@ def weekly_report(app, week: IsoWeek | str | None = None, *,
                         consecutive=consecutive, history=history, text=text)
 
 
+def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as plain dicts, missing values as empty text."""
+    return df.astype(object).where(df.notna(), "").to_dict("records")
+
+
+def page_tables(report: WeeklyReport) -> dict[str, Any]:
+    """The bulletin's tables as rows for a page: ``history_weeks`` (column labels) and
+    ``history``, ``enterprises``, ``per_grid``, ``per_county``, ``complaints``."""
+    return {"history_weeks": [c for c in report.history.columns if c != "code"],
+            "history": report.history.to_dict("records"),
+            "enterprises": _rows(report.enterprises), "per_grid": _rows(report.per_grid),
+            "per_county": report.per_county.to_dict("records"),
+            "complaints": report.complaints.to_dict("records")}
+
+
+def weekly_map(app, report: WeeklyReport, *,
+               gettext: Callable[[str], str] | None = None) -> folium.Map:
+    """The bulletin's interactive map for a page, on the configured basemap; ``gettext``
+    translates its words (Chinese without one)."""
+    tiles, key = basemap(app)
+    words = {"gettext": gettext} if gettext is not None else {}
+    return draw_weekly_map(report, tiles=tiles, tianditu_key=key, **words)
+
+
 def write_file(app, report: WeeklyReport, name: str, out_dir: str | Path) -> Path:
     """Write one of FILES into ``out_dir`` (the document needs map.png, written if absent)."""
-    from geoapp.exports.bulletin_docx import write_docx
-    from geoapp.exports.bulletin_xlsx import write_bulletin_xlsx
-    from geoapp.exports.mapimage import render_png
-    from geoapp.maps.weekly import write_weekly_html
-
     if name not in FILES:
         raise NotFound(f"no bulletin file named {name!r}; known: {', '.join(FILES)}")
     out = Path(out_dir)

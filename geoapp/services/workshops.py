@@ -11,17 +11,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import folium
 import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from geoapp.domain.rules import RuleSpec
 from geoapp.domain.vocab import SiteType, WorkshopStatus
+from geoapp.exports.tables import write_csv, write_xlsx
+from geoapp.maps.workshops import workshops_map as draw_workshops_map
 from geoapp.services.checks import read_rules, refresh_hits
+from geoapp.services.pagemap import basemap
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -208,3 +212,39 @@ def register_frame(app: Geoapp) -> pd.DataFrame:
     out["relapse_m"] = [rel.at[i, "distance_m"] if i in rel.index else None for i in ids]
     out["lon"], out["lat"] = df.geometry.x.round(6), df.geometry.y.round(6)
     return out[[f for f, _ in REGISTER_HEADERS]].rename(columns=dict(REGISTER_HEADERS))
+
+def write_register(app: Geoapp, path: str | Path, fmt: str) -> Path:
+    """Write the register as ``csv`` (UTF-8 with BOM) or ``xlsx`` to ``path``."""
+    df = register_frame(app)
+    if fmt == "csv":
+        return write_csv(df, path)
+    if fmt == "xlsx":
+        return write_xlsx({"散乱污台账": df}, path)
+    raise InvalidInput(f"unknown register format {fmt!r}; expected csv or xlsx")
+
+
+def workshops_map(app: Geoapp, frame: gpd.GeoDataFrame, relapse_rows: pd.DataFrame, *,
+                  site_link: str | None = None,
+                  gettext: Callable[[str], str] | None = None) -> folium.Map:
+    """The register's map: ``frame``'s workshops by status and the relapse lines;
+    ``site_link`` is the site page URL with ``{id}``, ``gettext`` translates its words."""
+    tiles, key = basemap(app)
+    words = {"gettext": gettext} if gettext is not None else {}
+    return draw_workshops_map(frame, relapse_rows, zoom=app.city.zoom, tiles=tiles,
+                              tianditu_key=key, link=site_link, **words)
+
+
+def register_page(app: Geoapp, district: str | None = None, *, site_link: str | None = None,
+                  gettext: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """What /workshops shows: the counts of every workshop; the checklist, the relapses and
+    the map of ``district`` (all when None; the map shows every workshop when the district
+    has none); the relapse distance of the rules file."""
+    frame = workshops(app, district)
+    everything = workshops(app) if district else frame
+    rel = relapses(app, frame)
+    if district:
+        rel = rel[rel["district"] == district]
+    return {"counts": counts(app, everything), "checklist": checklist(frame),
+            "relapses": rel.to_dict("records"), "distance_m": relapse_distance_m(app),
+            "map": workshops_map(app, frame if len(frame) else everything, rel,
+                                 site_link=site_link, gettext=gettext)}

@@ -1,4 +1,5 @@
-"""Accounts, login attempts and inspection records in the GeoPackage (see apptables.py).
+"""Accounts, login attempts and inspection records in the GeoPackage (see apptables.py), and
+the paged audit log and layer counts the admin and layer pages read.
 
 Password hashes are stored but never written to the audit log or returned by listings.
 """
@@ -12,7 +13,9 @@ from typing import Any
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound
 from geoapp.storage.apptables import username_key
-from geoapp.storage.build import utc_now
+from geoapp.storage.base import AUDIT_COLUMNS, AUDIT_FILTERS, clean_audit_filters
+from geoapp.storage.build import CHANGES, LAYER_PREFIX, utc_now
+from geoapp.storage.geopackage import quote
 
 USER_PUBLIC = ("id", "username", "role", "display_name", "active", "created_at", "updated_at",
                "last_login_at", "session_version")
@@ -30,8 +33,43 @@ def _public(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 class AccountStore:
-    """Mixin for GpkgRepository: needs ``_conn()``, ``_memo()``, ``transaction()`` and
-    ``_log()``."""
+    """Mixin for GpkgRepository: needs ``_conn()``, ``_memo()``, ``transaction()``,
+    ``_log()`` and ``layer_names()``."""
+
+    # -- the audit log and layer counts, one query each ------------------------------------
+    def audit_page(self, filters: Mapping[str, str], *, offset: int,
+                   limit: int) -> tuple[list[dict[str, Any]], int]:
+        wanted = clean_audit_filters(filters)
+        where = " AND ".join(f"{quote(k)} = ?" for k in wanted)
+        where = f"WHERE {where}" if where else ""
+        params = list(wanted.values())
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM {CHANGES} {where}", params).fetchone()[0]
+        cur = conn.execute(f"SELECT {', '.join(quote(c) for c in AUDIT_COLUMNS)} FROM {CHANGES} "
+                           f"{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                           [*params, int(limit), int(offset)])
+        return [dict(zip(AUDIT_COLUMNS, r, strict=True)) for r in cur.fetchall()], int(total)
+
+    def audit_values(self, column: str) -> list[str]:
+        if column not in AUDIT_FILTERS:
+            raise ValueError(f"not an audit filter column: {column!r}")
+        cur = self._conn().execute(f"SELECT DISTINCT {quote(column)} FROM {CHANGES} "
+                                   f"WHERE {quote(column)} IS NOT NULL")
+        return sorted(str(r[0]) for r in cur.fetchall())
+
+    def latest_changes(self, entity: str) -> dict[str, dict[str, Any]]:
+        cur = self._conn().execute(
+            f"SELECT entity_id, id, at, user, action FROM {CHANGES} WHERE id IN "
+            f"(SELECT max(id) FROM {CHANGES} WHERE entity = ? AND entity_id IS NOT NULL "
+            "GROUP BY entity_id)", (entity,))
+        return {str(r[0]): {"id": r[1], "at": r[2], "user": r[3], "action": r[4]}
+                for r in cur.fetchall()}
+
+    def feature_counts(self) -> dict[str, int]:
+        conn = self._conn()
+        return {name: int(conn.execute(
+                    f"SELECT count(*) FROM {quote(LAYER_PREFIX + name)}").fetchone()[0])
+                for name in self.layer_names()}
 
     def _user_row(self, username: str) -> dict[str, Any] | None:
         """The account named ``username`` exactly, or else the one whose normalised name

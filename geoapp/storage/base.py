@@ -36,6 +36,12 @@ SITE_FILTERS: tuple[str, ...] = ("district", "industry", "classification", "stag
 SITE_HIT_COLUMNS: tuple[str, ...] = ("site_id", "rule_id", "feature_id", "feature_name",
                                      "distance_m", "severity", "point")
 
+#: Columns of the audit log a page may filter on (exact match).
+AUDIT_FILTERS: tuple[str, ...] = ("user", "action", "entity", "entity_id")
+#: Columns of an audit row as ``audit_page`` returns it.
+AUDIT_COLUMNS: tuple[str, ...] = ("id", "at", "user", "action", "entity", "entity_id", "before",
+                                  "after")
+
 
 class Repository(ABC):
     """Storage of one city's layers, sites, event tables and audit log."""
@@ -77,6 +83,11 @@ class Repository(ABC):
     @abstractmethod
     def layer(self, name: str) -> gpd.GeoDataFrame:
         """One source layer in EPSG:4326; NotFound for unknown names."""
+
+    def feature_counts(self) -> dict[str, int]:
+        """How many features each source layer holds (``layer_names`` order). The default
+        reads every layer; a backend counts rows without reading geometries."""
+        return {name: len(self.layer(name)) for name in self.layer_names()}
 
     @abstractmethod
     def replace_layer(self, name: str, gdf: gpd.GeoDataFrame, *, user: str) -> dict[str, Any]:
@@ -146,6 +157,34 @@ class Repository(ABC):
     @abstractmethod
     def history(self, entity_id: str, entity: str | None = None) -> list[dict[str, Any]]:
         """Audit rows for one entity, oldest first, with before/after decoded."""
+
+    # The three reads below have plain defaults built on ``table`` and ``layer``; a backend
+    # answers them with one query each (the pages call them on every view).
+    def audit_page(self, filters: Mapping[str, str], *, offset: int,
+                   limit: int) -> tuple[list[dict[str, Any]], int]:
+        """Audit rows newest first whose ``AUDIT_FILTERS`` columns equal every non-empty
+        value of ``filters``: ``limit`` rows from ``offset`` (before/after as stored JSON
+        text), and how many rows match in all."""
+        df = self.table("changes")
+        for key, value in clean_audit_filters(filters).items():
+            df = df[df[key].astype(str) == value]
+        df = df.sort_values("id", ascending=False)
+        rows = df.iloc[offset:offset + limit][list(AUDIT_COLUMNS)]
+        return [{k: (None if pd.isna(v) else v) for k, v in r.items()}
+                for r in rows.to_dict("records")], len(df)
+
+    def audit_values(self, column: str) -> list[str]:
+        """The distinct values of one ``AUDIT_FILTERS`` column of the audit log, sorted."""
+        if column not in AUDIT_FILTERS:
+            raise ValueError(f"not an audit filter column: {column!r}")
+        return sorted(str(v) for v in self.table("changes")[column].dropna().unique())
+
+    def latest_changes(self, entity: str) -> dict[str, dict[str, Any]]:
+        """The newest audit row (id, at, user, action) of each ``entity_id`` of ``entity``."""
+        df = self.table("changes")
+        df = df[df["entity"] == entity].sort_values("id")
+        return {str(r["entity_id"]): {k: r[k] for k in ("id", "at", "user", "action")}
+                for r in df.to_dict("records") if not pd.isna(r["entity_id"])}
 
     # -- event tables and rule results -----------------------------------------------------
     @abstractmethod
@@ -228,3 +267,11 @@ class Repository(ABC):
     @abstractmethod
     def inspections(self, site_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Newest inspection records first, all or for one site."""
+
+
+def clean_audit_filters(filters: Mapping[str, str]) -> dict[str, str]:
+    """The non-empty filters, each naming an ``AUDIT_FILTERS`` column (else ValueError)."""
+    unknown = [k for k in filters if k not in AUDIT_FILTERS]
+    if unknown:
+        raise ValueError(f"not audit filter columns: {', '.join(unknown)}")
+    return {k: str(v) for k, v in filters.items() if v not in (None, "")}

@@ -6,9 +6,33 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app
+from flask_login import current_user
+from flask_wtf.csrf import CSRFProtect
 
 from geoapp.config import load_settings
+from geoapp.services import layers as layer_service
+from geoapp.services import open_geoapp
+from geoapp.web import (
+    admin,
+    api,
+    auth,
+    check,
+    errors,
+    i18n,
+    layers,
+    ledger,
+    limits,
+    programme,
+    relocation,
+    security,
+    sites,
+    views,
+    weekly,
+    workshops,
+)
+from geoapp.web.i18n import current_language
+from geoapp.web.sessions import VerifiedCookieSessionInterface
 
 
 def _asset_dir(name: str) -> str:
@@ -41,11 +65,6 @@ def _navigation() -> dict:
     ``label`` is in the UI language (the English column in English mode), so the header
     never mixes languages.
     """
-    from flask import current_app
-    from flask_login import current_user
-
-    from geoapp.web.i18n import current_language
-
     english = current_language() == "en"
     items = []
     if current_user.is_authenticated:
@@ -69,40 +88,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                       REMEMBER_COOKIE_HTTPONLY=True, REMEMBER_COOKIE_SAMESITE="Lax",
                       WTF_CSRF_TIME_LIMIT=None)
     logging.getLogger("geoapp").setLevel(settings["LOG_LEVEL"])
-
-    from geoapp.storage.vector_in import configure_gdal
-
-    configure_gdal()  # GDAL's remote and code-running features off before any upload
-
-    from geoapp.web.sessions import VerifiedCookieSessionInterface
-
+    layer_service.prepare_uploads()  # GDAL's remote and code-running features off
     app.session_interface = VerifiedCookieSessionInterface()
-
-    from geoapp.services import open_geoapp
-
     app.extensions["geoapp"] = open_geoapp(settings)
-
-    from flask_wtf.csrf import CSRFProtect
-
-    from geoapp.web import (
-        admin,
-        api,
-        auth,
-        check,
-        errors,
-        i18n,
-        layers,
-        ledger,
-        limits,
-        programme,
-        relocation,
-        security,
-        sites,
-        views,
-        weekly,
-        workshops,
-    )
-
     CSRFProtect(app)
     i18n.init_app(app)
     errors.register(app)

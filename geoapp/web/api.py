@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, jsonify, request
 from werkzeug.utils import secure_filename
 
 from geoapp.domain.errors import InvalidInput
-from geoapp.services import Geoapp, checks, upload_limits
+from geoapp.services import checks, upload_limits
 from geoapp.services.flagfile import FORMATS, FlagOptions, file_format, flag_file
+from geoapp.web.common import core, send_download
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 MIMETYPES = {"csv": "text/csv", "geojson": "application/geo+json",
              "gpkg": "application/geopackage+sqlite3",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
-
-
-def core() -> Geoapp:
-    return current_app.extensions["geoapp"]
 
 
 def _arg(name: str, default: str | None = None, source=None) -> str | None:
@@ -43,8 +39,6 @@ def check():
     args = request.args  # the inspector's hot path: one lookup of the request proxy
     lon, lat = _arg("lon", source=args), _arg("lat", source=args)
     crs = _arg("crs", "wgs84", source=args) or "wgs84"
-    if not lon or (not lat and crs != "dms"):
-        raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
     # every other parameter goes on; the service keeps those some rule reads
     attrs = ({k: v for k, v in args.items() if k not in _CHECK_ARGS} if len(args) > 2
              else None)
@@ -85,11 +79,10 @@ def flag():
     try:
         summary = flag_file(core(), src, dst, opts, limits=upload_limits(core().settings),
                             name=name)
-        body = io.BytesIO(dst.read_bytes())
+        body = dst.read_bytes()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    resp = send_file(body, mimetype=MIMETYPES[fmt_out], as_attachment=True,
-                     download_name=f"{Path(name).stem}-flagged{ext_out}")
+    resp = send_download(body, f"{Path(name).stem}-flagged{ext_out}", MIMETYPES[fmt_out])
     resp.headers["X-Geoapp-Rows"] = str(summary["rows"])
     resp.headers["X-Geoapp-Flagged"] = str(summary["flagged"])
     resp.headers["X-Geoapp-Passed"] = str(summary["passed"])

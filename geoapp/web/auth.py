@@ -34,6 +34,7 @@ from geoapp.config import trusted_proxies
 from geoapp.domain.errors import GeoappError
 from geoapp.domain.vocab import Role
 from geoapp.services import accounts
+from geoapp.web.common import core
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -64,20 +65,14 @@ class User(UserMixin):
         return self.role == Role.ADMIN or Role.VIEWER in roles or self.role in roles
 
 
-def _core():
-    return current_app.extensions["geoapp"]
-
-
 @login_manager.user_loader
 def _load(user_id: str):
     """The session's account, if it is active and its sessions were not ended since."""
     version, sep, username = user_id.partition(":")
     if not sep or not version.isdigit():
         return None  # a session from before versions: log in again
-    row = _core().repo.get_user(username)
-    if row is None or not row["active"] or int(row["session_version"]) != int(version):
-        return None
-    return User(row)
+    row = accounts.session_account(core(), username, int(version))
+    return None if row is None else User(row)
 
 
 @lru_cache(maxsize=8)
@@ -155,7 +150,7 @@ def login():
     status = 200
     if request.method == "POST":
         try:
-            row = accounts.authenticate(_core(), request.form.get("username", ""),
+            row = accounts.authenticate(core(), request.form.get("username", ""),
                                         request.form.get("password", ""),
                                         client_address())
         except GeoappError as exc:
@@ -163,14 +158,14 @@ def login():
         else:
             login_user(User(row), remember=False)
             return redirect(_safe_next(request.args.get("next")))
-    return render_template("login.html", error=error, city=_core().city), status
+    return render_template("login.html", error=error, city=core().city), status
 
 
 @bp.post("/logout")
 def logout():
     """Log out everywhere: every session of the account ends, not only this browser's."""
     if current_user.is_authenticated:
-        accounts.end_sessions(_core(), current_user.username, by=current_user.username)
+        accounts.end_sessions(core(), current_user.username, by=current_user.username)
     logout_user()
     flash("已退出 Logged out")
     return redirect(url_for("auth.login"))
@@ -184,7 +179,7 @@ def change_password():
     if request.method == "POST":
         f = request.form
         try:
-            row = accounts.change_own_password(_core(), current_user.username,
+            row = accounts.change_own_password(core(), current_user.username,
                                                f.get("current", ""), f.get("password", ""),
                                                f.get("password2", ""))
         except GeoappError as exc:
@@ -194,7 +189,7 @@ def change_password():
             flash("已修改密码，其他设备上的登录已失效 Password changed; sessions on other "
                   "devices have ended")
             return redirect(url_for("main.overview"))
-    return render_template("password.html", error=error, city=_core().city), status
+    return render_template("password.html", error=error, city=core().city), status
 
 
 def init_app(app: Flask) -> None:

@@ -6,25 +6,22 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, current_app, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from geoapp.domain.errors import CoordinateError, GeoappError, InvalidInput, NotFound
-from geoapp.domain.vocab import SiteType
-from geoapp.maps.check import check_map
-from geoapp.services import Geoapp
 from geoapp.services import inspection as svc
-from geoapp.spatial.crs import crs_choices
 from geoapp.web.auth import role_required
-from geoapp.web.views import render_map_page
+from geoapp.web.common import core, render_map_page
 
 log = logging.getLogger(__name__)
 bp = Blueprint("check", __name__)
 
 #: English engine messages -> a Chinese sentence shown first (the detail follows).
 _ZH_HINTS = (
+    (r"lon and lat are required", _l("请填写经度和纬度（度分秒可整段填在第一栏）。")),
     (r"unknown coordinate system", _l("坐标系无效，请从列表中选择。")),
     (r"look swapped", _l("经纬度可能填反了：请先填经度（东经，约 110-120），再填纬度（北纬，约 30-40）。")),
     (r"outside China", _l("坐标不在中国境内，请检查数值和坐标系。")),
@@ -36,10 +33,6 @@ _ZH_HINTS = (
     (r"DMS|degrees-minutes|度分秒|minutes|seconds", _l("度分秒格式无法识别，例如：东经113度14分30.5秒 北纬35度12分10秒。")),
     (r"site_type", _l("场所类型无效。")),
 )
-
-
-def core() -> Geoapp:
-    return current_app.extensions["geoapp"]
 
 
 def _zh_message(exc: GeoappError) -> str:
@@ -56,28 +49,8 @@ def _zh_message(exc: GeoappError) -> str:
 
 
 def _context(query: svc.CheckQuery) -> dict:
-    return {"query": query, "crs_choices": crs_choices(),
-            "site_types": [(t.value, t.zh) for t in SiteType],
-            "sites": svc.site_choices(core()),
+    return {"query": query, **svc.form_choices(core()),
             "can_record": current_user.has_role("inspector")}
-
-
-def _map_for(view: svc.CheckView | None):
-    app = core()
-    tiles, key = app.settings["TILES"], app.settings["TIANDITU_KEY"]
-    if view is None:
-        from geoapp.maps.base import base_map
-
-        outline = app.repo.layer("city").geometry.union_all()
-        c = outline.centroid
-        m = base_map((c.y, c.x), app.city.zoom, tiles=tiles, tianditu_key=key)
-        x0, y0, x1, y1 = outline.bounds
-        m.fit_bounds([[y0, x0], [y1, x1]])
-        return m
-    feats = svc.map_features(app, view.result)
-    zones = svc.zones_near(app, view.result)
-    return check_map(view.result.lon, view.result.lat, feats, zones,
-                     metric_crs=app.metric_crs, tiles=tiles, tianditu_key=key)
 
 
 def _run(query: svc.CheckQuery) -> tuple[svc.CheckView | None, str | None, int]:
@@ -96,8 +69,8 @@ def index():
     """The check form and, when the URL names a point or a site, its answer."""
     query = svc.CheckQuery.from_args(request.args)
     view, error, status = _run(query)
-    page = render_map_page("check.html", _map_for(view), view=view, error=error,
-                           **_context(query))
+    page = render_map_page("check.html", svc.check_map(core(), view, gettext=_), view=view,
+                           error=error, **_context(query))
     return page, status
 
 
@@ -110,7 +83,8 @@ def print_sheet():
     view, error, status = _run(query)
     if view is None:
         raise (NotFound(error) if status == 404 else InvalidInput(error or ""))
-    return render_map_page("check_print.html", _map_for(view), view=view, query=query)
+    return render_map_page("check_print.html", svc.check_map(core(), view, gettext=_),
+                           view=view, query=query)
 
 
 @bp.post("/check/inspections")

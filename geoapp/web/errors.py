@@ -17,7 +17,9 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
 
-def _render(status: int, code: str, message: str, details=None):
+def render_error(status: int, code: str, message: str, details=None):
+    """The error answer: JSON ``{"error", "message", "details"}`` under /api and for the
+    health probe, the error page elsewhere."""
     if _wants_json():
         body = {"error": code, "message": message}
         if details is not None:
@@ -31,11 +33,11 @@ def register(app: Flask) -> None:
     @app.errorhandler(GeoappError)
     def _domain(exc: GeoappError):
         body = exc.to_dict()  # messages in the page's language, problems as plain data
-        return _render(exc.status, exc.code, body["message"], body.get("details"))
+        return render_error(exc.status, exc.code, body["message"], body.get("details"))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
-        return _render(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
+        return render_error(exc.code or 500, exc.name.lower().replace(" ", "_"), exc.description or exc.name)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
@@ -43,7 +45,7 @@ def register(app: Flask) -> None:
         # the JSON answer never carry exception text, paths or library messages.
         ref = secrets.token_hex(4)
         log.exception("unhandled error, reference %s, on %s", ref, request.path)
-        return _render(500, "internal_error",
+        return render_error(500, "internal_error",
                        f"服务器内部错误 Internal server error. 参考编号 Reference: {ref} "
                        "（请将此编号告知管理员 quote it to the administrator）",
                        {"reference": ref})

@@ -15,6 +15,7 @@ from flask import Flask, current_app, request, session
 from flask_babel import Babel, get_locale, gettext
 
 from geoapp.domain.messages import use_translator
+from geoapp.domain.vocab import Role
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ def lang_url(code: str) -> str:
 
 def role_label(role: str) -> str:
     """A role's name in the UI language (the vocabulary carries both words)."""
-    from geoapp.domain.vocab import Role
-
     try:
         parsed = Role.parse(role)
     except ValueError:

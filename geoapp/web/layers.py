@@ -11,41 +11,19 @@ import logging
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from geoapp.domain.errors import GeoappError, InvalidInput
 from geoapp.domain.vocab import Role
-from geoapp.services import layer_import
+from geoapp.services import layer_import, layers
 from geoapp.web.auth import role_required
+from geoapp.web.common import core
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("layers", __name__)
-
-
-def _core():
-    return current_app.extensions["geoapp"]
-
-
-def _rows() -> list[dict]:
-    core = _core()
-    repo = core.repo
-    changes = repo.table("changes")
-    changes = changes[changes["entity"] == "layer"]
-    last = {r["entity_id"]: r for r in changes.sort_values("id").to_dict("records")}
-    rows = []
-    for name in repo.layer_names():
-        spec = core.city.layers.get(name)
-        rec = last.get(name)
-        rows.append({"name": name, "title_zh": spec.title_zh if spec else name,
-                     "title_en": spec.title_en if spec else name,
-                     "count": len(repo.layer(name)),
-                     "protected": name in layer_import.PROTECTED_LAYERS,
-                     "changed_at": rec["at"][:19].replace("T", " ") if rec else "",
-                     "changed_by": rec["user"] if rec else ""})
-    return rows
 
 
 def _detail_lines(details) -> list[str]:
@@ -61,8 +39,8 @@ def _detail_lines(details) -> list[str]:
 
 def _page(status: int = 200, **ctx):
     is_admin = current_user.role == Role.ADMIN
-    return render_template("layers.html", rows=_rows(), is_admin=is_admin,
-                           city=_core().city, form=request.form, **ctx), status
+    return render_template("layers.html", rows=layers.layer_summary(core()), is_admin=is_admin,
+                           city=core().city, form=request.form, **ctx), status
 
 
 @bp.get("/layers")
@@ -87,7 +65,7 @@ def upload(name: str):
             path = Path(tmp) / f"upload{suffix}"
             upload.save(path)
             report = layer_import.import_layer(
-                _core(), name, path, user=current_user.username,
+                core(), name, path, user=current_user.username,
                 is_admin=current_user.role == Role.ADMIN,
                 crs=(request.form.get("crs") or "").strip() or None,
                 encoding=(request.form.get("encoding") or "").strip() or None,

@@ -2,8 +2,8 @@
 
 An upload is validated whole by ``services.ledger.import_ledger``: a bad file comes back as a
 table of row / column / value / reason and nothing is imported. Downloads are built on
-demand and sent as attachments whose Chinese file names survive every browser (RFC 5987
-``filename*`` beside an ASCII fallback).
+demand and sent as attachments whose Chinese file names survive every browser (RFC 6266
+``filename*`` beside an ASCII fallback, :func:`geoapp.web.common.send_download`).
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.utils import secure_filename
 
 from geoapp.domain.errors import InvalidInput, NotFound, ValidationFailed
-from geoapp.exports.interchange import FORMATS
 from geoapp.services import interchange, ledger, upload_limits
 from geoapp.web.auth import role_required
+from geoapp.web.common import core, send_download
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ledger", __name__)
@@ -36,24 +35,12 @@ LAYER_FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-def _core():
-    return current_app.extensions["geoapp"]
-
-
-def attachment(data: bytes, mimetype: str, filename: str, ascii_name: str) -> Response:
-    """Send ``data`` as a download named ``filename`` (UTF-8, RFC 5987) or ``ascii_name``."""
-    resp = Response(data, content_type=mimetype)
-    resp.headers["Content-Disposition"] = (
-        f'attachment; filename="{ascii_name}"; filename*=UTF-8\'\'{quote(filename)}')
-    return resp
-
-
 def _page(*, result: dict | None = None, problems: ValidationFailed | None = None,
           status: int = 200):
-    core = _core()
+    app = core()
     return render_template(
-        "ledger.html", city=core.city, districts=list(core.city.county_names),
-        layers=interchange.layer_choices(core), formats=LAYER_FORMATS, result=result,
+        "ledger.html", city=app.city, districts=list(app.city.county_names),
+        layers=interchange.layer_choices(app), formats=LAYER_FORMATS, result=result,
         problems=problems), status
 
 
@@ -78,8 +65,8 @@ def upload():
         path = Path(tmp) / name
         upload.save(path)
         try:
-            result = ledger.import_ledger(_core(), path, user=current_user.username,
-                                          limits=upload_limits(_core().settings))
+            result = ledger.import_ledger(core(), path, user=current_user.username,
+                                          limits=upload_limits(core().settings))
         except ValidationFailed as exc:
             return _page(problems=exc, status=400)
     return _page(result=result)
@@ -89,17 +76,17 @@ def upload():
 @role_required("planner")
 def export():
     """The ledger in the bureau's template: all or one district, hits as extra columns."""
-    core = _core()
+    app = core()
     district = (request.args.get("district") or "").strip() or None
-    if district and district not in core.city.county_names:
+    if district and district not in app.city.county_names:
         raise InvalidInput(_("未知辖区：%(name)s", name=district))
     with_hits = request.args.get("hits") in ("1", "true", "on")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.xlsx"
-        ledger.export_ledger(core, path, district=district, with_hits=with_hits)
+        ledger.export_ledger(app, path, district=district, with_hits=with_hits)
         data = path.read_bytes()
-    title = f"{core.city.name}{district or ''}企业整治工作台账.xlsx"
-    return attachment(data, XLSX, title, "ledger.xlsx")
+    title = f"{app.city.name}{district or ''}企业整治工作台账.xlsx"
+    return send_download(data, title, XLSX, ascii_name="ledger.xlsx")
 
 
 @bp.get("/ledger/layers/<name>.<fmt>")
@@ -108,13 +95,14 @@ def layer(name: str, fmt: str):
     """One layer as GeoPackage, GeoJSON, KML or zipped Shapefile."""
     if fmt not in LAYER_FORMATS:
         raise NotFound(_("没有这种格式：%(fmt)s", fmt=fmt))
-    core = _core()
-    titles = {c["name"]: c["title"] for c in interchange.layer_choices(core)}
+    app = core()
+    titles = {c["name"]: c["title"] for c in interchange.layer_choices(app)}
     if name not in titles:
         raise NotFound(_("没有这个图层：%(name)s", name=name))
-    suffix = FORMATS[fmt]
     with tempfile.TemporaryDirectory() as tmp:
-        report = interchange.export_layer(core, name, fmt, Path(tmp) / f"{name}{suffix}")
-        data = Path(report["path"]).read_bytes()
-    return attachment(data, LAYER_FORMATS[fmt][1], f"{core.city.name}{titles[name]}{suffix}",
-                      f"{name}{suffix}")
+        written = Path(interchange.export_layer(app, name, fmt, Path(tmp) / f"{name}.{fmt}")
+                       ["path"])
+        data = written.read_bytes()
+    suffix = written.suffix  # a Shapefile comes as a .zip of its parts
+    return send_download(data, f"{app.city.name}{titles[name]}{suffix}", LAYER_FORMATS[fmt][1],
+                         ascii_name=f"{name}{suffix}")

@@ -17,6 +17,7 @@ from geoapp import __version__
 from geoapp.domain.errors import ConfigError
 from geoapp.domain.results import Verdict
 from geoapp.domain.vocab import SiteType
+from geoapp.services.checks import rule_attributes
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
 
@@ -140,8 +141,6 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 def _rule_attributes(app: Flask) -> tuple[str, ...]:
     """The site attributes the current rules read besides site_type and industry."""
-    from geoapp.services.checks import rule_attributes
-
     core = app.extensions.get("geoapp")
     if core is None:
         return _FALLBACK_ATTRIBUTES

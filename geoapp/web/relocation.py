@@ -11,20 +11,17 @@ import datetime as dt
 import logging
 import tempfile
 from pathlib import Path
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from geoapp.services import relocation as svc
-from geoapp.web.views import render_map_page
+from geoapp.web.common import core, render_map_page, send_download
 
 log = logging.getLogger(__name__)
 bp = Blueprint("relocation", __name__)
-
-
-def _core():
-    return current_app.extensions["geoapp"]
 
 
 def _lang() -> str:
@@ -32,10 +29,10 @@ def _lang() -> str:
 
 
 def _view() -> svc.RelocationView:
-    core = _core()
-    filters = svc.parse_filters(core, request.args)
-    year = svc.parse_year(core, request.args.get("year"))
-    return svc.relocation_view(core, filters, year)
+    app = core()
+    filters = svc.parse_filters(app, request.args)
+    year = svc.parse_year(app, request.args.get("year"))
+    return svc.relocation_view(app, filters, year)
 
 
 def _map_labels() -> dict[str, str]:
@@ -50,8 +47,6 @@ def _map_labels() -> dict[str, str]:
 
 
 def _query_string(view: svc.RelocationView) -> str:
-    from urllib.parse import urlencode
-
     pairs = [(k, v) for k, vals in view.filters.as_query().items() for v in vals]
     if request.args.get("year"):
         pairs.append(("year", str(view.year)))
@@ -63,10 +58,10 @@ def index():
     """The map, the summary panel, the filters and the sortable table."""
     view = _view()
     lang = _lang()
-    m = svc.relocation_map(_core(), view, labels=_map_labels(), lang=lang)
+    m = svc.relocation_map(core(), view, labels=_map_labels(), lang=lang)
     return render_map_page("relocation.html", m, view=view, rows=svc.site_rows(view),
                            summary=view.summary, lang=lang, query=_query_string(view),
-                           years=list(svc.programme(_core()).targets))
+                           years=list(svc.programme(core()).targets))
 
 
 @bp.get("/api/relocation")
@@ -84,8 +79,7 @@ def _download(fmt: str, mimetype: str) -> Response:
         body = path.read_bytes()
     stamp = dt.date.today().strftime("%Y%m%d")
     log.info("relocation ledger %s: %d rows", fmt, len(view.sites))
-    return Response(body, mimetype=mimetype, headers={
-        "Content-Disposition": f'attachment; filename="relocation-ledger-{stamp}.{fmt}"'})
+    return send_download(body, f"relocation-ledger-{stamp}.{fmt}", mimetype)
 
 
 @bp.get("/relocation.csv")

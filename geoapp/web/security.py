@@ -20,7 +20,13 @@ import logging
 import secrets
 
 from flask import Flask, Response, current_app, has_request_context, request
+from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+
+from geoapp.services.audit import record_event
+from geoapp.web import openapi
+from geoapp.web.errors import render_error
 
 log = logging.getLogger(__name__)
 
@@ -127,18 +133,15 @@ class SecurityHeaders:
 
 
 def _audit_download(resp: Response) -> Response:
-    """Every attachment (ledger, weekly bulletin, layer, flagged file) leaves an audit row."""
-    disposition = resp.headers.get("Content-Disposition", "")
-    if resp.status_code != 200 or "attachment" not in disposition:
+    """Every attachment (ledger, weekly bulletin, layer, flagged file) leaves an audit row
+    naming the file as the user's browser saves it (``filename*`` when there is one)."""
+    disposition = resp.headers.get("Content-Disposition")
+    if disposition is None or resp.status_code != 200:
         return resp
-    from flask_login import current_user
-
-    if not current_user.is_authenticated:
+    kind, params = parse_options_header(disposition)
+    if kind != "attachment" or not current_user.is_authenticated:
         return resp
-    from geoapp.services.audit import record_event
-
-    filename = disposition.split("filename=", 1)[-1].strip('"') if "filename=" in \
-        disposition else ""
+    filename = params.get("filename", "")
     try:
         record_event(current_app.extensions["geoapp"], current_user.username, "export",
                      "download", request.endpoint or "",
@@ -150,13 +153,9 @@ def _audit_download(resp: Response) -> Response:
 
 
 def _too_large(exc: RequestEntityTooLarge):
-    from geoapp.web.errors import _render
-
     mb = current_app.config.get("MAX_UPLOAD_MB")
-    return _render(413, "too_large",
-                   f"上传文件过大 File too large: the limit is {mb} MB (setting MAX_UPLOAD_MB)")
-
-
+    return render_error(413, "too_large",
+                        f"上传文件过大 File too large: the limit is {mb} MB (setting MAX_UPLOAD_MB)")
 
 
 def init_app(app: Flask) -> None:
@@ -168,6 +167,4 @@ def init_app(app: Flask) -> None:
                                    bool(app.config.get("INTRANET")),
                                    int(app.config.get("HSTS_MAX_AGE", 0) or 0))
     app.register_error_handler(RequestEntityTooLarge, _too_large)
-    from geoapp.web import openapi
-
     app.register_blueprint(openapi.bp)

@@ -10,61 +10,36 @@ import logging
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, current_app, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
 from geoapp.domain.vocab import WorkshopStatus
-from geoapp.exports.tables import write_csv, write_xlsx
-from geoapp.maps.workshops import workshops_map
 from geoapp.services import workshops as svc
 from geoapp.web.auth import role_required
-from geoapp.web.ledger import attachment
-from geoapp.web.views import render_map_page, site_link
+from geoapp.web.common import core, render_map_page, send_download, site_link
 
 log = logging.getLogger(__name__)
 bp = Blueprint("workshops", __name__)
 
-
-def _core():
-    return current_app.extensions["geoapp"]
-
-
-def _tiles() -> str:
-    tiles = current_app.config.get("TILES", "osm")
-    return "none" if tiles == "tianditu" and not current_app.config.get("TIANDITU_KEY") \
-        else tiles
-
-
-def _map(frame, rel):
-    core = _core()
-    labels = {"workshops": _("散乱污作坊"), "district": _("辖区"), "status": _("状态"),
-              "found_date": _("排查日期"), "banned_date": _("取缔日期"),
-              "relapse": _("疑似死灰复燃"), "legend_title": _("散乱污")}
-    return workshops_map(frame, rel, zoom=core.city.zoom, tiles=_tiles(),
-                         tianditu_key=core.settings.get("TIANDITU_KEY", ""), labels=labels,
-                         link=site_link())
+#: Register downloads: format -> MIME type.
+REGISTER_TYPES = {"csv": "text/csv; charset=utf-8",
+                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
 def _page(*, errors: list | None = None, error_id: str = "", conflict: Conflict | None = None,
           status: int = 200):
-    core = _core()
+    districts = list(core().city.county_names)
     district = (request.args.get("district") or "").strip() or None
-    if district and district not in [c.name for c in core.city.counties]:
+    if district and district not in districts:
         raise InvalidInput(_("未知辖区：%(name)s", name=district))
-    frame = svc.workshops(core, district)
-    rel = svc.relapses(core, frame)
-    if district:
-        rel = rel[rel["district"] == district]
-    m = _map(frame if len(frame) else svc.workshops(core), rel)
+    page = svc.register_page(core(), district, site_link=site_link(), gettext=_)
     body = render_map_page(
-        "workshops.html", m, counts=svc.counts(core, svc.workshops(core)),
-        checklist=svc.checklist(frame), relapses=rel.to_dict("records"),
-        distance_m=svc.relapse_distance_m(core), district=district or "",
-        districts=[c.name for c in core.city.counties], items=svc.CHECKLIST,
-        statuses=list(WorkshopStatus), errors=errors or [], error_id=error_id,
-        conflict=conflict, can_edit=current_user.has_role("planner"))
+        "workshops.html", page.pop("map"), **page, district=district or "",
+        districts=districts, items=svc.CHECKLIST, statuses=list(WorkshopStatus),
+        errors=errors or [], error_id=error_id, conflict=conflict,
+        can_edit=current_user.has_role("planner"))
     return body, status
 
 
@@ -80,7 +55,7 @@ def save_checklist(site_id: str):
     """Save one banned workshop's 两断三清 dates; 400 names bad dates, 409 a stale form."""
     form = {k: request.form.get(k, "") for k in (*dict(svc.CHECKLIST), "version")}
     try:
-        svc.save_checklist(_core(), site_id, form, user=current_user.username)
+        svc.save_checklist(core(), site_id, form, user=current_user.username)
     except NotFound:
         raise NotFound(_("没有找到编号为 %(id)s 的企业或点位", id=site_id)) from None
     except ValidationFailed as exc:
@@ -94,16 +69,9 @@ def save_checklist(site_id: str):
 @bp.get("/workshops/register.<fmt>")
 def download(fmt: str):
     """The whole register as CSV (UTF-8 with BOM) or XLSX."""
-    if fmt not in ("csv", "xlsx"):
+    if fmt not in REGISTER_TYPES:
         raise NotFound(_("没有这种格式：%(fmt)s", fmt=fmt))
-    df = svc.register_frame(_core())
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / f"register.{fmt}"
-        if fmt == "csv":
-            write_csv(df, path)
-            mime = "text/csv; charset=utf-8"
-        else:
-            write_xlsx({"散乱污台账": df}, path)
-            mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        data = path.read_bytes()
-    return attachment(data, mime, f"{_core().city.name}散乱污台账.{fmt}", "workshops.{fmt}")
+        data = svc.write_register(core(), Path(tmp) / f"register.{fmt}", fmt).read_bytes()
+    return send_download(data, f"{core().city.name}散乱污台账.{fmt}", REGISTER_TYPES[fmt],
+                         ascii_name=f"workshops.{fmt}")
