@@ -39,7 +39,7 @@ def _overlay_names(html: str) -> list[str]:
 
 
 def _fast_payloads(html: str) -> list[dict]:
-    return [json.loads(m) for m in re.findall(r"var d = (\{.*?\});\n", html)]
+    return [json.loads(m) for m in re.findall(r"new window\.GeoappPoints\((\{.*?\})\);\n", html)]
 
 
 def test_overview_layer_control_lists_every_layer(page):
@@ -131,19 +131,21 @@ def test_10000_sites_render_under_one_megabyte():
     html = m.get_root().render()
     assert len(html.encode("utf-8")) < 1_000_000
     assert "L.circleMarker(" not in html  # one canvas layer, no Leaflet object per site
-    assert html.count("new window.GeoappPoints(d)") == 1
+    assert html.count("new window.GeoappPoints(") == 1
 
 
-def test_second_point_layer_reuses_the_canvas_layer_class_already_defined():
+def test_two_point_layers_link_the_layer_script_once_and_hold_no_copy_of_it():
     m = base_map((35.2, 113.2), 10, "none")
     sites = _synthetic_sites(20)
     add_fast_points(m, sites.iloc[:10], "企业")
     add_fast_points(m, sites.iloc[10:], "养殖场", show=False)
     html = m.get_root().render()
-    assert html.count("window.GeoappPoints = window.GeoappPoints || L.Layer.extend(") == 2
-    assert html.count("new window.GeoappPoints(d)") == 2
+    assert html.count('<script src="geoapp-static:js/geoapp-points.js"></script>') == 1
+    assert html.count('href="geoapp-static:css/geoapp-points.css"') == 1
+    assert "L.Layer.extend" not in html and "function esc(" not in html
+    assert html.count("new window.GeoappPoints(") == 2
     # The switched-off layer is built but not added to the map.
-    names = re.findall(r"var (fast_points_\w+) = \(function", html)
+    names = re.findall(r"var (fast_points_\w+) = new window\.GeoappPoints\(", html)
     assert len(names) == 2
     assert f"{names[0]}.addTo(" in html and f"{names[1]}.addTo(" not in html
 

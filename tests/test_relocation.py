@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import re
 
 import geopandas as gpd
@@ -13,6 +14,7 @@ import pytest
 from shapely.geometry import Point
 
 from geoapp.domain.errors import ConfigError
+from geoapp.domain.vocab import Classification, Stage
 from geoapp.services.relocation import Programme, Target, load_programme, summarize
 
 
@@ -35,9 +37,17 @@ def _table_ids(html: str) -> list[str]:
     return re.findall(r'<tr data-id="([^"]+)"', body)
 
 
+def _map_layers(html: str) -> dict[str, dict]:
+    """The map's point layers' data by the first word of their names (企业现址, 搬迁新址,
+    搬迁路线)."""
+    payloads = [json.loads(m) for m in
+                re.findall(r"new window\.GeoappPoints\((\{.*?\})\);\n", html)]
+    return {p["title"].split(" ")[0]: p for p in payloads}
+
+
 def _map_site_ids(html: str) -> list[str]:
-    """Ids of the current-site features drawn on the map (the GeoJSON layer's data)."""
-    return re.findall(r'"id": "([^"]+)", "k": "site"', html)
+    """Ids of the current sites drawn on the map."""
+    return _map_layers(html)["企业现址"]["id"]
 
 
 # -- programme file and summary ------------------------------------------------------------
@@ -115,7 +125,9 @@ def test_classification_filter_narrows_table_map_and_summary(client, app):
     assert set(_map_site_ids(html)) == expected
     assert 'id="rl-total">34<' in html
     # relocations draw their new site and the line from the old one
-    assert html.count('"k": "new"') == 34 and html.count('"k": "line"') == 34
+    layers = _map_layers(html)
+    assert len(layers["搬迁新址"]["id"]) == 34 and len(layers["搬迁路线"]["id"]) == 34
+    assert layers["搬迁路线"]["id"] == layers["搬迁新址"]["id"]
 
 
 def test_chinese_label_and_machine_name_filter_the_same(client):
@@ -212,3 +224,79 @@ def test_bad_filter_on_a_download_is_a_400_not_a_file(client):
     r = client.get("/relocation.csv?classification=nope")
     assert r.status_code == 400
     assert "attachment" not in r.headers.get("Content-Disposition", "")
+
+
+# -- the map -------------------------------------------------------------------------------
+def _popup_values(layer: dict, site_id: str) -> dict[str, str]:
+    i = layer["id"].index(site_id)
+    return {c["k"]: c["lut"][c["v"][i]] if "lut" in c else c["v"][i] for c in layer["cols"]}
+
+
+def test_map_popups_carry_classification_stage_and_vacated_land(client, app):
+    html = client.get("/relocation?district=中站区").get_data(as_text=True)
+    sites = _map_layers(html)["企业现址"]
+    assert [c["k"] for c in sites["cols"]] == ["辖区", "行业", "整治分类", "进展", "腾退土地（亩）"]
+    ent = _enterprises(app, district="中站区").set_index("id")
+    for site_id in sites["id"]:
+        row, shown = ent.loc[site_id], _popup_values(sites, site_id)
+        assert shown["整治分类"] == Classification(row["classification"]).zh
+        assert shown["进展"] == Stage(row["stage"]).zh
+        mu = row["vacated_mu"]
+        assert shown["腾退土地（亩）"] == ("" if pd.isna(mu) else f"{round(mu, 1):g}")
+    assert sites["link"] == "/sites/{id}" and sites["labels"]["link"] == "查看详情"
+    assert sites["labels"]["id"] == "" and sites["tip"] == 1
+
+
+def test_english_map_speaks_english_through_the_catalogue(client):
+    try:
+        html = client.get("/relocation?lang=en").get_data(as_text=True)
+    finally:
+        client.get("/relocation?lang=zh")
+    layers = _map_layers(html)
+    assert set(layers) == {"Current", "New", "Relocation"}  # Current sites (100), …
+    sites = layers["Current"]
+    assert [c["k"] for c in sites["cols"]][:4] == ["District", "Industry", "Classification",
+                                                  "Progress"]
+    assert "Relocate and upgrade" in {_popup_values(sites, i)["Classification"]
+                                      for i in sites["id"]}
+    assert sites["labels"]["hits"] == "Rule hits" and sites["labels"]["link"] == "Details"
+
+
+def test_page_links_the_point_layer_script_from_the_app_not_inline(client):
+    html = client.get("/relocation").get_data(as_text=True)
+    assert re.search(r'<script nonce="[^"]+" src="/static/js/geoapp-points.js"></script>', html)
+    assert 'href="/static/css/geoapp-points.css"' in html
+    assert "L.Layer.extend" not in html and "geoapp-static:" not in html
+    assert "L.geoJson(" not in html and "L.circleMarker(" not in html
+
+
+def test_10000_enterprises_make_a_compact_map():
+    import numpy as np
+
+    from geoapp.maps.relocation import relocation_map
+
+    n = 10_000
+    rng = np.random.default_rng(3)
+    moving = rng.random(n) < 1 / 3
+    frame = pd.DataFrame({
+        "id": [f"E{i:05d}" for i in range(n)], "name": [f"企业{i:05d}" for i in range(n)],
+        "district": rng.choice(["解放区", "中站区", "马村区"], n),
+        "industry": rng.choice(["铸造", "化工", "水泥"], n),
+        "classification": np.where(moving, "relocate", rng.choice(["upgrade", "close"], n)),
+        "stage": rng.choice(["not_started", "started", "completed", "accepted"], n),
+        "lon": rng.uniform(112.6, 113.7, n), "lat": rng.uniform(34.8, 35.5, n),
+        "new_lon": np.where(moving, rng.uniform(112.6, 113.7, n), np.nan),
+        "new_lat": np.where(moving, rng.uniform(34.8, 35.5, n), np.nan),
+        "new_site_name": None, "vacated_mu": np.round(rng.uniform(5, 200, n), 1)})
+    hit = {"rule_id": "r1", "title": "化工企业未入园", "feature": "园区", "distance_m": 120.0,
+           "severity": "high"}
+    ids = frame["id"].tolist()
+    html = relocation_map(frame, {i: [hit] for i in ids[::5]},
+                          new_site_hits={i: [hit] for i in frame["id"][moving][::3]},
+                          center=(35.15, 113.15), zoom=10, city_bounds=None,
+                          tiles="none").get_root().render()
+    layers = _map_layers(html)
+    assert len(layers["企业现址"]["x"]) == n
+    assert len(layers["搬迁新址"]["x"]) == len(layers["搬迁路线"]["x2"]) == int(moving.sum())
+    assert len(layers["搬迁新址"]["hits"]) == len(frame["id"][moving][::3])
+    assert len(html.encode("utf-8")) < 1_500_000  # 4.5 MB with one GeoJSON feature each

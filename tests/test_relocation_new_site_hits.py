@@ -37,15 +37,24 @@ def clean_new_site(app, stored) -> str:
     return clean[0]
 
 
-def _features(html: str) -> list[dict]:
-    """The properties of every feature drawn on the relocation map (GeoJSON layer data)."""
-    return [json.loads(p) for p in re.findall(r'"properties": (\{[^{}]*\})', html)]
+def _layers(html: str) -> dict[str, dict]:
+    """The map's point layers' data by the first word of their names."""
+    payloads = [json.loads(m) for m in
+                re.findall(r"new window\.GeoappPoints\((\{.*?\})\);\n", html)]
+    return {p["title"].split(" ")[0]: p for p in payloads}
 
 
-def _feature(html: str, site_id: str, kind: str) -> dict:
-    found = [p for p in _features(html) if p.get("id") == site_id and p.get("k") == kind]
-    assert len(found) == 1, (site_id, kind, found)
-    return found[0]
+def _point(html: str, site_id: str, layer: str) -> dict:
+    """What the map holds for ``site_id`` in one layer: its category label and style, its
+    hits' rule titles and the layer's words."""
+    d = _layers(html)[layer]
+    assert d["id"].count(site_id) == 1, (site_id, layer)
+    i = d["id"].index(site_id)
+    code = d["c"][i] if d["c"] else 0
+    style = {"f": d["cats"][code][1], **((d.get("st") or [None] * len(d["cats"]))[code] or {})}
+    hits = (d.get("hits") or {}).get(site_id, [])
+    return {"style": style, "rules": [d["rules"][h[0]][0] for h in hits], "labels": d["labels"],
+            "tip": d.get("tip", 0)}
 
 
 def _row(html: str, site_id: str) -> str:
@@ -53,16 +62,6 @@ def _row(html: str, site_id: str) -> str:
     m = re.search(rf'<tr data-id="{site_id}"[^>]*>.*?</tr>', body, re.S)
     assert m, site_id
     return m.group(0)
-
-
-def _line_of(html: str, site_id: str) -> dict:
-    """The old->new line of ``site_id``: the line feature that follows its new-site marker
-    has no id, so find it by position (lines are drawn in the same order as new sites)."""
-    feats = _features(html)
-    news = [p for p in feats if p.get("k") == "new"]
-    lines = [p for p in feats if p.get("k") == "line"]
-    assert len(news) == len(lines)
-    return lines[[p["id"] for p in news].index(site_id)]
 
 
 def test_stored_hits_put_the_chemical_rule_at_e0013s_new_site(stored):
@@ -88,21 +87,25 @@ def test_json_lists_the_new_sites_hits_apart_from_the_current_sites(client, stor
     assert sites[clean_new_site]["new_lon"] is not None
 
 
-def test_map_marks_the_new_site_and_its_line_and_the_popup_data_names_the_rule(client,
+def test_map_marks_the_new_site_and_its_line_and_the_popup_data_names_the_rule(client, stored,
                                                                               clean_new_site):
     html = client.get("/relocation?classification=relocate").get_data(as_text=True)
-    new = _feature(html, "E0013", "new")
-    assert new["w"] == 1
-    assert "化工企业未入园" in [h[0] for h in new["h"]]
-    assert _line_of(html, "E0013")["w"] == 1
+    new = _point(html, "E0013", "搬迁新址")
+    assert new["style"]["s"] == "#a50f15" and new["style"]["w"] >= 4 and new["style"]["r"] >= 8
+    assert "化工企业未入园" in new["rules"]
+    line = _point(html, "E0013", "搬迁路线")
+    assert line["style"]["s"] == "#a50f15" and "dash" not in line["style"]
     # the current-site marker keeps only the current site's hits
-    site = _feature(html, "E0013", "site")
-    assert "w" not in site
-    clean = _feature(html, clean_new_site, "new")
-    assert clean["w"] == 0 and clean["h"] == []
-    assert _line_of(html, clean_new_site)["w"] == 0
-    # the warning style and the popup/tooltip words travel with the layer's script
-    assert "WARN_LINE" in html and "new_site_hits" in html
+    site = _point(html, "E0013", "企业现址")
+    at_site = stored[(stored["site_id"] == "E0013") & (stored["point"] == "site")]
+    assert site["style"]["s"] != "#a50f15" and len(site["rules"]) == len(at_site)
+    clean = _point(html, clean_new_site, "搬迁新址")
+    assert clean["style"]["s"] != "#a50f15" and clean["rules"] == []
+    clean_line = _point(html, clean_new_site, "搬迁路线")
+    assert clean_line["style"]["s"] != "#a50f15" and clean_line["style"]["dash"] == [6, 4]
+    # the new site's popup and tooltip say whose hits these are, the site's say theirs
+    assert new["labels"]["hits"] == "新址规则命中" and new["tip"] == 2
+    assert site["labels"]["hits"] == "规则命中"
 
 
 def test_table_row_lists_the_rules_broken_at_the_new_site(client, clean_new_site):
@@ -130,4 +133,6 @@ def test_english_page_names_the_new_sites_rules_in_english(client):
         client.get("/relocation?lang=zh")
     assert "Rule hits at the new site" in html
     assert title_en in _row(html, "E0013")
-    assert title_en in [h[0] for h in _feature(html, "E0013", "new")["h"]]
+    new = _point(html, "E0013", "New")
+    assert title_en in new["rules"]
+    assert new["labels"]["hits"] == "Rule hits at the new site" and new["labels"]["sep"] == "; "

@@ -122,8 +122,7 @@ def _add_sites(m: folium.Map, sites: gpd.GeoDataFrame, legend: list, _: Translat
                hits, rules, link) -> None:
     sites = _labelled(sites)
     common = {"hits": hits if hits is not None else None, "rules": rules, "link": link,
-              "labels": {"id": _("编号"), "cat": _("类别"), "hits": _("规则命中"),
-                         "nohits": _("无命中"), "link": _("详情")}}
+              "gettext": _}
     by_type = {t: sites[sites["site_type"] == t] for t in SiteType}
 
     ent = by_type[SiteType.ENTERPRISE]

@@ -1,30 +1,37 @@
 """The relocation map: enterprises by classification and stage, old site -> new site.
 
-Every layer is ONE GeoJSON layer on the map's canvas renderer, and styles and popups are
-computed in the browser from each feature's few short properties (no per-feature style table,
-no Marker per site), so ten thousand enterprises stay a small, fast page. Popups and tooltips
-are built with ``textContent``: enterprise names are user-edited data and never become HTML.
+Three canvas layers of :mod:`geoapp.maps.points` (compact arrays, no Leaflet object or GeoJSON
+feature per enterprise), each a switchable overlay with its count: the old->new lines, the new
+sites and the current sites, drawn in that order so the markers sit on the lines. A current
+site is filled with its classification's colour and outlined by its stage; a new site is a
+ring in its classification's colour. Popups and tooltips are built in the browser, names shown
+as text: enterprise names are user-edited data and never become HTML.
 
 A relocating enterprise whose new site breaks a rule (the stored hits with point ``new_site``)
 gets a warning: its new site is drawn as a thick dark-red ring, the old->new line as a solid
 red line, and the new site's popup and tooltip name the rules broken there.
+
+Data that comes in two languages (vocabulary names, rule titles) arrives in the page's
+language from the caller; the map's own words go through ``gettext``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import folium
+import geopandas as gpd
 import numpy as np
 import pandas as pd
-from folium.utilities import JsCode
 
 from geoapp.domain.vocab import Classification, Stage
-from geoapp.maps.base import base_map
+from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.layers import CLASSIFICATION_COLOURS
 from geoapp.maps.legend import add_legend
-from geoapp.maps.safe import control_name, script_json
+from geoapp.maps.points import add_fast_points
+
+Translate = Callable[[str], str]
 
 #: Marker outline per progress stage: (colour, weight, dash, fill opacity).
 STAGE_OUTLINES: dict[str, tuple[str, float, str | None, float]] = {
@@ -38,151 +45,20 @@ NEW_SITE_RADIUS = 5
 #: A new site that breaks a rule: ring colour, ring weight, radius; and its old->new line.
 WARN_RING = ("#a50f15", 4.0, 8)
 WARN_LINE = ("#a50f15", 3.0)
+#: An old->new line otherwise: weight, opacity, dash (in the classification's colour).
+LINE = (1.5, 0.8, (6, 4))
+#: Fill of an enterprise whose classification has no colour.
+OTHER_COLOUR = "#1f77b4"
+#: Category of a new site or line that breaks a rule.
+WARN = "warn"
 
-_STYLE_JS = """
-function(feature, layer) {
-  var P = feature.properties, CLS = %(cls)s, STAGES = %(stages)s, T = %(labels)s;
-  var WARN = %(warn)s, WARN_LINE = %(warn_line)s;
-  var fill = CLS[P.c] || "#1f77b4";
-  if (P.k === "site") {
-    var st = STAGES[P.s] || STAGES["not_started"];
-    layer.setStyle({color: st[0], weight: st[1], dashArray: st[2], fillColor: fill,
-                    fillOpacity: st[3], opacity: 1, radius: %(r)s});
-  } else if (P.k === "new" && P.w) {
-    layer.setStyle({color: WARN[0], weight: WARN[1], fillColor: "#ffffff", fillOpacity: 1,
-                    opacity: 1, radius: WARN[2]});
-  } else if (P.k === "new") {
-    layer.setStyle({color: fill, weight: 3, fillColor: "#ffffff", fillOpacity: 1,
-                    opacity: 1, radius: %(rn)s});
-  } else if (P.w) {
-    layer.setStyle({color: WARN_LINE[0], weight: WARN_LINE[1], opacity: 0.95, dashArray: null});
-    return;
-  } else {
-    layer.setStyle({color: fill, weight: 1.5, opacity: 0.8, dashArray: "6 4"});
-    return;
-  }
-  function rules(list) {
-    var seen = [];
-    (list || []).forEach(function (x) { if (seen.indexOf(x[0]) < 0) seen.push(x[0]); });
-    return seen;
-  }
-  layer.bindTooltip(function () {
-    var tip = document.createElement("div");
-    tip.textContent = String(P.n || "");
-    if (P.k === "new" && P.w) {
-      var warn = document.createElement("div");
-      warn.className = "rl-tip-warn";
-      warn.textContent = T.new_site_hits + ": " + rules(P.h).join(T.sep);
-      tip.appendChild(warn);
-    }
-    return tip;
-  }, {sticky: false});
-  layer.bindPopup(function () {
-    var box = document.createElement("div");
-    box.className = "rl-popup";
-    var h = document.createElement("strong");
-    h.textContent = P.n || "";
-    box.appendChild(h);
-    var t = document.createElement("table");
-    function row(k, v) {
-      if (v === null || v === undefined || v === "") return;
-      var tr = t.insertRow(), th = document.createElement("th");
-      th.textContent = k; tr.appendChild(th); tr.insertCell().textContent = String(v);
-    }
-    if (P.k === "new") row(T.moved_from, P.from);
-    row(T.district, P.d); row(T.industry, P.i); row(T.classification, T.cls[P.c] || P.c);
-    row(T.stage, T.stage_names[P.s] || P.s);
-    box.appendChild(t);
-    if (P.k === "site" || P.k === "new") {
-      var hh = document.createElement("div");
-      hh.className = P.k === "new" && P.w ? "rl-popup-hits rl-popup-warn" : "rl-popup-hits";
-      hh.textContent = (P.k === "new" ? T.new_site_hits : T.hits) +
-        " (" + (P.h ? P.h.length : 0) + ")";
-      box.appendChild(hh);
-      if (P.h && P.h.length) {
-        var ul = document.createElement("ul");
-        P.h.forEach(function (x) {
-          var li = document.createElement("li");
-          li.textContent = x[0] + (x[1] ? " · " + x[1] : "") +
-            (x[2] === null ? "" : " · " + x[2] + " m");
-          ul.appendChild(li);
-        });
-        box.appendChild(ul);
-      } else {
-        var none = document.createElement("div");
-        none.textContent = P.k === "new" ? T.no_new_site_hits : T.no_hits;
-        box.appendChild(none);
-      }
-    }
-    var a = document.createElement("a");
-    a.href = T.site_url + encodeURIComponent(P.id);
-    a.textContent = T.site_page;
-    box.appendChild(a);
-    return box;
-  }, {maxWidth: 300});
-}
-"""
+#: One rule hit as the caller gives it: ``rule_id``, ``title`` (in the page's language),
+#: ``feature``, ``distance_m`` (None: unknown) and ``severity``.
+Hit = Mapping[str, Any]
 
 
-def _round(values: np.ndarray) -> list[float]:
-    return [round(float(v), 6) for v in values]
-
-
-def _coords(lon: np.ndarray, lat: np.ndarray, tiles: str) -> tuple[np.ndarray, np.ndarray]:
-    """Amap tiles are GCJ-02: shift the WGS84 points so they line up with the basemap."""
-    if tiles != "amap" or len(lon) == 0:
-        return lon, lat
-    from geoapp.spatial.crs import wgs84_to_gcj02
-
-    glon, glat = wgs84_to_gcj02(lon, lat)
-    return np.asarray(glon, dtype=float), np.asarray(glat, dtype=float)
-
-
-def _text(v: Any) -> str:
-    return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
-
-
-def site_features(sites: pd.DataFrame, hits: Mapping[str, Sequence[Mapping[str, Any]]],
-                  lang: str = "zh", tiles: str = "osm",
-                  new_site_hits: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-                  ) -> dict[str, list[dict]]:
-    """Three FeatureCollections' features: current sites, new sites, old->new lines.
-
-    ``h`` holds a point's hits as [title, feature, distance]; a new site with hits and its
-    line carry ``w: 1`` (the warning style)."""
-    new_site_hits = new_site_hits or {}
-    lon, lat = _coords(sites["lon"].to_numpy(float), sites["lat"].to_numpy(float), tiles)
-    nlon_all = pd.to_numeric(sites["new_lon"], errors="coerce").to_numpy(float)
-    nlat_all = pd.to_numeric(sites["new_lat"], errors="coerce").to_numpy(float)
-    moved = ~(np.isnan(nlon_all) | np.isnan(nlat_all))
-    nlon, nlat = np.full(len(sites), np.nan), np.full(len(sites), np.nan)
-    if moved.any():
-        nlon[moved], nlat[moved] = _coords(nlon_all[moved], nlat_all[moved], tiles)
-    title_key = "title_en" if lang == "en" else "title_zh"
-    out: dict[str, list[dict]] = {"sites": [], "new": [], "lines": []}
-    x, y, nx, ny = _round(lon), _round(lat), _round(nlon), _round(nlat)
-    for i, r in enumerate(sites[["id", "name", "district", "industry", "classification",
-                                 "stage", "new_site_name"]].itertuples(index=False)):
-        base = {"id": r.id, "c": r.classification, "s": r.stage}
-        h = [[x_[title_key], x_["feature"], x_["distance_m"]] for x_ in hits.get(r.id, [])]
-        nh = [[x_[title_key], x_["feature"], x_["distance_m"]]
-              for x_ in new_site_hits.get(r.id, [])]
-        out["sites"].append({"type": "Feature", "geometry": {"type": "Point",
-                                                             "coordinates": [x[i], y[i]]},
-                             "properties": {**base, "k": "site", "n": _text(r.name),
-                                            "d": _text(r.district), "i": _text(r.industry),
-                                            "h": h}})
-        if moved[i]:
-            out["new"].append({"type": "Feature", "geometry": {"type": "Point",
-                                                               "coordinates": [nx[i], ny[i]]},
-                               "properties": {**base, "k": "new",
-                                              "n": _text(r.new_site_name) or _text(r.name),
-                                              "from": _text(r.name), "d": "", "i": _text(r.industry),
-                                              "h": nh, "w": 1 if nh else 0}})
-            out["lines"].append({"type": "Feature", "geometry": {
-                "type": "LineString", "coordinates": [[x[i], y[i]], [nx[i], ny[i]]]},
-                "properties": {"c": r.classification, "k": "line", "w": 1 if nh else 0}})
-    return out
+def _identity(text: str) -> str:
+    return text
 
 
 def _bounds(sites: pd.DataFrame) -> list[list[float]] | None:
@@ -193,15 +69,97 @@ def _bounds(sites: pd.DataFrame) -> list[list[float]] | None:
     return [[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]]
 
 
-def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Mapping[str, Any]]], *,
-                   new_site_hits: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+def _hits(by_site: Mapping[str, Sequence[Hit]]
+          ) -> tuple[dict[str, list[tuple[str, float | None, str]]], dict[str, tuple[str, str]]]:
+    """Hits as :func:`geoapp.maps.points.encode_points` takes them: per site (rule id,
+    distance, feature) in the given order, and rule id -> (title, severity)."""
+    out: dict[str, list[tuple[str, float | None, str]]] = {}
+    rules: dict[str, tuple[str, str]] = {}
+    for site_id, rows in by_site.items():
+        for h in rows:
+            rule_id = str(h["rule_id"])
+            rules.setdefault(rule_id, (str(h.get("title") or rule_id),
+                                       str(h.get("severity") or "")))
+            out.setdefault(str(site_id), []).append(
+                (rule_id, h.get("distance_m"), h.get("feature") or ""))
+    return out, rules
+
+
+def _text(values: pd.Series) -> pd.Series:
+    return values.astype(object).where(values.notna(), "").astype(str)
+
+
+def _frames(sites: pd.DataFrame, new_site_hits: Mapping[str, Sequence[Hit]], tiles: str,
+            class_names: Mapping[str, str], stage_names: Mapping[str, str]
+            ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The current sites, the new sites, and the current sites of the moved rows (the lines'
+    starts, aligned with the new sites), shifted for the basemap, with the popups' display
+    columns and each row's drawing category in ``look``."""
+    cls = sites["classification"].astype(object)
+    stage = sites["stage"].astype(object)
+    known_cls = cls.where(cls.isin(list(CLASSIFICATION_COLOURS)), "").astype(str)
+    known_stage = stage.where(stage.isin(list(STAGE_OUTLINES)), Stage.NOT_STARTED.value)
+    frame = gpd.GeoDataFrame({
+        "id": _text(sites["id"]).to_numpy(), "name": _text(sites["name"]).to_numpy(),
+        "district": _text(sites["district"]).to_numpy(),
+        "industry": _text(sites["industry"]).to_numpy(),
+        "cls_name": _text(cls.map(class_names).fillna(cls)).to_numpy(),
+        "stage_name": _text(stage.map(stage_names).fillna(stage)).to_numpy(),
+        "look": (known_cls + "|" + known_stage.astype(str)).to_numpy(),
+        "cls": known_cls.to_numpy(),
+    }, geometry=gpd.points_from_xy(sites["lon"].to_numpy(float), sites["lat"].to_numpy(float)),
+        crs="EPSG:4326")
+    if "vacated_mu" in sites:
+        frame["vacated_mu"] = pd.to_numeric(sites["vacated_mu"], errors="coerce").round(1) \
+            .to_numpy()
+    frame = shift_for_tiles(frame, tiles)
+    nlon = pd.to_numeric(sites["new_lon"], errors="coerce").to_numpy(float)
+    nlat = pd.to_numeric(sites["new_lat"], errors="coerce").to_numpy(float)
+    moved = ~(np.isnan(nlon) | np.isnan(nlat))
+    new_names = _text(sites["new_site_name"]).to_numpy() if "new_site_name" in sites \
+        else np.full(len(sites), "", dtype=object)
+    starts = frame[moved].reset_index(drop=True)
+    starts["look"] = [WARN if new_site_hits.get(i) else c
+                      for i, c in zip(starts["id"], starts["cls"], strict=True)]
+    new = starts.drop(columns=["district", "vacated_mu"], errors="ignore").assign(
+        **{"from": starts["name"],
+           "name": [n or old for n, old in zip(new_names[moved], starts["name"], strict=True)]})
+    new = shift_for_tiles(new.set_geometry(
+        gpd.points_from_xy(nlon[moved], nlat[moved], crs="EPSG:4326")), tiles)
+    return frame, new, starts
+
+
+def _site_looks(keys) -> tuple[dict[str, tuple[str, str]], dict[str, dict[str, Any]]]:
+    """Categories and styles of current sites: fill by classification, outline by stage."""
+    cats, styles = {}, {}
+    for key in sorted(pd.unique(np.asarray(keys, dtype=object))):
+        c, s = key.split("|")
+        colour, weight, dash, fill_opacity = STAGE_OUTLINES[s]
+        cats[key] = ("", CLASSIFICATION_COLOURS.get(c, OTHER_COLOUR))
+        styles[key] = {"stroke": colour, "weight": weight, "fill_opacity": fill_opacity,
+                       "opacity": 1.0, "dash": dash}
+    return cats, styles
+
+
+def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Hit]], *,
+                   new_site_hits: Mapping[str, Sequence[Hit]] | None = None,
                    center: tuple[float, float], zoom: int,
                    city_bounds: tuple[float, float, float, float] | None,
-                   labels: Mapping[str, str], lang: str = "zh", tiles: str = "osm",
-                   tianditu_key: str = "", site_url: str = "/sites/") -> folium.Map:
+                   tiles: str = "osm", tianditu_key: str = "",
+                   site_link: str = "/sites/{id}",
+                   classification_names: Mapping[str, str] | None = None,
+                   stage_names: Mapping[str, str] | None = None,
+                   gettext: Translate | None = None) -> folium.Map:
     """Build the map. ``center`` is (lat, lon); the view fits the filtered sites (old and new),
-    or the city when nothing matches. ``labels`` holds the translated UI words; ``hits`` and
-    ``new_site_hits`` are the rule hits at the current and at the new site, by site id."""
+    or the city when nothing matches. ``hits`` and ``new_site_hits`` are the rule hits
+    (:data:`Hit`) at the current and at the new site, by site id; ``site_link`` is the site
+    page URL with ``{id}`` in it. ``classification_names`` and ``stage_names`` name the
+    vocabulary values in the page's language (default Chinese); ``gettext`` translates the
+    map's own words (identity by default)."""
+    _ = gettext or _identity
+    new_site_hits = new_site_hits or {}
+    cls_names = classification_names or {c.value: c.zh for c in Classification}
+    stg_names = stage_names or {s.value: s.zh for s in Stage}
     m = base_map(center, zoom, tiles, tianditu_key)
     fit = _bounds(sites)
     if fit is not None:
@@ -209,39 +167,66 @@ def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Mapping[str,
     elif city_bounds is not None:
         b = city_bounds
         m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
-    feats = site_features(sites, hits, lang, tiles, new_site_hits)
-    name_of = (lambda e: e.en) if lang == "en" else (lambda e: e.zh)
-    words = {**labels, "site_url": labels.get("site_url", site_url),
-             "sep": "; " if lang == "en" else "、",
-             "cls": {c.value: name_of(c) for c in Classification},
-             "stage_names": {s.value: name_of(s) for s in Stage}}
-    js = JsCode(_STYLE_JS % {
-        "cls": script_json({str(k): v for k, v in CLASSIFICATION_COLOURS.items()}),
-        "stages": script_json({str(k): list(v) for k, v in STAGE_OUTLINES.items()}),
-        "labels": script_json(words), "r": SITE_RADIUS,
-        "warn": script_json(list(WARN_RING)), "warn_line": script_json(list(WARN_LINE)),
-        "rn": NEW_SITE_RADIUS})
+    current, new, starts = _frames(sites, new_site_hits, tiles, cls_names, stg_names)
+    common = {"link": site_link, "gettext": _, "id_label": "", "category_label": "",
+              "link_label": _("查看详情")}
+
     # Lines first so the markers sit on top of them.
-    for key, title, marker in (
-            ("lines", labels["lines"], None),
-            ("new", labels["new_sites"], folium.CircleMarker(radius=NEW_SITE_RADIUS)),
-            ("sites", labels["sites"], folium.CircleMarker(radius=SITE_RADIUS))):
-        fg = folium.FeatureGroup(name=control_name(f"{title} ({len(feats[key])})"), show=True)
-        if feats[key]:
-            folium.GeoJson({"type": "FeatureCollection", "features": feats[key]}, name=title,
-                           marker=marker, on_each_feature=js).add_to(fg)
-        fg.add_to(m)
+    weight, opacity, dash = LINE
+    line_cats = {c: ("", c_colour) for c, c_colour in CLASSIFICATION_COLOURS.items()}
+    line_styles = {c: {"stroke": colour, "weight": weight, "opacity": opacity, "dash": dash}
+                   for c, colour in CLASSIFICATION_COLOURS.items()}
+    line_cats[WARN] = ("", WARN_LINE[0])
+    line_styles[WARN] = {"stroke": WARN_LINE[0], "weight": WARN_LINE[1], "opacity": 0.95}
+    add_fast_points(m, starts, f"{_('搬迁路线')} ({len(new)})", ends=new.geometry,
+                    colour_by="look", categories=line_cats, styles=line_styles,
+                    default_style={"stroke": OTHER_COLOUR, "weight": weight,
+                                   "opacity": opacity, "dash": dash},
+                    name_field=None, gettext=_)
+
+    ring = {"fill_opacity": 1.0, "opacity": 1.0}
+    new_cats = {c: ("", "#ffffff") for c in CLASSIFICATION_COLOURS}
+    new_styles = {c: {**ring, "stroke": colour, "weight": 3.0, "radius": NEW_SITE_RADIUS}
+                  for c, colour in CLASSIFICATION_COLOURS.items()}
+    new_cats[WARN] = ("", "#ffffff")
+    new_styles[WARN] = {**ring, "stroke": WARN_RING[0], "weight": WARN_RING[1],
+                        "radius": WARN_RING[2]}
+    new_hits, new_rules = _hits(new_site_hits)
+    add_fast_points(m, new, f"{_('搬迁新址')} ({len(new)})", colour_by="look",
+                    categories=new_cats, styles=new_styles, default=("", "#ffffff"),
+                    default_style={**ring, "stroke": OTHER_COLOUR, "weight": 3.0},
+                    radius=NEW_SITE_RADIUS, tooltip=2, popup_class="rl-new",
+                    fields=[("from", _("原企业")), ("industry", _("行业")),
+                            ("cls_name", _("整治分类")), ("stage_name", _("进展"))],
+                    hits=new_hits, rules=new_rules, hits_label=_("新址规则命中"),
+                    nohits_label=_("新址无规则命中"), **common)
+
+    site_cats, site_styles = _site_looks(current["look"])
+    site_hits, site_rules = _hits(hits)
+    add_fast_points(m, current, f"{_('企业现址')} ({len(current)})", colour_by="look",
+                    categories=site_cats, styles=site_styles, radius=SITE_RADIUS, tooltip=1,
+                    popup_class="rl-site",
+                    fields=[("district", _("辖区")), ("industry", _("行业")),
+                            ("cls_name", _("整治分类")), ("stage_name", _("进展")),
+                            ("vacated_mu", _("腾退土地（亩）"))],
+                    hits=site_hits, rules=site_rules, hits_label=_("规则命中"),
+                    nohits_label=_("无规则命中"), **common)
+
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
-    add_legend(m, labels["legend"], _legend(labels, name_of))
+    add_legend(m, _("图例"), legend_entries(cls_names, stg_names, _))
     return m
 
 
-def _legend(labels: Mapping[str, str], name_of) -> list[tuple[str, str, str]]:
-    entries = [("point", CLASSIFICATION_COLOURS[c], name_of(c)) for c in Classification]
+def legend_entries(class_names: Mapping[str, str], stage_names: Mapping[str, str],
+                   _: Translate = _identity) -> list[tuple[str, str, str]]:
+    """The legend as (kind, colour, label): classifications, stage outlines, new sites and
+    lines, and the warning marks."""
+    entries = [("point", CLASSIFICATION_COLOURS[c], class_names.get(c.value, c.zh))
+               for c in Classification]
     entries += [("outline", STAGE_OUTLINES[s][0] if s != Stage.NOT_STARTED else "#bbbbbb",
-                 f"{labels['outline']}: {name_of(s)}") for s in Stage]
-    entries += [("outline", "#d62728", labels["new_site_ring"]),
-                ("line", "#d62728", labels["lines"]),
-                ("outline", WARN_RING[0], labels.get("new_site_warn", "新址违反规则")),
-                ("line", WARN_LINE[0], labels.get("line_warn", "搬迁路线（新址违反规则）"))]
+                 f"{_('外圈')}: {stage_names.get(s.value, s.zh)}") for s in Stage]
+    entries += [("outline", "#d62728", _("新址（空心圈）")),
+                ("line", "#d62728", _("搬迁路线")),
+                ("outline", WARN_RING[0], _("新址违反规则")),
+                ("line", WARN_LINE[0], _("搬迁路线（新址违反规则）"))]
     return entries

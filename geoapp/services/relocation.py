@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import pandas as pd
 
 from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.vocab import Classification, SiteType, Stage
+from geoapp.maps.relocation import relocation_map as build_relocation_map
 
 log = logging.getLogger(__name__)
 
@@ -338,14 +339,23 @@ def site_rows(view: RelocationView) -> list[dict[str, Any]]:
     return rows
 
 
-def relocation_map(app, view: RelocationView, *, labels: Mapping[str, str],
-                   lang: str = "zh") -> folium.Map:
-    """The relocation map for ``view``; ``labels`` are the UI words already translated."""
-    from geoapp.maps.relocation import relocation_map as build
+def relocation_map(app, view: RelocationView, *, lang: str = "zh",
+                   gettext: Callable[[str], str] | None = None,
+                   site_link: str = "/sites/{id}") -> folium.Map:
+    """The relocation map for ``view``: rule titles and vocabulary names in ``lang``, the
+    map's own words through ``gettext``; ``site_link`` is the site page URL with ``{id}``."""
+    english = lang == "en"
+    title = "title_en" if english else "title_zh"
+
+    def named(hits: HitsById) -> HitsById:
+        return {k: [{**h, "title": h[title]} for h in v] for k, v in hits.items()}
 
     outline = app.repo.layer("city").geometry.union_all()
     c = outline.centroid
-    return build(view.sites, view.hits, new_site_hits=view.new_site_hits,
-                 center=(c.y, c.x), zoom=app.city.zoom,
-                 city_bounds=tuple(outline.bounds), labels=labels, lang=lang,
-                 tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"])
+    return build_relocation_map(
+        view.sites, named(view.hits), new_site_hits=named(view.new_site_hits),
+        center=(c.y, c.x), zoom=app.city.zoom, city_bounds=tuple(outline.bounds),
+        tiles=app.settings["TILES"], tianditu_key=app.settings["TIANDITU_KEY"],
+        site_link=site_link, gettext=gettext,
+        classification_names={m.value: m.en if english else m.zh for m in Classification},
+        stage_names={m.value: m.en if english else m.zh for m in Stage})

@@ -35,17 +35,6 @@ def _view() -> svc.RelocationView:
     return svc.relocation_view(app, filters, year)
 
 
-def _map_labels() -> dict[str, str]:
-    return {"sites": _("企业现址"), "new_sites": _("搬迁新址"), "lines": _("搬迁路线"),
-            "legend": _("图例"), "outline": _("外圈"), "new_site_ring": _("新址（空心圈）"),
-            "district": _("辖区"), "industry": _("行业"), "classification": _("整治分类"),
-            "stage": _("进展"), "hits": _("规则命中"), "no_hits": _("无规则命中"),
-            "moved_from": _("原企业"), "site_page": _("查看详情"),
-            "new_site_hits": _("新址规则命中"), "no_new_site_hits": _("新址无规则命中"),
-            "new_site_warn": _("新址违反规则"), "line_warn": _("搬迁路线（新址违反规则）"),
-            "site_url": request.script_root + "/sites/"}
-
-
 def _query_string(view: svc.RelocationView) -> str:
     pairs = [(k, v) for k, vals in view.filters.as_query().items() for v in vals]
     if request.args.get("year"):

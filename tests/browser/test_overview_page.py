@@ -177,3 +177,22 @@ def test_points_are_sharp_on_a_retina_screen(live_server, page_as):
     assert sizes
     for w, h, css_w, css_h in sizes:
         assert w == round(2 * css_w) and h == round(2 * css_h)
+
+
+def test_overview_points_draw_under_the_csp_with_their_script_from_the_app(page_as,
+                                                                           live_server):
+    pg = page_as("viewer", bypass_csp=False)
+    pg.goto(live_server + "/", wait_until="load")
+    drawn = False
+    for _ in range(100):  # poll: wait_for_function evaluates strings, which the CSP forbids
+        drawn = pg.evaluate("window.__geoappDrawn === true")
+        if drawn:
+            break
+        pg.wait_for_timeout(100)
+    assert drawn
+    assert pg.evaluate("Object.values(window.__geoappPoints).reduce((a, b) => a + b, 0)") == 300
+    assert pg.locator('script[src$="/static/js/geoapp-points.js"]').count() == 1
+    assert pg.locator('link[href$="/static/css/geoapp-points.css"]').count() == 1
+    assert "L.Layer.extend" not in pg.content()  # the layer's code is not in the page
+    assert [e for e in pg.console_errors if "Content Security Policy" in e] == []
+    assert pg.console_errors == []

@@ -4,22 +4,44 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
-# Count drawn features by kind: current sites, new sites (both circle markers) and lines.
+# How many items each of the map's three canvas layers holds, by kind.
 COUNT_DRAWN = """() => {
   const map = Object.values(window).find(v => v instanceof L.Map);
-  const out = {site: 0, new: 0, line: 0};
+  const by = {};
   map.eachLayer(l => {
-    if (l.feature && l.feature.properties && l.feature.properties.k in out) {
-      out[l.feature.properties.k] += 1;
-    }
+    if (l instanceof window.GeoappPoints) by[l.layerTitle().split(" ")[0]] = l.pointCount();
   });
-  return out;
+  return {site: by["企业现址"] || 0, new: by["搬迁新址"] || 0, line: by["搬迁路线"] || 0};
+}"""
+
+# Find one layer (by the first word of its name) and one of its points; centre the map on it
+# at zoom 16 and say where the point is on the page. Leaves window.__testLayer/__testIndex.
+POINT_ON_PAGE = """([title, id]) => {
+  const map = Object.values(window).find(v => v instanceof L.Map);
+  let layer = null;
+  map.eachLayer(l => {
+    if (l instanceof window.GeoappPoints && l.layerTitle().startsWith(title)) layer = l;
+  });
+  let i = id === null ? -1 : layer.indexOf(id);
+  if (i < 0) {
+    for (let k = 0; k < layer.pointCount(); k++) {
+      if (layer.ruleTitles(k).length) { i = k; break; }
+    }
+  }
+  map.setView(layer.latLngAt(i), 16, {animate: false});
+  window.__testLayer = layer;
+  window.__testIndex = i;
+  const p = map.latLngToContainerPoint(layer.latLngAt(i));
+  const r = map.getContainer().getBoundingClientRect();
+  return [r.left + p.x, r.top + p.y];
 }"""
 
 
 def _open(pg, url):
     pg.goto(url, wait_until="load")
-    pg.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
+    pg.wait_for_function("window.__geoappDrawn === true", timeout=15000)
+    # the fit to the enterprises may still be zooming; Leaflet ignores setView until it ends
+    pg.wait_for_function("!document.querySelector('.leaflet-zoom-anim')", timeout=5000)
 
 
 def _rows(pg) -> int:
@@ -35,7 +57,14 @@ def test_relocation_page_filters_table_and_map_without_console_error(live_server
     drawn = page.evaluate(COUNT_DRAWN)
     assert all_rows == 100 and drawn["site"] == 100
     assert drawn["new"] == drawn["line"] > 0
-    page.wait_for_timeout(800)
+    # one canvas per layer, no Leaflet object per enterprise, the layer's code from the app
+    assert page.locator("canvas.ga-points").count() == 3
+    assert page.evaluate("""() => {
+      let n = 0;
+      Object.values(window).find(v => v instanceof L.Map).eachLayer(l => {
+        if (l instanceof L.CircleMarker || l instanceof L.GeoJSON) n += 1; });
+      return n; }""") == 0
+    assert page.locator('script[src$="/static/js/geoapp-points.js"]').count() == 1
     page.screenshot(path=str(artifacts / "relocation.png"), full_page=True)
 
     # Tick one classification in the filter form and apply it: a GET the URL keeps.
@@ -43,7 +72,7 @@ def test_relocation_page_filters_table_and_map_without_console_error(live_server
     page.check("input[name=classification][value=relocate]")
     page.click("button.rl-apply")
     page.wait_for_url(lambda url: "classification=relocate" in url)
-    page.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
+    page.wait_for_function("window.__geoappDrawn === true", timeout=15000)
     filtered = _rows(page)
     drawn = page.evaluate(COUNT_DRAWN)
     assert 0 < filtered < all_rows
@@ -66,18 +95,28 @@ def test_clicking_a_header_sorts_the_table(live_server, page):
     assert header.get_attribute("aria-sort") == "descending"
 
 
-def test_popup_shows_the_enterprise_and_its_rule_hits(live_server, page):
+def test_clicking_an_enterprise_opens_its_popup_with_rule_hits_and_link(live_server, page,
+                                                                        artifacts):
     _open(page, live_server + "/relocation?district=中站区&classification=relocate")
-    text = page.evaluate("""() => {
-      const map = Object.values(window).find(v => v instanceof L.Map);
-      let target = null;
-      map.eachLayer(l => { if (!target && l.feature && l.feature.properties.k === 'site'
-                                  && l.feature.properties.h.length) target = l; });
-      target.openPopup();
-      return document.querySelector('.rl-popup').innerText;
-    }""")
-    assert "中站区" in text and "规则命中" in text and "查看详情" in text
-    assert page.locator(".rl-popup a").get_attribute("href").startswith("/sites/")
+    x, y = page.evaluate(POINT_ON_PAGE, ["企业现址", None])
+    page.wait_for_function("window.__testLayer.visibleCount() > 0", timeout=5000)
+    page.mouse.move(x, y)
+    assert page.evaluate("document.querySelector('.leaflet-container').style.cursor") == \
+        "pointer"
+    tip = page.locator(".leaflet-tooltip .ga-tip")
+    tip.wait_for(timeout=5000)
+    name = page.evaluate("window.__testLayer.nameAt(window.__testIndex)")
+    assert tip.inner_text().strip() == name
+    page.mouse.click(x, y)
+    popup = page.locator(".leaflet-popup-content .ga-popup.rl-site")
+    popup.wait_for(timeout=5000)
+    text = popup.inner_text()
+    assert name in text and "中站区" in text and "搬迁升级" in text
+    assert "规则命中" in text and "查看详情" in text
+    site_id = page.evaluate("window.__testLayer.idAt(window.__testIndex)")
+    assert popup.locator("a").get_attribute("href") == f"/sites/{site_id}"
+    assert page.console_errors == []
+    page.screenshot(path=str(artifacts / "relocation-popup.png"))
 
 
 def test_relocation_page_fits_a_phone_screen(live_server, page_as, artifacts):
@@ -91,20 +130,36 @@ def test_relocation_page_fits_a_phone_screen(live_server, page_as, artifacts):
 
 def test_new_site_that_breaks_a_rule_is_marked_and_its_popup_names_the_rule(live_server, page):
     _open(page, live_server + "/relocation?classification=relocate")
-    out = page.evaluate("""() => {
-      const map = Object.values(window).find(v => v instanceof L.Map);
-      let target = null, line = null;
-      map.eachLayer(l => {
-        const p = l.feature && l.feature.properties;
-        if (!p) return;
-        if (p.k === 'new' && p.id === 'E0013') target = l;
-        if (p.k === 'line' && p.w && !line) line = l;
-      });
-      target.openPopup();
-      return {colour: target.options.color, weight: target.options.weight,
-              line: line.options.color,
-              text: document.querySelector('.rl-popup').innerText};
-    }""")
-    assert out["colour"] == out["line"] == "#a50f15" and out["weight"] >= 4
-    assert "新址规则命中" in out["text"] and "化工企业未入园" in out["text"]
+    x, y = page.evaluate(POINT_ON_PAGE, ["搬迁新址", "E0013"])
+    ring = page.evaluate("window.__testLayer.styleOf(window.__testIndex)")
+    page.evaluate(POINT_ON_PAGE, ["搬迁路线", "E0013"])
+    line = page.evaluate("window.__testLayer.styleOf(window.__testIndex)")
+    assert ring["s"] == line["s"] == "#a50f15" and ring["w"] >= 4 and not line.get("dash")
+    x, y = page.evaluate(POINT_ON_PAGE, ["搬迁新址", "E0013"])
+    page.mouse.move(x, y)
+    tip = page.locator(".leaflet-tooltip .ga-tip-hits")
+    tip.wait_for(timeout=5000)
+    assert "新址规则命中" in tip.inner_text() and "化工企业未入园" in tip.inner_text()
+    page.mouse.click(x, y)
+    popup = page.locator(".leaflet-popup-content .ga-popup.rl-new")
+    popup.wait_for(timeout=5000)
+    assert "新址规则命中" in popup.inner_text() and "化工企业未入园" in popup.inner_text()
+    assert popup.locator(".ga-has-hits").count() == 1
     assert page.console_errors == []
+
+
+def test_relocation_map_draws_under_the_csp_with_its_script_from_the_app(page_as,
+                                                                         live_server):
+    pg = page_as("viewer", bypass_csp=False)
+    pg.goto(live_server + "/relocation", wait_until="load")
+    drawn = False
+    for _ in range(100):  # poll: wait_for_function evaluates strings, which the CSP forbids
+        drawn = pg.evaluate("window.__geoappDrawn === true")
+        if drawn:
+            break
+        pg.wait_for_timeout(100)
+    assert drawn
+    assert pg.evaluate("Object.keys(window.__geoappPoints).length") == 3
+    assert pg.locator("canvas.ga-points").count() == 3
+    assert [e for e in pg.console_errors if "Content Security Policy" in e] == []
+    assert pg.console_errors == []
