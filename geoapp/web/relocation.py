@@ -18,7 +18,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from geoapp.services import relocation as svc
-from geoapp.web.common import core, render_map_page, send_download
+from geoapp.web.common import core, render_map_page, send_download, site_link
 
 log = logging.getLogger(__name__)
 bp = Blueprint("relocation", __name__)
@@ -47,7 +47,7 @@ def index():
     """The map, the summary panel, the filters and the sortable table."""
     view = _view()
     lang = _lang()
-    m = svc.relocation_map(core(), view, labels=_map_labels(), lang=lang)
+    m = svc.relocation_map(core(), view, lang=lang, gettext=_, site_link=site_link())
     return render_map_page("relocation.html", m, view=view, rows=svc.site_rows(view),
                            summary=view.summary, lang=lang, query=_query_string(view),
                            years=list(svc.programme(core()).targets))
