@@ -174,6 +174,7 @@ def test_quarterly_workbook_holds_title_deadline_and_tables(client, ledger):
     resp = client.get("/programme/report.xlsx?year=2019&quarter=3")
     assert resp.status_code == 200
     assert 'filename="programme-2019Q3.xlsx"' in resp.headers["Content-Disposition"]
+    assert resp.headers["Cache-Control"] == "no-store"  # a download is never kept by a cache
     wb = load_workbook(io.BytesIO(resp.data))
     assert wb.sheetnames == ["总体情况", "按整治分类", "按辖区", "按行业", "季度趋势"]
     ws = wb["总体情况"]

@@ -15,7 +15,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_babel import gettext as _
 from markupsafe import Markup
 
@@ -23,6 +23,7 @@ from geoapp.domain.errors import NotFound
 from geoapp.domain.quarters import report_quarter
 from geoapp.services import programme as svc
 from geoapp.services import relocation as rel
+from geoapp.web.common import core, send_download
 from geoapp.web.i18n import current_language
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,8 @@ MIMETYPES = {
 }
 
 
-def _core():
-    return current_app.extensions["geoapp"]
-
-
 def _dashboard() -> svc.Dashboard:
-    app = _core()
+    app = core()
     filters = rel.parse_filters(app, request.args)
     year = rel.parse_year(app, request.args.get("year"))
     return svc.dashboard(app, filters, year)
@@ -69,7 +66,7 @@ def index():
 def api():
     """The dashboard's figures as JSON (the page shows exactly these values)."""
     dash = _dashboard()
-    filters = rel.parse_filters(_core(), request.args)
+    filters = rel.parse_filters(core(), request.args)
     return jsonify({"filters": filters.as_query(), **dash.to_dict()})
 
 
@@ -78,14 +75,11 @@ def report(fmt: str):
     """The quarterly progress report of ``?year=&quarter=`` as XLSX or DOCX."""
     if fmt not in MIMETYPES:
         raise NotFound(f"no report format {fmt!r}; expected xlsx or docx")
-    app = _core()
+    app = core()
     quarter = svc.parse_report_quarter(app, request.args.get("year", ""),
                                        request.args.get("quarter", ""))
     built = svc.quarterly_report(app, quarter)
     with tempfile.TemporaryDirectory() as tmp:
         data = svc.write_quarterly(app, built, fmt, Path(tmp) / f"report.{fmt}").read_bytes()
     log.info("quarterly report %s %s downloaded", quarter, fmt)
-    resp = Response(data, content_type=MIMETYPES[fmt])
-    resp.headers["Content-Disposition"] = \
-        f'attachment; filename="programme-{quarter}.{fmt}"'
-    return resp
+    return send_download(data, f"programme-{quarter}.{fmt}", MIMETYPES[fmt])
