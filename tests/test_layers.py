@@ -36,3 +36,25 @@ def test_only_crs_module_names_epsg_codes():
     offenders = [str(f.relative_to(PKG)) for f in PKG.rglob("*.py")
                  if f.name != "crs.py" and code_literal.search(f.read_text(encoding="utf-8"))]
     assert offenders == []
+
+
+#: What web/ may not import: the map and data libraries (maps are built by services through
+#: geoapp.maps) and the layers under the services.
+FORBIDDEN_IN_WEB = ("folium", "branca", "geopandas", "shapely", "pandas", "numpy", "pyproj",
+                    "matplotlib", "geoapp.maps", "geoapp.storage", "geoapp.exports")
+
+
+def test_web_imports_no_map_or_data_library_and_nothing_under_the_services():
+    files = sorted((PKG / "web").rglob("*.py"))
+    assert files
+    offenders = [f"{f.name} imports {mod}" for f in files for mod in sorted(_imports(f))
+                 if any(mod == bad or mod.startswith(bad + ".") for bad in FORBIDDEN_IN_WEB)]
+    assert offenders == []
+
+
+def test_the_web_import_rule_sees_imports_inside_functions(tmp_path):
+    """The rule above would miss nothing: an import in a function body counts too."""
+    f = tmp_path / "route.py"
+    f.write_text("def page():\n    import folium\n    from geoapp.maps.base import base_map\n",
+                 encoding="utf-8")
+    assert {"folium", "geoapp.maps.base"} <= _imports(f)

@@ -213,6 +213,7 @@ def register_frame(app: Geoapp) -> pd.DataFrame:
     out["lon"], out["lat"] = df.geometry.x.round(6), df.geometry.y.round(6)
     return out[[f for f, _ in REGISTER_HEADERS]].rename(columns=dict(REGISTER_HEADERS))
 
+
 def write_register(app: Geoapp, path: str | Path, fmt: str) -> Path:
     """Write the register as ``csv`` (UTF-8 with BOM) or ``xlsx`` to ``path``."""
     df = register_frame(app)
