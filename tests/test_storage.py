@@ -85,8 +85,8 @@ def test_edited_source_is_reported_stale_and_force_rebuild_picks_it_up(
                                                           [113.2, 35.2]]]}}]}),
      "urban_core.*z9"),
     ("sites/workshops.csv", "id,name,district,lon,lat,source\nW1,x,西区,113.1,35.1,s\n",
-     "workshops.csv: missing column.*industry"),
-    ("sites/enterprises.csv", None, "enterprises.csv row 3, column lon"),
+     "workshops.csv(: missing column|：缺少列).*industry"),
+    ("sites/enterprises.csv", None, "enterprises.csv (row 3, column lon|第 3 行 lon 列)"),
 ])
 def test_broken_source_gives_clear_error_and_no_database(
         tmp_path: Path, file: str, content: str | None, message: str) -> None:
@@ -193,7 +193,7 @@ def test_sites_filter_by_type_district_and_label_lists(repo: GpkgRepository) -> 
     assert repo.sites(classification=["relocate", "原址关闭"])["id"].tolist() == ["E1", "E3"]
     assert repo.sites("scattered_workshop", status="banned")["id"].tolist() == ["W1"]
     assert repo.sites(stage=[]).empty
-    with pytest.raises(Exception, match="unknown site filter"):
+    with pytest.raises(Exception, match="unknown site filter|未知的场所筛选条件 colour"):
         repo.sites(colour="red")
 
 
