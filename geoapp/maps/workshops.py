@@ -34,7 +34,7 @@ def workshops_map(frame: gpd.GeoDataFrame, relapses: pd.DataFrame, *, zoom: int,
     add_fast_points(m, pts, _("散乱污作坊"), colour_by="status", categories=cats,
                     fields=[("district", _("辖区")), ("status_zh", _("状态")),
                             ("found_date", _("排查日期")), ("banned_date", _("取缔日期"))],
-                    link=link, radius=5)
+                    link=link, radius=5, gettext=_)
     if len(relapses):
         _add_relapses(m, relapses, tiles, _("疑似死灰复燃"))
     add_legend(m, _("散乱污"),

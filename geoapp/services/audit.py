@@ -14,13 +14,11 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from geoapp.domain.errors import InvalidInput
+from geoapp.services.core import Geoapp
 from geoapp.storage.base import AUDIT_FILTERS
-
-if TYPE_CHECKING:
-    from geoapp.services import Geoapp
 
 log = logging.getLogger(__name__)
 

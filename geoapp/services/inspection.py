@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -24,11 +24,9 @@ from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.maps.base import outline_map
 from geoapp.maps.check import check_map as draw_check_map
 from geoapp.services.checks import check_point, check_site, engine
+from geoapp.services.core import Geoapp
 from geoapp.services.pagemap import basemap
 from geoapp.spatial.crs import WGS84, crs_choices, describe_crs
-
-if TYPE_CHECKING:
-    from geoapp.services import Geoapp
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,11 @@ stay quick however large the hotspot grid or the river network grows.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from geoapp.services.core import Geoapp
 from geoapp.services.layer_import import PROTECTED_LAYERS
 from geoapp.storage.vector_in import configure_gdal
-
-if TYPE_CHECKING:
-    from geoapp.services import Geoapp
 
 
 def layer_summary(app: Geoapp) -> list[dict[str, Any]]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import folium
 
 from geoapp.domain.errors import InvalidInput, NotFound
-
-if TYPE_CHECKING:
-    from geoapp.services import Geoapp
+from geoapp.maps.overview import overview_map as draw_overview_map
+from geoapp.maps.points import hits_by_site
+from geoapp.services.checks import ZONES_LAYER, read_rules
+from geoapp.services.core import Geoapp
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,6 @@ def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None
     ``tiles`` overrides the TILES setting (one of :data:`TILES`); ``site_link`` is the site
     page URL with ``{id}`` in it; ``gettext`` translates the map's labels.
     """
-    from geoapp.maps.overview import overview_map as build
-    from geoapp.maps.points import hits_by_site
-
     tiles = tiles or app.settings["TILES"]
     if tiles not in TILES:
         raise InvalidInput(f"tiles must be one of {', '.join(TILES)}, not {tiles!r}")
@@ -46,7 +44,7 @@ def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None
     outline = app.repo.layer("city").geometry.union_all()
     c = outline.centroid
     sites = app.repo.sites(columns=SITE_COLUMNS)
-    return build((c.y, c.x), city.zoom, layers, titles, sites,
+    return draw_overview_map((c.y, c.x), city.zoom, layers, titles, sites,
                  tiles=tiles, tianditu_key=app.settings["TIANDITU_KEY"],
                  bounds=tuple(outline.bounds), zones=_zones(app),
                  hits=hits_by_site(app.repo.table("site_hits")), rules=_rules(app),
@@ -54,8 +52,6 @@ def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None
 
 
 def _zones(app: Geoapp):
-    from geoapp.services.checks import ZONES_LAYER
-
     try:
         return app.repo.derived_layer(ZONES_LAYER)
     except NotFound:
@@ -65,9 +61,6 @@ def _zones(app: Geoapp):
 
 def _rules(app: Geoapp) -> dict[str, tuple[str, str]]:
     """Rule id -> (Chinese title, severity), for the hit lists in site popups."""
-    from pathlib import Path
-
-    from geoapp.services.checks import read_rules
 
     def load(path: Path) -> dict[str, tuple[str, str]]:
         try:

@@ -9,12 +9,10 @@ layer only embeds the parts returned here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from geoapp.maps.base import MapParts, page_parts
-
-if TYPE_CHECKING:
-    from geoapp.services import Geoapp
+from geoapp.services.core import Geoapp
 
 
 def basemap(app: Geoapp) -> tuple[str, str]:
