@@ -58,3 +58,12 @@ def test_the_web_import_rule_sees_imports_inside_functions(tmp_path):
     f.write_text("def page():\n    import folium\n    from geoapp.maps.base import base_map\n",
                  encoding="utf-8")
     assert {"folium", "geoapp.maps.base"} <= _imports(f)
+
+
+def test_no_route_builds_a_content_disposition_header_by_hand():
+    """Downloads go through web/common.send_download (flask.send_file, RFC 6266 names)."""
+    hand_made = [f.name for f in sorted((PKG / "web").rglob("*.py"))
+                 if f.name != "common.py"
+                 and re.search(r"""\[["']Content-Disposition["']\]\s*=|["']Content-Disposition["']\s*:""",
+                               f.read_text(encoding="utf-8"))]
+    assert hand_made == []
