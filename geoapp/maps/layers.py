@@ -1,9 +1,8 @@
 """One small function per map layer: each adds one switchable FeatureGroup to a folium map.
 
 Layers arrive as GeoDataFrames in EPSG:4326 (already shifted when the basemap is GCJ-02).
-Points go as ONE GeoJSON layer drawn as circle markers on the map's canvas renderer, never a
-Marker per site, so thousands of sites stay fast (for many thousands, use
-``geoapp.maps.points.add_fast_points``, which embeds compact arrays instead of GeoJSON).
+Sites are not drawn here: :func:`geoapp.maps.points.add_fast_points` embeds them as compact
+arrays drawn on one canvas, never a marker or a GeoJSON feature per site.
 
 Polygons and lines are serialised here, not by geopandas' per-row ``__geo_interface__``:
 simplified to a few metres and rounded to 6 decimals, which keeps the page small and quick
@@ -23,7 +22,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from geoapp.domain.vocab import Classification, Stage, WorkshopStatus
+from geoapp.domain.vocab import Classification, WorkshopStatus
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.safe import SafeGeoJsonPopup, SafeGeoJsonTooltip, control_name
 
@@ -192,41 +191,3 @@ def add_rule_zones(m: folium.Map, zones: gpd.GeoDataFrame, title: str, rule_id: 
                                aliases=[_("规则"), _("规则编号"), _("距离（米）")]),
     ).add_to(fg)
     return fg.add_to(m)
-
-
-def add_points(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, colour_field: str | None,
-               colours: dict[str, str], default_colour: str, fields: list[str],
-               aliases: list[str], show: bool = True, radius: float = 5, *,
-               gettext: Translate = identity) -> folium.FeatureGroup:
-    """Sites as one GeoJSON layer of canvas circle markers coloured by ``colour_field``
-    (``aliases``: the fields' labels, already in the page's language)."""
-    fg = folium.FeatureGroup(name=control_name(title), show=show)
-    data = _props(gdf, ["id", *fields, *( [colour_field] if colour_field else [])])
-    data = data.loc[:, ~data.columns.duplicated()]
-
-    def style(f):
-        key = f["properties"].get(colour_field) if colour_field else None
-        colour = colours.get(key, default_colour)
-        return {"color": "#ffffff", "weight": 1, "fillColor": colour, "fillOpacity": 0.9,
-                "radius": radius}
-
-    folium.GeoJson(
-        data, name=title, style_function=style,
-        marker=folium.CircleMarker(radius=radius, fill=True),
-        tooltip=_tooltip(fields[:2], aliases[:2]),
-        popup=SafeGeoJsonPopup(fields=["id", *fields], aliases=[gettext("编号"), *aliases]),
-    ).add_to(fg)
-    return fg.add_to(m)
-
-
-def label_classification(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Add Chinese labels for classification and stage (what popups show)."""
-    out = gdf.copy()
-    if "classification" in out:
-        out["classification_zh"] = out["classification"].map(
-            {c.value: c.zh for c in Classification}).fillna("")
-    if "stage" in out:
-        out["stage_zh"] = out["stage"].map({s.value: s.zh for s in Stage}).fillna("")
-    if "status" in out:
-        out["status_zh"] = out["status"].map({s.value: s.zh for s in WorkshopStatus}).fillna("")
-    return out
