@@ -2,12 +2,13 @@
 
 For 10,000 and 100,000 synthetic sites spread over the city it builds a page with the compact
 canvas point layer (geoapp.maps.points), and at 10,000 the same page with plain folium
-GeoJson and with FastMarkerCluster for comparison. Pages are served from a local HTTP server
-with every asset local (intranet mode); the drawn time runs from navigation start until the
-layer has drawn (``window.__geoappDrawnAt``) or, for folium's layers, until two animation
-frames after the load event.
+GeoJson and with FastMarkerCluster for comparison, and the relocation map
+(geoapp.maps.relocation) of 10,000 enterprises, a third of them relocating. Pages are served
+from a local HTTP server with every asset local (intranet mode); the drawn time runs from
+navigation start until the layer has drawn (``window.__geoappDrawnAt``) or, for folium's
+layers, until two animation frames after the load event.
 
-    .venv/bin/python bench/bench_maps.py [--write docs/performance.md]
+    .venv/bin/python bench/bench_maps.py [--write docs/performance.md] [--only relocation]
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import numpy as np
 import pandas as pd
 from branca.element import Element
 from folium import plugins
+from playwright.sync_api import sync_playwright
 
 from geoapp.maps.assets import localize_assets
 from geoapp.maps.base import base_map
 from geoapp.maps.points import add_fast_points
+from geoapp.maps.relocation import relocation_map
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,8 +121,6 @@ def synthetic_enterprises(n: int, seed: int = 2) -> tuple[pd.DataFrame, dict, di
 
 
 def page_relocation(data) -> folium.Map:
-    from geoapp.maps.relocation import relocation_map
-
     frame, hits, new_hits = data
     return relocation_map(frame, hits, new_site_hits=new_hits, center=(35.15, 113.15), zoom=10,
                           city_bounds=BBOX, tiles="none")
@@ -177,8 +178,6 @@ CASES = [("canvas points (geoapp)", page_fast, synthetic_sites, 10_000),
 
 
 def run(only: str | None = None) -> list[dict]:
-    from playwright.sync_api import sync_playwright
-
     cases = [c for c in CASES if not only or only in c[0]]
     rows = []
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as pw:

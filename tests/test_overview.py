@@ -8,6 +8,7 @@ import re
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 
@@ -165,8 +166,6 @@ def test_fast_points_encode_categories_and_lookup_tables():
 
 
 def test_hits_by_site_groups_nearest_first():
-    import pandas as pd
-
     table = pd.DataFrame({"site_id": ["A", "A", "B"], "rule_id": ["r1", "r2", "r1"],
                           "feature_id": ["f", "g", "f"], "feature_name": ["河", None, "河"],
                           "distance_m": [120.0, 0.0, 5.5], "severity": ["high"] * 3})

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
+from babel.messages.pofile import read_po
 
 from geoapp.maps.assets import OWN_ASSETS, UnknownAsset, localize_assets, own_asset
 from geoapp.maps.base import base_map
@@ -46,6 +47,7 @@ def test_the_layer_script_defines_the_layer_once_and_is_no_python_string():
     js = (ROOT / "static/js/geoapp-points.js").read_text("utf-8")
     assert "window.GeoappPoints = L.Layer.extend(" in js
     assert "if (window.GeoappPoints) { return; }" in js  # a second copy changes nothing
+    assert "geoappPopup: function (i)" in js  # what the stored-XSS browser test opens
     source = (ROOT / "geoapp/maps/points.py").read_text("utf-8")
     assert "L.Layer.extend" not in source and "getContext" not in source
 
@@ -78,8 +80,6 @@ def test_popup_words_come_through_gettext_and_default_to_chinese():
 
 
 def test_english_catalogue_translates_the_layers_words():
-    from babel.messages.pofile import read_po
-
     po = ROOT / "geoapp/translations/en/LC_MESSAGES/messages.po"
     with po.open("rb") as f:
         catalog = read_po(f)

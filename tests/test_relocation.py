@@ -9,12 +9,15 @@ import json
 import re
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
+from openpyxl import load_workbook
 from shapely.geometry import Point
 
 from geoapp.domain.errors import ConfigError
 from geoapp.domain.vocab import Classification, Stage
+from geoapp.maps.relocation import relocation_map
 from geoapp.services.relocation import Programme, Target, load_programme, summarize
 
 
@@ -208,8 +211,6 @@ def test_csv_download_holds_exactly_the_filtered_rows_with_chinese_headers(clien
 
 
 def test_xlsx_download_holds_exactly_the_filtered_rows(client, app):
-    from openpyxl import load_workbook
-
     r = client.get("/relocation.xlsx?stage=not_started")
     assert r.status_code == 200
     ws = load_workbook(io.BytesIO(r.data)).active
@@ -271,10 +272,6 @@ def test_page_links_the_point_layer_script_from_the_app_not_inline(client):
 
 
 def test_10000_enterprises_make_a_compact_map():
-    import numpy as np
-
-    from geoapp.maps.relocation import relocation_map
-
     n = 10_000
     rng = np.random.default_rng(3)
     moving = rng.random(n) < 1 / 3

@@ -28,7 +28,7 @@ browser test or bench can tell the map is really on screen; ``pointCount()`` and
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import geopandas as gpd
@@ -39,14 +39,13 @@ from folium.elements import JSCSSMixin
 from folium.map import Layer
 
 from geoapp.maps.assets import own_asset
+from geoapp.maps.base import Translate, identity
 from geoapp.maps.safe import control_name, script_json
 
 log = logging.getLogger(__name__)
 
 #: Coordinates are written as integers in units of 1e-6 degree (about 0.1 m).
 SCALE = 1_000_000
-
-Translate = Callable[[str], str]
 
 #: A category's look, all keys optional: ``stroke`` colour (None: no outline), ``weight`` (px),
 #: ``fill_opacity``, ``opacity`` (of the stroke), ``radius`` (px), ``dash`` (e.g. [6, 4]).
@@ -60,10 +59,6 @@ _TEMPLATE = """
 var {{ this.get_name() }} = new window.GeoappPoints({{ this.data_json }});
 {% endmacro %}
 """
-
-
-def _identity(text: str) -> str:
-    return text
 
 
 class FastPoints(JSCSSMixin, Layer):
@@ -144,7 +139,7 @@ def encode_points(gdf: gpd.GeoDataFrame, title: str, *, colour_by: str | None = 
                   rules: Mapping[str, tuple[str, str]] | None = None,
                   link: str | None = None, radius: float = 5,
                   ends: gpd.GeoSeries | None = None, tooltip: int = 0,
-                  popup_class: str = "", gettext: Translate | None = None,
+                  popup_class: str = "", gettext: Translate | None = identity,
                   id_label: str | None = None, category_label: str | None = None,
                   hits_label: str | None = None, nohits_label: str | None = None,
                   link_label: str | None = None) -> dict[str, Any]:
@@ -165,7 +160,7 @@ def encode_points(gdf: gpd.GeoDataFrame, title: str, *, colour_by: str | None = 
     of them (already translated; ``""`` for ``id_label`` or ``category_label`` leaves that
     row out).
     """
-    _ = gettext or _identity
+    _ = gettext or identity  # None: Chinese
     keep = _located(gdf.geometry)
     if ends is not None:
         ends = gpd.GeoSeries(ends).reset_index(drop=True)

@@ -17,7 +17,7 @@ language from the caller; the map's own words go through ``gettext``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import folium
@@ -26,12 +26,10 @@ import numpy as np
 import pandas as pd
 
 from geoapp.domain.vocab import Classification, Stage
-from geoapp.maps.base import base_map, shift_for_tiles
+from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.layers import CLASSIFICATION_COLOURS
 from geoapp.maps.legend import add_legend
 from geoapp.maps.points import add_fast_points
-
-Translate = Callable[[str], str]
 
 #: Marker outline per progress stage: (colour, weight, dash, fill opacity).
 STAGE_OUTLINES: dict[str, tuple[str, float, str | None, float]] = {
@@ -55,10 +53,6 @@ WARN = "warn"
 #: One rule hit as the caller gives it: ``rule_id``, ``title`` (in the page's language),
 #: ``feature``, ``distance_m`` (None: unknown) and ``severity``.
 Hit = Mapping[str, Any]
-
-
-def _identity(text: str) -> str:
-    return text
 
 
 def _bounds(sites: pd.DataFrame) -> list[list[float]] | None:
@@ -149,18 +143,18 @@ def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Hit]], *,
                    site_link: str = "/sites/{id}",
                    classification_names: Mapping[str, str] | None = None,
                    stage_names: Mapping[str, str] | None = None,
-                   gettext: Translate | None = None) -> folium.Map:
+                   gettext: Translate | None = identity) -> folium.Map:
     """Build the map. ``center`` is (lat, lon); the view fits the filtered sites (old and new),
     or the city when nothing matches. ``hits`` and ``new_site_hits`` are the rule hits
     (:data:`Hit`) at the current and at the new site, by site id; ``site_link`` is the site
     page URL with ``{id}`` in it. ``classification_names`` and ``stage_names`` name the
     vocabulary values in the page's language (default Chinese); ``gettext`` translates the
     map's own words (identity by default)."""
-    _ = gettext or _identity
+    _ = gettext or identity  # None: Chinese
     new_site_hits = new_site_hits or {}
     cls_names = classification_names or {c.value: c.zh for c in Classification}
     stg_names = stage_names or {s.value: s.zh for s in Stage}
-    m = base_map(center, zoom, tiles, tianditu_key)
+    m = base_map(center, zoom, tiles, tianditu_key, gettext=_)
     fit = _bounds(sites)
     if fit is not None:
         m.fit_bounds(fit, max_zoom=15, padding=(20, 20))
@@ -218,7 +212,7 @@ def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Hit]], *,
 
 
 def legend_entries(class_names: Mapping[str, str], stage_names: Mapping[str, str],
-                   _: Translate = _identity) -> list[tuple[str, str, str]]:
+                   _: Translate = identity) -> list[tuple[str, str, str]]:
     """The legend as (kind, colour, label): classifications, stage outlines, new sites and
     lines, and the warning marks."""
     entries = [("point", CLASSIFICATION_COLOURS[c], class_names.get(c.value, c.zh))

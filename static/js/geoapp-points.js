@@ -401,7 +401,7 @@
     },
 
     // The popup of point i as HTML; every value is escaped.
-    popupHtml: function (i) {
+    geoappPopup: function (i) {
       var d = this._d;
       var h = '<div class="ga-popup' + (d.cls ? " " + esc(d.cls) : "") + '"><strong>' +
         esc(this.nameAt(i)) + "</strong><table>";
@@ -443,7 +443,7 @@
     },
 
     openPopup: function (i) {
-      L.popup({maxWidth: 320}).setLatLng(this.latLngAt(i)).setContent(this.popupHtml(i))
+      L.popup({maxWidth: 320}).setLatLng(this.latLngAt(i)).setContent(this.geoappPopup(i))
         .openOn(this._map);
       return this;
     },

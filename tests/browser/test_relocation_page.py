@@ -144,7 +144,8 @@ def test_new_site_that_breaks_a_rule_is_marked_and_its_popup_names_the_rule(live
     popup = page.locator(".leaflet-popup-content .ga-popup.rl-new")
     popup.wait_for(timeout=5000)
     assert "新址规则命中" in popup.inner_text() and "化工企业未入园" in popup.inner_text()
-    assert popup.locator(".ga-has-hits").count() == 1
+    assert popup.locator(".ga-has-hits > b").evaluate("e => getComputedStyle(e).color") == \
+        "rgb(165, 15, 21)"  # #a50f15, the warning red
     assert page.console_errors == []
 
 
