@@ -297,3 +297,25 @@ def test_10000_enterprises_make_a_compact_map():
     assert len(layers["搬迁新址"]["x"]) == len(layers["搬迁路线"]["x2"]) == int(moving.sum())
     assert len(layers["搬迁新址"]["hits"]) == len(frame["id"][moving][::3])
     assert len(html.encode("utf-8")) < 1_500_000  # 4.5 MB with one GeoJSON feature each
+
+
+def test_amap_basemap_shifts_sites_new_sites_and_lines_to_gcj02():
+    frame = pd.DataFrame({
+        "id": ["E1", "E2"], "name": ["甲厂", "乙厂"], "district": ["解放区", "温县"],
+        "industry": ["铸造", "化工"], "classification": ["relocate", "upgrade"],
+        "stage": ["started", "not_started"], "lon": [113.24, 113.08], "lat": [35.21, 34.94],
+        "new_lon": [113.30, None], "new_lat": [35.05, None], "new_site_name": ["甲厂新址", None]})
+
+    def layers(tiles: str) -> dict[str, dict]:
+        m = relocation_map(frame, {}, center=(35.1, 113.2), zoom=10, city_bounds=None,
+                           tiles=tiles)
+        return _map_layers(m.get_root().render())
+
+    plain, amap = layers("none"), layers("amap")
+    for name, keys in (("企业现址", ("x",)), ("搬迁新址", ("x",)), ("搬迁路线", ("x", "x2"))):
+        for key in keys:
+            dx = (np.array(amap[name][key]) - np.array(plain[name][key])) / 1e6
+            east_m = dx * 111_320 * np.cos(np.radians(35.1))
+            assert ((east_m > 300) & (east_m < 800)).all(), (name, key, east_m)
+    assert amap["搬迁路线"]["x"] == amap["企业现址"]["x"][:1]  # lines start at the site
+    assert amap["搬迁路线"]["x2"] == amap["搬迁新址"]["x"]  # and end at the new site
