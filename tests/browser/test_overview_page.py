@@ -4,6 +4,9 @@ import pytest
 
 pytestmark = pytest.mark.browser
 
+# The map has stopped zooming (to the city's outline): Leaflet ignores setView until it has.
+SETTLED = "!document.querySelector('.leaflet-zoom-anim')"
+
 # Count drawn features on the folium map: polygons by their properties, and site points (one
 # canvas layer per site type, each knowing how many points it holds).
 COUNT_FEATURES = """() => {
@@ -38,23 +41,24 @@ def test_overview_draws_offline_with_layers_and_no_console_error(live_server, pa
         assert any(expected in t for t in labels), (expected, labels)
     assert page.locator(".geoapp-legend").is_visible()
     assert page.locator(".leaflet-control-scale").is_visible()
-    page.wait_for_timeout(1000)
+    page.wait_for_function(SETTLED, timeout=5000)
     page.screenshot(path=str(artifacts / "overview.png"))
 
 
 def test_overview_fits_a_phone_screen(live_server, page_as, artifacts):
     pg = page_as("viewer", viewport={"width": 375, "height": 740}, is_mobile=True)
     pg.goto(live_server + "/", wait_until="load")
-    pg.wait_for_selector(".leaflet-overlay-pane canvas", timeout=15000)
+    pg.wait_for_function("window.__geoappDrawn === true", timeout=15000)
     width = pg.evaluate("document.documentElement.scrollWidth")
     assert width <= 375
-    pg.wait_for_timeout(1000)  # let the fit-to-city zoom animation finish
+    pg.wait_for_function(SETTLED, timeout=5000)
     pg.screenshot(path=str(artifacts / "overview-phone.png"))
 
 
 def test_clicking_an_enterprise_opens_its_attributes_hits_and_link(live_server, page, artifacts):
     page.goto(live_server + "/", wait_until="load")
     page.wait_for_function("window.__geoappDrawn === true", timeout=15000)
+    page.wait_for_function(SETTLED, timeout=5000)
     # Click the drawn marker of enterprise E0001 where it is on screen.
     xy = page.evaluate("""() => {
       const map = Object.values(window).find(v => v instanceof L.Map);
@@ -68,7 +72,6 @@ def test_clicking_an_enterprise_opens_its_attributes_hits_and_link(live_server, 
       const r = map.getContainer().getBoundingClientRect();
       return [r.left + p.x, r.top + p.y];
     }""")
-    page.wait_for_timeout(300)
     page.mouse.click(xy[0], xy[1])
     popup = page.locator(".leaflet-popup-content .ga-popup")
     popup.wait_for(timeout=5000)
@@ -98,13 +101,13 @@ ENTERPRISE_E0001 = """() => {
 def _open_overview(pg, live_server):
     pg.goto(live_server + "/", wait_until="load")
     pg.wait_for_function("window.__geoappDrawn === true", timeout=15000)
+    pg.wait_for_function(SETTLED, timeout=5000)
 
 
 def _zoom_to_e0001(pg) -> list[float]:
     pg.evaluate(ENTERPRISE_E0001)
     pg.evaluate("""() => { window.__testMap.setView(
         window.__testLayer.latLngAt(window.__testLayer.indexOf("E0001")), 15, {animate: false}); }""")
-    pg.wait_for_timeout(200)
     return pg.evaluate(ENTERPRISE_E0001)
 
 

@@ -124,7 +124,6 @@ def test_relocation_page_fits_a_phone_screen(live_server, page_as, artifacts):
     _open(pg, live_server + "/relocation?classification=relocate")
     assert pg.evaluate("document.documentElement.scrollWidth") <= 375
     assert pg.console_errors == []
-    pg.wait_for_timeout(800)
     pg.screenshot(path=str(artifacts / "relocation-phone.png"), full_page=True)
 
 
