@@ -20,6 +20,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.rules import RuleSpec
 from geoapp.domain.vocab import SiteType, WorkshopStatus
 from geoapp.exports.tables import write_csv, write_xlsx
@@ -99,7 +100,8 @@ def relapse_distance_m(app: Geoapp) -> float:
     """The relapse distance from the rules file (the ``purpose: relapse`` rule's)."""
     rule = relapse_rule(app)
     if rule is None:
-        raise NotFound(f"the rules file marks no rule with purpose: {RELAPSE_PURPOSE}")
+        raise NotFound(_l("规则文件中没有标明 purpose: %(purpose)s（疑似死灰复燃）的规则",
+                          purpose=RELAPSE_PURPOSE))
     return float(rule.distance_m or 0.0)
 
 
