@@ -174,3 +174,14 @@ def test_weekly_without_a_week_opens_on_the_latest_week_with_warnings(app, monke
     assert "全市共有4个（次）热点网格产生预警信息" in html
     explicit = c.get("/weekly?week=2026-W49").get_data(as_text=True)
     assert "/weekly/2026-W49/map.html" in explicit
+
+
+# -- the web layer's own messages come from the catalogue ------------------------------------
+def test_a_refused_role_is_named_in_the_page_language_only(offline_app):
+    c = offline_app.test_client()
+    login(c, "viewer")
+    zh = c.get("/admin/users")
+    assert zh.status_code == 403 and "需要角色：管理员" in zh.get_data(as_text=True)
+    en = c.get("/admin/users?lang=en").get_data(as_text=True)
+    assert "Requires the role: Administrator" in en and "需要角色" not in en
+    c.get("/?lang=zh")

@@ -28,6 +28,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from geoapp.config import trusted_proxies
@@ -35,6 +36,7 @@ from geoapp.domain.errors import GeoappError
 from geoapp.domain.vocab import Role
 from geoapp.services import accounts
 from geoapp.web.common import core
+from geoapp.web.i18n import role_label
 
 bp = Blueprint("auth", __name__)
 login_manager = LoginManager()
@@ -107,7 +109,7 @@ def client_address() -> str:
 @login_manager.unauthorized_handler
 def _unauthorized():
     if request.path.startswith("/api/"):
-        return jsonify({"error": "unauthorized", "message": "请先登录 Log in first"}), 401
+        return jsonify({"error": "unauthorized", "message": _("请先登录")}), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
@@ -120,7 +122,8 @@ def role_required(*roles: str):
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if not current_user.has_role(*roles):
-                abort(403, description=f"需要角色 Requires role: {', '.join(roles)}")
+                abort(403, description=_("需要角色：%(roles)s",
+                                         roles=", ".join(role_label(r) for r in roles)))
             return fn(*args, **kwargs)
 
         wrapper.required_roles = roles
@@ -167,7 +170,7 @@ def logout():
     if current_user.is_authenticated:
         accounts.end_sessions(core(), current_user.username, by=current_user.username)
     logout_user()
-    flash("已退出 Logged out")
+    flash(_("已退出"))
     return redirect(url_for("auth.login"))
 
 
@@ -186,8 +189,7 @@ def change_password():
             error, status = exc.message, exc.status
         else:
             login_user(User(row), remember=False)
-            flash("已修改密码，其他设备上的登录已失效 Password changed; sessions on other "
-                  "devices have ended")
+            flash(_("已修改密码，其他设备上的登录已失效"))
             return redirect(url_for("main.overview"))
     return render_template("password.html", error=error, city=core().city), status
 

@@ -45,7 +45,8 @@ def register(app: Flask) -> None:
         # the JSON answer never carry exception text, paths or library messages.
         ref = secrets.token_hex(4)
         log.exception("unhandled error, reference %s, on %s", ref, request.path)
+        # Both languages at once: this answer must not depend on anything that may have failed.
         return render_error(500, "internal_error",
-                       f"服务器内部错误 Internal server error. 参考编号 Reference: {ref} "
-                       "（请将此编号告知管理员 quote it to the administrator）",
-                       {"reference": ref})
+                            f"服务器内部错误 Internal server error. 参考编号 Reference: {ref} "
+                            "（请将此编号告知管理员 quote it to the administrator）",
+                            {"reference": ref})

@@ -16,6 +16,7 @@ import logging
 import threading
 
 from flask import Flask, current_app, g, request
+from flask_babel import gettext as _
 
 from geoapp.domain.errors import GeoappError
 
@@ -43,10 +44,8 @@ def _acquire():
     slots: threading.BoundedSemaphore = current_app.extensions["geoapp.upload_slots"]
     if not slots.acquire(blocking=False):
         log.info("upload to %s refused: every upload slot is busy", request.path)
-        raise ServerBusy(
-            "服务器正在处理其他上传文件，请稍后重试 The server is busy with other uploaded "
-            f"files; try again in {RETRY_AFTER_S} seconds",
-            details={"retry_after_s": RETRY_AFTER_S})
+        raise ServerBusy(_("服务器正在处理其他上传文件，请稍后重试（约 %(s)s 秒后）",
+                             s=RETRY_AFTER_S), details={"retry_after_s": RETRY_AFTER_S})
     g.geoapp_upload_slot = slots
     return None
 

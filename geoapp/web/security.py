@@ -20,6 +20,7 @@ import logging
 import secrets
 
 from flask import Flask, Response, current_app, has_request_context, request
+from flask_babel import gettext as _
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -154,8 +155,8 @@ def _audit_download(resp: Response) -> Response:
 
 def _too_large(exc: RequestEntityTooLarge):
     mb = current_app.config.get("MAX_UPLOAD_MB")
-    return render_error(413, "too_large",
-                        f"上传文件过大 File too large: the limit is {mb} MB (setting MAX_UPLOAD_MB)")
+    return render_error(413, "too_large", _("上传文件过大：上限为 %(mb)s MB（设置 MAX_UPLOAD_MB）",
+                                            mb=mb))
 
 
 def init_app(app: Flask) -> None:
