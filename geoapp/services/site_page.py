@@ -6,6 +6,7 @@ keeps put into words — the data origin (``synthetic``), the account of automat
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
@@ -93,7 +94,9 @@ def page_map(app: Geoapp, site: Mapping[str, Any], check: Any, verdict: str, *,
              gettext: Translate = identity) -> folium.Map:
     """The site on a small map: in its verdict's colour, with the features of the rules it
     breaks there and its new site."""
-    features = inspection.map_features(app, check)
+    # Only the hits are drawn: their features alone are read (not every layer's nearest).
+    hits_only = dataclasses.replace(check, nearest=(), conditional_hits=())
+    features = inspection.map_features(app, hits_only)
     hits = features[features["hit"].astype(bool)]
     tiles, key = pagemap.basemap(app)
     return site_map(float(site["lon"]), float(site["lat"]), verdict=verdict,
