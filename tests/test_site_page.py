@@ -160,6 +160,8 @@ def test_raw_values_are_words_and_local_time(viewer_client, offline_app):
     en = english.get("/sites/E0001?lang=en").get_data(as_text=True)
     assert _attr(en, "source") == "Synthetic demonstration data"
     assert _attr(en, "updated_by") == "System (automatic)"
+    assert "<small>Industrial enterprise · E0001</small>" in en
+    assert "<small>工业企业 · E0001</small>" in html
 
 
 @pytest.mark.parametrize(("stamp", "shown"), [

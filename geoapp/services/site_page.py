@@ -13,6 +13,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from geoapp.domain.bulletin import LOCAL_TZ
+from geoapp.domain.vocab import SiteType
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.site import site_map
 from geoapp.services import inspection, pagemap
@@ -109,7 +110,7 @@ def view(app: Geoapp, site_id: str, *, gettext: Translate = identity,
          tz: tzinfo = LOCAL_TZ) -> dict[str, Any]:
     """Everything /sites/<id> shows (NotFound for an unknown id): the keys of
     :func:`geoapp.services.inspection.site_page` with stored values in words and local
-    time, plus ``map`` (folium) and ``new_site``."""
+    time, plus ``map`` (folium), ``new_site`` and ``type_labels`` (zh, en)."""
     data = inspection.site_page(app, site_id)
     for attr in data["attributes"]:
         if attr["field"] in TIME_FIELDS:
@@ -124,6 +125,8 @@ def view(app: Geoapp, site_id: str, *, gettext: Translate = identity,
     data["inspections"] = [{**rec, "at": local_time(rec.get("at"), tz),
                             "inspector": account_words(rec.get("inspector"), gettext)}
                            for rec in data["inspections"]]
+    kind = SiteType(data["site"]["site_type"])
+    data["type_labels"] = {"zh": kind.zh, "en": kind.en}
     data["new_site"] = new_site_of(data["site"])
     data["map"] = page_map(app, data["site"], data["check"], data["shown"]["verdict"],
                            gettext=gettext)
