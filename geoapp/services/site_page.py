@@ -10,18 +10,16 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import folium
 
 from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.domain.vocab import SiteType
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.site import site_map
 from geoapp.services import inspection, pagemap
-
-if TYPE_CHECKING:
-    import folium
-
-    from geoapp.services import Geoapp
+from geoapp.services.core import Geoapp
 
 #: How a local time is written on the pages.
 TIME_FORMAT = "%Y-%m-%d %H:%M"
