@@ -1,7 +1,7 @@
 """A refused form is answered beside the form that sent it, focused (one autofocus on the
 page, and no URL fragment in the form's action: a fragment would cancel autofocus): the
-check page, the site's progress form, the layer upload, the password change, the login and
-the user administration. Nothing here is saved, so the shared read-only app serves (but
+check page, the site's progress form, the layer upload, the ledger import, the password
+change, the login and the user administration. Nothing here is saved, so the shared read-only app serves (but
 for the failed login, which is counted)."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import io
 import re
 
 import pytest
+from openpyxl import load_workbook
 
 from geoapp.web import create_app
 
@@ -157,3 +158,20 @@ def test_a_refusal_for_an_unknown_account_is_shown_on_top(admin):
     assert html.index('id="form-error"') < html.index('id="users"')
     _focused_once(html, "form-error")
 
+
+
+def test_a_refused_ledger_import_is_focused_above_its_form(planner):
+    exported = planner.get("/ledger/export")
+    assert exported.status_code == 200
+    wb = load_workbook(io.BytesIO(exported.data))
+    wb.active.cell(row=7, column=9).value = "也许"  # not a yes/no: the file is refused whole
+    body = io.BytesIO()
+    wb.save(body)
+    body.seek(0)
+    r = planner.post("/ledger/import", content_type="multipart/form-data",
+                     data={"csrf_token": planner.csrf, "file": (body, "bad.xlsx")})
+    assert r.status_code == 400
+    html = r.get_data(as_text=True)
+    section = html[html.index('id="ledger-import"'):html.index('id="ledger-export"')]
+    assert section.index('id="ledger-problems"') < section.index("<form")
+    _focused_once(html, "ledger-problems")
