@@ -67,3 +67,23 @@ def test_no_route_builds_a_content_disposition_header_by_hand():
                  and re.search(r"""\[["']Content-Disposition["']\]\s*=|["']Content-Disposition["']\s*:""",
                                f.read_text(encoding="utf-8"))]
     assert hand_made == []
+
+
+def test_one_helper_gives_routes_the_core_object():
+    """No web module keeps its own copy of "the core from current_app.extensions"."""
+    copies = [f.name for f in sorted((PKG / "web").rglob("*.py"))
+              if f.name != "common.py" and re.search(r"def _?core\(", f.read_text(encoding="utf-8"))]
+    assert copies == []
+
+
+def test_routes_call_services_never_the_repository():
+    """Every module that defines pages (a Blueprint) reads and writes through services."""
+    offenders = []
+    for f in sorted((PKG / "web").rglob("*.py")):
+        text = f.read_text(encoding="utf-8")
+        if "Blueprint(" not in text:
+            continue
+        offenders += [f"{f.name}:{node.lineno}" for node in ast.walk(ast.parse(text))
+                      if isinstance(node, ast.Attribute) and node.attr == "repo"]
+    assert offenders == []
+

@@ -30,6 +30,7 @@ from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.layers import CLASSIFICATION_COLOURS
 from geoapp.maps.legend import add_legend
 from geoapp.maps.points import add_fast_points
+from geoapp.spatial.crs import WGS84
 
 #: Marker outline per progress stage: (colour, weight, dash, fill opacity).
 STAGE_OUTLINES: dict[str, tuple[str, float, str | None, float]] = {
@@ -102,7 +103,7 @@ def _frames(sites: pd.DataFrame, new_site_hits: Mapping[str, Sequence[Hit]], til
         "look": (known_cls + "|" + known_stage.astype(str)).to_numpy(),
         "cls": known_cls.to_numpy(),
     }, geometry=gpd.points_from_xy(sites["lon"].to_numpy(float), sites["lat"].to_numpy(float)),
-        crs="EPSG:4326")
+        crs=WGS84)
     if "vacated_mu" in sites:
         frame["vacated_mu"] = pd.to_numeric(sites["vacated_mu"], errors="coerce").round(1) \
             .to_numpy()
@@ -119,7 +120,7 @@ def _frames(sites: pd.DataFrame, new_site_hits: Mapping[str, Sequence[Hit]], til
         **{"from": starts["name"],
            "name": [n or old for n, old in zip(new_names[moved], starts["name"], strict=True)]})
     new = shift_for_tiles(new.set_geometry(
-        gpd.points_from_xy(nlon[moved], nlat[moved], crs="EPSG:4326")), tiles)
+        gpd.points_from_xy(nlon[moved], nlat[moved], crs=WGS84)), tiles)
     return frame, new, starts
 
 
