@@ -91,11 +91,11 @@ def test_chinese_map_coordinates_give_the_same_verdict_as_their_wgs84_twin(core,
 
 @pytest.mark.parametrize("query,needle", [
     ("lat=35.2", "lon and lat are required"),
-    ("lon=35.22&lat=113.24", "swapped"),
+    ("lon=35.22&lat=113.24", "填反"),
     ("lon=abc&lat=35", "abc"),
     ("lon=113.2&lat=35.2&crs=mars", "mars"),
     ("lon=113.2&lat=35.2&site_type=factory", "site_type"),
-    ("lon=38500000&lat=3900000", "projected"),
+    ("lon=38500000&lat=3900000", "投影坐标"),
 ])
 def test_bad_check_parameters_get_a_400_naming_the_problem(client, query, needle):
     r = client.get(f"/api/check?{query}")
@@ -126,7 +126,7 @@ def test_cli_check_prints_one_json_object_and_exits_2_on_bad_input(app, monkeypa
             "action"} <= set(body["hits"][0])
     r = runner.invoke(main, ["check", "--lon", "200", "--lat", "35"])
     assert r.exit_code == 2
-    assert "longitude" in r.stderr
+    assert "经度" in r.stderr
 
 
 def _farm_frame(core) -> pd.DataFrame:

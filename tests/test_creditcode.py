@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from catalogue import raises_english
 
 from geoapp.domain.creditcode import (
     ALPHABET,
@@ -62,19 +63,19 @@ def test_swapped_adjacent_characters_are_caught() -> None:
 
 
 def test_wrong_check_character_names_the_expected_one() -> None:
-    with pytest.raises(InvalidInput, match="should be '3'"):
+    with raises_english(InvalidInput, "should be '3'"):
         validate_credit_code("91350100M000100Y44")
 
 
 def test_seventeen_characters_are_rejected_for_their_length() -> None:
-    with pytest.raises(InvalidInput, match="17 characters; expected 18"):
+    with raises_english(InvalidInput, "17 characters; expected 18"):
         validate_credit_code("91350100M000100Y4")
 
 
 @pytest.mark.parametrize("bad", ["I", "O", "S", "V", "Z", "-", "中"])
 def test_letters_outside_the_alphabet_are_rejected_with_their_position(bad: str) -> None:
     code = "91350100" + bad + "000100Y43"
-    with pytest.raises(InvalidInput, match="position 9"):
+    with raises_english(InvalidInput, "position 9"):
         validate_credit_code(code)
 
 
@@ -83,9 +84,9 @@ def test_blanks_and_lower_case_are_tolerated() -> None:
 
 
 def test_empty_and_non_text_codes_are_rejected() -> None:
-    with pytest.raises(InvalidInput, match="empty"):
+    with raises_english(InvalidInput, "empty"):
         validate_credit_code("   ")
-    with pytest.raises(InvalidInput, match="must be text"):
+    with raises_english(InvalidInput, "must be text"):
         validate_credit_code(914403001922038216)  # type: ignore[arg-type]
 
 

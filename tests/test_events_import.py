@@ -6,6 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
+from catalogue import english, raises_english
 
 from geoapp.domain.errors import ValidationFailed
 
@@ -38,8 +39,8 @@ def test_bad_warnings_file_is_rejected_whole_with_row_numbers(core, tmp_path):
         import_events(core, "warnings", path, user="test")
     rows = {(p["row"], p["column"]) for p in err.value.details}
     assert rows == {(3, "grid_code"), (4, "warned_at"), (4, "value")}
-    assert "rows 3, 4" in err.value.message
-    assert next(p for p in err.value.details if p["row"] == 3)["message"] == \
+    assert "rows 3, 4" in english(err.value.message)
+    assert english(next(p for p in err.value.details if p["row"] == 3)["message"]) == \
         "unknown hotspot grid code"
     assert len(core.repo.table("grid_warnings")) == before  # the good first row is not in
 
@@ -48,7 +49,7 @@ def test_missing_required_column_is_reported(core, tmp_path):
     from geoapp.services.events import import_events
 
     path = _csv(tmp_path, "w.csv", "grid_code,pollutant\nJZ3K-0001,PM10\n")
-    with pytest.raises(ValidationFailed, match="warned_at"):
+    with raises_english(ValidationFailed, "warned_at"):
         import_events(core, "warnings", path, user="test")
 
 
@@ -67,7 +68,7 @@ def test_importing_the_same_warnings_twice_is_refused(core, tmp_path):
 
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant\nJZ3K-0003,2026-11-24T08:00,O3\n")
     import_events(core, "warnings", path, user="test")
-    with pytest.raises(ValidationFailed, match="row"):
+    with raises_english(ValidationFailed, "row"):
         import_events(core, "warnings", path, user="test")
 
 
@@ -103,8 +104,8 @@ def test_complaint_coordinates_need_their_system_and_must_lie_in_the_city(core, 
     with pytest.raises(ValidationFailed) as err:
         import_events(core, "complaints", path, user="test")
     by_row = {p["row"]: p["message"] for p in err.value.details}
-    assert "naming their system" in by_row[2]
-    assert "outside every county" in by_row[3]
+    assert "naming their system" in english(by_row[2])
+    assert "outside every county" in english(by_row[3])
     assert "大气/噪声" in by_row[4]
     assert len(core.repo.table("complaints")) == before
 
@@ -129,7 +130,7 @@ def test_cli_import_reports_bad_rows_and_exits_2(instance, tmp_path, monkeypatch
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant\nNOPE,2026-11-23T08:00,PM10\n")
     result = CliRunner().invoke(main, ["import", "warnings", str(path)])
     assert result.exit_code == 2
-    assert "unknown hotspot grid code" in result.output
+    assert "未知的热点网格编号" in result.output
 
 
 def test_cli_weekly_report_writes_all_files(instance, tmp_path, monkeypatch):
@@ -157,7 +158,7 @@ def test_file_with_more_rows_than_max_rows_is_refused_whole(core, tmp_path):
                 "JZ3K-0001,2026-11-23T10:00,PM2.5,120\n"
                 "JZ3K-0002,2026-11-23T11:00,PM10,80\n"
                 "JZ3K-0003,2026-11-23T12:00,O3,90\n")
-    with pytest.raises(InvalidInput, match=r"w.csv: 3 rows, more than the 2 accepted") as err:
+    with raises_english(InvalidInput, r"w.csv: 3 rows, more than the 2 accepted") as err:
         import_events(core, "warnings", path, user="test", limits=upload_limits(core.settings))
     assert err.value.message.startswith("文件行数超过上限")  # Chinese first, as the pages show it
     assert len(core.repo.table("grid_warnings")) == before

@@ -16,6 +16,7 @@ import openpyxl
 import pandas as pd
 import pytest
 import shapely
+from catalogue import raises_english
 from shapely.geometry import Point, Polygon
 
 from geoapp.web import create_app
@@ -148,7 +149,7 @@ def test_zip_bomb_is_refused_before_extraction(app, planner, tmp_path):
     assert len(buf.getvalue()) < 100_000
     r = upload(client, token, "urban_core", buf.getvalue(), "bomb.zip")
     assert r.status_code == 400
-    assert "zip bomb" in r.get_data(as_text=True)
+    assert "zip 炸弹" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -159,7 +160,7 @@ def test_zip_unpacking_beyond_the_limit_is_refused(app, tmp_path):
     path = tmp_path / "big.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr("zone.shp", b"x" * (3 * 1024 * 1024))
-    with pytest.raises(InvalidInput, match="more than the 2 MB"):
+    with raises_english(InvalidInput, "more than the 2 MB accepted"):
         extract_shapefile(path, tmp_path / "out", max_unpacked_mb=2)
     assert not (tmp_path / "out").exists()
 
@@ -172,7 +173,7 @@ def test_zip_with_too_many_entries_is_refused(app, planner):
         for i in range(100):
             zf.writestr(f"f{i}.txt", b"x")
     r = upload(client, token, "urban_core", buf.getvalue(), "many.zip")
-    assert r.status_code == 400 and "entries" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "个条目" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -184,7 +185,7 @@ def test_zip_slip_entries_are_refused_and_nothing_lands_outside(app, planner, tm
     data = shapefile_zip(tmp_path, zone([SQUARE]), extra={entry: b"pwned"})
     r = upload(client, token, "urban_core", data, "slip.zip")
     assert r.status_code == 400
-    assert "outside the archive" in r.get_data(as_text=True)
+    assert "指向压缩包之外" in r.get_data(as_text=True)
     assert state(app) == before
     assert not (tmp_path.parent / "evil.shp").exists()
     assert not Path("/etc/evil.shp").exists()
@@ -197,7 +198,7 @@ def test_shapefile_without_prj_asks_for_the_crs(app, planner, tmp_path):
     data = shapefile_zip(tmp_path, zone([SQUARE]), drop=(".prj",))
     r = upload(client, token, "urban_core", data, "noprj.zip")
     assert r.status_code == 400
-    assert "no .prj" in r.get_data(as_text=True)
+    assert "没有 .prj" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -220,7 +221,7 @@ def test_metres_declared_as_degrees_is_a_wrong_prj(app, planner, tmp_path):
     r = upload(client, token, "urban_core",
                shapefile_zip(tmp_path, zone(list(gk))), "wrongprj.zip")
     assert r.status_code == 400
-    assert "metres" in r.get_data(as_text=True)
+    assert "这是米数" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -233,7 +234,7 @@ def test_prj_of_the_wrong_zone_lands_outside_the_city(app, planner, tmp_path):
     r = upload(client, token, "urban_core", shapefile_zip(tmp_path, zone(list(xy), crs=xy.crs)),
                "zone.zip")
     assert r.status_code == 400
-    assert "outside" in r.get_data(as_text=True)
+    assert "范围之外" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -242,7 +243,7 @@ def test_crs_field_contradicting_the_prj_is_refused(app, planner, tmp_path):
     before = state(app)
     r = upload(client, token, "urban_core", shapefile_zip(tmp_path, zone([SQUARE])), "z.zip",
                crs="EPSG:4547")
-    assert r.status_code == 400 and "contradicts" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "矛盾" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -303,7 +304,7 @@ def test_repair_that_changes_the_geometry_kind_is_rejected(app, tmp_path):
     from geoapp.services.layer_import import repair_geometries
 
     line_like = Polygon([(113.2, 35.2), (113.3, 35.2), (113.2, 35.2)])  # zero area
-    with pytest.raises(ValidationFailed, match="feature 1"):
+    with raises_english(ValidationFailed, "feature 1"):
         repair_geometries(zone([line_like]), "z.geojson")
 
 
@@ -315,7 +316,7 @@ def test_empty_geometries_are_rejected_with_their_feature_numbers(app, planner, 
     gdf.to_file(path, driver="GeoJSON")
     r = upload(client, token, "urban_core", path.read_bytes(), "empty.geojson")
     assert r.status_code == 400
-    assert "feature 2, 4" in r.get_data(as_text=True)
+    assert "要素 2, 4" in r.get_data(as_text=True)
     assert state(app) == before
 
 
@@ -325,7 +326,7 @@ def test_points_cannot_replace_a_zone_layer(app, planner, tmp_path):
     path = tmp_path / "pts.geojson"
     zone([Point(113.2, 35.2)]).to_file(path, driver="GeoJSON")
     r = upload(client, token, "urban_core", path.read_bytes(), "pts.geojson")
-    assert r.status_code == 400 and "polygon" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "面状" in r.get_data(as_text=True)
     assert state(app) == before
 
 

@@ -25,7 +25,7 @@ def test_geocentric_vertical_3d_and_compound_systems_are_refused(offline_app, cr
     before = _count(offline_app, "inspections")
     r = client.get(f"/api/check?lon=113.2&lat=35.2&crs={crs}")
     assert r.status_code == 400, r.get_data(as_text=True)[:300]
-    assert "2-D" in r.json["message"] and "verdict" not in r.json
+    assert "二维" in r.json["message"] and "verdict" not in r.json
     page = client.get(f"/check?lon=113.2&lat=35.2&crs={crs}")
     assert page.status_code == 400
     saved = client.post("/check/inspections", data={"lon": "113.2", "lat": "35.2", "crs": crs,
@@ -54,7 +54,7 @@ def test_huge_crs_value_is_refused_without_echo(offline_app):
         assert "QQQQQQQQQQ" not in body
         assert len(body) < 60_000
     r = client.get(f"/api/check?lon=113.2&lat=35.2&crs={'Q' * 101}")
-    assert r.status_code == 400 and "too long" in r.json["message"]
+    assert r.status_code == 400 and "过长" in r.json["message"]
 
 
 def test_unexpected_error_shows_a_reference_and_no_internals(instance, caplog):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import re
 import shutil
 import time
 import tracemalloc
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from catalogue import english, raises_english
 from click.testing import CliRunner
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
@@ -247,16 +249,16 @@ def test_bomb_past_the_zip_checks_is_stopped_by_dimension_or_stream(tmp_path, bo
     err, seconds, peak = measured(lambda: read_frame(path, name="bomb.xlsx", limits=limits))
     assert isinstance(err, InvalidInput), err
     assert err.message.startswith("文件行数超过上限") and "--max-rows" in err.message
-    assert ("declares 1,048,001 rows" in err.message) == (variant == "dimension")
+    assert ("declares 1,048,001 rows" in english(err.message)) == (variant == "dimension")
     assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
 
 
 def test_the_zip_directory_refuses_the_bomb_before_the_sheet(tmp_path, bombs):
     path = tmp_path / "bomb.xlsx"
     path.write_bytes(bombs["no_dimension"])
-    with pytest.raises(InvalidInput, match="zip bomb"):
+    with raises_english(InvalidInput, "zip bomb"):
         read_grid(path, limits=Limits.server(max_rows=200_000, max_upload_mb=50))
-    with pytest.raises(InvalidInput, match="MB once unpacked"):
+    with raises_english(InvalidInput, "MB once unpacked"):
         read_grid(path, limits=Limits(max_unpacked=2**20))
 
 
@@ -265,7 +267,7 @@ def test_big_csv_is_refused_without_building_the_frame(ro_app, planner):
     data = ("lon,lat\n" + "113.2,35.2\n" * 40_000).encode()  # 440 KB: kept in memory
     before = state(ro_app)
     r, seconds, peak = measured(lambda: post_flag(client, token, data, "many.csv"))
-    assert r.status_code == 400 and "40000 rows" in r.json["message"]
+    assert r.status_code == 400 and "有 40000 行" in r.json["message"]
     assert "MAX_ROWS" in r.json["message"] and r.json["message"].startswith("文件行数超过上限")
     assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
     assert state(ro_app) == before
@@ -278,7 +280,7 @@ def test_16384_columns_is_a_clear_400_naming_the_column(ro_app, planner):
     before = state(ro_app)
     r = post_flag(client, token, wide, "wide.xlsx")
     assert r.status_code == 400
-    assert r.json["message"].startswith("文件列数超过上限") and "16,384 columns" in r.json["message"]
+    assert r.json["message"].startswith("文件列数超过上限") and "16,384 列" in r.json["message"]
     assert r.json["details"][0]["column"] == "XFD"
     assert state(ro_app) == before
 
@@ -287,7 +289,7 @@ def test_wide_row_without_a_dimension_is_refused_while_streaming(tmp_path):
     path = tmp_path / "w.xlsx"
     path.write_bytes(raw_xlsx(['<sheetData><row r="1"><c r="A1"><v>1</v></c>'
                                '<c r="XFD1"><v>2</v></c></row></sheetData>']))
-    with pytest.raises(ValidationFailed, match="16,384 columns") as err:
+    with raises_english(ValidationFailed, "16,384 columns") as err:
         read_grid(path, limits=Limits(max_columns=200))
     assert err.value.details[0]["row"] == 1
 
@@ -320,7 +322,7 @@ def test_xxe_entity_is_never_expanded(tmp_path):
     secret.write_text(SECRET, encoding="utf-8")
     path = tmp_path / "x.xlsx"
     path.write_bytes(xxe_xlsx(secret))
-    with pytest.raises(ValidationFailed, match="DTD") as err:
+    with raises_english(ValidationFailed, "DTD") as err:
         read_grid(path)
     assert SECRET not in err.value.message
     from openpyxl.xml.functions import fromstring, iterparse  # what openpyxl parses with
@@ -362,12 +364,13 @@ def test_formula_without_cached_value_is_reported_by_row_and_column(ro_app, plan
     before = state(ro_app)
     r = post_weekly(client, token, data, "w.xlsx")
     assert r.status_code == 400
-    assert "第5行 C列: 公式没有计算结果" in r.get_data(as_text=True)
+    assert "公式单元格没有计算结果" in r.get_data(as_text=True)
+    assert "第 5 行 C 列" in r.get_data(as_text=True)
     r = post_flag(client, token, workbook([["lon", "lat"], [113.2, 35.2], [113.2, "=35+0.2"]]),
                   "f.xlsx")
     assert r.status_code == 400
     assert [(d["row"], d["column"]) for d in r.json["details"]] == [(3, "B")]
-    assert "open and save the file in Excel" in r.json["details"][0]["message"]
+    assert "用 Excel 打开并保存" in r.json["details"][0]["message"]
     assert state(ro_app) == before
 
 
@@ -382,7 +385,8 @@ def test_formula_in_a_ledger_is_reported_not_dropped(ro_app, planner, tmp_path):
     before = state(ro_app)
     r = post_ledger(client, token, (tmp_path / "l.xlsx").read_bytes())
     assert r.status_code == 400
-    assert "第7行 C列: 公式没有计算结果" in r.get_data(as_text=True)
+    assert "公式没有计算结果" in r.get_data(as_text=True)
+    assert re.search(r">7</td>\s*<td>C</td>", r.get_data(as_text=True))  # row 7, column C
     assert state(ro_app) == before
 
 
@@ -409,7 +413,7 @@ def test_the_same_warning_twice_in_one_file_is_rejected_with_both_rows(ro_app, p
     r = post_weekly(client, token, data, "dup.csv")
     assert r.status_code == 400
     page = r.get_data(as_text=True)
-    assert "与第2行重复" in page and "as row 2" in page
+    assert "与第 2 行是同一条预警" in page
     assert state(ro_app) == before
 
 
@@ -422,7 +426,8 @@ def test_the_same_complaint_twice_names_the_first_row(ro_app, tmp_path):
     raw = read_frame(path)
     with pytest.raises(ValidationFailed) as err:
         validate_complaints(core(ro_app), raw, "c.csv")
-    assert [(d["row"], "与第2行重复" in d["message"]) for d in err.value.details] == [(3, True)]
+    assert [(d["row"], "与第 2 行编号相同" in d["message"]) for d in err.value.details] == [(3, True)]
+    assert "id used by row 2" in english(err.value.details[0].message)
 
 
 # ------------------------------------------------------------------ 5. the command line
@@ -455,7 +460,7 @@ def test_cli_imports_take_any_size_unless_capped(cli_env, tmp_path):
     src = tmp_path / "w.csv"
     src.write_text("grid_code,warned_at,pollutant,value\n" + rows, encoding="utf-8")
     r = CliRunner().invoke(main, ["import", "warnings", str(src), "--max-rows", "7"])
-    assert r.exit_code == 2 and "8 rows, more than the 7 accepted (--max-rows)" in r.stderr
+    assert r.exit_code == 2 and "有 8 行，超过接受的 7 行（--max-rows）" in r.stderr
     r = CliRunner().invoke(main, ["import", "warnings", str(src)])
     assert r.exit_code == 0 and '"rows": 8' in r.output
     r = CliRunner().invoke(main, ["ledger", "export", "-o", str(tmp_path / "l.xlsx")])
@@ -510,7 +515,7 @@ def test_wide_csv_header_is_refused_before_pandas(ro_app, planner, no_parse, rou
     assert "/tmp" not in body
     if route != "ledger":  # the ledger takes only its XLSX template
         assert "wide.csv" in body
-        assert ("文件列数超过上限" in body and "5,000 columns" in body if columns == 5_000
+        assert ("文件列数超过上限" in body and "5,000 列" in body if columns == 5_000
                 else "文件首行（表头）过长" in body and "64 KB" in body)
     assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
     assert state(ro_app) == before
@@ -522,17 +527,17 @@ def test_csv_header_is_counted_as_pandas_reads_it(tmp_path):
     path = tmp_path / "h.csv"
     path.write_bytes('\ufeff\n\n"a,b","c\nd",e\n1,2,3\n'.encode())
     assert list(read_frame(path, limits=Limits(max_columns=3)).columns) == ["a,b", "c\nd", "e"]
-    with pytest.raises(ValidationFailed, match="3 columns"):
+    with raises_english(ValidationFailed, "3 columns"):
         read_frame(path, limits=Limits(max_columns=2))
     for columns, ok in ((200, True), (201, False)):
         path.write_bytes(wide_csv(columns))
         if ok:
             assert read_frame(path, limits=SERVER).shape == (1, 200)
         else:
-            with pytest.raises(ValidationFailed, match="201 columns"):
+            with raises_english(ValidationFailed, "201 columns"):
                 read_frame(path, limits=SERVER)
     path.write_bytes(("名" * 30_000 + "\n1\n").encode())  # 90 KB, one column: too long
-    with pytest.raises(ValidationFailed, match="longer than 64 KB"):
+    with raises_english(ValidationFailed, "longer than 64 KB"):
         read_frame(path, limits=SERVER)
 
 
@@ -583,7 +588,7 @@ def test_shared_strings_are_counted_when_the_count_is_missing_or_lies(tmp_path, 
         path.write_bytes(sst_xlsx(300_000, declared=declared, prefix=prefix))
         err, seconds, peak = measured(lambda: read_grid(path, name="s.xlsx", limits=limits))
         assert isinstance(err, ValidationFailed), err
-        assert "more than 100,000 shared strings" in err.message
+        assert "more than 100,000 shared strings" in english(err.message)
         assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
 
 
@@ -592,7 +597,7 @@ def test_shared_strings_over_the_byte_cap_are_refused_from_the_zip_directory(tmp
     path = tmp_path / "s.xlsx"
     path.write_bytes(sst_xlsx(100_000))  # ~2.4 MB unpacked
     limits = dataclasses.replace(SERVER, max_shared_bytes=2**20)
-    with pytest.raises(ValidationFailed, match="MB of shared strings once unpacked"):
+    with raises_english(ValidationFailed, "MB of shared strings once unpacked"):
         read_grid(path, limits=limits)
     assert tables_in.MAX_SHARED_STRINGS_BYTES == SERVER.max_shared_bytes == 64 * 2**20
 
@@ -613,7 +618,7 @@ def test_compression_ratio_is_judged_per_entry(tmp_path, bombs):
     with zipfile.ZipFile(path) as zf:
         infos = zf.infolist()
     assert sum(i.file_size for i in infos) < 100 * sum(i.compress_size for i in infos)
-    with pytest.raises(InvalidInput, match="zip bomb"):
+    with raises_english(InvalidInput, "zip bomb"):
         read_grid(path, limits=Limits(max_ratio=100, max_rows=50))
 
 
@@ -633,7 +638,8 @@ def test_million_rows_are_counted_before_the_sheet_is_parsed(tmp_path, no_parse,
     limits = dataclasses.replace(SERVER, max_ratio=None)  # the ratio would refuse it first
     err, seconds, peak = measured(lambda: read_grid(path, name="rows.xlsx", limits=limits))
     assert isinstance(err, ValidationFailed), err
-    assert err.message.startswith("文件行数超过上限") and "the sheet has at least" in err.message
+    assert err.message.startswith("文件行数超过上限") and "the sheet has at least" in english(
+        err.message)
     assert seconds < MAX_SECONDS and peak < MAX_BYTES, (seconds, peak / 2**20)
 
 
@@ -645,7 +651,7 @@ def test_rows_past_a_lying_dimension_are_refused_on_every_route(ro_app, planner,
     before = state(ro_app)
     r = POSTS[route](client, token, data, "rows.xlsx")
     assert 400 <= r.status_code < 500, text_of(r)[:300]
-    assert "文件行数超过上限" in text_of(r) and "the sheet has at least" in text_of(r)
+    assert "文件行数超过上限" in text_of(r) and "的工作表至少有" in text_of(r)
     assert state(ro_app) == before
 
 
@@ -663,7 +669,7 @@ def test_rows_at_the_limit_with_a_blank_tail_are_read(tmp_path):
     path.write_bytes(sheet(tables_in.BLANK_TAIL))
     assert read_frame(path, limits=limits).shape == (2_000, 1)
     path.write_bytes(sheet(tables_in.BLANK_TAIL + 1))
-    with pytest.raises(ValidationFailed, match="at least 3,002 rows"):
+    with raises_english(ValidationFailed, "at least 3,002 rows"):
         read_frame(path, limits=limits)
 
 
@@ -691,7 +697,7 @@ def test_a_row_of_thousands_of_cells_is_refused_before_parsing(tmp_path, no_pars
     path = tmp_path / "w.xlsx"
     row = "<c><v>1</v></c>" * 16_384
     path.write_bytes(raw_xlsx([f"<sheetData><row>{row}</row></sheetData>"]))
-    with pytest.raises(ValidationFailed, match="16,384 cells"):
+    with raises_english(ValidationFailed, "16,384 cells"):
         read_grid(path, limits=Limits(max_columns=200))
     ok = tmp_path / "ok.xlsx"
     ok.write_bytes(raw_xlsx(["<sheetData>" + "<row><c><v>1</v></c></row>" * 50 +

@@ -84,7 +84,7 @@ def test_kml_placemarks_carry_name_and_description_google_earth_shows(core, tmp_
     export_layer(core, "enterprises", "kml", out)
     text = out.read_text(encoding="utf-8")
     assert f"<name>{NAME}</name>" in text
-    assert "<description>" in text and "企业详细地址：" in text and "整治分类：搬迁升级" in text
+    assert "<description>" in text and "地址：" in text and "整治分类：搬迁升级" in text
     back = pyogrio.read_dataframe(out)
     assert len(back) == 100 and NAME in set(back["Name"])
     assert pyogrio.list_layers(out)[0][0] == "焦作市工业企业"
@@ -150,4 +150,4 @@ def test_cli_exports_a_layer(instance: Path, monkeypatch, tmp_path):
     assert r.exit_code == 0, r.output
     assert zipfile.is_zipfile(out)
     r = CliRunner().invoke(main, ["export", "layer", "nope", "--format", "kml", "-o", str(out)])
-    assert r.exit_code == 2 and "unknown layer" in r.stderr
+    assert r.exit_code == 2 and "未知的图层" in r.stderr

@@ -218,7 +218,7 @@ def test_xlsx_download_holds_exactly_the_filtered_rows(client, app):
     header = list(values[0])
     ids = {row[header.index("编号")] for row in values[1:]}
     assert ids == set(_enterprises(app, stage="not_started")["id"])
-    assert "进展阶段" in header and {row[header.index("进展阶段")] for row in values[1:]} == {"未启动"}
+    assert "进度阶段" in header and {row[header.index("进度阶段")] for row in values[1:]} == {"未启动"}
 
 
 def test_bad_filter_on_a_download_is_a_400_not_a_file(client):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from catalogue import english, raises_english
 
 from geoapp.domain.city import City
 from geoapp.domain.errors import ConfigError, ValidationFailed
@@ -55,20 +56,20 @@ def test_bad_city_key_is_named_in_the_error(path: tuple, value: object, named: s
         del parent[path[-1]]
     else:
         parent[path[-1]] = value
-    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+    with raises_english(ConfigError, named.replace(".", r"\.")):
         City.from_mapping(d)
 
 
 def test_unknown_site_type_in_city_file_is_rejected() -> None:
     d = _city_dict()
     d["sites"]["factory"] = {"file": "sites/x.csv"}
-    with pytest.raises(ConfigError, match="sites.factory.*enterprise"):
+    with raises_english(ConfigError, "sites.factory.*enterprise"):
         City.from_mapping(d)
 
 
 def test_city_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "city.toml").write_text("[city\nname = 1", encoding="utf-8")
-    with pytest.raises(ConfigError, match="city.toml: not valid TOML"):
+    with raises_english(ConfigError, "city.toml: not valid TOML"):
         load_city(tmp_path)
 
 
@@ -92,7 +93,7 @@ def test_undeclared_metre_coordinates_are_an_error(tiny_data_dir: Path) -> None:
                                "coordinates": [[409000, 3896000], [450000, 3896000]]})])
     (tiny_data_dir / "boundaries" / "rivers.geojson").write_text(json.dumps(fc))
     city = load_city(tiny_data_dir)
-    with pytest.raises(ValidationFailed, match="not degrees"):
+    with raises_english(ValidationFailed, "not degrees"):
         read_layer(tiny_data_dir, city.layers["rivers"])
 
 
@@ -105,7 +106,7 @@ def test_self_intersecting_zone_is_reported_with_layer_and_feature_id(tiny_data_
                              ({"id": "bad-zone", "name": "坏", "source": "s"}, bowtie)])
     (tiny_data_dir / "boundaries" / "urban_core.geojson").write_text(json.dumps(fc))
     city = load_city(tiny_data_dir)
-    with pytest.raises(ValidationFailed, match="urban_core.*bad-zone") as info:
+    with raises_english(ValidationFailed, "urban_core.*bad-zone") as info:
         read_layer(tiny_data_dir, city.layers["urban_core"])
     [problem] = info.value.details
     assert problem["layer"] == "urban_core" and problem["id"] == "bad-zone"
@@ -117,14 +118,14 @@ def test_layer_without_source_property_names_the_column(tiny_data_dir: Path) -> 
                               {"type": "LineString", "coordinates": [[113, 35.2], [113.5, 35.2]]})])
     (tiny_data_dir / "boundaries" / "rivers.geojson").write_text(json.dumps(fc))
     city = load_city(tiny_data_dir)
-    with pytest.raises(ValidationFailed, match="rivers.geojson: missing column.*source"):
+    with raises_english(ValidationFailed, "rivers.geojson: missing column.*source"):
         read_layer(tiny_data_dir, city.layers["rivers"])
 
 
 def test_broken_json_names_the_file(tiny_data_dir: Path) -> None:
     (tiny_data_dir / "boundaries" / "rivers.geojson").write_text('{"type": "FeatureCol')
     city = load_city(tiny_data_dir)
-    with pytest.raises(ValidationFailed, match="boundaries/rivers.geojson"):
+    with raises_english(ValidationFailed, "boundaries/rivers.geojson"):
         read_layer(tiny_data_dir, city.layers["rivers"])
 
 
@@ -163,14 +164,15 @@ def test_bad_site_values_are_reported_row_by_row(tiny_data_dir: Path) -> None:
     found = {(p["file"], p["row"], p["column"]) for p in info.value.details}
     assert found == {("sites/workshops.csv", 2, "banned_date"),
                      ("sites/workshops.csv", 3, "status"), ("sites/workshops.csv", 3, "lat")}
-    assert "sites/workshops.csv row 2, column banned_date" in info.value.message
+    assert "sites/workshops.csv row 2, column banned_date" in english(info.value.message)
+    assert "sites/workshops.csv 第 2 行 banned_date 列" in info.value.message
 
 
 def test_missing_csv_column_names_file_and_column(tiny_data_dir: Path) -> None:
     rows = [{k: v for k, v in r.items() if k != "species"}
             for r in TINY_SITES["livestock_farms.csv"]]
     write_csv(tiny_data_dir / "sites" / "livestock_farms.csv", rows)
-    with pytest.raises(ValidationFailed, match="livestock_farms.csv: missing column.*species"):
+    with raises_english(ValidationFailed, "livestock_farms.csv: missing column.*species"):
         read_sites(tiny_data_dir, load_city(tiny_data_dir))
 
 
@@ -178,7 +180,7 @@ def test_site_id_used_twice_across_files_is_an_error(tiny_data_dir: Path) -> Non
     rows = [dict(r) for r in TINY_SITES["livestock_farms.csv"]]
     rows[1]["id"] = "E1"
     write_csv(tiny_data_dir / "sites" / "livestock_farms.csv", rows)
-    with pytest.raises(ValidationFailed, match="id"):
+    with raises_english(ValidationFailed, "id"):
         read_sites(tiny_data_dir, load_city(tiny_data_dir))
 
 
@@ -196,5 +198,5 @@ def test_complaint_coordinates_without_a_named_system_are_rejected(tiny_data_dir
     rows = [dict(r) for r in TINY_SITES["complaints.csv"]]
     rows[0]["crs"] = ""
     write_csv(tiny_data_dir / "sites" / "complaints.csv", rows)
-    with pytest.raises(ValidationFailed, match="row 2, column crs"):
+    with raises_english(ValidationFailed, "row 2, column crs"):
         read_table(tiny_data_dir, load_city(tiny_data_dir), "complaints")

@@ -21,6 +21,7 @@ reported by :func:`organisation_code_ok` and never a reason to reject a code.
 from __future__ import annotations
 
 from geoapp.domain.errors import InvalidInput
+from geoapp.domain.messages import Text as _l
 
 __all__ = [
     "ALPHABET",
@@ -43,23 +44,22 @@ _ORG_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
 
 def _normalise(code: str) -> str:
     if not isinstance(code, str):
-        raise InvalidInput(f"credit code must be text, got {type(code).__name__}")
+        raise InvalidInput(_l("统一社会信用代码须为文字，而不是 %(type)s",
+                              type=type(code).__name__))
     return code.strip().upper()
 
 
 def _check_body(body: str, expected_len: int) -> None:
     """Raise InvalidInput unless ``body`` has the right length and only allowed characters."""
     if len(body) != expected_len:
-        raise InvalidInput(
-            f"credit code {body!r} has {len(body)} characters; "
-            f"expected {expected_len}"
-        )
+        raise InvalidInput(_l("统一社会信用代码“%(code)s”有 %(count)s 位，应为 %(expected)s 位",
+                              code=body, count=len(body), expected=expected_len))
     for pos, ch in enumerate(body, start=1):
         if ch not in _VALUE:
-            raise InvalidInput(
-                f"credit code {body!r}: character {ch!r} at position {pos} is not allowed "
-                "(only 0-9 and capital letters except I, O, S, V, Z)"
-            )
+            raise InvalidInput(_l(
+                "统一社会信用代码“%(code)s”第 %(position)s 位的“%(char)s”不允许出现"
+                "（只能用 0-9 和除 I、O、S、V、Z 以外的大写字母）",
+                code=body, position=pos, char=ch))
 
 
 def compute_check_char(first17: str) -> str:
@@ -84,14 +84,13 @@ def validate_credit_code(code: str) -> None:
     """
     text = _normalise(code)
     if not text:
-        raise InvalidInput("credit code is empty")
+        raise InvalidInput(_l("统一社会信用代码为空"))
     _check_body(text, 18)
     expected = compute_check_char(text[:17])
     if text[17] != expected:
-        raise InvalidInput(
-            f"credit code {text!r}: check character is {text[17]!r} but should be "
-            f"{expected!r} (GB 32100-2015); the code was probably mistyped"
-        )
+        raise InvalidInput(_l(
+            "统一社会信用代码“%(code)s”的校验码是“%(found)s”，按 GB 32100-2015 应为“%(expected)s”，"
+            "代码可能输错了", code=text, found=text[17], expected=expected))
 
 
 def is_valid_credit_code(code: str) -> bool:

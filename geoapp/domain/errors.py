@@ -10,6 +10,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from geoapp.domain.messages import Text as _l
+
 
 @dataclass(frozen=True, kw_only=True)
 class Problem(Mapping[str, Any]):
@@ -47,6 +49,16 @@ class Problem(Mapping[str, Any]):
             out[f.name] = v
         return out
 
+    def __str__(self) -> str:
+        """One readable line: where, then why (in the active language)."""
+        where = [str(v) for v in (self.file, self.layer) if v]
+        if self.row not in (None, ""):
+            where.append(str(_l("第 %(row)s 行", row=self.row)))
+        if self.feature is not None:
+            where.append(str(_l("要素 %(feature)s", feature=self.feature)))
+        where += [str(v) for v in (self.id, self.label or self.column) if v]
+        return f"{' '.join(where)}：{self.message}" if where else str(self.message)
+
     def __getitem__(self, key: str) -> Any:
         if key not in self._names() or getattr(self, key) is None:
             raise KeyError(key)
@@ -64,11 +76,16 @@ class Problem(Mapping[str, Any]):
 
 
 def jsonable_details(details: object) -> object:
-    """Details for JSON: problems as dicts (messages in the active language), others as is."""
+    """Details for JSON: problems as dicts, catalogue messages as text in the active
+    language (also inside lists and dicts), everything else as is."""
     if isinstance(details, Problem):
         return details.to_dict()
+    if isinstance(details, str):
+        return str(details)
     if isinstance(details, (list, tuple)):
         return [jsonable_details(d) for d in details]
+    if isinstance(details, dict):
+        return {k: jsonable_details(v) for k, v in details.items()}
     return details
 
 

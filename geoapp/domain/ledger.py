@@ -15,8 +15,11 @@ from datetime import date, datetime
 from typing import Any
 
 from geoapp.domain.creditcode import validate_credit_code
-from geoapp.domain.errors import InvalidInput
-from geoapp.domain.vocab import Classification
+from geoapp.domain.errors import InvalidInput, Problem
+from geoapp.domain.fields import FIELDS, label, ledger_header, spellings
+from geoapp.domain.fields import header_key as _field_key
+from geoapp.domain.messages import Text as _l
+from geoapp.domain.vocab import Classification, Stage
 
 
 @dataclass(frozen=True)
@@ -30,58 +33,70 @@ class LedgerColumn:
     required: bool = False
 
 
+def _col(field: str, kind: str = "text", group: str = "", required: bool = False
+         ) -> LedgerColumn:
+    """A column headed as the vocabulary (domain.fields) says the template prints it."""
+    return LedgerColumn(field, ledger_header(field), kind, group, required)
+
+
 #: Group headers of the two-row header.
 GROUP_PERMITS = "企业手续情况"
 GROUP_LOCATION = "厂区位置"
 GROUP_HITS = "规则核查结果"
+GROUP_PROGRESS = "整治进度"
 
 #: The template's columns in the order of DOMAIN.md (整治工作台账).
 LEDGER_COLUMNS: tuple[LedgerColumn, ...] = (
-    LedgerColumn("seq", "序号", "int"),
-    LedgerColumn("district", "辖区", "text", required=True),
-    LedgerColumn("name", "企业名称", "text", required=True),
-    LedgerColumn("address", "企业详细地址"),
-    LedgerColumn("credit_code", "工商营业执照（统一社会信用代码）", "credit_code", required=True),
-    LedgerColumn("industry", "行业类别"),
-    LedgerColumn("employees", "职工人数", "int"),
-    LedgerColumn("land_tenure", "厂区土地性质", "tenure", GROUP_PERMITS),
-    LedgerColumn("safety_assessment", "有无安全评价", "yesno", GROUP_PERMITS),
-    LedgerColumn("energy_review", "有无节能审查", "yesno", GROUP_PERMITS),
-    LedgerColumn("eia_approval", "环评批复文号", "text", GROUP_PERMITS),
-    LedgerColumn("discharge_permit", "排污许可证号", "text", GROUP_PERMITS),
-    LedgerColumn("online_monitoring", "有无在线监测", "yesno", GROUP_PERMITS),
-    LedgerColumn("main_problems", "存在主要环保问题"),
-    LedgerColumn("measures", "整改措施"),
-    LedgerColumn("classification", "整治分类", "classification", required=True),
-    LedgerColumn("deadline", "整改完成时限", "date"),
-    LedgerColumn("progress", "进展情况"),
-    LedgerColumn("remarks", "备注"),
+    _col("seq", "int"),
+    _col("district", required=True),
+    _col("name", required=True),
+    _col("address"),
+    _col("credit_code", "credit_code", required=True),
+    _col("industry"),
+    _col("employees", "int"),
+    _col("land_tenure", "tenure", GROUP_PERMITS),
+    _col("safety_assessment", "yesno", GROUP_PERMITS),
+    _col("energy_review", "yesno", GROUP_PERMITS),
+    _col("eia_approval", "text", GROUP_PERMITS),
+    _col("discharge_permit", "text", GROUP_PERMITS),
+    _col("online_monitoring", "yesno", GROUP_PERMITS),
+    _col("main_problems"),
+    _col("measures"),
+    _col("classification", "classification", required=True),
+    _col("deadline", "date"),
+    _col("progress"),
+    _col("remarks"),
 )
 
 #: Location columns that follow the template's columns (optional when the enterprise is known).
 LOCATION_COLUMNS: tuple[LedgerColumn, ...] = (
-    LedgerColumn("lon", "经度", "coordinate", GROUP_LOCATION),
-    LedgerColumn("lat", "纬度", "coordinate", GROUP_LOCATION),
-    LedgerColumn("crs", "坐标系", "text", GROUP_LOCATION),
+    _col("lon", "coordinate", GROUP_LOCATION),
+    _col("lat", "coordinate", GROUP_LOCATION),
+    _col("crs", "text", GROUP_LOCATION),
+)
+
+#: The programme's progress columns (the /sites progress form's fields): optional on import,
+#: written by an export that asks for them. The row's 坐标系 applies to 新址经度/新址纬度 too.
+PROGRESS_COLUMNS: tuple[LedgerColumn, ...] = (
+    _col("stage", "stage", GROUP_PROGRESS),
+    _col("planned_start", "date", GROUP_PROGRESS),
+    _col("actual_start", "date", GROUP_PROGRESS),
+    _col("planned_completion", "date", GROUP_PROGRESS),
+    _col("actual_completion", "date", GROUP_PROGRESS),
+    _col("new_site_name", "text", GROUP_PROGRESS),
+    _col("new_lon", "coordinate", GROUP_PROGRESS),
+    _col("new_lat", "coordinate", GROUP_PROGRESS),
+    _col("new_site_area_mu", "amount", GROUP_PROGRESS),
+    _col("vacated_mu", "amount", GROUP_PROGRESS),
+    _col("listed_mu", "amount", GROUP_PROGRESS),
+    _col("sale_revenue_wan", "amount", GROUP_PROGRESS),
 )
 
 #: Informational columns an export may add; an import ignores them.
 HIT_COLUMNS: tuple[LedgerColumn, ...] = (
-    LedgerColumn("hit_count", "命中规则数", "int", GROUP_HITS),
-    LedgerColumn("hits", "命中规则及距离", "text", GROUP_HITS),
+    _col("hit_count", "int", GROUP_HITS),
+    _col("hits", "text", GROUP_HITS),
 )
-
-#: Other spellings of headers seen in circulated copies of the template.
-HEADER_ALIASES: dict[str, str] = {
-    "统一社会信用代码": "credit_code",
-    "工商营业执照": "credit_code",
-    "工商营业执照(统一社会信用代码)": "credit_code",
-    "企业地址": "address",
-    "详细地址": "address",
-    "所在辖区": "district",
-    "土地性质": "land_tenure",
-    "完成时限": "deadline",
-}
 
 YES, NO = "有", "无"
 TENURES = ("租用", "征用")
@@ -103,21 +118,34 @@ NOTE_LINES: tuple[str, ...] = (
 
 def header_key(text: Any) -> str:
     """A header as compared: no blanks or line breaks, full-width brackets made half-width."""
-    t = "" if text is None else str(text)
-    t = re.sub(r"\s+", "", t)
-    return t.replace("（", "(").replace("）", ")")
+    return _field_key(text)
 
 
 def columns_by_header() -> dict[str, LedgerColumn]:
-    """Every header an import accepts (template, location, hits, aliases) to its column."""
-    cols = {header_key(c.header): c for c in (*LEDGER_COLUMNS, *LOCATION_COLUMNS, *HIT_COLUMNS)}
-    by_field = {c.field: c for c in LEDGER_COLUMNS}
-    for alias, field in HEADER_ALIASES.items():
-        cols.setdefault(header_key(alias), by_field[field])
+    """Every header an import accepts (every spelling the vocabulary knows for the template,
+    location, progress and hit columns) to its column."""
+    cols: dict[str, LedgerColumn] = {}
+    for c in (*LEDGER_COLUMNS, *LOCATION_COLUMNS, *PROGRESS_COLUMNS, *HIT_COLUMNS):
+        cols[header_key(c.header)] = c
+        for s in spellings(FIELDS[c.field]):
+            cols.setdefault(header_key(s), c)
     return cols
 
 
+def column_for(header: Any) -> LedgerColumn | None:
+    """The column a header names (any spelling), or None."""
+    return columns_by_header().get(header_key(header))
+
+
 # -------------------------------------------------------------------------- value parsing
+class CellError(ValueError):
+    """A cell that cannot be read; ``message`` is the catalogue message saying why."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 def parse_yes_no(value: Any) -> bool | None:
     """有 → True, 无 → False, empty → None; anything else is an error (the template says so)."""
     t = cell_text(value)
@@ -127,7 +155,7 @@ def parse_yes_no(value: Any) -> bool | None:
         return True
     if t == NO:
         return False
-    raise ValueError(f"填“有”或“无” (expected 有 or 无), got {t!r}")
+    raise CellError(_l("应填“有”或“无”，而不是“%(value)s”", value=t))
 
 
 def yes_no(value: Any) -> str:
@@ -145,7 +173,7 @@ def yes_no(value: Any) -> str:
 def parse_tenure(value: Any) -> str:
     t = cell_text(value)
     if t and t not in TENURES:
-        raise ValueError(f"填“租用”或“征用” (expected 租用 or 征用), got {t!r}")
+        raise CellError(_l("应填“租用”或“征用”，而不是“%(value)s”", value=t))
     return t
 
 
@@ -156,12 +184,33 @@ def parse_classification(value: Any) -> str:
         return Classification.parse(t).value
     except ValueError:
         allowed = "、".join(c.zh for c in Classification)
-        raise ValueError(f"整治分类应为{allowed}之一 (unknown classification {t!r})") from None
+        raise CellError(_l("整治分类应为%(allowed)s之一，而不是“%(value)s”", allowed=allowed,
+                           value=t)) from None
+
+
+def parse_stage(value: Any) -> str | None:
+    """进度阶段 in Chinese (or the machine name) to the machine value; empty is None."""
+    t = cell_text(value)
+    if t == "":
+        return None
+    try:
+        return Stage.parse(t).value
+    except ValueError:
+        allowed = "、".join(s.zh for s in Stage)
+        raise CellError(_l("进度阶段应为%(allowed)s之一，而不是“%(value)s”", allowed=allowed,
+                           value=t)) from None
 
 
 def classification_zh(value: Any) -> str:
     try:
         return Classification.parse(str(value)).zh
+    except ValueError:
+        return "" if value is None else str(value)
+
+
+def stage_zh(value: Any) -> str:
+    try:
+        return Stage.parse(str(value)).zh
     except ValueError:
         return "" if value is None else str(value)
 
@@ -178,7 +227,8 @@ def parse_date(value: Any) -> str:
     """A date cell (Excel date, 2020-06-30, 2020/6/30, 2020.6.30, 2020年6月30日) as ISO text."""
     if isinstance(value, datetime):
         if value.time() != datetime.min.time():
-            raise ValueError(f"expected a date without a time, got {value.isoformat()}")
+            raise CellError(_l("应为日期，不带时刻，而不是 %(value)s",
+                               value=value.isoformat()))
         return value.date().isoformat()
     if isinstance(value, date):
         return value.isoformat()
@@ -194,12 +244,12 @@ def parse_date(value: Any) -> str:
                 return date(*map(int, m.groups())).isoformat()
             except ValueError:
                 break
-    raise ValueError(f"not a date (expected e.g. 2020-06-30 or 2020年6月30日), got {t!r}")
+    raise CellError(_l("“%(value)s”不是日期，应写作 2020-06-30 或 2020年6月30日", value=t))
 
 
 def parse_int(value: Any) -> int | None:
     if isinstance(value, bool):
-        raise ValueError(f"not a whole number: {value!r}")
+        raise CellError(_l("“%(value)s”不是整数", value=value))
     if isinstance(value, int):
         n = value
     elif isinstance(value, float) and value.is_integer():
@@ -209,16 +259,16 @@ def parse_int(value: Any) -> int | None:
         if t == "":
             return None
         if not re.fullmatch(r"[+-]?\d+(\.0+)?", t):
-            raise ValueError(f"not a whole number: {t!r}")
+            raise CellError(_l("“%(value)s”不是整数", value=t))
         n = int(float(t))
     if n < 0:
-        raise ValueError(f"must not be negative: {n}")
+        raise CellError(_l("不能为负数：%(value)s", value=n))
     return n
 
 
 def parse_number(value: Any) -> float | None:
     if isinstance(value, bool):
-        raise ValueError(f"not a number: {value!r}")
+        raise CellError(_l("“%(value)s”不是数字", value=value))
     if isinstance(value, (int, float)):
         return float(value)
     t = cell_text(value)
@@ -227,7 +277,15 @@ def parse_number(value: Any) -> float | None:
     try:
         return float(t)
     except ValueError:
-        raise ValueError(f"not a number: {t!r}") from None
+        raise CellError(_l("“%(value)s”不是数字", value=t)) from None
+
+
+def parse_amount(value: Any) -> float | None:
+    """An area or a sum: a number not below 0 (commas of thousands allowed); empty is None."""
+    n = parse_number(cell_text(value).replace(",", "") if isinstance(value, str) else value)
+    if n is not None and (n != n or n in (float("inf"), float("-inf")) or n < 0):
+        raise CellError(_l("须为不小于 0 的数"))
+    return n
 
 
 def parse_credit_code(value: Any) -> str:
@@ -237,31 +295,34 @@ def parse_credit_code(value: Any) -> str:
     try:
         validate_credit_code(t)
     except InvalidInput as exc:
-        raise ValueError(exc.message) from None
+        raise CellError(exc.message) from None
     return t
 
 
 _PARSERS = {
     "int": parse_int, "yesno": parse_yes_no, "tenure": parse_tenure,
     "classification": parse_classification, "date": parse_date, "coordinate": parse_number,
-    "credit_code": parse_credit_code,
+    "credit_code": parse_credit_code, "stage": parse_stage, "amount": parse_amount,
 }
 
+REQUIRED = _l("必填，不能为空")
 
-def parse_row(cells: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str, Any, str]]]:
-    """One data row (field → raw cell value) to machine values and (field, value, reason) problems.
 
-    Every cell is checked, so one pass reports all problems of the row. Empty optional cells
-    give ``""`` (text) or ``None`` (numbers, flags).
+def parse_row(cells: Mapping[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    """One data row (field → raw cell value) to machine values and its problems.
+
+    Every cell is checked, so one pass reports all problems of the row (each a
+    :class:`Problem` naming the ``field`` and ``value``). Empty optional cells give ``""``
+    (text) or ``None`` (numbers, flags, stage).
     """
     values: dict[str, Any] = {}
-    problems: list[tuple[str, Any, str]] = []
-    for col in (*LEDGER_COLUMNS, *LOCATION_COLUMNS):
+    problems: list[Problem] = []
+    for col in (*LEDGER_COLUMNS, *LOCATION_COLUMNS, *PROGRESS_COLUMNS):
         if col.field not in cells:
             continue
         raw = cells[col.field]
         if col.required and cell_text(raw) == "":
-            problems.append((col.field, "", "必填 (required, but empty)"))
+            problems.append(Problem(field=col.field, value="", message=REQUIRED))
             values[col.field] = ""
             continue
         parse = _PARSERS.get(col.kind)
@@ -270,21 +331,67 @@ def parse_row(cells: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[str,
             continue
         try:
             values[col.field] = parse(raw)
-        except ValueError as exc:
-            problems.append((col.field, cell_text(raw), str(exc)))
+        except CellError as exc:
+            problems.append(Problem(field=col.field, value=cell_text(raw), message=exc.message))
             values[col.field] = None
+    dates = {f: values.get(f) or None for f in DATE_FIELDS if f in values}
+    if dates or "stage" in values:  # the stage is judged against all four dates only
+        problems += progress_problems({**dates, "stage": values.get("stage")},
+                                      stage_given="stage" in values and len(dates) == 4)
     problems += _location_problems(cells)
     return values, problems
 
 
-def _location_problems(cells: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+def _location_problems(cells: Mapping[str, Any]) -> list[Problem]:
     lon, lat, crs = (cell_text(cells.get(f)) for f in ("lon", "lat", "crs"))
-    if bool(lon) != bool(lat):
-        return [("lon" if not lon else "lat", "", "经度和纬度须同时填写 (give both or neither)")]
-    if lon and not crs:
-        return [("crs", "", "填了坐标须注明坐标系 (name the coordinate system: wgs84, gcj02, "
-                 "bd09, cgcs2000, gk or EPSG:n)")]
-    return []
+    new_lon, new_lat = (cell_text(cells.get(f)) for f in ("new_lon", "new_lat"))
+    out = []
+    for a, b, x, y in (("lon", "lat", lon, lat), ("new_lon", "new_lat", new_lon, new_lat)):
+        if bool(x) != bool(y):
+            out.append(Problem(field=a if not x else b, value="", message=BOTH_OR_NEITHER))
+    if (lon or new_lon) and not crs:
+        out.append(Problem(field="crs", value="", message=_l(
+            "填了坐标须注明坐标系（wgs84、gcj02、bd09、cgcs2000、gk 或 EPSG:代码）")))
+    return out
+
+
+BOTH_OR_NEITHER = _l("经度和纬度须同时填写或同时不填")
+
+#: The programme's dates, in form order.
+DATE_FIELDS = ("planned_start", "actual_start", "planned_completion", "actual_completion")
+#: Stages at or beyond which an actual start / an actual completion must be recorded.
+NEEDS_START = (Stage.STARTED, Stage.COMPLETED, Stage.ACCEPTED)
+NEEDS_COMPLETION = (Stage.COMPLETED, Stage.ACCEPTED)
+
+
+def progress_problems(v: Mapping[str, Any], *, stage_given: bool = True) -> list[Problem]:
+    """Dates in order, and the stage agreeing with the dates recorded (ISO date text or None;
+    the stage as its machine name). The progress form and the ledger import both ask this.
+    Without ``stage_given`` only the dates are compared with each other."""
+    out = []
+    before = {"planned_start": _l("早于计划启动日期"), "actual_start": _l("早于实际启动日期")}
+    for start, end in (("planned_start", "planned_completion"),
+                       ("actual_start", "actual_completion")):
+        if v.get(start) and v.get(end) and v[end] < v[start]:
+            out.append(_form_problem(end, v[end], before[start]))
+    if v.get("actual_completion") and not v.get("actual_start") and "actual_start" in v:
+        out.append(_form_problem("actual_start", "", _l("有实际完成日期时须填实际启动日期")))
+    if not stage_given:
+        return out
+    stage = v.get("stage")
+    if stage in NEEDS_START and not v.get("actual_start"):
+        out.append(_form_problem("actual_start", "", _l(
+            "进度阶段为“%(stage)s”时须填实际启动日期", stage=Stage(stage).zh)))
+    if stage in NEEDS_COMPLETION and not v.get("actual_completion"):
+        out.append(_form_problem("actual_completion", "", _l(
+            "进度阶段为“%(stage)s”时须填实际完成日期", stage=Stage(stage).zh)))
+    if stage == Stage.NOT_STARTED and (v.get("actual_start") or v.get("actual_completion")):
+        out.append(_form_problem("stage", stage, _l("已填实际日期，进度阶段不能为“未启动”")))
+    return out
+
+
+def _form_problem(field: str, value: Any, message: str) -> Problem:
+    return Problem(field=field, label=label(field), value=value, message=message)
 
 
 def cell_text(value: Any) -> str:

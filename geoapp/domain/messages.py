@@ -29,10 +29,12 @@ def _same(msgid: str) -> str:
 _translator: Translator = _same
 
 
-def use_translator(translate: Translator | None) -> None:
-    """Translate every :class:`Text` with ``translate(msgid)`` from now on (None: Chinese)."""
+def use_translator(translate: Translator | None) -> Translator:
+    """Translate every :class:`Text` with ``translate(msgid)`` from now on (None: Chinese);
+    returns the translator used until now."""
     global _translator
-    _translator = translate or _same
+    before, _translator = _translator, translate or _same
+    return before
 
 
 def _fill(template: str, params: Mapping[str, Any]) -> str:
@@ -66,6 +68,20 @@ class Text(str):
         except (KeyError, ValueError, TypeError):  # a translation with wrong placeholders
             return _fill(self.msgid, self.params)
 
+    def translated(self, translate: Translator) -> str:
+        """The sentence through ``translate`` (values that are Text too), whatever the
+        installed translator: for a file written in a chosen language."""
+        try:
+            template = translate(self.msgid)
+        except Exception:  # noqa: BLE001 - a broken catalogue must not hide the message
+            template = self.msgid
+        params = {k: translated(v, translate) if isinstance(v, Text) else v
+                  for k, v in self.params.items()}
+        try:
+            return _fill(template, params)
+        except (KeyError, ValueError, TypeError):
+            return _fill(self.msgid, params)
+
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
 
@@ -80,6 +96,8 @@ def _rebuild(msgid: str, params: dict[str, Any]) -> Text:
     return Text(msgid, **params)
 
 
-def text(value: Any) -> str:
-    """Any message (a :class:`Text` or plain text) as a string in the active language."""
-    return "" if value is None else str(value)
+def translated(message: Any, translate: Translator) -> str:
+    """Any message (a :class:`Text` or plain text) through ``translate``."""
+    if isinstance(message, Text):
+        return message.translated(translate)
+    return "" if message is None else str(message)

@@ -20,9 +20,10 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from geoapp.domain import ledger as L
-from geoapp.domain.errors import ValidationFailed
+from geoapp.domain.errors import Problem, ValidationFailed
 from geoapp.domain.ledger import LedgerColumn
-from geoapp.exports.tables import _FORMULA_START, neutralise
+from geoapp.domain.messages import Text as _l
+from geoapp.exports.tables import FORMULA_START, neutralise
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,11 @@ def read_ledger(file: str, grid: Sequence[Sequence[Any]]) -> LedgerSheet:
     top = next((i for i, r in enumerate(grid[:_HEADER_SCAN_ROWS])
                 if r and L.header_key(r[0]) == "序号"), None)
     if top is None:
-        raise ValidationFailed(f"{p.name}: no header row starting with 序号 in the first "
-                               f"{_HEADER_SCAN_ROWS} rows; is this the ledger template?",
-                               details=[_problem(p.name, "", "序号", "", "header not found")])
+        raise ValidationFailed(
+            _l("%(file)s：前 %(rows)s 行里没有以“序号”开头的表头行，这不是台账模板吗？",
+               file=p.name, rows=_HEADER_SCAN_ROWS),
+            details=[Problem(file=p.name, row="", column="序号", value="",
+                             message=_l("找不到表头"))])
     sheet = LedgerSheet(file=p.name)
     for r in grid[:top]:
         for v in r:
@@ -215,28 +218,29 @@ def _fields(file: str, headers: list[str], header_row: int) -> list[str]:
     for c, h in enumerate(headers, start=1):
         col = known.get(L.header_key(h))
         if col is None:
-            problems.append(_problem(file, header_row, h, h, f"unknown column (column {c})"))
+            problems.append(Problem(file=file, row=header_row, column=h, value=h,
+                                    message=_l("未知的列（第 %(column)s 列）", column=c)))
             fields.append("")
         elif col.field in fields:
-            problems.append(_problem(file, header_row, h, h, "column appears twice"))
+            problems.append(Problem(file=file, row=header_row, column=h, value=h,
+                                    message=_l("此列出现了两次")))
             fields.append("")
         else:
             fields.append("" if col in L.HIT_COLUMNS else col.field)
-    problems += [_problem(file, header_row, c.header, "", "missing column")
+    problems += [Problem(file=file, row=header_row, column=c.header, value="",
+                         message=_l("缺少此列"))
                  for c in L.LEDGER_COLUMNS if c.field not in fields]
     if problems:
-        raise ValidationFailed(f"{file}: wrong column set ({len(problems)} problem(s); first: "
-                               f"{problems[0]['column']}: {problems[0]['message']})",
-                               details=problems)
+        raise ValidationFailed(
+            _l("%(file)s：列不符合台账模板（%(count)s 处问题；第一处：%(column)s：%(message)s）",
+               file=file, count=len(problems), column=problems[0].column,
+               message=problems[0].message), details=problems)
     return fields
 
 
 def _unquote(v: Any) -> Any:
     """Undo the apostrophe an export puts before formula-like text."""
-    if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(_FORMULA_START):
+    if isinstance(v, str) and len(v) > 1 and v[0] == "'" and v[1:].startswith(FORMULA_START):
         return v[1:]
     return v
 
-
-def _problem(file: str, row: Any, column: str, value: str, message: str) -> dict:
-    return {"file": file, "row": row, "column": column, "value": value, "message": message}

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+#: First characters that make a spreadsheet run a text cell as a formula.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(value):
     """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
 
@@ -34,7 +35,7 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
         if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
             continue
         try:
-            risky = series.str[:1].isin(_FORMULA_START).to_numpy(dtype=bool)
+            risky = series.str[:1].isin(FORMULA_START).to_numpy(dtype=bool)
         except AttributeError:  # no text in the column at all
             continue
         if risky.any():

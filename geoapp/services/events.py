@@ -6,6 +6,8 @@ half-imported week never skews a bulletin. The same validation serves the weekly
 files that are not imported (``geoapp report weekly --warnings FILE``).
 
 Row numbers are those a spreadsheet shows: the header is row 1, the first record row 2.
+Columns are named by their machine names (grid_code, warned_at...) or by the vocabulary's
+Chinese headers (网格编号, 预警时间..., ``domain.fields``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ import numpy as np
 import pandas as pd
 
 from geoapp.domain.bulletin import LOCAL_TZ
-from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
+from geoapp.domain.fields import rename_headers
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import ComplaintCategory
 from geoapp.services import check_row_limit
+from geoapp.storage.sources import BOTH_OR_NEITHER, complaint_points, require_columns
+from geoapp.storage.sources import REQUIRED as REQUIRED_CELL
 from geoapp.storage.tables_in import Limits, read_frame
 
 log = logging.getLogger(__name__)
@@ -38,11 +44,12 @@ OPTIONAL = {"warnings": ("value",),
 POLLUTANTS = {p.upper(): p for p in ("PM2.5", "PM10", "O3", "NO2", "SO2", "CO", "AQI")}
 MAX_REPORTED = 200
 _ROW_BASE = 2  # header is row 1
+NOT_A_TIME = _l("不是 ISO 日期时间（YYYY-MM-DDTHH:MM[:SS]）")
 
 
-def _problem(file: str, row: int, column: str, value: Any, message: str) -> dict:
-    return {"file": file, "row": int(row), "column": column, "value": "" if value is None
-            else str(value), "message": message}
+def _problem(file: str, row: int, column: str, value: Any, message: str) -> Problem:
+    return Problem(file=file, row=int(row), column=column,
+                   value="" if value is None else str(value), message=message)
 
 
 # ------------------------------------------------------------------------------ reading
@@ -54,15 +61,18 @@ def read_table_file(path: str | Path, *, name: str | None = None,
     label = name or path.name
     df = read_frame(path, name=label, limits=limits, skip_initial_space=True)
     df.columns = [str(c).strip().lower() for c in df.columns]
+    known = [c for k in KINDS for c in (*REQUIRED[k], *OPTIONAL[k])]
+    df = df.rename(columns=rename_headers(df.columns, known))
     return df.fillna("").astype(str).apply(lambda s: s.str.strip())
 
 
 def _check_columns(df: pd.DataFrame, kind: str, label: str) -> None:
-    missing = [c for c in REQUIRED[kind] if c not in df.columns]
-    if missing:
-        raise ValidationFailed(f"{label}: missing column(s) {', '.join(missing)}",
-                               details=[{"file": label, "row": 1, "column": c,
-                                         "message": "missing column"} for c in missing])
+    try:
+        require_columns(df.columns, REQUIRED[kind], label)
+    except ValidationFailed as exc:  # the header is the sheet's row 1
+        raise ValidationFailed(exc.message, details=[
+            Problem(file=p.file, row=1, column=p.column, message=p.message)
+            for p in exc.details]) from None
 
 
 def _local_time(text: str) -> str | None:
@@ -76,13 +86,14 @@ def _local_time(text: str) -> str | None:
     return t.isoformat(timespec="seconds")
 
 
-def _reject(label: str, problems: list[dict]) -> None:
+def _reject(label: str, problems: list[Problem]) -> None:
     if problems:
-        problems.sort(key=lambda p: p["row"])
-        rows = sorted({p["row"] for p in problems})
+        problems.sort(key=lambda p: p.row)
+        rows = sorted({p.row for p in problems})
         shown = ", ".join(map(str, rows[:20])) + (" …" if len(rows) > 20 else "")
-        raise ValidationFailed(f"{label}: {len(rows)} bad row(s), nothing imported; rows {shown}",
-                               details=problems[:MAX_REPORTED])
+        raise ValidationFailed(
+            _l("%(file)s：%(count)s 行有误，未导入任何内容；行号 %(rows)s", file=label,
+               count=len(rows), rows=shown), details=problems[:MAX_REPORTED])
 
 
 # ------------------------------------------------------------------------------ warnings
@@ -90,7 +101,7 @@ def validate_warnings(app, raw: pd.DataFrame, label: str = "warnings") -> pd.Dat
     """Typed warnings (grid_code, warned_at, pollutant, value) or ValidationFailed."""
     _check_columns(raw, "warnings", label)
     grids = set(app.repo.layer("hotspot_grids")["code"].astype(str))
-    problems: list[dict] = []
+    problems: list[Problem] = []
     out = []
     first_row: dict[tuple[str, str, str], int] = {}  # (grid, time, pollutant) -> first row
     for i, row in enumerate(raw.itertuples(index=False)):
@@ -98,16 +109,15 @@ def validate_warnings(app, raw: pd.DataFrame, label: str = "warnings") -> pd.Dat
         rec = row._asdict()
         code = rec["grid_code"]
         if not code:
-            problems.append(_problem(label, n, "grid_code", code, "required, but empty"))
+            problems.append(_problem(label, n, "grid_code", code, REQUIRED_CELL))
         elif code not in grids:
-            problems.append(_problem(label, n, "grid_code", code, "unknown hotspot grid code"))
+            problems.append(_problem(label, n, "grid_code", code, _l("未知的热点网格编号")))
         when = _local_time(rec["warned_at"]) if rec["warned_at"] else None
         if when is None:
-            problems.append(_problem(label, n, "warned_at", rec["warned_at"],
-                                     "not an ISO date-time (YYYY-MM-DDTHH:MM[:SS])"))
+            problems.append(_problem(label, n, "warned_at", rec["warned_at"], NOT_A_TIME))
         pollutant = POLLUTANTS.get(rec["pollutant"].upper(), rec["pollutant"])
         if not pollutant:
-            problems.append(_problem(label, n, "pollutant", "", "required, but empty"))
+            problems.append(_problem(label, n, "pollutant", "", REQUIRED_CELL))
         value = None
         text = rec.get("value", "")
         if text:
@@ -116,17 +126,15 @@ def validate_warnings(app, raw: pd.DataFrame, label: str = "warnings") -> pd.Dat
                 if not np.isfinite(value) or value < 0:
                     raise ValueError
             except ValueError:
-                problems.append(_problem(label, n, "value", text,
-                                         "not a non-negative number"))
+                problems.append(_problem(label, n, "value", text, _l("不是不小于 0 的数")))
         out.append({"grid_code": code, "warned_at": when, "pollutant": pollutant,
                     "value": value})
         if code and when and pollutant:
             key = (code, when, pollutant)
             if key in first_row:
-                problems.append(_problem(label, n, "grid_code", code,
-                                         f"与第{first_row[key]}行重复 same warning (grid, time, "
-                                         f"pollutant) as row {first_row[key]}: each warning "
-                                         "once per file"))
+                problems.append(_problem(label, n, "grid_code", code, _l(
+                    "与第 %(row)s 行是同一条预警（网格、时间、污染物相同）：每条预警在一个文件中只能出现一次",
+                    row=first_row[key])))
             first_row.setdefault(key, n)
     _reject(label, problems)
     return pd.DataFrame(out, columns=["grid_code", "warned_at", "pollutant", "value"])
@@ -151,8 +159,6 @@ def _make_id(rec: dict) -> str:
 def validate_complaints(app, raw: pd.DataFrame, label: str = "complaints") -> pd.DataFrame:
     """Typed complaints with WGS84 geometry where coordinates were given, the district found
     by spatial join with the counties layer, or ValidationFailed."""
-    from geoapp.storage.sources import complaint_points
-
     _check_columns(raw, "complaints", label)
     raw = raw.copy()
     for col in OPTIONAL["complaints"]:
@@ -161,45 +167,45 @@ def validate_complaints(app, raw: pd.DataFrame, label: str = "complaints") -> pd
     counties = app.repo.layer("counties")
     names = set(counties["name"].astype(str))
     full = {c.full_name: c.name for c in app.city.counties if c.full_name}
-    problems: list[dict] = []
+    problems: list[Problem] = []
     out = []
     for i, rec in enumerate(raw.to_dict("records")):
         n = i + _ROW_BASE
         when = _local_time(rec["received_at"]) if rec["received_at"] else None
         if when is None:
-            problems.append(_problem(label, n, "received_at", rec["received_at"],
-                                     "not an ISO date-time (YYYY-MM-DDTHH:MM[:SS])"))
+            problems.append(_problem(label, n, "received_at", rec["received_at"], NOT_A_TIME))
         category = _parse_category(rec["category"])
         if category is None:
-            problems.append(_problem(label, n, "category", rec["category"],
-                                     "expected 大气/噪声/水/固废/其他 or air/noise/water/"
-                                     "solid_waste/other"))
+            problems.append(_problem(label, n, "category", rec["category"], _l(
+                "应为 大气/噪声/水/固废/其他 或 air/noise/water/solid_waste/other")))
         district = full.get(rec["district"], rec["district"])
         if district and district not in names:
-            problems.append(_problem(label, n, "district", district, "unknown county"))
+            problems.append(_problem(label, n, "district", district, _l("未知的区县")))
         lon, lat = _number(rec["lon"]), _number(rec["lat"])
         if (rec["lon"] != "") != (rec["lat"] != ""):
             problems.append(_problem(label, n, "lon/lat", f"{rec['lon']}, {rec['lat']}",
-                                     "give both coordinates or neither"))
+                                     BOTH_OR_NEITHER))
+            lon = lat = None
         elif rec["lon"] != "" and (lon is None or lat is None):
             problems.append(_problem(label, n, "lon/lat", f"{rec['lon']}, {rec['lat']}",
-                                     "not a number"))
+                                     _l("不是数字")))
+            lon = lat = None
         out.append({"id": rec["id"], "received_at": when, "category": category,
                     "lon": lon, "lat": lat, "crs": rec["crs"] if lon is not None else "",
                     "district": district, "summary": rec["summary"]})
     df = pd.DataFrame(out, columns=["id", "received_at", "category", "lon", "lat", "crs",
                                     "district", "summary"])
     points, bad = complaint_points(df, app.city.metric_crs or None, label, row_base=_ROW_BASE)
-    problems += [{**p, "value": str(p.get("value", ""))} for p in bad]
+    problems += bad
     df = gpd.GeoDataFrame(df, geometry=points, crs=4326)
     problems += _join_districts(df, counties, label)
     missing = df["id"].eq("")
     df.loc[missing, "id"] = [_make_id(r) for r in df.loc[missing].to_dict("records")]
     first = {v: i for i, v in reversed(list(enumerate(df["id"].tolist())))}
     dup = df["id"].duplicated(keep="first")
-    problems += [_problem(label, i + _ROW_BASE, "id", df["id"].iat[i],
-                          f"与第{first[df['id'].iat[i]] + _ROW_BASE}行重复 id used by row "
-                          f"{first[df['id'].iat[i]] + _ROW_BASE} (the same complaint twice?)")
+    problems += [_problem(label, i + _ROW_BASE, "id", df["id"].iat[i], _l(
+                          "与第 %(row)s 行编号相同（同一条投诉出现了两次？）",
+                          row=first[df["id"].iat[i]] + _ROW_BASE))
                  for i in np.flatnonzero(dup)]
     _reject(label, problems)
     return df
@@ -213,7 +219,8 @@ def _number(text: str) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def _join_districts(df: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, label: str) -> list[dict]:
+def _join_districts(df: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, label: str
+                    ) -> list[Problem]:
     """Set ``district`` of every located complaint from the county polygon it falls in."""
     located = df.geometry.notna() & ~df.geometry.is_empty
     if not located.any():
@@ -225,7 +232,7 @@ def _join_districts(df: gpd.GeoDataFrame, counties: gpd.GeoDataFrame, label: str
     outside = hit.index[hit["name"].isna()]
     return [_problem(label, df.index.get_loc(i) + _ROW_BASE, "lon/lat",
                      f"{df.at[i, 'lon']}, {df.at[i, 'lat']}",
-                     "outside every county of the city") for i in outside]
+                     _l("不在本市任何区县内")) for i in outside]
 
 
 # ------------------------------------------------------------------------------ use cases
@@ -236,7 +243,8 @@ def load_events(app, kind: str, path: str | Path, *,
     ``limits`` caps the file (the web passes ``services.upload_limits``); None reads any size.
     """
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        raise InvalidInput(_l("kind 应为 %(allowed)s 之一，而不是“%(kind)s”",
+                              allowed=", ".join(KINDS), kind=kind))
     label = Path(path).name
     raw = read_table_file(path, name=label, limits=limits)
     check_row_limit(len(raw), label, limits)
@@ -245,20 +253,20 @@ def load_events(app, kind: str, path: str | Path, *,
     return validate_complaints(app, raw, label)
 
 
-def _already_stored(app, kind: str, df: pd.DataFrame, label: str) -> list[dict]:
+def _already_stored(app, kind: str, df: pd.DataFrame, label: str) -> list[Problem]:
     """Rows already in the database: importing last week's file twice must not double it."""
     stored = app.repo.table(TABLE_OF[kind])
     if kind == "complaints":
         seen = set(stored["id"].astype(str))
         keys = df["id"].astype(str)
-        msg = "a complaint with this id is already imported"
+        msg = _l("此编号的投诉已经导入过")
     else:
         def key(frame: pd.DataFrame) -> pd.Series:
             return (frame["grid_code"].astype(str) + "|" + frame["warned_at"].astype(str)
                     + "|" + frame["pollutant"].astype(str))
         seen = set(key(stored)) if len(stored) else set()
         keys = key(df)
-        msg = "this warning (grid, time, pollutant) is already imported"
+        msg = _l("这条预警（网格、时间、污染物）已经导入过")
     return [_problem(label, i + _ROW_BASE, "id" if kind == "complaints" else "grid_code",
                      keys.iat[i], msg) for i in np.flatnonzero(keys.isin(seen).to_numpy())]
 

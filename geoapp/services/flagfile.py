@@ -34,6 +34,7 @@ from geoapp.domain.rules import RuleSpec, applicability, condition_text, conditi
 from geoapp.domain.vocab import SiteType
 from geoapp.exports.tables import neutralise, neutralise_frame, write_xlsx
 from geoapp.services import check_row_limit
+from geoapp.services.catalogue import in_language
 from geoapp.services.checks import engine
 from geoapp.spatial.crs import WGS84, array_to_wgs84, resolve_crs
 from geoapp.spatial.engine import RuleEngine
@@ -653,7 +654,7 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     n = len(df)
     lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
     report_rows = [{"row": _row_number(fmt_in, int(i)),
-                    "reason": reasons.get(int(i), "bad coordinates")}
+                    "reason": in_language(reasons.get(int(i), "bad coordinates"), lang)}
                    for i in np.flatnonzero(bad)]
     if report_rows and not opts.skip_bad:
         shown = report_rows[:MAX_REPORTED_ROWS]
@@ -690,7 +691,7 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     added["verdict"] = pd.Series(verdict, dtype=object).map(labels).to_numpy(dtype=object)
     error = np.full(n, "", dtype=object)
     for i in np.flatnonzero(bad).tolist():  # our message may quote the user's cell
-        error[i] = field(reasons.get(i, "bad coordinates"))
+        error[i] = field(in_language(reasons.get(i, "bad coordinates"), lang))
     added["error"] = error
     new_cols = _named(added, lang, df.columns)
     if lines is not None:

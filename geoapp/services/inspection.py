@@ -18,6 +18,7 @@ import geopandas as gpd
 import shapely
 
 from geoapp.domain.errors import InvalidInput, NotFound
+from geoapp.domain.fields import labels
 from geoapp.domain.results import CheckResult, Verdict
 from geoapp.domain.rules import split_layer_key
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
@@ -33,37 +34,22 @@ log = logging.getLogger(__name__)
 #: Query parameters of a check (the same names as /api/check, plus ``site``).
 CHECK_PARAMS = ("lon", "lat", "crs", "site_type", "industry", "site")
 
-#: Enterprise ledger (整治工作台账) columns in bulletin order, with their Chinese labels.
-LEDGER_LABELS: tuple[tuple[str, str], ...] = (
-    ("seq", "序号"), ("district", "辖区"), ("name", "企业名称"), ("address", "企业详细地址"),
-    ("credit_code", "统一社会信用代码"), ("industry", "行业类别"),
-    ("industry_code", "行业代码"), ("employees", "职工人数"), ("land_tenure", "厂区土地性质"),
-    ("safety_assessment", "有无安全评价"), ("energy_review", "有无节能审查"),
-    ("eia_approval", "环评批复文号"), ("discharge_permit", "排污许可证号"),
-    ("online_monitoring", "有无在线监测"), ("main_problems", "存在主要环保问题"),
-    ("measures", "整改措施"), ("classification", "整治分类"), ("deadline", "整改完成时限"),
-    ("progress", "进展情况"), ("remarks", "备注"), ("stage", "进度阶段"),
-    ("planned_start", "计划启动"), ("actual_start", "实际启动"),
-    ("planned_completion", "计划完成"), ("actual_completion", "实际完成"),
-    ("new_site_name", "新址名称"), ("new_lon", "新址经度"), ("new_lat", "新址纬度"),
-    ("new_site_area_mu", "新址面积（亩）"), ("vacated_mu", "腾退土地（亩）"),
-    ("listed_mu", "挂牌出让（亩）"), ("sale_revenue_wan", "出让收入（万元）"),
-    ("programme", "所属专项"),
-)
-FARM_LABELS: tuple[tuple[str, str], ...] = (
-    ("name", "名称"), ("district", "辖区"), ("species", "养殖品种"), ("head_count", "存栏量"),
-    ("scale", "规模"), ("industry", "行业类别"),
-)
-WORKSHOP_LABELS: tuple[tuple[str, str], ...] = (
-    ("name", "名称"), ("district", "辖区"), ("industry", "行业类别"), ("status", "状态"),
-    ("found_date", "排查日期"), ("banned_date", "取缔日期"), ("water_cut_date", "断水日期"),
-    ("power_cut_date", "断电日期"), ("materials_cleared_date", "清原料日期"),
-    ("products_cleared_date", "清产品日期"), ("equipment_cleared_date", "清设备日期"),
-)
-COMMON_LABELS: tuple[tuple[str, str], ...] = (
-    ("lon", "经度（WGS84）"), ("lat", "纬度（WGS84）"), ("source", "数据来源"),
-    ("version", "版本"), ("updated_at", "更新时间"), ("updated_by", "更新人"),
-)
+#: Attribute labels of the site page by site type (the vocabulary's headers, domain.fields).
+LEDGER_LABELS: tuple[tuple[str, str], ...] = labels((
+    "seq", "district", "name", "address", "credit_code", "industry", "industry_code",
+    "employees", "land_tenure", "safety_assessment", "energy_review", "eia_approval",
+    "discharge_permit", "online_monitoring", "main_problems", "measures", "classification",
+    "deadline", "progress", "remarks", "stage", "planned_start", "actual_start",
+    "planned_completion", "actual_completion", "new_site_name", "new_lon", "new_lat",
+    "new_site_area_mu", "vacated_mu", "listed_mu", "sale_revenue_wan", "programme"))
+FARM_LABELS: tuple[tuple[str, str], ...] = labels((
+    "name", "district", "species", "head_count", "scale", "industry"))
+WORKSHOP_LABELS: tuple[tuple[str, str], ...] = labels((
+    "name", "district", "industry", "status", "found_date", "banned_date", "water_cut_date",
+    "power_cut_date", "materials_cleared_date", "products_cleared_date",
+    "equipment_cleared_date"))
+COMMON_LABELS: tuple[tuple[str, str], ...] = labels((
+    "lon", "lat", "source", "version", "updated_at", "updated_by"))
 _LABELS_BY_TYPE = {SiteType.ENTERPRISE.value: LEDGER_LABELS,
                    SiteType.LIVESTOCK_FARM.value: FARM_LABELS,
                    SiteType.SCATTERED_WORKSHOP.value: WORKSHOP_LABELS}

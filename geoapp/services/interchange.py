@@ -14,7 +14,8 @@ from typing import Any
 import geopandas as gpd
 
 from geoapp.domain.errors import InvalidInput, NotFound
-from geoapp.domain.ledger import LEDGER_COLUMNS
+from geoapp.domain.fields import FIELDS
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.exports.interchange import FORMATS, write_layer
 from geoapp.services import Geoapp
@@ -28,10 +29,8 @@ SITE_LAYERS: dict[str, str] = {
     "farms": SiteType.LIVESTOCK_FARM.value,
     "workshops": SiteType.SCATTERED_WORKSHOP.value,
 }
-_LABELS: dict[str, str] = {c.field: c.header for c in LEDGER_COLUMNS}
-_LABELS.update({"stage": "进展阶段", "species": "畜种", "head_count": "存栏量",
-                "status": "状态", "found_date": "排查日期", "banned_date": "取缔日期",
-                "code": "编号", "county": "区县", "key": "重点监控", "size_m": "边长（米）"})
+#: Column labels of KML descriptions: the vocabulary's Chinese headers.
+_LABELS: dict[str, str] = {name: f.zh for name, f in FIELDS.items()}
 
 
 def layer_choices(app: Geoapp) -> list[dict[str, str]]:
@@ -58,14 +57,15 @@ def layer_frame(app: Geoapp, name: str) -> tuple[gpd.GeoDataFrame, str]:
     if name in app.repo.derived_layer_names():
         return app.repo.derived_layer(name), name
     known = ", ".join([*SITE_LAYERS, *app.repo.layer_names()])
-    raise NotFound(f"unknown layer {name!r}; expected one of {known}")
+    raise NotFound(_l("未知的图层“%(name)s”；应为以下之一：%(known)s", name=name, known=known))
 
 
 def export_layer(app: Geoapp, name: str, fmt: str, path: str | Path) -> dict[str, Any]:
     """Write one layer as gpkg, geojson, kml or shp (a .zip) to ``path``."""
     fmt = (fmt or "").lower().lstrip(".")
     if fmt not in FORMATS:
-        raise InvalidInput(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise InvalidInput(_l("未知的格式“%(fmt)s”；应为以下之一：%(known)s", fmt=fmt,
+                              known=", ".join(FORMATS)))
     gdf, title = layer_frame(app, name)
     path = Path(path)
     if fmt == "shp" and path.suffix.lower() == ".shp":  # the download is a zip of the parts

@@ -24,8 +24,18 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from geoapp.domain.errors import GeoappError, InvalidInput, NotFound, ValidationFailed
+from geoapp.domain.errors import GeoappError, InvalidInput, NotFound, Problem, ValidationFailed
+from geoapp.domain.messages import Text as _l
+from geoapp.services.audit import record_event
+from geoapp.services.checks import refresh_hits
+from geoapp.spatial.crs import WGS84, resolve_crs
 from geoapp.storage import vector_in
+from geoapp.storage.sources import (
+    EMPTY_GEOMETRY,
+    LAYER_EXTRA_REQUIRED,
+    LAYER_REQUIRED,
+    geometry_problems,
+)
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -52,6 +62,7 @@ MAX_ENCODING_CHARS = 40
 _FAMILY = {"Polygon": "polygon", "MultiPolygon": "polygon", "LineString": "line",
            "MultiLineString": "line", "LinearRing": "line", "Point": "point",
            "MultiPoint": "point"}
+_FAMILY_WORDS = {"polygon": _l("面状"), "line": _l("线状"), "point": _l("点状")}
 
 
 class NotAllowed(GeoappError):
@@ -86,14 +97,10 @@ def import_layer(app: Geoapp, name: str, path: str | Path, *, user: str,
     _check_family(app, name, gdf, label)
     with app.repo.transaction():
         report = app.repo.replace_layer(name, gdf, user=user)
-        from geoapp.services.audit import record_event
-
         record_event(app, user, "import", "layer", name,
                      {"file": label, "features": len(gdf),
                       "repaired": [r["feature"] for r in repaired],
                       "dropped_columns": dropped})
-    from geoapp.services.checks import refresh_hits
-
     refreshed = refresh_hits(app)
     log.info("layer %s replaced from %s by %s: %d features (%d repaired)", name, label, user,
              len(gdf), len(repaired))
@@ -104,9 +111,10 @@ def import_layer(app: Geoapp, name: str, path: str | Path, *, user: str,
 def _check_permission(app: Geoapp, name: str, is_admin: bool) -> None:
     names = app.repo.layer_names()
     if name not in names:
-        raise NotFound(f"no layer named {name!r}; known: {', '.join(names)}")
+        raise NotFound(_l("没有名为“%(name)s”的图层；已有：%(known)s", name=name,
+                          known=", ".join(names)))
     if name in PROTECTED_LAYERS and not is_admin:
-        raise NotAllowed(f"layer {name} (boundaries) can only be replaced by an admin")
+        raise NotAllowed(_l("图层 %(name)s（边界）只能由管理员替换", name=name))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -123,8 +131,8 @@ def read_layer_file(path: Path, work: Path, *, crs: str | None = None,
     label = label or path.name
     ext = Path(label).suffix.lower() or path.suffix.lower()
     if ext not in UPLOAD_TYPES:
-        raise InvalidInput(f"{label}: unsupported file type {ext or '(none)'}; upload a zipped "
-                           "Shapefile (.zip), GeoJSON (.geojson) or GeoPackage (.gpkg)")
+        raise InvalidInput(_l("%(file)s：不支持的文件类型“%(ext)s”；请上传压缩的 Shapefile（.zip）、"
+                              "GeoJSON（.geojson）或 GeoPackage（.gpkg）", file=label, ext=ext))
     vector_in.guard_source(path, label, database)
     kind = vector_in.check_kind(path, label, vector_in.EXTENSIONS[ext])
     if encoding:
@@ -146,15 +154,15 @@ def read_layer_file(path: Path, work: Path, *, crs: str | None = None,
 def _check_encoding(encoding: str) -> None:
     """A text codec's name; a long one is refused without being echoed."""
     if len(encoding) > MAX_ENCODING_CHARS:
-        raise InvalidInput(f"文字编码名称过长 Encoding name too long: more than "
-                           f"{MAX_ENCODING_CHARS} characters; use e.g. UTF-8, GBK, GB18030")
+        raise InvalidInput(_l("文字编码名称过长：超过 %(max)s 个字符；请用例如 UTF-8、GBK、GB18030",
+                              max=MAX_ENCODING_CHARS))
     try:
         info = codecs.lookup(encoding)
     except LookupError:
         info = None
     if info is None or not getattr(info, "_is_text_encoding", True):
-        raise InvalidInput(f"未知的文字编码 Unknown text encoding {encoding!r}; use e.g. "
-                           "UTF-8, GBK, GB18030")
+        raise InvalidInput(_l("未知的文字编码“%(encoding)s”；请用例如 UTF-8、GBK、GB18030",
+                              encoding=encoding))
 
 
 def extract_shapefile(path: Path, work: Path, *, label: str = "",
@@ -169,7 +177,7 @@ def extract_shapefile(path: Path, work: Path, *, label: str = "",
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError):
-        raise InvalidInput(f"{label}: not a readable zip file") from None
+        raise InvalidInput(_l("%(file)s：不是可读的 zip 文件", file=label)) from None
     with zf:
         infos = zf.infolist()
         _check_zip_directory(infos, label, max_unpacked_mb)
@@ -184,36 +192,37 @@ def extract_shapefile(path: Path, work: Path, *, label: str = "",
                     RuntimeError, ValueError) as exc:
                 log.warning("upload %s: entry %s cannot be extracted: %s", label,
                             info.filename, exc)
-                raise InvalidInput(f"无法解压 Cannot extract: {label}: entry {info.filename} "
-                                   "is damaged or uses an unsupported compression") from None
+                raise InvalidInput(_l("无法解压：%(file)s：条目 %(entry)s 已损坏或使用了不支持的压缩"
+                                      "方式", file=label, entry=info.filename)) from None
     return work / "layer.shp"
 
 
 def _check_zip_directory(infos: list[zipfile.ZipInfo], label: str, max_mb: int) -> None:
     if len(infos) > MAX_ZIP_ENTRIES:
-        raise InvalidInput(f"{label}: {len(infos)} entries in the zip; at most "
-                           f"{MAX_ZIP_ENTRIES} are accepted (one shapefile per upload)")
+        raise InvalidInput(_l("%(file)s：zip 中有 %(count)s 个条目，最多接受 %(max)s 个（每次上传一个 "
+                              "Shapefile）", file=label, count=len(infos), max=MAX_ZIP_ENTRIES))
     for info in infos:
         name = info.filename.replace("\\", "/")
         pure = PurePosixPath(name)
         if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in pure.parts:
-            raise InvalidInput(f"{label}: entry {info.filename!r} points outside the archive "
-                               "(absolute path or '..'); the upload was refused")
+            raise InvalidInput(_l("%(file)s：条目“%(entry)s”指向压缩包之外（绝对路径或“..”），已拒绝"
+                                  "上传", file=label, entry=info.filename))
         if info.flag_bits & 0x1:
-            raise InvalidInput(f"压缩包已加密 Encrypted zip: {label}: entry {info.filename!r} "
-                               "is password-protected; upload an unencrypted zip")
+            raise InvalidInput(_l("压缩包已加密：%(file)s：条目“%(entry)s”设有密码；请上传未加密的 zip",
+                                  file=label, entry=info.filename))
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise InvalidInput(f"压缩包含符号链接 Symbolic link in the zip: {label}: entry "
-                               f"{info.filename!r} is a link; zip the real files")
+            raise InvalidInput(_l("压缩包含符号链接：%(file)s：条目“%(entry)s”是链接；请压缩真实文件",
+                                  file=label, entry=info.filename))
     total = sum(i.file_size for i in infos)
     packed = sum(i.compress_size for i in infos)
     if total > max_mb * 1024 * 1024:
-        raise InvalidInput(f"{label}: unpacks to {total / 1048576:.0f} MB, more than the "
-                           f"{max_mb} MB accepted; the upload was refused")
+        raise InvalidInput(_l("%(file)s：解压后 %(size)s MB，超过接受的 %(max)s MB，已拒绝上传",
+                              file=label, size=format(total / 1048576, ".0f"), max=max_mb))
     ratio = total / max(packed, 1)
     if ratio > MAX_COMPRESSION_RATIO:
-        raise InvalidInput(f"{label}: compressed {ratio:.0f} to 1, more than any real "
-                           f"shapefile ({MAX_COMPRESSION_RATIO} to 1): refused as a zip bomb")
+        raise InvalidInput(_l("%(file)s：压缩比 %(ratio)s 比 1，超过任何真实的 Shapefile（%(max)s 比 "
+                              "1），按 zip 炸弹拒绝", file=label, ratio=format(ratio, ".0f"),
+                              max=MAX_COMPRESSION_RATIO))
 
 
 def _shapefile_members(infos: list[zipfile.ZipInfo], label: str) -> dict[str, zipfile.ZipInfo]:
@@ -221,9 +230,9 @@ def _shapefile_members(infos: list[zipfile.ZipInfo], label: str) -> dict[str, zi
              and not PurePosixPath(i.filename).name.startswith(".")]
     shps = [i for i in files if i.filename.lower().endswith(".shp")]
     if len(shps) != 1:
-        raise InvalidInput(f"{label}: the zip must hold exactly one .shp file, found "
-                           f"{len(shps)}" + (f" ({', '.join(i.filename for i in shps)})"
-                                              if shps else ""))
+        raise InvalidInput(_l("%(file)s：zip 中须有且只有一个 .shp 文件，这里有 %(count)s 个%(names)s",
+                              file=label, count=len(shps), names=(
+                                  f"（{', '.join(i.filename for i in shps)}）" if shps else "")))
     stem = shps[0].filename[:-4].lower()
     parts = {}
     for info in files:
@@ -233,8 +242,8 @@ def _shapefile_members(infos: list[zipfile.ZipInfo], label: str) -> dict[str, zi
             parts[ext] = info
     missing = [e for e in (".shp", ".shx", ".dbf") if e not in parts]
     if missing:
-        raise InvalidInput(f"{label}: the shapefile lacks {', '.join(missing)}; zip every part "
-                           "(.shp, .shx, .dbf, .prj, .cpg) together")
+        raise InvalidInput(_l("%(file)s：Shapefile 缺少 %(parts)s；请把所有部分（.shp、.shx、.dbf、"
+                              ".prj、.cpg）一起压缩", file=label, parts=", ".join(missing)))
     return parts
 
 
@@ -255,43 +264,38 @@ def detect_dbf_encoding(dbf: Path) -> str:
     try:
         records.decode("gb18030")
     except UnicodeDecodeError:
-        raise InvalidInput("the .dbf text is neither UTF-8 nor GBK; name its encoding in the "
-                           "encoding field (e.g. big5) or add a .cpg file") from None
+        raise InvalidInput(_l(".dbf 中的文字既不是 UTF-8 也不是 GBK；请在编码栏写明其编码（如 big5），"
+                              "或加上 .cpg 文件")) from None
     return "GB18030"
 
 
 def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
               has_prj: bool) -> gpd.GeoDataFrame:
-    from geoapp.spatial.crs import WGS84, resolve_crs
-
     given = resolve_crs(crs) if crs else None
     invented = vector_in.unknown_datum(gdf.crs) if has_prj else None
     if invented and given is None:
-        raise InvalidInput(f"坐标系基准面未知 Unknown datum: {label}: the coordinate system "
-                           f"names the datum {invented!r}, "
-                           "which no authority defines (an invented or mistyped datum); name "
-                           "the real system in the crs field (e.g. cgcs2000, wgs84, EPSG:4547)")
+        raise InvalidInput(_l("坐标系基准面未知：%(file)s：坐标系所用的基准面“%(datum)s”没有任何权威"
+                              "机构定义（编造或拼错的）；请在坐标系栏写明真实的坐标系（如 cgcs2000、"
+                              "wgs84、EPSG:4547）", file=label, datum=invented))
     if invented:
         gdf = gdf.set_crs(given, allow_override=True)
     elif gdf.crs is None or not has_prj:
         if given is None:
-            raise InvalidInput(f"{label}: the shapefile has no .prj, so its coordinate system "
-                               "is unknown; add the .prj or name the system in the crs field "
-                               "(e.g. EPSG:4547, cgcs2000, wgs84)")
+            raise InvalidInput(_l("%(file)s：Shapefile 没有 .prj，坐标系未知；请加上 .prj，或在坐标系栏"
+                                  "写明坐标系（如 EPSG:4547、cgcs2000、wgs84）", file=label))
         gdf = gdf.set_crs(given, allow_override=True)
     elif given is not None and not given.equals(gdf.crs):
-        raise InvalidInput(f"{label}: the crs field ({crs}) contradicts the file's own "
-                           f"coordinate system ({gdf.crs.name}); leave the field empty or fix "
-                           "the .prj")
+        raise InvalidInput(_l("%(file)s：坐标系栏（%(crs)s）与文件自带的坐标系（%(own)s）矛盾；请清空"
+                              "该栏或修正 .prj", file=label, crs=crs, own=gdf.crs.name))
     if not len(gdf):
-        raise InvalidInput(f"{label}: the file holds no features")
+        raise InvalidInput(_l("%(file)s：文件中没有要素", file=label))
     _check_declared_units(gdf, label)
     try:
         out = gdf.to_crs(resolve_crs(WGS84))
     except Exception as exc:  # noqa: BLE001 - pyproj errors for impossible input
         log.warning("upload %s: cannot convert from %s: %s", label, gdf.crs.name, exc)
-        raise InvalidInput(f"{label}: cannot convert from {gdf.crs.name} to WGS84; check the "
-                           "coordinate system (.prj or crs field)") from None
+        raise InvalidInput(_l("%(file)s：无法从 %(crs)s 换算为 WGS84；请检查坐标系（.prj 或坐标系栏）",
+                              file=label, crs=gdf.crs.name)) from None
     return out
 
 
@@ -303,9 +307,9 @@ def _check_declared_units(gdf: gpd.GeoDataFrame, label: str) -> None:
         return
     minx, miny, maxx, maxy = shapely.total_bounds(geoms[ok])
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise InvalidInput(f"{label}: the .prj declares degrees ({gdf.crs.name}) but the "
-                           f"coordinates reach {maxx:.0f}, {maxy:.0f}, which are metres; fix "
-                           "the .prj or name the real system in the crs field")
+        raise InvalidInput(_l("%(file)s：.prj 声明的是度（%(crs)s），但坐标达到 %(x)s, %(y)s，这是"
+                              "米数；请修正 .prj，或在坐标系栏写明真实的坐标系", file=label,
+                              crs=gdf.crs.name, x=format(maxx, ".0f"), y=format(maxy, ".0f")))
 
 
 # ---------------------------------------------------------------------------- checks
@@ -315,8 +319,8 @@ def _fill_columns(gdf: gpd.GeoDataFrame, label: str) -> gpd.GeoDataFrame:
     missing = [c for c in ("id", "name") if c not in gdf.columns]
     if missing:
         have = ", ".join(c for c in gdf.columns if c != gdf.geometry.name)
-        raise InvalidInput(f"{label}: missing column(s) {', '.join(missing)}; every feature "
-                           f"needs an id and a name (the file has: {have or 'none'})")
+        raise InvalidInput(_l("%(file)s：缺少列 %(columns)s；每个要素都须有 id 和 name（文件中有：%(have)s）",
+                              file=label, columns=", ".join(missing), have=have or "—"))
     if "source" not in gdf.columns:
         gdf = gdf.assign(source=label)
     return gdf
@@ -329,8 +333,6 @@ def _declared_columns(app: Geoapp, name: str, gdf: gpd.GeoDataFrame,
 
     Returns the frame and the names of the columns left out (for the report).
     """
-    from geoapp.storage.sources import LAYER_EXTRA_REQUIRED, LAYER_REQUIRED
-
     stored = app.repo.layer(name)
     declared = {c for c in stored.columns if c != stored.geometry.name}
     declared |= {*LAYER_REQUIRED, *LAYER_EXTRA_REQUIRED.get(name, ())}
@@ -345,14 +347,16 @@ def _declared_columns(app: Geoapp, name: str, gdf: gpd.GeoDataFrame,
             continue
         lengths = values.map(lambda v: len(v) if isinstance(v, str | bytes) else 0)
         for i in np.flatnonzero(lengths.to_numpy() > MAX_TEXT_CHARS)[:MAX_REPORTED]:
-            too_long.append({"feature": int(i) + 1, "column": str(col),
-                             "length": int(lengths.iat[i])})
+            too_long.append(Problem(file=label, feature=int(i) + 1, column=str(col),
+                                    value=int(lengths.iat[i]), message=_l(
+                                        "文字过长：%(length)s 个字符，最多 %(max)s 个",
+                                        length=int(lengths.iat[i]), max=MAX_TEXT_CHARS)))
     if too_long:
         first = too_long[0]
-        raise InvalidInput(f"文字过长 Text too long: {label}: {len(too_long)} value(s) longer "
-                           f"than {MAX_TEXT_CHARS} characters; first: feature "
-                           f"{first['feature']}, column {first['column']} "
-                           f"({first['length']} characters)", details=too_long)
+        raise InvalidInput(_l("文字过长：%(file)s：%(count)s 个值超过 %(max)s 个字符；第一个：要素 "
+                              "%(feature)s，%(column)s 列（%(length)s 个字符）", file=label,
+                              count=len(too_long), max=MAX_TEXT_CHARS, feature=first.feature,
+                              column=first.column, length=first.value), details=too_long)
     if dropped:
         log.info("layer %s upload %s: columns not declared by the layer left out: %s", name,
                  label, ", ".join(dropped))
@@ -367,8 +371,8 @@ def _check_place(app: Geoapp, gdf: gpd.GeoDataFrame, label: str) -> None:
     finite = np.isfinite(bounds).all(axis=1)
     if (ok & ~finite).any():
         i = int(np.flatnonzero(ok & ~finite)[0])
-        raise InvalidInput(f"{label}: feature {i + 1} has coordinates that cannot be placed "
-                           "(infinite or NaN after conversion); check the coordinate system")
+        raise InvalidInput(_l("%(file)s：要素 %(feature)s 的坐标无法定位（换算后为无穷大或 NaN）；"
+                              "请检查坐标系", file=label, feature=i + 1))
     cminx, cminy, cmaxx, cmaxy = app.repo.layer("city").total_bounds
     m = CITY_MARGIN_DEG
     outside = ok & ((bounds[:, 2] < cminx - m) | (bounds[:, 0] > cmaxx + m)
@@ -378,9 +382,11 @@ def _check_place(app: Geoapp, gdf: gpd.GeoDataFrame, label: str) -> None:
         x, y = (bounds[idx[0], 0] + bounds[idx[0], 2]) / 2, (bounds[idx[0], 1]
                                                               + bounds[idx[0], 3]) / 2
         raise InvalidInput(
-            f"{label}: {len(idx)} feature(s) lie outside {app.city.name} (feature {idx[0] + 1} "
-            f"is near {x:.3f}, {y:.3f}); the file's coordinate system (.prj or crs field) is "
-            "probably wrong", details=[{"feature": int(i) + 1} for i in idx[:MAX_REPORTED]])
+            _l("%(file)s：%(count)s 个要素在%(city)s范围之外（要素 %(feature)s 在 %(x)s, %(y)s 附近）；"
+               "文件的坐标系（.prj 或坐标系栏）可能有误", file=label, count=len(idx),
+               city=app.city.name, feature=int(idx[0]) + 1, x=format(x, ".3f"), y=format(y, ".3f")),
+            details=[Problem(file=label, feature=int(i) + 1, message=_l("在本市范围之外"))
+                     for i in idx[:MAX_REPORTED]])
 
 
 def repair_geometries(gdf: gpd.GeoDataFrame, label: str = "") -> tuple[gpd.GeoDataFrame,
@@ -391,13 +397,14 @@ def repair_geometries(gdf: gpd.GeoDataFrame, label: str = "") -> tuple[gpd.GeoDa
     repair but a different feature, so the file is rejected for it instead.
     """
     geoms = gdf.geometry.values
-    empty = shapely.is_missing(geoms) | shapely.is_empty(geoms)
-    if empty.any():
-        feats = [int(i) + 1 for i in np.flatnonzero(empty)]
-        raise ValidationFailed(f"{label}: {len(feats)} feature(s) have no geometry: "
-                               f"feature {', '.join(map(str, feats[:20]))}",
-                               details=[{"feature": f, "message": "empty geometry"}
-                                        for f in feats[:MAX_REPORTED]])
+    empty = [p for p in geometry_problems(geoms, ids=[str(v) for v in gdf["id"]], file=label,
+                                          first_feature=1) if p.message == EMPTY_GEOMETRY]
+    if empty:
+        feats = [p.feature for p in empty]
+        raise ValidationFailed(_l("%(file)s：%(count)s 个要素没有几何：要素 %(features)s",
+                                  file=label, count=len(feats),
+                                  features=", ".join(map(str, feats[:20]))),
+                               details=empty[:MAX_REPORTED])
     reasons = shapely.is_valid_reason(geoms)
     bad = np.flatnonzero(reasons != "Valid Geometry")
     if not len(bad):
@@ -411,9 +418,16 @@ def repair_geometries(gdf: gpd.GeoDataFrame, label: str = "") -> tuple[gpd.GeoDa
         (repaired if same and not new.is_empty else rejected).append(rec)
     if rejected:
         r = rejected[0]
-        raise ValidationFailed(f"{label}: {len(rejected)} feature(s) cannot be repaired without "
-                               f"changing their kind; first: feature {r['feature']} "
-                               f"({r['problem']}) becomes a {r['after']}", details=rejected)
+        raise ValidationFailed(
+            _l("%(file)s：%(count)s 个要素修复后会改变几何类型，无法修复；第一个：要素 %(feature)s"
+               "（%(problem)s）会变成 %(after)s", file=label, count=len(rejected),
+               feature=r["feature"], problem=r["problem"], after=r["after"]),
+            details=[Problem(file=label, feature=r["feature"], id=r["id"],
+                             value=f"{r['before']} → {r['after']}",
+                             message=_l("修复会把几何类型从 %(before)s 变为 %(after)s（%(problem)s）",
+                                        before=r["before"], after=r["after"],
+                                        problem=r["problem"]))
+                     for r in rejected])
     out = gdf.copy()
     values = out.geometry.values.copy()
     values[bad] = fixed
@@ -426,5 +440,14 @@ def _check_family(app: Geoapp, name: str, gdf: gpd.GeoDataFrame, label: str) -> 
     old = {_FAMILY.get(t) for t in app.repo.layer(name).geom_type.dropna().unique()}
     new = {_FAMILY.get(t) for t in gdf.geom_type.dropna().unique()}
     if old and not new <= old:
-        raise InvalidInput(f"{label}: layer {name} holds {', '.join(sorted(map(str, old)))} "
-                           f"features; the file has {', '.join(sorted(map(str, new)))}")
+        raise InvalidInput(_l("%(file)s：图层 %(name)s 是%(old)s要素；文件中是%(new)s要素", file=label,
+                              name=name, old=_families(old), new=_families(new)))
+
+
+def _families(families: set[str | None]) -> str:
+    """Geometry families in words ('面', '线和点'), a catalogue message."""
+    words = [_FAMILY_WORDS.get(f or "", f or "?") for f in sorted(map(str, families))]
+    out = words[0]
+    for w in words[1:]:
+        out = _l("%(a)s和%(b)s", a=out, b=w)
+    return out

@@ -17,34 +17,29 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from geoapp.domain.errors import Conflict, CoordinateError, InvalidInput, ValidationFailed
+from geoapp.domain.errors import Conflict, CoordinateError, InvalidInput, Problem, ValidationFailed
+from geoapp.domain.fields import labels
+from geoapp.domain.ledger import DATE_FIELDS, progress_problems
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage
+from geoapp.services.checks import refresh_hits
 from geoapp.services.inspection import display_value
+from geoapp.spatial.crs import parse_point
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
 
 log = logging.getLogger(__name__)
 
-#: Fields of the progress form, in form order, with their Chinese labels.
-PROGRESS_FIELDS: tuple[tuple[str, str], ...] = (
-    ("classification", "整治分类"), ("stage", "进度阶段"),
-    ("planned_start", "计划启动"), ("actual_start", "实际启动"),
-    ("planned_completion", "计划完成"), ("actual_completion", "实际完成"),
-    ("new_site_name", "新址名称"), ("new_lon", "新址经度"), ("new_lat", "新址纬度"),
-    ("new_site_area_mu", "新址面积（亩）"), ("vacated_mu", "腾退土地（亩）"),
-    ("listed_mu", "挂牌出让（亩）"), ("sale_revenue_wan", "出让收入（万元）"),
-    ("progress", "进展情况"), ("remarks", "备注"),
-)
+#: Fields of the progress form, in form order, with their labels (the vocabulary's headers).
+PROGRESS_FIELDS: tuple[tuple[str, str], ...] = labels((
+    "classification", "stage", *DATE_FIELDS, "new_site_name", "new_lon", "new_lat",
+    "new_site_area_mu", "vacated_mu", "listed_mu", "sale_revenue_wan", "progress", "remarks"))
 LABELS: dict[str, str] = dict(PROGRESS_FIELDS)
-DATE_FIELDS = ("planned_start", "actual_start", "planned_completion", "actual_completion")
 NUMBER_FIELDS = ("new_site_area_mu", "vacated_mu", "listed_mu", "sale_revenue_wan")
 TEXT_FIELDS = ("new_site_name", "progress", "remarks")
 TEXT_LIMIT = 4000
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-#: Stages at or beyond which an actual start / an actual completion must be recorded.
-_NEEDS_START = (Stage.STARTED, Stage.COMPLETED, Stage.ACCEPTED)
-_NEEDS_COMPLETION = (Stage.COMPLETED, Stage.ACCEPTED)
 
 
 def form_values(site: Mapping[str, Any]) -> dict[str, str]:
@@ -63,12 +58,11 @@ def form_values(site: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _problem(field: str, value: Any, message: str) -> dict[str, Any]:
-    return {"field": field, "label": LABELS.get(field, field), "value": value,
-            "message": message}
+def _problem(field: str, value: Any, message: str) -> Problem:
+    return Problem(field=field, label=LABELS.get(field, field), value=value, message=message)
 
 
-def _date(form: Mapping[str, Any], f: str, problems: list[dict]) -> str | None:
+def _date(form: Mapping[str, Any], f: str, problems: list[Problem]) -> str | None:
     text = str(form.get(f) or "").strip()
     if not text:
         return None
@@ -77,41 +71,39 @@ def _date(form: Mapping[str, Any], f: str, problems: list[dict]) -> str | None:
             raise ValueError
         return dt.date.fromisoformat(text).isoformat()
     except ValueError:
-        problems.append(_problem(f, text, "日期须为 YYYY-MM-DD 格式 date must be YYYY-MM-DD"))
+        problems.append(_problem(f, text, _l("日期须为 YYYY-MM-DD 格式")))
         return None
 
 
-def _number(form: Mapping[str, Any], f: str, problems: list[dict]) -> float | None:
+def _number(form: Mapping[str, Any], f: str, problems: list[Problem]) -> float | None:
     text = str(form.get(f) or "").strip().replace(",", "")
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
-        problems.append(_problem(f, text, "须为数字 must be a number"))
+        problems.append(_problem(f, text, _l("须为数字")))
         return None
     if value != value or value in (float("inf"), float("-inf")) or value < 0:
-        problems.append(_problem(f, text, "须为不小于 0 的数 must be a number ≥ 0"))
+        problems.append(_problem(f, text, _l("须为不小于 0 的数")))
         return None
     return value
 
 
-def _choice(form: Mapping[str, Any], f: str, enum, problems: list[dict]) -> str | None:
+def _choice(form: Mapping[str, Any], f: str, enum, problems: list[Problem]) -> str | None:
     text = str(form.get(f) or "").strip()
     if not text:
-        problems.append(_problem(f, text, "必填 required"))
+        problems.append(_problem(f, text, _l("必填，不能为空")))
         return None
     try:
         return enum.parse(text).value
     except ValueError:
-        problems.append(_problem(f, text, "不在可选范围内 not an allowed value"))
+        problems.append(_problem(f, text, _l("不在可选范围内")))
         return None
 
 
 def _new_site(app: Geoapp, form: Mapping[str, Any],
-              problems: list[dict]) -> tuple[float | None, float | None]:
-    from geoapp.spatial.crs import parse_point
-
+              problems: list[Problem]) -> tuple[float | None, float | None]:
     lon, lat = (str(form.get(k) or "").strip() for k in ("new_lon", "new_lat"))
     crs = str(form.get("new_crs") or "wgs84").strip() or "wgs84"
     if not lon and not lat:
@@ -127,7 +119,7 @@ def _new_site(app: Geoapp, form: Mapping[str, Any],
 
 def validate(app: Geoapp, form: Mapping[str, Any]) -> dict[str, Any]:
     """The form as storage values; ValidationFailed lists every problem by field."""
-    problems: list[dict] = []
+    problems: list[Problem] = []
     out: dict[str, Any] = {
         "classification": _choice(form, "classification", Classification, problems),
         "stage": _choice(form, "stage", Stage, problems),
@@ -139,39 +131,15 @@ def validate(app: Geoapp, form: Mapping[str, Any]) -> dict[str, Any]:
     for f in TEXT_FIELDS:
         text = str(form.get(f) or "").strip()
         if len(text) > TEXT_LIMIT:
-            problems.append(_problem(f, text[:40] + "…", f"最多 {TEXT_LIMIT} 字 too long"))
+            problems.append(_problem(f, text[:40] + "…", _l("过长：最多 %(limit)s 字",
+                                                            limit=TEXT_LIMIT)))
         out[f] = text or None
     out["new_lon"], out["new_lat"] = _new_site(app, form, problems)
-    problems += _consistency(out)
+    problems += progress_problems(out)
     if problems:
         first = problems[0]
-        raise ValidationFailed(f"{first['label']}（{first['field']}）：{first['message']}",
-                               details=problems)
-    return out
-
-
-def _consistency(v: Mapping[str, Any]) -> list[dict]:
-    """Dates in order, and the stage agreeing with the dates recorded."""
-    out = []
-    for start, end in (("planned_start", "planned_completion"),
-                       ("actual_start", "actual_completion")):
-        if v[start] and v[end] and v[end] < v[start]:
-            out.append(_problem(end, v[end], f"早于{LABELS[start]} is before {start}"))
-    if v["actual_completion"] and not v["actual_start"]:
-        out.append(_problem("actual_start", "", "有实际完成日期时须填实际启动日期 "
-                                                "an actual completion needs an actual start"))
-    stage = v["stage"]
-    if stage in _NEEDS_START and not v["actual_start"]:
-        out.append(_problem("actual_start", "", f"阶段为{Stage(stage).zh}时须填实际启动日期 "
-                                                "the stage needs an actual start"))
-    if stage in _NEEDS_COMPLETION and not v["actual_completion"]:
-        out.append(_problem("actual_completion", "",
-                            f"阶段为{Stage(stage).zh}时须填实际完成日期 "
-                            "the stage needs an actual completion date"))
-    if stage == Stage.NOT_STARTED and (v["actual_start"] or v["actual_completion"]):
-        out.append(_problem("stage", stage, "已填实际日期，阶段不能为未启动 "
-                                            "actual dates recorded: the stage cannot be "
-                                            "not started"))
+        raise ValidationFailed(_l("%(label)s：%(message)s", label=first.label,
+                                  message=first.message), details=problems)
     return out
 
 
@@ -179,7 +147,7 @@ def _version(form: Mapping[str, Any]) -> int:
     try:
         return int(str(form.get("version") or "").strip())
     except ValueError:
-        raise InvalidInput("缺少版本号，请刷新页面 missing version; reload the page") from None
+        raise InvalidInput(_l("缺少版本号，请刷新页面")) from None
 
 
 def save_progress(app: Geoapp, site_id: str, form: Mapping[str, Any], *,
@@ -187,7 +155,7 @@ def save_progress(app: Geoapp, site_id: str, form: Mapping[str, Any], *,
     """Validate and save; Conflict (with the other editor's changes) if the version moved."""
     site = app.repo.site(site_id)
     if site["site_type"] != SiteType.ENTERPRISE:
-        raise InvalidInput(f"{site_id} 不是工业企业 is not an enterprise")
+        raise InvalidInput(_l("%(id)s 不是工业企业", id=site_id))
     expected = _version(form)
     changes = validate(app, form)
     changes = {k: v for k, v in changes.items() if v != site.get(k)}
@@ -200,8 +168,6 @@ def save_progress(app: Geoapp, site_id: str, form: Mapping[str, Any], *,
     except Conflict:
         raise _conflict(app, app.repo.site(site_id), expected) from None
     log.info("progress of %s saved by %s: %s", site_id, user, ", ".join(changes))
-    from geoapp.services.checks import refresh_hits
-
     refresh_hits(app)
     return after
 
@@ -229,8 +195,9 @@ def _conflict(app: Geoapp, current: Mapping[str, Any], expected: int) -> Conflic
     sid = str(current["id"])
     theirs = changes_since(app, sid, expected)
     return Conflict(
-        f"{current['updated_by']} 已于 {current['updated_at']} 修改了该企业（版本 "
-        f"{current['version']}，你编辑的是版本 {expected}）；请核对后重新保存",
+        _l("%(user)s 已于 %(at)s 修改了该企业（版本 %(version)s，你编辑的是版本 %(expected)s）；"
+           "请核对后重新保存", user=current["updated_by"], at=current["updated_at"],
+           version=current["version"], expected=expected),
         details={"id": sid, "current_version": int(current["version"]),
                  "expected_version": int(expected), "updated_by": current["updated_by"],
                  "updated_at": current["updated_at"], "changes": theirs})

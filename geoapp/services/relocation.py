@@ -21,6 +21,7 @@ import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain.errors import ConfigError, InvalidInput
+from geoapp.domain.fields import header, ledger_header
 from geoapp.domain.vocab import Classification, SiteType, Stage
 from geoapp.maps.relocation import relocation_map as build_relocation_map
 
@@ -32,21 +33,16 @@ STARTED_STAGES = (Stage.STARTED, Stage.COMPLETED, Stage.ACCEPTED)
 COMPLETED_STAGES = (Stage.COMPLETED, Stage.ACCEPTED)
 MU_PER_HECTARE = 15.0
 
-#: Ledger columns (整治工作台账 order, then the programme's tracking columns): field -> header.
-LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("seq", "序号"), ("district", "辖区"), ("name", "企业名称"), ("address", "企业详细地址"),
-    ("credit_code", "统一社会信用代码"), ("industry", "行业类别"), ("employees", "职工人数"),
-    ("land_tenure", "厂区土地性质"), ("safety_assessment", "有无安全评价"),
-    ("energy_review", "有无节能审查"), ("eia_approval", "环评批复文号"),
-    ("discharge_permit", "排污许可证号"), ("online_monitoring", "有无在线监测"),
-    ("main_problems", "存在主要环保问题"), ("measures", "整改措施"),
-    ("classification_zh", "整治分类"), ("deadline", "整改完成时限"), ("progress", "进展情况"),
-    ("remarks", "备注"), ("stage_zh", "进展阶段"), ("actual_start", "实际启动日期"),
-    ("actual_completion", "实际完成日期"), ("new_site_name", "新址名称"),
-    ("new_lon", "新址经度"), ("new_lat", "新址纬度"), ("new_site_area_mu", "新址占地（亩）"),
-    ("vacated_mu", "腾退土地（亩）"), ("listed_mu", "挂牌出让土地（亩）"),
-    ("sale_revenue_wan", "出让收入（万元）"), ("lon", "经度"), ("lat", "纬度"), ("id", "编号"),
-)
+#: Ledger columns (整治工作台账 order, then the programme's tracking columns): field -> header,
+#: as the ledger template and the vocabulary (domain.fields) write them.
+LEDGER_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (f, ledger_header(f.removesuffix("_zh"))) for f in (
+        "seq", "district", "name", "address", "credit_code", "industry", "employees",
+        "land_tenure", "safety_assessment", "energy_review", "eia_approval", "discharge_permit",
+        "online_monitoring", "main_problems", "measures", "classification_zh", "deadline",
+        "progress", "remarks", "stage_zh", "actual_start", "actual_completion", "new_site_name",
+        "new_lon", "new_lat", "new_site_area_mu", "vacated_mu", "listed_mu", "sale_revenue_wan",
+        "lon", "lat", "id"))
 _YES_NO = ("safety_assessment", "energy_review", "online_monitoring")
 _COLUMNS = [f for f, _ in LEDGER_COLUMNS if not f.endswith("_zh")] + ["classification", "stage"]
 
@@ -176,7 +172,7 @@ def parse_filters(app, args: Mapping[str, Any]) -> RelocationFilters:
         try:
             chosen[name] = tuple(enum.parse(v).value for v in _values(args, name))
         except ValueError as exc:
-            label = "整治分类" if name == "classification" else "进展阶段"
+            label = header(name)
             raise InvalidInput(f"{label}: {exc}") from None
     return RelocationFilters(**chosen)
 

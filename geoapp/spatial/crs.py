@@ -23,6 +23,7 @@ from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
 
 from geoapp.domain.errors import CoordinateError
+from geoapp.domain.messages import Text as _l
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +42,17 @@ _LABELS: dict[str, tuple[str, str, str]] = {  # name -> (zh, en, kind)
            "projected"),
     "dms": ("度分秒", "Degrees, minutes, seconds", "text"),
 }
-_ACCEPTED = "wgs84, cgcs2000, gcj02, bd09, gk, dms or EPSG:<code> (e.g. EPSG:4547)"
+_ACCEPTED = "wgs84, cgcs2000, gcj02, bd09, gk, dms, EPSG:4547"
 
-# China's bounding box for validation (a finer polygon test is not needed to catch mistakes).
-_CHINA_LON = (73.0, 135.1)
-_CHINA_LAT = (18.0, 53.6)
+#: China's extent, the one box every coordinate in the app is checked against (forms, the
+#: inspector check, source files, uploads, batch files). It is there to catch mistakes, not to
+#: draw a border: longitude and latitude swapped, projected metres typed as degrees, a digit
+#: lost. So it is generous: 73-135.1°E, and 3.5-53.6°N, down to the South China Sea islands
+#: (曾母暗沙 at 3°58'N), so that no Chinese place, Sansha (三沙市) included, is refused. A
+#: point in the sea inside the box passes it and is then judged by the city's outline (the
+#: out_of_area verdict).
+CHINA_LON = (73.0, 135.1)
+CHINA_LAT = (3.5, 53.6)
 
 # CGCS2000 3-degree Gauss-Krüger: EPSG:4534-4554 (CM 75..135E), 4513-4533 (zones 25..45,
 # zone number in front of the easting).
@@ -75,9 +82,8 @@ def gk_crs(central_meridian: float, with_zone_prefix: bool = False) -> str:
     """
     cm = float(central_meridian)
     if not (cm.is_integer() and int(cm) % 3 == 0 and _CM_MIN <= cm <= _CM_MAX):
-        raise CoordinateError(
-            f"central meridian {central_meridian} is not a CGCS2000 3-degree zone meridian "
-            f"(75, 78, ... 135 degrees east)")
+        raise CoordinateError(_l("中央经线 %(cm)s 不是 CGCS2000 3 度带的中央经线（东经 75、78……135 度）",
+                                 cm=central_meridian))
     step = (int(cm) - _CM_MIN) // 3
     return f"EPSG:{(_GK_PREFIX_FIRST if with_zone_prefix else _GK_PLAIN_FIRST) + step}"
 
@@ -104,15 +110,16 @@ def _canonical(name: str) -> str:
     """Normalise a system name: 'GCJ-02' -> 'gcj02', 'epsg:4547' / '4547' -> 'EPSG:4547'."""
     text = str(name).strip()
     if len(text) > MAX_CRS_NAME:
-        raise CoordinateError(f"坐标系名称过长 Coordinate system name too long: more than "
-                              f"{MAX_CRS_NAME} characters; accepted: {_ACCEPTED}")
+        raise CoordinateError(_l("坐标系名称过长（超过 %(max)s 个字符）；可用：%(accepted)s",
+                                 max=MAX_CRS_NAME, accepted=_ACCEPTED))
     key = re.sub(r"[\s_\-]", "", text).lower()
     if key in _LABELS:
         return key
     m = re.fullmatch(r"(?:epsg:)?(\d{4,6})", key)
     if m:
         return f"EPSG:{int(m.group(1))}"
-    raise CoordinateError(f"unknown coordinate system {name!r}; accepted: {_ACCEPTED}")
+    raise CoordinateError(_l("未知的坐标系“%(name)s”；可用：%(accepted)s", name=name,
+                             accepted=_ACCEPTED))
 
 
 def is_flat_crs(crs: CRS) -> bool:
@@ -128,21 +135,21 @@ def resolve_crs(name: str) -> CRS:
     """A pyproj CRS for 'wgs84', 'cgcs2000', 'EPSG:n', 'epsg:n' or 'n'."""
     canon = _canonical(name)
     if canon in ("gcj02", "bd09"):
-        raise CoordinateError(f"{name!r} is an offset datum with no EPSG code; "
-                              f"convert it with {canon}_to_wgs84() first")
+        raise CoordinateError(_l("“%(name)s”是加偏坐标系，没有 EPSG 代码，这里不能用；"
+                                 "请先换算为 WGS84，或写出文件的真实坐标系", name=name))
     if canon in ("gk", "dms"):
-        raise CoordinateError(f"{name!r} names no single EPSG system; use gk_crs() or "
-                              f"metric_crs_for() for Gauss-Krüger, parse_dms() for text")
+        raise CoordinateError(_l("“%(name)s”不是一个确定的坐标系；高斯-克吕格请写出带的 EPSG "
+                                 "代码（如 EPSG:4547）", name=name))
     code = {"wgs84": WGS84, "cgcs2000": CGCS2000}.get(canon, canon)
     try:
         crs = CRS.from_user_input(code)
     except CRSError:
-        raise CoordinateError(f"unknown EPSG code {name!r}; accepted: {_ACCEPTED}") from None
+        raise CoordinateError(_l("未知的 EPSG 代码“%(name)s”；可用：%(accepted)s", name=name,
+                                 accepted=_ACCEPTED)) from None
     if not is_flat_crs(crs):
-        raise CoordinateError(
-            f"不支持的坐标系 Unsupported coordinate system {canon} ({crs.type_name}): only 2-D "
-            f"geographic (lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "
-            f"EPSG:4490 or EPSG:4547")
+        raise CoordinateError(_l(
+            "不支持的坐标系 %(crs)s（%(kind)s）：只接受二维的地理坐标系（经纬度）或投影坐标系"
+            "（x/y），如 EPSG:4326、EPSG:4490 或 EPSG:4547", crs=canon, kind=crs.type_name))
     return crs
 
 
@@ -162,15 +169,16 @@ def from_metric(x: Any, y: Any, metric_crs: str) -> tuple[Any, Any]:
     return transformer(metric_crs, WGS84).transform(x, y)
 
 
-def _gk_central_meridian(metric_crs: str) -> int:
-    """The central meridian of a CGCS2000 3-degree GK CRS (with or without zone prefix)."""
+def gk_central_meridian(metric_crs: str) -> int:
+    """The central meridian of a CGCS2000 3-degree GK CRS (with or without zone prefix);
+    CoordinateError for any other system."""
     code = resolve_crs(metric_crs).to_epsg()
     if code is not None and _GK_PLAIN_FIRST <= code <= _GK_PLAIN_FIRST + 20:
         return _CM_MIN + 3 * (code - _GK_PLAIN_FIRST)
     if code is not None and _GK_PREFIX_FIRST <= code <= _GK_PREFIX_FIRST + 20:
         return _CM_MIN + 3 * (code - _GK_PREFIX_FIRST)
-    raise CoordinateError(f"metric CRS {metric_crs!r} is not a CGCS2000 3-degree Gauss-Krüger "
-                          f"zone (EPSG:4534-4554 or 4513-4533), so crs=gk cannot use it")
+    raise CoordinateError(_l("量算坐标系 %(crs)s 不是 CGCS2000 3 度带高斯-克吕格投影"
+                             "（EPSG:4534-4554 或 4513-4533），不能用于 crs=gk", crs=metric_crs))
 
 
 # --- GCJ-02 and BD-09 ----------------------------------------------------------------------
@@ -183,7 +191,8 @@ _INVERSE_MAX_ITER = 30
 
 
 def _gcj_offset(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The public GCJ-02 offset (degrees) of WGS84 points; zero outside the China box."""
+    """The public GCJ-02 offset (degrees) of WGS84 points; zero outside the rectangle the
+    GCJ-02 algorithm itself defines (part of the published formula, not CHINA_LON/LAT)."""
     pi = math.pi
     x, y = lon - 105.0, lat - 35.0
     common = (20.0 * np.sin(6.0 * x * pi) + 20.0 * np.sin(2.0 * x * pi)) * 2.0 / 3.0
@@ -287,23 +296,25 @@ _DMS_REPLACE = (
 )
 _NUM = r"\d+(?:\.\d+)?"
 _ANGLE = re.compile(rf"([-+]?)\s*({_NUM})\s*°?\s*(?:({_NUM})\s*'?\s*(?:({_NUM})\s*\"?)?)?")
-_DMS_EXAMPLE = "113°14'30.5\"E 35°12'10\"N or 东经113度14分30.5秒 北纬35度12分10秒"
+_DMS_EXAMPLE = "113°14'30.5\"E 35°12'10\"N, 东经113度14分30.5秒 北纬35度12分10秒"
 
 
 def _angle(chunk: str, text: str) -> tuple[float, bool]:
     """One angle of a DMS text -> (absolute degrees, had a minus sign)."""
     m = _ANGLE.fullmatch(chunk.strip(" ,;/"))
     if not m:
-        raise CoordinateError(f"could not read {text!r} as degrees-minutes-seconds; "
-                              f"write e.g. {_DMS_EXAMPLE}")
+        raise CoordinateError(_DMS_UNREADABLE(text))
     sign, deg, mins, secs = m.groups()
     if mins is not None and "." in deg:
-        raise CoordinateError(f"{text!r}: decimal degrees {deg} cannot be followed by minutes")
+        raise CoordinateError(_l("“%(text)s”：带小数的度数 %(deg)s 后面不能再写分", text=text,
+                                 deg=deg))
     if secs is not None and "." in mins:
-        raise CoordinateError(f"{text!r}: decimal minutes {mins} cannot be followed by seconds")
-    for value, unit in ((mins, "minutes"), (secs, "seconds")):
-        if value is not None and float(value) >= 60:
-            raise CoordinateError(f"{text!r}: {unit} {value} must be below 60")
+        raise CoordinateError(_l("“%(text)s”：带小数的分 %(min)s 后面不能再写秒", text=text,
+                                 min=mins))
+    if mins is not None and float(mins) >= 60:
+        raise CoordinateError(_l("“%(text)s”：分 %(value)s 须小于 60", text=text, value=mins))
+    if secs is not None and float(secs) >= 60:
+        raise CoordinateError(_l("“%(text)s”：秒 %(value)s 须小于 60", text=text, value=secs))
     degrees = float(deg) + float(mins or 0) / 60.0 + float(secs or 0) / 3600.0
     return degrees, sign == "-"
 
@@ -311,25 +322,29 @@ def _angle(chunk: str, text: str) -> tuple[float, bool]:
 def _dms_chunks(norm: str, text: str) -> list[tuple[str, str | None]]:
     """Split normalised text into two (angle text, hemisphere letter or None)."""
     if re.search(r"[^0-9.\s°'\"NSEW,;/+\-]", norm):
-        raise CoordinateError(f"could not read {text!r} as degrees-minutes-seconds; "
-                              f"write e.g. {_DMS_EXAMPLE}")
+        raise CoordinateError(_DMS_UNREADABLE(text))
     letters = [m.start() for m in re.finditer(r"[NSEW]", norm)]
     if not letters:
         parts = re.split(r"[,;/]", norm)
         if len(parts) != 2:
-            raise CoordinateError(f"could not read {text!r} as two coordinates; write e.g. "
-                                  f"{_DMS_EXAMPLE}")
+            raise CoordinateError(_l("无法把“%(text)s”读成两个坐标；请写成例如 %(example)s",
+                                     text=text, example=_DMS_EXAMPLE))
         return [(parts[0], None), (parts[1], None)]
     if len(letters) != 2:
-        raise CoordinateError(f"{text!r}: expected one hemisphere letter per coordinate "
-                              f"(E/W and N/S, or 东经/北纬), found {len(letters)}")
+        raise CoordinateError(_l("“%(text)s”：每个坐标应有一个方位字母（E/W 和 N/S，或东经/北纬），"
+                                 "这里有 %(count)s 个", text=text, count=len(letters)))
     i, j = letters
     if not norm[:i].strip():  # prefix style: N35°12'10" E113°14'30.5"
         return [(norm[i + 1:j], norm[i]), (norm[j + 1:], norm[j])]
     if not norm[j + 1:].strip():  # suffix style: 113°14'30.5"E 35°12'10"N
         return [(norm[:i], norm[i]), (norm[i + 1:j], norm[j])]
-    raise CoordinateError(f"{text!r}: put the hemisphere letters consistently before or after "
-                          f"each coordinate; write e.g. {_DMS_EXAMPLE}")
+    raise CoordinateError(_l("“%(text)s”：方位字母须统一写在每个坐标之前或之后；请写成例如 "
+                             "%(example)s", text=text, example=_DMS_EXAMPLE))
+
+
+def _DMS_UNREADABLE(text: str) -> str:  # noqa: N802 - reads as the message it is
+    return _l("无法把“%(text)s”读成度分秒；请写成例如 %(example)s", text=text,
+              example=_DMS_EXAMPLE)
 
 
 def parse_dms(text: str) -> tuple[float, float]:
@@ -339,7 +354,7 @@ def parse_dms(text: str) -> tuple[float, float]:
     separated by a comma, and only a value above 90 can be told to be the longitude.
     """
     if text is None or not str(text).strip():
-        raise CoordinateError("no coordinates given: write e.g. " + _DMS_EXAMPLE)
+        raise CoordinateError(_l("没有填写坐标；请写成例如 %(example)s", example=_DMS_EXAMPLE))
     norm = str(text)
     for _ in range(2):  # before NFKC (which turns º into o) and after (which splits ″ into ′′)
         for old, new in _DMS_REPLACE:
@@ -354,12 +369,13 @@ def parse_dms(text: str) -> tuple[float, float]:
             plain.append(-deg if minus else deg)
             continue
         if minus:
-            raise CoordinateError(f"{text!r}: give either a minus sign or a hemisphere letter "
-                                  f"({letter}), not both")
+            raise CoordinateError(_l("“%(text)s”：负号和方位字母（%(letter)s）只能用一个",
+                                     text=text, letter=letter))
         axis = "lon" if letter in "EW" else "lat"
         if axis in values:
-            raise CoordinateError(f"{text!r}: both values are "
-                                  f"{'longitudes (E/W)' if axis == 'lon' else 'latitudes (N/S)'}")
+            raise CoordinateError(
+                _l("“%(text)s”：两个值都是经度（E/W）", text=text) if axis == "lon"
+                else _l("“%(text)s”：两个值都是纬度（N/S）", text=text))
         values[axis] = -deg if letter in "SW" else deg
     if plain:
         a, b = plain
@@ -368,11 +384,12 @@ def parse_dms(text: str) -> tuple[float, float]:
         elif abs(b) > 90 >= abs(a):
             values = {"lon": b, "lat": a}
         else:
-            raise CoordinateError(f"{text!r}: cannot tell longitude from latitude; add the "
-                                  f"hemisphere letters (E/N) or 东经/北纬")
+            raise CoordinateError(_l("“%(text)s”：分不清哪个是经度、哪个是纬度；请加上方位字母"
+                                     "（E/N）或东经/北纬", text=text))
     lon, lat = values["lon"], values["lat"]
     if abs(lon) > 180 or abs(lat) > 90:
-        raise CoordinateError(f"{text!r}: longitude {lon:g} or latitude {lat:g} is out of range")
+        raise CoordinateError(_l("“%(text)s”：经度 %(lon)s 或纬度 %(lat)s 超出范围", text=text,
+                                 lon=format(lon, "g"), lat=format(lat, "g")))
     return lon, lat
 
 
@@ -382,19 +399,24 @@ _OK, _NAN, _PROJECTED, _SWAPPED, _LON_RANGE, _LAT_RANGE, _OUTSIDE = range(7)
 _G_DEGREES, _G_SWAPPED, _G_IMPLAUSIBLE, _G_SIX_DEGREE, _G_NO_ZONE, _G_LANDS_OUTSIDE = range(10, 16)
 
 
-def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    return ((lon >= _CHINA_LON[0]) & (lon <= _CHINA_LON[1])
-            & (lat >= _CHINA_LAT[0]) & (lat <= _CHINA_LAT[1]))
+def in_china(lon: Any, lat: Any) -> Any:
+    """Whether lon/lat degrees (scalars or arrays) lie in the China box (CHINA_LON, CHINA_LAT);
+    NaN is not."""
+    lon, lat = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        inside = ((lon >= CHINA_LON[0]) & (lon <= CHINA_LON[1])
+                  & (lat >= CHINA_LAT[0]) & (lat <= CHINA_LAT[1]))
+    return bool(inside) if inside.ndim == 0 else inside
 
 
 def _lonlat_problems(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """A problem code per point (0 = fine) for values meant as lon/lat degrees in China."""
     finite = np.isfinite(lon) & np.isfinite(lat)
     out_of_range = (np.abs(lon) > 180) | (np.abs(lat) > 90)
-    inside = _in_china(lon, lat)
+    inside = in_china(lon, lat)
     return np.select(
         [~finite, out_of_range & (np.abs(lon) >= 1000) & (np.abs(lat) >= 1000),
-         ~inside & _in_china(lat, lon), np.abs(lon) > 180, np.abs(lat) > 90, ~inside],
+         ~inside & in_china(lat, lon), np.abs(lon) > 180, np.abs(lat) > 90, ~inside],
         [_NAN, _PROJECTED, _SWAPPED, _LON_RANGE, _LAT_RANGE, _OUTSIDE], _OK)
 
 
@@ -421,32 +443,45 @@ def _gk_problems(x: np.ndarray, y: np.ndarray, has_plain_zone: bool) -> np.ndarr
 
 
 def _message(code: int, x: float, y: float, crs: str) -> str:
+    """The catalogue message for a problem code, naming the values and the system."""
     fx, fy = f"{float(x):.10g}", f"{float(y):.10g}"
-    messages = {
-        _NAN: f"coordinate is missing or not a number (x={fx}, y={fy})",
-        _PROJECTED: f"({fx}, {fy}) are not degrees: these look like projected metres "
-                    f"(Gauss-Krüger x/y); choose crs=gk",
-        _SWAPPED: f"longitude and latitude look swapped: ({fx}, {fy}) is outside China but "
-                  f"({fy}, {fx}) is inside; give the longitude first",
-        _LON_RANGE: f"longitude {fx} is outside -180..180",
-        _LAT_RANGE: f"latitude {fy} is outside -90..90",
-        _OUTSIDE: f"point (lon {fx}, lat {fy}) is outside China (73-135.1°E, 18-53.6°N)",
-        _G_DEGREES: f"({fx}, {fy}) look like degrees, not Gauss-Krüger metres; choose crs=wgs84, "
-                    f"gcj02 or bd09 for lon/lat",
-        _G_SWAPPED: f"easting and northing look swapped: x={fx} is a northing and y={fy} an "
-                    f"easting (Chinese surveying writes X for northing, Y for easting); pass the "
-                    f"easting as x and the northing as y",
-        _G_IMPLAUSIBLE: f"({fx}, {fy}) is not a CGCS2000 Gauss-Krüger easting/northing in China: "
-                        f"expected an easting near 500000 (or 38500000 with the zone number) "
-                        f"and a northing of 2000000-6000000",
-        _G_SIX_DEGREE: f"easting {fx} carries zone number {float(x) // 1e6:.0f}, a 6-degree zone; "
-                       f"only CGCS2000 3-degree zones (25-45) are accepted",
-        _G_NO_ZONE: f"easting {fx} has no zone number in front; pass the city's metric CRS "
-                    f"(e.g. EPSG:4547) or write the zone number first (e.g. 38500000)",
-        _G_LANDS_OUTSIDE: f"({fx}, {fy}) converts to a point outside China; check the "
-                          f"coordinate system and the Gauss-Krüger zone",
-    }
-    return f"{messages[code]} [crs={crs}]"
+    v = {"x": fx, "y": fy, "crs": crs}
+    if code == _NAN:
+        return _l("坐标缺失或不是数字（x=%(x)s，y=%(y)s）[crs=%(crs)s]", **v)
+    if code == _PROJECTED:
+        return _l("(%(x)s, %(y)s) 不是度数，像是投影坐标（高斯-克吕格 x/y，米）；请选择 crs=gk "
+                  "[crs=%(crs)s]", **v)
+    if code == _SWAPPED:
+        return _l("经度和纬度像是填反了：(%(x)s, %(y)s) 在中国境外，而 (%(y)s, %(x)s) 在境内；"
+                  "请先填经度 [crs=%(crs)s]", **v)
+    if code == _LON_RANGE:
+        return _l("经度 %(x)s 超出 -180..180 [crs=%(crs)s]", **v)
+    if code == _LAT_RANGE:
+        return _l("纬度 %(y)s 超出 -90..90 [crs=%(crs)s]", **v)
+    if code == _OUTSIDE:
+        return _l("点（经度 %(x)s，纬度 %(y)s）在中国境外（东经 %(west)s-%(east)s°，北纬 "
+                  "%(south)s-%(north)s°）[crs=%(crs)s]", **v, **_BOX)
+    if code == _G_DEGREES:
+        return _l("(%(x)s, %(y)s) 像是经纬度（度），不是高斯-克吕格米数；经纬度请选择 crs=wgs84、"
+                  "gcj02 或 bd09 [crs=%(crs)s]", **v)
+    if code == _G_SWAPPED:
+        return _l("东坐标和北坐标像是填反了：x=%(x)s 是北坐标，y=%(y)s 是东坐标（测绘习惯 X 为北、"
+                  "Y 为东）；请把东坐标填为 x、北坐标填为 y [crs=%(crs)s]", **v)
+    if code == _G_IMPLAUSIBLE:
+        return _l("(%(x)s, %(y)s) 不是中国境内的 CGCS2000 高斯-克吕格坐标：东坐标应在 500000 "
+                  "附近（带号在前则如 38500000），北坐标应在 2000000-6000000 之间 "
+                  "[crs=%(crs)s]", **v)
+    if code == _G_SIX_DEGREE:
+        return _l("东坐标 %(x)s 的带号 %(zone)s 是 6 度带；只接受 CGCS2000 3 度带（25-45）"
+                  "[crs=%(crs)s]", **v, zone=format(float(x) // 1e6, ".0f"))
+    if code == _G_NO_ZONE:
+        return _l("东坐标 %(x)s 前面没有带号；请给出城市的量算坐标系（如 EPSG:4547），或在前面写上"
+                  "带号（如 38500000）[crs=%(crs)s]", **v)
+    return _l("(%(x)s, %(y)s) 换算后落在中国境外；请检查坐标系和高斯-克吕格带号 [crs=%(crs)s]", **v)
+
+
+_BOX = {"west": f"{CHINA_LON[0]:g}", "east": f"{CHINA_LON[1]:g}",
+        "south": f"{CHINA_LAT[0]:g}", "north": f"{CHINA_LAT[1]:g}"}
 
 
 def _raise_first(codes: np.ndarray, x: Any, y: Any, crs: str = "wgs84") -> None:
@@ -485,7 +520,7 @@ def _convert(x: np.ndarray, y: np.ndarray, canon: str, metric_crs: str | None,
         if canon == "gk":
             zone = np.where(x >= 1e7, np.floor(x / 1e6), 0)
             for z in np.unique(zone[ok]):
-                crs = gk_crs(3 * z, True) if z else gk_crs(_gk_central_meridian(metric_crs))
+                crs = gk_crs(3 * z, True) if z else gk_crs(gk_central_meridian(metric_crs))
                 sel = ok & (zone == z)
                 lon[sel], lat[sel] = transformer(crs, WGS84).transform(x[sel], y[sel])
         elif ok.any():
@@ -507,7 +542,7 @@ def _convert(x: np.ndarray, y: np.ndarray, canon: str, metric_crs: str | None,
 def _check_name(crs: str) -> str:
     canon = _canonical(crs)
     if canon == "dms":
-        raise CoordinateError("crs=dms is text: pass it to parse_point() or parse_dms()")
+        raise CoordinateError(_l("crs=dms 是文字形式的度分秒，这里需要数值坐标；请选择其他坐标系"))
     return canon
 
 
@@ -553,7 +588,7 @@ def _fast_lonlat(x: Any, y: Any, crs: str) -> tuple[float, float] | None:
     down that path, which owns validation and messages."""
     if not (isinstance(x, float | int) and isinstance(y, float | int)):
         return None
-    if not (_CHINA_LON[0] <= x <= _CHINA_LON[1] and _CHINA_LAT[0] <= y <= _CHINA_LAT[1]):
+    if not (CHINA_LON[0] <= x <= CHINA_LON[1] and CHINA_LAT[0] <= y <= CHINA_LAT[1]):
         return None  # NaN fails the comparisons too
     canon = _canonical(crs)
     if canon in ("gcj02", "bd09", "gk", "dms") or resolve_crs(canon).is_projected:
@@ -582,9 +617,11 @@ def _parse_number(value: Any, *, metric: bool) -> float:
             text = text.replace(",", "")
     text = text.rstrip("°").replace("−", "-")
     if not re.fullmatch(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?", text):
-        what = "missing" if not text else f"{value!r} is not a number"
-        hint = "; write decimals with a dot" if "," in text else ""
-        raise CoordinateError(f"coordinate {what}{hint}")
+        if not text:
+            raise CoordinateError(_l("坐标缺失"))
+        if "," in text:
+            raise CoordinateError(_l("坐标“%(value)s”不是数字；小数点请用“.”", value=value))
+        raise CoordinateError(_l("坐标“%(value)s”不是数字", value=value))
     return float(text)
 
 
@@ -604,7 +641,7 @@ def parse_point(lon_or_x: Any, lat_or_y: Any, crs: str, *, metric_crs: str | Non
         parts = [p for p in re.split(r"[,;，；]" if re.search(r"[,;，；]", first) else r"\s+",
                                       first) if p.strip()]
         if len(parts) != 2:
-            raise CoordinateError(f"expected two numbers, got {first!r}")
+            raise CoordinateError(_l("应填两个数，而不是“%(value)s”", value=first))
         first, second = parts
     metric = canon == "gk" or (canon.startswith("EPSG:") and resolve_crs(canon).is_projected)
     return to_wgs84(_parse_number(first, metric=metric), _parse_number(second, metric=metric),

@@ -16,7 +16,8 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
-from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from geoapp.domain.errors import Conflict, InvalidInput, NotFound, Problem, ValidationFailed
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
 from geoapp.storage import build as b
 from geoapp.storage import geopackage as gp
@@ -55,7 +56,7 @@ class SiteStore:
             return gp.read_frame(self._conn(), b.SITES, f"{where} ORDER BY fid", params,
                                  columns=columns)
         except KeyError as exc:
-            raise InvalidInput(f"sites: {exc.args[0]}") from None
+            raise InvalidInput(_l("场所：%(why)s", why=exc.args[0])) from None
 
     def site(self, site_id: str) -> dict[str, Any]:
         return self._site_row(self._conn(), site_id)
@@ -63,7 +64,7 @@ class SiteStore:
     def _site_row(self, conn: sqlite3.Connection, site_id: str) -> dict[str, Any]:
         df = gp.read_frame(conn, b.SITES, "WHERE id = ?", (str(site_id),))
         if df.empty:
-            raise NotFound(f"no site with id {site_id!r}")
+            raise NotFound(_l("没有编号为“%(id)s”的场所", id=site_id))
         return _record(df.iloc[0])
 
     # -- writes ----------------------------------------------------------------------------
@@ -72,7 +73,7 @@ class SiteStore:
         site_id = clean["id"].iat[0]
         with self.transaction() as conn:
             if conn.execute(f"SELECT 1 FROM {b.SITES} WHERE id = ?", (site_id,)).fetchone():
-                raise Conflict(f"a site with id {site_id!r} already exists")
+                raise Conflict(_l("编号为“%(id)s”的场所已存在", id=site_id))
             _insert(conn, clean, user)
             after = self._site_row(conn, site_id)
             self._log(conn, user=user, action="create", entity="site", entity_id=site_id,
@@ -83,8 +84,8 @@ class SiteStore:
                     expected_version: int) -> dict[str, Any]:
         bad = [k for k in changes if k in IMMUTABLE]
         if bad:
-            raise InvalidInput(f"site {site_id}: {', '.join(bad)} cannot be changed; "
-                               "create a new site instead")
+            raise InvalidInput(_l("场所 %(id)s：%(fields)s 不能修改；请另建一个场所", id=site_id,
+                                  fields=", ".join(bad)))
         with self.transaction() as conn:
             current = self._site_row(conn, site_id)
             _check_version(current, expected_version)
@@ -125,7 +126,7 @@ class SiteStore:
             moved = sorted(old.index[old["site_type"] != clean.set_index("id").loc[
                 old.index, "site_type"]])
             if moved:
-                raise ValidationFailed(f"import: site type cannot change for {', '.join(moved)}")
+                raise ValidationFailed(_l("导入：场所类型不能改变（%(ids)s）", ids=", ".join(moved)))
             _insert(conn, clean[is_new], user)
             _update(conn, clean[~is_new], user, None)
             before = {r["id"]: r for r in _records(old)}
@@ -144,18 +145,20 @@ class SiteStore:
         kinds = site_column_kinds()
         extra = [c for c in gp.table_columns(self._conn(), b.SITES)
                  if c not in kinds and c not in _IGNORED_INPUT]
-        problems: list[dict] = []
+        problems: list[Problem] = []
         groups: dict[str, list[int]] = {}
         for i, rec in enumerate(records):
             try:
                 st = SiteType.parse(rec.get("site_type", "")).value
-            except ValueError as exc:
-                problems.append(_issue(i, "site_type", rec.get("site_type"), str(exc)))
+            except ValueError:
+                problems.append(_issue(i, "site_type", rec.get("site_type"),
+                                       _l("未知的场所类型；应为：%(allowed)s", allowed=", ".join(
+                                           f"{t.value}（{t.zh}）" for t in SiteType))))
                 continue
             groups.setdefault(st, []).append(i)
             unknown = [k for k in rec if k not in kinds and k not in extra
                        and k not in _IGNORED_INPUT]
-            problems += [_issue(i, k, rec[k], "unknown field") for k in unknown]
+            problems += [_issue(i, k, rec[k], _l("未知的字段")) for k in unknown]
         frames = []
         for st, idx in groups.items():
             spec = {c: k + ("!" if SITE_COLUMNS[st].get(c, "").endswith("!") else "")
@@ -168,29 +171,31 @@ class SiteStore:
             clean.insert(0, "site_type", st)
             frames.append(clean)
         ids = pd.Series([str(r.get("id", "")).strip() for r in records])
-        problems += [_issue(i, "id", v, "id given twice in this import")
+        problems += [_issue(i, "id", v, _l("本次导入中编号出现了两次"))
                      for i, v in ids[ids.ne("") & ids.duplicated()].items()]
         if problems:
-            problems.sort(key=lambda p: p["row"])
+            problems.sort(key=lambda p: p.row)
             p = problems[0]
-            raise ValidationFailed(f"{len(problems)} invalid value(s); first: record {p['row']}, "
-                                   f"column {p['column']}: {p['message']}", details=problems)
+            raise ValidationFailed(
+                _l("%(count)s 处无效值；第一处：第 %(row)s 条记录 %(column)s：%(message)s",
+                   count=len(problems), row=p.row, column=p.column, message=p.message),
+                details=problems)
         df = normalise_site_dtypes(pd.concat(frames).sort_index())
         return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]),
                                 crs=4326)
 
 
-def _issue(i: int, column: str, value: Any, message: str) -> dict:
-    return {"file": "record", "row": i + 1, "column": column, "value": to_jsonable(value),
-            "message": message}
+def _issue(i: int, column: str, value: Any, message: str) -> Problem:
+    return Problem(file="record", row=i + 1, column=column, value=to_jsonable(value),
+                   message=message)
 
 
 def _check_version(current: Mapping[str, Any], expected: int) -> None:
     if int(current["version"]) != int(expected):
         raise Conflict(
-            f"site {current['id']} was changed by {current['updated_by']} at "
-            f"{current['updated_at']} (version {current['version']}, you edited version "
-            f"{expected}); reload it and apply your change again",
+            _l("场所 %(id)s 已由 %(user)s 于 %(at)s 修改（版本 %(version)s，你编辑的是版本 "
+               "%(expected)s）；请刷新后重新修改", id=current["id"], user=current["updated_by"],
+               at=current["updated_at"], version=current["version"], expected=int(expected)),
             details={"id": current["id"], "current_version": current["version"],
                      "expected_version": int(expected), "updated_by": current["updated_by"],
                      "updated_at": current["updated_at"]})
@@ -237,14 +242,14 @@ def _update(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str,
             for *vals, g, sid in zip(*values, geoms, clean["id"], strict=True)]
     cur = conn.executemany(sql, rows)
     if cur.rowcount != len(rows):
-        raise Conflict("a site changed while it was being saved; reload and try again")
+        raise Conflict(_l("保存时场所被他人修改；请刷新后重试"))
 
 
 def _site_where(site_type: Any, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
     unknown = [k for k in filters if k not in SITE_FILTERS]
     if unknown:
-        raise InvalidInput(f"unknown site filter(s) {', '.join(unknown)}; "
-                           f"allowed: {', '.join(SITE_FILTERS)}")
+        raise InvalidInput(_l("未知的场所筛选条件 %(names)s；可用：%(allowed)s",
+                              names=", ".join(unknown), allowed=", ".join(SITE_FILTERS)))
     clauses: list[str] = []
     params: list[Any] = []
     for col, value in (("site_type", site_type), *filters.items()):
@@ -264,5 +269,6 @@ def _filter_value(col: str, value: Any) -> str:
         return str(value)
     try:
         return enum.parse(value).value  # accept the machine name or the Chinese label
-    except ValueError as exc:
-        raise InvalidInput(f"filter {col}: {exc}") from None
+    except ValueError:
+        raise InvalidInput(_l("筛选条件 %(name)s：未知的值“%(value)s”", name=col,
+                              value=value)) from None

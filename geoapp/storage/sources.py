@@ -4,6 +4,15 @@ These files are the shipped, diffable truth; the database is built from them. Ev
 validates as it reads and reports *all* problems of a file at once (file, row or feature id,
 column, value), because whoever fixes a data file wants the whole list, not one error per run.
 Nothing is silently repaired: an invalid polygon or a date in the wrong format is an error.
+
+The checks here are the one validation pipeline of every way data comes in: uploads (ledger,
+events, layers) and form records (``storage.sites``) call the same functions, so a value
+that loads from a source file passes a form and the other way round:
+:func:`require_columns` (required columns), :func:`convert_frame` (types, vocabularies,
+required cells, coordinate pairs in the China box of ``spatial.crs``),
+:func:`points_to_wgs84` (coordinates in the system each row names) and
+:func:`geometry_problems` (empty and invalid geometries). Every problem is a
+:class:`~geoapp.domain.errors.Problem` with a catalogue message.
 """
 
 from __future__ import annotations
@@ -23,7 +32,8 @@ import pandas as pd
 import shapely
 
 from geoapp.domain.city import City, LayerSpec
-from geoapp.domain.errors import ConfigError, CoordinateError, ValidationFailed
+from geoapp.domain.errors import ConfigError, CoordinateError, Problem, ValidationFailed
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import (
     Classification,
     ComplaintCategory,
@@ -31,7 +41,7 @@ from geoapp.domain.vocab import (
     Stage,
     WorkshopStatus,
 )
-from geoapp.spatial.crs import WGS84, array_to_wgs84
+from geoapp.spatial.crs import CHINA_LAT, CHINA_LON, WGS84, array_to_wgs84
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +92,11 @@ LAYER_EXTRA_REQUIRED: dict[str, tuple[str, ...]] = {
     "hotspot_grids": ("code", "key", "county", "size_m"),
 }
 
-# China's extent, loosely: a point outside it is a typo, swapped lon/lat or projected metres.
-CHINA_LON = (73.0, 136.0)
-CHINA_LAT = (3.0, 54.0)
+#: Column pairs that hold one point in WGS84 degrees (checked together, as the inspector
+#: check checks a point).
+COORDINATE_PAIRS: tuple[tuple[str, str], ...] = (("lon", "lat"), ("new_lon", "new_lat"))
+REQUIRED = _l("必填，不能为空")
+BOTH_OR_NEITHER = _l("两个坐标须同时填写或同时不填")
 
 _TRUE = {"true", "1", "yes", "y", "t", "是", "有"}
 _FALSE = {"false", "0", "no", "n", "f", "否", "无"}
@@ -127,33 +139,37 @@ def read_layer(data_dir: str | Path, spec: LayerSpec) -> gpd.GeoDataFrame:
     """
     path = Path(data_dir) / spec.file
     if not path.is_file():
-        raise ValidationFailed(f"layer {spec.name}: file {spec.file} not found",
-                               details=[{"layer": spec.name, "file": spec.file,
-                                         "message": "file not found"}])
+        raise ValidationFailed(
+            _l("图层 %(layer)s：找不到文件 %(file)s", layer=spec.name, file=spec.file),
+            details=[Problem(layer=spec.name, file=spec.file, message=_l("找不到文件"))])
     try:
         gdf = gpd.read_file(path)
     except Exception as exc:  # pyogrio raises several types for unreadable files
-        raise ValidationFailed(f"layer {spec.name}: {spec.file} is not a readable geometry file "
-                               f"({_first_line(exc)})",
-                               details=[{"layer": spec.name, "file": spec.file,
-                                         "message": str(exc)}]) from None
+        why = _first_line(exc)
+        raise ValidationFailed(
+            _l("图层 %(layer)s：%(file)s 不是可读的几何文件（%(why)s）", layer=spec.name,
+               file=spec.file, why=why),
+            details=[Problem(layer=spec.name, file=spec.file, message=_l(
+                "不是可读的几何文件（%(why)s）", why=why))]) from None
     return validate_layer_frame(gdf, spec.name, spec.file)
 
 
 def validate_layer_frame(gdf: gpd.GeoDataFrame, layer: str, file: str = "") -> gpd.GeoDataFrame:
     """Check a layer's columns, CRS and geometries; return it in EPSG:4326 with string ids."""
     where = file or layer
-    _require_columns(gdf.columns, (*LAYER_REQUIRED, *LAYER_EXTRA_REQUIRED.get(layer, ())),
-                     where, layer=layer)
+    require_columns(gdf.columns, (*LAYER_REQUIRED, *LAYER_EXTRA_REQUIRED.get(layer, ())),
+                    where, layer=layer)
     gdf = _to_wgs84(gdf, layer, where)
     gdf = gdf.copy()
-    gdf["id"] = [_text_value(v) for v in gdf["id"]]
-    problems = _geometry_problems(gdf, layer, where)
+    gdf["id"] = [text_value(v) for v in gdf["id"]]
+    problems = geometry_problems(gdf.geometry.values, ids=gdf["id"].tolist(), layer=layer,
+                                 file=where, first_feature=0)
     problems += _id_problems(gdf["id"], layer, where)
     if problems:
         raise ValidationFailed(
-            f"layer {layer}: {len(problems)} invalid feature(s) in {where}; first: "
-            f"feature {problems[0]['id']!r}: {problems[0]['message']}",
+            _l("图层 %(layer)s：%(file)s 中有 %(count)s 个无效要素；第一个：要素“%(id)s”：%(message)s",
+               layer=layer, file=where, count=len(problems), id=problems[0].id,
+               message=problems[0].message),
             details=problems[:MAX_REPORTED])
     if "key" in gdf.columns:
         gdf["key"] = _convert_bool_strict(gdf["key"], layer, where)
@@ -171,11 +187,11 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, layer: str, where: str) -> gpd.GeoDataFrame
     if len(gdf) and not gdf.geometry.is_empty.all():
         minx, miny, maxx, maxy = gdf.total_bounds
         if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+            bounds = f"{minx:.0f}, {miny:.0f}, {maxx:.0f}, {maxy:.0f}"
             raise ValidationFailed(
-                f"layer {layer}: coordinates in {where} are not degrees (bounds {minx:.0f}, "
-                f"{miny:.0f}, {maxx:.0f}, {maxy:.0f}); declare the file's CRS or convert it "
-                "to EPSG:4326",
-                details=[{"layer": layer, "file": where, "message": "coordinates not degrees"}])
+                _l("图层 %(layer)s：%(file)s 的坐标不是度数（范围 %(bounds)s）；请在文件中声明"
+                   "坐标系，或换算为 EPSG:4326", layer=layer, file=where, bounds=bounds),
+                details=[Problem(layer=layer, file=where, message=_l("坐标不是度数"))])
     return gdf
 
 
@@ -186,34 +202,42 @@ def _is_crs84(crs: Any) -> bool:
         return False
 
 
-def _geometry_problems(gdf: gpd.GeoDataFrame, layer: str, where: str) -> list[dict]:
-    geoms = gdf.geometry.values
+EMPTY_GEOMETRY = _l("几何为空或缺失")
+
+
+def geometry_problems(geoms: Any, *, ids: list[Any] | None = None, layer: str | None = None,
+                      file: str | None = None, first_feature: int = 0) -> list[Problem]:
+    """A problem for every missing, empty or invalid (GEOS: self-intersection, ring not
+    closed...) geometry; features are numbered from ``first_feature``."""
+    geoms = np.asarray(geoms, dtype=object)
     missing = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     reasons = shapely.is_valid_reason(np.where(missing, None, geoms))
-    out: list[dict] = []
+    out: list[Problem] = []
     for i in np.flatnonzero(missing | (reasons != "Valid Geometry")):
-        msg = "missing or empty geometry" if missing[i] else f"invalid geometry: {reasons[i]}"
-        out.append({"layer": layer, "file": where, "feature": int(i), "id": gdf["id"].iat[i],
-                    "message": msg})
+        msg = EMPTY_GEOMETRY if missing[i] else _l("几何无效：%(reason)s", reason=reasons[i])
+        out.append(Problem(layer=layer, file=file, feature=int(i) + first_feature,
+                           id=None if ids is None else ids[i], message=msg))
     return out
 
 
-def _id_problems(ids: pd.Series, layer: str, where: str) -> list[dict]:
-    out = [{"layer": layer, "file": where, "feature": int(i), "id": "", "message": "empty id"}
+def _id_problems(ids: pd.Series, layer: str, where: str) -> list[Problem]:
+    out = [Problem(layer=layer, file=where, feature=int(i), id="", message=_l("编号为空"))
            for i in np.flatnonzero(ids.eq("").to_numpy())]
     dup = ids[ids.ne("") & ids.duplicated(keep="first")]
-    out += [{"layer": layer, "file": where, "feature": int(i), "id": v,
-             "message": "duplicate id"} for i, v in zip(dup.index, dup, strict=True)]
+    out += [Problem(layer=layer, file=where, feature=int(i), id=v, message=_l("编号重复"))
+            for i, v in zip(dup.index, dup, strict=True)]
     return out
 
 
 def _convert_bool_strict(col: pd.Series, layer: str, where: str) -> pd.Series:
-    values, bad = _convert(col.map(_text_value), "bool")
+    values, bad = _convert(col.map(text_value), "bool")
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValidationFailed(f"layer {layer}: {where} feature {i}: key must be true or false",
-                               details=[{"layer": layer, "file": where, "feature": i,
-                                         "message": "key must be true or false"}])
+        message = _l("key 应为 true 或 false")
+        raise ValidationFailed(
+            _l("图层 %(layer)s：%(file)s 要素 %(feature)s：%(message)s", layer=layer, file=where,
+               feature=i, message=message),
+            details=[Problem(layer=layer, file=where, feature=i, message=message)])
     return values.astype(bool) if not values.isna().any() else values
 
 
@@ -221,7 +245,7 @@ def _convert_bool_strict(col: pd.Series, layer: str, where: str) -> pd.Series:
 def read_sites(data_dir: str | Path, city: City) -> gpd.GeoDataFrame:
     """All sites of all types in one frame with a ``site_type`` column, points from lon/lat."""
     frames = []
-    problems: list[dict] = []
+    problems: list[Problem] = []
     for site_type, rel in city.site_files.items():
         raw = _read_csv(Path(data_dir) / rel, rel)
         clean, errs = convert_frame(raw, SITE_COLUMNS[site_type], rel, city)
@@ -236,8 +260,9 @@ def read_sites(data_dir: str | Path, city: City) -> gpd.GeoDataFrame:
     if problems:
         p = problems[0]
         raise ValidationFailed(
-            f"{len(problems)} invalid value(s) in the site files; first: {p['file']} row "
-            f"{p['row']}, column {p['column']}: {p['message']}", details=problems[:MAX_REPORTED])
+            _l("场所文件中有 %(count)s 处无效值；第一处：%(file)s 第 %(row)s 行 %(column)s 列："
+               "%(message)s", count=len(problems), file=p.file, row=p.row, column=p.column,
+               message=p.message), details=problems[:MAX_REPORTED])
     sites = normalise_site_dtypes(sites)
     geometry = gpd.points_from_xy(sites["lon"], sites["lat"], crs=4326)
     return gpd.GeoDataFrame(sites, geometry=geometry, crs=4326)
@@ -262,17 +287,18 @@ def normalise_site_dtypes(sites: pd.DataFrame) -> pd.DataFrame:
     return sites
 
 
-def _duplicate_site_ids(sites: pd.DataFrame) -> list[dict]:
+def _duplicate_site_ids(sites: pd.DataFrame) -> list[Problem]:
     dup = sites[sites["id"].ne("") & sites["id"].duplicated(keep="first")]
-    return [{"file": f"{row.site_type} sites", "row": "", "column": "id", "value": row.id,
-             "message": "id used by another site"} for row in dup.itertuples()]
+    return [Problem(file=f"{row.site_type} sites", row="", column="id", value=row.id,
+                    message=_l("编号已被另一个场所使用")) for row in dup.itertuples()]
 
 
 # ---------------------------------------------------------------------------- tables
 def read_table(data_dir: str | Path, city: City, name: str) -> pd.DataFrame:
     """Read one event table (grid_warnings, complaints) with typed, validated columns."""
     if name not in city.tables:
-        raise ConfigError(f"city file names no table {name!r}; known: {', '.join(city.tables)}")
+        raise ConfigError(_l("城市文件中没有数据表“%(name)s”；已有：%(known)s", name=name,
+                             known=", ".join(city.tables)))
     rel = city.tables[name]
     raw = _read_csv(Path(data_dir) / rel, rel)
     clean, problems = convert_frame(raw, TABLE_COLUMNS.get(name, {}), rel, city)
@@ -280,14 +306,15 @@ def read_table(data_dir: str | Path, city: City, name: str) -> pd.DataFrame:
         problems += complaint_points(clean, city.metric_crs or None, rel)[1]
     if problems:
         p = problems[0]
-        raise ValidationFailed(f"{rel}: {len(problems)} invalid value(s); first: row {p['row']}, "
-                               f"column {p['column']}: {p['message']}",
-                               details=problems[:MAX_REPORTED])
+        raise ValidationFailed(
+            _l("%(file)s：%(count)s 处无效值；第一处：第 %(row)s 行 %(column)s 列：%(message)s",
+               file=rel, count=len(problems), row=p.row, column=p.column, message=p.message),
+            details=problems[:MAX_REPORTED])
     return clean
 
 
 def complaint_points(df: pd.DataFrame, metric_crs: str | None = None, file: str = "complaints",
-                     *, row_base: int = 2) -> tuple[gpd.GeoSeries, list[dict]]:
+                     *, row_base: int = 2) -> tuple[gpd.GeoSeries, list[Problem]]:
     """WGS84 points for complaints from their lon/lat in the system their ``crs`` names.
 
     Complaints come from the hotline with coordinates from phones (GCJ-02 in WeChat, BD-09 in
@@ -295,109 +322,166 @@ def complaint_points(df: pd.DataFrame, metric_crs: str | None = None, file: str 
     without coordinates get no point; a bad or unnamed system is a row problem.
     """
     geoms = np.full(len(df), None, dtype=object)
-    problems: list[dict] = []
     if not {"lon", "lat"} <= set(df.columns) or df.empty:
-        return gpd.GeoSeries(geoms, index=df.index, crs=4326), problems
-    lon = pd.to_numeric(df["lon"], errors="coerce").to_numpy(dtype=float)
-    lat = pd.to_numeric(df["lat"], errors="coerce").to_numpy(dtype=float)
-    names = (df["crs"] if "crs" in df.columns else pd.Series("", index=df.index))
-    names = names.fillna("").astype(str).str.strip().to_numpy()
-    has = ~(np.isnan(lon) & np.isnan(lat))
-    for crs_name in np.unique(names[has]):
-        sel = has & (names == crs_name)
-        rows = np.flatnonzero(sel)
-        if not crs_name:
-            problems += [_problem(file, r + row_base, "crs", "", "coordinates given without "
-                                  "naming their system (wgs84, gcj02, bd09, gk, EPSG:n)")
-                         for r in rows]
+        return gpd.GeoSeries(geoms, index=df.index, crs=4326), []
+    names = df["crs"] if "crs" in df.columns else pd.Series("", index=df.index)
+    lon, lat, problems = points_to_wgs84(
+        pd.to_numeric(df["lon"], errors="coerce"), pd.to_numeric(df["lat"], errors="coerce"),
+        names.fillna("").astype(str).tolist(), metric_crs, file=file,
+        rows=[i + row_base for i in range(len(df))])
+    ok = np.isfinite(lon)
+    geoms[ok] = np.asarray(gpd.points_from_xy(lon[ok], lat[ok]), dtype=object)
+    return gpd.GeoSeries(geoms, index=df.index, crs=4326), problems
+
+
+def points_to_wgs84(x: Any, y: Any, systems: list[str], metric_crs: str | None, *, file: str,
+                    rows: list[Any], column: str = "lon/lat", crs_column: str = "crs"
+                    ) -> tuple[np.ndarray, np.ndarray, list[Problem]]:
+    """Row i's point (x[i], y[i]) in the system ``systems[i]`` names, as WGS84 lon/lat.
+
+    NaN where a row gives no point or a bad one. Problems (on sheet row ``rows[i]``): half a
+    point, a point without its system, an unknown system, and every point ``spatial.crs``
+    refuses (outside China, swapped, projected metres as degrees...), with its message.
+    """
+    xa = np.asarray(pd.to_numeric(pd.Series(list(x), dtype=object), errors="coerce"), float)
+    ya = np.asarray(pd.to_numeric(pd.Series(list(y), dtype=object), errors="coerce"), float)
+    names = np.asarray([str(n or "").strip() for n in systems], dtype=object)
+    lon, lat = np.full(len(xa), np.nan), np.full(len(xa), np.nan)
+    problems: list[Problem] = []
+    has_x, has_y = ~np.isnan(xa), ~np.isnan(ya)
+    for i in np.flatnonzero(has_x != has_y):
+        problems.append(Problem(file=file, row=_row(rows[i]), column=column,
+                                value=_pair_text(xa[i], ya[i]), message=BOTH_OR_NEITHER))
+    both = has_x & has_y
+    for name in sorted(set(names[both])):
+        sel = np.flatnonzero(both & (names == name))
+        if not name:
+            problems += [Problem(file=file, row=_row(rows[i]), column=crs_column, value="",
+                                 message=_l("给了坐标，但没有注明坐标系（wgs84、gcj02、bd09、gk 或 "
+                                            "EPSG:代码）")) for i in sel]
             continue
         try:
-            x, y, bad, reasons = array_to_wgs84(lon[sel], lat[sel], crs_name, metric_crs)
+            px, py, bad, reasons = array_to_wgs84(xa[sel], ya[sel], name, metric_crs)
         except CoordinateError as exc:
-            problems += [_problem(file, r + row_base, "crs", crs_name, exc.message)
-                         for r in rows]
+            problems += [Problem(file=file, row=_row(rows[i]), column=crs_column, value=name,
+                                 message=exc.message) for i in sel]
             continue
-        problems += [_problem(file, rows[i] + row_base, "lon/lat", f"{lon[rows[i]]}, "
-                              f"{lat[rows[i]]}", msg) for i, msg in reasons.items()]
-        pts = gpd.points_from_xy(x, y)
-        geoms[rows[~bad]] = np.asarray(pts, dtype=object)[~bad]
-    return gpd.GeoSeries(geoms, index=df.index, crs=4326), problems
+        problems += [Problem(file=file, row=_row(rows[sel[k]]), column=column,
+                             value=_pair_text(xa[sel[k]], ya[sel[k]]), message=msg)
+                     for k, msg in reasons.items()]
+        lon[sel[~bad]], lat[sel[~bad]] = px[~bad], py[~bad]
+    problems.sort(key=lambda p: p.row if isinstance(p.row, int) else 0)
+    return lon, lat, problems
+
+
+def _pair_text(x: float, y: float) -> str:
+    return ", ".join("" if v != v else f"{v:.10g}" for v in (x, y))
+
+
+def _row(row: Any) -> Any:
+    return int(row) if isinstance(row, (int, np.integer)) else row
 
 
 def _read_csv(path: Path, rel: str) -> pd.DataFrame:
     if not path.is_file():
-        raise ValidationFailed(f"{rel}: file not found",
-                               details=[{"file": rel, "row": "", "column": "",
-                                         "message": "file not found"}])
+        raise ValidationFailed(_l("%(file)s：找不到文件", file=rel),
+                               details=[Problem(file=rel, row="", column="",
+                                                message=_l("找不到文件"))])
     try:
         return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                            skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise ValidationFailed(f"{rel}: not a readable UTF-8 CSV file ({_first_line(exc)})",
-                               details=[{"file": rel, "row": "", "column": "",
-                                         "message": str(exc)}]) from None
+        why = _first_line(exc)
+        raise ValidationFailed(
+            _l("%(file)s：不是可读的 UTF-8 CSV 文件（%(why)s）", file=rel, why=why),
+            details=[Problem(file=rel, row="", column="", message=_l(
+                "不是可读的 UTF-8 CSV 文件（%(why)s）", why=why))]) from None
 
 
 # ---------------------------------------------------------------------------- conversion
 def convert_frame(raw: pd.DataFrame, columns: Mapping[str, str], file: str,
                   city: City | None = None, *, row_base: int = 2
-                  ) -> tuple[pd.DataFrame, list[dict]]:
+                  ) -> tuple[pd.DataFrame, list[Problem]]:
     """Convert a frame of values to typed columns; return it and a row-by-row problem list.
 
     Rows of a CSV are numbered as a spreadsheet shows them (header = row 1, so
     ``row_base=2``); records given in a list are numbered from 1. Columns not in the schema
-    are kept as text, so a city can carry extra information without a code change.
+    are kept as text, so a city can carry extra information without a code change. A
+    ``lon``/``lat`` pair (and ``new_lon``/``new_lat``) is one WGS84 point, checked by the
+    same function as the inspector's check, so a site that loads passes the check.
     """
-    _require_columns(raw.columns, tuple(columns), file)
+    require_columns(raw.columns, tuple(columns), file)
     out = pd.DataFrame(index=raw.index)
-    problems: list[dict] = []
+    problems: list[Problem] = []
     for col in raw.columns:
         spec = columns.get(col, "text")
         kind, required = spec.rstrip("!"), spec.endswith("!")
-        text = raw[col].map(_text_value)
+        text = raw[col].map(text_value)
         values, bad = _convert(text, kind, city)
         for i in np.flatnonzero(bad.to_numpy()):
-            problems.append(_problem(file, raw.index[i] + row_base, col, text.iat[i],
-                                     _explain(kind, city)))
+            problems.append(Problem(file=file, row=_row(raw.index[i] + row_base), column=col,
+                                    value=text.iat[i], message=_explain(kind, city)))
         if required:
             for i in np.flatnonzero(text.eq("").to_numpy()):
-                problems.append(_problem(file, raw.index[i] + row_base, col, "",
-                                         "required, but empty"))
+                problems.append(Problem(file=file, row=_row(raw.index[i] + row_base),
+                                        column=col, value="", message=REQUIRED))
         out[col] = values
-    problems += _pair_problems(raw, file, row_base)
-    problems.sort(key=lambda p: (p["row"] if isinstance(p["row"], int) else 0))
+    problems += _pair_problems(raw, out, columns, file, row_base)
+    problems.sort(key=lambda p: (p.row if isinstance(p.row, int) else 0))
     return out, problems
 
 
-def _pair_problems(raw: pd.DataFrame, file: str, row_base: int) -> list[dict]:
-    """lon without lat (or new_lon without new_lat) is a half coordinate: an error."""
-    out = []
-    for lon, lat in (("lon", "lat"), ("new_lon", "new_lat")):
-        if lon in raw.columns and lat in raw.columns:
-            a = raw[lon].map(_text_value).eq("")
-            b = raw[lat].map(_text_value).eq("")
-            for i in np.flatnonzero((a ^ b).to_numpy()):
-                out.append(_problem(file, raw.index[i] + row_base, f"{lon}/{lat}", "",
-                                    "give both coordinates or neither"))
-    return out
+def _pair_problems(raw: pd.DataFrame, out: pd.DataFrame, columns: Mapping[str, str],
+                   file: str, row_base: int) -> list[Problem]:
+    """Half a point (lon without lat) is an error; a whole point in degrees must be one
+    the inspector check accepts (in China, not swapped, not metres)."""
+    problems = []
+    for lon, lat in COORDINATE_PAIRS:
+        if lon not in raw.columns or lat not in raw.columns:
+            continue
+        a = raw[lon].map(text_value).eq("")
+        b = raw[lat].map(text_value).eq("")
+        for i in np.flatnonzero((a ^ b).to_numpy()):
+            problems.append(Problem(file=file, row=_row(raw.index[i] + row_base),
+                                    column=f"{lon}/{lat}", value="", message=BOTH_OR_NEITHER))
+        kinds = (columns.get(lon, "").rstrip("!"), columns.get(lat, "").rstrip("!"))
+        if kinds != ("lon", "lat"):
+            continue
+        x = out[lon].to_numpy(dtype=float)
+        y = out[lat].to_numpy(dtype=float)
+        whole = np.flatnonzero(~np.isnan(x) & ~np.isnan(y))
+        if not len(whole):
+            continue
+        _, _, bad, reasons = array_to_wgs84(x[whole], y[whole], "wgs84")
+        for k, message in reasons.items():
+            i = whole[k]
+            lon_ok = CHINA_LON[0] <= x[i] <= CHINA_LON[1]
+            lat_ok = CHINA_LAT[0] <= y[i] <= CHINA_LAT[1]
+            col = lat if lon_ok and not lat_ok else lon if lat_ok and not lon_ok \
+                else f"{lon}/{lat}"
+            value = raw[col].iat[i] if col in raw.columns else _pair_text(x[i], y[i])
+            problems.append(Problem(file=file, row=_row(raw.index[i] + row_base), column=col,
+                                    value=text_value(value), message=message))
+        for c in (lon, lat):  # no bad point survives into the frame
+            out.loc[out.index[whole[bad]], c] = np.nan
+    return problems
 
 
-def _problem(file: str, row: Any, column: str, value: str, message: str) -> dict:
-    row = int(row) if isinstance(row, (int, np.integer)) else row
-    return {"file": file, "row": row, "column": column, "value": value, "message": message}
-
-
-def _require_columns(present: Any, required: tuple[str, ...], where: str,
-                     layer: str | None = None) -> None:
+def require_columns(present: Any, required: tuple[str, ...], where: str,
+                    layer: str | None = None) -> None:
+    """ValidationFailed naming every required column ``present`` lacks."""
     missing = [c for c in required if c not in set(present)]
     if missing:
-        prefix = f"layer {layer}: " if layer else ""
-        raise ValidationFailed(f"{prefix}{where}: missing column(s) {', '.join(missing)}",
-                               details=[{"file": where, "column": c, "message": "missing column"}
-                                        for c in missing])
+        names = ", ".join(missing)
+        message = (_l("图层 %(layer)s：%(file)s：缺少列 %(columns)s", layer=layer, file=where,
+                      columns=names) if layer else
+                   _l("%(file)s：缺少列 %(columns)s", file=where, columns=names))
+        raise ValidationFailed(message, details=[
+            Problem(file=where, column=c, message=_l("缺少此列")) for c in missing])
 
 
-def _text_value(v: Any) -> str:
+def text_value(v: Any) -> str:
+    """A cell as the text a reader compares: empty for missing, no float tail, stripped."""
     if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, float) and v.is_integer():
@@ -416,10 +500,6 @@ def _convert(text: pd.Series, kind: str, city: City | None = None) -> tuple[pd.S
         if kind == "int":
             bad |= ~empty & num.notna() & (num % 1 != 0)
             num = num.where(~bad).round().astype("Int64")
-        elif kind in ("lon", "lat"):
-            lo, hi = CHINA_LON if kind == "lon" else CHINA_LAT
-            bad |= num.notna() & ~num.between(lo, hi)
-            num = num.where(~bad).astype(float)
         return num.astype("Int64" if kind == "int" else float), bad
     parse = _PARSERS.get(kind) or _enum_parser(kind, city)
     values = text.map(lambda t: None if t == "" else parse(t))
@@ -466,16 +546,21 @@ def _enum_parser(kind: str, city: City | None) -> Callable[[str], Any]:
 
 def _explain(kind: str, city: City | None) -> str:
     if kind == "district" and city is not None:
-        return f"not a county of {city.name}: expected one of {', '.join(city.county_names)}"
+        return _l("不是%(city)s的区县：应为以下之一：%(allowed)s", city=city.name,
+                  allowed="、".join(city.county_names))
     if kind in _ENUMS:
-        return f"expected one of {', '.join(m.value for m in _ENUMS[kind])}"
-    return {
-        "int": "not a whole number", "float": "not a number", "bool": "expected true or false",
-        "date": "not an ISO date (YYYY-MM-DD)",
-        "datetime": "not an ISO date-time (YYYY-MM-DDTHH:MM[:SS])",
-        "lon": f"longitude must be a number in {CHINA_LON[0]:g}..{CHINA_LON[1]:g} (WGS84 degrees)",
-        "lat": f"latitude must be a number in {CHINA_LAT[0]:g}..{CHINA_LAT[1]:g} (WGS84 degrees)",
-    }.get(kind, "invalid value")
+        return _l("应为以下之一：%(allowed)s", allowed=", ".join(m.value for m in _ENUMS[kind]))
+    if kind == "int":
+        return _l("不是整数")
+    if kind in ("float", "lon", "lat"):
+        return _l("不是数字")
+    if kind == "bool":
+        return _l("应为 true 或 false")
+    if kind == "date":
+        return _l("不是 ISO 日期（YYYY-MM-DD）")
+    if kind == "datetime":
+        return _l("不是 ISO 日期时间（YYYY-MM-DDTHH:MM[:SS]）")
+    return _l("值无效")
 
 
 def _final_dtype(col: pd.Series, kind: str) -> pd.Series:

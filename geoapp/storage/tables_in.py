@@ -47,10 +47,15 @@ from typing import Any
 import pandas as pd
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import iterparse as safe_iterparse
+from openpyxl.reader.excel import ExcelReader
+from openpyxl.styles.stylesheet import apply_stylesheet
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import range_boundaries
 from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+from openpyxl.xml.constants import SHARED_STRINGS
 
-from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
+from geoapp.domain.messages import Text as _l
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +95,7 @@ class Limits:
     max_ratio: float | None = None       # unpacked / packed size of an XLSX
     max_entries: int | None = None       # files inside an XLSX
     max_shared_bytes: int | None = None  # unpacked bytes of an XLSX's shared strings part
-    rows_named: str = "--max-rows"       # how the row limit is named in messages
+    rows_named: str = "--max-rows"       # the setting or option that sets the row limit
 
     @classmethod
     def server(cls, max_rows: int | None, max_upload_mb: int | None) -> Limits:
@@ -99,17 +104,17 @@ class Limits:
         return cls(max_rows=int(max_rows) if max_rows else None, max_columns=MAX_COLUMNS,
                    max_cells=MAX_CELLS, max_unpacked=unpacked, max_ratio=MAX_COMPRESSION_RATIO,
                    max_entries=MAX_ZIP_ENTRIES, max_shared_bytes=MAX_SHARED_STRINGS_BYTES,
-                   rows_named="setting MAX_ROWS")
+                   rows_named="MAX_ROWS")
 
 
 NO_LIMITS = Limits()
 
 
 def too_many_rows(label: str, rows: int, limits: Limits) -> ValidationFailed:
-    """The one message for a file over the row limit (Chinese first)."""
-    return ValidationFailed(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {rows} rows, "
-                            f"more than the {limits.max_rows} accepted ({limits.rows_named}); "
-                            "split the file")
+    """The one message for a file over the row limit."""
+    return ValidationFailed(_l("文件行数超过上限：%(file)s 有 %(rows)s 行，超过接受的 %(max)s 行"
+                               "（%(setting)s）；请拆分后再导入", file=label, rows=rows,
+                               max=limits.max_rows, setting=limits.rows_named))
 
 
 def check_rows(label: str, rows: int, limits: Limits | None) -> None:
@@ -152,8 +157,6 @@ def _open_workbook(path: Path, label: str, limits: Limits) -> tuple[Any, str]:
     worksheet's part name. ``load_workbook`` would also size every sheet, and a sheet without
     ``<dimension>`` is then parsed whole before a single row can be refused. The shared
     strings are judged (:func:`_check_shared_strings`) before openpyxl reads them."""
-    from openpyxl.reader.excel import ExcelReader
-    from openpyxl.styles.stylesheet import apply_stylesheet
 
     reader = None
     try:
@@ -229,7 +232,6 @@ def _check_shared_strings(reader: Any, label: str, limits: Limits) -> None:
     into a list (15 million strings, a 43 MB upload, took 162 s and 2.7 GB): its unpacked
     size from the zip directory, the ``uniqueCount`` it declares, then its ``<si>`` elements
     counted with a byte scan that stops past the limit (the declaration may lie)."""
-    from openpyxl.xml.constants import SHARED_STRINGS
 
     ct = reader.package.find(SHARED_STRINGS)
     if ct is None or not (limits.max_shared_bytes or limits.max_cells):
@@ -239,26 +241,27 @@ def _check_shared_strings(reader: Any, label: str, limits: Limits) -> None:
     except KeyError:
         return  # openpyxl reports the part missing
     if limits.max_shared_bytes and info.file_size > limits.max_shared_bytes:
-        raise _too_many_strings(label, f"{info.file_size / 2**20:,.0f} MB of shared strings "
-                                f"once unpacked, more than the "
-                                f"{limits.max_shared_bytes / 2**20:,.0f} MB accepted")
+        raise _too_many_strings(label, _l("共享字符串解压后 %(size)s MB，超过接受的 %(max)s MB",
+                                          size=format(info.file_size / 2**20, ",.0f"),
+                                          max=format(limits.max_shared_bytes / 2**20, ",.0f")))
     root = _root_attributes(reader.archive, info, label)
     if not limits.max_cells:
         return
     declared = root.get("uniqueCount", "")
     if declared.strip().isdigit() and int(declared) > limits.max_cells:
-        raise _too_many_strings(label, f"it declares {int(declared):,} distinct shared "
-                                f"strings, more than the {limits.max_cells:,} accepted")
+        raise _too_many_strings(label, _l("声明了 %(count)s 个不同的共享字符串，超过接受的 %(max)s 个",
+                                          count=format(int(declared), ","),
+                                          max=format(limits.max_cells, ",")))
     with reader.archive.open(info) as src:
         counted = _count_tags(src, b"si", _PREFIXED_SI, limits.max_cells)
     if counted > limits.max_cells:
-        raise _too_many_strings(label, f"more than {limits.max_cells:,} shared strings, the "
-                                "most accepted")
+        raise _too_many_strings(label, _l("共享字符串超过接受的 %(max)s 个",
+                                          max=format(limits.max_cells, ",")))
 
 
 def _too_many_strings(label: str, why: str) -> ValidationFailed:
-    return ValidationFailed(f"XLSX 文件的共享字符串表过大，已拒绝，请拆分后再导入 {label}: {why}; "
-                            "split the file")
+    return ValidationFailed(_l("XLSX 文件的共享字符串表过大，已拒绝：%(file)s：%(why)s；请拆分后再导入",
+                               file=label, why=why))
 
 
 _DIMENSION = re.compile(rb"<(?:[^\s<>/!?:=\"']+:)?dimension\s[^>]*?\bref\s*=\s*[\"']([^\"']*)[\"']")
@@ -269,7 +272,6 @@ def _dimension(reader: Any, target: str) -> tuple[int, int, int, int] | None:
     """The sheet's declared ``<dimension ref>`` (min_col, min_row, max_col, max_row), found
     by a byte search of the sheet's start (before ``<sheetData>``), without parsing it: an
     XML parse of the first block costs milliseconds of cells on a wide sheet."""
-    from openpyxl.utils.cell import range_boundaries
 
     with reader.archive.open(target) as src:
         head = src.read(64 << 10)
@@ -285,14 +287,14 @@ def _dimension(reader: Any, target: str) -> tuple[int, int, int, int] | None:
 
 
 def _unreadable(label: str, why: str) -> ValidationFailed:
-    return ValidationFailed(f"无法读取此 XLSX 文件，请用 Excel 另存为 .xlsx 后重试 {label}: not a "
-                            f"readable XLSX workbook ({why}); save it from Excel as .xlsx")
+    return ValidationFailed(_l("无法读取此 XLSX 文件 %(file)s（%(why)s）；请用 Excel 另存为 .xlsx 后重试",
+                               file=label, why=why))
 
 
 def _check_zip(path: Path, label: str, limits: Limits) -> None:
     """The zip directory and every XML part's prolog, before openpyxl reads anything."""
     if path.stat().st_size == 0:
-        raise ValidationFailed(f"文件为空 {label}: the file is empty")
+        raise ValidationFailed(_l("文件为空：%(file)s", file=label))
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
@@ -302,29 +304,32 @@ def _check_zip(path: Path, label: str, limits: Limits) -> None:
                     _check_prolog(zf, info, label)
     except zipfile.BadZipFile as exc:
         log.info("%s: not a zip archive: %s", label, exc)
-        raise _unreadable(label, "not a zip archive; an old .xls or a renamed file?") from None
+        raise _unreadable(label, _l("不是 zip 压缩包，是旧的 .xls 或改了扩展名的文件吗？")) from None
     except (zipfile.LargeZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as exc:
         log.warning("%s: unreadable zip: %r", label, exc)
-        raise _unreadable(label, "the zip archive is damaged or uses an unknown method") from None
+        raise _unreadable(label, _l("压缩包已损坏或使用了未知的压缩方式")) from None
 
 
 def _check_directory(infos: list[zipfile.ZipInfo], label: str, limits: Limits) -> None:
     if limits.max_entries and len(infos) > limits.max_entries:
-        raise ValidationFailed(f"XLSX 文件内部条目过多 {label}: {len(infos):,} entries inside the "
-                               f"XLSX, more than the {limits.max_entries:,} accepted")
+        raise ValidationFailed(_l("XLSX 文件内部条目过多：%(file)s 有 %(count)s 个条目，超过接受的 "
+                                  "%(max)s 个", file=label, count=format(len(infos), ","),
+                                  max=format(limits.max_entries, ",")))
     unpacked = sum(i.file_size for i in infos)
     if limits.max_unpacked and unpacked > limits.max_unpacked:
-        raise ValidationFailed(f"XLSX 文件解压后过大 {label}: {unpacked / 2**20:,.0f} MB once "
-                               f"unpacked, more than the {limits.max_unpacked / 2**20:,.0f} MB "
-                               "accepted (10 x setting MAX_UPLOAD_MB); split the file")
+        raise ValidationFailed(_l("XLSX 文件解压后过大：%(file)s 解压后 %(size)s MB，超过接受的 "
+                                  "%(max)s MB（MAX_UPLOAD_MB 的 10 倍）；请拆分后再导入",
+                                  file=label, size=format(unpacked / 2**20, ",.0f"),
+                                  max=format(limits.max_unpacked / 2**20, ",.0f")))
     if not limits.max_ratio:
         return
     for info in infos:  # each entry on its own: padding with random bytes must not help
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > _RATIO_FLOOR and ratio > limits.max_ratio:
-            raise ValidationFailed(f"XLSX 文件压缩比异常，已拒绝 {label}: a part compressed "
-                                   f"{ratio:,.0f} to 1, more than any real workbook "
-                                   f"({limits.max_ratio:,.0f} to 1): refused as a zip bomb")
+            raise ValidationFailed(_l("XLSX 文件压缩比异常，已拒绝：%(file)s 中有一部分的压缩比为 "
+                                      "%(ratio)s 比 1，超过任何真实的工作簿（%(max)s 比 1），按 zip "
+                                      "炸弹拒绝", file=label, ratio=format(ratio, ",.0f"),
+                                      max=format(limits.max_ratio, ",.0f")))
 
 
 def _check_prolog(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> None:
@@ -340,12 +345,11 @@ def _root_attributes(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> 
                 return dict(elem.attrib)
     except DefusedXmlException as exc:
         log.warning("%s: %s has a DTD (%r); refused", label, info.filename, exc)
-        raise ValidationFailed(f"XLSX 文件含有 XML 文档类型定义 (DTD)，已拒绝 {label}: refused, "
-                               "a part of the workbook declares a DTD or entities, which no "
-                               "spreadsheet program writes") from None
+        raise ValidationFailed(_l("XLSX 文件含有 XML 文档类型定义（DTD），已拒绝：%(file)s 中有一部分"
+                                  "声明了 DTD 或实体，电子表格软件从不这样写", file=label)) from None
     except Exception as exc:  # noqa: BLE001 - a broken part is the file's fault
         log.warning("%s: part %s is not well-formed XML: %r", label, info.filename, exc)
-        raise _unreadable(label, "a part of the workbook is not well-formed XML") from None
+        raise _unreadable(label, _l("工作簿的某一部分不是格式正确的 XML")) from None
     return {}
 
 
@@ -381,12 +385,11 @@ def _stream_sheet(reader: Any, target: str, label: str, limits: Limits, extra_ro
         raise
     except DefusedXmlException as exc:
         log.warning("%s: sheet XML declares entities: %r", label, exc)
-        raise ValidationFailed(f"XLSX 文件含有 XML 实体定义，已拒绝 {label}: refused, the "
-                               "sheet declares XML entities, which no spreadsheet program "
-                               "writes") from None
+        raise ValidationFailed(_l("XLSX 文件含有 XML 实体定义，已拒绝：%(file)s 的工作表声明了 XML "
+                                  "实体，电子表格软件从不这样写", file=label)) from None
     except Exception as exc:  # noqa: BLE001 - a broken sheet is the file's fault
         log.warning("%s: cannot parse the first sheet: %r", label, exc)
-        raise _unreadable(label, "the first sheet is damaged") from None
+        raise _unreadable(label, _l("第一个工作表已损坏")) from None
 
 
 def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
@@ -428,9 +431,9 @@ def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
             raise _too_wide(label, idx, width, limits)
         cells += len(values)
         if limits.max_cells and cells > limits.max_cells:
-            raise ValidationFailed(f"文件单元格过多，请拆分后再导入 {label}: more than "
-                                   f"{limits.max_cells:,} non-empty cells by row {idx:,}; "
-                                   "split the file")
+            raise ValidationFailed(_l("文件单元格过多：%(file)s 到第 %(row)s 行已超过 %(max)s 个非空单元格；"
+                                      "请拆分后再导入", file=label, row=format(idx, ","),
+                                      max=format(limits.max_cells, ",")))
         while len(rows) < idx - 1:
             rows.append([])
         row: list[Any] = [None] * width
@@ -462,40 +465,43 @@ def _check_first_rows_width(src: Any, label: str, limits: Limits) -> None:
         if b":c" in piece:
             cells += len(_PREFIXED_CELL.findall(piece))
         if cells > limits.max_columns:
-            raise ValidationFailed(
-                f"文件列数超过上限 {label}: a row of the first sheet holds {cells:,} cells, "
-                f"more than the {limits.max_columns} columns accepted")
+            raise ValidationFailed(_l("文件列数超过上限：%(file)s 第一个工作表有一行 %(cells)s 个单元格，"
+                                      "超过接受的 %(max)s 列", file=label, cells=format(cells, ","),
+                                      max=limits.max_columns))
 
 
 def _sheet_too_long(label: str, sheet_rows: int, extra_rows: int, limits: Limits, *,
                     declared: bool) -> ValidationFailed:
     data_rows = max(sheet_rows - extra_rows, 0)
-    how = "the sheet declares" if declared else "the sheet has at least"
-    return ValidationFailed(f"文件行数超过上限，请拆分后再导入 Too many rows: {label}: {how} "
-                            f"{sheet_rows:,} rows (about {data_rows:,} data rows), more than the "
-                            f"{limits.max_rows:,} accepted ({limits.rows_named}); split the file")
+    values = {"file": label, "rows": f"{sheet_rows:,}", "data": f"{data_rows:,}",
+              "max": f"{limits.max_rows:,}", "setting": limits.rows_named}
+    if declared:
+        return ValidationFailed(_l("文件行数超过上限：%(file)s 的工作表声明了 %(rows)s 行（约 %(data)s "
+                                   "行数据），超过接受的 %(max)s 行（%(setting)s）；请拆分后再导入",
+                                   **values))
+    return ValidationFailed(_l("文件行数超过上限：%(file)s 的工作表至少有 %(rows)s 行（约 %(data)s "
+                               "行数据），超过接受的 %(max)s 行（%(setting)s）；请拆分后再导入",
+                               **values))
 
 
 def _too_wide(label: str, row: int, columns: int, limits: Limits) -> ValidationFailed:
+    last = get_column_letter(min(columns, 16384))
     return ValidationFailed(
-        f"文件列数超过上限 {label}: {columns:,} columns (to column "
-        f"{get_column_letter(min(columns, 16384))}), more than the {limits.max_columns} accepted",
-        details=[{"file": label, "row": row, "column": get_column_letter(min(columns, 16384)),
-                  "value": "", "message": f"第{row}行 {get_column_letter(min(columns, 16384))}列"
-                  f"超出列数上限 column beyond the {limits.max_columns} accepted"}])
+        _l("文件列数超过上限：%(file)s 有 %(columns)s 列（到 %(last)s 列），超过接受的 %(max)s 列",
+           file=label, columns=format(columns, ","), last=last, max=limits.max_columns),
+        details=[Problem(file=label, row=row, column=last, value="",
+                         message=_l("超出列数上限（%(max)s 列）", max=limits.max_columns))])
 
 
 def _uncomputed(label: str, where: list[tuple[int, int]]) -> ValidationFailed:
-    details = [{"file": label, "row": r, "column": get_column_letter(c), "value": "",
-                "message": f"第{r}行 {get_column_letter(c)}列: 公式没有计算结果 formula without "
-                           "a cached value; open and save the file in Excel"}
+    details = [Problem(file=label, row=r, column=get_column_letter(c), value="",
+                       message=_l("公式没有计算结果；请用 Excel 打开并保存该文件"))
                for r, c in sorted(where)[:MAX_REPORTED]]
     first = details[0]
     return ValidationFailed(
-        f"{label}: {len(where)} 个公式单元格没有计算结果，请用 Excel 打开并保存后再导入 "
-        f"{len(where)} formula cell(s) without a cached value, nothing read; first: row "
-        f"{first['row']}, column {first['column']}; open and save the file in Excel "
-        "(or paste values)", details=details)
+        _l("%(file)s：%(count)s 个公式单元格没有计算结果，未读取任何内容；第一个：第 %(row)s 行 "
+           "%(column)s 列；请用 Excel 打开并保存后再导入（或粘贴为数值）", file=label,
+           count=len(where), row=first.row, column=first.column), details=details)
 
 
 # ------------------------------------------------------------------------------ frames
@@ -521,7 +527,7 @@ def read_frame(path: str | Path, *, name: str | None = None, limits: Limits | No
         return _grid_frame(read_grid(path, name=label, limits=limits, extra_rows=1).rows)
     if suffix in CSV_SUFFIXES:
         return _read_csv(path, label, limits or NO_LIMITS, skip_initial_space)
-    raise ValidationFailed(f"文件须为 CSV 或 XLSX {label}: expected a .csv or .xlsx file")
+    raise ValidationFailed(_l("文件须为 CSV 或 XLSX：%(file)s", file=label))
 
 
 def _grid_frame(rows: list[list[Any]]) -> pd.DataFrame:
@@ -544,7 +550,7 @@ def _grid_frame(rows: list[list[Any]]) -> pd.DataFrame:
 
 def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) -> pd.DataFrame:
     if path.stat().st_size == 0:
-        raise ValidationFailed(f"文件为空 {label}: the file is empty")
+        raise ValidationFailed(_l("文件为空：%(file)s", file=label))
     if limits.max_columns:
         _check_csv_header(path, label, limits)
     nrows = limits.max_rows + 1 if limits.max_rows else None
@@ -555,13 +561,13 @@ def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) 
         raise _not_utf8(label) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         log.warning("%s: unreadable CSV: %r", label, exc)
-        raise ValidationFailed(f"无法读取此 CSV 文件 {label}: not a readable CSV file (check the "
-                           "quotes and that every row has the header's columns)") from None
+        raise ValidationFailed(_l("无法读取此 CSV 文件：%(file)s（请检查引号，以及每行的列数是否与表头"
+                                  "一致）", file=label)) from None
     if limits.max_columns and len(df.columns) > limits.max_columns:
         raise _too_wide(label, 1, len(df.columns), limits)
     if limits.max_cells and df.size > limits.max_cells:
-        raise ValidationFailed(f"文件单元格过多，请拆分后再导入 {label}: more than "
-                           f"{limits.max_cells:,} cells; split the file")
+        raise ValidationFailed(_l("文件单元格过多：%(file)s 超过 %(max)s 个单元格；请拆分后再导入",
+                                  file=label, max=format(limits.max_cells, ",")))
     if nrows is not None and len(df) >= nrows:
         raise too_many_rows(label, _count_csv_rows(path), limits)
     return df
@@ -591,19 +597,17 @@ def _check_csv_header(path: Path, label: str, limits: Limits) -> None:
         return  # pandas reports it with the file's own message
     if not whole and buf.tell() >= len(text):  # the header may go on past the bound
         raise ValidationFailed(
-            f"文件首行（表头）过长，请检查列数与列名 {label}: the header line is longer than "
-            f"{MAX_HEADER_BYTES // 1024} KB (at least {len(header):,} columns), more than the "
-            f"{limits.max_columns} columns accepted",
-            details=[{"file": label, "row": 1, "column": "", "value": "",
-                      "message": f"第1行 表头过长 header longer than "
-                                 f"{MAX_HEADER_BYTES // 1024} KB"}])
+            _l("文件首行（表头）过长：%(file)s 的表头超过 %(kb)s KB（至少 %(columns)s 列），超过"
+               "接受的 %(max)s 列；请检查列数与列名", file=label, kb=MAX_HEADER_BYTES // 1024,
+               columns=format(len(header), ","), max=limits.max_columns),
+            details=[Problem(file=label, row=1, column="", value="", message=_l(
+                "表头超过 %(kb)s KB", kb=MAX_HEADER_BYTES // 1024))])
     if limits.max_columns and len(header) > limits.max_columns:
         raise _too_wide(label, 1, len(header), limits)
 
 
 def _not_utf8(label: str) -> ValidationFailed:
-    return ValidationFailed(f"文件不是 UTF-8 编码，请另存为“CSV UTF-8” {label}: not UTF-8 text; "
-                            "save the file as UTF-8 (Excel: CSV UTF-8)")
+    return ValidationFailed(_l("文件不是 UTF-8 编码：%(file)s；请另存为“CSV UTF-8”", file=label))
 
 
 def _count_csv_rows(path: Path) -> int:

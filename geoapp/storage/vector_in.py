@@ -44,8 +44,12 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import pyogrio
+import pyproj
+import pyproj.network
 
 from geoapp.domain.errors import GeoappError, InvalidInput
+from geoapp.domain.messages import Text as _l
 from geoapp.spatial.crs import is_flat_crs
 
 log = logging.getLogger(__name__)
@@ -55,9 +59,9 @@ DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile"}
 #: Declared extension -> format kind (a zip holds a shapefile).
 EXTENSIONS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "zip",
               ".shp": "shapefile"}
-_NAMES = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "zip": "zipped Shapefile (.zip)",
-          "shapefile": "Shapefile", "vrt": "GDAL VRT / XML", "csv": "text",
-          None: "an unknown format"}
+_NAMES = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "zip": _l("压缩的 Shapefile（.zip）"),
+          "shapefile": "Shapefile", "vrt": "GDAL VRT / XML", "csv": _l("文本"),
+          None: _l("未知格式")}
 
 MAX_GPKG_TABLES = 32
 #: Names of the triggers GeoPackage writers (GDAL, QGIS, ArcGIS) create themselves.
@@ -116,9 +120,6 @@ GDAL_OPTIONS: dict[str, str] = {
 def configure_gdal() -> None:
     """Apply :data:`GDAL_OPTIONS` and switch PROJ's network access off for this process
     (idempotent; call at app/CLI start): no grid or CRS is ever fetched from a URL."""
-    import pyogrio
-    import pyproj.network
-
     os.environ["PROJ_NETWORK"] = "OFF"
     pyproj.network.set_network_enabled(False)
     pyogrio.set_gdal_config_options(GDAL_OPTIONS)
@@ -162,11 +163,11 @@ def check_kind(path: Path, label: str, expected: str | None = None) -> str:
     declared = expected or kind_of_extension(label)
     found = sniff(path)
     if declared is None:
-        raise InvalidInput(f"不支持的文件类型 Unsupported file type: {label}")
+        raise InvalidInput(_l("不支持的文件类型：%(file)s", file=label))
     if found != declared:
-        raise InvalidInput(f"文件内容与扩展名不符 File content does not match its name: "
-                           f"{label} is named as {_NAMES[declared]} but holds "
-                           f"{_NAMES.get(found, 'something else')}; the upload was refused")
+        raise InvalidInput(_l("文件内容与扩展名不符：%(file)s 按名称是 %(named)s，内容却是 %(found)s，"
+                              "已拒绝上传", file=label, named=_NAMES[declared],
+                              found=_NAMES.get(found, _NAMES[None])))
     return declared
 
 
@@ -176,15 +177,13 @@ def guard_source(path: Path, label: str, database: str | Path | None = None) -> 
     try:
         st = os.lstat(path)
     except OSError:
-        raise InvalidInput(f"找不到文件 No such file: {label}") from None
+        raise InvalidInput(_l("找不到文件：%(file)s", file=label)) from None
     if stat.S_ISLNK(st.st_mode):
-        raise InvalidInput(f"不接受符号链接 Symbolic links are not accepted: {label}; "
-                           "give the real file")
+        raise InvalidInput(_l("不接受符号链接：%(file)s；请给出真实文件", file=label))
     if not stat.S_ISREG(st.st_mode):
-        raise InvalidInput(f"不是普通文件 Not a regular file: {label}")
+        raise InvalidInput(_l("不是普通文件：%(file)s", file=label))
     if database and _is_database(path, database):
-        raise InvalidInput(f"不能读取本系统的数据库 The app's own database cannot be read as "
-                           f"an upload: {label}")
+        raise InvalidInput(_l("不能把本系统的数据库当作上传文件读取：%(file)s", file=label))
 
 
 def _is_database(path: Path, database: str | Path) -> bool:
@@ -202,7 +201,7 @@ def _gdal_path(path: Path) -> str:
     """The string handed to GDAL: an absolute local path of ours, never a /vsi or URL form."""
     s = str(path.resolve())
     if not s.startswith("/") or s.startswith("/vsi") or "://" in s or "!" in s:
-        raise InvalidInput("无法读取文件 Cannot read the file: unexpected temporary path")
+        raise InvalidInput(_l("无法读取文件：临时路径异常"))
     return s
 
 
@@ -221,7 +220,7 @@ def read_vector(path: str | Path, *, label: str, kind: str | None = None,
     guard_source(path, label, database)
     kind = check_kind(path, label, kind)
     if kind == "zip":
-        raise InvalidInput(f"{label}: a zip must be extracted first")
+        raise InvalidInput(_l("%(file)s：zip 须先解压", file=label))
     if kind == "shapefile":
         for ext in (".shx", ".dbf", ".prj", ".cpg"):
             part = path.with_suffix(ext)
@@ -245,19 +244,20 @@ def read_vector(path: str | Path, *, label: str, kind: str | None = None,
 
 
 def _cannot_read(label: str, kind: str, why: str = "") -> InvalidInput:
-    return InvalidInput(f"无法读取文件 Cannot read the file: {label} is not a valid "
-                        f"{_NAMES[kind]} file" + (f" ({why})" if why else ""))
+    if why:
+        return InvalidInput(_l("无法读取文件：%(file)s 不是有效的 %(format)s 文件（%(why)s）",
+                               file=label, format=_NAMES[kind], why=why))
+    return InvalidInput(_l("无法读取文件：%(file)s 不是有效的 %(format)s 文件", file=label,
+                           format=_NAMES[kind]))
 
 
 def _too_many(label: str, n: int, max_rows: int) -> InvalidInput:
-    return InvalidInput(f"要素过多 Too many features: {label} holds {n} features, more than "
-                        f"the {max_rows} accepted (setting MAX_ROWS)")
+    return InvalidInput(_l("要素过多：%(file)s 有 %(count)s 个要素，超过接受的 %(max)s 个（MAX_ROWS）",
+                           file=label, count=n, max=max_rows))
 
 
 def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
                encoding: str | None = None) -> gpd.GeoDataFrame:
-    import pyogrio
-
     kwargs: dict[str, Any] = {}
     if layer is not None:
         kwargs["layer"] = layer
@@ -274,14 +274,13 @@ def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
         raise
     except UnicodeDecodeError as exc:
         log.warning("upload %s: text decoding failed: %s", label, exc)
-        raise InvalidInput(f"文字编码错误 Wrong text encoding: the text of {label} is not "
-                           f"{encoding or 'UTF-8'}; name the file's encoding in the encoding "
-                           "field") from None
+        raise InvalidInput(_l("文字编码错误：%(file)s 的文字不是 %(encoding)s；请在编码栏写明文件的编码",
+                              file=label, encoding=encoding or "UTF-8")) from None
     except Exception as exc:  # noqa: BLE001 - any reader failure is the file's fault
         log.warning("upload %s: GDAL could not read it as %s: %s", label, kind, exc)
         raise _cannot_read(label, kind) from None
     if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry is None:
-        raise InvalidInput(f"文件没有几何 No geometry: {label} holds no geometry column")
+        raise InvalidInput(_l("文件没有几何：%(file)s 没有几何列", file=label))
     return gdf
 
 
@@ -311,21 +310,21 @@ def _sanitise_geojson(path: Path, label: str, max_rows: int) -> Any:
     try:
         doc = json.loads(path.read_bytes().decode("utf-8-sig"), object_pairs_hook=_json_object)
     except UnicodeDecodeError:
-        raise InvalidInput(f"文字编码错误 Wrong text encoding: {label} is not UTF-8 text "
-                           "(GeoJSON is UTF-8 by definition)") from None
+        raise InvalidInput(_l("文字编码错误：%(file)s 不是 UTF-8 文本（GeoJSON 按规定为 UTF-8）",
+                              file=label)) from None
     except (ValueError, RecursionError) as exc:
         log.warning("upload %s: not JSON: %s", label, exc)
-        raise _cannot_read(label, "geojson", "not JSON text") from None
+        raise _cannot_read(label, "geojson", _l("不是 JSON 文本")) from None
     if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
-        raise _cannot_read(label, "geojson", "expected a FeatureCollection or a Feature")
+        raise _cannot_read(label, "geojson", _l("应为 FeatureCollection 或 Feature"))
     _check_members(doc, label)
     top = _pop_crs_members(doc)
     if len(top) > 1:
-        raise _crs_member_refused(label, "more than one crs member")
+        raise _crs_member_refused(label, _l("有多个 crs 成员"))
     declared = _declared_crs(top[0], label) if top else None
     features = doc.get("features") if doc["type"] == "FeatureCollection" else [doc]
     if not isinstance(features, list):
-        raise _cannot_read(label, "geojson", "'features' is not a list")
+        raise _cannot_read(label, "geojson", _l("features 不是列表"))
     if max_rows and len(features) > max_rows:
         raise _too_many(label, len(features), max_rows)
     # Every object below the top: features, geometries, nested geometry collections and
@@ -338,7 +337,7 @@ def _sanitise_geojson(path: Path, label: str, max_rows: int) -> Any:
         elif isinstance(item, dict):
             _check_members(item, label)
             if _pop_crs_members(item):
-                raise _crs_member_refused(label, "a crs member below the top of the document")
+                raise _crs_member_refused(label, _l("文档顶层以下有 crs 成员"))
             stack.extend(v for k, v in item.items()
                          if k.lower() not in _GEOJSON_DATA and isinstance(v, dict | list))
     path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
@@ -348,7 +347,7 @@ def _sanitise_geojson(path: Path, label: str, max_rows: int) -> Any:
 def _check_members(obj: dict, label: str) -> None:
     """GDAL takes the first member whose name matches in any case: no two may match."""
     if getattr(obj, "duplicated", False) or len({k.lower() for k in obj}) != len(obj):
-        raise _cannot_read(label, "geojson", "a member name is given twice")
+        raise _cannot_read(label, "geojson", _l("有成员名出现了两次"))
 
 
 def _pop_crs_members(obj: dict) -> list[Any]:
@@ -362,10 +361,9 @@ def _pop_crs_members(obj: dict) -> list[Any]:
 
 
 def _crs_member_refused(label: str, why: str) -> InvalidInput:
-    return InvalidInput(f"不接受的坐标系声明 Unsupported crs member in {label} ({why}): only one "
-                        "crs at the top of the document naming an EPSG/OGC system (e.g. "
-                        "urn:ogc:def:crs:EPSG::4326) is accepted, no links, files or PROJ "
-                        "strings; remove the crs member for WGS84")
+    return InvalidInput(_l("不接受的坐标系声明：%(file)s（%(why)s）：只接受文档顶层的一个 crs，且须为 "
+                           "EPSG/OGC 坐标系名称（如 urn:ogc:def:crs:EPSG::4326），不接受链接、文件或 "
+                           "PROJ 字符串；WGS84 数据请删除 crs 成员", file=label, why=why))
 
 
 def _declared_crs(crs: Any, label: str) -> Any:
@@ -379,20 +377,17 @@ def _declared_crs(crs: Any, label: str) -> Any:
     text = name.strip() if isinstance(name, str) else ""
     epsg, ogc = _EPSG_NAME.match(text), _OGC_NAME.match(text)
     if not (epsg or ogc):
-        raise _crs_member_refused(label, "not a named EPSG/OGC system")
+        raise _crs_member_refused(label, _l("不是 EPSG/OGC 坐标系名称"))
     return _epsg_crs(int(epsg.group(1)) if epsg else _OGC_CRS[ogc.group(1).lower()], label)
 
 
 def _epsg_crs(code: int, label: str) -> Any:
     """A pyproj CRS from an EPSG code (PROJ's database only, nothing from the upload)."""
-    import pyproj
-
     try:
         return pyproj.CRS.from_epsg(code)
     except pyproj.exceptions.CRSError:
-        raise InvalidInput(f"未知的坐标系 Unknown coordinate system in {label}: EPSG:{code} is "
-                           "not an EPSG code; name e.g. EPSG:4326, EPSG:4490 or EPSG:4547"
-                           ) from None
+        raise InvalidInput(_l("未知的坐标系：%(file)s：%(code)s 不是 EPSG 代码；请写例如 EPSG:4326、"
+                              "EPSG:4490 或 EPSG:4547", file=label, code="EPSG:" + str(code))) from None
 
 
 # ---------------------------------------------------------------------------- GeoPackage
@@ -402,13 +397,13 @@ def _check_geopackage(path: Path, label: str, max_rows: int) -> str:
     with path.open("rb") as fh:
         header = fh.read(100)
     if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
-        raise _cannot_read(label, "gpkg", "not a SQLite file")
+        raise _cannot_read(label, "gpkg", _l("不是 SQLite 文件"))
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     if page_size < 512 or page_size & (page_size - 1) or size % page_size \
             or pages * page_size > size:
-        raise _cannot_read(label, "gpkg", "damaged or truncated")
+        raise _cannot_read(label, "gpkg", _l("已损坏或不完整"))
     uri = "file:" + _gdal_path(path) + "?mode=ro&immutable=1"
     try:
         con = sqlite3.connect(uri, uri=True)
@@ -427,44 +422,42 @@ def _check_geopackage(path: Path, label: str, max_rows: int) -> str:
 def _judge_geopackage(con: sqlite3.Connection, label: str, max_rows: int) -> str:
     con.execute("PRAGMA trusted_schema=OFF")
     if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-        raise _cannot_read(label, "gpkg", "the database is damaged")
+        raise _cannot_read(label, "gpkg", _l("数据库已损坏"))
     schema = con.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
     names = {n for _, n, _, _ in schema}
     if "gpkg_contents" not in names or "gpkg_spatial_ref_sys" not in names:
-        raise _cannot_read(label, "gpkg", "a SQLite file without gpkg_contents")
+        raise _cannot_read(label, "gpkg", _l("SQLite 文件中没有 gpkg_contents"))
     for typ, name, _, sql in schema:
         text = (sql or "").lower()
         if typ == "view":
-            raise InvalidInput(f"GeoPackage 含视图 The GeoPackage {label} holds a view "
-                               f"({name}); export the layer as a plain table")
+            raise InvalidInput(_l("GeoPackage %(file)s 含视图（%(name)s）；请把图层导出为普通表",
+                                  file=label, name=name))
         if typ == "trigger" and not _STANDARD_TRIGGER.match(name):
-            raise InvalidInput(f"GeoPackage 含触发器 The GeoPackage {label} holds a trigger "
-                               f"({name}); export the layer without it")
+            raise InvalidInput(_l("GeoPackage %(file)s 含触发器（%(name)s）；请导出不带触发器的图层",
+                                  file=label, name=name))
         if typ == "table" and text.startswith("create virtual table") \
                 and not re.search(r"\busing\s+rtree\s*\(", text):
-            raise InvalidInput(f"GeoPackage 含虚拟表 The GeoPackage {label} holds a virtual "
-                               f"table ({name}); export the layer as a plain table")
+            raise InvalidInput(_l("GeoPackage %(file)s 含虚拟表（%(name)s）；请把图层导出为普通表",
+                                  file=label, name=name))
     contents = con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall()
     if len(contents) > MAX_GPKG_TABLES:
-        raise InvalidInput(f"GeoPackage 表过多 The GeoPackage {label} lists {len(contents)} "
-                           f"tables; at most {MAX_GPKG_TABLES} are accepted")
+        raise InvalidInput(_l("GeoPackage 表过多：%(file)s 列出了 %(count)s 个表，最多接受 %(max)s 个",
+                              file=label, count=len(contents), max=MAX_GPKG_TABLES))
     features = [t for t, kind in contents if str(kind).lower() == "features"]
     if not features:
-        raise InvalidInput(f"GeoPackage 没有要素表 The GeoPackage {label} holds no feature "
-                           "table (attributes only, no geometry); export a layer with "
-                           "geometry")
+        raise InvalidInput(_l("GeoPackage %(file)s 没有要素表（只有属性，没有几何）；请导出带几何的图层",
+                              file=label))
     if len(features) > 1:
-        raise InvalidInput(f"GeoPackage 含多个图层 The GeoPackage {label} holds "
-                           f"{len(features)} feature tables ({', '.join(features[:10])}); "
-                           "upload one layer per file")
+        raise InvalidInput(_l("GeoPackage %(file)s 含多个图层：%(count)s 个要素表（%(names)s）；"
+                              "每个文件只上传一个图层", file=label, count=len(features),
+                              names=", ".join(features[:10])))
     table = features[0]
     if table not in names or any(typ != "table" for typ, n, _, _ in schema if n == table):
-        raise _cannot_read(label, "gpkg", f"table {table} is missing")
+        raise _cannot_read(label, "gpkg", _l("缺少表 %(table)s", table=table))
     quoted = '"' + table.replace('"', '""') + '"'
     cols = con.execute(f"PRAGMA table_xinfo({quoted})").fetchall()
     if any(c[6] in (2, 3) for c in cols):  # hidden: 2 virtual, 3 stored generated column
-        raise InvalidInput(f"GeoPackage 含计算列 The GeoPackage {label} has generated "
-                           "columns; export the layer as plain values")
+        raise InvalidInput(_l("GeoPackage %(file)s 含计算列；请把图层导出为普通值", file=label))
     n = con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
     if max_rows and n > max_rows:
         raise _too_many(label, n, max_rows)
@@ -494,28 +487,26 @@ def _judge_srs_rows(con: sqlite3.Connection, label: str, table: str) -> None:
                    and code == srs_id)
         if not (isinstance(org, str) and _ORGANIZATION.match(org) and isinstance(code, int)
                 and isinstance(srs_id, int)):
-            raise _srs_refused(label, srs_id, "its organization or code is not a plain name "
-                               "and number")
+            raise _srs_refused(label, srs_id, _l("机构或代码不是普通的名称和数字"))
         for text in texts:
             if text is None or (srs_id not in used and not isinstance(text, str)):
                 continue
             if not isinstance(text, str) or len(text) > MAX_CRS_TEXT:
-                raise _srs_refused(label, srs_id, "its definition is not WKT text")
+                raise _srs_refused(label, srs_id, _l("定义不是 WKT 文本"))
             why = unsafe_crs_text(text, allow_proj4_extension=by_code)
             if why:
                 raise _srs_refused(label, srs_id, why)
             if srs_id in used and text.strip().lower() != "undefined" \
                     and not _WKT_START.match(text):
-                raise _srs_refused(label, srs_id, "its definition is not a WKT coordinate "
-                                   "system")
+                raise _srs_refused(label, srs_id, _l("定义不是 WKT 坐标系"))
     if not used <= known:
-        raise _cannot_read(label, "gpkg", "the layer's coordinate system is not listed")
+        raise _cannot_read(label, "gpkg", _l("图层的坐标系未列出"))
 
 
 def _srs_refused(label: str, srs_id: Any, why: str) -> InvalidInput:
-    return InvalidInput(f"不接受的坐标系定义 Unsupported coordinate system definition in "
-                        f"{label} (gpkg_spatial_ref_sys srs_id {str(srs_id)[:20]}): {why}; "
-                        "export the layer with an EPSG coordinate system")
+    return InvalidInput(_l("不接受的坐标系定义：%(file)s（gpkg_spatial_ref_sys srs_id %(srs)s）："
+                           "%(why)s；请用 EPSG 坐标系导出图层", file=label, srs=str(srs_id)[:20],
+                           why=why))
 
 
 # ---------------------------------------------------------------------------- Shapefile
@@ -523,17 +514,17 @@ def _read_shapefile(shp: Path, label: str, max_rows: int,
                     encoding: str | None) -> gpd.GeoDataFrame:
     shx, dbf, prj, cpg = (shp.with_suffix(e) for e in (".shx", ".dbf", ".prj", ".cpg"))
     if not _starts(shx, _SHP_MAGIC, 100):
-        raise _cannot_read(label, "shapefile", "the .shx is not a shapefile index")
+        raise _cannot_read(label, "shapefile", _l(".shx 不是 Shapefile 索引"))
     with dbf.open("rb") as fh:
         first = fh.read(32)
     if len(first) < 32 or first[0] not in _DBF_VERSIONS:
-        raise _cannot_read(label, "shapefile", "the .dbf is not a dBase table")
+        raise _cannot_read(label, "shapefile", _l(".dbf 不是 dBase 表"))
     wkt = None
     if prj.is_file():
         wkt = _check_prj(prj, label)
     if cpg.is_file() and (cpg.stat().st_size > 64
                           or not re.fullmatch(rb"[\w .:-]*\s*", cpg.read_bytes())):
-        raise _cannot_read(label, "shapefile", "the .cpg is not an encoding name")
+        raise _cannot_read(label, "shapefile", _l(".cpg 不是编码名称"))
     n = max(0, (shx.stat().st_size - 100) // 8)
     if max_rows and n > max_rows:
         raise _too_many(label, n, max_rows)
@@ -542,34 +533,35 @@ def _read_shapefile(shp: Path, label: str, max_rows: int,
     if code is not None:  # the system the .prj names by its EPSG code, from PROJ's database
         gdf = gdf.set_crs(_epsg_crs(code, label), allow_override=True)
     elif wkt and gdf.crs is None:  # GDAL made nothing of it (a geocentric system): say why
-        import pyproj
-
         try:
             check_crs_kind(pyproj.CRS.from_wkt(wkt), label)  # judged safe above
         except pyproj.exceptions.CRSError:
-            raise _prj_refused(label, "it is not a WKT coordinate system") from None
+            raise _prj_refused(label, NOT_WKT) from None
     return gdf
 
 
 def _check_prj(prj: Path, label: str) -> str:
     """The .prj's WKT, judged before GDAL reads it (GDAL and PROJ act on what it says)."""
     if prj.stat().st_size > MAX_CRS_TEXT:
-        raise _prj_refused(label, f"it is larger than {MAX_CRS_TEXT // 1024} KB")
+        raise _prj_refused(label, _l("大于 %(kb)s KB", kb=MAX_CRS_TEXT // 1024))
     try:
         wkt = prj.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         wkt = ""
     if not _WKT_START.match(wkt):
-        raise _prj_refused(label, "it is not a WKT coordinate system")
+        raise _prj_refused(label, NOT_WKT)
     why = unsafe_crs_text(wkt)
     if why:
         raise _prj_refused(label, why)
     return wkt
 
 
+NOT_WKT = _l("不是 WKT 坐标系")
+
+
 def _prj_refused(label: str, why: str) -> InvalidInput:
-    return InvalidInput(f"无法读取坐标系 Cannot read the .prj of {label}: {why}; fix the .prj "
-                        "or remove it and name the system in the crs field")
+    return InvalidInput(_l("无法读取坐标系：%(file)s 的 .prj %(why)s；请修正 .prj，或删除它并在坐标系栏写明"
+                           "坐标系", file=label, why=why))
 
 
 def _starts(path: Path, magic: bytes, min_size: int) -> bool:
@@ -591,11 +583,11 @@ def unsafe_crs_text(text: str, *, allow_proj4_extension: bool = False) -> str | 
     (a GeoPackage row GDAL builds from its EPSG code; GDAL writes one for EPSG:3857).
     """
     if _PROJ4_EXTENSION.search(text) and not allow_proj4_extension:
-        return 'it carries a PROJ string (EXTENSION["PROJ4", ...])'
+        return _l('带有 PROJ 字符串（EXTENSION["PROJ4", ...]）')
     found = _PROJ_FILE_USE.search(_NULL_GRID.sub(" ", text))
     if found:
-        return (f"it names files or grids for PROJ to open ({found.group(0).strip()[:20]}); "
-                "grids, init files and links are not accepted")
+        return _l("指定了要 PROJ 打开的文件或格网（%(what)s）；不接受格网、init 文件和链接",
+                  what=found.group(0).strip()[:20])
     return None
 
 
@@ -621,10 +613,9 @@ def check_crs_kind(crs: Any, label: str) -> None:
     if crs is None or is_flat_crs(crs):
         return
     base = crs.source_crs if crs.type_name == "Bound CRS" and crs.source_crs else crs
-    raise InvalidInput(f"不支持的坐标系 Unsupported coordinate system in {label}: "
-                       f"{str(base.name)[:60]} ({base.type_name}); only 2-D geographic "
-                       "(lon/lat) or projected (x/y) systems are accepted, e.g. EPSG:4326, "
-                       "EPSG:4490 or EPSG:4547")
+    raise InvalidInput(_l("不支持的坐标系：%(file)s：%(crs)s（%(kind)s）；只接受二维的地理坐标系（经纬度）"
+                          "或投影坐标系（x/y），如 EPSG:4326、EPSG:4490 或 EPSG:4547", file=label,
+                          crs=str(base.name)[:60], kind=base.type_name))
 
 
 def unknown_datum(crs: Any) -> str | None:
@@ -642,8 +633,6 @@ def unknown_datum(crs: Any) -> str | None:
     if info.get("id") or info.get("ids"):
         return None
     try:
-        import pyproj
-
         pyproj.crs.Datum.from_name(datum.name)
         return None
     except Exception:  # noqa: BLE001 - pyproj raises CRSError for an unknown name

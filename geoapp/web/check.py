@@ -19,18 +19,19 @@ from geoapp.web.common import core, render_map_page
 log = logging.getLogger(__name__)
 bp = Blueprint("check", __name__)
 
-#: English engine messages -> a Chinese sentence shown first (the detail follows).
+#: Engine messages (as raised: the catalogue's Chinese; some English ones remain) -> a
+#: sentence shown first (the detail follows).
 _ZH_HINTS = (
     (r"lon and lat are required", _l("请填写经度和纬度（度分秒可整段填在第一栏）。")),
-    (r"unknown coordinate system", _l("坐标系无效，请从列表中选择。")),
-    (r"look swapped", _l("经纬度可能填反了：请先填经度（东经，约 110-120），再填纬度（北纬，约 30-40）。")),
-    (r"outside China", _l("坐标不在中国境内，请检查数值和坐标系。")),
-    (r"are not degrees|projected metres", _l("这像是投影坐标（米），请选择“高斯-克吕格 x/y”。")),
-    (r"look like degrees", _l("这像是经纬度（度），请选择 WGS84、GCJ-02 或 BD-09。")),
-    (r"not a number|missing|expected two numbers", _l("坐标不是有效数字，请检查输入（小数点用“.”）。")),
-    (r"outside -1[89]0", _l("经度或纬度超出范围。")),
-    (r"Gauss-Krüger|easting|northing|zone", _l("高斯-克吕格坐标无效，请检查 x/y 与带号。")),
-    (r"DMS|degrees-minutes|度分秒|minutes|seconds", _l("度分秒格式无法识别，例如：东经113度14分30.5秒 北纬35度12分10秒。")),
+    (r"unknown coordinate system|未知的坐标系", _l("坐标系无效，请从列表中选择。")),
+    (r"look swapped|像是填反了", _l("经纬度可能填反了：请先填经度（东经，约 110-120），再填纬度（北纬，约 30-40）。")),
+    (r"outside China|在中国境外", _l("坐标不在中国境内，请检查数值和坐标系。")),
+    (r"are not degrees|projected metres|像是投影坐标", _l("这像是投影坐标（米），请选择“高斯-克吕格 x/y”。")),
+    (r"look like degrees|像是经纬度", _l("这像是经纬度（度），请选择 WGS84、GCJ-02 或 BD-09。")),
+    (r"not a number|missing|expected two numbers|不是数字|坐标缺失|应填两个数", _l("坐标不是有效数字，请检查输入（小数点用“.”）。")),
+    (r"outside -1[89]0|超出 -1[89]0", _l("经度或纬度超出范围。")),
+    (r"Gauss-Krüger|easting|northing|zone|高斯-克吕格|东坐标|北坐标|带号", _l("高斯-克吕格坐标无效，请检查 x/y 与带号。")),
+    (r"DMS|degrees-minutes|度分秒|minutes|seconds|方位字母|须小于 60|没有填写坐标", _l("度分秒格式无法识别，例如：东经113度14分30.5秒 北纬35度12分10秒。")),
     (r"site_type", _l("场所类型无效。")),
 )
 
