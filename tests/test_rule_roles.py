@@ -18,8 +18,6 @@ from geoapp.services import open_geoapp
 from geoapp.services import workshops as svc
 from geoapp.services.checks import ZONES_LAYER
 
-from webutil import copy_database
-
 
 def test_stored_zones_say_which_one_the_overview_opens_with(offline_app):
     zones = offline_app.extensions["geoapp"].repo.derived_layer(ZONES_LAYER)
@@ -50,7 +48,7 @@ def test_the_overview_opens_with_the_zones_the_rules_file_shows(shown):
 
 
 @pytest.mark.slow
-def test_relapses_follow_the_rule_the_file_marks_whatever_its_id(tmp_path, jiaozuo_db):
+def test_relapses_follow_the_rule_the_file_marks_whatever_its_id(tmp_path, instance):
     """Rename the relapse rule and change its distance: the register follows the file; take
     its purpose away: the register lists no relapses and says there is no relapse rule."""
     shipped_file = Path(__file__).resolve().parent.parent / "data" / "rules.yaml"
@@ -58,7 +56,6 @@ def test_relapses_follow_the_rule_the_file_marks_whatever_its_id(tmp_path, jiaoz
     relapse = next(r for r in rules["rules"] if r.get("purpose") == "relapse")
     rules_file = tmp_path / "rules.yaml"
     rules_file.write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
-    instance = copy_database(jiaozuo_db, tmp_path / "instance").parent
     core = open_geoapp(load_settings(instance, overrides={"RULES_FILE": str(rules_file)},
                                      environ={}))
     try:
