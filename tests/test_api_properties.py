@@ -4,15 +4,12 @@ with the documented shape or a 400 with a message, never a 500."""
 from __future__ import annotations
 
 import math
-import shutil
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geoapp.web import create_app
-
-from webutil import login, make_users
+from webutil import login
 
 TEXT = st.text(max_size=40)
 NUMBER_TEXT = st.floats(allow_nan=True, allow_infinity=True).map(repr)
@@ -22,13 +19,8 @@ CRS = st.sampled_from(["wgs84", "cgcs2000", "gcj02", "bd09", "gk", "dms", "EPSG:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory, jiaozuo_db):
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    c = app.test_client()
+def client(offline_app):
+    c = offline_app.test_client()
     login(c, "inspector")
     return c
 

@@ -7,20 +7,18 @@ import pytest
 from click.testing import CliRunner
 
 from geoapp.cli import main
-from geoapp.web import create_app
 
-from webutil import csrf_token, login, make_users, password_for
+from webutil import csrf_token, login, password_for
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
-    make_users(app)
-    return app
+def app(make_app):
+    """An app of its own, for tests that lock accounts or end sessions."""
+    return make_app()
 
 
-def test_anonymous_pages_redirect_to_login_and_api_answers_401(app):
-    c = app.test_client()
+def test_anonymous_pages_redirect_to_login_and_api_answers_401(offline_app):
+    c = offline_app.test_client()
     r = c.get("/")
     assert r.status_code == 302 and "/login" in r.headers["Location"]
     r = c.get("/api/check?lon=113.2&lat=35.2")
@@ -29,8 +27,8 @@ def test_anonymous_pages_redirect_to_login_and_api_answers_401(app):
     assert c.get("/login").status_code == 200
 
 
-def test_login_sets_an_httponly_samesite_cookie_and_returns_to_the_page(app):
-    c = app.test_client()
+def test_login_sets_an_httponly_samesite_cookie_and_returns_to_the_page(offline_app):
+    c = offline_app.test_client()
     token = csrf_token(c.get("/login").get_data(as_text=True))
     r = c.post("/login?next=/api/check%3Flon%3D1", data={
         "username": "viewer", "password": password_for("viewer"), "csrf_token": token})
@@ -39,16 +37,16 @@ def test_login_sets_an_httponly_samesite_cookie_and_returns_to_the_page(app):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
-def test_login_refuses_an_offsite_next_url(app):
-    c = app.test_client()
+def test_login_refuses_an_offsite_next_url(offline_app):
+    c = offline_app.test_client()
     token = csrf_token(c.get("/login").get_data(as_text=True))
     r = c.post("/login?next=//evil.example/x", data={
         "username": "viewer", "password": password_for("viewer"), "csrf_token": token})
     assert r.headers["Location"] == "/"
 
 
-def test_login_without_csrf_token_is_refused(app):
-    r = app.test_client().post("/login", data={"username": "viewer",
+def test_login_without_csrf_token_is_refused(offline_app):
+    r = offline_app.test_client().post("/login", data={"username": "viewer",
                                                 "password": password_for("viewer")})
     assert r.status_code == 400
     assert "CSRF" in r.get_data(as_text=True)

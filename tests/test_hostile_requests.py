@@ -3,12 +3,30 @@ internals (exception text, temporary paths, library messages) on any page or JSO
 
 from __future__ import annotations
 
+import gc
+import io
 import logging
 import re
 
 import pytest
+from test_hostile_input import SQUARE, shapefile_zip, upload, zone
 
 from webutil import csrf_token, login
+
+
+@pytest.fixture(scope="module")
+def signed_in(offline_app):
+    """Factory: ``signed_in(role)`` is a (client, CSRF token) of the shared read-only app,
+    logged in once per module and role."""
+    clients = {}
+
+    def get(role: str):
+        if role not in clients:
+            client = offline_app.test_client()
+            clients[role] = (client, login(client, role))
+        return clients[role]
+
+    return get
 
 
 def _count(app, table: str) -> int:
@@ -18,10 +36,9 @@ def _count(app, table: str) -> int:
 
 @pytest.mark.parametrize("crs", ["EPSG:4978", "EPSG:5773", "EPSG:4979", "EPSG:9518",
                                  "EPSG:4479"])
-def test_geocentric_vertical_3d_and_compound_systems_are_refused(offline_app, crs):
+def test_geocentric_vertical_3d_and_compound_systems_are_refused(offline_app, crs, signed_in):
     """A geocentric or vertical 'point' once came out as a pass at lat 90 and was stored."""
-    client = offline_app.test_client()
-    token = login(client, "inspector")
+    client, token = signed_in("inspector")
     before = _count(offline_app, "inspections")
     r = client.get(f"/api/check?lon=113.2&lat=35.2&crs={crs}")
     assert r.status_code == 400, r.get_data(as_text=True)[:300]
@@ -34,17 +51,15 @@ def test_geocentric_vertical_3d_and_compound_systems_are_refused(offline_app, cr
     assert _count(offline_app, "inspections") == before
 
 
-def test_projected_and_geographic_2d_systems_still_work(offline_app):
-    client = offline_app.test_client()
-    login(client, "inspector")
+def test_projected_and_geographic_2d_systems_still_work(signed_in):
+    client, _ = signed_in("inspector")
     assert client.get("/api/check?lon=113.2418&lat=35.2155&crs=EPSG:4490").status_code == 200
     r = client.get("/api/check?lon=38521985&lat=3896660&crs=EPSG:4526")
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
 
 
-def test_huge_crs_value_is_refused_without_echo(offline_app):
-    client = offline_app.test_client()
-    login(client, "inspector")
+def test_huge_crs_value_is_refused_without_echo(signed_in):
+    client, _ = signed_in("inspector")
     marker = "Q" * 100_000
     for url in (f"/api/check?lon=113.2&lat=35.2&crs={marker}",
                 f"/check?lon=113.2&lat=35.2&crs={marker}"):
@@ -57,25 +72,19 @@ def test_huge_crs_value_is_refused_without_echo(offline_app):
     assert r.status_code == 400 and "过长" in r.json["message"]
 
 
-def test_unexpected_error_shows_a_reference_and_no_internals(instance, caplog):
-    from geoapp.web import create_app
-
-    from webutil import make_users
-
-    offline_app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True,
-                              "INTRANET": True, "TILES": "none"})
-    make_users(offline_app)
+def test_unexpected_error_shows_a_reference_and_no_internals(make_app, caplog):
+    app = make_app(INTRANET=True, TILES="none")  # a test route is added to it
     secret_path = "/tmp/geoapp-upload-abc123/upload.geojson"
 
-    @offline_app.get("/api/test-boom")
+    @app.get("/api/test-boom")
     def _boom():
         raise RuntimeError(f"GDAL failed on {secret_path}: 'utf-8' codec can't decode")
 
-    @offline_app.get("/test-boom")
+    @app.get("/test-boom")
     def _boom_page():
         raise RuntimeError(f"GDAL failed on {secret_path}")
 
-    client = offline_app.test_client()
+    client = app.test_client()
     login(client, "viewer")
     with caplog.at_level(logging.ERROR, logger="geoapp.web.errors"):
         r = client.get("/api/test-boom")
@@ -89,17 +98,9 @@ def test_unexpected_error_shows_a_reference_and_no_internals(instance, caplog):
     assert re.search(r"参考编号 Reference: [0-9a-f]{8}", page.get_data(as_text=True))
 
 
-def test_layer_page_with_the_disk_full_is_a_503_page(instance, tmp_path):
+def test_layer_page_with_the_disk_full_is_a_503_page(make_app, tmp_path):
     """The layer upload answer once crashed rendering a full disk's details (a dict)."""
-    from test_hostile_input import SQUARE, shapefile_zip, upload, zone
-
-    from geoapp.web import create_app
-
-    from webutil import make_users
-
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True, "INTRANET": True,
-                      "TILES": "none"})
-    make_users(app)
+    app = make_app(INTRANET=True, TILES="none")
     client = app.test_client()
     token = login(client, "planner")
     repo = app.extensions["geoapp"].repo
@@ -116,13 +117,11 @@ def test_layer_page_with_the_disk_full_is_a_503_page(instance, tmp_path):
     assert csrf_token(client.get("/layers").get_data(as_text=True))
 
 
-def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offline_app):
+def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offline_app,
+                                                                          signed_in):
     """While every upload slot is busy, another upload is refused at once (503, Retry-After,
     nothing parsed or stored) and the inspector's check still answers."""
-    import io
-
-    client = offline_app.test_client()
-    token = login(client, "planner")
+    client, token = signed_in("planner")
     slots = offline_app.extensions["geoapp.upload_slots"]
     assert slots.acquire(blocking=False)
     try:
@@ -144,19 +143,15 @@ def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offlin
 @pytest.mark.parametrize("url", ["/weekly?week=0000-W01", "/weekly/0000-W01/bulletin.txt",
                                  "/weekly/0000-W01.zip", "/weekly/9999-W01.zip",
                                  "/weekly/9999-W52.zip", "/weekly?week=2100-W01"])
-def test_weeks_outside_the_supported_years_are_a_400(offline_app, url):
-    client = offline_app.test_client()
-    login(client, "viewer")
+def test_weeks_outside_the_supported_years_are_a_400(url, signed_in):
+    client, _ = signed_in("viewer")
     r = client.get(url)
     assert r.status_code in (400, 404), (url, r.status_code)
     assert "Reference" not in r.get_data(as_text=True)
 
 
-def test_weekly_import_naming_year_zero_is_a_400(offline_app):
-    import io
-
-    client = offline_app.test_client()
-    token = login(client, "planner")
+def test_weekly_import_naming_year_zero_is_a_400(signed_in):
+    client, token = signed_in("planner")
     r = client.post("/weekly/import", data={"week": "0000-W01", "kind": "warnings",
                                             "csrf_token": token,
                                             "file": (io.BytesIO(b"a,b\n1,2\n"), "w.csv")},
@@ -165,14 +160,10 @@ def test_weekly_import_naming_year_zero_is_a_400(offline_app):
 
 
 @pytest.mark.parametrize("path", ["/ledger/import", "/weekly/import", "/api/flag"])
-def test_big_uploads_leave_no_open_temporary_file(offline_app, path):
+def test_big_uploads_leave_no_open_temporary_file(signed_in, path):
     """werkzeug spools parts over 500 KB to temporary files; each is closed with its request
     (an unclosed one raises ResourceWarning, an error under this suite's settings)."""
-    import gc
-    import io
-
-    client = offline_app.test_client()
-    token = login(client, "planner")
+    client, token = signed_in("planner")
     data = b"lon,lat\n" + b"113.2,35.2\n" * 60_000
     boundary = "geoapp-test-boundary"
     body = b"".join(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import secrets
 import statistics
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -16,8 +18,8 @@ from click.testing import CliRunner
 from geoapp.cli import main
 from geoapp.config import check_production, load_settings
 from geoapp.domain.errors import ConfigError, Conflict, InvalidInput, StorageUnavailable
-from geoapp.services import accounts
-from geoapp.web import create_app
+from geoapp.services import accounts, checks
+from geoapp.web.prod import create_production_app
 
 from webutil import csrf_token, login, make_users, password_for
 
@@ -25,10 +27,9 @@ PROD_KEY = "Zq3v-Lm8xT2pW9rY_kB4nH7cJ1dF6gS0aE5u"
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
-    make_users(app)
-    return app
+def app(make_app):
+    """An app of its own: these tests log in, fail logins and add accounts."""
+    return make_app()
 
 
 def _core(app):
@@ -64,9 +65,9 @@ def test_lockout_cannot_be_bypassed_by_changing_case_or_width(app):
 
 
 @pytest.mark.parametrize("name", ["Inspector", "ＩＮＳＰＥＣＴＯＲ", "inspector "])
-def test_creating_a_user_equal_after_normalisation_is_refused(app, name):
+def test_creating_a_user_equal_after_normalisation_is_refused(offline_app, name):
     with pytest.raises(Conflict, match="inspector"):
-        accounts.create_user(_core(app), name, "tidal-gauge-reading-9", "viewer", by="test")
+        accounts.create_user(_core(offline_app), name, "tidal-gauge-reading-9", "viewer", by="test")
 
 
 def test_fullwidth_username_is_stored_in_plain_letters(app):
@@ -167,10 +168,8 @@ def test_x_forwarded_for_is_ignored_without_a_trusted_proxy(app):
     assert rows == [("10.0.0.5",)]
 
 
-def test_x_forwarded_for_is_used_behind_a_trusted_proxy(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True,
-                      "TRUSTED_PROXIES": "10.0.0.5, 172.16.0.0/12"})
-    make_users(app)
+def test_x_forwarded_for_is_used_behind_a_trusted_proxy(make_app):
+    app = make_app(TRUSTED_PROXIES="10.0.0.5, 172.16.0.0/12")
     for _ in range(5):  # a client prepending made-up entries is still known by its address
         _post_login(app, "planner", "wrong-password-1", addr="10.0.0.5",
                     xff="6.6.6.6, 1.2.3.4")
@@ -204,8 +203,8 @@ WEAK = ["12345678", "password", " " * 8, " " * 14, "inspector", "123456789012",
 
 
 @pytest.mark.parametrize("password", WEAK)
-def test_weak_passwords_are_refused_by_every_path(app, password):
-    core = _core(app)
+def test_weak_passwords_are_refused_by_every_path(offline_app, password):
+    core = _core(offline_app)
     with pytest.raises(InvalidInput):
         accounts.create_user(core, "inspector", password, "viewer", by="test")
     with pytest.raises(InvalidInput):
@@ -233,7 +232,7 @@ def test_username_as_password_is_refused_case_insensitively():
             accounts.check_password_strength(pw, "inspector.zhang")
 
 
-def test_admin_page_and_cli_refuse_weak_passwords(app, instance, monkeypatch):
+def test_admin_page_and_cli_refuse_weak_passwords(app, monkeypatch):
     admin = app.test_client()
     token = login(admin, "admin")
     r = admin.post("/admin/users", data={"username": "li.si", "role": "viewer",
@@ -243,7 +242,7 @@ def test_admin_page_and_cli_refuse_weak_passwords(app, instance, monkeypatch):
     r = admin.post("/admin/users/viewer/password", data={
         "password": "123456789012", "password2": "123456789012", "csrf_token": token})
     assert r.status_code == 400 and "too common" in r.get_data(as_text=True)
-    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(Path(app.config["DATABASE"]).parent))
     r = CliRunner().invoke(main, ["users", "set-password", "--username", "viewer",
                                   "--password", "qwertyuiop123"])
     assert r.exit_code == 2 and "too common" in r.stderr
@@ -275,9 +274,6 @@ def test_random_secret_keys_pass(tmp_path, make):
 
 
 def _production_app(instance, monkeypatch, **env):
-    from geoapp.services import checks
-    from geoapp.web.prod import create_production_app
-
     monkeypatch.setattr(checks, "warm_engine", lambda core: None)
     monkeypatch.setenv("GEOAPP_SECRET_KEY", PROD_KEY)
     for k, v in env.items():
@@ -294,15 +290,16 @@ def _session_cookie_after_login(app) -> str:
     return next(v for v in r.headers.getlist("Set-Cookie") if v.startswith("session="))
 
 
-def test_production_cookies_are_secure_httponly_and_lax(instance, monkeypatch):
-    app = _production_app(instance, monkeypatch)
+def test_production_cookies_are_secure_httponly_and_lax(instance_with_users, monkeypatch):
+    app = _production_app(instance_with_users, monkeypatch)
     cookie = _session_cookie_after_login(app)
     assert "; Secure" in cookie and "; HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert app.config["HSTS_MAX_AGE"] == 0 and app.config["TRUSTED_PROXIES"] == ""
 
 
-def test_plain_http_intranet_can_turn_secure_off(instance, monkeypatch):
-    app = _production_app(instance, monkeypatch, COOKIE_SECURE="false", HSTS_MAX_AGE="600")
+def test_plain_http_intranet_can_turn_secure_off(instance_with_users, monkeypatch):
+    app = _production_app(instance_with_users, monkeypatch, COOKIE_SECURE="false",
+                          HSTS_MAX_AGE="600")
     cookie = _session_cookie_after_login(app)
     assert "Secure" not in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert app.config["HSTS_MAX_AGE"] == 600
@@ -338,8 +335,6 @@ def test_healthz_is_503_when_the_database_is_unavailable(app, monkeypatch):
 def test_parallel_guesses_cannot_pass_the_per_account_limit(app):
     """The lock check and the recorded failure are one transaction: 40 guesses sent at once
     from one address get at most MAX_FAILS_PER_USER password verifications."""
-    from concurrent.futures import ThreadPoolExecutor
-
     core = _core(app)
     verified = []
     real = accounts.check_password_hash

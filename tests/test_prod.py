@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from click.testing import CliRunner
 from geoapp.cli import main
 from geoapp.config import check_production, load_settings, worker_count
 from geoapp.domain.errors import ConfigError
+from geoapp.web.prod import create_production_app
 
 GOOD_KEY = "Zq3v-Lm8xT2pW9rY_kB4nH7cJ1dF6gS0aE5u"  # 36 characters, no pattern
 
@@ -38,8 +40,6 @@ def test_prod_serve_refuses_default_or_short_secret_key_with_exit_2(
 
 def test_wsgi_factory_refuses_the_default_key(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from geoapp.web.prod import create_production_app
-
     monkeypatch.delenv("GEOAPP_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="at least 32 characters"):
         create_production_app(tmp_path)
@@ -95,10 +95,6 @@ def test_prod_serve_runs_two_granian_workers_that_answer(instance: Path) -> None
 
 def test_production_app_builds_its_rule_engine_in_the_background_at_start(
         instance: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    from geoapp.web.prod import create_production_app
-
     monkeypatch.setenv("GEOAPP_SECRET_KEY", GOOD_KEY)
     app = create_production_app(instance)
     core = app.extensions["geoapp"]

@@ -18,8 +18,9 @@ SKIP_METHODS = {"HEAD", "OPTIONS"}
 
 
 @pytest.fixture(scope="module")
-def app(offline_app):
-    return offline_app
+def app(make_module_app):
+    """An app of the module's own: the walk posts to every route and fails logins."""
+    return make_module_app(INTRANET=True, TILES="none")
 
 
 def _param_values(app) -> dict[str, object]:

@@ -5,25 +5,44 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import zipfile
 
+import geopandas as gpd
 import pytest
 from flask import Flask
+from shapely.geometry import box
 
-from geoapp.web import create_app
-from geoapp.web.security import content_security_policy
+from geoapp.services.layer_import import import_layer
+from geoapp.services.ledger import export_ledger
+from geoapp.web import security
+from geoapp.web.security import SecurityHeaders, content_security_policy
 
-from webutil import login, make_users, password_for
+from webutil import csrf_token, login, password_for
 
 SECRET = "s3cret-" + "k" * 40
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none", "SECRET_KEY": SECRET, "MAX_UPLOAD_MB": 1})
-    make_users(app)
-    return app
+def app(make_app):
+    """An app of its own (a known secret key, 1 MB uploads), for tests that write."""
+    return make_app(INTRANET=True, TILES="none", SECRET_KEY=SECRET, MAX_UPLOAD_MB=1)
+
+
+@pytest.fixture(scope="module")
+def planner(offline_app):
+    """A planner's client of the shared read-only app."""
+    client = offline_app.test_client()
+    login(client, "planner")
+    return client
+
+
+@pytest.fixture(scope="module")
+def admin(offline_app):
+    """An admin's client of the shared read-only app."""
+    client = offline_app.test_client()
+    login(client, "admin")
+    return client
 
 
 def core(app):
@@ -37,10 +56,8 @@ def _changes(app):
 @pytest.mark.parametrize("url", ["/login", "/", "/check", "/api/check?lon=113.2&lat=35.2",
                                  "/api/check?lon=x", "/no-such-page", "/static/css/geoapp.css",
                                  "/relocation.csv", "/healthz"])
-def test_every_response_carries_the_security_headers(app, url):
-    client = app.test_client()
-    login(client, "planner")
-    r = client.get(url)
+def test_every_response_carries_the_security_headers(planner, url):
+    r = planner.get(url)
     csp = r.headers["Content-Security-Policy"]
     for directive in ("frame-ancestors 'none'", "base-uri 'self'", "form-action 'self'",
                       "connect-src 'self'", "object-src 'none'"):
@@ -64,14 +81,10 @@ def test_csp_allows_the_configured_tile_host_and_no_cdn_in_intranet_mode():
     assert "cdn.jsdelivr.net" in content_security_policy("osm", intranet=False)
 
 
-def test_each_page_gets_its_own_nonce_on_every_inline_script_and_in_the_header(app):
-    import re
-
-    client = app.test_client()
-    login(client, "planner")
+def test_each_page_gets_its_own_nonce_on_every_inline_script_and_in_the_header(planner):
     nonces = []
     for _ in range(2):
-        r = client.get("/")
+        r = planner.get("/")
         csp = r.headers["Content-Security-Policy"]
         script_src = csp.split("script-src")[1].split(";")[0]
         assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
@@ -85,20 +98,16 @@ def test_each_page_gets_its_own_nonce_on_every_inline_script_and_in_the_header(a
 
 @pytest.mark.parametrize("url", ["/", "/login", "/admin/audit", "/api/check?lon=113.2&lat=35.2",
                                  "/healthz", "/no-such-page"])
-def test_pages_and_json_are_never_stored_by_a_cache(app, url):
-    client = app.test_client()
-    login(client, "admin")
-    r = client.get(url)
+def test_pages_and_json_are_never_stored_by_a_cache(admin, url):
+    r = admin.get(url)
     assert r.headers["Cache-Control"] == "no-store"
     assert "Strict-Transport-Security" not in r.headers
-    static = client.get("/static/css/geoapp.css")
+    static = admin.get("/static/css/geoapp.css")
     assert static.headers.get("Cache-Control") != "no-store"
     static.close()
 
 
 def test_hsts_is_sent_when_hsts_max_age_is_set():
-    from geoapp.web.security import SecurityHeaders
-
     wrapped = SecurityHeaders(lambda env, start: start("200 OK", []) or [b""], "none", True,
                               hsts_max_age=31536000)
     seen = {}
@@ -126,8 +135,6 @@ def test_logins_and_failed_logins_are_audited(app):
     client = app.test_client()
     before = int(_changes(app)["id"].max())
     page = client.get("/login").get_data(as_text=True)
-    from webutil import csrf_token
-
     client.post("/login", data={"username": "planner", "password": "wrong-password",
                                 "csrf_token": csrf_token(page)})
     login(client, "planner")
@@ -175,11 +182,6 @@ def test_a_refused_download_leaves_no_export_row(app):
 
 
 def test_layer_import_is_audited(app, tmp_path):
-    import geopandas as gpd
-    from shapely.geometry import box
-
-    from geoapp.services.layer_import import import_layer
-
     path = tmp_path / "zone.geojson"
     gpd.GeoDataFrame({"id": ["Z1"], "name": ["测试"], "source": ["t"]},
                      geometry=[box(113.2, 35.2, 113.22, 35.22)], crs=4326).to_file(path)
@@ -211,8 +213,6 @@ def test_no_secret_or_password_hash_in_logs_or_exports(app, tmp_path):
         outputs = [client.get(u).data for u in ("/relocation.csv", "/relocation.xlsx",
                                                 "/admin/audit", "/admin/users",
                                                 "/api/relocation")]
-        from geoapp.services.ledger import export_ledger
-
         export_ledger(core(app), tmp_path / "ledger.xlsx")
         outputs.append((tmp_path / "ledger.xlsx").read_bytes())
         core(app).repo.backup(tmp_path / "copy.gpkg")
@@ -240,8 +240,6 @@ def _unzipped(data: bytes) -> str:
 
 
 def test_security_init_registers_the_openapi_route():
-    from geoapp.web import security
-
     app = Flask("t")
     security.init_app(app)
     assert "openapi.document" in app.view_functions

@@ -6,30 +6,32 @@ next request."""
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from geoapp.storage.gpkg import GpkgRepository
-from geoapp.web import create_app
 
-from webutil import csrf_token, login, make_users, password_for
+from webutil import csrf_token, login, password_for
 
 CHECK = "/api/check?lon=113.24&lat=35.22&site_type=livestock_farm"
 NEW_PASSWORD = "river-basin-survey-77"
 
 
-@pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
-    make_users(app)
-    return app
+def _instance(app) -> Path:
+    return Path(app.config["DATABASE"]).parent
 
 
 @pytest.fixture
-def other_app(app, instance):
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture
+def other_app(app, make_app):
     """A second app on the same database file: its own connections and caches, like another
     worker process."""
-    return create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
+    return make_app(instance=_instance(app))
 
 
 def _replay(app, cookie: str):
@@ -163,7 +165,7 @@ def test_cookie_from_before_session_versions_is_refused(app):
     assert c.get(CHECK).status_code == 401
 
 
-def test_an_older_database_gets_the_new_columns_and_its_accounts_keep_working(app, instance):
+def test_an_older_database_gets_the_new_columns_and_its_accounts_keep_working(app, make_app):
     path = app.config["DATABASE"]
     conn = sqlite3.connect(path)
     conn.execute("DROP INDEX users_username_key")
@@ -180,7 +182,7 @@ def test_an_older_database_gets_the_new_columns_and_its_accounts_keep_working(ap
         assert repo.get_user("INSPECTOR")["username"] == "inspector"
     finally:
         repo.close()
-    fresh = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
+    fresh = make_app(instance=_instance(app))
     c = fresh.test_client()
     login(c, "inspector")
     assert c.get(CHECK).status_code == 200

@@ -8,84 +8,39 @@ Screenshots land in tests/artifacts/ for a person to look at.
 from __future__ import annotations
 
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+from browserutil import new_page, serve
+from playwright.sync_api import sync_playwright
+
+from geoapp.web import create_app
+
+from webutil import copy_database, share_engine
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory, jiaozuo_db):
-    from geoapp.web import create_app
-
-    from webutil import make_users
-
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+def live_server(tmp_path_factory, jiaozuo_users_db, jiaozuo_engine):
+    inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp("instance")).parent
     app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TILES": "none",
                       "TESTING": True})
-    make_users(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    share_engine(app, jiaozuo_engine)
+    yield from serve(app)
 
 
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         pytest.fail("Debian's chromium is not installed (scripts/system-deps.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
                                args=["--no-sandbox", "--disable-gpu",
                                      "--disable-background-networking"])
         yield b
         b.close()
-
-
-def log_in(pg, base_url: str, role: str) -> None:
-    """Log a browser page in through the real login form."""
-    from webutil import password_for
-
-    pg.goto(base_url + "/login")
-    pg.fill("input[name=username]", role)
-    pg.fill("input[name=password]", password_for(role))
-    pg.click("button[type=submit]")
-    pg.wait_for_url(lambda url: "/login" not in url)
-
-
-def new_page(browser, live_server, role: str | None = "viewer", **context_args):
-    """A page (logged in as ``role``) recording console errors and requests off loopback."""
-    # Playwright's wait_for_function evaluates strings, which the app's CSP forbids; the
-    # CSP itself is checked with bypass_csp=False in test_csp_browser.py.
-    ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800},
-                                 "locale": "zh-CN", "bypass_csp": True, **context_args})
-    pg = ctx.new_page()
-    pg.console_errors = []
-    pg.external_requests = []
-    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
-    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
-
-    def _route(route):
-        url = route.request.url
-        if url.startswith(("http://127.0.0.1", "data:", "blob:")):
-            route.continue_()
-        else:
-            pg.external_requests.append(url)
-            route.abort()
-
-    pg.route("**/*", _route)
-    if role:
-        log_in(pg, live_server, role)
-    return pg
 
 
 @pytest.fixture

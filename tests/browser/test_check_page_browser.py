@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from browserutil import settle
 
 from geoapp.spatial.crs import wgs84_to_gcj02
 
@@ -46,7 +47,7 @@ def test_a_gcj02_point_typed_in_gives_the_same_answer_as_its_wgs84_twin(
     pg.wait_for_selector(".leaflet-overlay-pane canvas, .leaflet-overlay-pane svg")
     assert pg.console_errors == []
     assert pg.external_requests == []
-    pg.wait_for_timeout(800)
+    settle(pg)
     pg.screenshot(path=str(artifacts / "check-gcj02.png"), full_page=True)
 
 
@@ -67,7 +68,7 @@ def test_the_print_view_fits_one_a4_page(live_server, page_as, artifacts):
             wait_until="load")
     pg.wait_for_selector(".ck-sheet-map .leaflet-overlay-pane canvas, "
                          ".ck-sheet-map .leaflet-overlay-pane svg")
-    pg.wait_for_timeout(500)
+    settle(pg)
     assert pg.console_errors == []
     pdf = pg.pdf(format="A4", print_background=True)
     (artifacts / "check-print.pdf").write_bytes(pdf)
@@ -85,7 +86,7 @@ def test_the_check_page_works_on_a_375px_phone(live_server, page_as, artifacts):
     assert pg.locator(".ck-verdict").is_visible()
     assert pg.locator(".ck-map .leaflet-container").bounding_box()["width"] <= 375
     assert pg.console_errors == []
-    pg.wait_for_timeout(800)
+    settle(pg)
     pg.screenshot(path=str(artifacts / "check-phone.png"), full_page=True)
 
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-import threading
 
 import pytest
+from browserutil import serve, sign_in
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
 from geoapp.domain.results import Verdict
 from geoapp.spatial.crs import wgs84_to_gcj02
+from geoapp.web import create_app
+
+from webutil import copy_database, share_engine
 
 pytestmark = pytest.mark.browser
 
@@ -40,31 +41,25 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory, jiaozuo_db):
-    """Factory: the base URL of a live server with the given TILES setting (one per setting)."""
-    from geoapp.web import create_app
-
-    from webutil import make_users
-
-    running: dict[str, tuple] = {}
+def servers(tmp_path_factory, jiaozuo_users_db, jiaozuo_engine, live_server):
+    """Factory: the base URL of a live server with the given TILES setting (one per setting;
+    "none" is the session's live server)."""
+    running: dict[str, tuple] = {"none": (live_server, None)}
 
     def start(tiles: str) -> str:
         if tiles not in running:
-            inst = tmp_path_factory.mktemp(f"instance-{tiles}")
-            shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-            app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TILES": tiles,
-                              "TIANDITU_KEY": "test-key", "TESTING": True})
-            make_users(app)
-            server = make_server("127.0.0.1", 0, app, threaded=True)
-            thread = threading.Thread(target=server.serve_forever, daemon=True)
-            thread.start()
-            running[tiles] = (server, thread)
-        return f"http://127.0.0.1:{running[tiles][0].server_port}"
+            inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp(f"instance-{tiles}"))
+            app = create_app({"INSTANCE_PATH": str(inst.parent), "INTRANET": True,
+                              "TILES": tiles, "TIANDITU_KEY": "test-key", "TESTING": True})
+            share_engine(app, jiaozuo_engine)
+            server = serve(app)
+            running[tiles] = (next(server), server)
+        return running[tiles][0]
 
     yield start
-    for server, thread in running.values():
-        server.shutdown()
-        thread.join(timeout=5)
+    for _, server in running.values():
+        if server is not None:
+            server.close()  # runs serve()'s clean-up: shut the server down, join its thread
 
 
 @pytest.fixture
@@ -74,8 +69,6 @@ def open_page(browser):
     made = []
 
     def make(base: str, role: str = "inspector", **context_args):
-        from webutil import password_for
-
         ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800},
                                      "locale": "zh-CN", "bypass_csp": False, **context_args})
         made.append(ctx)
@@ -96,11 +89,7 @@ def open_page(browser):
                 route.abort()
 
         pg.route("**/*", _route)
-        pg.goto(base + "/login")
-        pg.fill("input[name=username]", role)
-        pg.fill("input[name=password]", password_for(role))
-        with pg.expect_navigation():
-            pg.click("button[type=submit]")
+        sign_in(ctx, base, role)
         return pg
 
     yield make

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from browserutil import settle
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
@@ -14,8 +16,10 @@ def test_map_pages_draw_under_the_csp_without_violations(page_as, live_server, a
     r = page.goto(live_server + path)
     assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
     page.wait_for_load_state("load")
-    page.wait_for_timeout(1500)  # no wait_for_selector: Playwright polls it with eval()
-    assert page.locator(".leaflet-container canvas, .leaflet-container svg").count() > 0
+    # Locator assertions and page.evaluate run outside the page's CSP (no eval in the page).
+    expect(page.locator(".leaflet-container canvas, .leaflet-container svg").first) \
+        .to_be_attached()
+    settle(page)
     name = path.strip("/").split("?")[0] or "overview"
     page.screenshot(path=str(artifacts / f"csp-{name}.png"))
     violations = [e for e in page.console_errors if "Content Security Policy" in e]

@@ -4,6 +4,9 @@ header switch, the choice kept across pages, usable on a 375 px phone."""
 from __future__ import annotations
 
 import pytest
+from browserutil import log_in
+
+from geoapp.web import NAV_ITEMS
 
 pytestmark = pytest.mark.browser
 
@@ -13,8 +16,6 @@ PHONE = {"viewport": {"width": 375, "height": 740}, "device_scale_factor": 2,
 
 def _expected_nav(role: str, column: int) -> list[str]:
     """Header labels a role should see, from NAV_ITEMS (1: Chinese, 2: English)."""
-    from geoapp.web import NAV_ITEMS
-
     return [item[column] for item in NAV_ITEMS
             if role == "admin" or item[3] in ("viewer", role)]
 
@@ -54,7 +55,8 @@ def test_login_page_fits_a_phone(page_as, live_server, artifacts):
 
 @pytest.mark.parametrize("role", ["viewer", "inspector", "planner", "admin"])
 def test_each_role_logs_in_and_the_switch_changes_the_header(page_as, live_server, role):
-    pg = page_as(role)
+    pg = page_as(None)
+    log_in(pg, live_server, role)  # typed into the form
     pg.goto(live_server + "/login", wait_until="domcontentloaded")
     zh = _nav(pg)
     assert zh == _expected_nav(role, 1)

@@ -13,28 +13,20 @@ error (a CSP violation is one) or hostile text missing from what the user sees.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
+from browserutil import new_page, serve
+from openpyxl import load_workbook
+
+from geoapp.web import create_app
+
+from webutil import copy_database, login
 
 pytestmark = pytest.mark.browser
-
-
-def _browser_helpers():
-    """tests/browser/conftest.py as a module (its ``new_page`` logs a page in anywhere)."""
-    spec = importlib.util.spec_from_file_location(
-        "geoapp_browser_conftest", Path(__file__).with_name("conftest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 
@@ -87,8 +79,6 @@ def _upload_layer(client, token: str, layer: str, tmp: Path, *, fields=("name", 
 
 
 def _import_ledger(client, token: str) -> None:
-    from openpyxl import load_workbook
-
     wb = load_workbook(io.BytesIO(client.get("/ledger/export").data))
     ws = wb.active
     for i, row in enumerate(range(5, ws.max_row + 1)):
@@ -123,18 +113,12 @@ def _import_complaints(client, token: str, tmp: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hostile_server(tmp_path_factory, jiaozuo_db):
+def hostile_server(tmp_path_factory, jiaozuo_users_db):
     """A live server of its own (the shared one stays clean), seeded with hostile data."""
-    from geoapp.web import create_app
-
-    from webutil import login, make_users
-
-    inst = tmp_path_factory.mktemp("hostile-instance")
+    inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp("hostile-instance")).parent
     tmp = tmp_path_factory.mktemp("hostile-files")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
     app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TILES": "none",
                       "TESTING": True})
-    make_users(app)
 
     planner = app.test_client()
     token = login(planner, "planner")
@@ -155,18 +139,13 @@ def hostile_server(tmp_path_factory, jiaozuo_db):
         "role": "viewer", "password": "Vq8#longer-pass-77", "password2": "Vq8#longer-pass-77"})
     assert r.status_code in (200, 302), r.get_data(as_text=True)[-1500:]
 
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
+    yield from serve(app)
 
 
 @pytest.fixture(scope="module")
 def admin_page(browser, hostile_server):
     """One admin page, CSP enforced, recording dialogs as well as console errors."""
-    pg = _browser_helpers().new_page(browser, hostile_server, "admin", bypass_csp=False)
+    pg = new_page(browser, hostile_server, "admin", bypass_csp=False)
     pg.dialogs = []
 
     def _dialog(d):

@@ -3,6 +3,7 @@
 import zipfile
 
 import pytest
+from browserutil import settle
 
 pytestmark = pytest.mark.browser
 
@@ -18,7 +19,7 @@ def test_weekly_page_draws_offline_with_no_console_error(live_server, page, arti
     assert page.locator("#wk-enterprises tbody tr").count() == 1
     assert page.locator("#wk-history tbody tr").count() == 4
     assert page.locator(".geoapp-legend").is_visible()
-    page.wait_for_timeout(800)
+    settle(page)
     page.screenshot(path=str(artifacts / "weekly.png"), full_page=True)
 
 
