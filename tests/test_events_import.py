@@ -7,15 +7,17 @@ import shutil
 import pandas as pd
 import pytest
 from catalogue import english, raises_english
+from click.testing import CliRunner
 
-from geoapp.domain.errors import ValidationFailed
+from geoapp.cli import main
+from geoapp.config import load_settings
+from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.services import open_geoapp, upload_limits
+from geoapp.services.events import import_events, load_events
 
 
 @pytest.fixture
 def core(instance):
-    from geoapp.config import load_settings
-    from geoapp.services import open_geoapp
-
     app = open_geoapp(load_settings(instance, environ={}))
     yield app
     app.repo.close()
@@ -28,8 +30,6 @@ def _csv(tmp_path, name: str, text: str):
 
 
 def test_bad_warnings_file_is_rejected_whole_with_row_numbers(core, tmp_path):
-    from geoapp.services.events import import_events
-
     before = len(core.repo.table("grid_warnings"))
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant,value\n"
                 "JZ3K-0001,2026-11-23T10:00,PM2.5,120\n"
@@ -46,16 +46,12 @@ def test_bad_warnings_file_is_rejected_whole_with_row_numbers(core, tmp_path):
 
 
 def test_missing_required_column_is_reported(core, tmp_path):
-    from geoapp.services.events import import_events
-
     path = _csv(tmp_path, "w.csv", "grid_code,pollutant\nJZ3K-0001,PM10\n")
     with raises_english(ValidationFailed, "warned_at"):
         import_events(core, "warnings", path, user="test")
 
 
 def test_warnings_with_utc_offset_are_stored_in_shanghai_time(core, tmp_path):
-    from geoapp.services.events import import_events
-
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant\n"
                 "JZ3K-0001,2026-11-23T02:00:00Z,pm2.5\n")
     assert import_events(core, "warnings", path, user="test")["rows"] == 1
@@ -64,8 +60,6 @@ def test_warnings_with_utc_offset_are_stored_in_shanghai_time(core, tmp_path):
 
 
 def test_importing_the_same_warnings_twice_is_refused(core, tmp_path):
-    from geoapp.services.events import import_events
-
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant\nJZ3K-0003,2026-11-24T08:00,O3\n")
     import_events(core, "warnings", path, user="test")
     with raises_english(ValidationFailed, "row"):
@@ -74,8 +68,6 @@ def test_importing_the_same_warnings_twice_is_refused(core, tmp_path):
 
 def test_complaints_xlsx_in_chinese_and_english_categories_get_districts_by_location(core,
                                                                                     tmp_path):
-    from geoapp.services.events import import_events
-
     county = core.repo.layer("counties").set_index("name").loc["温县", "geometry"]
     p = county.representative_point()
     df = pd.DataFrame({
@@ -94,8 +86,6 @@ def test_complaints_xlsx_in_chinese_and_english_categories_get_districts_by_loca
 
 
 def test_complaint_coordinates_need_their_system_and_must_lie_in_the_city(core, tmp_path):
-    from geoapp.services.events import import_events
-
     before = len(core.repo.table("complaints"))
     path = _csv(tmp_path, "c.csv", "received_at,category,lon,lat,crs\n"
                 "2026-11-23T09:00,大气,113.2,35.2,\n"
@@ -111,8 +101,6 @@ def test_complaint_coordinates_need_their_system_and_must_lie_in_the_city(core, 
 
 
 def test_gcj02_complaint_is_converted_before_the_spatial_join(core, tmp_path):
-    from geoapp.services.events import load_events
-
     path = _csv(tmp_path, "c.csv", "received_at,category,lon,lat,crs\n"
                 "2026-11-23T09:00,大气,113.25,35.22,gcj02\n")
     df = load_events(core, "complaints", path)
@@ -122,10 +110,6 @@ def test_gcj02_complaint_is_converted_before_the_spatial_join(core, tmp_path):
 
 
 def test_cli_import_reports_bad_rows_and_exits_2(instance, tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from geoapp.cli import main
-
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant\nNOPE,2026-11-23T08:00,PM10\n")
     result = CliRunner().invoke(main, ["import", "warnings", str(path)])
@@ -134,10 +118,6 @@ def test_cli_import_reports_bad_rows_and_exits_2(instance, tmp_path, monkeypatch
 
 
 def test_cli_weekly_report_writes_all_files(instance, tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from geoapp.cli import main
-
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["report", "weekly", "--week", "2026-W46", "-o", str(out)])
@@ -148,10 +128,6 @@ def test_cli_weekly_report_writes_all_files(instance, tmp_path, monkeypatch):
 
 
 def test_file_with_more_rows_than_max_rows_is_refused_whole(core, tmp_path):
-    from geoapp.domain.errors import InvalidInput
-    from geoapp.services import upload_limits
-    from geoapp.services.events import import_events
-
     before = len(core.repo.table("grid_warnings"))
     core.settings["MAX_ROWS"] = 2
     path = _csv(tmp_path, "w.csv", "grid_code,warned_at,pollutant,value\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -17,8 +18,14 @@ import pandas as pd
 import pytest
 import shapely
 from catalogue import raises_english
+from click.testing import CliRunner
 from shapely.geometry import Point, Polygon
 
+from geoapp.cli import main
+from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.exports.tables import neutralise_frame
+from geoapp.services.layer_import import extract_shapefile, repair_geometries
+from geoapp.services.ledger import export_ledger
 from geoapp.web import create_app
 
 from webutil import login, make_users
@@ -41,8 +48,6 @@ def app(instance):
 @pytest.fixture(scope="module")
 def ro_app(tmp_path_factory, jiaozuo_db):
     """One app for the cases that must not write: its rule engine is built once."""
-    import shutil
-
     inst = tmp_path_factory.mktemp("instance")
     shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
     app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
@@ -154,9 +159,6 @@ def test_zip_bomb_is_refused_before_extraction(app, planner, tmp_path):
 
 
 def test_zip_unpacking_beyond_the_limit_is_refused(app, tmp_path):
-    from geoapp.domain.errors import InvalidInput
-    from geoapp.services.layer_import import extract_shapefile
-
     path = tmp_path / "big.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr("zone.shp", b"x" * (3 * 1024 * 1024))
@@ -300,9 +302,6 @@ def test_self_intersecting_polygon_is_repaired_and_reported(app, planner, tmp_pa
 
 
 def test_repair_that_changes_the_geometry_kind_is_rejected(app, tmp_path):
-    from geoapp.domain.errors import ValidationFailed
-    from geoapp.services.layer_import import repair_geometries
-
     line_like = Polygon([(113.2, 35.2), (113.3, 35.2), (113.2, 35.2)])  # zero area
     with raises_english(ValidationFailed, "feature 1"):
         repair_geometries(zone([line_like]), "z.geojson")
@@ -370,10 +369,6 @@ def test_successful_replacement_refreshes_the_rule_hits(app, planner, tmp_path):
 
 
 def test_cli_layer_import_replaces_the_layer(app, instance, tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    from geoapp.cli import main
-
     path = tmp_path / "zone.geojson"
     zone([SQUARE]).to_file(path, driver="GeoJSON")
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
@@ -482,15 +477,12 @@ def test_relocation_and_ledger_exports_neutralise_formulas(app, planner, tmp_pat
     _assert_neutralised([v for col in rows for v in rows[col].dropna()], formula)
     r = client.get("/relocation.xlsx")
     _assert_neutralised(_cells_xlsx(r.data), formula)
-    from geoapp.services.ledger import export_ledger
 
     export_ledger(core(app), tmp_path / "ledger.xlsx")
     _assert_neutralised(_cells_xlsx((tmp_path / "ledger.xlsx").read_bytes()), formula)
 
 
 def test_weekly_workbook_neutralises_user_text(tmp_path):
-    from geoapp.exports.tables import neutralise_frame
-
     frame = neutralise_frame(pd.DataFrame({"企业名称": list(FORMULAS), "n": [1, 2, 3, 4]}))
     assert all(v.startswith("'") for v in frame["企业名称"])
     assert list(frame["n"]) == [1, 2, 3, 4]

@@ -23,8 +23,14 @@ import openpyxl
 import pytest
 from catalogue import english, raises_english
 from click.testing import CliRunner
+from defusedxml import DefusedXmlException
+from openpyxl.reader import excel
+from openpyxl.xml.functions import fromstring, iterparse
 
+from geoapp.cli import main
 from geoapp.domain.errors import InvalidInput, ValidationFailed
+from geoapp.services.events import validate_complaints
+from geoapp.services.ledger import export_ledger
 from geoapp.storage import tables_in
 from geoapp.storage.tables_in import Limits, read_frame, read_grid
 from geoapp.web import create_app
@@ -315,8 +321,6 @@ def test_not_a_workbook_empty_and_xxe_are_clear_400s(ro_app, planner, tmp_path, 
 def test_xxe_entity_is_never_expanded(tmp_path):
     """openpyxl reads workbook XML through defusedxml (a dependency), and the shared reader
     refuses any DTD before openpyxl sees the file."""
-    from defusedxml import DefusedXmlException
-
     assert openpyxl.DEFUSEDXML is True
     secret = tmp_path / "secret.txt"
     secret.write_text(SECRET, encoding="utf-8")
@@ -325,7 +329,6 @@ def test_xxe_entity_is_never_expanded(tmp_path):
     with raises_english(ValidationFailed, "DTD") as err:
         read_grid(path)
     assert SECRET not in err.value.message
-    from openpyxl.xml.functions import fromstring, iterparse  # what openpyxl parses with
 
     with zipfile.ZipFile(path) as zf:
         sheet = zf.read("xl/worksheets/sheet1.xml")
@@ -375,8 +378,6 @@ def test_formula_without_cached_value_is_reported_by_row_and_column(ro_app, plan
 
 
 def test_formula_in_a_ledger_is_reported_not_dropped(ro_app, planner, tmp_path):
-    from geoapp.services.ledger import export_ledger
-
     client, token = planner
     export_ledger(core(ro_app), tmp_path / "l.xlsx", district="温县")  # under MAX_ROWS
     wb = openpyxl.load_workbook(tmp_path / "l.xlsx")
@@ -418,8 +419,6 @@ def test_the_same_warning_twice_in_one_file_is_rejected_with_both_rows(ro_app, p
 
 
 def test_the_same_complaint_twice_names_the_first_row(ro_app, tmp_path):
-    from geoapp.services.events import validate_complaints
-
     path = tmp_path / "c.csv"
     path.write_text("received_at,category,summary\n"
                     "2026-11-23T10:00,大气,烟\n2026-11-23T10:00,大气,烟\n", encoding="utf-8")
@@ -439,8 +438,6 @@ def cli_env(instance, monkeypatch):
 
 
 def test_cli_flag_takes_more_rows_than_max_rows_and_max_rows_caps_it(cli_env, tmp_path):
-    from geoapp.cli import main
-
     src = tmp_path / "sites.xlsx"
     workbook([["lon", "lat"]] + [[113.2 + i / 1000, 35.2] for i in range(12)], src)
     out = tmp_path / "out.csv"
@@ -454,8 +451,6 @@ def test_cli_flag_takes_more_rows_than_max_rows_and_max_rows_caps_it(cli_env, tm
 
 
 def test_cli_imports_take_any_size_unless_capped(cli_env, tmp_path):
-    from geoapp.cli import main
-
     rows = "".join(f"JZ3K-0001,2026-11-{10 + i:02d}T10:00,PM2.5,{100 + i}\n" for i in range(8))
     src = tmp_path / "w.csv"
     src.write_text("grid_code,warned_at,pollutant,value\n" + rows, encoding="utf-8")
@@ -486,8 +481,6 @@ def no_call(what: str):
 def no_parse(monkeypatch):
     """pandas' CSV reader, openpyxl's shared strings reader and the sheet parser fail if
     called: a refusal must come before them."""
-    from openpyxl.reader import excel
-
     monkeypatch.setattr(tables_in.pd, "read_csv", no_call("pandas.read_csv"))
     monkeypatch.setattr(excel, "read_string_table", no_call("openpyxl's read_string_table"))
     monkeypatch.setattr(tables_in._SheetParser, "parse", no_call("the sheet parser"))

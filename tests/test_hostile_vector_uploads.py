@@ -17,6 +17,7 @@ import io
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import stat
 import threading
@@ -25,10 +26,15 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+import pyogrio
+import pyproj
+import pyproj.network
 import pytest
 from click.testing import CliRunner
 from shapely.geometry import Polygon
 
+from geoapp.cli import main
+from geoapp.storage.vector_in import GDAL_OPTIONS
 from geoapp.web import create_app
 
 from webutil import login, make_users
@@ -80,8 +86,6 @@ def canary_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def hostile_app(tmp_path_factory, jiaozuo_db, canary_file):
-    import shutil
-
     inst = tmp_path_factory.mktemp("instance")
     shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
     old = os.environ.get("HOSTILE_UPLOAD_TEST_CANARY")
@@ -345,8 +349,6 @@ def test_hostile_files_never_read_anything_but_the_upload(hostile_app, planner, 
 
 def test_hostile_files_through_the_cli(hostile_app, listener, canary_file, tmp_path,
                                        monkeypatch):
-    from geoapp.cli import main
-
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(database(hostile_app).parent))
     # Opening the core from the CLI refreshes stale rule hits once: not the upload's doing.
     CliRunner().invoke(main, ["layer", "import", "urban_core", str(canary_file)])
@@ -373,8 +375,6 @@ def test_hostile_files_through_the_cli(hostile_app, listener, canary_file, tmp_p
 
 
 def test_the_apps_own_database_and_symlinks_are_refused(hostile_app, tmp_path, monkeypatch):
-    from geoapp.cli import main
-
     db = database(hostile_app)
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(db.parent))
     link = tmp_path / "innocent.gpkg"
@@ -391,10 +391,6 @@ def test_the_apps_own_database_and_symlinks_are_refused(hostile_app, tmp_path, m
 
 
 def test_gdal_network_and_vrt_options_are_set_at_start(instance, listener):
-    import pyogrio
-
-    from geoapp.storage.vector_in import GDAL_OPTIONS
-
     def norm(v) -> str:
         return {True: "TRUE", False: "NO"}.get(v, str(v)) if isinstance(v, bool) else str(v)
 
@@ -444,8 +440,6 @@ def test_hostile_uploads_leave_the_live_store_intact(instance, canary_file, tmp_
 
 # ------------------------------------------------------------------ broken but not hostile
 def test_attribute_only_geopackage_is_a_clear_400(hostile_app, planner, tmp_path):
-    import pyogrio
-
     client, token = planner
     path = tmp_path / "attrs.gpkg"
     pyogrio.write_dataframe(pd.DataFrame({"lon": [113.2], "lat": [35.2]}), path,
@@ -549,8 +543,6 @@ def test_content_and_extension_must_agree(hostile_app, planner, name, data, expe
 
 def test_too_many_features_are_refused_before_gdal_reads(hostile_app, planner, tmp_path,
                                                         monkeypatch):
-    import pyogrio
-
     client, token = planner
 
     def no_read(*args, **kwargs):
@@ -582,9 +574,6 @@ def test_flag_geopackage_with_an_invented_datum_needs_crs(hostile_app, planner, 
 def gdal_and_proj_watched(monkeypatch) -> list:
     """Record (and fail) every GDAL read and every pyproj CRS built from a PROJ string,
     a grid or an EXTENSION: a refused upload must be refused before either sees it."""
-    import pyogrio
-    import pyproj
-
     seen: list = []
 
     def no_gdal(source, *args, **kwargs):
@@ -634,8 +623,6 @@ def test_grids_and_init_files_are_refused_before_gdal_or_pyproj(hostile_app, pla
 def test_grids_and_init_files_are_refused_by_the_cli(hostile_app, listener, canary_file,
                                                      tmp_path, monkeypatch,
                                                      gdal_and_proj_watched):
-    from geoapp.cli import main
-
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(database(hostile_app).parent))
     CliRunner().invoke(main, ["layer", "import", "urban_core", str(canary_file)])
     before = state(hostile_app)
@@ -656,8 +643,6 @@ def test_grids_and_init_files_are_refused_by_the_cli(hostile_app, listener, cana
 
 def test_named_crs_in_any_case_is_applied_after_reading(instance, monkeypatch):
     """The named system is taken from the document; GDAL reads a copy without any crs."""
-    import pyogrio
-
     read = pyogrio.read_dataframe
     handed: list[str] = []
 
@@ -697,8 +682,6 @@ def test_a_web_mercator_geopackage_written_by_gdal_is_accepted(instance, tmp_pat
 
 def test_file_crs_must_be_2d_geographic_or_projected(hostile_app, planner, tmp_path,
                                                      monkeypatch):
-    from geoapp.cli import main
-
     client, token = planner
     before = state(hostile_app)
     cases = [("compound.zip", prj_zip(tmp_path, COMPOUND_PRJ)),
@@ -726,8 +709,6 @@ def test_file_crs_must_be_2d_geographic_or_projected(hostile_app, planner, tmp_p
 
 def test_a_long_encoding_name_is_refused_without_echo(hostile_app, planner, tmp_path,
                                                       monkeypatch):
-    from geoapp.cli import main
-
     client, token = planner
     before = state(hostile_app)
     data = zipped({f"zone{k}": v for k, v in shapefile_parts(tmp_path, zone_frame()).items()})
@@ -749,10 +730,6 @@ def test_a_long_encoding_name_is_refused_without_echo(hostile_app, planner, tmp_
 
 
 def test_proj_network_is_off_at_start(instance, monkeypatch):
-    import pyproj.network
-
-    from geoapp.cli import main
-
     monkeypatch.setenv("PROJ_NETWORK", "ON")
     pyproj.network.set_network_enabled(True)
     try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import zipfile
 from pathlib import Path
 
+import fiona
 import geopandas as gpd
+import pandas as pd
 import pyogrio
 import pytest
 from click.testing import CliRunner
@@ -24,8 +27,6 @@ NAME = "焦作市中站区华星预制构件有限公司"
 @pytest.fixture(scope="module")
 def core(tmp_path_factory, jiaozuo_db):
     """Read-only use of the built Jiaozuo database (exports never write to it)."""
-    import shutil
-
     inst = tmp_path_factory.mktemp("interchange")
     shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
     app = open_geoapp(load_settings(inst, environ={}))
@@ -71,8 +72,6 @@ def test_shapefile_zip_has_utf8_cpg_prj_short_fields_and_chinese_names(core, tmp
 
 
 def test_shapefile_reads_back_chinese_with_fiona_too(tmp_path):
-    import fiona
-
     out = write_layer(_tiny(), tmp_path / "zones.zip", "shp", layer="zones")
     with fiona.open(f"zip://{out}!zones.shp") as src:
         names = [f["properties"]["name"] for f in src]
@@ -133,8 +132,6 @@ def test_long_field_names_become_unique_short_names():
 
 
 def test_nullable_values_are_written_as_nulls(tmp_path):
-    import pandas as pd
-
     gdf = gpd.GeoDataFrame({"n": pd.array([1, None], dtype="Int64"),
                             "ok": pd.array([True, None], dtype="boolean"), "name": ["甲", "乙"]},
                            geometry=[Point(113.1, 35.1), Point(113.2, 35.2)], crs=4326)

@@ -16,7 +16,7 @@ from geoapp.config import load_settings
 from geoapp.domain import ledger as L
 from geoapp.domain.creditcode import make_credit_code
 from geoapp.domain.errors import InvalidInput, ValidationFailed
-from geoapp.services import open_geoapp
+from geoapp.services import open_geoapp, upload_limits
 from geoapp.services.ledger import export_ledger, import_ledger
 from geoapp.spatial.crs import gcj02_to_wgs84, wgs84_to_gcj02
 
@@ -331,9 +331,6 @@ def test_cli_exports_a_district_and_rejects_a_bad_file_with_status_2(instance, m
 
 
 def test_ledger_with_more_rows_than_max_rows_is_refused_before_any_change(core, tmp_path):
-    from geoapp.domain.errors import InvalidInput
-    from geoapp.services import upload_limits
-
     export_ledger(core, tmp_path / "a.xlsx", filled_on=dt.date(2020, 1, 2))
     before = _stored(core)
     core.settings["MAX_ROWS"] = 99

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from geoapp.services import progress
+from geoapp.services.checks import hits_are_stale
 from geoapp.web import create_app
 
 from webutil import login, make_users
@@ -129,7 +130,6 @@ def test_new_site_in_gcj02_is_stored_in_wgs84_and_hits_refresh(app):
     after = progress.save_progress(core, sid, form, user="planner")
     assert after["new_lon"] != pytest.approx(113.30, abs=1e-4)
     assert abs(after["new_lon"] - 113.30) < 0.01 and abs(after["new_lat"] - 35.20) < 0.01
-    from geoapp.services.checks import hits_are_stale
     assert not hits_are_stale(core)
 
 
