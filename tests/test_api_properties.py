@@ -52,6 +52,7 @@ def test_any_strings_give_200_or_400_never_500(client, lon, lat, crs, site_type,
     _assert_well_formed(r)
 
 
+@pytest.mark.slow  # 150 checks
 @PROPS
 @given(point=NEAR, site_type=st.sampled_from(["", "enterprise", "livestock_farm",
                                                "scattered_workshop"]),

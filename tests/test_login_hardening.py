@@ -99,6 +99,7 @@ def _median_ms(fn, rounds):
     return statistics.median(out)
 
 
+@pytest.mark.slow  # 45 password hashes, timed
 def test_unknown_and_real_users_cost_the_same_time(app):
     core = _core(app)
     accounts.set_active(core, "viewer", False, by="test")

@@ -93,6 +93,7 @@ def test_prod_serve_runs_two_granian_workers_that_answer(instance: Path) -> None
         proc.wait(timeout=60)
 
 
+@pytest.mark.slow  # builds the rule engine
 def test_production_app_builds_its_rule_engine_in_the_background_at_start(
         instance: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GEOAPP_SECRET_KEY", GOOD_KEY)

@@ -181,6 +181,7 @@ def test_a_refused_download_leaves_no_export_row(app):
     assert int(_changes(app)["id"].max()) == before
 
 
+@pytest.mark.slow  # the new layer re-flags every site (a rule engine build)
 def test_layer_import_is_audited(app, tmp_path):
     path = tmp_path / "zone.geojson"
     gpd.GeoDataFrame({"id": ["Z1"], "name": ["测试"], "source": ["t"]},

@@ -34,6 +34,7 @@ def _check(pg, base, crs: str, lon: float, lat: float) -> tuple[str, list[str]]:
     return _answer(pg)
 
 
+@pytest.mark.slow  # two checks typed in, then the map
 def test_a_gcj02_point_typed_in_gives_the_same_answer_as_its_wgs84_twin(
         live_server, page_as, artifacts):
     pg = page_as("inspector")

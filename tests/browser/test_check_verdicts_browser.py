@@ -155,6 +155,7 @@ def _no_errors(pg) -> None:
     assert pg.external_requests == []
 
 
+@pytest.mark.slow  # one server per basemap, hover until the tooltip shows
 @pytest.mark.parametrize("tiles", TILES)
 def test_clicking_the_farms_marker_gives_the_same_answer_under_every_basemap(
         open_page, servers, artifacts, tiles):
@@ -195,6 +196,7 @@ def test_clicking_the_farms_marker_gives_the_same_answer_under_every_basemap(
     pg.screenshot(path=str(artifacts / f"check-click-{tiles}.png"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiles", ["amap", "osm"])
 def test_my_location_is_sent_as_wgs84_and_drawn_where_the_basemap_has_it(
         open_page, servers, artifacts, tiles):

@@ -26,7 +26,7 @@ from geoapp.web import create_app
 
 from webutil import copy_database, login
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # seeding re-flags every site per upload
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "boundaries"
 
