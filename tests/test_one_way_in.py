@@ -26,9 +26,10 @@ from geoapp.services import inspection, open_geoapp, progress, relocation
 from geoapp.services.events import load_events
 from geoapp.services.ledger import export_ledger, import_ledger
 from geoapp.spatial.crs import CHINA_LAT, CHINA_LON, in_china, parse_point
-from geoapp.storage.sources import SITE_COLUMNS, convert_frame
+from geoapp.storage.sources import SITE_COLUMNS, convert_frame, load_city, read_sites
 from geoapp.web import create_app
 
+from tinycity import TINY_SITES, write_csv
 from webutil import login, make_users
 
 PKG = Path(__file__).resolve().parent.parent / "geoapp"
@@ -295,3 +296,13 @@ def test_no_validation_message_glues_two_languages():
     found = [(name, text) for name in owned for text in _strings(PKG / name)
              if glued.search(text)]
     assert found == []
+
+
+def test_source_files_may_name_their_columns_by_the_chinese_headers(tiny_data_dir):
+    path = tiny_data_dir / "sites" / "livestock_farms.csv"
+    rows = [dict(r) for r in TINY_SITES["livestock_farms.csv"]]
+    chinese = [{header(k): v for k, v in r.items()} for r in rows]
+    write_csv(path, chinese)
+    sites = read_sites(tiny_data_dir, load_city(tiny_data_dir)).set_index("id")
+    assert sites.loc[rows[0]["id"], "name"] == rows[0]["name"]
+    assert "名称" not in sites.columns

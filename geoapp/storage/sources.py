@@ -33,6 +33,7 @@ import shapely
 
 from geoapp.domain.city import City, LayerSpec
 from geoapp.domain.errors import ConfigError, CoordinateError, Problem, ValidationFailed
+from geoapp.domain.fields import rename_headers
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import (
     Classification,
@@ -248,6 +249,7 @@ def read_sites(data_dir: str | Path, city: City) -> gpd.GeoDataFrame:
     problems: list[Problem] = []
     for site_type, rel in city.site_files.items():
         raw = _read_csv(Path(data_dir) / rel, rel)
+        raw = raw.rename(columns=rename_headers(raw.columns, SITE_COLUMNS[site_type]))
         clean, errs = convert_frame(raw, SITE_COLUMNS[site_type], rel, city)
         problems += errs
         clean.insert(0, "site_type", site_type)
@@ -301,6 +303,7 @@ def read_table(data_dir: str | Path, city: City, name: str) -> pd.DataFrame:
                              known=", ".join(city.tables)))
     rel = city.tables[name]
     raw = _read_csv(Path(data_dir) / rel, rel)
+    raw = raw.rename(columns=rename_headers(raw.columns, TABLE_COLUMNS.get(name, {})))
     clean, problems = convert_frame(raw, TABLE_COLUMNS.get(name, {}), rel, city)
     if name == "complaints":
         problems += complaint_points(clean, city.metric_crs or None, rel)[1]
