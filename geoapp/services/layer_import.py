@@ -34,6 +34,7 @@ from geoapp.storage.sources import (
     EMPTY_GEOMETRY,
     LAYER_EXTRA_REQUIRED,
     LAYER_REQUIRED,
+    bounds_beyond_degrees,
     geometry_problems,
 )
 
@@ -300,13 +301,10 @@ def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
 
 
 def _check_declared_units(gdf: gpd.GeoDataFrame, label: str) -> None:
-    """Metres declared as degrees: the classic wrong .prj."""
-    geoms = gdf.geometry.values
-    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-    if not ok.any() or not gdf.crs.is_geographic:
-        return
-    minx, miny, maxx, maxy = shapely.total_bounds(geoms[ok])
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+    """Metres declared as degrees: the classic wrong .prj (the source files' own check)."""
+    outside = bounds_beyond_degrees(gdf.geometry.values) if gdf.crs.is_geographic else None
+    if outside is not None:
+        maxx, maxy = outside[2], outside[3]
         raise InvalidInput(_l("%(file)s：.prj 声明的是度（%(crs)s），但坐标达到 %(x)s, %(y)s，这是"
                               "米数；请修正 .prj，或在坐标系栏写明真实的坐标系", file=label,
                               crs=gdf.crs.name, x=format(maxx, ".0f"), y=format(maxy, ".0f")))

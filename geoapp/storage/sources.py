@@ -185,15 +185,27 @@ def _to_wgs84(gdf: gpd.GeoDataFrame, layer: str, where: str) -> gpd.GeoDataFrame
         gdf = gdf.set_crs(4326)
     else:
         gdf = gdf.set_crs(4326, allow_override=True)
-    if len(gdf) and not gdf.geometry.is_empty.all():
-        minx, miny, maxx, maxy = gdf.total_bounds
-        if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-            bounds = f"{minx:.0f}, {miny:.0f}, {maxx:.0f}, {maxy:.0f}"
-            raise ValidationFailed(
-                _l("图层 %(layer)s：%(file)s 的坐标不是度数（范围 %(bounds)s）；请在文件中声明"
-                   "坐标系，或换算为 EPSG:4326", layer=layer, file=where, bounds=bounds),
-                details=[Problem(layer=layer, file=where, message=_l("坐标不是度数"))])
+    outside = bounds_beyond_degrees(gdf.geometry.values)
+    if outside is not None:
+        bounds = ", ".join(format(v, ".0f") for v in outside)
+        raise ValidationFailed(
+            _l("图层 %(layer)s：%(file)s 的坐标不是度数（范围 %(bounds)s）；请在文件中声明"
+               "坐标系，或换算为 EPSG:4326", layer=layer, file=where, bounds=bounds),
+            details=[Problem(layer=layer, file=where, message=_l("坐标不是度数"))])
     return gdf
+
+
+def bounds_beyond_degrees(geoms: Any) -> tuple[float, float, float, float] | None:
+    """The bounds of the non-empty geometries when they cannot be lon/lat degrees (beyond
+    ±180/±90: metres in a file that declares or is taken to be in degrees), else None."""
+    geoms = np.asarray(geoms, dtype=object)
+    ok = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if not ok.any():
+        return None
+    minx, miny, maxx, maxy = (float(v) for v in shapely.total_bounds(geoms[ok]))
+    if -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90:
+        return None
+    return minx, miny, maxx, maxy
 
 
 def _is_crs84(crs: Any) -> bool:
