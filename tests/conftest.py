@@ -93,7 +93,7 @@ def instance(tmp_path: Path, jiaozuo_db: Path) -> Path:
 @pytest.fixture
 def instance_with_users(tmp_path: Path, jiaozuo_users_db: Path) -> Path:
     """Like ``instance``, with one account per role already in the database."""
-    return copy_database(jiaozuo_users_db, tmp_path / "instance").parent
+    return copy_database(jiaozuo_users_db, tmp_path / "instance-with-users").parent
 
 
 def _app_factory(folder: Callable[[], Path], users_db: Path, engine) -> Callable[..., Flask]:

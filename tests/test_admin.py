@@ -8,17 +8,12 @@ from html import unescape
 
 import pytest
 
-from geoapp.web import create_app
-
-from webutil import csrf_token, login, make_users, password_for
+from webutil import csrf_token, login, password_for
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(make_app):
+    return make_app(INTRANET=True, TILES="none")
 
 
 @pytest.fixture

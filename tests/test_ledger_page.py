@@ -10,17 +10,12 @@ import pyogrio
 import pytest
 from openpyxl import load_workbook
 
-from geoapp.web import create_app
-
-from webutil import login, make_users
+from webutil import login
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(make_app):
+    return make_app(INTRANET=True, TILES="none")
 
 
 @pytest.fixture

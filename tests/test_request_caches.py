@@ -9,18 +9,15 @@ from datetime import timedelta
 import pytest
 
 from geoapp.storage.gpkg import GpkgRepository
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 CHECK = "/api/check?lon=113.24&lat=35.22&site_type=livestock_farm"
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "TESTING": True})
-    make_users(app)
-    return app
+def app(make_app):
+    return make_app()
 
 
 def _other_connection(app) -> GpkgRepository:

@@ -14,20 +14,16 @@ import shapely
 
 from geoapp.maps.site import VERDICTS, site_map
 from geoapp.services import site_page
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 CHECK_CSS = Path(__file__).resolve().parent.parent / "static" / "css" / "check.css"
 LOCAL = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$")
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(make_app):
+    return make_app(INTRANET=True, TILES="none")
 
 
 @pytest.fixture

@@ -12,20 +12,16 @@ import pytest
 from geoapp.domain.bulletin import IsoWeek
 from geoapp.services import weekly
 from geoapp.storage.base import Repository
-from geoapp.web import create_app
 from geoapp.web.common import content_disposition
 
-from webutil import login, make_users
+from webutil import login
 
 FARM = (113.19032, 35.299646)  # livestock farm F0002, 69 m from the 群英河
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
+def app(make_app):
+    return make_app(INTRANET=True, TILES="none")
 
 
 def _core(app):
