@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -26,9 +25,8 @@ from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.exports.tables import neutralise_frame
 from geoapp.services.layer_import import extract_shapefile, repair_geometries
 from geoapp.services.ledger import export_ledger
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 FORMULAS = ("=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(1,1)")
 SQL = "'; DROP TABLE sites; --"
@@ -38,22 +36,15 @@ BOWTIE = Polygon([(113.20, 35.20), (113.22, 35.22), (113.22, 35.20), (113.20, 35
 
 
 @pytest.fixture
-def app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none", "MAX_UPLOAD_MB": 1, "MAX_ROWS": 50})
-    make_users(app)
-    return app
+def app(make_app, instance):
+    return make_app(instance=instance, INTRANET=True, TILES="none", MAX_UPLOAD_MB=1,
+                    MAX_ROWS=50)
 
 
 @pytest.fixture(scope="module")
-def ro_app(tmp_path_factory, jiaozuo_db):
+def ro_app(make_module_app):
     """One app for the cases that must not write: its rule engine is built once."""
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none", "MAX_UPLOAD_MB": 1, "MAX_ROWS": 50})
-    make_users(app)
-    return app
+    return make_module_app(INTRANET=True, TILES="none", MAX_UPLOAD_MB=1, MAX_ROWS=50)
 
 
 @pytest.fixture

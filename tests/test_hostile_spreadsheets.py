@@ -13,7 +13,6 @@ import dataclasses
 import io
 import os
 import re
-import shutil
 import time
 import tracemalloc
 import zipfile
@@ -33,9 +32,8 @@ from geoapp.services.events import validate_complaints
 from geoapp.services.ledger import export_ledger
 from geoapp.storage import tables_in
 from geoapp.storage.tables_in import Limits, read_frame, read_grid
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 BOMB_ROWS = 1_048_000
 MAX_SECONDS = 1.0
@@ -45,14 +43,9 @@ SECRET = "TOP-SECRET-MARKER-4711"
 
 # ------------------------------------------------------------------ apps and state
 @pytest.fixture(scope="module")
-def ro_app(tmp_path_factory, jiaozuo_db):
+def ro_app(make_module_app):
     """One app (MAX_ROWS 50, 1 MB uploads) for the cases that must not write."""
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none", "MAX_UPLOAD_MB": 1, "MAX_ROWS": 50})
-    make_users(app)
-    return app
+    return make_module_app(INTRANET=True, TILES="none", MAX_UPLOAD_MB=1, MAX_ROWS=50)
 
 
 @pytest.fixture(scope="module")

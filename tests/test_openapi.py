@@ -3,8 +3,6 @@ its promises (schemathesis generates requests from the document and checks the a
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -14,20 +12,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from geoapp.web import create_app
 from geoapp.web.openapi import build_document
 
-from webutil import login, make_users
+from webutil import login
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, jiaozuo_db):
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none", "WTF_CSRF_ENABLED": False})
-    make_users(app)
-    return app
+def app(make_module_app):
+    return make_module_app(INTRANET=True, TILES="none", WTF_CSRF_ENABLED=False)
 
 
 @pytest.fixture(scope="module")

@@ -17,9 +17,8 @@ from geoapp.cli import main
 from geoapp.domain.quarters import Quarter, report_quarter
 from geoapp.services import programme as svc
 from geoapp.services import relocation as rel
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 CSV = Path(__file__).resolve().parent.parent / "data" / "sites" / "enterprises.csv"
 
@@ -39,11 +38,9 @@ def core(offline_app):
 
 
 @pytest.fixture
-def writable(instance):
+def writable(make_app):
     """An app on a private copy of the Jiaozuo database, for tests that change the ledger."""
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
+    app = make_app(INTRANET=True, TILES="none")
     c = app.test_client()
     login(c, "viewer")
     return app, c
