@@ -10,33 +10,16 @@ import shapely
 
 from geoapp.maps.check import distance_lines
 from geoapp.spatial.crs import wgs84_to_gcj02
-from geoapp.web import create_app
 
-from webutil import login, make_users
+from webutil import login
 
 # Livestock farm F0002 of the embedded data lies 69 m from the 群英河.
 FARM = (113.19032, 35.299646)
 
 
-def _app(instance):
-    app = create_app({"INSTANCE_PATH": str(instance), "INTRANET": True, "TESTING": True,
-                      "TILES": "none"})
-    make_users(app)
-    return app
-
-
 @pytest.fixture(scope="module")
-def module_instance(tmp_path_factory, jiaozuo_db):
-    import shutil
-
-    inst = tmp_path_factory.mktemp("check-instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
-    return inst
-
-
-@pytest.fixture(scope="module")
-def client(module_instance):
-    c = _app(module_instance).test_client()
+def client(make_module_app):
+    c = make_module_app(INTRANET=True, TILES="none").test_client()
     login(c, "viewer")
     return c
 
@@ -162,8 +145,8 @@ def test_a_viewer_sees_no_record_button_and_cannot_post_one(client):
     assert r.status_code == 403
 
 
-def test_an_inspector_records_an_inspection_shown_on_the_site_page(instance):
-    c = _app(instance).test_client()
+def test_an_inspector_records_an_inspection_shown_on_the_site_page(make_app):
+    c = make_app(INTRANET=True, TILES="none").test_client()
     token = login(c, "inspector")
     page = c.get("/check?site=F0002").get_data(as_text=True)
     assert "记录检查" in page
@@ -175,8 +158,8 @@ def test_an_inspector_records_an_inspection_shown_on_the_site_page(instance):
     assert "粪污外排，已拍照" in site and "inspector" in site
 
 
-def test_recording_without_csrf_token_is_refused(instance):
-    c = _app(instance).test_client()
+def test_recording_without_csrf_token_is_refused(make_app):
+    c = make_app(INTRANET=True, TILES="none").test_client()
     login(c, "inspector")
     assert c.post("/check/inspections", data={"site": "F0002"}).status_code == 400
 

@@ -7,17 +7,12 @@ import re
 
 import pytest
 
-from geoapp.web import create_app
-
-from webutil import login, make_users
+from webutil import login
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    inst = tmp_path_factory.mktemp("instance")
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True})
-    make_users(app)
-    return app
+def app(make_module_app):
+    return make_module_app(INTRANET=True)
 
 
 @pytest.fixture(scope="module")
