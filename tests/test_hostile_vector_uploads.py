@@ -17,7 +17,6 @@ import io
 import json
 import os
 import secrets
-import shutil
 import sqlite3
 import stat
 import threading
@@ -85,14 +84,10 @@ def canary_file(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hostile_app(tmp_path_factory, jiaozuo_db, canary_file):
-    inst = tmp_path_factory.mktemp("instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+def hostile_app(make_module_app, canary_file):
     old = os.environ.get("HOSTILE_UPLOAD_TEST_CANARY")
     os.environ["HOSTILE_UPLOAD_TEST_CANARY"] = CANARY
-    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TESTING": True,
-                      "TILES": "none", "MAX_UPLOAD_MB": 2, "MAX_ROWS": 50})
-    make_users(app)
+    app = make_module_app(INTRANET=True, TILES="none", MAX_UPLOAD_MB=2, MAX_ROWS=50)
     core(app).repo.log_event(user="test", action="note", entity="canary", entity_id=CANARY,
                              details={"canary": CANARY})
     yield app
