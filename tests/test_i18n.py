@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
@@ -120,3 +122,22 @@ def test_every_navigation_item_has_both_labels():
     for endpoint, zh, en, role in NAV_ITEMS:
         assert zh and en and role, endpoint
         assert re.search(r"[\u4e00-\u9fff]", zh) and en.isascii(), endpoint
+
+
+def test_every_msgid_in_the_code_is_in_the_catalog():
+    """A string marked for translation in a template or module but missing from the .po shows
+    up in Chinese on the English page: extract as scripts/i18n.sh does and compare."""
+    root = CATALOG.parents[3]
+    with open(root / "babel.cfg", encoding="utf-8") as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None,
+                "_l": None}
+    known = {m.id if isinstance(m.id, str) else m.id[0] for m in _po() if m.id}
+    missing = set()
+    for folder in ("templates", "geoapp"):
+        for _file, _line, msg, _comments, _ctx in extract_from_dir(
+                root / folder, method_map, options_map, keywords=keywords):
+            msgid = msg if isinstance(msg, str) else msg[0]
+            if msgid and msgid not in known:
+                missing.add(msgid)
+    assert sorted(missing) == [], "run scripts/i18n.sh and translate these"
