@@ -23,7 +23,9 @@ import pandas as pd
 from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.fields import header, ledger_header
 from geoapp.domain.vocab import Classification, SiteType, Stage
+from geoapp.exports.tables import write_csv, write_xlsx
 from geoapp.maps.relocation import relocation_map as build_relocation_map
+from geoapp.services.checks import read_rules
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +249,6 @@ def summarize(sites: pd.DataFrame, prog: Programme, year: int | None) -> dict[st
 
 
 def _rule_titles(app) -> dict[str, dict[str, str]]:
-    from geoapp.services.checks import read_rules
 
     def load(path: Path) -> dict[str, dict[str, str]]:
         try:
@@ -314,7 +315,6 @@ def ledger_table(view: RelocationView) -> pd.DataFrame:
 
 def write_ledger(view: RelocationView, path: str | Path, fmt: str) -> Path:
     """Write the filtered ledger as ``csv`` or ``xlsx`` (formula injection neutralised)."""
-    from geoapp.exports.tables import write_csv, write_xlsx
 
     table = ledger_table(view)
     if fmt == "csv":

@@ -27,6 +27,7 @@ from geoapp.exports.tables import write_csv, write_xlsx
 from geoapp.maps.workshops import workshops_map as draw_workshops_map
 from geoapp.services.checks import read_rules, refresh_hits
 from geoapp.services.pagemap import basemap
+from geoapp.services.progress import changes_since
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -175,7 +176,6 @@ def save_checklist(app: Geoapp, site_id: str, form: Mapping[str, Any], *,
         p = problems[0]
         raise ValidationFailed(f"{p['label']}（{p['field']}）：{p['message']}", details=problems)
     if int(site["version"]) != expected:
-        from geoapp.services.progress import changes_since
 
         raise Conflict(
             f"{site['updated_by']} 已于 {site['updated_at']} 修改了该作坊；请核对后重新保存",
