@@ -36,8 +36,8 @@ BOWTIE = Polygon([(113.20, 35.20), (113.22, 35.22), (113.22, 35.20), (113.20, 35
 
 
 @pytest.fixture
-def app(make_app, instance):
-    return make_app(instance=instance, INTRANET=True, TILES="none", MAX_UPLOAD_MB=1,
+def app(make_app, instance_with_users):
+    return make_app(instance=instance_with_users, INTRANET=True, TILES="none", MAX_UPLOAD_MB=1,
                     MAX_ROWS=50)
 
 
@@ -359,10 +359,10 @@ def test_successful_replacement_refreshes_the_rule_hits(app, planner, tmp_path):
                                                                                 "import"]
 
 
-def test_cli_layer_import_replaces_the_layer(app, instance, tmp_path, monkeypatch):
+def test_cli_layer_import_replaces_the_layer(app, instance_with_users, tmp_path, monkeypatch):
     path = tmp_path / "zone.geojson"
     zone([SQUARE]).to_file(path, driver="GeoJSON")
-    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance_with_users))
     bad = CliRunner().invoke(main, ["layer", "import", "urban_core", str(tmp_path / "x.txt")])
     assert bad.exit_code == 2
     result = CliRunner().invoke(main, ["layer", "import", "urban_core", str(path)])

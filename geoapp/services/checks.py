@@ -28,9 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Audit entities whose changes do not touch the engine's inputs.
+#: Audit entities whose changes do not touch the engine's inputs (a download only reads).
 _NOT_ENGINE_INPUTS = ("site_hits", "derived_layer", "grid_warnings", "complaints", "user",
-                      "session", "inspection")
+                      "session", "inspection", "download")
 
 #: Site attributes the shipped rules' filters read, plus the new site of a relocation. The
 #: attributes the current rules read are ``engine(app).rules.attributes()`` (any column).
