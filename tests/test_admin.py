@@ -78,22 +78,33 @@ def test_create_refuses_mismatched_passwords_with_a_400(app, admin):
                                          "password": "abcdefgh1-long", "password2": "abcdefgh2-long",
                                          "csrf_token": admin.csrf})
     assert r.status_code == 400
+    assert "两次输入的密码不一致" in r.get_data(as_text=True)
+    assert "The two passwords differ" not in r.get_data(as_text=True)  # one language a page
+    r = admin.post("/admin/users?lang=en", data={
+        "username": "li", "role": "viewer", "password": "abcdefgh1-long",
+        "password2": "abcdefgh2-long", "csrf_token": admin.csrf})
+    assert r.status_code == 400
     assert "The two passwords differ" in r.get_data(as_text=True)
+    assert "两次输入的密码不一致" not in r.get_data(as_text=True)
     assert _core(app).repo.get_user("li") is None
 
 
-@pytest.mark.parametrize("form, problem", [
-    ({"username": "a b", "role": "viewer"}, "Username"),
-    ({"username": "ok", "role": "superuser"}, "role"),
+@pytest.mark.parametrize("form, problem, english", [
+    ({"username": "a b", "role": "viewer"}, "用户名只能包含字母、数字和 _ . @ -",
+     "Username may hold letters, digits and _ . @ - only"),
+    ({"username": "ok", "role": "superuser"}, "role", "role"),
     ({"username": "ok", "role": "viewer", "password": "short", "password2": "short"},
-     "at least 12"),
+     "密码太短：至少 12 个字符", "Password too short: at least 12 characters"),
 ])
-def test_create_names_the_bad_field(admin, form, problem):
+def test_create_names_the_bad_field(admin, form, problem, english):
     data = {"password": "long-enough-pw-1", "password2": "long-enough-pw-1", **form,
             "csrf_token": admin.csrf}
     r = admin.post("/admin/users", data=data)
     assert r.status_code == 400
     assert problem in r.get_data(as_text=True)
+    r = admin.post("/admin/users?lang=en", data=data)
+    assert r.status_code == 400
+    assert english in r.get_data(as_text=True)
 
 
 def test_creating_an_existing_username_is_a_conflict(admin):

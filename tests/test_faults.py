@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from catalogue import english
 
 from geoapp.domain.errors import Conflict, StorageUnavailable
 from geoapp.storage.gpkg import GpkgRepository
@@ -220,9 +221,10 @@ def test_full_disk_is_a_clear_503_error_and_the_database_stays_whole(
         repo: GpkgRepository) -> None:
     before = _count(repo.path, "SELECT count(*) FROM sites")
     _fill_disk(repo)
-    with pytest.raises(StorageUnavailable, match="disk holding the database is full") as info:
+    with pytest.raises(StorageUnavailable, match="数据库所在磁盘已满") as info:
         repo.import_sites(_farms(3000), user="planner")
     assert info.value.status == 503
+    assert english(info.value.message).startswith("The disk holding the database is full")
     assert _integrity(repo.path) == "ok"
     assert _count(repo.path, "SELECT count(*) FROM sites") == before
     repo._conn().execute("PRAGMA max_page_count = 1073741823")  # space freed: works again
@@ -232,8 +234,9 @@ def test_full_disk_is_a_clear_503_error_and_the_database_stays_whole(
 def test_read_only_database_is_a_clear_error_and_nothing_changes(
         repo: GpkgRepository) -> None:
     repo._conn().execute("PRAGMA query_only = ON")
-    with pytest.raises(StorageUnavailable, match="read-only"):
+    with pytest.raises(StorageUnavailable, match="数据库只读") as info:
         repo.update_site("E2", {"employees": 5}, user="editor", expected_version=1)
+    assert "read-only; nothing was saved" in english(info.value.message)
     repo.close()
     assert _integrity(repo.path) == "ok"
     assert GpkgRepository(repo.path).site("E2")["version"] == 1
@@ -268,7 +271,7 @@ def test_cli_write_on_a_full_disk_says_so_and_exits_2(instance: Path) -> None:
                            "viewer", "--password", "Night-Duty-Officer-2026"], env=env,
                           capture_output=True, text=True, preexec_fn=limit, timeout=300)
     assert done.returncode == 2, done.stderr
-    assert "nothing was saved" in done.stderr and "Traceback" not in done.stderr
+    assert "未保存任何内容" in done.stderr and "Traceback" not in done.stderr
     holder.close()
     assert _integrity(db) == "ok"
     assert _count(db, "SELECT count(*) FROM users") == 0
@@ -296,5 +299,5 @@ def test_full_disk_under_api_is_a_503_json_error(instance: Path) -> None:
     r = client.post("/api/test-create-site", headers={"X-CSRFToken": token})
     assert r.status_code == 503
     assert r.get_json()["error"] == "storage_unavailable"
-    assert "full" in r.get_json()["message"]
+    assert "磁盘已满" in r.get_json()["message"]
     assert _integrity(core.repo.path) == "ok"

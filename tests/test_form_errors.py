@@ -130,7 +130,7 @@ def test_a_refused_new_account_is_in_the_create_form_and_keeps_the_input(admin):
     assert r.status_code == 400
     html = r.get_data(as_text=True)
     form = _form(html, "create-user")
-    assert 'id="form-error"' in form and "The two passwords differ" in form
+    assert 'id="form-error"' in form and "两次输入的密码不一致" in form
     assert 'value="new-clerk"' in form and 'value="王 &lt;b&gt;"' in form
     assert '<option value="planner" selected>' in form
     assert "first-password-0123" not in html and "other-password-0123" not in html

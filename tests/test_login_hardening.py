@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from catalogue import raises_english
 from click.testing import CliRunner
 
 from geoapp.cli import main
@@ -131,7 +132,7 @@ def test_five_failures_lock_the_pair_not_the_account(app):
         assert _post_login(app, "planner", "wrong-password-1", addr="203.0.113.7") \
             .status_code == 401
     r = _post_login(app, "planner", password_for("planner"), addr="203.0.113.7")
-    assert r.status_code == 429 and "Too many failed attempts" in r.get_data(as_text=True)
+    assert r.status_code == 429 and "登录失败次数过多" in r.get_data(as_text=True)
     # The stranger cannot lock the real user out: another address still logs in.
     assert _post_login(app, "planner", password_for("planner"), addr="203.0.113.8") \
         .status_code == 302
@@ -229,7 +230,7 @@ def test_reasonable_passwords_pass(password):
 
 def test_username_as_password_is_refused_case_insensitively():
     for pw in ("Inspector.Zhang", "INSPECTOR.ZHANG", "inspector.zhang!!"):
-        with pytest.raises(InvalidInput, match="username"):
+        with raises_english(InvalidInput, "must not be the username"):
             accounts.check_password_strength(pw, "inspector.zhang")
 
 
@@ -239,17 +240,17 @@ def test_admin_page_and_cli_refuse_weak_passwords(app, monkeypatch):
     r = admin.post("/admin/users", data={"username": "li.si", "role": "viewer",
                                          "password": "12345678", "password2": "12345678",
                                          "csrf_token": token})
-    assert r.status_code == 400 and "at least 12" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "至少 12 个字符" in r.get_data(as_text=True)
     r = admin.post("/admin/users/viewer/password", data={
         "password": "123456789012", "password2": "123456789012", "csrf_token": token})
-    assert r.status_code == 400 and "too common" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "密码太常见" in r.get_data(as_text=True)
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(Path(app.config["DATABASE"]).parent))
     r = CliRunner().invoke(main, ["users", "set-password", "--username", "viewer",
                                   "--password", "qwertyuiop123"])
-    assert r.exit_code == 2 and "too common" in r.stderr
+    assert r.exit_code == 2 and "密码太常见" in r.stderr
     r = CliRunner().invoke(main, ["users", "create", "--username", "ＶＩＥＷＥＲ", "--role",
                                   "viewer", "--password", "river-basin-survey-77"])
-    assert r.exit_code == 2 and "taken" in r.stderr
+    assert r.exit_code == 2 and "用户名已被占用" in r.stderr
 
 
 # -- SECRET_KEY and production -------------------------------------------------------------

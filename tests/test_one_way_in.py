@@ -298,6 +298,19 @@ def test_no_validation_message_glues_two_languages():
     assert found == []
 
 
+def test_no_service_or_store_message_says_it_twice():
+    """Services and stores raise catalogue messages, not Chinese glued to English (“不是散乱污
+    作坊 is not a scattered workshop”): any string with Chinese in it has no two English words
+    in a row once its placeholders are left out."""
+    placeholder = re.compile(r"%\(\w+\)s|\{[^}]*\}")
+    two_words = re.compile(r"\b[A-Za-z]{2,} [A-Za-z]{2,}\b")
+    modules = ["services/accounts.py", "services/inspection.py", "services/relocation.py",
+               "services/workshops.py", "storage/accounts.py", "storage/gpkg.py"]
+    found = [(name, text) for name in modules for text in _strings(PKG / name)
+             if has_chinese(text) and two_words.search(placeholder.sub("", text))]
+    assert found == []
+
+
 def test_source_files_may_name_their_columns_by_the_chinese_headers(tiny_data_dir):
     path = tiny_data_dir / "sites" / "livestock_farms.csv"
     rows = [dict(r) for r in TINY_SITES["livestock_farms.csv"]]

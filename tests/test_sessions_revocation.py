@@ -135,11 +135,11 @@ def test_own_password_change_keeps_this_browser_and_needs_the_current_password(a
     assert c.get("/account/password").status_code == 200
     r = c.post("/account/password", data={"csrf_token": token, "current": "wrong-password-x",
                                           "password": NEW_PASSWORD, "password2": NEW_PASSWORD})
-    assert r.status_code == 400 and "current password is wrong" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "当前密码错误" in r.get_data(as_text=True)
     assert other.get(CHECK).status_code == 200  # nothing changed yet
     r = c.post("/account/password", data={"csrf_token": token, "current": password_for("inspector"),
                                           "password": "password1234", "password2": "password1234"})
-    assert r.status_code == 400 and "too common" in r.get_data(as_text=True)
+    assert r.status_code == 400 and "密码太常见" in r.get_data(as_text=True)
     _own_password(app, c, token)
     assert c.get(CHECK).status_code == 200  # this browser was logged in again
     assert other.get(CHECK).status_code == 401

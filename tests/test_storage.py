@@ -12,6 +12,7 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from catalogue import raises_english
 from shapely.geometry import Point, box
 
 from geoapp.domain.errors import ConfigError, Conflict, NotFound, ValidationFailed
@@ -348,7 +349,7 @@ def test_append_complaints_converts_gcj02_to_a_wgs84_point(repo: GpkgRepository)
 def test_append_with_a_bad_row_appends_nothing(repo: GpkgRepository) -> None:
     rows = pd.DataFrame([{"grid_code": "G03", "warned_at": "2026-11-18T10:00", "value": 90},
                          {"grid_code": "G04", "warned_at": "yesterday", "value": 95}])
-    with pytest.raises(ValidationFailed, match="row 2, column warned_at"):
+    with raises_english(ValidationFailed, "row 2, column warned_at"):
         repo.append_rows("grid_warnings", rows, user="duty")
     assert len(repo.table("grid_warnings")) == 2
 

@@ -21,6 +21,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
 from geoapp.domain.errors import GeoappError, InvalidInput, NotFound
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Role
 from geoapp.storage.apptables import username_key
 
@@ -92,23 +93,19 @@ def check_password_strength(password: str, username: str = "",
     failed, Chinese first."""
     password = password or ""
     if len(password) < MIN_PASSWORD:
-        raise InvalidInput(f"密码太短 Password too short: at least {MIN_PASSWORD} characters")
+        raise InvalidInput(_l("密码太短：至少 %(min)s 个字符", min=MIN_PASSWORD))
     folded = _visible(unicodedata.normalize("NFKC", password).casefold())
     if not password.strip() or len(set(folded)) < 4 or _repeats_a_short_piece(folded):
-        raise InvalidInput("密码过于简单 Password too simple: not only spaces, one repeated "
-                           "character or one short repeated piece")
+        raise InvalidInput(_l("密码过于简单：不能只有空格、同一个字符重复或一小段重复"))
     core = folded.strip(_EDGES)
     if folded in common_passwords() or (core and core in common_passwords()):
-        raise InvalidInput("密码太常见 Password too common: it is on the list of "
-                           "frequently used passwords")
+        raise InvalidInput(_l("密码太常见：它在常用密码列表中"))
     if _made_from_username(folded, username_key(username)):
-        raise InvalidInput("密码不能是用户名或由用户名组成 Password must not be the "
-                           "username or be made from it")
+        raise InvalidInput(_l("密码不能是用户名或由用户名组成"))
     words = [w for w in (username, *context, *_BUREAU_WORDS) if w]
     if zxcvbn(folded[:100], user_inputs=words)["score"] < MIN_GUESS_SCORE:
-        raise InvalidInput("密码容易被猜到 Password easy to guess: avoid words, names, dates, "
-                           "keyboard runs and repeats; a few unrelated words with digits or "
-                           "symbols work well")
+        raise InvalidInput(_l("密码容易被猜到：避免单词、名字、日期、键盘连续键和重复；"
+                              "几个不相关的词加上数字或符号效果很好"))
 
 
 def _made_from_username(folded: str, name: str) -> bool:
@@ -138,8 +135,7 @@ def check_username(username: str) -> str:
     Returned NFKC-normalised (fullwidth letters become plain ones)."""
     name = unicodedata.normalize("NFKC", (username or "").strip())
     if not USERNAME.match(name):
-        raise InvalidInput("用户名只能包含字母、数字和 _ . @ - Username may hold letters, "
-                           "digits and _ . @ - only (1-64 characters)")
+        raise InvalidInput(_l("用户名只能包含字母、数字和 _ . @ -（1-64 个字符）"))
     return name
 
 
@@ -148,7 +144,7 @@ def create_user(app: Geoapp, username: str, password: str, role: str, *,
     """Add an account; ``confirm`` (the password typed twice, from forms) must match."""
     name = check_username(username)
     if confirm is not None and confirm != password:
-        raise InvalidInput("两次输入的密码不一致 The two passwords differ")
+        raise InvalidInput(_l("两次输入的密码不一致"))
     check_password_strength(password, name, _city_words(app))
     return app.repo.create_user(name, generate_password_hash(password),
                                 parse_role(role), display_name=display_name.strip(), user=by)
@@ -168,12 +164,11 @@ def change_own_password(app: Geoapp, username: str, current: str, password: str,
     the account ends (the caller logs the current browser in again)."""
     account = app.repo.user_with_hash(username)
     if account is None or not check_password_hash(account["password_hash"], current or ""):
-        raise InvalidInput("当前密码错误 The current password is wrong")
+        raise InvalidInput(_l("当前密码错误"))
     if password != confirm:
-        raise InvalidInput("两次输入的密码不一致 The two passwords differ")
+        raise InvalidInput(_l("两次输入的密码不一致"))
     if password == current:
-        raise InvalidInput("新密码不能与当前密码相同 The new password must differ from the "
-                           "current one")
+        raise InvalidInput(_l("新密码不能与当前密码相同"))
     return set_password(app, account["username"], password, by=account["username"])
 
 
@@ -228,8 +223,7 @@ def authenticate(app: Geoapp, username: str, password: str, remote_addr: str) ->
                                            max_addr=MAX_FAILS_PER_ADDR)
     if attempt is None:
         log.warning("login refused for %r from %s: too many failed attempts", key, remote_addr)
-        raise TooManyAttempts("登录失败次数过多，请15分钟后再试 Too many failed attempts; "
-                              "try again in 15 minutes")
+        raise TooManyAttempts(_l("登录失败次数过多，请15分钟后再试"))
     account = app.repo.user_with_hash(key) if key else None
     stored = account["password_hash"] if account else _dummy_hash()
     ok = check_password_hash(stored, password or "")
@@ -237,7 +231,7 @@ def authenticate(app: Geoapp, username: str, password: str, remote_addr: str) ->
     app.repo.finish_login_attempt(attempt, key, remote_addr, ok,
                                   account=account["username"] if ok else None)
     if not ok:
-        raise LoginFailed("用户名或密码错误 Wrong username or password")
+        raise LoginFailed(_l("用户名或密码错误"))
     return app.repo.get_user(account["username"])
 
 
@@ -269,8 +263,7 @@ def _guard_last_admin(app: Geoapp, username: str, *, role: str, active: bool) ->
               if u["username"] != username and u["role"] == Role.ADMIN.value and u["active"]]
     target = _require(app, username)
     if target["role"] == Role.ADMIN.value and target["active"] and not others:
-        raise LastAdmin("不能停用或降级最后一个有效的管理员 The last active administrator "
-                        "cannot be disabled or demoted")
+        raise LastAdmin(_l("不能停用或降级最后一个有效的管理员"))
 
 
 def change_role(app: Geoapp, username: str, role: str, *, by: str) -> dict[str, Any]:
@@ -305,5 +298,5 @@ def reset_password(app: Geoapp, username: str, password: str, confirm: str, *,
     """An admin sets a new password, typed twice; the audit log notes the change, not the hash."""
     _require(app, username)
     if password != confirm:
-        raise InvalidInput("两次输入的密码不一致 The two passwords differ")
+        raise InvalidInput(_l("两次输入的密码不一致"))
     return set_password(app, username, password, by=by)

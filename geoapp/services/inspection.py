@@ -19,6 +19,7 @@ import shapely
 
 from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.domain.fields import labels
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.results import CheckResult, Verdict
 from geoapp.domain.rules import split_layer_key
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Query parameters of a check (the same names as /api/check, plus ``site``).
 CHECK_PARAMS = ("lon", "lat", "crs", "site_type", "industry", "site")
+#: The longest inspection note kept, in characters.
+NOTES_LIMIT = 4000
 
 #: Attribute labels of the site page by site type (the vocabulary's headers, domain.fields).
 LEDGER_LABELS: tuple[tuple[str, str], ...] = labels((
@@ -119,7 +122,7 @@ def site_id_from(text: str, app: Geoapp) -> str:
     """The site a picker value names: ``E0001``, ``E0001 企业名称`` or the exact name."""
     t = text.strip()
     if not t:
-        raise InvalidInput("请选择企业 choose a site")
+        raise InvalidInput(_l("请选择企业"))
     first = t.split()[0]
     try:
         app.repo.site(first)
@@ -130,7 +133,7 @@ def site_id_from(text: str, app: Geoapp) -> str:
     match = names.loc[names["name"] == t, "id"]
     if len(match):
         return str(match.iloc[0])
-    raise NotFound(f"没有找到企业或点位“{t}” no site {t!r}")
+    raise NotFound(_l("没有找到企业或点位“%(name)s”", name=t))
 
 
 def form_choices(app: Geoapp) -> dict[str, Any]:
@@ -381,8 +384,8 @@ def result_view(app: Geoapp, result: CheckResult) -> dict[str, Any]:
 
 def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) -> dict[str, Any]:
     """Keep the check as an inspection record (re-run server-side, never taken from a form)."""
-    if len(notes) > 4000:
-        raise InvalidInput("备注过长（最多 4000 字） notes are limited to 4000 characters")
+    if len(notes) > NOTES_LIMIT:
+        raise InvalidInput(_l("备注过长：最多 %(limit)s 字", limit=NOTES_LIMIT))
     rec = {"site_id": view.site["id"] if view.site else None, "lon": view.result.lon,
            "lat": view.result.lat, "input": dict(view.result.input),
            "verdict": view.result.verdict.value,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.fields import header, ledger_header
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage
 from geoapp.exports.tables import write_csv, write_xlsx
 from geoapp.maps.relocation import relocation_map as build_relocation_map
@@ -165,9 +166,12 @@ def parse_filters(app, args: Mapping[str, Any]) -> RelocationFilters:
         for v in _values(args, name):
             v = full_names.get(v, v) if name == "district" else v
             if v not in options[name]:
-                label = "辖区 district" if name == "district" else "行业 industry"
-                raise InvalidInput(f"未知{label} {v!r}; expected one of: "
-                                   f"{', '.join(options[name])}")
+                allowed = ", ".join(options[name])
+                raise InvalidInput(
+                    _l("未知的辖区“%(value)s”；应为以下之一：%(allowed)s", value=v,
+                       allowed=allowed) if name == "district" else
+                    _l("未知的行业“%(value)s”；应为以下之一：%(allowed)s", value=v,
+                       allowed=allowed))
             vals.append(v)
         chosen[name] = tuple(vals)
     for name, enum in (("classification", Classification), ("stage", Stage)):
@@ -175,7 +179,8 @@ def parse_filters(app, args: Mapping[str, Any]) -> RelocationFilters:
             chosen[name] = tuple(enum.parse(v).value for v in _values(args, name))
         except ValueError as exc:
             label = header(name)
-            raise InvalidInput(f"{label}: {exc}") from None
+            raise InvalidInput(_l("%(label)s：%(message)s", label=label,
+                                  message=exc.args[0])) from None
     return RelocationFilters(**chosen)
 
 
@@ -187,10 +192,11 @@ def parse_year(app, value: str | None) -> int | None:
     try:
         year = int(str(value).strip())
     except ValueError:
-        raise InvalidInput(f"年度 year must be a whole number, got {value!r}") from None
+        raise InvalidInput(_l("年度须为整数，而不是“%(value)s”", value=value)) from None
     if prog.targets and year not in prog.targets:
         years = ", ".join(str(y) for y in prog.targets)
-        raise InvalidInput(f"年度 year {year} has no targets; defined: {years}")
+        raise InvalidInput(_l("%(year)s 年度没有目标；已定义：%(years)s", year=year,
+                              years=years))
     return year
 
 

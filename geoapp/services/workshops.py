@@ -19,7 +19,7 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
-from geoapp.domain.errors import Conflict, InvalidInput, NotFound, ValidationFailed
+from geoapp.domain.errors import Conflict, InvalidInput, NotFound, Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.rules import RuleSpec
 from geoapp.domain.vocab import SiteType, WorkshopStatus
@@ -148,12 +148,13 @@ def save_checklist(app: Geoapp, site_id: str, form: Mapping[str, Any], *,
     """Save the five 两断三清 dates of one banned workshop (version-checked like every edit)."""
     site = app.repo.site(site_id)
     if site["site_type"] != WORKSHOP:
-        raise InvalidInput(f"{site_id} 不是散乱污作坊 is not a scattered workshop")
+        raise InvalidInput(_l("%(id)s 不是散乱污作坊", id=site_id))
     try:
         expected = int(str(form.get("version") or "").strip())
     except ValueError:
-        raise InvalidInput("缺少版本号，请刷新页面 missing version; reload the page") from None
-    problems, changes = [], {}
+        raise InvalidInput(_l("缺少版本号，请刷新页面")) from None
+    problems: list[Problem] = []
+    changes: dict[str, Any] = {}
     banned = _text(site.get("banned_date"))
     for f, label in CHECKLIST:
         text = str(form.get(f) or "").strip()
@@ -164,21 +165,23 @@ def save_checklist(app: Geoapp, site_id: str, form: Mapping[str, Any], *,
                     raise ValueError
                 value = dt.date.fromisoformat(text).isoformat()
             except ValueError:
-                problems.append({"field": f, "label": label, "value": text,
-                                 "message": "日期须为 YYYY-MM-DD 格式 date must be YYYY-MM-DD"})
+                problems.append(Problem(field=f, label=label, value=text,
+                                        message=_l("日期须为 YYYY-MM-DD 格式")))
                 continue
             if banned and value < banned:
-                problems.append({"field": f, "label": label, "value": text,
-                                 "message": f"早于取缔日期 {banned} is before the ban"})
+                problems.append(Problem(field=f, label=label, value=text,
+                                        message=_l("早于取缔日期 %(date)s", date=banned)))
                 continue
         changes[f] = value
     if problems:
         p = problems[0]
-        raise ValidationFailed(f"{p['label']}（{p['field']}）：{p['message']}", details=problems)
+        raise ValidationFailed(_l("%(label)s（%(field)s）：%(message)s", label=p.label,
+                                  field=p.field, message=p.message), details=problems)
     if int(site["version"]) != expected:
 
         raise Conflict(
-            f"{site['updated_by']} 已于 {site['updated_at']} 修改了该作坊；请核对后重新保存",
+            _l("%(user)s 已于 %(at)s 修改了该作坊；请核对后重新保存",
+               user=site["updated_by"], at=site["updated_at"]),
             details={"id": site_id, "current_version": int(site["version"]),
                      "expected_version": expected, "updated_by": site["updated_by"],
                      "updated_at": site["updated_at"],

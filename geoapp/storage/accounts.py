@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound
+from geoapp.domain.messages import Text as _l
 from geoapp.storage.apptables import username_key
 from geoapp.storage.base import AUDIT_COLUMNS, AUDIT_FILTERS, clean_audit_filters
 from geoapp.storage.build import CHANGES, LAYER_PREFIX, utc_now
@@ -94,8 +95,8 @@ class AccountStore:
             taken = conn.execute("SELECT username FROM users WHERE username = ? OR "
                                  "username_key = ?", (name, key)).fetchone()
             if taken:
-                raise Conflict(f"用户名已被占用 Username taken: {name!r} is the same as the "
-                               f"existing account {taken[0]!r}")
+                raise Conflict(_l("用户名已被占用：“%(name)s”与已有账号“%(existing)s”相同",
+                                  name=name, existing=taken[0]))
             conn.execute("INSERT INTO users (username, username_key, password_hash, role, "
                          "display_name, active, created_at, updated_at) "
                          "VALUES (?, ?, ?, ?, ?, 1, ?, ?)",

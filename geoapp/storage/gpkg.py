@@ -30,6 +30,7 @@ from geoapp.domain.errors import (
     StorageUnavailable,
     ValidationFailed,
 )
+from geoapp.domain.messages import Text as _l
 from geoapp.storage import build as b
 from geoapp.storage import geopackage as gp
 from geoapp.storage.accounts import AccountStore
@@ -63,17 +64,13 @@ class NotInitialized(ConfigError):
 #: is unavailable rather than the request wrong, with what the user is told.
 _UNAVAILABLE = (
     (("SQLITE_FULL",), "database or disk is full",
-     "数据库所在磁盘已满 The disk holding the database is full; nothing was saved. "
-     "Ask the administrator to free disk space."),
+     _l("数据库所在磁盘已满，未保存任何内容；请管理员释放磁盘空间。")),
     (("SQLITE_READONLY",), "attempt to write a readonly database",
-     "数据库只读 The database is read-only; nothing was saved. Ask the administrator to "
-     "check the file's permissions and the disk."),
+     _l("数据库只读，未保存任何内容；请管理员检查文件权限和磁盘。")),
     (("SQLITE_BUSY", "SQLITE_LOCKED"), "database is locked",
-     "数据库繁忙 The database stayed busy with another write for too long; nothing was "
-     "saved. Try again in a moment."),
+     _l("数据库繁忙：另一次写入占用太久，未保存任何内容；请稍后再试。")),
     (("SQLITE_IOERR", "SQLITE_CANTOPEN"), "disk i/o error",
-     "数据库读写失败 The database's disk could not be read or written (I/O error); nothing "
-     "was saved. Ask the administrator to check the disk."),
+     _l("数据库读写失败（磁盘 I/O 错误），未保存任何内容；请管理员检查磁盘。")),
 )
 
 
@@ -352,22 +349,26 @@ class GpkgRepository(SiteStore, AccountStore, Repository):
             allowed = set(gp.table_columns(conn, name)) - {"fid", "geom"}
             extra = [c for c in df.columns if c not in allowed and c != "geometry"]
             if extra:
-                raise ValidationFailed(f"{name}: unknown column(s) {', '.join(extra)}")
+                raise ValidationFailed(_l("%(file)s：未知的列 %(columns)s", file=name,
+                                          columns=", ".join(extra)))
             raw = pd.DataFrame({c: df[c] if c in df.columns else "" for c in sorted(allowed)},
                                index=pd.RangeIndex(len(df)))
             clean, problems = convert_frame(raw, TABLE_COLUMNS.get(name, {}), name,
                                             row_base=1)
             if problems:
                 p = problems[0]
-                raise ValidationFailed(f"{name}: {len(problems)} invalid value(s); first: row "
-                                       f"{p['row']}, column {p['column']}: {p['message']}",
-                                       details=problems)
+                raise ValidationFailed(
+                    _l("%(file)s：%(count)s 处无效值；第一处：第 %(row)s 行 %(column)s 列：%(message)s",
+                       file=name, count=len(problems), row=p["row"], column=p["column"],
+                       message=p["message"]), details=problems)
             if gp.geometry_column(conn, name):
                 points, bad = complaint_points(clean, self.city().metric_crs or None, name,
                                                row_base=1)
                 if bad:
-                    raise ValidationFailed(f"{name}: {len(bad)} bad coordinate(s); first: row "
-                                           f"{bad[0]['row']}: {bad[0]['message']}", details=bad)
+                    raise ValidationFailed(
+                        _l("%(file)s：%(count)s 处坐标有误；第一处：第 %(row)s 行：%(message)s",
+                           file=name, count=len(bad), row=bad[0]["row"],
+                           message=bad[0]["message"]), details=bad)
                 clean = gpd.GeoDataFrame(clean, geometry=points, crs=4326)
             count = gp.insert_frame(conn, name, clean)
             self._log(conn, user=user, action="append", entity=name, entity_id=None,
