@@ -11,11 +11,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from browserutil import new_page, serve
 from playwright.sync_api import sync_playwright
 
 from geoapp.web import create_app
 
+from browserutil import new_page, serve
 from webutil import copy_database, share_engine
 
 CHROMIUM = "/usr/bin/chromium"

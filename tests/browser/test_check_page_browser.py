@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from browserutil import settle
 
 from geoapp.spatial.crs import wgs84_to_gcj02
+
+from browserutil import settle
 
 pytestmark = pytest.mark.browser
 

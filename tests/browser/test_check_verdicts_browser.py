@@ -12,13 +12,13 @@ import base64
 import re
 
 import pytest
-from browserutil import serve, sign_in
 from playwright.sync_api import expect
 
 from geoapp.domain.results import Verdict
 from geoapp.spatial.crs import wgs84_to_gcj02
 from geoapp.web import create_app
 
+from browserutil import serve, sign_in
 from webutil import copy_database, share_engine
 
 pytestmark = pytest.mark.browser

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from browserutil import settle
 from playwright.sync_api import expect
+
+from browserutil import settle
 
 pytestmark = pytest.mark.browser
 

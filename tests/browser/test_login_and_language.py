@@ -4,9 +4,10 @@ header switch, the choice kept across pages, usable on a 375 px phone."""
 from __future__ import annotations
 
 import pytest
-from browserutil import log_in
 
 from geoapp.web import NAV_ITEMS
+
+from browserutil import log_in
 
 pytestmark = pytest.mark.browser
 

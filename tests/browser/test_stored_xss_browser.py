@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-from browserutil import new_page, serve
 from openpyxl import load_workbook
 
 from geoapp.web import create_app
 
+from browserutil import new_page, serve
 from webutil import copy_database, login
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # seeding re-flags every site per upload

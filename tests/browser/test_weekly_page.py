@@ -3,6 +3,7 @@
 import zipfile
 
 import pytest
+
 from browserutil import settle
 
 pytestmark = pytest.mark.browser
