@@ -183,6 +183,7 @@ _COUNTER_CHILD = """
 """
 
 
+@pytest.mark.slow
 def test_two_processes_increment_without_lost_updates_or_locked_errors(
         repo: GpkgRepository, tmp_path: Path) -> None:
     n = 25

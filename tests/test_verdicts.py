@@ -352,6 +352,7 @@ def test_found_4_chemical_plants_moving_out_of_every_park_are_flagged_at_the_new
         core.repo.close()
 
 
+@pytest.mark.slow
 def test_cli_check_prints_the_verdict_sentence_and_conditional_hits(instance, monkeypatch):
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     monkeypatch.setenv("GEOAPP_DATABASE", str(instance / "geoapp.gpkg"))

@@ -13,6 +13,7 @@ def _set_stage(pg, live_server, site_id: str, stage: str) -> None:
     pg.wait_for_load_state("load")
 
 
+@pytest.mark.slow
 def test_planner_edits_a_stage_and_sees_it_in_the_history(live_server, page_as, artifacts):
     pg = page_as("planner")
     pg.console_errors.clear()  # only this page's errors count, not the login redirect's
