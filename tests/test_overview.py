@@ -174,6 +174,24 @@ def test_hits_by_site_groups_nearest_first():
     assert out["B"] == [("r1", 5.5, "河")]
 
 
+def test_hits_by_site_leaves_out_the_hits_at_a_relocations_new_site():
+    table = pd.DataFrame({"site_id": ["A", "A"], "rule_id": ["r1", "grid"],
+                          "feature_id": ["f", "g"], "feature_name": ["河", "网格"],
+                          "distance_m": [120.0, 0.0], "severity": ["high"] * 2,
+                          "point": ["site", "new_site"]})
+    assert hits_by_site(table) == {"A": [("r1", 120.0, "河")]}
+
+
+def test_overview_popups_count_the_same_hits_as_the_site_page(offline_app):
+    table = offline_app.extensions["geoapp"].repo.table("site_hits")
+    moved = table[table["point"] == "new_site"]["site_id"].unique()
+    assert len(moved), "the demo data has relocations with hits at their new site"
+    grouped = hits_by_site(table)
+    for site_id in moved:
+        at_site = table[(table["site_id"] == site_id) & (table["point"] != "new_site")]
+        assert len(grouped.get(site_id, [])) == len(at_site)
+
+
 def test_base_map_scale_is_metric_and_readout_is_lon_first_in_chinese():
     html = base_map((35.2, 113.2), 10, tiles="none").get_root().render()
     assert "L.control.scale({metric: true, imperial: false})" in html

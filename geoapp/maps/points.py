@@ -238,10 +238,13 @@ def _encode_hits(ids: set[str], hits: Mapping[str, list[tuple[str, float | None,
 
 def hits_by_site(table: pd.DataFrame) -> dict[str, list[tuple[str, float, str]]]:
     """Group a ``site_hits`` table into what :meth:`FastPoints.from_frame` takes, nearest
-    first."""
+    first. Only the hits at the site itself: a relocation's hits at its new site (``point``
+    ``new_site``) are not the current site's."""
     out: dict[str, list[tuple[str, float, str]]] = {}
     if table is None or table.empty:
         return out
+    if "point" in table.columns:
+        table = table[table["point"].fillna("site") != "new_site"]
     cols = ["site_id", "rule_id", "distance_m", "feature_name"]
     rows = table[cols].sort_values(["site_id", "distance_m"], kind="stable")
     for site_id, rule_id, dist, feature in rows.itertuples(index=False, name=None):
