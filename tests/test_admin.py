@@ -219,6 +219,10 @@ def test_audit_log_pages_and_rejects_bad_page_numbers(app, admin):
     assert admin.get("/admin/audit?page=zero").status_code == 400
     assert admin.get("/admin/audit?page=0").status_code == 400
     assert admin.get("/admin/audit?page=999").status_code == 400
+    huge = admin.get("/admin/audit?page=" + "9" * 24)  # past SQLite's 64-bit integers
+    assert huge.status_code == 400 and "页码须在 1 到" in huge.get_data(as_text=True)
+    english = admin.get("/admin/audit?page=abc&lang=en").get_data(as_text=True)
+    assert "The page must be a whole number" in english
 
 
 def test_admin_sees_admin_links_in_the_header_and_others_do_not(app, admin):

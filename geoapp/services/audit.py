@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geoapp.domain.errors import InvalidInput
+from geoapp.domain.messages import Text as _l
 from geoapp.services.core import Geoapp
 from geoapp.storage.base import AUDIT_FILTERS
 
@@ -62,16 +63,20 @@ class AuditPage:
     choices: dict[str, list[str]] = field(default_factory=dict)
 
 
+MAX_PAGE = 1_000_000
+
+
 def page_number(raw: str | None) -> int:
-    """A page number from a query string: 1 when absent; InvalidInput unless 1 or more."""
+    """A page number from a query string: 1 when absent; InvalidInput unless a whole number
+    from 1 to MAX_PAGE (a larger one cannot be an offset the store can take)."""
     if raw in (None, ""):
         return 1
     try:
         page = int(raw)
     except ValueError:
-        raise InvalidInput(f"page: expected a whole number, got {raw!r}") from None
-    if page < 1:
-        raise InvalidInput(f"page: must be 1 or more, got {page}")
+        raise InvalidInput(_l("页码须为整数：%(value)s", value=str(raw)[:40])) from None
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(_l("页码须在 1 到 %(max)s 之间", max=MAX_PAGE))
     return page
 
 
@@ -104,7 +109,7 @@ def audit_page(app: Geoapp, filters: Mapping[str, str | None], page: int = 1,
                                       offset=(page - 1) * per_page, limit=per_page)
     pages = max(1, math.ceil(total / per_page))
     if page > pages:
-        raise InvalidInput(f"page: only {pages} page(s) match these filters")
+        raise InvalidInput(_l("符合条件的记录只有 %(pages)s 页", pages=pages))
     shown = [{**r, "entity_id": r.get("entity_id") or "", "before": redact(r.get("before")),
               "after": redact(r.get("after"))} for r in rows]
     return AuditPage(rows=shown, total=total, page=page, pages=pages, filters=wanted,
