@@ -51,6 +51,7 @@ def test_downloads_are_never_cached_and_audited_under_the_name_the_user_saves(ap
     r = c.get("/workshops/register.csv")
     assert r.status_code == 200
     assert r.headers["Cache-Control"] == "no-store"
+    assert r.headers["Content-Type"] == "text/csv; charset=utf-8"  # one charset, not two
     cd = r.headers["Content-Disposition"]
     assert cd.startswith('attachment; filename="workshops.csv"; filename*=UTF-8\'\'')
     rows, _ = _core(app).repo.audit_page({"action": "export", "user": "viewer"}, offset=0,
@@ -63,6 +64,7 @@ def test_an_inline_bulletin_file_is_shown_and_not_audited_as_a_download(app):
     login(c, "viewer")
     r = c.get("/weekly/2026-W47/bulletin.txt")
     assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("inline;")
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
     assert _core(app).repo.audit_page({"action": "export"}, offset=0, limit=1)[1] == 0
     r = c.get("/weekly/2026-W47/bulletin.txt?download=1")
     assert r.headers["Content-Disposition"] == 'attachment; filename="2026-W47-bulletin.txt"'

@@ -77,4 +77,5 @@ def send_download(data: bytes, filename: str, mimetype: str, *, inline: bool = F
     resp.headers["Content-Disposition"] = content_disposition(filename, inline=inline,
                                                               ascii_name=ascii_name)
     resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Type"] = mimetype  # send_file would add a second charset to text/*
     return resp
