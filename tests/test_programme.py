@@ -148,7 +148,7 @@ def test_dashboard_counted_today_gives_the_relocation_pages_counts(client, core)
 
 
 @pytest.mark.parametrize("url, word", [("/api/programme?year=1999", "1999"),
-                                       ("/api/programme?year=abc", "year"),
+                                       ("/api/programme?year=abc", "年度"),
                                        ("/api/programme?district=火星区", "火星区"),
                                        ("/programme/report.xlsx?year=2019&quarter=5", "quarter"),
                                        ("/programme/report.docx?year=2019", "quarter"),
