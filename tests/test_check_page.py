@@ -181,3 +181,17 @@ def test_a_point_inside_a_zone_has_a_zero_length_line():
     feats = gpd.GeoDataFrame({"feature_id": ["Z"], "name": ["区"], "title": ["区"],
                               "hit": [True]}, geometry=[zone], crs="EPSG:4326")
     assert distance_lines(113.20, 35.30, feats, "EPSG:4547")["length_m"].iloc[0] == 0
+
+
+@pytest.mark.parametrize("query, zh, en", [
+    ("lon=113.2&lat=", "请填写经度和纬度", "Enter both longitude and latitude"),
+    ("lon=35.22&lat=113.24", "填反", "swapped"),
+])
+def test_a_refused_point_is_told_in_the_page_language_only(client, query, zh, en):
+    chinese = client.get(f"/check?{query}").get_data(as_text=True)
+    english = client.get(f"/check?{query}&lang=en").get_data(as_text=True)
+    client.get("/check?lang=zh")  # the choice sticks: leave the shared client in Chinese
+    assert zh in chinese and en in english
+    message = re.search(r'role="alert"[^>]*>(.*?)<', english, re.S)
+    assert message, "no refusal shown"
+    assert not re.search(r"[\u4e00-\u9fff（）]", message.group(1)), message.group(1)

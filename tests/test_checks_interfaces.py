@@ -90,7 +90,7 @@ def test_chinese_map_coordinates_give_the_same_verdict_as_their_wgs84_twin(core,
 
 
 @pytest.mark.parametrize("query,needle", [
-    ("lat=35.2", "lon and lat are required"),
+    ("lat=35.2", "请填写经度和纬度"),
     ("lon=35.22&lat=113.24", "填反"),
     ("lon=abc&lat=35", "abc"),
     ("lon=113.2&lat=35.2&crs=mars", "mars"),

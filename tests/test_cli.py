@@ -162,7 +162,7 @@ def test_check_lists_layers_by_their_chinese_names_nearest_first(instance, monke
 def test_a_point_without_lat_is_refused_by_the_one_service_check(instance, monkeypatch) -> None:
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     result = CliRunner().invoke(main, ["check", "--lon", "113.24"])
-    assert result.exit_code == 2 and "lon and lat are required" in result.stderr
+    assert result.exit_code == 2 and "请填写经度和纬度" in result.stderr
 
 
 # --------------------------------------------------------------------------- services package

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from geoapp.domain.errors import ConfigError, InvalidInput
+from geoapp.domain.messages import Text as _l
 from geoapp.domain.results import CheckResult, Verdict, row_verdicts
 from geoapp.domain.rules import RuleSet, is_missing, load_rules
 from geoapp.domain.vocab import SiteType
@@ -151,7 +152,7 @@ def check_point(app: Geoapp, x: Any, y: Any, crs: str = "wgs84", *,
     ``crs=dms``, where ``x`` holds the whole text.
     """
     if is_missing(x) or (is_missing(y) and (crs or "wgs84") != "dms"):
-        raise InvalidInput("lon and lat are required (for crs=dms, lon holds the whole text)")
+        raise InvalidInput(_l("请填写经度和纬度（度分秒可整段填在第一栏）。"))
     st = parse_site_type(site_type)
     ind = (industry or "").strip() or None
     lon, lat = parse_point(x, y, crs or "wgs84", metric_crs=app.metric_crs)

@@ -22,7 +22,7 @@ bp = Blueprint("check", __name__)
 #: Engine messages (as raised: the catalogue's Chinese; some English ones remain) -> a
 #: sentence shown first (the detail follows).
 _ZH_HINTS = (
-    (r"lon and lat are required", _l("请填写经度和纬度（度分秒可整段填在第一栏）。")),
+    (r"lon and lat are required|请填写经度和纬度", _l("请填写经度和纬度（度分秒可整段填在第一栏）。")),
     (r"unknown coordinate system|未知的坐标系", _l("坐标系无效，请从列表中选择。")),
     (r"look swapped|像是填反了", _l("经纬度可能填反了：请先填经度（东经，约 110-120），再填纬度（北纬，约 30-40）。")),
     (r"outside China|在中国境外", _l("坐标不在中国境内，请检查数值和坐标系。")),
@@ -43,9 +43,12 @@ def _zh_message(exc: GeoappError) -> str:
     if isinstance(exc, InvalidInput):
         for pattern, zh in _ZH_HINTS:
             if re.search(pattern, exc.message):
-                return f"{zh}（{exc.message}）"
+                if str(zh) == str(exc.message):
+                    return str(zh)
+                return _("%(hint)s（%(detail)s）", hint=str(zh), detail=exc.message)
         if isinstance(exc, CoordinateError):
-            return _("坐标有误，请检查数值和坐标系。") + f"（{exc.message}）"
+            return _("%(hint)s（%(detail)s）", hint=_("坐标有误，请检查数值和坐标系。"),
+                     detail=exc.message)
     return exc.message
 
 
