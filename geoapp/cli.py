@@ -344,9 +344,13 @@ def users_create(username, role, password, display_name) -> None:
 @handle_errors
 def users_list() -> None:
     """List accounts (never their password hashes)."""
-    for u in _open_core().repo.list_users():
+    from geoapp.services import accounts
+    from geoapp.services.site_page import local_time
+
+    for u in accounts.list_users(_open_core()):
         state = "active" if u["active"] else "disabled"
-        click.echo(f"{u['username']:<20} {u['role']:<10} {state:<8} last login {u['last_login_at']}")
+        last = local_time(u["last_login_at"]) or "never"
+        click.echo(f"{u['username']:<20} {u['role']:<10} {state:<8} last login {last}")
 
 
 @users_group.command("set-password")

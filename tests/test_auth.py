@@ -90,3 +90,5 @@ def test_cli_creates_the_first_admin_and_prompts_for_the_password(instance, monk
     assert r.exit_code == 2 and "密码太短：至少 12 个字符" in r.stderr
     r = runner.invoke(main, ["users", "list"])
     assert "chief" in r.stdout and "admin" in r.stdout and "pbkdf2" not in r.stdout
+    chief = next(line for line in r.stdout.splitlines() if line.startswith("chief"))
+    assert chief.endswith("last login never") and "None" not in r.stdout
