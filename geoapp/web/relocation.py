@@ -17,6 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.services import relocation as svc
 from geoapp.web.common import core, render_map_page, send_download, site_link
 
@@ -66,7 +67,7 @@ def _download(fmt: str, mimetype: str) -> Response:
     with tempfile.TemporaryDirectory() as tmp:
         path = svc.write_ledger(view, Path(tmp) / f"ledger.{fmt}", fmt)
         body = path.read_bytes()
-    stamp = dt.date.today().strftime("%Y%m%d")
+    stamp = dt.datetime.now(LOCAL_TZ).strftime("%Y%m%d")  # the bureau's date, not the server's
     log.info("relocation ledger %s: %d rows", fmt, len(view.sites))
     return send_download(body, f"relocation-ledger-{stamp}.{fmt}", mimetype)
 
