@@ -1,0 +1,572 @@
+"""Land-survey coordinate files of 建设用地报批 (电子报盘格式) read into validated parcels.
+
+A file has a ``[属性描述]`` section of ``key=value`` lines (坐标系, 几度分带, 投影类型, 计量单位,
+带号, …) and a ``[地块坐标]`` section: per parcel a header line ending in ``@``
+(``界址点数,地块面积(公顷),地块编号,地块名称,记录图形属性,图幅号,地块用途,地类编码,@``), then
+``点号,圈号,X,Y`` lines. X is the northing and Y the easting, usually with the zone number in
+front (38512345.678). 圈号 1 is the outer ring, 2, 3, … are holes. See docs/parcels.md.
+
+Everything wrong with a file is reported at once, as :class:`~geoapp.domain.errors.Problem`
+entries of one :class:`~geoapp.domain.errors.ValidationFailed`; a file is read whole or not
+at all. A declared area that differs from the measured one is a warning, not a refusal: it is
+carried in :attr:`SurveyFile.warnings`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS, Geod, Transformer
+from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+from shapely.geometry.polygon import orient
+
+from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
+from geoapp.domain.messages import Text as _l
+from geoapp.spatial.crs import WGS84, gk_crs, in_china, resolve_crs
+
+#: Encodings tried in order: UTF-8 (with or without BOM), then GB18030 (a superset of GBK).
+ENCODINGS = ("utf-8-sig", "gb18030")
+#: A declared area further than this share from the measured ground area is a warning.
+AREA_TOLERANCE = 0.01
+#: Northings (m) of CGCS2000 Gauss-Krüger coordinates in China, Sanya to Mohe (generous).
+NORTHING_RANGE = (1_500_000.0, 6_200_000.0)
+#: Eastings (m, zone number removed) a Gauss-Krüger zone can hold.
+EASTING_RANGE = (100_000.0, 900_000.0)
+#: How far (degrees of longitude) past its zone's edge a point may lie before the zone is
+#: called wrong: surveys near a zone edge often stay in the neighbouring zone.
+ZONE_MARGIN_DEG = 0.5
+#: A parcel whose centre is further than this (m) from every other parcel of the file is
+#: refused: one 报批 file covers one project or one county batch.
+FAR_APART_M = 100_000.0
+
+GEOD = Geod(ellps="GRS80")  # CGCS2000's ellipsoid
+
+_DATUMS = {  # name -> proj ellipsoid of the datum's Gauss-Krüger projection
+    "cgcs2000": "GRS80",
+    "xian80": "IAU76",  # IAG-75: a = 6378140, 1/f = 298.257
+    "beijing54": "krass",
+}
+_DATUM_LABELS = {"xian80": _l("1980西安坐标系"), "beijing54": _l("1954北京坐标系")}
+
+
+@dataclass(frozen=True)
+class SurveyParcel:
+    """One parcel of a survey file: the header's fields and its geometry.
+
+    ``lonlat`` is EPSG:4326 lon/lat; ``metric`` is the same polygon in ``metric_crs``, the
+    CGCS2000 3-degree Gauss-Krüger CRS with the zone's central meridian (no zone number in
+    front of the easting). ``ground_area_m2`` is measured on GRS80 (pyproj.Geod).
+    """
+
+    id: str
+    name: str
+    declared_ha: float | None
+    use: str
+    land_class: str
+    sheet: str
+    lonlat: Polygon | MultiPolygon
+    metric: Polygon | MultiPolygon
+    metric_crs: str
+    ground_area_m2: float
+    line: int
+
+
+@dataclass(frozen=True)
+class SurveyFile:
+    """A survey file read and validated: its ``[属性描述]`` attributes, its parcels in file
+    order, and warnings (problems that do not refuse the file, such as a declared area
+    more than 1 % off)."""
+
+    attributes: dict[str, str]
+    parcels: tuple[SurveyParcel, ...]
+    warnings: tuple[Problem, ...] = ()
+    datum: str = "cgcs2000"
+    zone: int = 0
+    zone_width: int = 3
+    central_meridian: int = 0
+    metric_crs: str = ""
+
+
+@dataclass
+class _Point:
+    name: str
+    ring: int
+    x: float  # northing, as written
+    y: float  # easting, as written (zone number in front or not)
+    line: int
+
+
+@dataclass
+class _Parcel:
+    ordinal: int
+    line: int
+    count: int | None
+    declared_ha: float | None
+    id: str
+    name: str
+    kind: str
+    sheet: str
+    use: str
+    land_class: str
+    points: list[_Point] = field(default_factory=list)
+    broken: bool = False  # a point could not be read or is implausible: no geometry
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} {self.name}".strip() or str(self.ordinal)
+
+
+# --- Reading text --------------------------------------------------------------------------
+
+def decode(data: bytes) -> str:
+    """The text of a survey file: UTF-8 (BOM or not), else GB18030/GBK."""
+    for encoding in ENCODINGS:
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise InvalidInput(_l("测量坐标文件既不是 UTF-8 也不是 GBK/GB18030 编码"))
+
+
+def read_survey_file(source: str | Path | bytes, *, name: str | None = None,
+                     towgs84: Sequence[float] | None = None) -> SurveyFile:
+    """Read a survey file (a path or its bytes) into validated parcels.
+
+    ``towgs84`` (3 or 7 Helmert parameters to WGS84, proj's ``+towgs84`` order and units)
+    is needed for Xi'an 80 and Beijing 54 files, whose datums the file does not tie to
+    CGCS2000; CGCS2000 files ignore it. Raises ValidationFailed listing every problem.
+    """
+    if isinstance(source, bytes):
+        data, label = source, name or ""
+    else:
+        path = Path(source)
+        data, label = path.read_bytes(), name or path.name
+    return parse_survey_text(decode(data), name=label, towgs84=towgs84)
+
+
+def _fields(line: str) -> list[str]:
+    return [f.strip() for f in line.split(",")]
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class _Reader:
+    """Collects problems while reading one file."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def problem(self, message: str, *, line: int | None = None, parcel: _Parcel | None = None,
+                value: Any = None, warning: bool = False) -> None:
+        p = Problem(file=self.name or None, row=line, value=value, message=message,
+                    feature=parcel.ordinal if parcel else None,
+                    id=parcel.id or None if parcel else None)
+        (self.warnings if warning else self.problems).append(p)
+
+
+def _read_sections(text: str, r: _Reader) -> tuple[dict[str, str], list[_Parcel]]:
+    attributes: dict[str, str] = {}
+    parcels: list[_Parcel] = []
+    section = ""
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = unicodedata.normalize("NFKC", raw).strip()  # full-width ，＝ digits -> ASCII
+        if not line:
+            continue
+        m = re.fullmatch(r"\[\s*(.+?)\s*\]", line)
+        if m:
+            section = m.group(1).replace(" ", "")
+            continue
+        if section == "属性描述":
+            key, sep, value = line.partition("=")
+            if sep:
+                attributes[key.strip()] = value.strip()
+        elif section == "地块坐标":
+            if line.rstrip(", ").endswith("@"):
+                parcels.append(_header(line, lineno, len(parcels) + 1, r))
+            elif not parcels:
+                r.problem(_l("第 %(line)s 行：界址点出现在第一个地块的属性行（以 @ 结尾）之前",
+                             line=lineno), line=lineno, value=raw.strip())
+            else:
+                _point(line, lineno, parcels[-1], r)
+    if "地块坐标" not in text and not parcels:
+        r.problem(_l("文件中没有 [地块坐标] 部分，不是建设用地报批坐标文件"))
+    elif not parcels:
+        r.problem(_l("[地块坐标] 中没有地块"))
+    return attributes, parcels
+
+
+def _header(line: str, lineno: int, ordinal: int, r: _Reader) -> _Parcel:
+    f = _fields(line.rstrip(", ")[:-1]) + [""] * 8
+    count = _number(f[0])
+    area = _number(f[1]) if f[1] else None
+    p = _Parcel(ordinal=ordinal, line=lineno, count=int(count) if count is not None else None,
+                declared_ha=area, id=f[2], name=f[3], kind=f[4], sheet=f[5], use=f[6],
+                land_class=f[7])
+    if f[1] and area is None:
+        r.problem(_l("第 %(line)s 行：地块 %(parcel)s 的地块面积“%(value)s”不是数字",
+                     line=lineno, parcel=p.label, value=f[1]), line=lineno, parcel=p, value=f[1])
+    if not p.id:
+        r.problem(_l("第 %(line)s 行：第 %(ordinal)s 个地块没有地块编号", line=lineno,
+                     ordinal=ordinal), line=lineno, parcel=p)
+    if p.kind and p.kind != "面":
+        r.problem(_l("第 %(line)s 行：地块 %(parcel)s 的记录图形属性是“%(value)s”，只接受面",
+                     line=lineno, parcel=p.label, value=p.kind),
+                  line=lineno, parcel=p, value=p.kind)
+    return p
+
+
+def _point(line: str, lineno: int, parcel: _Parcel, r: _Reader) -> None:
+    f = _fields(line)
+    name = f[0] if f else ""
+    if len(f) < 4:
+        r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 应有 点号,圈号,X,Y 四项",
+                     line=lineno, parcel=parcel.label, point=name),
+                  line=lineno, parcel=parcel, value=line)
+        parcel.broken = True
+        return
+    values = [_number(v) for v in f[1:4]]
+    for text, value, what in zip(f[1:4], values, (_l("圈号"), "X", "Y"), strict=True):
+        if value is None:
+            r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 的 %(what)s"
+                         "“%(value)s”不是数字", line=lineno, parcel=parcel.label, point=name,
+                         what=what, value=text), line=lineno, parcel=parcel, value=text)
+            parcel.broken = True
+    ring, x, y = values
+    if ring is None or x is None or y is None:
+        return
+    if ring < 1 or not float(ring).is_integer():
+        r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 的圈号“%(value)s”应为 1、"
+                     "2、3……", line=lineno, parcel=parcel.label, point=name, value=f[1]),
+                  line=lineno, parcel=parcel, value=f[1])
+        parcel.broken = True
+        return
+    parcel.points.append(_Point(name, int(ring), x, y, lineno))
+
+
+# --- The coordinate system -----------------------------------------------------------------
+
+def _datum(text: str) -> str | None:
+    t = text.upper().replace(" ", "")
+    if "2000" in t or "CGCS" in t:
+        return "cgcs2000"
+    if "80" in t or "西安" in t:
+        return "xian80"
+    if "54" in t or "北京" in t:
+        return "beijing54"
+    return None
+
+
+def _zone_prefix(y: float) -> int:
+    return int(y // 1e6) if y >= 1e7 else 0
+
+
+def _in(v: float, bounds: tuple[float, float]) -> bool:
+    return bounds[0] <= v <= bounds[1]
+
+
+def _check_points(parcels: list[_Parcel], r: _Reader) -> None:
+    """Swapped X/Y and implausible values, once per parcel (the first point named)."""
+    for p in parcels:
+        for pt in p.points:
+            easting = pt.y - _zone_prefix(pt.y) * 1e6
+            if _zone_prefix(pt.x) or (not _in(pt.x, NORTHING_RANGE)
+                                      and _in(pt.y, NORTHING_RANGE)):
+                r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 的 X 和 Y 像是填反了"
+                             "（X=%(x)s，Y=%(y)s）：X 应为北坐标（中国境内约 2000000-6000000），"
+                             "Y 为东坐标（常带带号，如 38512345.678）", line=pt.line,
+                             parcel=p.label, point=pt.name, x=f"{pt.x:.3f}", y=f"{pt.y:.3f}"),
+                          line=pt.line, parcel=p)
+            elif not _in(pt.x, NORTHING_RANGE) or not _in(easting, EASTING_RANGE):
+                r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 的坐标（X=%(x)s，"
+                             "Y=%(y)s）不是中国境内的高斯-克吕格坐标：X（北）应在 2000000-6000000 "
+                             "之间，Y（东）去掉带号后应在 500000 附近", line=pt.line,
+                             parcel=p.label, point=pt.name, x=f"{pt.x:.3f}", y=f"{pt.y:.3f}"),
+                          line=pt.line, parcel=p)
+            else:
+                continue
+            p.broken = True
+            break
+
+
+@dataclass(frozen=True)
+class _System:
+    datum: str
+    zone: int
+    width: int
+    cm: int
+    source: CRS
+    metric_crs: str
+
+
+def _system(attributes: dict[str, str], parcels: list[_Parcel],
+            towgs84: Sequence[float] | None, r: _Reader) -> _System | None:
+    ok = True
+    name = attributes.get("坐标系", "")
+    datum = _datum(name)
+    if not name:
+        r.problem(_l("[属性描述] 没有写坐标系（如“2000国家大地坐标系”）"))
+        ok = False
+    elif datum is None:
+        r.problem(_l("不认识的坐标系“%(value)s”；可读 2000国家大地坐标系，或给出转换参数后的"
+                     "80西安坐标系、54北京坐标系", value=name), value=name)
+        ok = False
+    elif datum != "cgcs2000" and towgs84 is None:
+        r.problem(_l("坐标系是“%(value)s”（%(datum)s）：文件中没有它到 CGCS2000 的转换参数，"
+                     "不能直接使用；请先转换为 2000国家大地坐标系，或提供七参数", value=name,
+                     datum=_DATUM_LABELS[datum]), value=name)
+        ok = False
+    if towgs84 is not None and datum not in (None, "cgcs2000") and len(towgs84) not in (3, 7):
+        r.problem(_l("转换参数应为 3 个或 7 个数，而不是 %(count)s 个", count=len(towgs84)))
+        ok = False
+    projection = attributes.get("投影类型", "")
+    if projection and "高斯" not in projection and "GAUSS" not in projection.upper():
+        r.problem(_l("投影类型“%(value)s”不是高斯-克吕格投影", value=projection),
+                  value=projection)
+        ok = False
+    unit = attributes.get("计量单位", "")
+    if unit and unit.lower() not in ("米", "m", "metre", "meter"):
+        r.problem(_l("计量单位“%(value)s”不是米", value=unit), value=unit)
+        ok = False
+
+    width: int | None = None
+    width_text = attributes.get("几度分带", "")
+    if width_text:
+        digits = re.sub(r"\D", "", width_text)
+        width = int(digits) if digits in ("3", "6") else None
+        if width is None:
+            r.problem(_l("几度分带“%(value)s”应为 3 或 6", value=width_text), value=width_text)
+            ok = False
+    declared_zone: int | None = None
+    zone_text = attributes.get("带号", "")
+    if zone_text:
+        number = _number(zone_text)
+        if number is None or not number.is_integer():
+            r.problem(_l("带号“%(value)s”不是整数", value=zone_text), value=zone_text)
+            ok = False
+        else:
+            declared_zone = int(number)
+    prefixes = sorted({_zone_prefix(pt.y) for p in parcels if not p.broken for pt in p.points}
+                      - {0})
+    if len(prefixes) > 1:
+        r.problem(_l("Y 坐标前的带号不一致（%(zones)s）；一个文件只能用一个投影带",
+                     zones=", ".join(map(str, prefixes))))
+        return None
+    prefix = prefixes[0] if prefixes else None
+    if declared_zone is not None and prefix is not None and declared_zone != prefix:
+        r.problem(_l("[属性描述] 的带号 %(zone)s 与 Y 坐标前的带号 %(prefix)s 不一致",
+                     zone=declared_zone, prefix=prefix))
+        return None
+    zone = declared_zone if declared_zone is not None else prefix
+    if zone is None:
+        if any(p.points and not p.broken for p in parcels):
+            r.problem(_l("Y 坐标前没有带号，[属性描述] 也没有写带号，无法确定投影带；请在"
+                         "[属性描述] 中写上带号（如 带号=38）"))
+        return None
+    if width is None:
+        width = 3 if 25 <= zone <= 45 else 6 if 13 <= zone <= 23 else None
+    cm = 3 * zone if width == 3 else 6 * zone - 3 if width == 6 else None
+    if cm is None or not 75 <= cm <= 135:
+        r.problem(_l("带号 %(zone)s 不是中国境内的%(width)s度带（3 度带 25-45，6 度带 13-23）",
+                     zone=zone, width=width or "3/6 "))
+        return None
+    if not ok or datum is None:
+        return None
+    metric_crs = gk_crs(cm)  # a 6-degree zone's central meridian is a 3-degree one's too
+    if datum == "cgcs2000":
+        source = resolve_crs(metric_crs)
+    else:
+        params = ",".join(f"{float(v):.10g}" for v in (towgs84 or ()))
+        source = CRS.from_proj4(f"+proj=tmerc +lat_0=0 +lon_0={cm} +k=1 +x_0=500000 +y_0=0 "
+                                f"+ellps={_DATUMS[datum]} +towgs84={params} +units=m +no_defs")
+    return _System(datum, zone, width, cm, source, metric_crs)
+
+
+# --- Geometry ------------------------------------------------------------------------------
+
+def _rings(p: _Parcel) -> dict[int, list[_Point]]:
+    rings: dict[int, list[_Point]] = {}
+    for pt in p.points:
+        rings.setdefault(pt.ring, []).append(pt)
+    return rings
+
+
+def _closed(points: list[_Point], coords: np.ndarray) -> tuple[list[_Point], np.ndarray]:
+    """The ring without its closing point (a ring that repeats its first point at the end,
+    the usual convention, or that does not: both are closed)."""
+    if len(points) > 1 and np.allclose(coords[0], coords[-1], atol=1e-4, rtol=0):
+        return points[:-1], coords[:-1]
+    return points, coords
+
+
+def _self_intersection(ring: Polygon, points: list[_Point], coords: np.ndarray,
+                       ) -> tuple[float, float, list[str]] | None:
+    """Where a ring crosses itself, and the points of the edges through that place."""
+    reason = shapely.is_valid_reason(ring)
+    m = re.search(r"Self-intersection\[([-\d.eE+]+) ([-\d.eE+]+)\]", reason)
+    if not m:
+        return None
+    where = Point(float(m.group(1)), float(m.group(2)))
+    names: list[str] = []
+    n = len(points)
+    for i in range(n):
+        edge = LineString([coords[i], coords[(i + 1) % n]])
+        if edge.distance(where) < 1e-3:
+            for k in (i, (i + 1) % n):
+                if points[k].name not in names:
+                    names.append(points[k].name)
+    return where.x, where.y, names
+
+
+def _build(p: _Parcel, system: _System, r: _Reader,
+           to_lonlat: Transformer, to_metric: Transformer | None) -> SurveyParcel | None:
+    rings = _rings(p)
+    if 1 not in rings:
+        r.problem(_l("地块 %(parcel)s 没有外圈（圈号 1）的界址点", parcel=p.label),
+                  line=p.line, parcel=p)
+        return None
+    shells: dict[int, tuple[list[_Point], np.ndarray, np.ndarray]] = {}
+    ok = True
+    for number, points in sorted(rings.items()):
+        x = np.array([pt.y - _zone_prefix(pt.y) * 1e6 for pt in points])  # easting
+        y = np.array([pt.x for pt in points])  # northing
+        lon, lat = to_lonlat.transform(x, y)
+        metric = np.column_stack(to_metric.transform(x, y) if to_metric else (x, y))
+        pts, metric = _closed(points, metric)
+        lonlat = np.column_stack((lon, lat))[: len(pts)]
+        if len({(round(a, 3), round(b, 3)) for a, b in metric}) < 3:
+            r.problem(_l("地块 %(parcel)s 第 %(ring)s 圈只有 %(count)s 个不同的界址点（从 "
+                         "%(point)s 起），至少要 3 个", parcel=p.label, ring=number,
+                         count=len({(round(a, 3), round(b, 3)) for a, b in metric}),
+                         point=points[0].name), line=points[0].line, parcel=p)
+            ok = False
+            continue
+        off = (np.abs(lonlat[:, 0] - system.cm) > system.width / 2 + ZONE_MARGIN_DEG)
+        outside = ~np.asarray(in_china(lonlat[:, 0], lonlat[:, 1]))
+        if off.any() or outside.any():
+            i = int(np.flatnonzero(off | outside)[0])
+            r.problem(_l("地块 %(parcel)s 界址点 %(point)s 换算后在东经 %(lon)s°、北纬 %(lat)s°，"
+                         "%(where)s；请检查带号（%(zone)s）和坐标系", parcel=p.label,
+                         point=pts[i].name, lon=f"{lonlat[i, 0]:.4f}", lat=f"{lonlat[i, 1]:.4f}",
+                         where=_l("在中国境外") if outside[i] else
+                         _l("超出第 %(zone)s 带（中央经线东经 %(cm)s°）的范围", zone=system.zone,
+                            cm=system.cm), zone=system.zone),
+                      line=pts[i].line, parcel=p)
+            ok = False
+            continue
+        crossing = _self_intersection(Polygon(metric), pts, metric)
+        if crossing is not None:
+            cx, cy, names = crossing
+            r.problem(_l("地块 %(parcel)s 第 %(ring)s 圈界线自相交于 X=%(x)s、Y=%(y)s，在界址点 "
+                         "%(points)s 之间的边上", parcel=p.label, ring=number, x=f"{cy:.3f}",
+                         y=f"{cx:.3f}", points=", ".join(names)),
+                      line=next((q.line for q in pts if q.name in names), pts[0].line),
+                      parcel=p, value=names[0] if names else None)
+            ok = False
+            continue
+        shells[number] = (pts, metric, lonlat)
+    if not ok or 1 not in shells:
+        return None
+    outer = Polygon(shells[1][1])
+    holes = []
+    for number, (pts, metric, lonlat) in sorted(shells.items())[1:]:
+        out = [i for i, c in enumerate(metric) if not outer.covers(Point(c))]
+        if out or not outer.covers(Polygon(metric)):
+            i = out[0] if out else 0
+            r.problem(_l("地块 %(parcel)s 第 %(ring)s 圈（内圈）不在外圈之内：界址点 %(point)s",
+                         parcel=p.label, ring=number, point=pts[i].name),
+                      line=pts[i].line, parcel=p)
+            ok = False
+        holes.append((metric, lonlat))
+    if not ok:
+        return None
+    metric_poly = orient(Polygon(shells[1][1], [h[0] for h in holes]))
+    lonlat_poly = orient(Polygon(shells[1][2], [h[1] for h in holes]))
+    reason = shapely.is_valid_reason(metric_poly)
+    if reason != "Valid Geometry":
+        r.problem(_l("地块 %(parcel)s 的图形无效：%(reason)s", parcel=p.label, reason=reason),
+                  line=p.line, parcel=p)
+        return None
+    area = abs(GEOD.geometry_area_perimeter(lonlat_poly)[0])
+    if p.declared_ha:
+        share = abs(area / 1e4 - p.declared_ha) / p.declared_ha
+        if share > AREA_TOLERANCE:
+            r.problem(_l("地块 %(parcel)s 申报面积 %(declared)s 公顷，按界址点计算的椭球面积为 "
+                         "%(computed)s 公顷，相差 %(share)s%%", parcel=p.label,
+                         declared=f"{p.declared_ha:g}", computed=f"{area / 1e4:.4f}",
+                         share=f"{share * 100:.1f}"), line=p.line, parcel=p, warning=True)
+    if p.count is not None and p.count != len(p.points):
+        r.problem(_l("地块 %(parcel)s 的界址点数写为 %(count)s，实际有 %(actual)s 行界址点",
+                     parcel=p.label, count=p.count, actual=len(p.points)),
+                  line=p.line, parcel=p, warning=True)
+    return SurveyParcel(id=p.id, name=p.name, declared_ha=p.declared_ha, use=p.use,
+                        land_class=p.land_class, sheet=p.sheet, lonlat=lonlat_poly,
+                        metric=metric_poly, metric_crs=system.metric_crs, ground_area_m2=area,
+                        line=p.line)
+
+
+def _far_apart(parcels: list[tuple[_Parcel, SurveyParcel]], r: _Reader) -> None:
+    if len(parcels) < 2:
+        return
+    centres = np.array([[s.metric.centroid.x, s.metric.centroid.y] for _, s in parcels])
+    for i, (p, _) in enumerate(parcels):
+        d = np.hypot(*(centres - centres[i]).T)
+        d[i] = np.inf
+        if d.min() > FAR_APART_M:
+            r.problem(_l("地块 %(parcel)s 离本文件其他地块最近也有 %(km)s 公里，坐标或带号可能有误",
+                         parcel=p.label, km=f"{d.min() / 1000:.0f}"), line=p.line, parcel=p)
+
+
+def parse_survey_text(text: str, *, name: str = "",
+                      towgs84: Sequence[float] | None = None) -> SurveyFile:
+    """Read the text of a survey file; see :func:`read_survey_file`."""
+    r = _Reader(name)
+    attributes, parcels = _read_sections(text, r)
+    seen: dict[str, int] = {}
+    for p in parcels:
+        if p.id and p.id in seen:
+            r.problem(_l("第 %(line)s 行：地块编号 %(id)s 重复（第 %(first)s 行已有）", line=p.line,
+                         id=p.id, first=seen[p.id]), line=p.line, parcel=p)
+        seen.setdefault(p.id, p.line)
+        if not p.points and not p.broken:
+            r.problem(_l("地块 %(parcel)s 没有界址点", parcel=p.label), line=p.line, parcel=p)
+    _check_points(parcels, r)
+    system = _system(attributes, parcels, towgs84, r)
+    built: list[tuple[_Parcel, SurveyParcel]] = []
+    if system is not None:
+        to_lonlat = Transformer.from_crs(system.source, resolve_crs(WGS84), always_xy=True)
+        to_metric = None if system.datum == "cgcs2000" else Transformer.from_crs(
+            system.source, resolve_crs(system.metric_crs), always_xy=True)
+        for p in parcels:
+            if p.points and not p.broken:
+                s = _build(p, system, r, to_lonlat, to_metric)
+                if s is not None:
+                    built.append((p, s))
+        _far_apart(built, r)
+    if r.problems:
+        raise ValidationFailed(_l("测量坐标文件 %(file)s 有 %(count)s 处问题", file=name or "",
+                                  count=len(r.problems)), details=r.problems)
+    assert system is not None
+    return SurveyFile(attributes=attributes, parcels=tuple(s for _, s in built),
+                      warnings=tuple(r.warnings), datum=system.datum, zone=system.zone,
+                      zone_width=system.width, central_meridian=system.cm,
+                      metric_crs=system.metric_crs)
+
+
+__all__ = ["AREA_TOLERANCE", "SurveyFile", "SurveyParcel", "decode",
+           "parse_survey_text", "read_survey_file"]
