@@ -278,3 +278,23 @@ def test_messages_have_english_translations():
                                    [("J1", 1, 1.0, 2.0)])]))
     for p in found:
         assert english(p.message) != str.__str__(p.message)
+
+
+def test_fixture_line_ends_are_crlf_and_blank_lines_and_spaces_are_read():
+    raw = (FIXTURES / "two_parcels_hole.txt").read_bytes()
+    assert b"\r\n" in raw and b"\r\n\r\n" in raw and b" , " in raw
+    assert len(read_survey_file(raw).parcels) == 2
+
+
+def test_wrong_point_count_in_the_header_is_a_warning():
+    sq = square_gk(113.2, 35.2, 200)
+    survey = parse_survey_text(survey_text([("7,4.0000,P14,地块,面,,,,@", ring(sq))]))
+    (w,) = survey.warnings
+    assert w.id == "P14" and "declares 7" in english(w.message)
+    assert "has 5" in english(w.message)
+
+
+def test_a_line_parcel_is_refused():
+    sq = square_gk(113.2, 35.2, 200)
+    msg = texts(problems(survey_text([("5,4.0000,P15,地块,线,,,,@", ring(sq))])))
+    assert "P15" in msg and "only polygons" in msg
