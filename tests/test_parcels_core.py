@@ -8,7 +8,6 @@ size is known exactly, taken to lon/lat, and the answers are checked against
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -214,14 +213,11 @@ def test_hole_and_multipolygon(engine):
     assert core.share == pytest.approx(0.5, abs=1e-3)
 
 
-def test_thousand_vertex_parcel_is_fast(engine):
+def test_thousand_vertex_parcel_measures_its_circle(engine):
+    """A 1,000-vertex parcel (a 300 m circle) is measured as a circle; its speed is measured
+    by bench/bench_parcels.py, not asserted here."""
     c = engine.projected["urban_core"][0].centroid
     circle = lonlat(shapely.Point(c.x, c.y).buffer(300.0, quad_segs=250))
     assert len(shapely.get_coordinates(circle)) >= 1000
-    check_parcel(engine, circle, site_type="enterprise", industry="化工")
-    times = []
-    for _ in range(5):
-        t = time.perf_counter()
-        check_parcel(engine, circle, site_type="enterprise", industry="化工")
-        times.append(time.perf_counter() - t)
-    assert float(np.median(times)) < 0.5  # generous: shared CI machines
+    result = check_parcel(engine, circle, site_type="enterprise", industry="化工")
+    assert result.area.m2 == pytest.approx(math.pi * 300.0 ** 2, rel=1e-3)
