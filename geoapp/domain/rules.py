@@ -632,6 +632,25 @@ def condition_text(flt: SiteFilter, site: Mapping[str, Any]) -> dict[str, str]:
     return {"zh": "若" + zh, "en": "If " + en}
 
 
+def rules_for_site(rules: Iterable[RuleSpec], site: Mapping[str, Any], point: str
+                   ) -> tuple[list[RuleSpec], list[tuple[tuple[str, ...], dict[str, str]] | None]]:
+    """The rules checked at ``point`` that apply to ``site`` or may apply (an attribute they
+    read is unknown), and per rule ``None`` (applies) or (missing attributes, condition
+    sentence) — what the point check and the parcel check both decide over."""
+    chosen: list[RuleSpec] = []
+    conditions: list[tuple[tuple[str, ...], dict[str, str]] | None] = []
+    for r in rules:
+        if not checked_at(r, point):
+            continue
+        state, missing = applicability(r.applies_to, site)
+        if state == CANNOT:
+            continue
+        chosen.append(r)
+        conditions.append(None if state == APPLIES
+                          else (missing, condition_text(r.applies_to, site)))
+    return chosen, conditions
+
+
 def conditional_hit(hit: Hit, rule: RuleSpec, missing: tuple[str, ...],
                     condition: Mapping[str, str]) -> ConditionalHit:
     """A measured hit of a rule that applies only under ``condition``, with its sentence."""

@@ -38,18 +38,14 @@ from pyproj import CRS, Transformer
 
 from geoapp.domain.results import CheckResult, Nearest, round_distance
 from geoapp.domain.rules import (
-    APPLIES,
-    CANNOT,
     CONDITIONAL_HIT,
     INSIDE_TOLERANCE_M,
     RuleRows,
     RuleSet,
     RuleSpec,
-    applicability,
-    checked_at,
-    condition_text,
     conditional_hit,
     make_hit,
+    rules_for_site,
 )
 from geoapp.spatial.batch import flag_sites
 from geoapp.spatial.ground import UNIT, GroundDistance
@@ -443,16 +439,7 @@ class RuleEngine:
     def _plan(self, site: dict[str, Any], point: str) -> _Plan:
         """The rules that apply (or may apply: conditional) to this site at ``point``, laid
         out as rows for ``domain.rules.RuleRows``, with their layer positions."""
-        rules, conditions = [], []
-        for r in self.rules:
-            if not checked_at(r, point):
-                continue
-            state, missing = applicability(r.applies_to, site)
-            if state == CANNOT:
-                continue
-            rules.append(r)
-            conditions.append(None if state == APPLIES
-                              else (missing, condition_text(r.applies_to, site)))
+        rules, conditions = rules_for_site(self.rules, site, point)
         pos = [self._layer_pos[r.layer] for r in rules]
         rows = RuleRows.of(np.array([r.test_code for r in rules], dtype=np.int64),
                            np.array([r.limit_m for r in rules], dtype=float),

@@ -37,20 +37,15 @@ from geoapp.domain.parcels import (
     RuleMeasure,
 )
 from geoapp.domain.rules import (
-    APPLIES,
-    CANNOT,
     CONDITIONAL_HIT,
     HIT,
     INSIDE,
     INSIDE_TOLERANCE_M,
     NOT_INSIDE,
-    RuleSpec,
-    applicability,
-    checked_at,
-    condition_text,
     conditional_hit,
     decide,
     make_hit,
+    rules_for_site,
     split_layer_key,
 )
 
@@ -213,17 +208,7 @@ def check_parcel(engine: Any, polygon_lonlat: Any, *, site_type: str | None = No
             overlaps.append(Overlap(layer, _text(ids["id"][f]), _text(ids["name"][f]), a,
                                     min(a / area, 1.0) if area > 0 else 0.0))
 
-    rules: list[RuleSpec] = []
-    conditions: list[Any] = []
-    for r in engine.rules:
-        if not checked_at(r, point):
-            continue
-        state, missing = applicability(r.applies_to, site)
-        if state == CANNOT:
-            continue
-        rules.append(r)
-        conditions.append(None if state == APPLIES
-                          else (missing, condition_text(r.applies_to, site)))
+    rules, conditions = rules_for_site(engine.rules, site, point)
 
     n = len(rules)
     distance = np.full(n, np.inf)
