@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 WIDTH_PX = 1200
 HEIGHT_PX = 1300
 DPI = 150
-_NICE_KM = (0.5, 1, 2, 5, 10, 20, 50, 100)
+_NICE_KM = (0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
 
 
 def render_png(report: Any, path: str | Path, *, metric_crs: str) -> Path:
@@ -47,37 +47,37 @@ def render_png(report: Any, path: str | Path, *, metric_crs: str) -> Path:
     return path
 
 
-def _rings(geoms) -> list:
+def rings(geoms) -> list:
     """Exterior and interior rings of (multi)polygons as coordinate arrays."""
     parts = shapely.get_parts(np.asarray(geoms, dtype=object))
     rings = [shapely.get_exterior_ring(parts)]
-    n_int = shapely.get_num_interior_rings(parts)
+    n_int = shapely.get_num_interiorrings(parts)
     for i in range(int(n_int.max()) if len(n_int) else 0):
         rings.append(shapely.get_interior_ring(parts[n_int > i], i))
     return [shapely.get_coordinates(r) for group in rings for r in group]
 
 
-def _fill(ax, geoms, zorder: int, **style) -> None:
+def fill(ax, geoms, zorder: int, **style) -> None:
     """Polygons as one collection: geopandas' plot redraws the whole figure per call."""
     from matplotlib.collections import PolyCollection
 
-    ax.add_collection(PolyCollection(_rings(geoms), zorder=zorder, **style))
+    ax.add_collection(PolyCollection(rings(geoms), zorder=zorder, **style))
 
 
 def _draw(ax, grids, counties) -> None:
     from matplotlib.collections import LineCollection
 
-    _fill(ax, counties.geometry, 1, facecolors="#fbfbf8", edgecolors="none")
-    _fill(ax, grids.geometry, 2, facecolors="#eeeeee", edgecolors="#9a9a9a", linewidths=0.4)
+    fill(ax, counties.geometry, 1, facecolors="#fbfbf8", edgecolors="none")
+    fill(ax, grids.geometry, 2, facecolors="#eeeeee", edgecolors="#9a9a9a", linewidths=0.4)
     warned = grids[grids["count"] > 0]
     if len(warned):
         for geom, count in zip(warned.geometry, warned["count"], strict=True):
-            _fill(ax, [geom], 3, facecolors=count_colour(int(count)), edgecolors="#555555",
+            fill(ax, [geom], 3, facecolors=count_colour(int(count)), edgecolors="#555555",
                   linewidths=0.5)
     key = grids[grids["key"]]
     if len(key):
-        _fill(ax, key.geometry, 4, facecolors="none", edgecolors=KEY_COLOUR, linewidths=1.6)
-    ax.add_collection(LineCollection(_rings(counties.geometry), colors="#333333",
+        fill(ax, key.geometry, 4, facecolors="none", edgecolors=KEY_COLOUR, linewidths=1.6)
+    ax.add_collection(LineCollection(rings(counties.geometry), colors="#333333",
                                      linewidths=0.9, linestyles="--", zorder=5))
     font = cjk_font_properties(9)
     for name, geom in zip(counties["name"], counties.geometry, strict=True):
@@ -94,7 +94,7 @@ def _draw(ax, grids, counties) -> None:
 
 
 def _decorate(fig, ax, report, grids) -> None:
-    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.patches import Patch
 
     fig.text(0.5, 0.955, report.title, ha="center", va="center",
              fontproperties=cjk_font_properties(15))
@@ -109,11 +109,21 @@ def _decorate(fig, ax, report, grids) -> None:
                          label="区县界"))
     ax.legend(handles=handles, loc="upper left", prop=cjk_font_properties(8),
               title="图例", title_fontproperties=cjk_font_properties(9), framealpha=0.9)
-    # North arrow (the metric CRS is a Gauss-Krüger zone: grid north is up).
+    north_arrow(ax)
+    scale_bar(ax)
+
+
+def north_arrow(ax) -> None:
+    """A north arrow in the top right corner (in a Gauss-Krüger zone grid north is up)."""
     ax.annotate("北\nN", xy=(0.95, 0.97), xytext=(0.95, 0.86), xycoords="axes fraction",
                 ha="center", va="center", fontproperties=cjk_font_properties(10),
                 arrowprops={"facecolor": "black", "width": 3, "headwidth": 10})
-    # Scale bar: a nice round length near a fifth of the map width.
+
+
+def scale_bar(ax) -> None:
+    """A scale bar of a round length near a fifth of the map width (axes in metres)."""
+    from matplotlib.patches import Rectangle
+
     x0, x1 = ax.get_xlim()
     y0, y1 = ax.get_ylim()
     target = (x1 - x0) / 5 / 1000
@@ -123,6 +133,6 @@ def _decorate(fig, ax, report, grids) -> None:
     for i in range(2):
         ax.add_patch(Rectangle((bx + i * length / 2, by), length / 2, h, zorder=7,
                                facecolor="black" if i == 0 else "white", edgecolor="black"))
-    for frac, label in ((0, "0"), (1, f"{km:g} km")):
+    for frac, label in ((0, "0"), (1, f"{km * 1000:g} m" if km < 1 else f"{km:g} km")):
         ax.text(bx + frac * length, by + 2.2 * h, label, ha="center", va="bottom", zorder=7,
                 fontproperties=cjk_font_properties(8))

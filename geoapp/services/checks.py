@@ -59,7 +59,7 @@ def read_rules(path: str | Path, layers: list[str] | None = None) -> RuleSet:
     return load_rules(p.read_text(encoding="utf-8"), layers=layers)
 
 
-def _engine_key(app: Geoapp) -> tuple:
+def inputs_key(app: Geoapp) -> tuple:
     """What the engine was built from: the rules file's stamp and the newest relevant edit.
 
     Cheap (one stat, one indexed query), so every check can afford it and an edit made by
@@ -76,7 +76,7 @@ def _engine_key(app: Geoapp) -> tuple:
 
 def engine(app: Geoapp) -> RuleEngine:
     """The current rule engine, rebuilt when layers, sites or the rules file changed."""
-    key = _engine_key(app)
+    key = inputs_key(app)
     built: _Built | None = app.cache.get("engine")
     if built is not None and built.key == key:
         return built.engine

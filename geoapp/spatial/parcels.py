@@ -92,6 +92,73 @@ def _polygonal(geom: Any) -> Any:
     return shapely.multipolygons(polys) if len(polys) else None
 
 
+def ground_overlaps(parcel_metric: Any, parcel_area_m2: float, features: list[int],
+                    polys: Any, back: Transformer) -> list[tuple[int, float]]:
+    """(feature, ground overlap m²) for each of ``features`` (positions in ``polys``, the
+    layer's polygons in the metric CRS) whose intersection with the parcel has an area: the
+    intersection is taken back to lon/lat with ``back`` and measured with ``Geod``; a
+    feature covering the whole parcel gives exactly the parcel's area."""
+    out: list[tuple[int, float]] = []
+    for f in features:
+        poly = polys[f]
+        if poly.contains(parcel_metric):
+            out.append((f, parcel_area_m2))
+            continue
+        part = _polygonal(shapely.intersection(parcel_metric, poly))
+        if part is None:
+            continue
+        area = ground_area_m2(_reproject(part, back))
+        if area >= parcel_area_m2 * (1.0 - WHOLE_TOLERANCE):
+            area = parcel_area_m2
+        if area > 0.0:
+            out.append((f, min(area, parcel_area_m2)))
+    return out
+
+
+class AreaLayer:
+    """A polygon layer measured against parcels outside the rule engine (the 三线一单
+    control units, the counties): its features projected once to ``metric_crs`` and indexed.
+
+    ``overlaps(parcel_lonlat)`` gives (feature position, ground overlap m², share of the
+    parcel) for every feature the parcel overlaps, in feature order.
+    """
+
+    def __init__(self, geoms_lonlat: Any, metric_crs: str,
+                 geographic_crs: Any = "EPSG:4326") -> None:
+        geographic = CRS(geographic_crs)
+        self.metric_crs = metric_crs
+        self.to_metric = Transformer.from_crs(geographic, metric_crs, always_xy=True)
+        self.back = _to_geographic(metric_crs, geographic.to_wkt())
+        geoms = np.asarray(list(geoms_lonlat), dtype=object)
+        self.polys = np.array([_polygonal(g) if g is not None and not shapely.is_empty(g)
+                               else None for g in geoms], dtype=object)
+        have = np.array([p is not None for p in self.polys], dtype=bool)
+        self.polys[have] = [_reproject(p, self.to_metric) for p in self.polys[have]]
+        shapely.prepare(self.polys[have])
+        self.feats = np.flatnonzero(have)
+        self.tree = shapely.STRtree(self.polys[have])
+
+    def __len__(self) -> int:
+        return len(self.polys)
+
+    def overlaps(self, parcel_lonlat: Any, *, area_m2: float | None = None
+                 ) -> list[tuple[int, float, float]]:
+        metric = _reproject(parcel_lonlat, self.to_metric)
+        area = ground_area_m2(parcel_lonlat) if area_m2 is None else area_m2
+        cand = self.tree.query(metric, predicate="intersects") if len(self.feats) \
+            else np.empty(0, dtype=np.intp)
+        feats = [int(self.feats[k]) for k in np.sort(cand).tolist()]
+        return [(f, a, min(a / area, 1.0) if area > 0 else 0.0)
+                for f, a in ground_overlaps(metric, area, feats, self.polys, self.back)]
+
+    def piece(self, parcel_lonlat: Any, feature: int) -> Any:
+        """The part of ``parcel_lonlat`` feature ``feature`` covers, in lon/lat (or None)."""
+        metric = _reproject(parcel_lonlat, self.to_metric)
+        poly = self.polys[feature]
+        part = None if poly is None else _polygonal(shapely.intersection(metric, poly))
+        return None if part is None else _reproject(part, self.back)
+
+
 def _site(site_type: str | None, industry: str | None,
           attrs: Mapping[str, Any] | None) -> dict[str, Any]:
     site = dict(attrs) if attrs else {}
@@ -115,6 +182,8 @@ class _Measurer:
         self.area_m2 = ground_area_m2(parcel_lonlat)
         self._overlaps: dict[str, list[tuple[int, float]]] = {}
         self._nearest: dict[str, tuple[int, float] | None] = {}
+        #: The shortest line (lon/lat) to the nearest feature, per layer measured apart.
+        self.links: dict[str, Any] = {}
 
     def overlaps(self, layer: str) -> list[tuple[int, float]]:
         """(feature, ground overlap m²) of every polygon feature of ``layer`` the parcel
@@ -123,23 +192,10 @@ class _Measurer:
         if found is not None:
             return found
         index = self.prepared.index[layer]
-        out: list[tuple[int, float]] = []
         cand = index.poly_tree.query(self.metric, predicate="intersects") \
             if len(index.poly_feats) else np.empty(0, dtype=np.intp)
-        for k in np.sort(cand).tolist():
-            f = int(index.poly_feats[k])
-            poly = index.polys[f]
-            if poly.contains(self.metric):
-                out.append((f, self.area_m2))
-                continue
-            part = _polygonal(shapely.intersection(self.metric, poly))
-            if part is None:
-                continue
-            area = ground_area_m2(_reproject(part, self.back))
-            if area >= self.area_m2 * (1.0 - WHOLE_TOLERANCE):
-                area = self.area_m2
-            if area > 0.0:
-                out.append((f, min(area, self.area_m2)))
+        feats = [int(index.poly_feats[k]) for k in np.sort(cand).tolist()]
+        out = ground_overlaps(self.metric, self.area_m2, feats, index.polys, self.back)
         self._overlaps[layer] = out
         return out
 
@@ -166,8 +222,20 @@ class _Measurer:
                 dist = np.atleast_1d(np.asarray(dist, dtype=float))
                 j = int(np.argmin(dist))
                 result = (int(index.seg_feat[segs[j]]), float(dist[j]))
+                self.links[layer] = shapely.linestrings(
+                    np.column_stack([lon[j], lat[j]]))
         self._nearest[layer] = result
         return result
+
+    def pieces(self, layer: str) -> list[tuple[int, float, Any]]:
+        """(feature, ground overlap m², the overlap in lon/lat) per overlapped feature."""
+        index = self.prepared.index[layer]
+        out = []
+        for f, area in self.overlaps(layer):
+            part = _polygonal(shapely.intersection(self.metric, index.polys[f]))
+            if part is not None:
+                out.append((f, area, _reproject(part, self.back)))
+        return out
 
 
 def _feature(engine: Any, layer: str, f: int) -> dict[str, Any]:
@@ -184,6 +252,35 @@ def _overlap_layers(engine: Any) -> list[str]:
     names = list(engine.prepared.layer_names)
     have = set(names)
     return [n for n in names if "?" not in n or split_layer_key(n)[0] not in have]
+
+
+def parcel_drawing(engine: Any, polygon_lonlat: Any, result: ParcelResult
+                   ) -> dict[str, list[dict[str, Any]]]:
+    """What a map of a parcel check draws, in lon/lat: ``pieces``, the part of the parcel
+    each overlapped feature covers (layer, feature id and name, ground area); ``links``, the
+    shortest line from the parcel to the nearest feature of each rule layer measured apart
+    from it (rule id, layer, feature name, ground distance)."""
+    geom = _polygonal(shapely.make_valid(polygon_lonlat))
+    m = _Measurer(engine, geom)
+    pieces = []
+    for layer in _overlap_layers(engine):
+        for f, area, part in m.pieces(layer):
+            feature = _feature(engine, layer, f)
+            pieces.append({"layer": layer, "feature_id": _text(feature.get("id")),
+                           "feature_name": _text(feature.get("name")), "area_m2": area,
+                           "geometry": part})
+    links, seen = [], set()
+    for r in result.rules:
+        if r.distance_m is None or r.distance_m <= 0 or r.layer in seen:
+            continue
+        seen.add(r.layer)
+        m.nearest(r.layer)
+        line = m.links.get(r.layer)
+        if line is not None:
+            links.append({"rule_id": r.rule_id, "layer": r.layer,
+                          "feature_name": r.feature_name, "distance_m": r.distance_m,
+                          "geometry": line})
+    return {"pieces": pieces, "links": links}
 
 
 def check_parcel(engine: Any, polygon_lonlat: Any, *, site_type: str | None = None,
