@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import codecs
 import logging
-import shutil
-import stat
 import tempfile
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
@@ -37,6 +34,7 @@ from geoapp.storage.sources import (
     bounds_beyond_degrees,
     geometry_problems,
 )
+from geoapp.storage.zip_in import detect_dbf_encoding, extract_shapefile
 
 if TYPE_CHECKING:
     from geoapp.services import Geoapp
@@ -45,10 +43,7 @@ log = logging.getLogger(__name__)
 
 #: Layers only an admin may replace: every county total and the map outline hang on them.
 PROTECTED_LAYERS = ("city", "counties")
-SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg")
 UPLOAD_TYPES = (".zip", ".geojson", ".json", ".gpkg")
-MAX_ZIP_ENTRIES = 64
-MAX_COMPRESSION_RATIO = 100
 #: The unpacked shapefile may be this many times MAX_UPLOAD_MB.
 UNPACKED_FACTOR = 10
 #: How far (degrees, about 50 km) a feature may lie outside the city's box before the
@@ -164,110 +159,6 @@ def _check_encoding(encoding: str) -> None:
     if info is None or not getattr(info, "_is_text_encoding", True):
         raise InvalidInput(_l("未知的文字编码“%(encoding)s”；请用例如 UTF-8、GBK、GB18030",
                               encoding=encoding))
-
-
-def extract_shapefile(path: Path, work: Path, *, label: str = "",
-                      max_unpacked_mb: int = 500) -> Path:
-    """Check the zip's directory, then extract the one shapefile's parts under fixed names.
-
-    Sizes and names are judged from the directory before anything is decompressed, and
-    members are written as ``layer.<ext>`` inside ``work``, so an entry's own path (absolute,
-    ``..``) can never choose where a byte lands.
-    """
-    label = label or path.name
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError):
-        raise InvalidInput(_l("%(file)s：不是可读的 zip 文件", file=label)) from None
-    with zf:
-        infos = zf.infolist()
-        _check_zip_directory(infos, label, max_unpacked_mb)
-        parts = _shapefile_members(infos, label)
-        work.mkdir(parents=True, exist_ok=True)
-        for ext, info in parts.items():
-            target = work / f"layer{ext}"
-            try:
-                with zf.open(info) as src, target.open("wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError,
-                    RuntimeError, ValueError) as exc:
-                log.warning("upload %s: entry %s cannot be extracted: %s", label,
-                            info.filename, exc)
-                raise InvalidInput(_l("无法解压：%(file)s：条目 %(entry)s 已损坏或使用了不支持的压缩"
-                                      "方式", file=label, entry=info.filename)) from None
-    return work / "layer.shp"
-
-
-def _check_zip_directory(infos: list[zipfile.ZipInfo], label: str, max_mb: int) -> None:
-    if len(infos) > MAX_ZIP_ENTRIES:
-        raise InvalidInput(_l("%(file)s：zip 中有 %(count)s 个条目，最多接受 %(max)s 个（每次上传一个 "
-                              "Shapefile）", file=label, count=len(infos), max=MAX_ZIP_ENTRIES))
-    for info in infos:
-        name = info.filename.replace("\\", "/")
-        pure = PurePosixPath(name)
-        if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in pure.parts:
-            raise InvalidInput(_l("%(file)s：条目“%(entry)s”指向压缩包之外（绝对路径或“..”），已拒绝"
-                                  "上传", file=label, entry=info.filename))
-        if info.flag_bits & 0x1:
-            raise InvalidInput(_l("压缩包已加密：%(file)s：条目“%(entry)s”设有密码；请上传未加密的 zip",
-                                  file=label, entry=info.filename))
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise InvalidInput(_l("压缩包含符号链接：%(file)s：条目“%(entry)s”是链接；请压缩真实文件",
-                                  file=label, entry=info.filename))
-    total = sum(i.file_size for i in infos)
-    packed = sum(i.compress_size for i in infos)
-    if total > max_mb * 1024 * 1024:
-        raise InvalidInput(_l("%(file)s：解压后 %(size)s MB，超过接受的 %(max)s MB，已拒绝上传",
-                              file=label, size=format(total / 1048576, ".0f"), max=max_mb))
-    ratio = total / max(packed, 1)
-    if ratio > MAX_COMPRESSION_RATIO:
-        raise InvalidInput(_l("%(file)s：压缩比 %(ratio)s 比 1，超过任何真实的 Shapefile（%(max)s 比 "
-                              "1），按 zip 炸弹拒绝", file=label, ratio=format(ratio, ".0f"),
-                              max=MAX_COMPRESSION_RATIO))
-
-
-def _shapefile_members(infos: list[zipfile.ZipInfo], label: str) -> dict[str, zipfile.ZipInfo]:
-    files = [i for i in infos if not i.is_dir() and "__MACOSX" not in i.filename
-             and not PurePosixPath(i.filename).name.startswith(".")]
-    shps = [i for i in files if i.filename.lower().endswith(".shp")]
-    if len(shps) != 1:
-        raise InvalidInput(_l("%(file)s：zip 中须有且只有一个 .shp 文件，这里有 %(count)s 个%(names)s",
-                              file=label, count=len(shps), names=(
-                                  f"（{', '.join(i.filename for i in shps)}）" if shps else "")))
-    stem = shps[0].filename[:-4].lower()
-    parts = {}
-    for info in files:
-        low = info.filename.lower()
-        ext = low[low.rfind("."):] if "." in low else ""
-        if ext in SHAPEFILE_PARTS and low[:-len(ext)] == stem:
-            parts[ext] = info
-    missing = [e for e in (".shp", ".shx", ".dbf") if e not in parts]
-    if missing:
-        raise InvalidInput(_l("%(file)s：Shapefile 缺少 %(parts)s；请把所有部分（.shp、.shx、.dbf、"
-                              ".prj、.cpg）一起压缩", file=label, parts=", ".join(missing)))
-    return parts
-
-
-def detect_dbf_encoding(dbf: Path) -> str:
-    """UTF-8 when the records decode as UTF-8, else GB18030 (a superset of GBK and GB2312).
-
-    Chinese desktop GIS writes GBK without a .cpg; read as Latin-1 (GDAL's default) the
-    names turn to mojibake, silently.
-    """
-    data = dbf.read_bytes()
-    header = int.from_bytes(data[8:10], "little") if len(data) >= 10 else 0
-    records = data[header:]
-    try:
-        records.decode("utf-8")
-        return "UTF-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        records.decode("gb18030")
-    except UnicodeDecodeError:
-        raise InvalidInput(_l(".dbf 中的文字既不是 UTF-8 也不是 GBK；请在编码栏写明其编码（如 big5），"
-                              "或加上 .cpg 文件")) from None
-    return "GB18030"
 
 
 def _with_crs(gdf: gpd.GeoDataFrame, label: str, crs: str | None,
