@@ -51,6 +51,10 @@ LOCAL_ASSETS: dict[str, str | None] = {
         "vendor/markercluster/MarkerCluster.css",
     "https://cdnjs.cloudflare.com/ajax/libs/leaflet.markercluster/1.1.0/MarkerCluster.Default.css":
         "vendor/markercluster/MarkerCluster.Default.css",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.js":
+        "vendor/leaflet-draw/leaflet.draw.js",
+    "https://cdnjs.cloudflare.com/ajax/libs/leaflet.draw/1.0.2/leaflet.draw.css":
+        "vendor/leaflet-draw/leaflet.draw.css",
 }
 
 
