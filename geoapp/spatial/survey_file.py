@@ -23,31 +23,33 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import shapely
-from pyproj import CRS, Geod, Transformer
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon
-from shapely.geometry.polygon import orient
+from pyproj import CRS, Transformer
+from shapely.geometry import MultiPolygon, Polygon
 
 from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
-from geoapp.spatial.crs import WGS84, gk_crs, in_china, resolve_crs
+from geoapp.spatial.crs import WGS84, gk_crs, resolve_crs
+from geoapp.spatial.parcel_geometry import (
+    AREA_TOLERANCE,
+    Findings,
+    ParcelRings,
+    Ring,
+    Zone,
+    build_parcel,
+    check_limits,
+    is_easting,
+    is_northing,
+    parcel_label,
+    survey_location,
+    zone_prefix,
+)
 
 #: Encodings tried in order: UTF-8 (with or without BOM), then GB18030 (a superset of GBK).
 ENCODINGS = ("utf-8-sig", "gb18030")
-#: A declared area further than this share from the measured ground area is a warning.
-AREA_TOLERANCE = 0.01
-#: Northings (m) of CGCS2000 Gauss-Krüger coordinates in China, Sanya to Mohe (generous).
-NORTHING_RANGE = (1_500_000.0, 6_200_000.0)
-#: Eastings (m, zone number removed) a Gauss-Krüger zone can hold.
-EASTING_RANGE = (100_000.0, 900_000.0)
-#: How far (degrees of longitude) past its zone's edge a point may lie before the zone is
-#: called wrong: surveys near a zone edge often stay in the neighbouring zone.
-ZONE_MARGIN_DEG = 0.5
 #: A parcel whose centre is further than this (m) from every other parcel of the file is
 #: refused: one 报批 file covers one project or one county batch.
 FAR_APART_M = 100_000.0
 
-GEOD = Geod(ellps="GRS80")  # CGCS2000's ellipsoid
 
 _DATUMS = {  # name -> proj ellipsoid of the datum's Gauss-Krüger projection
     "cgcs2000": "GRS80",
@@ -169,8 +171,9 @@ class _Reader:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.problems: list[Problem] = []
-        self.warnings: list[Problem] = []
+        self.findings = Findings(file=name or None)
+        self.problems: list[Problem] = self.findings.problems
+        self.warnings: list[Problem] = self.findings.warnings
 
     def problem(self, message: str, *, line: int | None = None, parcel: _Parcel | None = None,
                 value: Any = None, warning: bool = False) -> None:
@@ -273,26 +276,20 @@ def _datum(text: str) -> str | None:
 
 
 def _zone_prefix(y: float) -> int:
-    return int(y // 1e6) if y >= 1e7 else 0
-
-
-def _in(v: float, bounds: tuple[float, float]) -> bool:
-    return bounds[0] <= v <= bounds[1]
+    return int(zone_prefix(y))
 
 
 def _check_points(parcels: list[_Parcel], r: _Reader) -> None:
     """Swapped X/Y and implausible values, once per parcel (the first point named)."""
     for p in parcels:
         for pt in p.points:
-            easting = pt.y - _zone_prefix(pt.y) * 1e6
-            if _zone_prefix(pt.x) or (not _in(pt.x, NORTHING_RANGE)
-                                      and _in(pt.y, NORTHING_RANGE)):
+            if _zone_prefix(pt.x) or (not is_northing(pt.x) and is_northing(pt.y)):
                 r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 的 X 和 Y 像是填反了"
                              "（X=%(x)s，Y=%(y)s）：X 应为北坐标（中国境内约 2000000-6000000），"
                              "Y 为东坐标（常带带号，如 38512345.678）", line=pt.line,
                              parcel=p.label, point=pt.name, x=f"{pt.x:.3f}", y=f"{pt.y:.3f}"),
                           line=pt.line, parcel=p)
-            elif not _in(pt.x, NORTHING_RANGE) or not _in(easting, EASTING_RANGE):
+            elif not is_northing(pt.x) or not is_easting(pt.y):
                 r.problem(_l("第 %(line)s 行：地块 %(parcel)s 界址点 %(point)s 的坐标（X=%(x)s，"
                              "Y=%(y)s）不是中国境内的高斯-克吕格坐标：X（北）应在 2000000-6000000 "
                              "之间，Y（东）去掉带号后应在 500000 附近", line=pt.line,
@@ -406,33 +403,6 @@ def _rings(p: _Parcel) -> dict[int, list[_Point]]:
     return rings
 
 
-def _closed(points: list[_Point], coords: np.ndarray) -> tuple[list[_Point], np.ndarray]:
-    """The ring without its closing point (a ring that repeats its first point at the end,
-    the usual convention, or that does not: both are closed)."""
-    if len(points) > 1 and np.allclose(coords[0], coords[-1], atol=1e-4, rtol=0):
-        return points[:-1], coords[:-1]
-    return points, coords
-
-
-def _self_intersection(ring: Polygon, points: list[_Point], coords: np.ndarray,
-                       ) -> tuple[float, float, list[str]] | None:
-    """Where a ring crosses itself, and the points of the edges through that place."""
-    reason = shapely.is_valid_reason(ring)
-    m = re.search(r"Self-intersection\[([-\d.eE+]+) ([-\d.eE+]+)\]", reason)
-    if not m:
-        return None
-    where = Point(float(m.group(1)), float(m.group(2)))
-    names: list[str] = []
-    n = len(points)
-    for i in range(n):
-        edge = LineString([coords[i], coords[(i + 1) % n]])
-        if edge.distance(where) < 1e-3:
-            for k in (i, (i + 1) % n):
-                if points[k].name not in names:
-                    names.append(points[k].name)
-    return where.x, where.y, names
-
-
 def _build(p: _Parcel, system: _System, r: _Reader,
            to_lonlat: Transformer, to_metric: Transformer | None) -> SurveyParcel | None:
     rings = _rings(p)
@@ -440,84 +410,32 @@ def _build(p: _Parcel, system: _System, r: _Reader,
         r.problem(_l("地块 %(parcel)s 没有外圈（圈号 1）的界址点", parcel=p.label),
                   line=p.line, parcel=p)
         return None
-    shells: dict[int, tuple[list[_Point], np.ndarray, np.ndarray]] = {}
-    ok = True
+    built_rings = []
     for number, points in sorted(rings.items()):
         x = np.array([pt.y - _zone_prefix(pt.y) * 1e6 for pt in points])  # easting
         y = np.array([pt.x for pt in points])  # northing
         lon, lat = to_lonlat.transform(x, y)
         metric = np.column_stack(to_metric.transform(x, y) if to_metric else (x, y))
-        pts, metric = _closed(points, metric)
-        lonlat = np.column_stack((lon, lat))[: len(pts)]
-        if len({(round(a, 3), round(b, 3)) for a, b in metric}) < 3:
-            r.problem(_l("地块 %(parcel)s 第 %(ring)s 圈只有 %(count)s 个不同的界址点（从 "
-                         "%(point)s 起），至少要 3 个", parcel=p.label, ring=number,
-                         count=len({(round(a, 3), round(b, 3)) for a, b in metric}),
-                         point=points[0].name), line=points[0].line, parcel=p)
-            ok = False
-            continue
-        off = (np.abs(lonlat[:, 0] - system.cm) > system.width / 2 + ZONE_MARGIN_DEG)
-        outside = ~np.asarray(in_china(lonlat[:, 0], lonlat[:, 1]))
-        if off.any() or outside.any():
-            i = int(np.flatnonzero(off | outside)[0])
-            r.problem(_l("地块 %(parcel)s 界址点 %(point)s 换算后在东经 %(lon)s°、北纬 %(lat)s°，"
-                         "%(where)s；请检查带号（%(zone)s）和坐标系", parcel=p.label,
-                         point=pts[i].name, lon=f"{lonlat[i, 0]:.4f}", lat=f"{lonlat[i, 1]:.4f}",
-                         where=_l("在中国境外") if outside[i] else
-                         _l("超出第 %(zone)s 带（中央经线东经 %(cm)s°）的范围", zone=system.zone,
-                            cm=system.cm), zone=system.zone),
-                      line=pts[i].line, parcel=p)
-            ok = False
-            continue
-        crossing = _self_intersection(Polygon(metric), pts, metric)
-        if crossing is not None:
-            cx, cy, names = crossing
-            r.problem(_l("地块 %(parcel)s 第 %(ring)s 圈界线自相交于 X=%(x)s、Y=%(y)s，在界址点 "
-                         "%(points)s 之间的边上", parcel=p.label, ring=number, x=f"{cy:.3f}",
-                         y=f"{cx:.3f}", points=", ".join(names)),
-                      line=next((q.line for q in pts if q.name in names), pts[0].line),
-                      parcel=p, value=names[0] if names else None)
-            ok = False
-            continue
-        shells[number] = (pts, metric, lonlat)
-    if not ok or 1 not in shells:
+        built_rings.append(Ring(lonlat=np.column_stack((lon, lat)), metric=metric,
+                                label=_l("第 %(n)s 圈", n=number),
+                                names=[pt.name for pt in points], named=True,
+                                lines=[pt.line for pt in points]))
+    declared = p.declared_ha * 1e4 if p.declared_ha else None
+    rings_of = ParcelRings(ordinal=p.ordinal, label=parcel_label(p.ordinal, p.id, p.name),
+                           id=p.id or None, parts=[built_rings], line=p.line,
+                           declared_area_m2=declared)
+    built = build_parcel(rings_of, r.findings, locate=survey_location,
+                         zone=Zone(system.zone, system.width, system.cm))
+    if built is None:
         return None
-    outer = Polygon(shells[1][1])
-    holes = []
-    for number, (pts, metric, lonlat) in sorted(shells.items())[1:]:
-        out = [i for i, c in enumerate(metric) if not outer.covers(Point(c))]
-        if out or not outer.covers(Polygon(metric)):
-            i = out[0] if out else 0
-            r.problem(_l("地块 %(parcel)s 第 %(ring)s 圈（内圈）不在外圈之内：界址点 %(point)s",
-                         parcel=p.label, ring=number, point=pts[i].name),
-                      line=pts[i].line, parcel=p)
-            ok = False
-        holes.append((metric, lonlat))
-    if not ok:
-        return None
-    metric_poly = orient(Polygon(shells[1][1], [h[0] for h in holes]))
-    lonlat_poly = orient(Polygon(shells[1][2], [h[1] for h in holes]))
-    reason = shapely.is_valid_reason(metric_poly)
-    if reason != "Valid Geometry":
-        r.problem(_l("地块 %(parcel)s 的图形无效：%(reason)s", parcel=p.label, reason=reason),
-                  line=p.line, parcel=p)
-        return None
-    area = abs(GEOD.geometry_area_perimeter(lonlat_poly)[0])
-    if p.declared_ha:
-        share = abs(area / 1e4 - p.declared_ha) / p.declared_ha
-        if share > AREA_TOLERANCE:
-            r.problem(_l("地块 %(parcel)s 申报面积 %(declared)s 公顷，按界址点计算的椭球面积为 "
-                         "%(computed)s 公顷，相差 %(share)s%%", parcel=p.label,
-                         declared=f"{p.declared_ha:g}", computed=f"{area / 1e4:.4f}",
-                         share=f"{share * 100:.1f}"), line=p.line, parcel=p, warning=True)
     if p.count is not None and p.count != len(p.points):
         r.problem(_l("地块 %(parcel)s 的界址点数写为 %(count)s，实际有 %(actual)s 行界址点",
                      parcel=p.label, count=p.count, actual=len(p.points)),
                   line=p.line, parcel=p, warning=True)
     return SurveyParcel(id=p.id, name=p.name, declared_ha=p.declared_ha, use=p.use,
-                        land_class=p.land_class, sheet=p.sheet, lonlat=lonlat_poly,
-                        metric=metric_poly, metric_crs=system.metric_crs, ground_area_m2=area,
-                        line=p.line)
+                        land_class=p.land_class, sheet=p.sheet, lonlat=built.lonlat,
+                        metric=built.metric, metric_crs=system.metric_crs,
+                        ground_area_m2=built.ground_area_m2, line=p.line)
 
 
 def _far_apart(parcels: list[tuple[_Parcel, SurveyParcel]], r: _Reader) -> None:
@@ -537,6 +455,7 @@ def parse_survey_text(text: str, *, name: str = "",
     """Read the text of a survey file; see :func:`read_survey_file`."""
     r = _Reader(name)
     attributes, parcels = _read_sections(text, r)
+    check_limits(len(parcels), sum(len(p.points) for p in parcels), name or _l("测量坐标文件"))
     seen: dict[str, int] = {}
     for p in parcels:
         if p.id and p.id in seen:
