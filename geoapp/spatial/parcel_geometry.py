@@ -149,9 +149,9 @@ def parcel_label(ordinal: int, id: str | None = None, name: str | None = None) -
 def ring_label(part: int, ring: int, parts: int) -> str:
     """How messages call ring ``ring`` (0 = outer) of part ``part`` (0-based) of ``parts``."""
     if parts <= 1:
-        return _l("外圈") if ring == 0 else _l("第 %(n)s 个内圈", n=ring)
+        return _l("外边界") if ring == 0 else _l("第 %(n)s 个内圈", n=ring)
     if ring == 0:
-        return _l("第 %(part)s 部分的外圈", part=part + 1)
+        return _l("第 %(part)s 部分的外边界", part=part + 1)
     return _l("第 %(part)s 部分的第 %(n)s 个内圈", part=part + 1, n=ring)
 
 

@@ -55,12 +55,12 @@ from geoapp.spatial.crs import is_flat_crs
 log = logging.getLogger(__name__)
 
 #: Format kind -> GDAL driver that must read it.
-DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile"}
+DRIVERS = {"geojson": "GeoJSON", "gpkg": "GPKG", "shapefile": "ESRI Shapefile", "dxf": "DXF"}
 #: Declared extension -> format kind (a zip holds a shapefile).
 EXTENSIONS = {".geojson": "geojson", ".json": "geojson", ".gpkg": "gpkg", ".zip": "zip",
               ".shp": "shapefile"}
 _NAMES = {"geojson": "GeoJSON", "gpkg": "GeoPackage", "zip": _l("压缩的 Shapefile（.zip）"),
-          "shapefile": "Shapefile", "vrt": "GDAL VRT / XML", "csv": _l("文本"),
+          "shapefile": "Shapefile", "vrt": "GDAL VRT / XML", "csv": _l("文本"), "dxf": "DXF",
           None: _l("未知格式")}
 
 MAX_GPKG_TABLES = 32
@@ -68,6 +68,13 @@ MAX_GPKG_TABLES = 32
 _STANDARD_TRIGGER = re.compile(r"^(rtree_|gpkg_|trigger_)", re.IGNORECASE)
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SHP_MAGIC = b"\x00\x00\x27\x0a"
+_DXF_BINARY = b"AutoCAD Binary DXF\r\n\x1a\x00"
+#: An ASCII DXF begins with group code 0 and SECTION, after optional 999 comments.
+_DXF_TEXT = re.compile(rb"\A(?:\s*999\r?\n[^\r\n]*\r?\n)*\s*0\r?\n\s*SECTION\s*\r?\n")
+#: How GDAL's DXF driver reads a drawing: closed LWPOLYLINE/POLYLINE as polygons (HATCH is
+#: a polygon anyway), blocks not inlined (an INSERT is a point: nested blocks cannot
+#: multiply a small file into millions of shapes).
+DXF_OPEN_OPTIONS = {"CLOSED_LINE_AS_POLYGON": "TRUE", "INLINE_BLOCKS": "FALSE"}
 _DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0x8E,
                  0xCB, 0xE5, 0xF5, 0xFB}
 _WKT_START = re.compile(r"^\s*(GEOGCS|PROJCS|GEOCCS|COMPD_CS|GEOGCRS|PROJCRS|GEODCRS|"
@@ -243,6 +250,35 @@ def read_vector(path: str | Path, *, label: str, kind: str | None = None,
     return VectorFile(gdf, kind)
 
 
+def looks_like_dxf(head: bytes) -> bool:
+    """Whether the first bytes of a file are those of a DXF drawing (ASCII or binary)."""
+    return head.startswith(_DXF_BINARY) or bool(_DXF_TEXT.match(head.lstrip(b"\xef\xbb\xbf")))
+
+
+def read_dxf(path: str | Path, *, label: str, database: str | Path | None = None,
+             max_rows: int = 0) -> gpd.GeoDataFrame:
+    """Judge and read the model-space entities of an uploaded DXF drawing (no CRS: DXF has
+    none). The content must be DXF before GDAL sees it (GDAL would open any format by its
+    content), the copy GDAL opens is ours, the driver is checked, and at most ``max_rows``
+    entities are read."""
+    path = Path(path)
+    configure_gdal()
+    guard_source(path, label, database)
+    with path.open("rb") as fh:
+        head = fh.read(4096)
+    if not looks_like_dxf(head):
+        raise _cannot_read(label, "dxf", _l("不以 DXF 的 SECTION 开头"))
+    with tempfile.TemporaryDirectory(prefix="geoapp-vector-") as tmp:
+        copy = Path(tmp) / "upload.dxf"
+        shutil.copyfile(path, copy, follow_symlinks=False)
+        gdf = _gdal_read(_gdal_path(copy), label, "dxf", layer="entities",
+                         options=DXF_OPEN_OPTIONS, max_features=max_rows + 1 if max_rows else None)
+    if max_rows and len(gdf) > max_rows:
+        raise InvalidInput(_l("要素过多：%(file)s 有超过 %(max)s 个图元，超过接受的数量；请只导出用地红线所在的"
+                              "图层", file=label, max=max_rows))
+    return gdf
+
+
 def _cannot_read(label: str, kind: str, why: str = "") -> InvalidInput:
     if why:
         return InvalidInput(_l("无法读取文件：%(file)s 不是有效的 %(format)s 文件（%(why)s）",
@@ -257,8 +293,9 @@ def _too_many(label: str, n: int, max_rows: int) -> InvalidInput:
 
 
 def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
-               encoding: str | None = None) -> gpd.GeoDataFrame:
-    kwargs: dict[str, Any] = {}
+               encoding: str | None = None, options: dict[str, str] | None = None,
+               max_features: int | None = None) -> gpd.GeoDataFrame:
+    kwargs: dict[str, Any] = dict(options or {})
     if layer is not None:
         kwargs["layer"] = layer
     if encoding:
@@ -269,7 +306,7 @@ def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
             log.warning("upload %s opened by GDAL driver %s, expected %s; refused", label,
                         info.get("driver"), DRIVERS[kind])
             raise _cannot_read(label, kind)
-        gdf = pyogrio.read_dataframe(source, **kwargs)
+        gdf = pyogrio.read_dataframe(source, max_features=max_features, **kwargs)
     except GeoappError:
         raise
     except UnicodeDecodeError as exc:
@@ -321,7 +358,7 @@ def _sanitise_geojson(path: Path, label: str, max_rows: int) -> Any:
     top = _pop_crs_members(doc)
     if len(top) > 1:
         raise _crs_member_refused(label, _l("有多个 crs 成员"))
-    declared = _declared_crs(top[0], label) if top else None
+    declared = declared_geojson_crs(top[0], label) if top else None
     features = doc.get("features") if doc["type"] == "FeatureCollection" else [doc]
     if not isinstance(features, list):
         raise _cannot_read(label, "geojson", _l("features 不是列表"))
@@ -366,7 +403,7 @@ def _crs_member_refused(label: str, why: str) -> InvalidInput:
                            "PROJ 字符串；WGS84 数据请删除 crs 成员", file=label, why=why))
 
 
-def _declared_crs(crs: Any, label: str) -> Any:
+def declared_geojson_crs(crs: Any, label: str) -> Any:
     """The pyproj CRS a top-level ``crs`` member names: only an EPSG or OGC name."""
     name = None
     if isinstance(crs, dict):

@@ -11,6 +11,7 @@ lands.
 
 from __future__ import annotations
 
+import io
 import logging
 import shutil
 import stat
@@ -141,7 +142,7 @@ def detect_dbf_encoding(dbf: Path) -> str:
     return "GB18030"
 
 
-def read_kmz_document(path: Path, *, label: str, max_bytes: int) -> bytes:
+def read_kmz_document(source: Path | bytes, *, label: str, max_bytes: int) -> bytes:
     """The KML document of a KMZ: ``doc.kml`` at the root, else the first ``.kml`` entry (the
     KML specification's rule), read into memory after the directory has been judged.
 
@@ -149,7 +150,7 @@ def read_kmz_document(path: Path, *, label: str, max_bytes: int) -> bytes:
     models) are never decompressed.
     """
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, OSError):
         raise InvalidInput(_l("%(file)s：不是可读的 zip 文件", file=label)) from None
     with zf:

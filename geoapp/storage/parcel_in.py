@@ -1,0 +1,1061 @@
+"""Parcel input in the forms people have, read into validated parcels in WGS84.
+
+Formats (decided by the content first, the file name second; anything else is refused):
+the land-survey coordinate file of 建设用地报批 (``spatial.survey_file``), GeoJSON, KML and
+KMZ (``storage.kml_in``), GeoPackage and zipped Shapefile (``storage.vector_in``, the same
+hardened reader as layer uploads), DXF drawings (GDAL's DXF driver, closed polylines and
+hatches as polygons), a coordinate list pasted into a box, and a GeoJSON geometry, feature
+or collection (a polygon drawn on the map, an API body).
+
+Coordinates are read as WGS84/CGCS2000 lon/lat, GCJ-02 or BD-09 lon/lat, CGCS2000
+Gauss-Krüger metres (zone number in front of the easting or a named zone) or any named EPSG
+system; a file's own declaration (``.prj``, GeoPackage srs, GeoJSON ``crs``, KML's WGS84)
+is used when present and the ``crs`` argument may only refine it (declared lon/lat read as
+GCJ-02/BD-09, as Amap exports declare WGS84), never contradict it. Every parcel is then
+checked by ``spatial.parcel_geometry`` — the one validation of every input — and all
+problems are reported at once (:class:`ValidationFailed`); whole-file problems (format,
+size, coordinate system) raise :class:`InvalidInput`. See docs/parcels.md.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS, Transformer
+
+from geoapp.domain.errors import CoordinateError, InvalidInput, Problem, ValidationFailed
+from geoapp.domain.messages import Text as _l
+from geoapp.spatial.crs import (
+    WGS84,
+    bd09_to_wgs84,
+    describe_crs,
+    gcj02_to_wgs84,
+    gk_central_meridian,
+    gk_crs,
+    in_china,
+    metric_crs_for,
+    parse_dms,
+    resolve_crs,
+    to_metric,
+)
+from geoapp.spatial.parcel_geometry import (
+    MAX_PARCELS,
+    MAX_VERTICES,
+    Findings,
+    ParcelRings,
+    Ring,
+    Zone,
+    build_parcel,
+    check_limits,
+    duplicate_ids,
+    is_easting,
+    is_northing,
+    lonlat_locator,
+    looks_like_degrees,
+    parcel_label,
+    ring_label,
+    zone_prefix,
+)
+from geoapp.spatial.survey_file import SurveyFile, decode, parse_survey_text
+from geoapp.storage import kml_in, vector_in, zip_in
+
+#: Largest input read (bytes; a zip's unpacked content too).
+MAX_BYTES = 64 * 1024 * 1024
+#: Most features (of any geometry) a file may hold; polygons are further limited to
+#: MAX_PARCELS and their vertices to MAX_VERTICES.
+MAX_FEATURES = 100_000
+#: Properties naming a parcel's number, then its name (compared without letter case).
+ID_KEYS = ("地块编号", "dkbh", "编号", "id", "parcel_id", "bh")
+NAME_KEYS = ("地块名称", "dkmc", "名称", "name", "项目名称", "xmmc")
+#: Property names with an area unit: the unit's size in m². A bare 面积 / area has no unit
+#: and is not taken as a declared area.
+_AREA_UNITS = ((re.compile(r"公顷|hectare|(^|[^a-z])ha([^a-z]|$)", re.I), 1e4),
+               (re.compile(r"平方米|m2|m²|sqm|square", re.I), 1.0),
+               (re.compile(r"亩|(^|[^a-z])mu([^a-z]|$)", re.I), 10000 / 15))
+_AREA_WORD = re.compile(r"面积|area|mj", re.I)
+#: File name endings and the formats they name; other endings name no format.
+EXTENSIONS = {".geojson": ("geojson",), ".json": ("geojson",), ".kml": ("kml",),
+              ".kmz": ("kmz",), ".gpkg": ("gpkg",), ".zip": ("shapefile", "kmz"),
+              ".shp": ("shapefile",), ".dxf": ("dxf",), ".txt": ("survey", "text", "geojson"),
+              ".csv": ("text",), ".dat": ("survey", "text")}
+_FORMAT_NAMES = {"survey": _l("测量坐标文件"), "geojson": "GeoJSON", "kml": "KML", "kmz": "KMZ",
+                 "gpkg": "GeoPackage", "shapefile": _l("压缩的 Shapefile（.zip）"), "dxf": "DXF",
+                 "text": _l("坐标文本")}
+_ACCEPTED = _l("可读：测量坐标文件（.txt）、GeoJSON、KML/KMZ、GeoPackage、压缩的 Shapefile（.zip）、"
+               "DXF，或粘贴的坐标")
+_GEOJSON_TYPES = {"Polygon", "MultiPolygon", "Point", "MultiPoint", "LineString",
+                  "MultiLineString", "GeometryCollection"}
+_KINDS = {"Point": "point", "MultiPoint": "point", "LineString": "line",
+          "MultiLineString": "line", "LinearRing": "line"}
+
+
+@dataclass(frozen=True)
+class InputParcel:
+    """One parcel of an input, validated, in WGS84 lon/lat."""
+
+    id: str  # 地块编号, or the feature's id property / field, else its position "1", "2", …
+    name: str | None  # 地块名称 / name property
+    lonlat: Any  # shapely Polygon or MultiPolygon in EPSG:4326 (WGS84 ≈ CGCS2000)
+    attributes: dict[str, Any]  # the other properties / survey fields (地块用途, 地类编码, …)
+    declared_area_m2: float | None  # survey 地块面积(公顷) × 10000, or an area property with a unit
+    feature: int  # 1-based position in the input
+
+
+@dataclass(frozen=True)
+class ParcelSet:
+    """The parcels of one input, in input order, with warnings that did not refuse it."""
+
+    parcels: tuple[InputParcel, ...]
+    warnings: tuple[Problem, ...]
+    format: str  # survey, geojson, kml, gpkg, shapefile, dxf, text, drawn
+    crs: str  # what the coordinates were read as, e.g. "WGS84 (EPSG:4326)"
+
+
+# --- Features as read ----------------------------------------------------------------------
+
+@dataclass
+class _Feature:
+    """One feature of an input: polygons as parts of rings (outer first) in the input's
+    coordinates (x east / longitude, y north / latitude), or what else it is."""
+
+    position: int
+    parts: list[list[np.ndarray]] = field(default_factory=list)
+    kind: str = "polygon"  # polygon, point, line, none, other
+    properties: dict[str, Any] = field(default_factory=dict)
+    fid: Any = None
+    name: str | None = None
+    bad: str | None = None
+    named_points: bool = False
+    point_names: list[list[list[str]]] | None = None
+    point_lines: list[list[list[int]]] | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """How the input's numbers become WGS84 lon/lat."""
+
+    kind: str  # geographic, gcj02, bd09, projected
+    label: str
+    crs: CRS | None = None
+    zone: Zone | None = None
+    prefix: int = 0  # zone number written in front of eastings, removed before projecting
+    assumed: bool = False
+
+
+# --- Entry points --------------------------------------------------------------------------
+
+def read_parcel_file(source: bytes | str | Path, *, filename: str, crs: str | None = None,
+                     towgs84: Sequence[float] | None = None) -> ParcelSet:
+    """Read a parcel file (a path, or the bytes of an upload named ``filename``).
+
+    ``crs`` names the coordinate system when the file has none (DXF, a Shapefile without
+    .prj, GK metres without zone number, a coordinate list) or refines a declared lon/lat to
+    GCJ-02/BD-09; ``towgs84`` serves Xi'an 80 / Beijing 54 survey files.
+    """
+    label = Path(filename).name if filename else ""
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = bytes(source)
+        if len(data) > MAX_BYTES:
+            raise _too_big(label, len(data))
+    else:
+        path = Path(source)
+        label = label or path.name
+        vector_in.guard_source(path, label)
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise _too_big(label, size)
+        data = path.read_bytes()
+    if not data.strip():
+        raise InvalidInput(_l("文件为空：%(file)s", file=label))
+    kind = _detect(data, label)
+    if kind == "survey":
+        return _from_survey(data, label, crs, towgs84)
+    if kind == "text":
+        return _from_text(_decode_text(data, label), label, crs, "text")
+    if kind == "geojson":
+        return _from_geojson(_load_json(data, label), label, crs, "geojson")
+    if kind in ("kml", "kmz"):
+        doc = zip_in.read_kmz_document(data, label=label, max_bytes=MAX_BYTES) \
+            if kind == "kmz" else data
+        return _from_kml(doc, label, crs, kind)
+    return _from_gdal(data, label, crs, kind)
+
+
+def parcels_from_geojson(obj: Mapping[str, Any] | str | bytes, *, crs: str | None = None,
+                         kind: str = "geojson") -> ParcelSet:
+    """Parcels from a GeoJSON Geometry, Feature or FeatureCollection (a drawn polygon, an
+    API body), a parsed object or its JSON text. ``kind`` is the format reported
+    ("drawn" for a polygon drawn on the map)."""
+    label = "GeoJSON"
+    doc = obj if isinstance(obj, Mapping) else _load_json(
+        obj.encode("utf-8") if isinstance(obj, str) else bytes(obj), label)
+    return _from_geojson(doc, label, crs, kind)
+
+
+def parcels_from_text(text: str, *, crs: str | None = None) -> ParcelSet:
+    """One parcel (id "1") from a pasted coordinate list, or the parcels of a pasted survey
+    file. Lines are ``lon,lat`` / ``lon lat`` (decimal degrees or 度分秒), ``X,Y``
+    Gauss-Krüger metres in either order, or ``点号,圈号,X,Y``; a blank line or a new 圈号
+    starts the next ring (the first is the outer ring, the others holes)."""
+    label = _l("粘贴的坐标")
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise _too_big(label, len(text))
+    if _is_survey(text):
+        return _survey_set(parse_survey_text(text, name=str(label)), crs)
+    return _from_text(text, label, crs, "text")
+
+
+# --- Format detection ----------------------------------------------------------------------
+
+def _too_big(label: str, size: int) -> InvalidInput:
+    return InvalidInput(_l("%(file)s 有 %(size)s MB，超过地块文件接受的 %(max)s MB；请只导出用地红线",
+                           file=label, size=format(size / 1048576, ".1f"),
+                           max=MAX_BYTES // 1048576))
+
+
+def _is_survey(text: str) -> bool:
+    norm = unicodedata.normalize("NFKC", text[:200_000]).replace(" ", "")
+    return "[地块坐标]" in norm or "[属性描述]" in norm
+
+
+def _detect(data: bytes, label: str) -> str:
+    """The input's format from its content; the file name must not name another format."""
+    head = data[:4096]
+    found = _sniff(data, head, label)
+    ext = Path(label).suffix.lower()
+    if ext in EXTENSIONS and found not in EXTENSIONS[ext]:
+        raise InvalidInput(_l("文件内容与扩展名不符：%(file)s 的内容是 %(found)s，扩展名却是 %(ext)s；"
+                              "请改正扩展名或重新导出", file=label, found=_FORMAT_NAMES[found],
+                              ext=ext))
+    return found
+
+
+def _sniff(data: bytes, head: bytes, label: str) -> str:
+    if head.startswith(b"SQLite format 3\x00"):
+        return "gpkg"
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
+        return _zip_kind(data, label)
+    if head.startswith(b"\x00\x00\x27\x0a"):
+        raise InvalidInput(_l("%(file)s 是单独的 .shp：Shapefile 须连同 .shx、.dbf、.prj 一起压缩为 "
+                              ".zip 上传", file=label))
+    if head.startswith(b"AC10"):
+        raise InvalidInput(_l("%(file)s 是 DWG 图纸：不能直接读取，请在 CAD 中另存为 DXF", file=label))
+    if vector_in.looks_like_dxf(head):
+        return "dxf"
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if text.startswith(b"{"):
+        return "geojson"
+    if text.startswith(b"<"):
+        if re.search(rb"<(\w+:)?kml[\s>]", head):
+            return "kml"
+        raise InvalidInput(_l("%(file)s 是 XML 文件，但不是 KML；%(accepted)s", file=label,
+                              accepted=_ACCEPTED))
+    if b"\x00" in head:
+        raise InvalidInput(_l("不支持的地块文件格式：%(file)s；%(accepted)s", file=label,
+                              accepted=_ACCEPTED))
+    return "survey" if _is_survey(_decode_text(data, label)) else "text"
+
+
+def _zip_kind(data: bytes, label: str) -> str:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = [n.lower() for n in zf.namelist()]
+    except (zipfile.BadZipFile, OSError):
+        raise InvalidInput(_l("%(file)s：不是可读的 zip 文件", file=label)) from None
+    if any(n.endswith(".kml") for n in names):
+        return "kmz"
+    if any(n.endswith(".shp") for n in names):
+        return "shapefile"
+    raise InvalidInput(_l("%(file)s 是 zip 压缩包，但其中既没有 Shapefile（.shp）也没有 KML；%(accepted)s",
+                          file=label, accepted=_ACCEPTED))
+
+
+def _decode_text(data: bytes, label: str) -> str:
+    try:
+        return decode(data)
+    except InvalidInput:
+        raise InvalidInput(_l("%(file)s 的文字既不是 UTF-8 也不是 GBK/GB18030 编码", file=label)) \
+            from None
+
+
+# --- Survey files --------------------------------------------------------------------------
+
+def _from_survey(data: bytes, label: str, crs: str | None,
+                 towgs84: Sequence[float] | None) -> ParcelSet:
+    try:
+        text = decode(data)
+    except InvalidInput:
+        raise InvalidInput(_l("%(file)s 的文字既不是 UTF-8 也不是 GBK/GB18030 编码", file=label)) \
+            from None
+    return _survey_set(parse_survey_text(text, name=label, towgs84=towgs84), crs)
+
+
+def _survey_set(survey: SurveyFile, crs: str | None) -> ParcelSet:
+    if crs:
+        _check_survey_crs(survey, crs)
+    parcels = tuple(
+        InputParcel(id=p.id, name=p.name or None, lonlat=p.lonlat,
+                    attributes={k: v for k, v in (("地块用途", p.use), ("地类编码", p.land_class),
+                                                  ("图幅号", p.sheet)) if v},
+                    declared_area_m2=p.declared_ha * 1e4 if p.declared_ha else None,
+                    feature=i)
+        for i, p in enumerate(survey.parcels, start=1))
+    datum = {"cgcs2000": "CGCS2000", "xian80": "Xi'an 1980", "beijing54": "Beijing 1954"}
+    label = (f"{datum[survey.datum]} {survey.zone_width}° Gauss-Krüger zone {survey.zone} "
+             f"(CM {survey.central_meridian}°E)")
+    if survey.datum == "cgcs2000" and survey.zone_width == 3:
+        label = f"CGCS2000 3° Gauss-Krüger zone {survey.zone} ({survey.metric_crs})"
+    return ParcelSet(parcels=parcels, warnings=survey.warnings, format="survey", crs=label)
+
+
+def _check_survey_crs(survey: SurveyFile, crs: str) -> None:
+    """A survey file declares its system; ``crs`` may name the same zone, nothing else."""
+    name = describe_crs(crs)["name"]
+    same = name in ("gk", "cgcs2000") and survey.datum == "cgcs2000"
+    if name.startswith("EPSG:"):
+        try:
+            same = gk_central_meridian(name) == survey.central_meridian
+        except CoordinateError:
+            same = False
+    if not same:
+        raise InvalidInput(_l("给出的坐标系 %(crs)s 与测量坐标文件自己写明的坐标系（%(own)s，第 %(zone)s 带）"
+                              "矛盾；测量坐标文件请不要另给坐标系", crs=crs,
+                              own=survey.attributes.get("坐标系", ""), zone=survey.zone))
+
+
+# --- GeoJSON -------------------------------------------------------------------------------
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _load_json(data: bytes, label: str) -> Any:
+    if data.count(b'"Feature"') > MAX_FEATURES:
+        raise _too_many_features(label, data.count(b'"Feature"'))
+    try:
+        return json.loads(data.decode("utf-8-sig"), parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise InvalidInput(_l("文字编码错误：%(file)s 不是 UTF-8 文本（GeoJSON 按规定为 UTF-8）",
+                              file=label)) from None
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(_l("%(file)s 不是有效的 JSON（%(why)s）；NaN、Infinity 不是 JSON 数值",
+                              file=label, why=str(exc)[:80])) from None
+
+
+def _too_many_features(label: str, count: int) -> InvalidInput:
+    return InvalidInput(_l("要素过多：%(file)s 有 %(count)s 个要素，超过接受的 %(max)s 个", file=label,
+                           count=format(count, ","), max=format(MAX_FEATURES, ",")))
+
+
+def _from_geojson(doc: Any, label: str, crs: str | None, kind: str) -> ParcelSet:
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("type"), str):
+        raise InvalidInput(_l("%(file)s 不是 GeoJSON：应为 Geometry、Feature 或 FeatureCollection",
+                              file=label))
+    typ = doc["type"]
+    if typ == "FeatureCollection":
+        items = doc.get("features")
+        if not isinstance(items, list):
+            raise InvalidInput(_l("%(file)s：FeatureCollection 的 features 不是列表", file=label))
+    elif typ == "Feature":
+        items = [doc]
+    elif typ in _GEOJSON_TYPES:
+        items = [{"type": "Feature", "geometry": doc, "properties": {}}]
+    else:
+        raise InvalidInput(_l("%(file)s 不是 GeoJSON：应为 Geometry、Feature 或 FeatureCollection",
+                              file=label))
+    if len(items) > MAX_FEATURES:
+        raise _too_many_features(label, len(items))
+    declared = _geojson_crs(doc, items, label)
+    features = []
+    for i, item in enumerate(items, start=1):
+        f = _Feature(position=i)
+        if not isinstance(item, Mapping) or item.get("type") != "Feature":
+            f.kind, f.bad = "other", _l("不是 Feature")
+        else:
+            props = item.get("properties")
+            f.properties = dict(props) if isinstance(props, Mapping) else {}
+            f.fid = item.get("id")
+            _geojson_geometry(item.get("geometry"), f)
+        features.append(f)
+    return _assemble(features, label, crs, declared, kind, spec_wgs84=declared is None)
+
+
+def _geojson_crs(doc: Mapping[str, Any], items: list[Any], label: str) -> CRS | None:
+    """A top-level ``crs`` naming an EPSG/OGC system; one lower down is refused."""
+    for item in items:
+        if isinstance(item, Mapping) and ("crs" in item or (
+                isinstance(item.get("geometry"), Mapping) and "crs" in item["geometry"])):
+            raise InvalidInput(_l("%(file)s：crs 只能写在 GeoJSON 的顶层", file=label))
+    if "crs" not in doc or doc["crs"] is None:
+        return None
+    return vector_in.declared_geojson_crs(doc["crs"], label)
+
+
+def _positions(ring: Any) -> np.ndarray | None:
+    if not isinstance(ring, list):
+        return None
+    out = np.empty((len(ring), 2))
+    for i, pos in enumerate(ring):
+        if not (isinstance(pos, list) and len(pos) >= 2 and all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in pos[:2])):
+            return None
+        out[i] = pos[0], pos[1]
+    return out
+
+
+def _polygon_rings(coords: Any) -> list[np.ndarray] | None:
+    if not isinstance(coords, list):
+        return None
+    rings = [_positions(r) for r in coords]
+    return None if any(r is None for r in rings) else rings  # type: ignore[return-value]
+
+
+def _geojson_geometry(geom: Any, f: _Feature) -> None:
+    if geom is None:
+        f.kind = "none"
+        return
+    typ = geom.get("type") if isinstance(geom, Mapping) else None
+    if typ not in _GEOJSON_TYPES:
+        f.kind, f.bad = "other", _l("几何类型“%(type)s”不是 GeoJSON 几何", type=str(typ)[:40])
+        return
+    if typ == "GeometryCollection":
+        members = geom.get("geometries")
+        if not isinstance(members, list):
+            f.kind, f.bad = "other", _l("GeometryCollection 没有 geometries 列表")
+            return
+        for g in members:
+            sub = _Feature(position=f.position)
+            _geojson_geometry(g, sub)
+            if sub.bad:
+                f.kind, f.bad = "other", sub.bad
+                return
+            f.parts += sub.parts
+        f.kind = "polygon" if f.parts else "other"
+        return
+    if typ not in ("Polygon", "MultiPolygon"):
+        f.kind = _KINDS[typ]
+        return
+    coords = geom.get("coordinates")
+    polys = [coords] if typ == "Polygon" else coords
+    if not isinstance(polys, list):
+        f.bad = _l("coordinates 不是“[[经度, 纬度], …]”形式的数组")
+        return
+    for poly in polys:
+        rings = _polygon_rings(poly)
+        if rings is None:
+            f.bad = _l("coordinates 不是“[[经度, 纬度], …]”形式的数组")
+            return
+        f.parts.append(rings)
+
+
+# --- KML -----------------------------------------------------------------------------------
+
+def _from_kml(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet:
+    doc = kml_in.read_kml(data, label=label)
+    if len(doc.placemarks) > MAX_FEATURES:
+        raise _too_many_features(label, len(doc.placemarks))
+    features = []
+    for mark in doc.placemarks:
+        f = _Feature(position=mark.position, properties=mark.properties, name=mark.name,
+                     parts=mark.parts, bad=mark.bad)
+        if not mark.parts and not mark.bad:
+            f.kind = "other" if mark.others else "none"
+        features.append(f)
+    extra = []
+    if doc.network_links:
+        extra.append(_l("%(file)s 中的 %(count)s 个网络链接（NetworkLink）不会被读取；请把链接的内容"
+                        "一并导出", file=label, count=doc.network_links))
+    wgs84 = resolve_crs(WGS84)  # KML is WGS84 lon/lat by its specification
+    return _assemble(features, label, crs, wgs84, kind, spec_wgs84=True, notes=extra)
+
+
+# --- GDAL formats: GeoPackage, zipped Shapefile, DXF ---------------------------------------
+
+def _from_gdal(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet:
+    with tempfile.TemporaryDirectory(prefix="geoapp-parcel-") as tmp:
+        work = Path(tmp)
+        has_prj = True
+        if kind == "gpkg":
+            (work / "upload.gpkg").write_bytes(data)
+            gdf = vector_in.read_vector(work / "upload.gpkg", label=label, kind="gpkg",
+                                        max_rows=MAX_FEATURES).gdf
+        elif kind == "shapefile":
+            (work / "upload.zip").write_bytes(data)
+            shp = zip_in.extract_shapefile(work / "upload.zip", work / "shp", label=label,
+                                           max_unpacked_mb=MAX_BYTES // 1048576)
+            has_prj = shp.with_suffix(".prj").is_file()
+            encoding = None if shp.with_suffix(".cpg").is_file() else \
+                zip_in.detect_dbf_encoding(shp.with_suffix(".dbf"))
+            gdf = vector_in.read_vector(shp, label=label, kind="shapefile",
+                                        max_rows=MAX_FEATURES, encoding=encoding).gdf
+        else:
+            (work / "upload.dxf").write_bytes(data)
+            gdf = vector_in.read_dxf(work / "upload.dxf", label=label, max_rows=MAX_FEATURES)
+    declared = gdf.crs if has_prj else None
+    notes: list[str] = []
+    invented = vector_in.unknown_datum(declared)
+    if invented:
+        if not crs:
+            raise InvalidInput(_l("坐标系基准面未知：%(file)s 的坐标系所用的基准面“%(datum)s”没有任何权威机构"
+                                  "定义；请给出真实的坐标系（如 gcj02、wgs84、EPSG:4547）", file=label,
+                                  datum=invented))
+        declared = None
+    features = _dxf_features(gdf, label, notes) if kind == "dxf" else _gdf_features(gdf)
+    return _assemble(features, label, crs, declared, kind, spec_wgs84=False, notes=notes)
+
+
+def _plain(value: Any) -> Any:
+    """A property value as plain JSON-ready data."""
+    if value is None:
+        return None
+    if np.ndim(value) == 0 and not isinstance(value, str | bytes) and pd.isna(value):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _shapely_feature(geom: Any, f: _Feature) -> None:
+    if geom is None or shapely.is_empty(geom):
+        f.kind = "none" if geom is None else "polygon"
+        return
+    parts = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"] \
+        if geom.geom_type in ("MultiPolygon", "GeometryCollection") else \
+        [geom] if geom.geom_type == "Polygon" else []
+    if not parts:
+        f.kind = _KINDS.get(geom.geom_type, "other")
+        return
+    for poly in parts:
+        rings = [poly.exterior, *poly.interiors]
+        f.parts.append([shapely.get_coordinates(r)[:, :2] for r in rings])
+
+
+def _gdf_features(gdf: Any) -> list[_Feature]:
+    geom_col = gdf.geometry.name
+    columns = [c for c in gdf.columns if c != geom_col]
+    features = []
+    for i, (geom, values) in enumerate(zip(gdf.geometry.values,
+                                           gdf[columns].itertuples(index=False, name=None),
+                                           strict=True), start=1):
+        f = _Feature(position=i, properties={c: _plain(v) for c, v in zip(columns, values,
+                                                                          strict=True)})
+        _shapely_feature(geom, f)
+        features.append(f)
+    return features
+
+
+_DXF_KEEP = ("Layer", "EntityHandle")
+
+
+def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
+    """Closed shapes of the drawing's model space, numbered in file order; a text lying in
+    exactly one shape names it; a shape drawn twice (a hatch and its outline) counts once."""
+    paper = gdf["PaperSpace"].fillna(False).astype(bool).to_numpy() \
+        if "PaperSpace" in gdf.columns else np.zeros(len(gdf), dtype=bool)
+    geoms = gdf.geometry.values
+    types = shapely.get_type_id(geoms)
+    polygonal = ~paper & np.isin(types, (3, 6))
+    texts = gdf["Text"].to_numpy() if "Text" in gdf.columns else np.full(len(gdf), None)
+    is_text = ~paper & (types == 0) & np.array([isinstance(t, str) and bool(t.strip())
+                                                for t in texts])
+    features: list[_Feature] = []
+    seen: dict[bytes, int] = {}
+    duplicates = 0
+    for i in np.flatnonzero(polygonal):
+        key = shapely.to_wkb(shapely.normalize(shapely.set_precision(geoms[i], 1e-6)))
+        if key in seen:
+            duplicates += 1
+            continue
+        seen[key] = i
+        f = _Feature(position=len(features) + 1,
+                     properties={k: _plain(gdf[k].iat[i]) for k in _DXF_KEEP if k in gdf.columns})
+        _shapely_feature(geoms[i], f)
+        features.append(f)
+    others = int((~paper & ~polygonal & ~is_text).sum())
+    if is_text.any() and features:
+        points = geoms[is_text]
+        words = texts[is_text]
+        tree = shapely.STRtree([shapely.Polygon(f.parts[0][0]) for f in features])
+        where, which = tree.query(points, predicate="within")
+        for f_index in set(which.tolist()):
+            inside = where[which == f_index]
+            if len(inside) == 1:
+                features[f_index].name = str(words[inside[0]]).strip()
+    if duplicates:
+        notes.append(_l("%(file)s 中有 %(count)s 个图形与另一个完全重合（如填充和它的边界线），只算一次",
+                        file=label, count=duplicates))
+    for _ in range(others):
+        features.append(_Feature(position=0, kind="other"))
+    return features
+
+
+# --- Pasted text ---------------------------------------------------------------------------
+
+_SEPARATORS = re.compile(r"[,;，；、\s]+")
+_DMS_HINT = re.compile(r"[°度′″'\"NSEWnsew东西南北]")
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+
+
+def _num(token: str) -> float | None:
+    if not _NUMBER.fullmatch(token):
+        return None
+    value = float(token)
+    return value if math.isfinite(value) else None
+
+
+def _plausible(a: float, b: float) -> bool:
+    """Whether two numbers can be one point: lon/lat in China (either order) or
+    Gauss-Krüger metres (either order)."""
+    return bool(in_china(a, b) or in_china(b, a) or (is_northing(a) and is_easting(b))
+                or (is_easting(a) and is_northing(b)))
+
+
+def _numeric_line(line: str) -> tuple[str | None, int | None, float, float] | None:
+    """(点号, 圈号, a, b) of a line of numbers: ``a,b``; ``a,b,altitude`` or ``点号,a,b``;
+    ``点号,圈号,a,b[,…]``. None when the line is not one of these."""
+    tokens = [t for t in _SEPARATORS.split(line) if t]
+    values = [_num(t) for t in tokens]
+    if len(tokens) == 2 and None not in values:
+        return None, None, values[0], values[1]
+    if len(tokens) == 3 and None not in values[1:]:
+        a, b, c = values
+        if a is None or (not _plausible(a, b) and _plausible(b, c)):
+            return tokens[0], None, b, c
+        return None, None, a, b  # lon, lat, altitude
+    if len(tokens) >= 4 and None not in values[1:4] and float(values[1]).is_integer():
+        return tokens[0], int(values[1]), values[2], values[3]
+    return None
+
+
+def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
+    findings = Findings(file=str(label))
+    rings: list[list[tuple[float, float, str | None, int]]] = []
+    current: list[tuple[float, float, str | None, int]] = []
+    ring_no: int | None = None
+    degrees_text = False
+    lines = text.splitlines()
+    if len(lines) > MAX_VERTICES + 10_000:
+        check_limits(1, len(lines), label)
+    for lineno, raw in enumerate(lines, start=1):
+        line = unicodedata.normalize("NFKC", raw).strip()
+        if not line or line.startswith("#"):
+            if current:
+                rings.append(current)
+                current, ring_no = [], None
+            continue
+        if not re.search(r"\d", line):
+            continue  # a header such as 经度,纬度 or 点号,圈号,X,Y
+        parsed = _numeric_line(line)
+        if parsed is None and _DMS_HINT.search(line):
+            try:
+                lon, lat = parse_dms(line)
+            except CoordinateError as exc:
+                findings.add(_l("第 %(line)s 行：%(why)s", line=lineno, why=exc.message),
+                             line=lineno, value=raw.strip()[:80])
+                continue
+            current.append((lon, lat, None, lineno))
+            degrees_text = True
+            continue
+        if parsed is None:
+            findings.add(_l("第 %(line)s 行读不出坐标：“%(value)s”；每行应为“经度,纬度”、“X,Y”或"
+                            "“点号,圈号,X,Y”", line=lineno, value=raw.strip()[:80]),
+                         line=lineno, value=raw.strip()[:80])
+            continue
+        name, number, a, b = parsed
+        if number is not None and ring_no is not None and number != ring_no and current:
+            rings.append(current)
+            current = []
+        ring_no = number if number is not None else ring_no
+        current.append((a, b, name, lineno))
+    if current:
+        rings.append(current)
+    if findings.problems:
+        raise ValidationFailed(_l("%(file)s 有 %(count)s 处问题", file=label,
+                                  count=len(findings.problems)), details=findings.problems)
+    if not rings:
+        raise InvalidInput(_l("%(file)s 中没有坐标；每行写一个点：“经度,纬度”、“X,Y”或“点号,圈号,X,Y”",
+                              file=label))
+    check_limits(1, sum(len(r) for r in rings), label)
+    all_pts = np.array([(a, b) for r in rings for a, b, _, _ in r])
+    metres = not degrees_text and not _small(all_pts[:, 0], all_pts[:, 1]).all()
+    if metres:
+        rings = _east_north(rings, label)
+    f = _Feature(position=1, parts=[[np.array([(a, b) for a, b, _, _ in r]) for r in rings]])
+    if any(n for r in rings for _, _, n, _ in r):
+        f.named_points = True
+        f.point_names = [[[n or str(i + 1) for i, (_, _, n, _) in enumerate(r)] for r in rings]]
+    f.point_lines = [[[ln for _, _, _, ln in r] for r in rings]]
+    f.line = rings[0][0][3]
+    return _assemble([f], label, crs, None, kind, spec_wgs84=False)
+
+
+def _east_north(rings: list[list[tuple[float, float, str | None, int]]],
+                label: str) -> list[list[tuple[float, float, str | None, int]]]:
+    """Metres in the survey order (X north, Y east) or the GIS order (x east, y north): the
+    ranges do not overlap, so every line says which; all must say the same."""
+    pts = np.array([(a, b) for r in rings for a, b, _, _ in r])
+    survey = is_northing(pts[:, 0]) & is_easting(pts[:, 1])
+    gis = is_easting(pts[:, 0]) & is_northing(pts[:, 1])
+    if survey.all():
+        return [[(b, a, n, ln) for a, b, n, ln in r] for r in rings]
+    if gis.all() or not survey.any():
+        return rings  # GIS order, or numbers the coordinate system will judge
+    first = int(np.flatnonzero(~survey)[0])
+    line = [ln for r in rings for _, _, _, ln in r][first]
+    raise InvalidInput(_l("%(file)s 第 %(line)s 行：坐标的顺序与前面的行不同；请统一写成“X（北）,Y（东）”"
+                          "或统一写成“东,北”", file=label, line=line))
+
+
+# --- From features to parcels --------------------------------------------------------------
+
+def _canonical_crs(crs: str | None) -> str | None:
+    if not crs:
+        return None
+    name = describe_crs(crs)["name"]  # raises CoordinateError naming the accepted systems
+    if name == "dms":
+        raise InvalidInput(_l("坐标系 dms（度分秒）只用于粘贴的坐标文字；文件请给出数值坐标的坐标系"))
+    return name
+
+
+def _geographic(crs: CRS, assumed: bool = False) -> _Frame:
+    code = crs.to_epsg()
+    name = {4326: "WGS84", 4490: "CGCS2000"}.get(code or 0, crs.name)
+    return _Frame("geographic", f"{name} (EPSG:{code})" if code else name, crs=crs,
+                  assumed=assumed)
+
+
+def _offset(kind: str) -> _Frame:
+    return _Frame(kind, {"gcj02": "GCJ-02", "bd09": "BD-09"}[kind])
+
+
+def _gk_frame(zone: int, width: int, label: str) -> _Frame:
+    """CGCS2000 Gauss-Krüger with the zone number written in front of the easting."""
+    cm = 3 * zone if width == 3 else 6 * zone - 3
+    name = gk_crs(cm)
+    return _Frame("projected", f"CGCS2000 {width}° Gauss-Krüger zone {zone} ({name})",
+                  crs=resolve_crs(name), zone=Zone(zone, width, cm), prefix=zone)
+
+
+def _projected(crs: CRS, prefixes: set[int], label: str) -> _Frame:
+    """A projected system; a CGCS2000 Gauss-Krüger one also checks its zone and takes
+    eastings written with or without the zone number."""
+    code = crs.to_epsg()
+    name = f"EPSG:{code}" if code else None
+    try:
+        cm = gk_central_meridian(name) if name else None
+    except CoordinateError:
+        cm = None
+    if cm is None:
+        return _Frame("projected", f"{crs.name} ({name})" if name else crs.name, crs=crs)
+    prefixed = name == gk_crs(cm, True)
+    zone = cm // 3
+    text = f"CGCS2000 3° Gauss-Krüger zone {zone} ({name})"
+    if prefixed:
+        return _Frame("projected", text, crs=crs, zone=Zone(zone, 3, cm))
+    written = prefixes - {0}
+    if written and written != {zone} and written != {(cm + 3) // 6}:
+        raise InvalidInput(_l("%(file)s：东坐标前的带号 %(found)s 与坐标系 %(crs)s（第 %(zone)s 带）不符",
+                              file=label, found=", ".join(map(str, sorted(written))), crs=name,
+                              zone=zone))
+    return _Frame("projected", text, crs=crs, zone=Zone(zone, 3, cm),
+                  prefix=next(iter(written)) if written else 0)
+
+
+def _undeclared_metres(xy: np.ndarray, label: str) -> _Frame:
+    """Metres with no system named: CGCS2000 Gauss-Krüger when eastings carry the zone."""
+    prefixes = set(zone_prefix(xy[:, 0]).tolist())
+    if 0 in prefixes or len(prefixes) != 1:
+        if (zone_prefix(xy[:, 1]) > 0).all():
+            raise InvalidInput(_l("%(file)s：x 和 y 像是填反了：带号写在 y 前面（%(y)s），而 y 应为北坐标、"
+                                  "x 为东坐标", file=label, y=f"{xy[0, 1]:.3f}"))
+        if len(prefixes - {0}) > 1:
+            raise InvalidInput(_l("%(file)s：东坐标前的带号不一致（%(zones)s）；一个文件只能用一个投影带",
+                                  file=label, zones=", ".join(map(str, sorted(prefixes - {0})))))
+        raise InvalidInput(_l("%(file)s 的坐标是米制的投影坐标（如 x=%(x)s），东坐标前没有带号，文件也没有写明"
+                              "坐标系；请给出坐标系，如 EPSG:4547（CGCS2000 3度带，中央经线东经 114°）",
+                              file=label, x=f"{xy[0, 0]:.3f}"))
+    zone = prefixes.pop()
+    if 25 <= zone <= 45:
+        return _gk_frame(zone, 3, label)
+    if 13 <= zone <= 23:
+        return _gk_frame(zone, 6, label)
+    raise InvalidInput(_l("%(file)s：东坐标前的带号 %(zone)s 不是中国境内的带号（3 度带 25-45，6 度带 "
+                          "13-23）", file=label, zone=zone))
+
+
+def _small(x: Any, y: Any) -> Any:
+    """Numbers no larger than degrees can be, in either order (lat/lon swapped included):
+    never Gauss-Krüger metres, which are above 100 000 in China."""
+    with np.errstate(invalid="ignore"):
+        return (np.abs(x) <= 180) & (np.abs(y) <= 180)
+
+
+def _same_projected(declared: CRS, name: str) -> bool:
+    if name in ("gcj02", "bd09", "wgs84", "cgcs2000"):
+        return False
+    given = resolve_crs(name)
+    code = declared.to_epsg()
+    return (code is not None and code == given.to_epsg()) or \
+        given.equals(declared, ignore_axis_order=True)
+
+
+def _frame(declared: CRS | None, arg: str | None, xy: np.ndarray, label: str, *,
+           spec_wgs84: bool) -> _Frame:
+    """How the numbers become lon/lat: the file's declaration, refined or supplied by
+    ``arg``, or CGCS2000 Gauss-Krüger from a zone number in front of the eastings."""
+    name = _canonical_crs(arg)
+    finite = xy[np.isfinite(xy).all(axis=1)] if len(xy) else xy
+    degrees = not len(finite) or bool(_small(finite[:, 0], finite[:, 1]).all())
+    prefixes = set(zone_prefix(finite[:, 0]).tolist()) if len(finite) else set()
+    if declared is not None and not (spec_wgs84 and not degrees and name is None):
+        if declared.is_geographic:
+            if name in ("gcj02", "bd09"):
+                return _offset(name)
+            if name is None or (name not in ("gk",) and resolve_crs(name).is_geographic):
+                return _geographic(declared)
+        elif name is None or name == "gk" or _same_projected(declared, name):
+            return _projected(declared, prefixes, label)
+        raise InvalidInput(_l("%(file)s：给出的坐标系 %(crs)s 与文件自己声明的坐标系（%(own)s）矛盾；请不要"
+                              "另给坐标系，或改正文件", file=label, crs=arg,
+                              own=_geographic(declared).label if declared.is_geographic
+                              else declared.name))
+    if name is None:
+        if degrees:
+            return _geographic(resolve_crs(WGS84), assumed=not spec_wgs84)
+        return _undeclared_metres(finite, label)
+    if name in ("gcj02", "bd09"):
+        return _offset(name)
+    if name == "gk":
+        return _undeclared_metres(finite, label)
+    crs = resolve_crs(name)
+    return _geographic(crs) if crs.is_geographic else _projected(crs, prefixes, label)
+
+
+def _convert(frame: _Frame, xy: np.ndarray, transformer: Transformer | None) -> np.ndarray:
+    x, y = xy[:, 0].copy(), xy[:, 1]
+    with np.errstate(invalid="ignore", over="ignore"):
+        if frame.kind == "gcj02":
+            lon, lat = gcj02_to_wgs84(x, y)
+        elif frame.kind == "bd09":
+            lon, lat = bd09_to_wgs84(x, y)
+        else:
+            if frame.prefix:
+                x = np.where(x >= 1e7, x - frame.prefix * 1e6, x)
+            lon, lat = transformer.transform(x, y) if transformer else (x, y)
+    return np.column_stack((np.asarray(lon, float), np.asarray(lat, float)))
+
+
+def _coordinate_problem(frame: _Frame, ring: Ring, xy: np.ndarray) -> tuple[str, int] | None:
+    """Numbers that cannot be in ``frame``: metres read as degrees, degrees as metres,
+    lon/lat or east/north swapped. The message and the point, or None."""
+    finite = np.isfinite(xy).all(axis=1)
+    x, y = xy[:, 0], xy[:, 1]
+    degrees = looks_like_degrees(x, y) & finite
+    if frame.kind != "projected":
+        metres = finite & ~_small(x, y)
+        if metres.any():
+            i = int(np.flatnonzero(metres)[0])
+            return _l("（%(x)s, %(y)s）不是经纬度（度），像是投影坐标（米）；请给出坐标系（如 EPSG:4547）",
+                      x=f"{x[i]:.10g}", y=f"{y[i]:.10g}"), i
+        swapped = finite & ~np.asarray(in_china(x, y), bool) & np.asarray(in_china(y, x), bool)
+        if swapped.any():
+            i = int(np.flatnonzero(swapped)[0])
+            return _l("经度和纬度像是填反了（%(x)s, %(y)s）：应先写经度、后写纬度", x=f"{x[i]:.10g}",
+                      y=f"{y[i]:.10g}"), i
+        out = finite & ~degrees
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            return _l("（%(x)s, %(y)s）超出经纬度的范围（经度 -180..180，纬度 -90..90）",
+                      x=f"{x[i]:.10g}", y=f"{y[i]:.10g}"), i
+        return None
+    if degrees.any():
+        i = int(np.flatnonzero(degrees)[0])
+        return _l("（%(x)s, %(y)s）像是经纬度（度），而坐标系 %(crs)s 以米为单位", x=f"{x[i]:.10g}",
+                  y=f"{y[i]:.10g}", crs=frame.label), i
+    if frame.zone is not None:
+        swapped = finite & is_northing(x) & is_easting(y)
+        if swapped.any():
+            i = int(np.flatnonzero(swapped)[0])
+            return _l("东坐标和北坐标像是填反了（x=%(x)s，y=%(y)s）：x 应为东坐标（常带带号，如 "
+                      "38512345.678），y 为北坐标", x=f"{x[i]:.3f}", y=f"{y[i]:.3f}"), i
+    return None
+
+
+def _key(props: Mapping[str, Any], keys: Sequence[str]) -> Any:
+    lower = {str(k).strip().lower(): v for k, v in props.items()}
+    for k in keys:
+        v = lower.get(k)
+        if v is not None and str(v).strip() not in ("", "nan", "None"):
+            return v
+    return None
+
+
+def _id_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()[:100]
+
+
+def _declared_area(props: Mapping[str, Any]) -> float | None:
+    """An area property whose name carries its unit (地块面积(公顷), area_m2, 面积_亩), in m²."""
+    for key, value in props.items():
+        k = str(key)
+        if not (_AREA_WORD.search(k) or "公顷" in k):
+            continue
+        for pattern, factor in _AREA_UNITS:
+            if pattern.search(k):
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    return None
+                return number * factor if math.isfinite(number) and number > 0 else None
+    return None
+
+
+def _assemble(features: list[_Feature], label: str, crs: str | None, declared: CRS | None,
+              kind: str, *, spec_wgs84: bool, notes: Sequence[str] = ()) -> ParcelSet:
+    """Polygons become parcels in WGS84, every one checked; everything wrong at once."""
+    findings = Findings(file=str(label))
+    polygons = [f for f in features if f.kind == "polygon" and not f.bad]
+    for f in features:
+        if f.bad:
+            findings.add(_l("第 %(n)s 个要素读不出来：%(why)s", n=f.position, why=f.bad),
+                         feature=f.position, line=f.line)
+    skipped: dict[str, int] = {}
+    for f in features:
+        if f.kind != "polygon":
+            skipped[f.kind] = skipped.get(f.kind, 0) + 1
+    if not polygons and not findings.problems:
+        if not features:
+            raise InvalidInput(_l("%(file)s 中没有要素", file=label))
+        raise InvalidInput(_l("%(file)s 中没有面（多边形），只有 %(what)s；地块须画成闭合的面",
+                              file=label, what=_skipped_text(skipped)))
+    check_limits(len(polygons), sum(len(r) for f in polygons for part in f.parts for r in part),
+                 label)
+    for note in notes:
+        findings.add(note, warning=True)
+    if skipped and polygons:
+        findings.add(_l("%(file)s 中除 %(count)s 个面以外的要素未作为地块读取：%(what)s", file=label,
+                        count=len(polygons), what=_skipped_text(skipped)), warning=True)
+    all_xy = np.concatenate([r for f in polygons for part in f.parts for r in part]) \
+        if polygons else np.empty((0, 2))
+    frame = _frame(declared, crs, all_xy, label, spec_wgs84=spec_wgs84)
+    if frame.assumed:
+        findings.add(_l("%(file)s 没有写明坐标系，已按 WGS84 经纬度读取；高德、腾讯（GCJ-02）或百度（BD-09）"
+                        "坐标请选择相应坐标系，否则位置会偏差数百米", file=label), warning=True)
+    transformer = Transformer.from_crs(frame.crs, resolve_crs(WGS84), always_xy=True) \
+        if frame.crs is not None else None
+    rings_of: list[tuple[_Feature, ParcelRings, str]] = []
+    for f in polygons:
+        read = _parcel_rings(f, frame, transformer, findings)
+        if read is not None:
+            rings_of.append((f, *read))
+    duplicate_ids([rp for _, rp, _ in rings_of], findings)
+    built: list[InputParcel] = []
+    for f, rp, metric_crs in rings_of:
+        b = build_parcel(rp, findings, locate=lonlat_locator(metric_crs), zone=frame.zone)
+        if b is None:
+            continue
+        attrs = {k: _plain(v) for k, v in f.properties.items()
+                 if str(k).strip().lower() not in (*ID_KEYS, *NAME_KEYS)}
+        built.append(InputParcel(id=rp.id or str(f.position), name=_name_of(f),
+                                 lonlat=b.lonlat, attributes=attrs,
+                                 declared_area_m2=rp.declared_area_m2, feature=f.position))
+    if findings.problems:
+        raise ValidationFailed(_l("%(file)s 有 %(count)s 处问题", file=label,
+                                  count=len(findings.problems)), details=findings.problems)
+    return ParcelSet(parcels=tuple(built), warnings=tuple(findings.warnings), format=kind,
+                     crs=frame.label)
+
+
+def _skipped_text(skipped: Mapping[str, int]) -> str:
+    return _l("%(points)s 个点、%(lines)s 条线、%(none)s 个没有几何的要素、%(other)s 个其他要素",
+              points=skipped.get("point", 0), lines=skipped.get("line", 0),
+              none=skipped.get("none", 0), other=skipped.get("other", 0))
+
+
+def _name_of(f: _Feature) -> str | None:
+    name = _key(f.properties, NAME_KEYS)
+    name = f.name if name is None else name
+    return str(name).strip()[:200] or None if name is not None else None
+
+
+def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
+                  findings: Findings) -> tuple[ParcelRings, str] | None:
+    """The feature's rings in lon/lat and in metres of the Gauss-Krüger zone of its first
+    point in China, and that zone's CRS; None when its numbers cannot be in ``frame``."""
+    fid = _key(f.properties, ID_KEYS)
+    fid = f.fid if fid is None and f.fid not in (None, "") else fid
+    pid = _id_text(fid) if fid is not None else None
+    name = _name_of(f)
+    declared = _declared_area(f.properties)
+    label = parcel_label(f.position, pid, name)
+    probe = ParcelRings(ordinal=f.position, label=label, id=pid, parts=(), line=f.line)
+    parts: list[list[tuple[np.ndarray, Ring]]] = []
+    lonlat_rings: list[tuple[np.ndarray, Ring]] = []
+    for pi, part in enumerate(f.parts):
+        rings = []
+        for ri, xy in enumerate(part):
+            names = f.point_names[pi][ri] if f.point_names else ()
+            lines = f.point_lines[pi][ri] if f.point_lines else ()
+            ring = Ring(lonlat=np.empty((0, 2)), metric=np.empty((0, 2)),
+                        label=_l("第 %(n)s 圈", n=ri + 1) if f.named_points
+                        else ring_label(pi, ri, len(f.parts)),
+                        names=names, named=f.named_points, lines=lines)
+            problem = _coordinate_problem(frame, ring, xy)
+            if problem is not None:
+                message, i = problem
+                findings.add(_l("%(parcel)s %(ring)s %(point)s：%(why)s", parcel=label,
+                                ring=ring.label, point=ring.point(i), why=message),
+                             parcel=probe, line=ring.line(i))
+                return None
+            lonlat = _convert(frame, xy, transformer)
+            lonlat_rings.append((lonlat, ring))
+            rings.append((lonlat, ring))
+        parts.append(rings)
+    first = next((ll for ll, _ in lonlat_rings if np.isfinite(ll).all()), None)
+    metric_crs = metric_crs_for(114.0, 35.0)
+    if first is not None:
+        inside = np.asarray(in_china(first[:, 0], first[:, 1]), bool)
+        if inside.any():
+            metric_crs = metric_crs_for(*map(float, first[np.flatnonzero(inside)[0]]))
+    out_parts = []
+    for rings in parts:
+        out = []
+        for lonlat, ring in rings:
+            with np.errstate(invalid="ignore"):
+                e, n = to_metric(lonlat[:, 0], lonlat[:, 1], metric_crs)
+            out.append(Ring(lonlat=lonlat, metric=np.column_stack((e, n)), label=ring.label,
+                            names=ring.names, named=ring.named, lines=ring.lines))
+        out_parts.append(out)
+    return ParcelRings(ordinal=f.position, label=label, id=pid, parts=out_parts, line=f.line,
+                       declared_area_m2=declared), metric_crs
+
+
+__all__ = ["MAX_BYTES", "MAX_FEATURES", "MAX_PARCELS", "MAX_VERTICES", "InputParcel",
+           "ParcelSet", "parcels_from_geojson", "parcels_from_text", "read_parcel_file"]
