@@ -378,7 +378,7 @@ def build_parcel(p: ParcelRings, findings: Findings, *, locate: Callable[[float,
     if combined is None:
         return None
     metric, lonlat = (shapely.orient_polygons(g, exterior_cw=False) for g in combined)
-    if metric.area <= 0:
+    if metric.area <= SAME_POINT_M * metric.length:  # thinner than a millimetre on average
         findings.add(_l("%(parcel)s 的面积为 0（所有点在一条线上）", parcel=p.label), parcel=p)
         return None
     area = ground_area_m2(lonlat)

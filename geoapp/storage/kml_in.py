@@ -41,7 +41,7 @@ class Placemark:
     name: str | None
     properties: dict[str, Any]
     parts: list[list[np.ndarray]] = field(default_factory=list)
-    others: int = 0  # points, lines, models
+    others: list[str] = field(default_factory=list)  # "point", "line", "other"
     bad: str | None = None  # why a coordinate text could not be read
 
 
@@ -132,8 +132,8 @@ def _geometry(el: Element, mark: Placemark) -> None:
                                           n=len(mark.parts) + 1)
                 return
         mark.parts.append(rings)
-    elif name in ("Point", "LineString", "LinearRing", "Model", "Track", "MultiTrack"):
-        mark.others += 1
+    elif name in _OTHER_KINDS:
+        mark.others.append(_OTHER_KINDS[name])
 
 
 def _properties(pm: Element) -> dict[str, Any]:
@@ -152,8 +152,9 @@ def _properties(pm: Element) -> dict[str, Any]:
     return props
 
 
-_GEOMETRIES = {"Polygon", "MultiGeometry", "Point", "LineString", "LinearRing", "Model",
-               "Track", "MultiTrack"}
+_OTHER_KINDS = {"Point": "point", "LineString": "line", "LinearRing": "line", "Track": "line",
+                "MultiTrack": "line", "Model": "other"}
+_GEOMETRIES = {"Polygon", "MultiGeometry", *_OTHER_KINDS}
 
 
 def read_kml(data: bytes, *, label: str) -> KmlDocument:

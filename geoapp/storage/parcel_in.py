@@ -474,7 +474,7 @@ def _from_kml(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet:
         f = _Feature(position=mark.position, properties=mark.properties, name=mark.name,
                      parts=mark.parts, bad=mark.bad)
         if not mark.parts and not mark.bad:
-            f.kind = "other" if mark.others else "none"
+            f.kind = mark.others[0] if mark.others else "none"
         features.append(f)
     extra = []
     if doc.network_links:
@@ -575,7 +575,7 @@ _DXF_KEEP = ("Layer", "EntityHandle")
 def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
     """Closed shapes of the drawing's model space, numbered in file order; a text lying in
     exactly one shape names it; a shape drawn twice (a hatch and its outline) counts once."""
-    paper = gdf["PaperSpace"].fillna(False).astype(bool).to_numpy() \
+    paper = np.asarray(gdf["PaperSpace"].to_numpy() == 1, dtype=bool) \
         if "PaperSpace" in gdf.columns else np.zeros(len(gdf), dtype=bool)
     geoms = gdf.geometry.values
     types = shapely.get_type_id(geoms)
@@ -592,11 +592,13 @@ def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
             duplicates += 1
             continue
         seen[key] = i
+        props = {k: _plain(gdf[k].iat[i]) for k in _DXF_KEEP if k in gdf.columns}
         f = _Feature(position=len(features) + 1,
-                     properties={k: _plain(gdf[k].iat[i]) for k in _DXF_KEEP if k in gdf.columns})
+                     properties={k: v for k, v in props.items() if v not in (None, "")})
         _shapely_feature(geoms[i], f)
         features.append(f)
-    others = int((~paper & ~polygonal & ~is_text).sum())
+    others = [_KINDS.get(g.geom_type, "other") if g is not None else "none"
+              for g in geoms[~paper & ~polygonal & ~is_text]]
     if is_text.any() and features:
         points = geoms[is_text]
         words = texts[is_text]
@@ -609,8 +611,7 @@ def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
     if duplicates:
         notes.append(_l("%(file)s 中有 %(count)s 个图形与另一个完全重合（如填充和它的边界线），只算一次",
                         file=label, count=duplicates))
-    for _ in range(others):
-        features.append(_Feature(position=0, kind="other"))
+    features += [_Feature(position=0, kind=k) for k in others]
     return features
 
 
@@ -762,8 +763,8 @@ def _gk_frame(zone: int, width: int, label: str) -> _Frame:
 
 
 def _projected(crs: CRS, prefixes: set[int], label: str) -> _Frame:
-    """A projected system; a CGCS2000 Gauss-Krüger one also checks its zone and takes
-    eastings written with or without the zone number."""
+    """A projected system. A CGCS2000 Gauss-Krüger one (with or without the zone number in
+    its false easting) reads eastings written either way, and checks the zone."""
     code = crs.to_epsg()
     name = f"EPSG:{code}" if code else None
     try:
@@ -772,18 +773,14 @@ def _projected(crs: CRS, prefixes: set[int], label: str) -> _Frame:
         cm = None
     if cm is None:
         return _Frame("projected", f"{crs.name} ({name})" if name else crs.name, crs=crs)
-    prefixed = name == gk_crs(cm, True)
     zone = cm // 3
-    text = f"CGCS2000 3° Gauss-Krüger zone {zone} ({name})"
-    if prefixed:
-        return _Frame("projected", text, crs=crs, zone=Zone(zone, 3, cm))
     written = prefixes - {0}
-    if written and written != {zone} and written != {(cm + 3) // 6}:
+    if written and written != {zone}:
         raise InvalidInput(_l("%(file)s：东坐标前的带号 %(found)s 与坐标系 %(crs)s（第 %(zone)s 带）不符",
                               file=label, found=", ".join(map(str, sorted(written))), crs=name,
                               zone=zone))
-    return _Frame("projected", text, crs=crs, zone=Zone(zone, 3, cm),
-                  prefix=next(iter(written)) if written else 0)
+    return _Frame("projected", f"CGCS2000 3° Gauss-Krüger zone {zone} ({name})",
+                  crs=resolve_crs(gk_crs(cm)), zone=Zone(zone, 3, cm), prefix=zone)
 
 
 def _undeclared_metres(xy: np.ndarray, label: str) -> _Frame:
@@ -1035,6 +1032,15 @@ def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
                              parcel=probe, line=ring.line(i))
                 return None
             lonlat = _convert(frame, xy, transformer)
+            lost = np.isfinite(xy).all(axis=1) & ~np.isfinite(lonlat).all(axis=1)
+            if lost.any():
+                i = int(np.flatnonzero(lost)[0])
+                findings.add(_l("%(parcel)s %(ring)s %(point)s：（%(x)s, %(y)s）不能按 %(crs)s 换算为经纬度；"
+                                "请检查坐标系", parcel=label, ring=ring.label,
+                                point=ring.point(i), x=f"{xy[i, 0]:.10g}",
+                                y=f"{xy[i, 1]:.10g}", crs=frame.label),
+                             parcel=probe, line=ring.line(i))
+                return None
             lonlat_rings.append((lonlat, ring))
             rings.append((lonlat, ring))
         parts.append(rings)

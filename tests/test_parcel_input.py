@@ -1,0 +1,583 @@
+"""Parcel input in every form: one square known exactly in CGCS2000 GK zone 38 (EPSG:4547),
+written in every format and coordinate system, reads back as the same lon/lat polygon within
+5 cm; multipart parcels and holes; every geometry problem named by parcel and point."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from pyproj import Geod, Transformer
+from shapely.geometry import MultiPolygon, Polygon
+
+from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
+from geoapp.spatial.crs import wgs84_to_bd09, wgs84_to_gcj02
+from geoapp.storage.parcel_in import (
+    InputParcel,
+    ParcelSet,
+    parcels_from_geojson,
+    parcels_from_text,
+    read_parcel_file,
+)
+from tests.catalogue import english
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GEOD = Geod(ellps="GRS80")
+TO_LONLAT = Transformer.from_crs("EPSG:4547", "EPSG:4326", always_xy=True)
+#: The 200 m square of survey/one_parcel.txt: EPSG:4547 easting/northing (no zone number).
+E0, N0 = 427046.805, 3896974.574
+SQUARE_GK = [(E0, N0), (E0 + 200, N0), (E0 + 200, N0 + 200), (E0, N0 + 200)]
+SQUARE_LL = [TO_LONLAT.transform(x, y) for x, y in SQUARE_GK]
+HOLE_GK = [(E0 + 75, N0 + 75), (E0 + 125, N0 + 75), (E0 + 125, N0 + 125), (E0 + 75, N0 + 125)]
+TOLERANCE_M = 0.05
+
+
+def shifted(points, de=0.0, dn=0.0):
+    return [(x + de, y + dn) for x, y in points]
+
+
+def lonlat(points_gk):
+    return [TO_LONLAT.transform(x, y) for x, y in points_gk]
+
+
+def ground_m2(geom) -> float:
+    return abs(GEOD.geometry_area_perimeter(geom)[0])
+
+
+def assert_same_ring(got, want, tol=TOLERANCE_M):
+    """Every expected vertex has a vertex of ``got`` within ``tol`` m on the ground, and the
+    rings have as many vertices (closing point left out)."""
+    got = np.asarray(got)[:-1] if np.allclose(np.asarray(got)[0], np.asarray(got)[-1]) \
+        else np.asarray(got)
+    assert len(got) == len(want)
+    for lon, lat in want:
+        d = GEOD.inv(np.full(len(got), lon), np.full(len(got), lat), got[:, 0], got[:, 1])[2]
+        assert d.min() < tol, (lon, lat, d.min())
+
+
+def assert_square(p: InputParcel, *, hole: bool = False):
+    assert isinstance(p.lonlat, Polygon) and p.lonlat.is_valid
+    assert_same_ring(p.lonlat.exterior.coords, SQUARE_LL)
+    assert p.lonlat.exterior.is_ccw
+    if hole:
+        (inner,) = p.lonlat.interiors
+        assert_same_ring(inner.coords, lonlat(HOLE_GK))
+        assert ground_m2(p.lonlat) == pytest.approx(200 * 200 - 50 * 50, rel=1e-3)
+    else:
+        assert not p.lonlat.interiors
+        assert ground_m2(p.lonlat) == pytest.approx(40_000, rel=1e-3)
+
+
+def problems(call, *args, **kw) -> list[Problem]:
+    with pytest.raises(ValidationFailed) as info:
+        call(*args, **kw)
+    assert all(isinstance(p, Problem) for p in info.value.details)
+    return info.value.details
+
+
+def texts(found) -> str:
+    return "\n".join(english(p.message) for p in found)
+
+
+def refused(call, *args, **kw) -> str:
+    with pytest.raises(InvalidInput) as info:
+        call(*args, **kw)
+    assert not isinstance(info.value, ValidationFailed)
+    return english(info.value.message)
+
+
+# --- Writers ---------------------------------------------------------------------------------
+
+def feature(rings_ll, props=None, fid=None):
+    f = {"type": "Feature", "properties": props or {},
+         "geometry": {"type": "Polygon",
+                      "coordinates": [[list(p) for p in r] + [list(r[0])] for r in rings_ll]}}
+    if fid is not None:
+        f["id"] = fid
+    return f
+
+
+def collection(*features, crs=None):
+    doc = {"type": "FeatureCollection", "features": list(features)}
+    if crs:
+        doc["crs"] = {"type": "name", "properties": {"name": crs}}
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+def kml(placemarks: str) -> bytes:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2">'
+            f"<Document>{placemarks}</Document></kml>").encode()
+
+
+def kml_polygon(*rings_ll) -> str:
+    def coords(r):
+        return " ".join(f"{x:.10f},{y:.10f},0" for x, y in [*r, r[0]])
+    inner = "".join(f"<innerBoundaryIs><LinearRing><coordinates>{coords(r)}</coordinates>"
+                    "</LinearRing></innerBoundaryIs>" for r in rings_ll[1:])
+    return (f"<Polygon><outerBoundaryIs><LinearRing><coordinates>{coords(rings_ll[0])}"
+            f"</coordinates></LinearRing></outerBoundaryIs>{inner}</Polygon>")
+
+
+def zipped(entries: dict[str, bytes], method=zipfile.ZIP_DEFLATED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def dxf(*entities: str) -> bytes:
+    return ("0\nSECTION\n2\nENTITIES\n" + "".join(entities) + "0\nENDSEC\n0\nEOF\n").encode()
+
+
+def lwpolyline(points, closed=True, layer="红线") -> str:
+    s = f"0\nLWPOLYLINE\n8\n{layer}\n90\n{len(points)}\n70\n{1 if closed else 0}\n"
+    return s + "".join(f"10\n{x:.3f}\n20\n{y:.3f}\n" for x, y in points)
+
+
+def polyline(points) -> str:
+    s = "0\nPOLYLINE\n8\n0\n66\n1\n70\n1\n10\n0\n20\n0\n30\n0\n"
+    s += "".join(f"0\nVERTEX\n8\n0\n10\n{x:.3f}\n20\n{y:.3f}\n30\n0\n" for x, y in points)
+    return s + "0\nSEQEND\n"
+
+
+def gdal_file(tmp_path: Path, driver: str, name: str, crs: str | None, geoms,
+              props=None) -> dict[str, bytes]:
+    folder = tmp_path / f"out-{driver.replace(' ', '')}-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    gdf = gpd.GeoDataFrame(props or {"地块编号": [f"P{i + 1}" for i in range(len(geoms))]},
+                           geometry=list(geoms), crs=crs)
+    # a Shapefile as Chinese desktop GIS writes it: GBK attributes (field names up to 10 bytes)
+    gdf.to_file(folder / name, driver=driver, **({"encoding": "GBK"} if driver ==
+                                                 "ESRI Shapefile" else {}))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+# --- Every format, every coordinate system: the same square ---------------------------------
+
+def test_survey_file_with_and_without_zone_prefix():
+    for name in ("one_parcel.txt", "gbk_no_prefix.txt"):
+        ps = read_parcel_file(FIXTURES / "survey" / name, filename=name)
+        assert (ps.format, ps.crs) == ("survey", "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)")
+        (p,) = ps.parcels
+        assert (p.id, p.name, p.feature) == ("JZ-2024-001", "焦作市示范区工业用地一号地块", 1)
+        assert p.declared_area_m2 == pytest.approx(40_000)
+        assert p.attributes == {"地块用途": "工业用地", "地类编码": "0601", "图幅号": "I49G066037"}
+        assert_square(p)
+
+
+def test_survey_file_with_hole_and_two_parcels_keeps_ids_and_order():
+    ps = read_parcel_file((FIXTURES / "survey" / "two_parcels_hole.txt").read_bytes(),
+                          filename="批复坐标.txt")
+    assert [(p.id, p.feature) for p in ps.parcels] == [("JZ-2024-002", 1), ("JZ-2024-003", 2)]
+    assert len(ps.parcels[1].lonlat.interiors) == 1
+
+
+def test_geojson_wgs84():
+    ps = read_parcel_file(collection(feature([SQUARE_LL], {"地块编号": "A1"})),
+                          filename="a.geojson")
+    assert (ps.format, ps.crs, ps.warnings) == ("geojson", "WGS84 (EPSG:4326)", ())
+    assert_square(ps.parcels[0])
+    assert ps.parcels[0].id == "A1"
+
+
+def test_geojson_gcj02_converted_with_crs_py():
+    gcj = [wgs84_to_gcj02(x, y) for x, y in SQUARE_LL]
+    raw = parcels_from_geojson({"type": "Polygon", "coordinates": [[*map(list, gcj), list(gcj[0])]]})
+    d = GEOD.inv(*raw.parcels[0].lonlat.exterior.coords[0], *SQUARE_LL[0])[2]
+    assert d > 100  # unconverted GCJ-02 is hundreds of metres off
+    ps = read_parcel_file(collection(feature([gcj])), filename="amap.json", crs="gcj02")
+    assert ps.crs == "GCJ-02"
+    assert_square(ps.parcels[0])
+
+
+def test_amap_export_declaring_wgs84_is_read_as_gcj02_when_told():
+    gcj = [wgs84_to_gcj02(x, y) for x, y in SQUARE_LL]
+    data = collection(feature([gcj]), crs="urn:ogc:def:crs:OGC:1.3:CRS84")
+    assert_square(read_parcel_file(data, filename="amap.geojson", crs="GCJ-02").parcels[0])
+
+
+def test_bd09_pasted():
+    bd = [wgs84_to_bd09(x, y) for x, y in SQUARE_LL]
+    ps = parcels_from_text("\n".join(f"{x:.10f},{y:.10f}" for x, y in bd), crs="bd09")
+    assert ps.crs == "BD-09"
+    assert_square(ps.parcels[0])
+
+
+def test_geojson_declaring_gk_metres():
+    ps = read_parcel_file(collection(feature([SQUARE_GK]), crs="EPSG:4547"), filename="gk.json")
+    assert ps.crs == "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)"
+    assert_square(ps.parcels[0])
+
+
+def test_geojson_metres_with_zone_number_and_no_crs():
+    ps = read_parcel_file(collection(feature([shifted(SQUARE_GK, 38e6)])), filename="gk.json")
+    assert ps.crs == "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)"
+    assert_square(ps.parcels[0])
+
+
+def test_kml_and_kmz():
+    doc = kml(f"<Folder><Placemark><name>一号</name>{kml_polygon(SQUARE_LL)}</Placemark></Folder>")
+    for data, name, fmt in ((doc, "a.kml", "kml"),
+                            (zipped({"doc.kml": doc, "files/icon.png": b"\x89PNG"}), "a.kmz",
+                             "kmz")):
+        ps = read_parcel_file(data, filename=name)
+        assert (ps.format, ps.crs) == (fmt, "WGS84 (EPSG:4326)")
+        assert (ps.parcels[0].id, ps.parcels[0].name) == ("1", "一号")
+        assert_square(ps.parcels[0])
+
+
+def test_kml_nested_folders_chinese_data_names_multigeometry_and_hole():
+    ps = read_parcel_file(FIXTURES / "parcels" / "folders.kml", filename="folders.kml")
+    one, two = ps.parcels
+    assert (one.id, one.name, one.feature) == ("JZ-2024-001", "示范区一号地块", 1)
+    assert one.attributes["地块用途"] == "工业用地"
+    assert one.declared_area_m2 == pytest.approx(40_000)
+    assert_square(one)
+    assert (two.id, two.feature) == ("JZ-2024-002", 2)
+    assert_same_ring(two.lonlat.exterior.coords, lonlat(shifted(SQUARE_GK, 400)))
+    assert_same_ring(two.lonlat.interiors[0].coords, lonlat(shifted(HOLE_GK, 400)))
+    warnings = texts(ps.warnings)
+    assert "network link" in warnings and "1 point(s)" in warnings
+
+
+def test_geopackage_in_epsg_4547(tmp_path):
+    files = gdal_file(tmp_path, "GPKG", "p.gpkg", "EPSG:4547", [Polygon(SQUARE_GK)])
+    ps = read_parcel_file(files["p.gpkg"], filename="红线.gpkg")
+    assert (ps.format, ps.crs) == ("gpkg", "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)")
+    assert ps.parcels[0].id == "P1"
+    assert_square(ps.parcels[0])
+
+
+def test_zipped_shapefile_with_prj_and_without(tmp_path):
+    files = gdal_file(tmp_path, "ESRI Shapefile", "p.shp", "EPSG:4547", [Polygon(SQUARE_GK)],
+                      {"地块编号": ["S1"], "地块名称": ["一号"]})
+    ps = read_parcel_file(zipped(files), filename="p.zip")
+    assert (ps.format, ps.crs) == ("shapefile", "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)")
+    assert (ps.parcels[0].id, ps.parcels[0].name) == ("S1", "一号")
+    assert_square(ps.parcels[0])
+    no_prj = {k: v for k, v in files.items() if not k.endswith((".prj", ".cpg"))}
+    assert "EPSG:4547" in refused(read_parcel_file, zipped(no_prj), filename="p.zip")
+    ps = read_parcel_file(zipped(no_prj), filename="p.zip", crs="EPSG:4547")
+    assert (ps.parcels[0].id, ps.parcels[0].name) == ("S1", "一号")  # GBK found without .cpg
+    assert_square(ps.parcels[0])
+
+
+def test_dxf_with_zone_prefix_needs_no_crs():
+    ps = read_parcel_file(dxf(lwpolyline(shifted(SQUARE_GK, 38e6))), filename="红线.dxf")
+    assert (ps.format, ps.crs) == ("dxf", "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)")
+    assert_square(ps.parcels[0])
+
+
+def test_dxf_without_zone_prefix_asks_for_the_crs_then_reads():
+    data = dxf(lwpolyline(SQUARE_GK))
+    message = refused(read_parcel_file, data, filename="a.dxf")
+    assert "without a zone number" in message and "EPSG:4547" in message
+    assert_square(read_parcel_file(data, filename="a.dxf", crs="EPSG:4547").parcels[0])
+    # the prefixed zone-38 system (EPSG:4526) takes eastings written either way
+    assert_square(read_parcel_file(data, filename="a.dxf", crs="EPSG:4526").parcels[0])
+
+
+def test_dxf_polyline_and_hatch_written_by_gdal(tmp_path):
+    assert_square(read_parcel_file(dxf(polyline(shifted(SQUARE_GK, 38e6))),
+                                   filename="a.dxf").parcels[0])
+    with pytest.warns(UserWarning, match="crs"):  # DXF has no CRS to write
+        files = gdal_file(tmp_path, "DXF", "h.dxf", None, [Polygon(shifted(SQUARE_GK, 38e6))],
+                          {"Layer": ["红线"]})
+    assert b"HATCH" in files["h.dxf"]
+    assert_square(read_parcel_file(files["h.dxf"], filename="h.dxf").parcels[0])
+
+
+def test_dxf_drawing_as_cad_saves_it():
+    """GBK code page, a hatch over its outline, a label inside, a road line, a paper-space
+    frame: one parcel, named by its label, and a warning for what was not read."""
+    ps = read_parcel_file(FIXTURES / "parcels" / "red_line_gbk.dxf", filename="红线.dxf")
+    (p,) = ps.parcels
+    assert (p.id, p.name, p.feature) == ("1", "JZ-2024-001", 1)
+    assert p.attributes == {"Layer": "用地红线", "EntityHandle": "2A0"}
+    assert_square(p)
+    warnings = texts(ps.warnings)
+    assert "counted once" in warnings and "1 line(s)" in warnings
+
+
+@pytest.mark.parametrize("text", [
+    "\n".join(f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL),
+    "经度\t纬度\n" + "\n".join(f"{x:.10f}\t{y:.10f}" for x, y in SQUARE_LL),
+    "\n".join(f"{x:.10f}，{y:.10f}" for x, y in SQUARE_LL),  # full-width commas
+    "\n".join(f"  {x:.10f}   {y:.10f} 0" for x, y in SQUARE_LL),  # lon lat altitude
+])
+def test_pasted_lon_lat(text):
+    ps = parcels_from_text(text)
+    assert (ps.format, ps.crs) == ("text", "WGS84 (EPSG:4326)")
+    (p,) = ps.parcels
+    assert (p.id, p.name, p.feature, p.attributes) == ("1", None, 1, {})
+    assert_square(p)
+    assert "WGS84" in texts(ps.warnings)  # read as WGS84 because nothing was named
+
+
+def dms(value: float) -> str:
+    d = int(value)
+    m = int((value - d) * 60)
+    s = ((value - d) * 60 - m) * 60
+    return f"{d}°{m}′{s:.5f}″"
+
+
+def test_pasted_degrees_minutes_seconds():
+    text = "\n".join(f"东经{dms(x)} 北纬{dms(y)}" for x, y in SQUARE_LL)
+    assert_square(parcels_from_text(text, crs="wgs84").parcels[0])
+
+
+@pytest.mark.parametrize("text, crs", [
+    ("\n".join(f"{n:.3f},{38e6 + e:.3f}" for e, n in SQUARE_GK), None),  # X,Y survey order
+    ("\n".join(f"{n:.3f}, {e:.3f}" for e, n in SQUARE_GK), "EPSG:4547"),
+    ("\n".join(f"{e:.3f}\t{n:.3f}" for e, n in SQUARE_GK), "EPSG:4547"),  # GIS order
+    ("点号,圈号,X,Y\n" + "\n".join(f"J{i + 1},1,{n:.3f},{38e6 + e:.3f}"
+                                    for i, (e, n) in enumerate(SQUARE_GK)), None),
+])
+def test_pasted_gauss_kruger(text, crs):
+    ps = parcels_from_text(text, crs=crs)
+    assert ps.crs == "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)" and ps.warnings == ()
+    assert_square(ps.parcels[0])
+
+
+def test_pasted_survey_file_is_read_as_one():
+    text = (FIXTURES / "survey" / "two_parcels_hole.txt").read_text("utf-8")
+    ps = parcels_from_text(text)
+    assert ps.format == "survey" and [p.id for p in ps.parcels] == ["JZ-2024-002", "JZ-2024-003"]
+
+
+def test_drawn_polygon_feature_and_geometry():
+    geometry = {"type": "Polygon", "coordinates": [[*map(list, SQUARE_LL), list(SQUARE_LL[0])]]}
+    for obj in (geometry, {"type": "Feature", "geometry": geometry, "properties": None},
+                json.dumps(geometry)):
+        ps = parcels_from_geojson(obj, kind="drawn")
+        assert (ps.format, ps.crs, ps.warnings) == ("drawn", "WGS84 (EPSG:4326)", ())
+        assert isinstance(ps, ParcelSet) and ps.parcels[0].id == "1"
+        assert_square(ps.parcels[0])
+
+
+def test_feature_id_member_and_id_property():
+    data = collection(feature([SQUARE_LL], fid=7),
+                      feature([lonlat(shifted(SQUARE_GK, 400))], {"id": 12.0, "name": "二"}))
+    ps = read_parcel_file(data, filename="a.geojson")
+    assert [(p.id, p.name, p.feature) for p in ps.parcels] == [("7", None, 1), ("12", "二", 2)]
+
+
+# --- Multipart parcels and holes ---------------------------------------------------------------
+
+def test_multipolygon_and_hole():
+    far = lonlat(shifted(SQUARE_GK, 400))
+    doc = {"type": "MultiPolygon", "coordinates": [
+        [[*map(list, SQUARE_LL), list(SQUARE_LL[0])],
+         [*map(list, lonlat(HOLE_GK)), list(lonlat(HOLE_GK)[0])]],
+        [[*map(list, far), list(far[0])]]]}
+    (p,) = parcels_from_geojson(doc).parcels
+    assert isinstance(p.lonlat, MultiPolygon) and len(p.lonlat.geoms) == 2
+    assert ground_m2(p.lonlat) == pytest.approx(2 * 40_000 - 2_500, rel=1e-3)
+
+
+def test_pasted_rings_blank_line_and_ring_numbers_make_holes():
+    outer = "\n".join(f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL)
+    inner = "\n".join(f"{x:.10f},{y:.10f}" for x, y in lonlat(HOLE_GK))
+    assert_square(parcels_from_text(f"{outer}\n\n{inner}").parcels[0], hole=True)
+    lines = [f"J{i + 1},1,{n:.3f},{38e6 + e:.3f}" for i, (e, n) in enumerate(SQUARE_GK)]
+    lines += [f"K{i + 1},2,{n:.3f},{38e6 + e:.3f}" for i, (e, n) in enumerate(HOLE_GK)]
+    assert_square(parcels_from_text("\n".join(lines)).parcels[0], hole=True)
+
+
+def test_parts_sharing_an_edge_are_one_polygon():
+    right = lonlat(shifted(SQUARE_GK, 200))
+    doc = {"type": "MultiPolygon", "coordinates": [[[*map(list, SQUARE_LL), list(SQUARE_LL[0])]],
+                                                   [[*map(list, right), list(right[0])]]]}
+    (p,) = parcels_from_geojson(doc).parcels
+    assert p.lonlat.is_valid
+    assert ground_m2(p.lonlat) == pytest.approx(80_000, rel=1e-3)
+
+
+def test_open_ring_is_closed_silently():
+    doc = {"type": "Polygon", "coordinates": [[list(p) for p in SQUARE_LL]]}  # not closed
+    assert_square(parcels_from_geojson(doc).parcels[0])
+
+
+def test_declared_area_property_with_its_unit_only():
+    props = [({"面积(公顷)": 4}, 40_000.0), ({"area_m2": "40000"}, 40_000.0),
+             ({"面积_亩": 60}, 40_000.0), ({"面积": 4}, None), ({"Shape_Area": 4}, None)]
+    for prop, want in props:
+        p = parcels_from_geojson(json.loads(collection(feature([SQUARE_LL], prop)))).parcels[0]
+        assert p.declared_area_m2 == (pytest.approx(want) if want else None), prop
+
+
+def test_declared_area_far_off_is_a_warning_naming_the_parcel():
+    ps = parcels_from_geojson(json.loads(collection(
+        feature([SQUARE_LL], {"地块编号": "A9", "地块面积(公顷)": 5}))))
+    (w,) = ps.warnings
+    assert w.id == "A9" and w.feature == 1 and "A9" in english(w.message)
+    assert "declared area 5 ha" in english(w.message)
+
+
+# --- Geometry problems: parcel and point named ----------------------------------------------
+
+def test_self_intersection_names_parcel_vertices_and_place():
+    bow = [SQUARE_LL[0], SQUARE_LL[2], SQUARE_LL[1], SQUARE_LL[3]]
+    (p,) = problems(read_parcel_file, collection(feature([bow], {"地块编号": "B1"})),
+                    filename="b.geojson")
+    msg = english(p.message)
+    assert (p.id, p.feature, p.file) == ("B1", 1, "b.geojson")
+    assert "Parcel B1" in msg and "intersects itself" in msg and "vertices 1, 2, 3, 4" in msg
+    centre = TO_LONLAT.transform(E0 + 100, N0 + 100)
+    assert f"{centre[0]:.4f}" in msg and f"{centre[1]:.4f}" in msg
+
+
+def test_self_intersection_in_pasted_survey_points_names_the_points():
+    pts = [SQUARE_GK[0], SQUARE_GK[2], SQUARE_GK[1], SQUARE_GK[3]]
+    text = "\n".join(f"J{i + 1},1,{n:.3f},{38e6 + e:.3f}" for i, (e, n) in enumerate(pts))
+    (p,) = problems(parcels_from_text, text)
+    msg = english(p.message)
+    assert "points J1, J2, J3, J4" in msg and p.row == 1
+
+
+def test_fewer_than_three_points():
+    ring = [SQUARE_LL[0], SQUARE_LL[1], SQUARE_LL[0]]
+    (p,) = problems(parcels_from_geojson, json.loads(collection(
+        feature([SQUARE_LL], {"编号": "OK"}), feature([ring], {"编号": "C3"}))))
+    assert p.id == "C3" and p.feature == 2
+    assert "at least 3" in english(p.message) and "vertex 1" in english(p.message)
+
+
+def test_hole_outside_its_outer_ring():
+    hole = lonlat(shifted(HOLE_GK, 0, 300))
+    (p,) = problems(parcels_from_geojson, json.loads(collection(
+        feature([SQUARE_LL, hole], {"地块编号": "H1"}))))
+    msg = english(p.message)
+    assert "H1" in msg and "inner ring 1" in msg and "vertex 1" in msg
+
+
+def test_overlapping_parts_are_refused():
+    over = lonlat(shifted(SQUARE_GK, 100))
+    doc = {"type": "MultiPolygon", "coordinates": [[[*map(list, SQUARE_LL), list(SQUARE_LL[0])]],
+                                                   [[*map(list, over), list(over[0])]]]}
+    (p,) = problems(parcels_from_geojson, doc)
+    assert "part 1 and part 2 overlap by about 20,000" in english(p.message)
+
+
+def test_lon_lat_swapped_is_named():
+    swapped = "\n".join(f"{y:.10f},{x:.10f}" for x, y in SQUARE_LL)
+    (p,) = problems(parcels_from_text, swapped)
+    assert "swapped" in english(p.message) and "vertex 1" in english(p.message)
+    (p,) = problems(parcels_from_geojson, {"type": "Polygon", "coordinates": [
+        [[y, x] for x, y in [*SQUARE_LL, SQUARE_LL[0]]]]})
+    assert "swapped" in english(p.message)
+
+
+def test_x_y_swapped_in_a_drawing_is_named():
+    data = dxf(lwpolyline([(n, 38e6 + e) for e, n in SQUARE_GK]))
+    assert "swapped" in refused(read_parcel_file, data, filename="a.dxf")
+    data = dxf(lwpolyline([(n, e) for e, n in SQUARE_GK]))
+    (p,) = problems(read_parcel_file, data, filename="a.dxf", crs="EPSG:4547")
+    assert "swapped" in english(p.message)
+
+
+def test_wrong_zone_is_caught():
+    far_west = shifted(SQUARE_GK, 150_000 - E0)  # easting 150 km: 3.9 degrees west of 114E
+    text = "\n".join(f"{n:.3f},{38e6 + e:.3f}" for e, n in far_west)
+    (p,) = problems(parcels_from_text, text)
+    assert "outside zone 38" in english(p.message) and "vertex 1" in english(p.message)
+
+
+def test_duplicate_ids_are_refused_naming_both():
+    data = collection(feature([SQUARE_LL], {"地块编号": "D1"}),
+                      feature([lonlat(shifted(SQUARE_GK, 400))], {"地块编号": "D1"}))
+    (p,) = problems(read_parcel_file, data, filename="d.geojson")
+    assert p.feature == 2 and "D1" in english(p.message) and "parcel no. 1" in english(p.message)
+
+
+def test_empty_and_zero_area_geometries():
+    line = [SQUARE_LL[0], SQUARE_LL[1], lonlat([(E0 + 400, N0)])[0]]
+    found = problems(parcels_from_geojson, json.loads(collection(
+        {"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", "coordinates": []}},
+        feature([line]))))
+    msg = texts(found)
+    assert "no coordinates" in msg
+    assert [p.feature for p in found] == [1, 2]
+
+
+def test_every_problem_of_a_file_is_reported_at_once():
+    bow = [SQUARE_LL[0], SQUARE_LL[2], SQUARE_LL[1], SQUARE_LL[3]]
+    few = [SQUARE_LL[0], SQUARE_LL[1]]
+    found = problems(read_parcel_file, collection(feature([bow]), feature([SQUARE_LL]),
+                                                  feature([few])), filename="x.geojson")
+    assert [p.feature for p in found] == [1, 3]
+
+
+def test_lines_and_points_only_is_refused_and_mixed_is_a_warning():
+    line = {"type": "Feature", "properties": {},
+            "geometry": {"type": "LineString", "coordinates": [list(p) for p in SQUARE_LL]}}
+    point = {"type": "Feature", "properties": {},
+             "geometry": {"type": "Point", "coordinates": list(SQUARE_LL[0])}}
+    msg = refused(read_parcel_file, collection(line, point), filename="l.geojson")
+    assert "no polygons" in msg and "1 point(s), 1 line(s)" in msg
+    msg = refused(read_parcel_file, dxf(lwpolyline(SQUARE_GK, closed=False)), filename="l.dxf")
+    assert "no polygons" in msg
+    ps = read_parcel_file(collection(line, feature([SQUARE_LL]), point), filename="m.geojson")
+    assert [p.feature for p in ps.parcels] == [2]
+    assert "1 point(s), 1 line(s)" in texts(ps.warnings)
+
+
+# --- Coordinate systems that contradict or are missing ---------------------------------------
+
+def test_declared_projected_crs_contradicting_the_argument_is_refused():
+    data = collection(feature([SQUARE_GK]), crs="EPSG:4547")
+    assert "contradicts" in refused(read_parcel_file, data, filename="a.json", crs="EPSG:4546")
+    assert "contradicts" in refused(read_parcel_file, data, filename="a.json", crs="gcj02")
+    assert_square(read_parcel_file(data, filename="a.json", crs="EPSG:4547").parcels[0])
+    kml_doc = kml(f"<Placemark>{kml_polygon(SQUARE_LL)}</Placemark>")
+    assert "contradicts" in refused(read_parcel_file, kml_doc, filename="a.kml",
+                                    crs="EPSG:4547")
+
+
+def test_survey_file_with_another_crs_is_refused():
+    path = FIXTURES / "survey" / "one_parcel.txt"
+    assert "contradicts" in refused(read_parcel_file, path, filename="s.txt", crs="wgs84")
+    assert "contradicts" in refused(read_parcel_file, path, filename="s.txt", crs="EPSG:4546")
+    assert read_parcel_file(path, filename="s.txt", crs="EPSG:4547").parcels
+
+
+def test_metres_given_as_degrees_and_degrees_given_as_metres():
+    (p,) = problems(parcels_from_text, "\n".join(f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL),
+                    crs="EPSG:4547")
+    assert "degrees" in english(p.message)
+    gcj_metres = "\n".join(f"{e:.3f},{n:.3f}" for e, n in SQUARE_GK)
+    assert "not longitude/latitude" in english(problems(parcels_from_text, gcj_metres,
+                                                        crs="gcj02")[0].message)
+
+
+def test_unknown_crs_name_and_dms_for_a_file_are_refused():
+    data = collection(feature([SQUARE_LL]))
+    refused(read_parcel_file, data, filename="a.json", crs="EPSG:99999999")
+    refused(read_parcel_file, data, filename="a.json", crs="mars")
+    assert "pasted" in refused(read_parcel_file, data, filename="a.json", crs="dms")
+
+
+# --- Formats refused clearly ---------------------------------------------------------------
+
+@pytest.mark.parametrize("data, name, words", [
+    (b"AC1032\x00\x00binary", "a.dwg", "DWG"),
+    (b"\x00\x00\x27\x0a" + b"\x00" * 96, "a.shp", ".shx"),
+    (zipped({"readme.txt": b"x"}), "a.zip", "neither a Shapefile"),
+    (b"<OGRVRTDataSource><OGRVRTLayer name='x'/></OGRVRTDataSource>", "a.kml", "not KML"),
+    (b'{"type": "FeatureCollection", "features": []}', "a.kml", "does not match"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", "a.png", "Unsupported"),
+    (b"   \n", "a.txt", "empty"),
+])
+def test_unsupported_or_mismatched_files_are_refused(data, name, words):
+    assert words in refused(read_parcel_file, data, filename=name)
+
+
+def test_text_that_is_no_coordinate_list_names_the_line():
+    found = problems(parcels_from_text, f"{SQUARE_LL[0][0]},{SQUARE_LL[0][1]}\nhello world 1\n")
+    assert found[0].row == 2 and "Line 2" in english(found[0].message)
