@@ -51,7 +51,7 @@ def rings(geoms) -> list:
     """Exterior and interior rings of (multi)polygons as coordinate arrays."""
     parts = shapely.get_parts(np.asarray(geoms, dtype=object))
     rings = [shapely.get_exterior_ring(parts)]
-    n_int = shapely.get_num_interiorrings(parts)
+    n_int = shapely.get_num_interior_rings(parts)
     for i in range(int(n_int.max()) if len(n_int) else 0):
         rings.append(shapely.get_interior_ring(parts[n_int > i], i))
     return [shapely.get_coordinates(r) for group in rings for r in group]
