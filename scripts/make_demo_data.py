@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Build the embedded Jiaozuo demo data set: data/boundaries/*.geojson and data/sites/*.csv.
+"""Build the embedded Jiaozuo demo data set: data/boundaries/*.geojson, data/sites/*.csv and
+the control units' lists, data/units/requirements.csv.
 
 Why a script: every synthetic feature in the shipped data must be reproducible and
 explainable. Real inputs are read only from data/sources/ (see the SOURCE.md files there);
@@ -1297,6 +1298,418 @@ def build_complaints(world: dict, places: Places) -> None:
     write_csv("complaints.csv", COMPLAINT_COLUMNS, rows)
 
 
+# --------------------------------------------------------------------------- 9. control units
+#: 三线一单: 环境管控单元 tiling the city, each inside one county, and their 准入清单.
+UNITS_DIR = DATA / "units"
+UNIT_REQUIREMENTS_FILE = "requirements.csv"
+#: Pieces of a unit smaller than this (m²) are slivers of the overlays: never a unit of
+#: their own (a protection or key piece that small is left to its county's general unit;
+#: a general piece cut off between other units joins the neighbour it shares most edge with).
+UNIT_MIN_PIECE_M2 = 1000.0
+#: The canal's 一级保护区 as the rule canal_protection_1 draws it: 50 m either side.
+CANAL_BAND_M = 50.0
+UNIT_CATEGORIES = ("优先保护", "重点管控", "一般管控")
+UNIT_DIGIT = {"优先保护": "1", "重点管控": "2", "一般管控": "3"}
+ECO_SHORT = {"ER01": "太行山生态保护红线", "ER02": "黄河湿地生态保护红线"}
+REQUIREMENT_COLUMNS = ["环境管控单元编码", "环境管控单元名称", "省", "市", "区县", "管控单元分类",
+                       "空间布局约束", "污染物排放管控", "环境风险防控", "资源开发效率要求"]
+
+
+def _read_fc(name: str) -> list[tuple[dict, object]]:
+    """A layer as written (lon/lat, on the 1e-6 degree grid): the overlays stay exact."""
+    fc = json.loads((BOUNDS / f"{name}.geojson").read_text("utf-8"))
+    return [(f["properties"], shape(f["geometry"])) for f in fc["features"]]
+
+
+def _area_m2(geom_ll) -> float:
+    return 0.0 if geom_ll is None or geom_ll.is_empty else to_m(geom_ll).area
+
+
+def _polygons(geom_ll) -> list:
+    """The polygons of an overlay result (lines and points of a collection left out)."""
+    if geom_ll is None or geom_ll.is_empty:
+        return []
+    out = []
+    for part in shapely.get_parts(geom_ll):
+        if part.geom_type == "Polygon":
+            out.append(part)
+        elif part.geom_type in ("MultiPolygon", "GeometryCollection"):
+            out += _polygons(part)
+    return out
+
+
+def _union_ll(parts: list):
+    parts = [p for p in parts if p is not None and not p.is_empty]
+    return shapely.union_all(parts, grid_size=GRID) if parts else None
+
+
+def _no_slivers(geom_ll):
+    """The polygons of at least UNIT_MIN_PIECE_M2, or None."""
+    return _union_ll([p for p in _polygons(geom_ll) if _area_m2(p) >= UNIT_MIN_PIECE_M2])
+
+
+def _unit_themes() -> list[dict]:
+    """The zones units are made of, in priority order: protection before key control, and
+    within each the order below (a place in two zones belongs to the first)."""
+    themes = []
+    for p, g in _read_fc("eco_redline"):
+        themes.append({"category": "优先保护", "kind": "eco", "zone": p["id"],
+                       "label": ECO_SHORT[p["id"]], "geom": g})
+    water: dict[str, list] = {}
+    names: dict[str, str] = {}
+    for p, g in _read_fc("water_source_zones"):
+        base = p["id"].split("-")[0]
+        water.setdefault(base, []).append(g)
+        names[base] = p["name"].replace(f"{p['level']}保护区", "")
+    for base, geoms in water.items():
+        themes.append({"category": "优先保护", "kind": "water", "zone": base,
+                       "label": f"{names[base]}保护区", "geom": _union_ll(geoms)})
+    (_, canal), = _read_fc("canal")
+    band = shapely.set_precision(to_ll(to_m(canal).buffer(CANAL_BAND_M)), GRID)
+    themes.append({"category": "优先保护", "kind": "canal", "zone": "C01",
+                   "label": "南水北调中线总干渠一级保护区", "geom": band})
+    for p, g in _read_fc("chemical_parks"):
+        themes.append({"category": "重点管控", "kind": "chemical", "zone": p["id"],
+                       "label": p["name"], "geom": g})
+    for p, g in _read_fc("industrial_clusters"):
+        label = p["name"].split("（")[0]
+        themes.append({"category": "重点管控", "kind": "cluster", "zone": p["id"],
+                       "label": label, "geom": g})
+    for p, g in _read_fc("urban_core"):
+        themes.append({"category": "重点管控", "kind": "urban", "zone": p["id"],
+                       "label": "主城区" if p["id"] == "UC01" else "城区", "geom": g})
+    return themes
+
+
+def _faces(counties: list[tuple[dict, object]], themes: list[dict]) -> list[tuple[int, int]]:
+    """The city cut along every county and zone boundary at once (one snap-rounded noding on
+    the 1e-6 degree grid, then polygonize): faces that tile the city exactly. Each face is
+    (face, county index, index of the first theme containing it or -1)."""
+    lines = [g.boundary for _, g in counties] + [t["geom"].boundary for t in themes]
+    noded = shapely.union_all(lines, grid_size=GRID)
+    faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(noded)))
+    for _, g in counties:
+        shapely.prepare(g)
+    for t in themes:
+        shapely.prepare(t["geom"])
+    out = []
+    for face in faces:
+        inside = face.point_on_surface()
+        county = next((i for i, (_, g) in enumerate(counties) if g.contains(inside)), None)
+        if county is None:  # outside the city (a zone reaching beyond it)
+            continue
+        theme = next((i for i, t in enumerate(themes) if t["geom"].contains(inside)), -1)
+        out.append((face, county, theme))
+    return out
+
+
+def _county_units(county: str, faces: list[tuple[object, int]], themes: list[dict]
+                  ) -> list[dict]:
+    """The units of one county from its faces: one per theme present (protection before key
+    control), then the general unit (the rest). A theme's piece under UNIT_MIN_PIECE_M2 goes
+    to the general unit; a general piece that small cut off between other units joins the
+    neighbour it shares most edge with."""
+    units: list[dict] = []
+    pool: list = []  # faces and pieces of the general unit
+    for k, t in enumerate(themes):
+        mine = [f for f, theme in faces if theme == k]
+        if not mine:
+            continue
+        parts = _polygons(_union_ll(mine))
+        big = [p for p in parts if _area_m2(p) >= UNIT_MIN_PIECE_M2]
+        pool += [p for p in parts if _area_m2(p) < UNIT_MIN_PIECE_M2]
+        if big:
+            units.append({**t, "geom": _union_ll(big), "county": county})
+    pool += [f for f, theme in faces if theme == -1]
+    parts = _polygons(_union_ll(pool))
+    general = {"category": "一般管控", "kind": "general", "zone": "", "label": "",
+               "geom": _union_ll([p for p in parts if _area_m2(p) >= UNIT_MIN_PIECE_M2]),
+               "county": county}
+    for small in (p for p in parts if _area_m2(p) < UNIT_MIN_PIECE_M2):
+        shared = [(shapely.intersection(small.boundary, u["geom"].boundary).length, i)
+                  for i, u in enumerate(units)]
+        best = max(shared, default=(0.0, -1))
+        if best[0] > 0:
+            units[best[1]]["geom"] = _union_ll([units[best[1]]["geom"], small])
+        else:
+            general["geom"] = _union_ll([general["geom"], small])
+    if general["geom"] is not None:
+        units.append(general)
+    return units
+
+
+def _unit_name(county: str, u: dict) -> str:
+    kind = f"{county}{u['category']}单元"
+    return f"{kind}（{u['label']}）" if u["label"] else kind
+
+
+def build_units(world: dict) -> None:
+    """The 环境管控单元 layer and its 准入清单 (data/units/requirements.csv).
+
+    Every county is cut into 优先保护 units (the ecological red line, each drinking-water
+    source's 一级 and 二级 zones together, the canal's 50 m 一级保护区), 重点管控 units (chemical
+    parks, industrial clusters, built-up areas) and one 一般管控 unit for the rest, so the
+    units tile the city and every protection zone lies in a 优先保护 unit.
+    """
+    counties = _read_fc("counties")
+    (_, city_ll), = _read_fc("city")
+    themes = _unit_themes()
+    faces = _faces(counties, themes)
+    feats: list[tuple[dict, object]] = []
+    made: list[dict] = []
+    for c, (p, area) in enumerate(counties):
+        county = p["name"]
+        adcode = p["adcode"] or ADMIN_CODE[county]
+        serial = dict.fromkeys(UNIT_CATEGORIES, 0)
+        units = _county_units(county, [(f, t) for f, k, t in faces if k == c], themes)
+        units.sort(key=lambda u: UNIT_CATEGORIES.index(u["category"]))
+        county_m2 = _area_m2(area)
+        assert abs(sum(_area_m2(u["geom"]) for u in units) - county_m2) < 1e-4 * county_m2, county
+        for u in units:
+            serial[u["category"]] += 1
+            code = f"ZH{adcode}{UNIT_DIGIT[u['category']]}{serial[u['category']]:04d}"
+            u.update(code=code, name=_unit_name(county, u))
+            feats.append(({"id": code, "code": code, "name": u["name"],
+                           "category": u["category"], "county": county, "source": SYN},
+                          u["geom"]))
+            made.append(u)
+    out = write_fc("control_units", feats)
+    union = shapely.union_all([g for _, g in out])
+    gap = _area_m2(shapely.symmetric_difference(union, city_ll))
+    assert gap < 1e-6 * _area_m2(city_ll), gap
+    per = {c: sum(1 for u in made if u["category"] == c) for c in UNIT_CATEGORIES}
+    log.info("control units: %s", per)
+    write_requirements(made, _unit_context(world, counties))
+
+
+def _unit_context(world: dict, counties: list[tuple[dict, object]]) -> dict[str, dict]:
+    """Per county: the rivers through it, whether the Yellow River (or a main tributary)
+    comes within 1 km and whether the canal crosses it (the general lists name them)."""
+    rivers = _read_fc("rivers")
+    yellow = _union_ll([to_m(g) for p, g in _read_fc("yellow_river")])
+    canal = world["canal"]
+    out = {}
+    for p, area in counties:
+        m = to_m(area)
+        out[p["name"]] = {
+            "rivers": [r["name"] for r, g in rivers if to_m(g).intersects(m)],
+            "yellow": yellow.distance(m) <= 1000.0,
+            "canal": canal.intersects(m),
+        }
+    return out
+
+
+def _numbered(lines: list[str]) -> str:
+    return "\n".join(f"{i}.{line}" for i, line in enumerate(lines, start=1))
+
+
+ECO_LISTS = {
+    "spatial": [
+        "严格执行生态保护红线管理要求：自然保护地核心保护区原则上禁止人为活动；其他区域严格禁止开发性、"
+        "生产性建设活动，在符合现行法律法规前提下，仅允许对生态功能不造成破坏的有限人为活动。",
+        "禁止新建、扩建钢铁、焦化、化工、铸造、水泥、有色金属冶炼、造纸等工业项目；现有不符合管控要求的"
+        "工业企业依法有序退出。",
+        "禁止新建畜禽规模养殖场；现有畜禽养殖场按禁养区划定方案限期关闭或搬迁。",
+        "禁止开山采石、采砂取土和开垦，禁止新设砂石料场和石材加工厂。",
+    ],
+    "emission": [
+        "禁止新设排污口；现有排污口依法清理整治。",
+        "红线内现有合法的人为活动，污染物须稳定达标排放，不得新增污染物排放量。",
+        "禁止倾倒、堆放工业固体废物、建筑垃圾和生活垃圾。",
+    ],
+    "risk": ["禁止新建危险化学品生产、储存项目和危险废物贮存、利用、处置设施。"],
+    "resource": ["禁止新建矿山；现有矿山依法有序退出并开展生态修复。"],
+}
+ECO_EXTRA = {
+    "ER01": {
+        "spatial": "太行山猕猴国家级自然保护区范围内的建设活动，依照《中华人民共和国自然保护区条例》执行。",
+        "risk": "加强森林火灾、地质灾害和外来物种入侵风险防控，建立生态环境监测预警机制。",
+        "resource": "严格控制地下水开采，保护山区水源涵养功能。",
+    },
+    "ER02": {
+        "spatial": "黄河滩区湿地内禁止围垦河道、侵占滩地，禁止新建与防洪、湿地保护无关的建设项目。",
+        "risk": "加强黄河水质和滩区湿地生态监测，防范上游来水突发水污染事件。",
+        "resource": "严格控制黄河滩区取水和采砂，保障河道生态流量。",
+    },
+}
+WATER_LISTS = {
+    "spatial": [
+        "饮用水水源一级保护区内禁止新建、改建、扩建与供水设施和保护水源无关的建设项目；已建成的，由县级以上"
+        "人民政府责令拆除或者关闭。",
+        "饮用水水源二级保护区内禁止新建、改建、扩建排放污染物的建设项目；已建成的排放污染物的建设项目，由县级"
+        "以上人民政府责令拆除或者关闭。",
+        "禁止新建化工、焦化、铸造、水泥、造纸、电镀等项目，禁止新建畜禽规模养殖场，禁止设置砂石料场、"
+        "商品混凝土搅拌站。",
+        "禁止设置生活垃圾填埋场和危险废物贮存、处置设施。",
+    ],
+    "emission": [
+        "禁止设置排污口。",
+        "一级保护区内禁止从事网箱养殖、旅游、游泳、垂钓或者其他可能污染饮用水水体的活动。",
+        "二级保护区内现有农业种植严格控制化肥、农药施用。",
+    ],
+    "risk": [
+        "运输危险化学品、危险废物的车辆禁止进入保护区；穿越保护区的道路、桥梁设置防撞护栏、事故导流槽和应急池。",
+        "制定饮用水水源地突发环境事件应急预案，定期开展水质监测和风险排查。",
+    ],
+    "resource": [
+        "严格控制取水总量，禁止在保护区内新打与供水无关的取水井。",
+        "禁止在保护区内采砂、取土和采矿。",
+    ],
+}
+CANAL_LISTS = {
+    "spatial": [
+        "南水北调中线工程总干渠一级保护区内禁止新建、改建、扩建与供水设施和保护水源无关的建设项目。",
+        "禁止建设畜禽养殖场，禁止设置砂石料场、商品混凝土搅拌站以及铸造、化工等排放污染物的设施。",
+        "总干渠两侧二级保护区内不得新建、扩建排放污染物的建设项目（由相邻管控单元落实）。",
+    ],
+    "emission": [
+        "禁止设置排污口，禁止向总干渠倾倒垃圾、渣土和其他废弃物。",
+        "保护区内道路和农田排水不得进入总干渠。",
+    ],
+    "risk": [
+        "运输危险化学品的车辆通行的跨渠桥梁设置防撞护栏和事故收集设施，建立跨渠桥梁风险台账。",
+        "制定总干渠突发水污染事件应急预案，与南水北调工程运行管理单位建立联防联控机制。",
+    ],
+    "resource": ["禁止在保护区内取土、采砂和打井取水。"],
+}
+CHEMICAL_LISTS = {
+    "spatial": [
+        "新建化工、煤化工、危险化学品生产项目须进入本园区，符合园区规划和规划环境影响评价要求。",
+        "禁止新建、扩建不符合国家产业政策的农药原药、染料中间体等高污染、高风险化工项目。",
+        "园区周边设置安全防护距离，防护距离内不得新建居民区、学校、医院等环境敏感目标。",
+    ],
+    "emission": [
+        "实行主要污染物排放总量控制，新建项目主要污染物排放实行倍量削减替代。",
+        "涉挥发性有机物（VOCs）的化工项目实施全过程密闭和泄漏检测与修复，废气收集处理效率不低于90%。",
+        "园区污水全部进入园区污水集中处理设施，稳定达标排放。",
+    ],
+    "risk": [
+        "建立企业、园区、区域三级环境风险防控体系，企业设置事故应急池，园区设置公共应急池。",
+        "危险化学品生产、储存企业编制突发环境事件应急预案并备案，每年至少开展一次应急演练。",
+        "园区建设有毒有害气体预警监测体系，开展土壤和地下水污染隐患排查。",
+    ],
+    "resource": [
+        "新建项目单位产品能耗、水耗达到国内先进水平，工业用水重复利用率不低于90%。",
+        "推进园区循环化改造，危险废物就近规范利用处置。",
+    ],
+}
+CLUSTER_LISTS = {
+    "spatial": [
+        "新建工业项目须符合本产业集聚区主导产业定位和规划环境影响评价要求。",
+        "禁止新建、扩建钢铁、焦化、电解铝、水泥熟料、平板玻璃等产能过剩行业项目；确需建设的，实施产能等量"
+        "或减量置换。",
+        "本集聚区不是化工园区，不得新建化工、煤化工和危险化学品生产项目。",
+        "新建铸造项目实施产能减量置换；有色金属冶炼、耐火材料项目须符合行业准入条件。",
+        "禁止新建燃煤自备电厂；火电项目须落实煤炭消费减量替代。",
+        "搬迁入区企业须同步建设高效治污设施，不得将落后产能转移入区。",
+    ],
+    "emission": [
+        "钢铁、焦化、水泥、铸造、耐火材料等重点行业执行超低排放或特别排放限值。",
+        "家具、喷涂、橡胶制品等涉VOCs项目使用低VOCs含量原辅材料，配套高效收集处理设施。",
+        "商品混凝土搅拌站、水泥制品和预制构件、砂石料场、建材项目物料全封闭储存和输送，厂区道路硬化并配套"
+        "喷淋抑尘设施。",
+        "集聚区污水集中处理，新建项目主要污染物排放实行等量或倍量削减替代。",
+    ],
+    "risk": [
+        "涉及有毒有害物质的企业落实土壤污染隐患排查和地下水环境监测。",
+        "集聚区建立环境风险应急预案和应急物资储备，企业设置事故应急池。",
+    ],
+    "resource": [
+        "新建项目清洁生产水平达到国内先进水平，单位产品能耗达到行业标杆水平。",
+        "推进集中供热，禁止新建35蒸吨/小时以下燃煤锅炉。",
+        "提高工业固体废物综合利用率，推进造纸、陶瓷、砖瓦等行业节水和资源循环利用。",
+    ],
+}
+URBAN_LISTS = {
+    "spatial": [
+        "禁止新建、扩建钢铁、焦化、化工、铸造、水泥、砖瓦、陶瓷、耐火材料、有色金属冶炼等工业项目；现有企业"
+        "按“百企退城”要求搬迁改造或关闭退出。",
+        "城市建成区内禁止新建商品混凝土搅拌站、砂石料场和石材加工、木材加工项目。",
+        "城镇建成区和人口集中区域为畜禽养殖禁养区，禁止建设畜禽养殖场和养殖小区。",
+        "人口密集区内危险化学品生产企业限期搬迁改造或关闭退出。",
+    ],
+    "emission": [
+        "禁煤区内禁止新建、扩建燃用高污染燃料的设施，现有燃煤设施限期改用清洁能源。",
+        "建筑施工工地落实扬尘防治“六个百分之百”要求，渣土车辆密闭运输。",
+        "餐饮服务单位安装油烟净化设施；家具、汽修等喷涂作业在密闭空间进行并配套VOCs治理设施。",
+    ],
+    "risk": [
+        "搬迁关闭企业原址开展土壤污染状况调查，未经调查评估或修复的地块不得开发利用为住宅、学校等用途。",
+        "加强加油站、危险化学品储存设施的环境风险排查。",
+    ],
+    "resource": [
+        "全面推进集中供热和清洁取暖，禁止新建燃煤锅炉。",
+        "推进城镇污水处理厂提标改造和再生水利用，严格控制地下水开采。",
+    ],
+}
+GENERAL_LISTS = {
+    "spatial": [
+        "新建工业项目原则上进入产业集聚区或专业园区；化工、煤化工项目进入合规化工园区。",
+        "禁止新建、扩建“散乱污”企业；已取缔的“散乱污”企业不得异地恢复生产。",
+        "禁止新建砖瓦轮窑、土法炼焦、废旧轮胎炼油、塑料颗粒再生等落后工艺和产能。",
+        "废旧金属回收、拆解项目进入再生资源回收园区。",
+    ],
+    "emission": [
+        "畜禽规模养殖场配套粪污处理设施，粪污综合利用率达到90%以上。",
+        "推进农村生活污水和生活垃圾治理，禁止露天焚烧秸秆和垃圾。",
+        "砂石料场、洗砂、石材加工项目物料封闭储存，废水循环利用不外排。",
+    ],
+    "risk": [
+        "加强农用地土壤环境保护，严格控制涉重金属和有毒有害物质项目布局。",
+        "加强危险废物经营单位和涉危险化学品企业的环境风险排查。",
+    ],
+    "resource": [
+        "严格落实用水总量控制和地下水超采区管理，禁止新增地下水开采。",
+        "严格控制耕地占用，推进废弃矿山生态修复。",
+    ],
+}
+LISTS = {"water": WATER_LISTS, "canal": CANAL_LISTS, "chemical": CHEMICAL_LISTS,
+         "cluster": CLUSTER_LISTS, "urban": URBAN_LISTS}
+
+
+def _requirements(u: dict, ctx: dict) -> dict[str, list[str]]:
+    """The four parts of one unit's list, from its category, what it is made of and what
+    runs through its county."""
+    if u["kind"] == "eco":
+        lists = {k: list(v) for k, v in ECO_LISTS.items()}
+        extra = ECO_EXTRA[u["zone"]]
+        lists["spatial"].append(extra["spatial"])
+        lists["risk"].append(extra["risk"])
+        lists["resource"].append(extra["resource"])
+        return lists
+    if u["kind"] != "general":
+        return {k: list(v) for k, v in LISTS[u["kind"]].items()}
+    lists = {k: list(v) for k, v in GENERAL_LISTS.items()}
+    spatial = lists["spatial"]
+    if ctx["rivers"]:
+        spatial.insert(1, f"{'、'.join(ctx['rivers'])}等河道两侧400米范围内为畜禽养殖禁养区，禁止新建"
+                          "畜禽规模养殖场；现有养殖场限期关闭或搬迁。")
+    if ctx["yellow"]:
+        spatial.insert(2, "黄河干流及主要支流临岸1公里范围内禁止新建、扩建钢铁、焦化、化工、水泥、铸造等"
+                          "“两高一资”项目和砂石料场。")
+    if ctx["canal"]:
+        spatial.insert(2, "南水北调中线总干渠两侧二级保护区内禁止新建、扩建排放污染物的建设项目，禁止新建"
+                          "畜禽规模养殖场。")
+    return lists
+
+
+def write_requirements(units: list[dict], context: dict[str, dict]) -> None:
+    """One row per unit in the provinces' published form (Chinese headers, one column per
+    part, numbered items on separate lines of a cell)."""
+    rows = []
+    for u in units:
+        parts = _requirements(u, context[u["county"]])
+        rows.append([u["code"], u["name"], "河南省", "焦作市", u["county"], u["category"],
+                     *(_numbered(parts[k]) for k in ("spatial", "emission", "risk", "resource"))])
+    UNITS_DIR.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(REQUIREMENT_COLUMNS)
+    w.writerows(rows)
+    (UNITS_DIR / UNIT_REQUIREMENTS_FILE).write_text(buf.getvalue(), encoding="utf-8")
+    log.info("wrote data/units/%s (%d rows)", UNIT_REQUIREMENTS_FILE, len(rows))
+
+
 # --------------------------------------------------------------------------- main
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -1312,6 +1725,7 @@ def main() -> int:
     build_workshops(world, places)
     build_warnings(world)
     build_complaints(world, places)
+    build_units(world)
     return 0
 
 

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from geoapp.domain.errors import ConfigError
+from geoapp.domain.units import keyword_table
 from geoapp.domain.vocab import SiteType
 
-LAYER_KINDS: tuple[str, ...] = ("boundary", "water", "zone", "grid", "point", "other")
+#: ``units``: the 三线一单 environmental control units (at most one layer; docs/units.md).
+LAYER_KINDS: tuple[str, ...] = ("boundary", "water", "zone", "grid", "point", "units",
+                                "other")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,15 @@ class City:
     layers: dict[str, LayerSpec] = field(default_factory=dict)
     site_files: dict[str, str] = field(default_factory=dict)
     tables: dict[str, str] = field(default_factory=dict)
+    #: The control units' 准入清单 file ([units] requirements), and the industry keyword
+    #: table ([units.industry_keywords]: industry -> words naming it in a list line).
+    unit_requirements: str = ""
+    industry_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def units_layer(self) -> str | None:
+        """The name of the layer of kind ``units``, or None."""
+        return next((n for n, s in self.layers.items() if s.kind == "units"), None)
 
     @property
     def county_names(self) -> tuple[str, ...]:
@@ -63,6 +75,8 @@ class City:
         if not isinstance(d, Mapping):
             raise ConfigError("city file: expected a table at the top level")
         city = _table(d, "city")
+        layers = _layers(d)
+        requirements, keywords = _units(d, layers)
         return cls(
             name=_text(city, "name", "city"),
             name_en=_text(city, "name_en", "city"),
@@ -71,9 +85,11 @@ class City:
             metric_crs=_text(city, "metric_crs", "city", required=False),
             zoom=_zoom(city),
             counties=_counties(city),
-            layers=_layers(d),
+            layers=layers,
             site_files=_site_files(d),
             tables=_tables(d),
+            unit_requirements=requirements,
+            industry_keywords=keywords,
         )
 
 
@@ -147,6 +163,32 @@ def _layers(d: Mapping[str, Any]) -> dict[str, LayerSpec]:
     if not out:
         raise ConfigError("city file: [layers] names no layer")
     return out
+
+
+def _units(d: Mapping[str, Any], layers: Mapping[str, LayerSpec]
+           ) -> tuple[str, dict[str, tuple[str, ...]]]:
+    """The optional [units] table: the 准入清单 file and the industry keyword table."""
+    kinds = [n for n, s in layers.items() if s.kind == "units"]
+    if len(kinds) > 1:
+        raise ConfigError(f"city file: only one layer may have kind units, got {', '.join(kinds)}")
+    raw = d.get("units")
+    if raw is None:
+        return "", {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("city file: [units] must be a table")
+    unknown = sorted(set(raw) - {"requirements", "industry_keywords"})
+    if unknown:
+        raise ConfigError(f"city file: [units] has unknown key(s) {', '.join(unknown)}")
+    requirements = _text(raw, "requirements", "units", required=False)
+    if requirements:
+        requirements = _file({"file": requirements}, "units.requirements")
+    if requirements and not kinds:
+        raise ConfigError("city file: units.requirements is given but no layer has kind units")
+    try:
+        keywords = keyword_table(raw.get("industry_keywords"))
+    except ValueError as exc:
+        raise ConfigError(f"city file: {exc}") from None
+    return requirements, keywords
 
 
 def _site_files(d: Mapping[str, Any]) -> dict[str, str]:

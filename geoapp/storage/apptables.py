@@ -4,6 +4,10 @@ The source files describe the city; accounts, login attempts and inspection reco
 made in the app and exist nowhere else. ``geoapp init-db --force`` rebuilds the city's data
 but carries these tables over into the new database unchanged. Their columns and indexes are
 made by the numbered migrations in gpkg_schema.py.
+
+The control units' 准入清单 (``unit_requirements``) is half of each: the rows seeded from the
+data file are rebuilt from it (a corrected file comes through), the rows a planner edited or
+imported are carried over and the seed fills only the units they leave.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import sqlite3
 import unicodedata
 
 #: The tables the app writes, in the order a rebuild copies them.
-APP_TABLES: tuple[str, ...] = ("users", "login_attempts", "inspections")
+APP_TABLES: tuple[str, ...] = ("users", "login_attempts", "inspections", "unit_requirements")
+#: The rows of a table that are app-made, where not all of them are.
+KEPT_ROWS: dict[str, str] = {"unit_requirements": "origin <> 'source'"}
 
 
 def username_key(username: str) -> str:
@@ -43,7 +49,8 @@ def copy_app_tables(old: sqlite3.Connection, new: sqlite3.Connection) -> dict[st
             wanted = set(_columns(new, name))
             cols = [c for c in _columns(old, name) if c in wanted]
             quoted = ", ".join(f'"{c}"' for c in cols)
-            rows = old.execute(f'SELECT {quoted} FROM "{name}"').fetchall()
+            where = f" WHERE {KEPT_ROWS[name]}" if name in KEPT_ROWS else ""
+            rows = old.execute(f'SELECT {quoted} FROM "{name}"{where}').fetchall()
             marks = ", ".join("?" * len(cols))
             new.executemany(f'INSERT INTO "{name}" ({quoted}) VALUES ({marks})', rows)
             counts[name] = len(rows)

@@ -186,6 +186,23 @@ class Repository(ABC):
         return {str(r["entity_id"]): {k: r[k] for k in ("id", "at", "user", "action")}
                 for r in df.to_dict("records") if not pd.isna(r["entity_id"])}
 
+    # -- the control units' 准入清单 (storage/units.py) -------------------------------------
+    def unit_requirements(self, codes: Iterable[str] | None = None) -> dict[str, Any]:
+        """The stored lists (``domain.units.UnitRequirements``) by code: all, or those of
+        ``codes`` (unknown codes absent)."""
+        raise NotImplementedError
+
+    def update_unit_requirements(self, code: str, parts: Mapping[str, Any], *, user: str,
+                                 expected_version: int, unit: Any = None) -> Any:
+        """Save some parts of one unit's list if its version is still ``expected_version``
+        (else Conflict); audited."""
+        raise NotImplementedError
+
+    def import_unit_requirements(self, records: Iterable[Mapping[str, Any]], *, user: str,
+                                 file: str = "") -> dict[str, Any]:
+        """Insert or update many units' lists in one transaction; audited."""
+        raise NotImplementedError
+
     # -- event tables and rule results -----------------------------------------------------
     @abstractmethod
     def table(self, name: str) -> pd.DataFrame:

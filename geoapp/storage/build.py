@@ -31,6 +31,7 @@ from geoapp.storage.gpkg_schema import (
     SCHEMA_VERSION,
     SITE_HITS,
     SITES,
+    UNIT_REQUIREMENTS,
     migrate,
     schema_version,
 )
@@ -43,6 +44,7 @@ from geoapp.storage.sources import (
     read_table,
     source_files,
 )
+from geoapp.storage.units_in import read_requirements_file, seed_rows
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def build_database(target: str | Path, data_dir: str | Path, *,
     layers = {name: read_layer(data_dir, spec) for name, spec in city.layers.items()}
     sites = read_sites(data_dir, city)
     tables = {name: read_table(data_dir, city, name) for name in city.tables}
+    unit_lists = read_requirements_file(data_dir, city, layers.get(city.units_layer or ""))
     digest = content_hash(source_files(data_dir, city), data_dir)
     built_at = utc_now()
 
@@ -88,12 +91,15 @@ def build_database(target: str | Path, data_dir: str | Path, *,
         _write_with_gdal(tmp, layers, sites, tables, built_at, user, city.metric_crs or None)
         counts = {"sites": len(sites), **{f"layer:{n}": len(g) for n, g in layers.items()},
                   **{n: len(t) for n, t in tables.items()}}
+        if city.unit_requirements:
+            counts[UNIT_REQUIREMENTS] = len(unit_lists)
         meta = {"data_dir": str(data_dir.resolve()),
                 "content_hash": digest, "built_at": built_at, "city_name": city.name,
                 "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
                 "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
         _finish_schema(tmp, meta, counts, user)
         kept = _carry_app_tables(target, tmp)
+        _seed_unit_lists(tmp, unit_lists, built_at, user)
         _swap_into_place(tmp, target)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -105,7 +111,8 @@ def build_database(target: str | Path, data_dir: str | Path, *,
 
 
 def _carry_app_tables(old_path: Path, tmp: Path) -> dict[str, int]:
-    """Accounts and inspection records survive a rebuild: copy them into the new file.
+    """Accounts, inspection records and the control units' lists made in the app survive a
+    rebuild: copy them into the new file.
 
     The old database is brought forward first (as opening it would), so both files have
     the same columns; one newer than this code is refused (SchemaTooNew) rather than
@@ -123,6 +130,30 @@ def _carry_app_tables(old_path: Path, tmp: Path) -> dict[str, int]:
             old.close()
     finally:
         new.close()
+
+
+def _seed_unit_lists(tmp: Path, records: list[dict[str, Any]], built_at: str,
+                     user: str) -> int:
+    """The control units' lists from the data file, for every unit the carried-over rows
+    (a planner's edits and imports) leave; returns how many were seeded."""
+    if not records:
+        return 0
+    cols, rows = seed_rows(records, at=built_at, user=user)
+    conn = gp.connect(tmp)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        before = conn.total_changes
+        conn.executemany(f"INSERT INTO {UNIT_REQUIREMENTS} ({', '.join(cols)}) VALUES "
+                         f"({', '.join('?' * len(cols))}) ON CONFLICT (code) DO NOTHING", rows)
+        seeded = conn.total_changes - before
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return seeded
 
 
 def _write_with_gdal(tmp: Path, layers: dict[str, gpd.GeoDataFrame], sites: gpd.GeoDataFrame,

@@ -52,6 +52,7 @@ from geoapp.storage.sources import (
     dumps,
     validate_layer_frame,
 )
+from geoapp.storage.units import UnitStore
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ def storage_error(exc: sqlite3.Error, path: str | Path) -> StorageUnavailable | 
     return None
 
 
-class GpkgRepository(SiteStore, AccountStore, Repository):
+class GpkgRepository(SiteStore, AccountStore, UnitStore, Repository):
     """A city's store in one GeoPackage file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000) -> None:

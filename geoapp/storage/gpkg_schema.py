@@ -2,8 +2,8 @@
 
 GDAL writes the city's layers, sites and event tables at build time; everything else — the
 indexes on ``sites``, the audit log, the rule hits, the build facts and the tables the app
-itself writes (accounts, login attempts, inspections) — is made by the steps below, for a new
-database and for one made by an older release alike.
+itself writes (accounts, login attempts, inspections, the control units' lists) — is made by
+the steps below, for a new database and for one made by an older release alike.
 
 **Where the version lives.** The ``schema_version`` row of ``geoapp_meta``. Not ``PRAGMA
 user_version``: a GeoPackage's header is the standard's own (``application_id`` 'GPKG' and
@@ -37,6 +37,7 @@ DERIVED_PREFIX = "zone_"
 SITES = "sites"
 CHANGES = "changes"
 SITE_HITS = "site_hits"
+UNIT_REQUIREMENTS = "unit_requirements"
 META = "geoapp_meta"
 #: The ``geoapp_meta`` key holding the schema version.
 VERSION_KEY = "schema_version"
@@ -159,6 +160,27 @@ def _v7_site_hit_point(conn: sqlite3.Connection) -> None:
     _add_column(conn, "site_hits", "point", "TEXT NOT NULL DEFAULT 'site'")
 
 
+def _v8_unit_requirements(conn: sqlite3.Connection) -> None:
+    """The 准入清单 of the control units: one row per unit code, its four parts, the
+    optimistic-concurrency version and where the row came from (``source``: seeded from the
+    data file; ``edit``, ``import``: made in the app, kept by a rebuild)."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS unit_requirements (
+        fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        code TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL DEFAULT '',
+        category TEXT NOT NULL DEFAULT '',
+        county TEXT NOT NULL DEFAULT '',
+        spatial_layout TEXT NOT NULL DEFAULT '',
+        emission_control TEXT NOT NULL DEFAULT '',
+        risk_prevention TEXT NOT NULL DEFAULT '',
+        resource_efficiency TEXT NOT NULL DEFAULT '',
+        version INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        origin TEXT NOT NULL DEFAULT 'source')""")
+    _register(conn, "unit_requirements")
+
+
 GPKG_MIGRATIONS = Migrations("gpkg", (
     Migration(1, "core tables", _v1_core_tables),
     Migration(2, "accounts, login attempts, inspections", _v2_app_tables),
@@ -167,6 +189,7 @@ GPKG_MIGRATIONS = Migrations("gpkg", (
     Migration(5, "index login_attempts by address", _v5_login_attempts_by_address),
     Migration(6, "inspections.conditional_hits_json", _v6_inspection_conditional_hits),
     Migration(7, "site_hits.point", _v7_site_hit_point),
+    Migration(8, "unit_requirements", _v8_unit_requirements),
 ))
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = GPKG_MIGRATIONS.latest

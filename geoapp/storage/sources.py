@@ -126,7 +126,7 @@ def source_files(data_dir: str | Path, city: City) -> list[Path]:
     """Every file the database is built from, city.toml first (for the content hash)."""
     root = Path(data_dir)
     rel = [CITY_FILE, *(s.file for s in city.layers.values()), *city.site_files.values(),
-           *city.tables.values()]
+           *city.tables.values(), *([city.unit_requirements] if city.unit_requirements else [])]
     return [root / r for r in rel]
 
 
