@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 #: Audit entities whose changes do not touch the engine's inputs (a download only reads).
 _NOT_ENGINE_INPUTS = ("site_hits", "derived_layer", "grid_warnings", "complaints", "user",
-                      "session", "inspection", "download")
+                      "session", "inspection", "download", "unit_requirements")
 
 #: Site attributes the shipped rules' filters read, plus the new site of a relocation. The
 #: attributes the current rules read are ``engine(app).rules.attributes()`` (any column).
