@@ -27,6 +27,7 @@ from geoapp.web import (
     relocation,
     security,
     sites,
+    units,
     views,
     weekly,
     workshops,
@@ -52,6 +53,7 @@ NAV_ITEMS = (
     ("weekly.index", "周报", "Weekly bulletin", "viewer"),
     ("programme.index", "百企退城", "Programme", "viewer"),
     ("workshops.index", "散乱污", "Workshops", "viewer"),
+    ("units.index", "三线一单", "Control units", "viewer"),
     ("ledger.index", "台账", "Ledger", "planner"),
     ("layers.index", "图层管理", "Layers", "planner"),
     ("admin.users", "用户管理", "Users", "admin"),
@@ -96,7 +98,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, sites, weekly, programme, workshops, ledger,
-                   layers, admin):
+                   layers, admin, units):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)
