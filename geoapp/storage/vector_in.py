@@ -39,6 +39,7 @@ import shutil
 import sqlite3
 import stat
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -306,7 +307,9 @@ def _gdal_read(source: str, label: str, kind: str, *, layer: str | None = None,
             log.warning("upload %s opened by GDAL driver %s, expected %s; refused", label,
                         info.get("driver"), DRIVERS[kind])
             raise _cannot_read(label, kind)
-        gdf = pyogrio.read_dataframe(source, max_features=max_features, **kwargs)
+        with warnings.catch_warnings():  # NaN coordinates: judged by the caller, named
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            gdf = pyogrio.read_dataframe(source, max_features=max_features, **kwargs)
     except GeoappError:
         raise
     except UnicodeDecodeError as exc:
