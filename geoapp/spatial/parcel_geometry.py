@@ -237,7 +237,7 @@ def _open_ring(ring: Ring) -> tuple[np.ndarray, np.ndarray, list[int]]:
 
 
 def _distinct(metric: np.ndarray) -> int:
-    return len({(round(a / SAME_POINT_M), round(b / SAME_POINT_M)) for a, b in metric})
+    return len(np.unique(np.round(metric / SAME_POINT_M), axis=0))
 
 
 def _crossing(metric: np.ndarray) -> tuple[float, float, list[int]] | None:

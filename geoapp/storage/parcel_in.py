@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -407,8 +408,14 @@ def _geojson_crs(doc: Mapping[str, Any], items: list[Any], label: str) -> CRS | 
 
 
 def _positions(ring: Any) -> np.ndarray | None:
+    """A GeoJSON ring's positions as an (n, 2) array; None unless every position is an array
+    of at least two numbers."""
     if not isinstance(ring, list):
         return None
+    if ring and all(isinstance(p, list) and len(p) == 2 for p in (ring[0], ring[-1])):
+        fast = np.array(ring)  # the common case: [[x, y], …] all numbers, one shape
+        if fast.ndim == 2 and fast.shape[1] == 2 and fast.dtype.kind in "if":
+            return fast.astype(float)
     out = np.empty((len(ring), 2))
     for i, pos in enumerate(ring):
         if not (isinstance(pos, list) and len(pos) >= 2 and all(
@@ -1002,6 +1009,25 @@ def _name_of(f: _Feature) -> str | None:
     return str(name).strip()[:200] or None if name is not None else None
 
 
+def _metric_crs(rings: Sequence[np.ndarray]) -> str:
+    """The Gauss-Krüger zone of a parcel's first point in China (any zone when none is: the
+    parcel is refused by its checks, which need metres all the same)."""
+    for ll in rings:
+        ok = np.isfinite(ll).all(axis=1) & np.asarray(in_china(ll[:, 0], ll[:, 1]), bool)
+        if ok.any():
+            return _zone_crs(float(ll[np.flatnonzero(ok)[0], 0]))
+    return _zone_crs(114.0)
+
+
+@lru_cache(maxsize=32)
+def _zone_crs_cm(cm: int) -> str:
+    return metric_crs_for(float(cm), 35.0)
+
+
+def _zone_crs(lon: float) -> str:
+    return _zone_crs_cm(3 * round(lon / 3))
+
+
 def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
                   findings: Findings) -> tuple[ParcelRings, str] | None:
     """The feature's rings in lon/lat and in metres of the Gauss-Krüger zone of its first
@@ -1044,12 +1070,7 @@ def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
             lonlat_rings.append((lonlat, ring))
             rings.append((lonlat, ring))
         parts.append(rings)
-    first = next((ll for ll, _ in lonlat_rings if np.isfinite(ll).all()), None)
-    metric_crs = metric_crs_for(114.0, 35.0)
-    if first is not None:
-        inside = np.asarray(in_china(first[:, 0], first[:, 1]), bool)
-        if inside.any():
-            metric_crs = metric_crs_for(*map(float, first[np.flatnonzero(inside)[0]]))
+    metric_crs = _metric_crs([ll for ll, _ in lonlat_rings])
     out_parts = []
     for rings in parts:
         out = []
