@@ -217,7 +217,7 @@ def parcels_from_text(text: str, *, crs: str | None = None) -> ParcelSet:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _too_big(label, len(text))
     if _is_survey(text):
-        return _survey_set(parse_survey_text(text, name=str(label)), crs)
+        return _survey_set(parse_survey_text(text, name=label), crs)
     return _from_text(text, label, crs, "text")
 
 
@@ -661,7 +661,7 @@ def _numeric_line(line: str) -> tuple[str | None, int | None, float, float] | No
 
 
 def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
-    findings = Findings(file=str(label))
+    findings = Findings(file=label)
     rings: list[list[tuple[float, float, str | None, int]]] = []
     current: list[tuple[float, float, str | None, int]] = []
     ring_no: int | None = None
@@ -944,7 +944,7 @@ def _declared_area(props: Mapping[str, Any]) -> float | None:
 def _assemble(features: list[_Feature], label: str, crs: str | None, declared: CRS | None,
               kind: str, *, spec_wgs84: bool, notes: Sequence[str] = ()) -> ParcelSet:
     """Polygons become parcels in WGS84, every one checked; everything wrong at once."""
-    findings = Findings(file=str(label))
+    findings = Findings(file=label)
     polygons = [f for f in features if f.kind == "polygon" and not f.bad]
     for f in features:
         if f.bad:
