@@ -6,11 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 
+import folium
 import pytest
 from openpyxl import load_workbook
+
+from geoapp.domain.units import CATEGORY_COLOURS
+from geoapp.maps.layers import unit_style
+from geoapp.services import overview_map
 
 from webutil import csrf_token, login
 
@@ -177,3 +183,16 @@ def test_the_pages_speak_english(viewer):
     html = viewer.get(f"/units/{CORE}?lang=en").get_data(as_text=True)
     assert "Spatial layout constraints" in html and "Key control" in html
     viewer.get("/units?lang=zh")
+
+
+def test_the_overview_draws_the_units_switched_off_coloured_by_category(viewer, app):
+    m = overview_map(app.extensions["geoapp"])
+    groups = [g for g in m._children.values() if isinstance(g, folium.FeatureGroup)]
+    units = [g for g in groups if "环境管控单元" in g.layer_name]
+    assert len(units) == 1 and units[0].show is False
+    html = viewer.get("/").get_data(as_text=True)
+    name = "解放区重点管控单元（主城区）"
+    assert name in html or json.dumps(name)[1:-1] in html  # GeoJSON may escape it
+    assert all(colour in html for colour in CATEGORY_COLOURS.values())
+    assert unit_style("优先保护")["fillColor"] == CATEGORY_COLOURS["优先保护"]
+    assert unit_style(None)["fillColor"] == "#999999"

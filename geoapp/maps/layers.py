@@ -22,6 +22,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from geoapp.domain.units import CATEGORY_COLOURS, UnitCategory, category_colour
 from geoapp.domain.vocab import Classification, WorkshopStatus
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.safe import SafeGeoJsonPopup, SafeGeoJsonTooltip, control_name
@@ -35,6 +36,14 @@ ZONE_STYLES: dict[str, tuple[str, float, str | None]] = {
     "water_source_zones": ("#17becf", 0.30, None),
     "eco_redline": ("#2ca02c", 0.20, None),
     "coal_ban_zones": ("#555555", 0.08, "2 6"),
+}
+
+#: Line/fill style of the 三线一单 control units (layer kind ``units``), by category: 优先保护
+#: green, 重点管控 red-orange, 一般管控 blue-grey (colours from ``domain.units``).
+UNIT_STYLES: dict[str, tuple[str, float]] = {
+    UnitCategory.PRIORITY: (CATEGORY_COLOURS[UnitCategory.PRIORITY], 0.30),
+    UnitCategory.KEY: (CATEGORY_COLOURS[UnitCategory.KEY], 0.25),
+    UnitCategory.GENERAL: (CATEGORY_COLOURS[UnitCategory.GENERAL], 0.08),
 }
 
 CLASSIFICATION_COLOURS: dict[str, str] = {
@@ -143,6 +152,34 @@ def add_zone(m: folium.Map, layer: str, gdf: gpd.GeoDataFrame, title: str,
                                   "fillOpacity": opacity, "dashArray": dash},
         tooltip=_tooltip(["name"], [title]),
         popup=_feature_popup(gettext),
+    ).add_to(fg)
+    return fg.add_to(m)
+
+
+def unit_style(category: str | None) -> dict[str, Any]:
+    """The Leaflet style of one control unit by its category (grey when unknown)."""
+    colour, opacity = UNIT_STYLES.get(str(category or ""), (category_colour(category), 0.1))
+    return {"color": colour, "weight": 1.2, "fillColor": colour, "fillOpacity": opacity}
+
+
+def add_units(m: folium.Map, gdf: gpd.GeoDataFrame, title: str, show: bool = False, *,
+              gettext: Translate = identity) -> folium.FeatureGroup:
+    """The 三线一单 environmental control units, filled by category; popups give the code,
+    name, category and county (the page /units/<code> holds the unit's 准入清单)."""
+    _ = gettext
+    fg = folium.FeatureGroup(name=control_name(title), show=show)
+    data = _props(gdf, ["code", "name", "category", "county"]).copy()
+    for col in ("code", "category", "county"):
+        if col not in data.columns:
+            data[col] = gdf["id"] if col == "code" and "id" in gdf.columns else ""
+    data["category_label"] = [_(str(c)) if c else "" for c in data["category"]]
+    folium.GeoJson(
+        geojson_dict(data, ["code", "name", "category", "category_label", "county"]),
+        name=title, style_function=lambda f: unit_style(f["properties"].get("category")),
+        tooltip=_tooltip(["name", "category_label"], [_("环境管控单元"), _("管控单元分类")]),
+        popup=SafeGeoJsonPopup(fields=["code", "name", "category_label", "county"],
+                               aliases=[_("环境管控单元编码"), _("环境管控单元名称"), _("管控单元分类"),
+                                        _("区县")]),
     ).add_to(fg)
     return fg.add_to(m)
 

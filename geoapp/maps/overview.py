@@ -43,6 +43,7 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
                  hits: Mapping[str, list[tuple[str, float, str]]] | None = None,
                  rules: Mapping[str, tuple[str, str]] | None = None,
                  site_link: str | None = None,
+                 units_layer: str | None = None,
                  gettext: Translate | None = None) -> folium.Map:
     """Build the overview. ``center`` is (lat, lon); ``bounds`` (minx, miny, maxx, maxy) of
     the city, which the view fits; ``titles`` maps layer names to labels.
@@ -50,7 +51,8 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
     ``zones`` is the stored ``exclusion_zones`` layer (one buffer per distance rule becomes a
     switchable layer); ``hits`` and ``rules`` (see :func:`geoapp.maps.points.hits_by_site`)
     put each site's rule hits in its popup; ``site_link`` is the site page URL with ``{id}``;
-    ``gettext`` translates the map's own labels (identity by default).
+    ``units_layer`` names the layer of 三线一单 control units (drawn at the bottom, switched
+    off); ``gettext`` translates the map's own labels (identity by default).
     """
     _ = gettext or _identity
     m = base_map(center, zoom, tiles, tianditu_key, gettext=_)
@@ -59,6 +61,11 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
     shifted = {k: shift_for_tiles(v, tiles) for k, v in layers.items()}
     legend: list[tuple[str, str, str]] = []
 
+    if units_layer and units_layer in shifted:
+        L.add_units(m, shifted[units_layer], titles.get(units_layer, _("环境管控单元")),
+                    show=False, gettext=_)
+        legend += [("fill", colour, _(category))
+                   for category, (colour, _opacity) in L.UNIT_STYLES.items()]
     if "counties" in shifted:
         L.add_counties(m, shifted["counties"], titles.get("counties", _("区县界")), gettext=_)
         legend.append(("line", "#333333", titles.get("counties", _("区县界"))))

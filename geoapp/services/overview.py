@@ -48,7 +48,7 @@ def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None
                  tiles=tiles, tianditu_key=app.settings["TIANDITU_KEY"],
                  bounds=tuple(outline.bounds), zones=_zones(app),
                  hits=hits_by_site(app.repo.table("site_hits")), rules=_rules(app),
-                 site_link=site_link, gettext=gettext)
+                 site_link=site_link, units_layer=city.units_layer, gettext=gettext)
 
 
 def _zones(app: Geoapp):
