@@ -252,6 +252,98 @@ def check(lon, lat, crs, site_type, industry, site_id, attrs, as_json) -> None:
         _print_check(data, nearest_by_layer(app, result))
 
 
+def _print_parcels(data: dict) -> None:
+    """A readable Chinese/English summary of a parcel check, one block per parcel."""
+    from geoapp.domain.results import Verdict
+
+    src = data["source"]
+    click.echo(f"地块来源 Source: {src.get('filename') or src.get('format')}    "
+               f"坐标系 CRS: {src.get('crs')}")
+    for w in data["warnings"]:
+        click.echo(f"提示 Warning: {w.get('message')}")
+    for p in data["parcels"]:
+        v = Verdict(p["verdict"])
+        a = p["area"]
+        click.echo(f"\n地块 Parcel {p['id']} {p.get('name') or ''}")
+        click.echo(f"  面积 Area: {a['m2']:,.1f} m²  {a['mu']:,.2f} 亩  {a['ha']:,.4f} 公顷")
+        click.echo(f"  结论 Verdict: {v.zh} {v.en}")
+        if p["counties"]:
+            click.echo("  区县 County: " + "、".join(
+                f"{c['name']} {c['share'] * 100:.1f}%" for c in p["counties"]))
+        for h in p["hits"]:
+            overlap = f"  重叠 {h['overlap_m2']:,.1f} m²" if h.get("overlap_m2") else ""
+            click.echo(f"  [{h['severity']}] {h['title']['zh']}: {h['feature_name']}  "
+                       f"距离 {h['distance_m']:,.1f} m{overlap}")
+            click.echo(f"      依据 Basis: {h['basis']}")
+            click.echo(f"      措施 Action: {h['action']}")
+        for h in p["conditional_hits"]:
+            click.echo(f"  [待核实] {h['sentence']['zh']}  缺少 Missing: {', '.join(h['missing'])}")
+        for o in p["overlaps"]:
+            click.echo(f"  重叠 Overlap: {o['layer_title']} {o['feature_name'] or o['feature_id']}"
+                       f"  {o['area_m2']:,.1f} m² ({o['share'] * 100:.2f}%)")
+        for u in p["units"]:
+            click.echo(f"  管控单元 Unit: {u['code']} {u.get('name') or ''}（{u.get('category')}）"
+                       f"  {u['overlap_m2']:,.1f} m² ({u['share'] * 100:.2f}%)")
+            for f in u["flagged_lines"]:
+                click.echo(f"      【涉及本行业】{f['part_name']}：{f['line']}")
+
+
+def _towgs84(text: str | None) -> list[float] | None:
+    if not text:
+        return None
+    try:
+        values = [float(v) for v in text.replace("，", ",").split(",")]
+    except ValueError:
+        raise click.UsageError(f"--towgs84 expects 3 or 7 numbers separated by commas, "
+                               f"got {text!r}") from None
+    if len(values) not in (3, 7):
+        raise click.UsageError(f"--towgs84 expects 3 or 7 numbers, got {len(values)}")
+    return values
+
+
+@main.command("parcel")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--crs", default=None,
+              help="Coordinate system of the file when it does not say: wgs84, cgcs2000, "
+                   "gcj02, bd09 or EPSG:n (e.g. EPSG:4547 for a CAD drawing in zone 38).")
+@click.option("--towgs84", default=None, metavar="DX,DY,DZ[,RX,RY,RZ,S]",
+              help="Datum parameters for a Xi'an 80 / Beijing 54 survey file.")
+@click.option("--site-type", help="enterprise, livestock_farm or scattered_workshop (or 中文).")
+@click.option("--industry", help="The project's industry, e.g. 化工, 商混站, 畜禽养殖.")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE",
+              help="Another attribute a rule reads, e.g. --attr fuel=燃煤 (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as one JSON object.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="Also write the answer: .docx (项目选址环境合理性预判报告), .xlsx, .gpkg or "
+                   ".json, by extension.")
+@handle_errors
+def parcel(file, crs, towgs84, site_type, industry, attrs, as_json, output) -> None:
+    """Check the parcels of a file (land-survey coordinate file, GeoJSON, KML/KMZ,
+    GeoPackage, zipped Shapefile or DXF) for a project: ground area, overlaps, every rule
+    with its distance, the 三线一单 control units and their 准入清单."""
+    from geoapp.services import parcels as parcel_service
+
+    extra = {}
+    for item in attrs:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--attr expects NAME=VALUE, got {item!r}")
+        extra[name.strip()] = value.strip()
+    app = _open_core()
+    report = parcel_service.check_parcel_file(
+        app, Path(file), filename=Path(file).name, crs=crs, towgs84=_towgs84(towgs84),
+        site_type=site_type, industry=industry, attrs=extra or None)
+    if output:
+        parcel_service.write_answer(app, report, output)
+    data = report.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        _print_parcels(data)
+        if output:
+            click.echo(f"\n已写出 Written: {output}")
+
+
 @main.command("flag")
 @click.argument("input_file", required=False, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False),

@@ -48,11 +48,17 @@ from geoapp.domain.rules import (
     rules_for_site,
     split_layer_key,
 )
+from geoapp.spatial.crs import WGS84
 
 #: The ellipsoid areas and distances are measured on (CGCS2000 uses GRS80).
 GEOD = Geod(ellps="GRS80")
 #: Relative tolerance under which an overlap equals the whole parcel (round-trip error).
 WHOLE_TOLERANCE = 1e-7
+
+#: The window of a parcel map reaches this far around the parcel at least, and as far as
+#: the nearest features up to ``CONTEXT_MAX_M``.
+CONTEXT_MIN_M = 300.0
+CONTEXT_MAX_M = 3000.0
 
 OUTCOMES = {0: "no_hit", HIT: "hit", CONDITIONAL_HIT: "conditional_hit"}
 
@@ -124,7 +130,7 @@ class AreaLayer:
     """
 
     def __init__(self, geoms_lonlat: Any, metric_crs: str,
-                 geographic_crs: Any = "EPSG:4326") -> None:
+                 geographic_crs: Any = WGS84) -> None:
         geographic = CRS(geographic_crs)
         self.metric_crs = metric_crs
         self.to_metric = Transformer.from_crs(geographic, metric_crs, always_xy=True)
@@ -259,28 +265,56 @@ def parcel_drawing(engine: Any, polygon_lonlat: Any, result: ParcelResult
     """What a map of a parcel check draws, in lon/lat: ``pieces``, the part of the parcel
     each overlapped feature covers (layer, feature id and name, ground area); ``links``, the
     shortest line from the parcel to the nearest feature of each rule layer measured apart
-    from it (rule id, layer, feature name, ground distance)."""
+    from it (rule id, layer, feature name, ground distance); ``features``, those overlapped
+    and nearest features whole, cut to a window around the parcel and its links (at least
+    ``CONTEXT_MIN_M``; links longer than ``CONTEXT_MAX_M`` do not widen it)."""
     geom = _polygonal(shapely.make_valid(polygon_lonlat))
     m = _Measurer(engine, geom)
     pieces = []
+    wanted: set[tuple[str, int]] = set()
     for layer in _overlap_layers(engine):
         for f, area, part in m.pieces(layer):
+            wanted.add((layer, f))
             feature = _feature(engine, layer, f)
             pieces.append({"layer": layer, "feature_id": _text(feature.get("id")),
                            "feature_name": _text(feature.get("name")), "area_m2": area,
                            "geometry": part})
     links, seen = [], set()
+    near_features: list[tuple[str, int]] = []
     for r in result.rules:
         if r.distance_m is None or r.distance_m <= 0 or r.layer in seen:
             continue
         seen.add(r.layer)
-        m.nearest(r.layer)
+        near = m.nearest(r.layer)
         line = m.links.get(r.layer)
-        if line is not None:
+        if line is not None and near is not None:
+            near_features.append((r.layer, near[0]))
             links.append({"rule_id": r.rule_id, "layer": r.layer,
                           "feature_name": r.feature_name, "distance_m": r.distance_m,
                           "geometry": line})
-    return {"pieces": pieces, "links": links}
+    # the whole features around the parcel, cut to a window around it and its links
+    reach = max([lk["distance_m"] for lk in links if lk["distance_m"] <= CONTEXT_MAX_M]
+                + [CONTEXT_MIN_M])
+    window = shapely.box(*m.metric.bounds).buffer(reach * 1.2, join_style="mitre")
+    wanted |= set(near_features)
+    features = []
+    for layer, f in sorted(wanted, key=lambda lf: (_overlap_order(engine, lf[0]), lf[1])):
+        geom = engine.projected[layer][f] if layer in engine.projected else None
+        if geom is None or shapely.is_empty(geom):
+            continue
+        cut = shapely.intersection(geom, window)
+        if shapely.is_empty(cut):
+            continue
+        feature = _feature(engine, layer, f)
+        features.append({"layer": layer, "feature_id": _text(feature.get("id")),
+                         "feature_name": _text(feature.get("name")),
+                         "geometry": _reproject(cut, m.back)})
+    return {"pieces": pieces, "links": links, "features": features}
+
+
+def _overlap_order(engine: Any, layer: str) -> int:
+    names = list(engine.prepared.layer_names)
+    return names.index(layer) if layer in names else len(names)
 
 
 def check_parcel(engine: Any, polygon_lonlat: Any, *, site_type: str | None = None,
