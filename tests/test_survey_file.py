@@ -9,7 +9,8 @@ import pytest
 from pyproj import Geod, Transformer
 from shapely.geometry import Polygon
 
-from geoapp.domain.errors import Problem, ValidationFailed
+from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
+from geoapp.spatial.parcel_geometry import MAX_PARCELS
 from geoapp.spatial.survey_file import parse_survey_text, read_survey_file
 from tests.catalogue import english
 
@@ -298,3 +299,12 @@ def test_a_line_parcel_is_refused():
     sq = square_gk(113.2, 35.2, 200)
     msg = texts(problems(survey_text([("5,4.0000,P15,地块,线,,,,@", ring(sq))])))
     assert "P15" in msg and "only polygons" in msg
+
+
+def test_more_parcels_than_the_limit_is_refused_at_once():
+    text = HEADER.format(zone="带号=38\n") + "".join(
+        f"4,1.0,P{i},地块,面,,,,@\n" for i in range(MAX_PARCELS + 1))
+    with pytest.raises(InvalidInput) as info:
+        parse_survey_text(text)
+    assert not isinstance(info.value, ValidationFailed)
+    assert "10,000" in english(info.value.message)
