@@ -23,6 +23,7 @@ from geoapp.web import (
     layers,
     ledger,
     limits,
+    parcels,
     programme,
     relocation,
     security,
@@ -50,6 +51,7 @@ NAV_ITEMS = (
     ("main.overview", "一张图", "Overview", "viewer"),
     ("relocation.index", "搬迁地图", "Relocation", "viewer"),
     ("check.index", "现场核查", "Site check", "viewer"),
+    ("parcels.index", "地块选址预判", "Parcel siting", "viewer"),
     ("weekly.index", "周报", "Weekly bulletin", "viewer"),
     ("programme.index", "百企退城", "Programme", "viewer"),
     ("workshops.index", "散乱污", "Workshops", "viewer"),
@@ -97,8 +99,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     errors.register(app)
     auth.init_app(app)
-    for module in (views, api, relocation, check, sites, weekly, programme, workshops, ledger,
-                   layers, admin, units):
+    for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
+                   ledger, layers, admin, units):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)

@@ -118,6 +118,86 @@ FLAG_HEADERS = {
     "X-Geoapp-Bad-Rows": "rows whose coordinates were refused (坐标错误; only with skip_bad)",
 }
 
+_AREA = {"type": "object", "required": ["m2", "mu", "ha"],
+         "properties": {"m2": {"type": "number", "minimum": 0},
+                        "mu": {"type": "number", "minimum": 0},
+                        "ha": {"type": "number", "minimum": 0}}}
+
+_PARCEL_HIT = {"type": "object", "required": ["rule_id", "distance_m", "overlap_m2"],
+               "properties": {**_HIT_PROPERTIES,
+                              "overlap_m2": {"type": ["number", "null"],
+                                             "description": "ground area of the parcel "
+                                                            "inside the rule's features "
+                                                            "(area rules), else null"}}}
+
+PARCEL = {
+    "type": "object",
+    "required": ["id", "name", "area_m2", "area", "verdict", "verdict_text", "overlaps",
+                 "hits", "conditional_hits", "rules", "units", "covered"],
+    "properties": {
+        "id": {"type": "string", "description": "地块编号 of a survey file, the `id` "
+                                                "property, else the position (1, 2, …)"},
+        "name": _STR_OR_NULL,
+        "area_m2": {"type": "number", "minimum": 0,
+                    "description": "ground (ellipsoidal, CGCS2000/GRS80) area, 0.1 m²"},
+        "area": _AREA,
+        "declared_area_m2": _NUM_OR_NULL,
+        "verdict": {"enum": VERDICTS, "description": "as for a point: out_of_area when the "
+                                                     "parcel lies wholly outside the city's "
+                                                     "data"},
+        "verdict_text": _ZH_EN,
+        "counties": {"type": "array", "items": {"type": "object"}},
+        "overlaps": {"type": "array", "items": {
+            "type": "object", "required": ["layer", "feature_id", "feature_name", "area_m2",
+                                           "share"],
+            "properties": {"layer": _STR, "feature_id": _STR_OR_NULL,
+                           "feature_name": _STR_OR_NULL,
+                           "area_m2": {"type": "number", "minimum": 0},
+                           "share": {"type": "number", "minimum": 0, "maximum": 1}}}},
+        "hits": {"type": "array", "items": _PARCEL_HIT},
+        "conditional_hits": {"type": "array", "items": _PARCEL_HIT},
+        "rules": {"type": "array", "items": {
+            "type": "object", "required": ["rule_id", "distance_m", "overlap_m2", "outcome"],
+            "properties": {"rule_id": _STR, "distance_m": _NUM_OR_NULL,
+                           "overlap_m2": _NUM_OR_NULL,
+                           "outcome": {"enum": ["hit", "conditional_hit", "no_hit"]}}}},
+        "units": {"type": "array", "items": {
+            "type": "object", "required": ["code", "category", "overlap_m2", "requirements"],
+            "properties": {"code": _STR, "name": _STR_OR_NULL, "category": _STR_OR_NULL,
+                           "overlap_m2": {"type": "number", "minimum": 0},
+                           "share": {"type": "number", "minimum": 0, "maximum": 1},
+                           "requirements": {"type": "object",
+                                            "description": "the 准入清单 in four parts: "
+                                                           "spatial_layout, emission_control, "
+                                                           "risk_prevention, "
+                                                           "resource_efficiency"},
+                           "flagged_lines": {"type": "array", "items": {"type": "object"},
+                                             "description": "the lines naming the "
+                                                            "project's industry"}}}},
+        "covered": {"type": "boolean"},
+    },
+}
+
+PARCEL_REPORT = {
+    "type": "object",
+    "required": ["parcels", "input", "source", "warnings", "summary"],
+    "properties": {
+        "parcels": {"type": "array", "items": PARCEL},
+        "input": {"type": "object", "description": "the project: site_type, industry, "
+                                                   "attributes"},
+        "source": {"type": "object", "description": "format, crs and file name of the input"},
+        "warnings": {"type": "array", "items": {"type": "object"},
+                     "description": "what did not stop the check (e.g. a declared area that "
+                                    "differs from the measured one)"},
+        "summary": {"type": "object", "required": ["parcels", "verdicts", "area_m2"],
+                    "properties": {"parcels": {"type": "integer", "minimum": 0},
+                                   "verdicts": {"type": "object"},
+                                   "area_m2": {"type": "number", "minimum": 0}}},
+        "checked_at": _STR,
+        "city": _STR,
+    },
+}
+
 #: Documented when the rules cannot be read: the attribute the fuel rule reads.
 _FALLBACK_ATTRIBUTES = ("fuel",)
 
@@ -234,10 +314,48 @@ def _operations(app: Flask) -> dict[tuple[str, str], dict[str, Any]]:
                                    "the filtered programme"),
                       **_errors(400, 401)},
     }
+    parcel_form = {"type": "object", "required": ["file"],
+                   "properties": {"file": {"type": "string", "format": "binary",
+                                           "description": "survey coordinate file (.txt), "
+                                                          "GeoJSON, KML/KMZ, GeoPackage, "
+                                                          "zipped Shapefile or DXF"},
+                                  "crs": _STR, "towgs84": _STR, "site_type": _STR,
+                                  "industry": _STR},
+                   "additionalProperties": {"type": "string"}}
+    geojson = {"type": "object", "required": ["type"],
+               "description": "a GeoJSON Polygon or MultiPolygon geometry, Feature or "
+                              "FeatureCollection (properties `id` and `name` name the "
+                              "parcels)"}
+    parcels = {
+        "summary": "Check the parcels of a file or a GeoJSON body for a project",
+        "description": "A multipart upload (field `file`; options as form fields) or a "
+                       "GeoJSON body (Content-Type application/json or application/geo+json;"
+                       " options as query parameters). Every further field or parameter "
+                       "some rule reads (the current rules read: "
+                       + (", ".join(attributes) or "none") + ") describes the project. One "
+                       "answer per parcel: ground area, overlaps, every rule with its "
+                       "distance, the control units with their 准入清单, the verdict. See "
+                       "docs/api.md.",
+        "parameters": [
+            _query("crs", "Coordinate system of the input when it does not say: wgs84, "
+                   "cgcs2000, gcj02, bd09 or EPSG:<code>; `auto` or empty: as the file "
+                   "says"),
+            _query("site_type", "Site type of the project: " + ", ".join(site_types)),
+            _query("industry", "Industry of the project (e.g. 化工)"),
+            *(_attribute_parameter(a) for a in attributes),
+        ],
+        "requestBody": {"required": True, "content": {
+            "multipart/form-data": {"schema": parcel_form},
+            "application/json": {"schema": geojson},
+            "application/geo+json": {"schema": geojson}}},
+        "responses": {"200": _json(PARCEL_REPORT, "one answer per parcel, in input order"),
+                      **_errors(400, 401, 413)},
+    }
     spec = {"summary": "This document", "responses": {
         "200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI 3.1")}}
     return {("/api/check", "get"): check, ("/api/sites/{site_id}/check", "get"): check_site,
             ("/api/flag", "post"): flag, ("/api/relocation", "get"): relocation,
+            ("/api/parcels/check", "post"): parcels,
             ("/api/openapi.json", "get"): spec}
 
 
@@ -268,12 +386,14 @@ def build_document(app: Flask) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "geoapp API", "version": __version__,
-                 "description": "Restriction checks, batch flagging and the relocation "
-                                "programme. Log in first: every operation needs the session "
-                                "cookie; POSTs also send the X-CSRFToken header."},
+                 "description": "Restriction checks of points and parcels, batch "
+                                "flagging and the relocation programme. Log in first: "
+                                "every operation needs the session cookie; POSTs also "
+                                "send the X-CSRFToken header."},
         "paths": dict(sorted(paths.items())),
         "components": {"schemas": {"Error": ERROR, "CheckResult": CHECK_RESULT,
-                                   "Hit": HIT, "ConditionalHit": CONDITIONAL_HIT},
+                                   "Hit": HIT, "ConditionalHit": CONDITIONAL_HIT,
+                                   "ParcelReport": PARCEL_REPORT},
                        "securitySchemes": {"session": {"type": "apiKey", "in": "cookie",
                                                        "name": "session"}}},
         "security": [{"session": []}],

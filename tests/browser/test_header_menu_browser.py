@@ -40,7 +40,7 @@ def test_phone_menu_opens_every_section_of_the_role(page_as, live_server, artifa
     pg.goto(live_server + "/workshops", wait_until="load")
     button = pg.locator(".ga-menu-button")
     labels = _expected(role)
-    assert len(labels) == (11 if role == "admin" else 9)
+    assert len(labels) == (12 if role == "admin" else 10)
     assert button.is_visible() and button.get_attribute("aria-expanded") == "false"
     # Closed: no link squeezed into a sideways-scrolling row, no page overflow.
     assert not any(pg.locator(_link(label)).is_visible() for label in labels)
