@@ -581,3 +581,11 @@ def test_unsupported_or_mismatched_files_are_refused(data, name, words):
 def test_text_that_is_no_coordinate_list_names_the_line():
     found = problems(parcels_from_text, f"{SQUARE_LL[0][0]},{SQUARE_LL[0][1]}\nhello world 1\n")
     assert found[0].row == 2 and "Line 2" in english(found[0].message)
+
+
+def test_numbers_by_position_never_repeat_a_number_the_input_gave():
+    data = collection(feature([SQUARE_LL]), feature([lonlat(shifted(SQUARE_GK, 400))],
+                                                    {"地块编号": "1", "id": 99, "用途": "仓储"}))
+    first, second = read_parcel_file(data, filename="a.geojson").parcels
+    assert (first.id, second.id) == ("1-2", "1")
+    assert second.attributes == {"id": 99, "用途": "仓储"}  # only the property used is taken

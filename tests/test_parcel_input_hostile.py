@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
@@ -69,7 +70,6 @@ def shapefile_parts(tmp_path: Path) -> dict[str, bytes]:
 
 
 def geojson_polygon(n: int) -> dict:
-    import numpy as np
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     ring = np.column_stack((113.2 + 0.01 * np.cos(t), 35.2 + 0.01 * np.sin(t))).tolist()
     return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
@@ -286,5 +286,5 @@ def test_non_utf8_geojson_is_refused_and_gbk_kml_is_read():
 def test_binary_noise_is_refused():
     assert "Unsupported" in refused(read_parcel_file, secrets.token_bytes(4096) + b"\x00",
                                     filename="noise.txt")
-    bad_text = "113.2,35.2\n".encode() + bytes([0xff, 0xfe, 0xfa]) * 10
+    bad_text = b"113.2,35.2\n" + bytes([0xff, 0xfe, 0xfa]) * 10
     assert "neither UTF-8 nor GBK" in refused(read_parcel_file, bad_text, filename="bad.txt")

@@ -28,7 +28,6 @@ import unicodedata
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -536,9 +535,7 @@ def _plain(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if hasattr(value, "isoformat"):
+    if hasattr(value, "isoformat"):  # date, datetime, pandas Timestamp
         return value.isoformat()
     if isinstance(value, bytes):
         return None
@@ -609,7 +606,9 @@ def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
     if is_text.any() and features:
         points = geoms[is_text]
         words = texts[is_text]
-        tree = shapely.STRtree([shapely.Polygon(f.parts[0][0]) for f in features])
+        outlines = [f.parts[0][0] if f.parts else np.empty((0, 2)) for f in features]
+        tree = shapely.STRtree([shapely.Polygon(o) if len(o) >= 3 and np.isfinite(o).all()
+                                else shapely.Polygon() for o in outlines])
         where, which = tree.query(points, predicate="within")
         for f_index in set(which.tolist()):
             inside = where[which == f_index]
@@ -910,13 +909,16 @@ def _coordinate_problem(frame: _Frame, ring: Ring, xy: np.ndarray) -> tuple[str,
     return None
 
 
-def _key(props: Mapping[str, Any], keys: Sequence[str]) -> Any:
-    lower = {str(k).strip().lower(): v for k, v in props.items()}
+def _key(props: Mapping[str, Any], keys: Sequence[str]) -> tuple[Any, Any]:
+    """The first property (key as written, value) among ``keys`` with a value, letter case
+    ignored; (None, None) when none has one."""
+    lower = {str(k).strip().lower(): k for k in props}
     for k in keys:
-        v = lower.get(k)
-        if v is not None and str(v).strip() not in ("", "nan", "None"):
-            return v
-    return None
+        if k in lower:
+            v = props[lower[k]]
+            if v is not None and str(v).strip() not in ("", "nan", "None"):
+                return lower[k], v
+    return None, None
 
 
 def _id_text(value: Any) -> str:
@@ -980,14 +982,15 @@ def _assemble(features: list[_Feature], label: str, crs: str | None, declared: C
         if read is not None:
             rings_of.append((f, *read))
     duplicate_ids([rp for _, rp, _ in rings_of], findings)
+    taken = {rp.id for _, rp, _ in rings_of if rp.id}
     built: list[InputParcel] = []
     for f, rp, metric_crs in rings_of:
         b = build_parcel(rp, findings, locate=lonlat_locator(metric_crs), zone=frame.zone)
         if b is None:
             continue
-        attrs = {k: _plain(v) for k, v in f.properties.items()
-                 if str(k).strip().lower() not in (*ID_KEYS, *NAME_KEYS)}
-        built.append(InputParcel(id=rp.id or str(f.position), name=_name_of(f),
+        used = {_key(f.properties, ID_KEYS)[0], _key(f.properties, NAME_KEYS)[0]}
+        attrs = {k: _plain(v) for k, v in f.properties.items() if k not in used}
+        built.append(InputParcel(id=rp.id or _position_id(f.position, taken), name=_name_of(f),
                                  lonlat=b.lonlat, attributes=attrs,
                                  declared_area_m2=rp.declared_area_m2, feature=f.position))
     if findings.problems:
@@ -997,6 +1000,17 @@ def _assemble(features: list[_Feature], label: str, crs: str | None, declared: C
                      crs=frame.label)
 
 
+def _position_id(position: int, taken: set[str]) -> str:
+    """A parcel without a number is numbered by its position, "3", or "3-2" when the input
+    gave another parcel the number 3."""
+    pid, n = str(position), 1
+    while pid in taken:
+        n += 1
+        pid = f"{position}-{n}"
+    taken.add(pid)
+    return pid
+
+
 def _skipped_text(skipped: Mapping[str, int]) -> str:
     return _l("%(points)s 个点、%(lines)s 条线、%(none)s 个没有几何的要素、%(other)s 个其他要素",
               points=skipped.get("point", 0), lines=skipped.get("line", 0),
@@ -1004,7 +1018,7 @@ def _skipped_text(skipped: Mapping[str, int]) -> str:
 
 
 def _name_of(f: _Feature) -> str | None:
-    name = _key(f.properties, NAME_KEYS)
+    name = _key(f.properties, NAME_KEYS)[1]
     name = f.name if name is None else name
     return str(name).strip()[:200] or None if name is not None else None
 
@@ -1032,7 +1046,7 @@ def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
                   findings: Findings) -> tuple[ParcelRings, str] | None:
     """The feature's rings in lon/lat and in metres of the Gauss-Krüger zone of its first
     point in China, and that zone's CRS; None when its numbers cannot be in ``frame``."""
-    fid = _key(f.properties, ID_KEYS)
+    fid = _key(f.properties, ID_KEYS)[1]
     fid = f.fid if fid is None and f.fid not in (None, "") else fid
     pid = _id_text(fid) if fid is not None else None
     name = _name_of(f)
