@@ -329,7 +329,13 @@ def dms(value: float) -> str:
 
 def test_pasted_degrees_minutes_seconds():
     text = "\n".join(f"东经{dms(x)} 北纬{dms(y)}" for x, y in SQUARE_LL)
-    assert_square(parcels_from_text(text, crs="wgs84").parcels[0])
+    for crs in ("wgs84", "dms"):
+        ps = parcels_from_text(text, crs=crs)
+        assert ps.crs == "WGS84 (EPSG:4326)" and ps.warnings == ()
+        assert_square(ps.parcels[0])
+    text = "\n".join(f"{dms(x)}E,{dms(y)}N".replace("′", "'").replace("″", '"')
+                     for x, y in SQUARE_LL)
+    assert_square(parcels_from_text(text).parcels[0])
 
 
 @pytest.mark.parametrize("text, crs", [

@@ -660,6 +660,8 @@ def _numeric_line(line: str) -> tuple[str | None, int | None, float, float] | No
 
 
 def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
+    if crs and describe_crs(crs)["name"] == "dms":
+        crs = "wgs84"  # degrees-minutes-seconds text names WGS84 lon/lat, as in crs.parse_point
     findings = Findings(file=label)
     rings: list[list[tuple[float, float, str | None, int]]] = []
     current: list[tuple[float, float, str | None, int]] = []
