@@ -595,3 +595,11 @@ def test_numbers_by_position_never_repeat_a_number_the_input_gave():
     first, second = read_parcel_file(data, filename="a.geojson").parcels
     assert (first.id, second.id) == ("1-2", "1")
     assert second.attributes == {"id": 99, "用途": "仓储"}  # only the property used is taken
+
+
+def test_a_point_that_does_not_convert_is_named():
+    points = [*SQUARE_GK[:2], (5e7, N0 + 200), SQUARE_GK[3]]  # no easting of any zone
+    (p,) = problems(parcels_from_text, "\n".join(f"{e:.3f} {n:.3f}" for e, n in points),
+                    crs="EPSG:32649")
+    msg = english(p.message)
+    assert "vertex 3" in msg and "cannot be converted" in msg and "EPSG:32649" in msg
