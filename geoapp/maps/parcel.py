@@ -130,15 +130,20 @@ def parcel_map(parcels: Sequence[Mapping[str, Any]], *, tiles: str = "osm",
                                     sticky=False, class_name="pc-area-label"),
             ).add_to(fg)
         fg.add_to(m)
+    shown_links = _frame(links, tiles) if links else None
     if links:
         fg = folium.FeatureGroup(name=control_name(_("最短距离线")), show=True)
-        for row, geom in zip(links, _frame(links, tiles).geometry, strict=True):
-            folium.PolyLine([[y, x] for x, y in geom.coords], color=LINK_COLOUR, weight=2,
-                            dash_array="6 6", opacity=0.9,
-                            tooltip=TextTooltip(row["label"], permanent=True,
-                                                direction="right", offset=[10, 0],
-                                                sticky=False, class_name="pc-dist-label"),
-                            ).add_to(fg)
+        for row, geom in zip(links, shown_links.geometry, strict=True):
+            coords = [[y, x] for x, y in geom.coords]
+            folium.PolyLine(coords, color=LINK_COLOUR, weight=2, dash_array="6 6",
+                            opacity=0.9).add_to(fg)
+            # labelled at the feature's end, away from the parcel's own labels
+            folium.CircleMarker(coords[-1], radius=3, color=LINK_COLOUR, fill=True,
+                                fill_opacity=1.0,
+                                tooltip=TextTooltip(row["label"], permanent=True,
+                                                    direction="auto", sticky=False,
+                                                    class_name="pc-dist-label"),
+                                ).add_to(fg)
         fg.add_to(m)
 
     outlines = _frame([{"id": str(p["id"]), "name": p.get("name") or "",
@@ -155,8 +160,10 @@ def parcel_map(parcels: Sequence[Mapping[str, Any]], *, tiles: str = "osm",
                                        [_("地块编号"), _("地块名称"), _("面积"), _("结论")]),
         ).add_to(fg)
         fg.add_to(m)
-        x0, y0, x1, y1 = outlines.total_bounds
-        m.fit_bounds([[y0, x0], [y1, x1]], padding=(20, 20))
+        # the parcels and every distance line drawn, as the report's map image
+        x0, y0, x1, y1 = shapely.total_bounds(
+            [*outlines.geometry, *(shown_links.geometry if shown_links is not None else [])])
+        m.fit_bounds([[y0, x0], [y1, x1]], padding=(30, 30))
 
     entries = [("outline", PARCEL_COLOUR, _("地块（用地红线）"))]
     entries += [("fill", colour, _("%(category)s单元") % {"category": _(cat) if cat else

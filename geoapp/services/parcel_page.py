@@ -490,7 +490,7 @@ def source_label(source: Mapping[str, Any]) -> dict[str, str]:
     kind = source.get("format")
     name = source.get("filename") or (
         _l("地图上绘制") if kind == "drawn" else _l("粘贴的坐标") if kind == "text" else "")
-    fmt = str(source.get("format") or "")
+    fmt = str(source.get("format") or "") if source.get("filename") else ""
     return {"name": str(name), "format": str(FORMAT_LABELS.get(fmt, fmt)),
             "crs": str(source.get("crs") or "")}
 
