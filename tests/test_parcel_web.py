@@ -320,6 +320,8 @@ def test_uploading_a_survey_file_shows_every_parcel_units_and_downloads(client):
         assert part in page
     # lines naming the industry are highlighted
     assert re.search(r'<li class="pc-flagged"><mark>[^<]*化工', page)
+    # each unit links to its page, the industry's lines marked there too
+    assert re.search(r'href="/units/ZH\d+\?industry=%E5%8C%96%E5%B7%A5"', page)
     assert 'id="pc-dl-docx"' in page and 'id="pc-print"' in page
 
 
