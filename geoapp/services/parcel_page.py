@@ -35,7 +35,7 @@ from geoapp.services import parcels as parcel_service
 from geoapp.services.core import Geoapp
 from geoapp.services.inspection import hit_row, layer_title
 from geoapp.services.pagemap import basemap
-from geoapp.storage.parcel_in import ParcelSet, parcels_from_geojson
+from geoapp.storage.parcel_in import parcels_from_geojson
 
 #: How a parcel reaches the page: an uploaded file, a polygon drawn on the map, a pasted
 #: coordinate list, or the parcels an answer page carries back (downloads, print, re-check).
@@ -64,9 +64,6 @@ DOWNLOADS = {
 OPEN_SECTIONS = 3
 #: Parcels described in full on the print page (all are in its summary table).
 PRINT_DETAILED = 20
-#: Form fields that are not rule attributes.
-FORM_FIELDS = frozenset({"mode", "crs", "epsg", "towgs84", "site_type", "industry", "text",
-                         "geojson", "source", "format", "csrf_token", "file", "draw_crs"})
 #: Longest carried source description (file name, format, crs) kept, in characters.
 _SOURCE_TEXT = 200
 #: Most reading warnings an answer page carries back.
@@ -252,10 +249,6 @@ def _carried(text: str) -> tuple[dict[str, str], tuple[Problem, ...]]:
     return source, tuple(warnings)
 
 
-def _with(parcels: ParcelSet, **changes: Any) -> ParcelSet:
-    return dataclasses.replace(parcels, **changes)
-
-
 def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = None
           ) -> parcel_service.ParcelReport:
     """Run the parcel check ``query`` asks for (``upload``: the file's bytes and name)."""
@@ -285,7 +278,7 @@ def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = No
         obj = _json_body(query.geojson, _l("页面携带的地块"))
         source, warnings = _carried(query.source)
         parcels = parcels_from_geojson(obj, crs="wgs84")
-        parcels = _with(parcels, warnings=warnings + tuple(parcels.warnings))
+        parcels = dataclasses.replace(parcels, warnings=warnings + tuple(parcels.warnings))
         return parcel_service.check_parcels(app, parcels, source=source, **project)
     raise InvalidInput(_l("请上传地块文件、在地图上画出地块或粘贴坐标"))
 
