@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import gc
 import io
+import json
 import logging
 import re
 
 import pytest
 from test_hostile_input import SQUARE, shapefile_zip, upload, zone
+
+from geoapp.web.limits import HEAVY_BODY_BYTES
 
 from webutil import csrf_token, login
 
@@ -138,6 +141,28 @@ def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offlin
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     assert slots.acquire(blocking=False)  # the finished upload gave its slot back
     slots.release()
+
+
+def test_a_large_json_body_takes_an_upload_slot_a_small_one_does_not(offline_app, signed_in):
+    """Many parcels as a GeoJSON body cost seconds like a file: beyond HEAVY_BODY_BYTES the
+    body is worked on as an upload (503 while every slot is busy); one small parcel is not."""
+    client, token = signed_in("planner")
+    ring = [[113.24, 35.21], [113.241, 35.21], [113.241, 35.211], [113.24, 35.211],
+            [113.24, 35.21]]
+    small = {"type": "Feature", "properties": {"id": "A"},
+             "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    big = {"type": "FeatureCollection", "features": [
+        {**small, "properties": {"id": f"P{i}"}} for i in range(600)]}
+    assert len(json.dumps(big)) > HEAVY_BODY_BYTES > len(json.dumps(small))
+    slots = offline_app.extensions["geoapp.upload_slots"]
+    assert slots.acquire(blocking=False)
+    try:
+        r = client.post("/api/parcels/check", json=big, headers={"X-CSRFToken": token})
+        assert r.status_code == 503 and r.json["error"] == "busy"
+        r = client.post("/api/parcels/check", json=small, headers={"X-CSRFToken": token})
+        assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    finally:
+        slots.release()
 
 
 @pytest.mark.parametrize("url", ["/weekly?week=0000-W01", "/weekly/0000-W01/bulletin.txt",

@@ -4,8 +4,10 @@ Reading, validating and flagging an uploaded file (``POST /api/flag``, layer, le
 weekly imports) can take seconds of CPU; the inspector's single-point check takes
 milliseconds. Each server process has only a few request threads (granian: 2 by default),
 so without a bound a handful of uploads, hostile or not, would hold every thread and the
-checks would queue behind them. Every multipart POST is an upload here; each process works
-on at most ``HEAVY_UPLOADS`` of them at a time and answers the next one at once with
+checks would queue behind them. Every multipart POST is an upload here, and so is any POST
+whose body is larger than ``HEAVY_BODY_BYTES`` (a GeoJSON body of many parcels, a parcel
+form carrying them back for a download); each process works on at most ``HEAVY_UPLOADS`` of
+them at a time and answers the next one at once with
 503 and ``Retry-After`` instead of waiting, since a waiting upload would still hold a thread
 that a check needs.
 """
@@ -34,8 +36,16 @@ class ServerBusy(GeoappError):
     code = "busy"
 
 
+#: A POST body larger than this is worked on as an upload whatever its type (one parcel of
+#: 1,000 vertices as GeoJSON is about 40 KB and checks in milliseconds).
+HEAVY_BODY_BYTES = 64 * 1024
+
+
 def _is_upload() -> bool:
-    return request.method == "POST" and (request.mimetype or "") == "multipart/form-data"
+    if request.method != "POST":
+        return False
+    return (request.mimetype or "") == "multipart/form-data" \
+        or (request.content_length or 0) > HEAVY_BODY_BYTES
 
 
 def _acquire():
