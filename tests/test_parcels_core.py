@@ -221,3 +221,30 @@ def test_thousand_vertex_parcel_measures_its_circle(engine):
     assert len(shapely.get_coordinates(circle)) >= 1000
     result = check_parcel(engine, circle, site_type="enterprise", industry="化工")
     assert result.area.m2 == pytest.approx(math.pi * 300.0 ** 2, rel=1e-3)
+
+
+def test_features_overlapping_each_other_are_not_counted_twice(engine):
+    """Two grade-2 water-source rings share a strip: a parcel over the strip and around it is
+    inside the rule's layer by the area of the UNION of the features, never more than the
+    parcel (a parcel 60 % in a park whose start-up zone overlaps it must stay 60 %)."""
+    layer = next(r.layer for r in engine.rules if r.id == "water_source_protection_2")
+    geoms = list(engine.projected[layer])
+    pairs = [(a, b) for i, a in enumerate(geoms) for b in geoms[i + 1:]
+             if a.intersection(b).area > 1000.0]
+    assert pairs, "the shipped grade-2 zones overlap somewhere"
+    a, b = pairs[0]
+    shared = a.intersection(b)
+    c = shared.representative_point()
+    side = max(200.0, math.sqrt(shared.area) * 2.0)
+    parcel_metric = box(c.x - side / 2, c.y - side / 2, c.x + side / 2, c.y + side / 2)
+    result = check_parcel(engine, lonlat(parcel_metric), site_type="livestock_farm")
+    rule = next(r for r in result.rules if r.rule_id == "water_source_protection_2")
+    union = shapely.union_all([g for g in geoms if g.intersects(parcel_metric)])
+    inside = shapely.orient_polygons(lonlat(parcel_metric.intersection(union)),
+                                     exterior_cw=False)
+    expected = abs(GEOD.geometry_area_perimeter(inside)[0])
+    assert rule.overlap_m2 == pytest.approx(expected, rel=1e-3)
+    grade2 = {str(i) for i in engine.prepared.features[layer]["id"]}
+    summed = sum(o.area_m2 for o in result.overlaps if str(o.feature_id) in grade2)
+    assert rule.overlap_m2 <= result.area.m2
+    assert summed > expected * 1.01, "the case would be counted twice by a sum"

@@ -188,6 +188,7 @@ class _Measurer:
         self.area_m2 = ground_area_m2(parcel_lonlat)
         self._overlaps: dict[str, list[tuple[int, float]]] = {}
         self._nearest: dict[str, tuple[int, float] | None] = {}
+        self._covered: dict[str, float] = {}
         #: The shortest line (lon/lat) to the nearest feature, per layer measured apart.
         self.links: dict[str, Any] = {}
 
@@ -232,6 +233,30 @@ class _Measurer:
                     np.column_stack([lon[j], lat[j]]))
         self._nearest[layer] = result
         return result
+
+    def covered(self, layer: str) -> float:
+        """The ground area (m²) of the parcel inside ANY feature of ``layer``: the union of
+        the overlaps, so features that overlap each other (a start-up zone drawn inside its
+        park, two protection rings sharing a strip) are not counted twice."""
+        if layer in self._covered:
+            return self._covered[layer]
+        ov = self.overlaps(layer)
+        if not ov:
+            total = 0.0
+        elif len(ov) == 1:
+            total = ov[0][1]
+        elif any(a >= self.area_m2 for _, a in ov):
+            total = self.area_m2
+        else:
+            polys = self.prepared.index[layer].polys
+            part = _polygonal(shapely.intersection(
+                self.metric, shapely.union_all([polys[f] for f, _ in ov])))
+            total = 0.0 if part is None else ground_area_m2(_reproject(part, self.back))
+            if total >= self.area_m2 * (1.0 - WHOLE_TOLERANCE):
+                total = self.area_m2
+        total = min(float(total), self.area_m2)
+        self._covered[layer] = total
+        return total
 
     def pieces(self, layer: str) -> list[tuple[int, float, Any]]:
         """(feature, ground overlap m², the overlap in lon/lat) per overlapped feature."""
@@ -354,7 +379,7 @@ def check_parcel(engine: Any, polygon_lonlat: Any, *, site_type: str | None = No
             feats[j], distance[j] = near
         if r.test_code in (INSIDE, NOT_INSIDE):
             ov = m.overlaps(r.layer)
-            total = float(sum(a for _, a in ov))
+            total = m.covered(r.layer)
             overlap_m2[j] = min(total, area)
             if ov:
                 feats[j] = max(ov, key=lambda fa: fa[1])[0]
