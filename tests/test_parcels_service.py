@@ -308,3 +308,88 @@ def test_many_parcels_give_one_answer_each_in_file_order(core, places):
     assert all(a.result.area.m2 == pytest.approx(10000.0, rel=1e-3) for a in report.answers)
     assert read_parcel_file(json.dumps(feature_collection(parcels)).encode(),
                             filename="many.geojson").format == "geojson"
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def _border_point(core):
+    """A metric point on the city's outline, on a long straight stretch, and the outward
+    normal there."""
+    city = metric(core.repo.layer("city").geometry.iloc[0])
+    ring = city.geoms[0].exterior if city.geom_type == "MultiPolygon" else city.exterior
+    xy = np.asarray(ring.coords)
+    seg = np.diff(xy, axis=0)
+    lengths = np.hypot(seg[:, 0], seg[:, 1])
+    i = int(np.argmax(lengths))
+    mid = (xy[i] + xy[i + 1]) / 2
+    u = seg[i] / lengths[i]
+    n = np.array([u[1], -u[0]])
+    if city.contains(shapely.Point(*(mid + n * 5))):
+        n = -n
+    return mid, n, city
+
+
+def test_a_parcel_half_outside_the_city_is_never_pass_and_says_why(core):
+    mid, n, city = _border_point(core)
+    sq = box(mid[0] - 60, mid[1] - 60, mid[0] + 60, mid[1] + 60)
+    report = service.check_parcels(core, parcels_from_geojson(
+        feature_collection([("B", "", sq)])), site_type="enterprise", industry="家具")
+    answer = report.to_dict()["parcels"][0]
+    assert answer["verdict"] != "pass"
+    if not answer["hits"] and not answer["conditional_hits"]:
+        assert answer["verdict"] == "needs_info"  # only because of the part outside
+    assert 0.2 < answer["outside_city_share"] < 0.8
+    assert any("范围以外" in w["message"] and w.get("id") == "B"
+               for w in report.to_dict()["warnings"])
+    # wholly outside the city, even within the rules' reach of it: out_of_area
+    far = shapely.Point(*(mid + n * 1500)).buffer(50)
+    assert not far.intersects(city)
+    away = service.check_parcels(core, parcels_from_geojson(
+        feature_collection([("F", "", far)])), site_type="enterprise", industry="家具")
+    assert away.to_dict()["parcels"][0]["verdict"] == "out_of_area"
+
+
+def test_an_industry_is_read_as_the_rules_name_it_and_an_unknown_one_never_passes(core, places):
+    w = places["water"]
+    sq = box(w.x - 40, w.y - 40, w.x + 40, w.y + 40)
+    fc = feature_collection([("I", "", sq)])
+
+    def answer(industry):
+        return service.check_parcels(core, parcels_from_geojson(fc), site_type="enterprise",
+                                     industry=industry).to_dict()
+
+    plain = answer("化工")
+    hits = [h["rule_id"] for h in plain["parcels"][0]["hits"]]
+    assert plain["parcels"][0]["verdict"] == "fail" and hits
+    for variant in ("化工厂", "化学原料和化学制品制造业"):
+        got = answer(variant)
+        assert got["input"]["industry"] == "化工"
+        assert got["input"]["industry_given"] == variant
+        assert [h["rule_id"] for h in got["parcels"][0]["hits"]] == hits
+    unknown = answer("量子纠缠研究所")
+    assert unknown["input"]["industry"] is None
+    assert unknown["parcels"][0]["verdict"] in ("needs_info", "fail")
+    assert unknown["parcels"][0]["conditional_hits"]
+    assert any("不是管控规则使用的行业" in w["message"] for w in unknown["warnings"])
+
+
+def test_unit_codes_of_the_layer_are_compared_as_stored(instance, places):
+    from geoapp.config import load_settings
+    from geoapp.services import open_geoapp
+
+    app = open_geoapp(load_settings(instance, environ={}))
+    try:
+        name = service.units_layer_name(app)
+        layer = app.repo.layer(name)
+        layer["code"] = layer["code"].str.lower()
+        layer["id"] = layer["id"].str.lower()
+        app.repo.replace_layer(name, layer, user="test")
+        w = places["water"]
+        got = service.check_parcels(app, parcels_from_geojson(feature_collection(
+            [("L", "", box(w.x - 20, w.y - 20, w.x + 20, w.y + 20))])), industry="化工")
+        unit = got.to_dict()["parcels"][0]["units"][0]
+        assert unit["code"].startswith("ZH") and unit["requirements_known"]
+        assert unit["flagged_lines"]
+    finally:
+        app.repo.close()

@@ -19,6 +19,10 @@ from geoapp.domain.results import Hit, Verdict, round_distance, verdict_of
 MU_M2 = 10000.0 / 15.0
 #: One 公顷 (hectare) in square metres.
 HECTARE_M2 = 10000.0
+#: A part of a parcel outside the city counts when it is larger than this many m² and than
+#: ``OUTSIDE_SHARE`` of the parcel (boundary lines are generalised; a sliver is noise).
+OUTSIDE_TOLERANCE_M2 = 1.0
+OUTSIDE_SHARE = 0.001
 
 
 def round_area(area_m2: float) -> float:
@@ -121,6 +125,8 @@ class ParcelResult:
     conditional_hits: tuple[ParcelHit, ...] = ()
     covered: bool = True
     input: Mapping[str, Any] = field(default_factory=dict)
+    #: Ground area of the parcel outside the city (where the city's data says nothing).
+    outside_m2: float = 0.0
 
     def __post_init__(self) -> None:
         def key(h: ParcelHit) -> tuple:
@@ -134,8 +140,19 @@ class ParcelResult:
         object.__setattr__(self, "covered", bool(self.covered))
 
     @property
+    def outside_counts(self) -> bool:
+        """Whether the part outside the city is more than a boundary sliver."""
+        return self.outside_m2 > OUTSIDE_TOLERANCE_M2 \
+            and self.outside_m2 > OUTSIDE_SHARE * self.area.m2
+
+    @property
     def verdict(self) -> Verdict:
-        return verdict_of(bool(self.hits), bool(self.conditional_hits), self.covered)
+        """As a point's, except that a parcel partly outside the city is never ``pass``:
+        the part outside was not checked (needs_info, with the part named)."""
+        verdict = verdict_of(bool(self.hits), bool(self.conditional_hits), self.covered)
+        if verdict is Verdict.PASS and self.outside_counts:
+            return Verdict.NEEDS_INFO
+        return verdict
 
     def to_dict(self) -> dict[str, Any]:
         verdict = self.verdict
@@ -150,6 +167,9 @@ class ParcelResult:
             "hits": [h.to_dict() for h in self.hits],
             "conditional_hits": [h.to_dict() for h in self.conditional_hits],
             "covered": self.covered,
+            "outside_city_m2": round_area(self.outside_m2),
+            "outside_city_share": round(self.outside_m2 / self.area.m2, 6)
+            if self.area.m2 > 0 else 0.0,
         }
 
 

@@ -564,3 +564,36 @@ def sheet_records(sheet: UnitSheet, layer: Mapping[str, LayerUnit]
                         "category": category.value, "county": unit.county, **parts,
                         "row": row})
     return records, problems
+
+
+def canonical_industry(industry: Any, known: Iterable[str],
+                       keywords: Mapping[str, Sequence[str]] | None = None
+                       ) -> tuple[str | None, str | None]:
+    """The industry the rules know that ``industry`` (free text) names, and how it was found.
+
+    Returns ``(name, how)``: ``(industry, "exact")`` when the rules name it as given;
+    ``(known_name, "matched")`` when exactly one most specific known industry, or one of its
+    synonyms in ``keywords``, is part of the text (化工厂 → 化工, 化学原料和化学制品制造业 →
+    化工, 煤化工厂 → 煤化工); ``(None, "unknown")`` otherwise, and ``(None, None)`` for an
+    empty one. An unknown industry must not be taken as "none of the rules' industries": the
+    caller treats it as not given, so rules on industries may apply (needs_info, never pass).
+    """
+    name = re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(industry or "")))
+    if not name:
+        return None, None
+    known_set = {re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(k))) for k in known if k}
+    if name in known_set:
+        return name, "exact"
+    folded = _fold(name)
+    # the longest word found wins; at equal length a known industry's own name beats a
+    # synonym (化工厂 is 化工, not 煤化工 whose synonyms include 化工)
+    best: dict[str, tuple[int, int]] = {}
+    for k in known_set:
+        for w in industry_words(k, keywords):
+            if w and _fold(w) in folded:
+                best[k] = max(best.get(k, (0, 0)), (len(w), int(w == k)))
+    if not best:
+        return None, "unknown"
+    top = max(best.values())
+    winners = sorted(k for k, n in best.items() if n == top)
+    return (winners[0], "matched") if len(winners) == 1 else (None, "unknown")

@@ -50,6 +50,15 @@ def _site_type_zh(value: str | None) -> str:
         return value
 
 
+def _industry_text(inp: Mapping[str, Any]) -> str:
+    given, used = inp.get("industry_given"), inp.get("industry")
+    if given and used:
+        return f"{given}（按“{used}”核查）"
+    if given:
+        return f"{given}（不是管控规则使用的行业，按未填写行业核查）"
+    return used or "未填写"
+
+
 def _title(h: Mapping[str, Any]) -> str:
     t = h.get("title") or {}
     return t.get("zh", "") if isinstance(t, Mapping) else str(t)
@@ -69,15 +78,15 @@ def write_parcel_docx(answer: Mapping[str, Any], path: str | Path, *,
     inp, src, summary = answer["input"], answer["source"], answer["summary"]
     heading(doc, "一、项目与地块")
     rows = [("场所类型", _site_type_zh(inp.get("site_type"))),
-            ("行业", inp.get("industry") or "未填写"),
+            ("行业", _industry_text(inp)),
             ("地块来源", src.get("filename") or {"drawn": "地图上绘制", "text": "粘贴的坐标"}
              .get(src.get("format"), src.get("format") or "")),
             ("坐标系", src.get("crs") or ""),
             ("地块数", str(summary["parcels"])),
             ("总面积", _area_text({"m2": summary["area_m2"], "mu": summary["area_m2"] / (
                 10000 / 15), "ha": summary["area_m2"] / 10000}))]
-    rows += [(k, str(v)) for k, v in inp.items() if k not in ("site_type", "industry")
-             and v not in (None, "")]
+    rows += [(k, str(v)) for k, v in inp.items()
+             if k not in ("site_type", "industry", "industry_given") and v not in (None, "")]
     table(doc, "基本信息", pd.DataFrame(rows, columns=["项目", "内容"]))
     if answer.get("warnings"):
         heading(doc, "读取地块时的提示", size=12)

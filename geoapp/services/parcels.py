@@ -20,18 +20,26 @@ import json
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from geoapp.domain.errors import InvalidInput
+import shapely
+
+from geoapp.domain.errors import InvalidInput, Problem
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.parcels import ParcelResult, round_area
 from geoapp.domain.results import Verdict
 from geoapp.domain.rules import split_layer_key
-from geoapp.domain.units import PARTS, UnitRequirements, flagged_lines
+from geoapp.domain.units import (
+    PARTS,
+    UnitRequirements,
+    canonical_industry,
+    flagged_lines,
+    normalise_unit_code,
+)
 from geoapp.exports.parcel_docx import MAX_DETAILED, write_parcel_docx
 from geoapp.exports.parcel_map import render_parcel_png
 from geoapp.exports.parcel_tables import write_parcels_gpkg, write_parcels_xlsx
@@ -50,6 +58,8 @@ from geoapp.storage.parcel_in import (
 
 #: The layer the parcel's county is read from, when the city has it.
 COUNTIES_LAYER = "counties"
+#: The city's outline: a parcel (partly) outside it was not (wholly) checked.
+CITY_LAYER = "city"
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 _lock = threading.Lock()
@@ -130,6 +140,8 @@ class ParcelAnswer:
             "rules": r["rules"],
             "units": [u.to_dict() for u in self.units],
             "covered": r["covered"],
+            "outside_city_m2": r["outside_city_m2"],
+            "outside_city_share": r["outside_city_share"],
             "attributes": {str(k): _plain(v) for k, v in self.parcel.attributes.items()},
         }
 
@@ -146,6 +158,8 @@ class ParcelReport:
     warnings: tuple[Any, ...]
     checked_at: datetime
     city: str
+    #: The industry as typed when the rules know it under another name (or not at all).
+    industry_given: str | None = None
 
     def summary(self) -> dict[str, Any]:
         counts = {v.value: 0 for v in Verdict}
@@ -158,6 +172,8 @@ class ParcelReport:
         return {
             "parcels": [a.to_dict() for a in self.answers],
             "input": {"site_type": self.site_type, "industry": self.industry,
+                      **({"industry_given": self.industry_given}
+                         if self.industry_given else {}),
                       **{str(k): _plain(v) for k, v in self.attrs.items()}},
             "source": dict(self.source),
             "warnings": [w.to_dict() if hasattr(w, "to_dict") else dict(w)
@@ -184,6 +200,7 @@ class _AreaLayers:
     unit_rows: list[dict[str, Any]]
     counties: AreaLayer | None
     county_names: list[str]
+    city: AreaLayer | None = None
 
 
 def _area_layers(app: Geoapp) -> _AreaLayers:
@@ -212,7 +229,14 @@ def _area_layers(app: Geoapp) -> _AreaLayers:
                                  frame.crs or WGS84)
             county_names = [str(n) for n in frame["name"]] if "name" in frame \
                 else [str(i) for i in frame["id"]]
-        built = _AreaLayers(key, units, rows, counties, county_names)
+        city = None
+        outline = CITY_LAYER if CITY_LAYER in names else (
+            COUNTIES_LAYER if COUNTIES_LAYER in names else None)
+        if outline is not None:
+            frame = app.repo.layer(outline)
+            city = AreaLayer([shapely.union_all(frame.geometry.values)], app.metric_crs,
+                             frame.crs or WGS84)
+        built = _AreaLayers(key, units, rows, counties, county_names, city)
         app.cache["parcel_layers"] = built
         return built
 
@@ -244,13 +268,35 @@ def layer_title(app: Geoapp, name: str) -> str:
 # --------------------------------------------------------------------------- checks
 
 
+def rule_industries(eng: Any) -> set[str]:
+    """The industries the rules' filters name."""
+    return {v for rule in eng.rules for clause in rule.applies_to.clauses
+            for c in clause if c.attr == "industry" for v in c.values}
+
+
 def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = None,
                   industry: str | None = None, attrs: Mapping[str, Any] | None = None,
                   source: Mapping[str, Any] | None = None) -> ParcelReport:
-    """Check every parcel of ``parcels`` for the described project; one answer each."""
+    """Check every parcel of ``parcels`` for the described project; one answer each.
+
+    The industry is read as the rules' industry it names (化工厂 → 化工, through the city's
+    keyword table); one the rules do not know is checked as not given, so a rule on
+    industries that could apply makes the parcel needs_info, never pass. A parcel partly
+    outside the city is never pass; one wholly outside it is out_of_area. Both are said in
+    the warnings."""
     st = checks.parse_site_type(site_type)
-    ind = (industry or "").strip() or None
+    given = (industry or "").strip() or None
     eng = checks.engine(app)
+    keywords = getattr(app.city, "industry_keywords", None)
+    ind, how = canonical_industry(given, rule_industries(eng), keywords)
+    notes: list[Problem] = []
+    if how == "matched":
+        notes.append(Problem(field="industry", value=given, message=_l(
+            "行业“%(given)s”按规则中的“%(industry)s”核查。", given=given, industry=ind)))
+    elif how == "unknown":
+        notes.append(Problem(field="industry", value=given, message=_l(
+            "行业“%(given)s”不是管控规则使用的行业，按未填写行业核查：涉及行业的规则如可能适用，"
+            "结论为“待核实”。请从建议的行业中选择最接近的一项。", given=given)))
     extra = {k: v for k, v in (attrs or {}).items()
              if k in eng.rules.attributes() and v not in (None, "")}
     layers = _area_layers(app)
@@ -260,11 +306,19 @@ def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = No
     wanted = {_unit_code(layers.unit_rows[f]) for found in codes for f, _, _ in found}
     stored = unit_requirements(app, sorted(c for c in wanted if c))
     titles = {n: layer_title(app, n) for n in eng.prepared.layer_names}
-    keywords = getattr(app.city, "industry_keywords", None)
+    flag_as = ind or given
     answers = []
     for p, touched in zip(parcels.parcels, codes, strict=True):
         result = check_parcel(eng, p.lonlat, site_type=st, industry=ind, attrs=extra or None)
-        units = tuple(_unit_touch(layers.unit_rows[f], a, s, stored, ind, keywords)
+        if layers.city is not None:
+            inside = sum(a for _, a, _ in layers.city.overlaps(p.lonlat,
+                                                               area_m2=result.area.m2))
+            outside = max(result.area.m2 - inside, 0.0)
+            result = replace(result, covered=result.covered and inside > 0.0,
+                             outside_m2=outside if inside > 0.0 else result.area.m2)
+            if result.outside_counts:
+                notes.append(_outside_note(app, p, result))
+        units = tuple(_unit_touch(layers.unit_rows[f], a, s, stored, flag_as, keywords)
                       for f, a, s in sorted(touched, key=lambda t: (-t[1], t[0])))
         counties = ()
         if layers.counties is not None:
@@ -275,13 +329,27 @@ def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = No
                                       key=lambda t: (-t[1], t[0])))
         answers.append(ParcelAnswer(p, result, units, counties, titles))
     src = {"format": parcels.format, "crs": parcels.crs, **dict(source or {})}
-    return ParcelReport(answers=tuple(answers), site_type=st, industry=ind, attrs=extra,
-                        source=src, warnings=tuple(parcels.warnings),
+    return ParcelReport(answers=tuple(answers), site_type=st, industry=ind,
+                        industry_given=given if given != ind else None, attrs=extra,
+                        source=src, warnings=tuple(parcels.warnings) + tuple(notes),
                         checked_at=datetime.now(LOCAL_TZ), city=app.city.name)
 
 
+def _outside_note(app: Geoapp, p: InputParcel, result: ParcelResult) -> Problem:
+    share = result.outside_m2 / result.area.m2 if result.area.m2 > 0 else 1.0
+    if result.outside_m2 >= result.area.m2:
+        return Problem(feature=p.feature, id=p.id, message=_l(
+            "地块 %(id)s 整体位于%(city)s范围以外，本市数据未覆盖，未作判断。",
+            id=p.id, city=app.city.name))
+    return Problem(feature=p.feature, id=p.id, message=_l(
+        "地块 %(id)s 有 %(m2)s 平方米（%(pct)s%%）位于%(city)s范围以外，该部分未按本市数据核查，"
+        "结论不会是“符合”；请向相邻地区核实。", id=p.id, m2=f"{result.outside_m2:,.1f}",
+        pct=f"{share * 100:.2f}", city=app.city.name))
+
+
 def _unit_code(row: Mapping[str, Any]) -> str | None:
-    return _text(row.get("code")) or _text(row.get("id"))
+    code = _text(row.get("code")) or _text(row.get("id"))
+    return normalise_unit_code(code) if code else None
 
 
 def _unit_touch(row: Mapping[str, Any], area: float, share: float,
