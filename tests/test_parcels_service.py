@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import openpyxl
@@ -295,6 +296,26 @@ def test_the_answer_as_xlsx_gpkg_and_docx(core, two_parcel_file, tmp_path):
 
     with pytest.raises(InvalidInput):
         service.write_answer(core, report, tmp_path / "a.pdf")
+    with pytest.raises(InvalidInput, match="输出文件夹不存在"):
+        service.write_answer(core, report, tmp_path / "no" / "such" / "a.docx")
+
+
+def test_names_with_control_characters_reach_every_output(core, places, tmp_path):
+    """A bell or a vertical tab in a parcel's name (pasted from another program) must not
+    break the Word, Excel or GeoPackage answer, and a formula-like id stays as it is in
+    the GeoPackage (only spreadsheets run formulas)."""
+    c = places["core"]
+    report = service.check_parcels(core, parcels_from_geojson(feature_collection(
+        [("=1+1", "一号\x0b地块\x07", box(c.x, c.y, c.x + 60, c.y + 60))])))
+    report = replace(report, answers=tuple(
+        replace(a, parcel=replace(a.parcel, name="一号\x0b地块\x07")) for a in report.answers))
+    for ext in (".docx", ".xlsx", ".gpkg", ".json"):
+        service.write_answer(core, report, tmp_path / f"c{ext}")
+    frame = pyogrio.read_dataframe(tmp_path / "c.gpkg", layer="parcels")
+    assert frame["id"].iloc[0] == "=1+1"
+    assert frame["name"].iloc[0] == "一号\n地块"
+    rows = list(openpyxl.load_workbook(tmp_path / "c.xlsx")["地块"].iter_rows(values_only=True))
+    assert rows[1][0] == "'=1+1"
 
 
 def test_many_parcels_give_one_answer_each_in_file_order(core, places):

@@ -137,6 +137,32 @@ def test_a_part_too_long_is_a_400_naming_it(planner):
     assert r.status_code == 400 and 'data-field="emission_control"' in html and "过长" in html
 
 
+def test_a_form_missing_parts_blanks_nothing(app, planner):
+    """A save carrying only the version (a broken client, a hand-made request) is refused;
+    it must not store four empty parts."""
+    form = _form(planner, "ZH41080230001")
+    repo = app.extensions["geoapp"].repo
+    before = repo.unit_requirement("ZH41080230001")
+    r = planner.post("/units/ZH41080230001",
+                     data={"csrf_token": form["csrf_token"], "version": form["version"]})
+    assert r.status_code == 400 and "表单缺少这一部分" in r.get_data(as_text=True)
+    after = repo.unit_requirement("ZH41080230001")
+    assert after.version == before.version and after.requirements == before.requirements
+
+
+def test_control_characters_pasted_from_word_do_not_break_the_export(app, planner):
+    form = _form(planner, "ZH41080230001")
+    text = "1.禁止新建化工项目\x0b（含扩建）\x07。\n2.第二条\x00。"
+    r = planner.post("/units/ZH41080230001", data={**form, "spatial_layout": text})
+    assert r.status_code == 302
+    stored = app.extensions["geoapp"].repo.unit_requirement("ZH41080230001")
+    assert stored.part("spatial_layout") == "1.禁止新建化工项目\n（含扩建）。\n2.第二条。"
+    r = planner.get("/units/export.xlsx")
+    assert r.status_code == 200
+    wb = load_workbook(io.BytesIO(r.data))
+    assert any("禁止新建化工项目" in str(c.value) for row in wb.active.iter_rows() for c in row)
+
+
 def test_import_reports_every_problem_and_writes_nothing(app, planner):
     repo = app.extensions["geoapp"].repo
     before = {c: r.version for c, r in repo.unit_requirements().items()}

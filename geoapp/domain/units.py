@@ -20,6 +20,7 @@ from typing import Any
 
 from geoapp.domain.errors import Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
+from geoapp.domain.text import document_text
 
 
 class UnitCategory(StrEnum):
@@ -220,7 +221,7 @@ def clean_part_text(text: Any) -> str:
     at either end dropped; the wording itself is kept."""
     if text is None:
         return ""
-    t = str(text).replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n")
+    t = document_text(str(text).replace("\r\n", "\n").replace("\r", "\n"))
     lines = [line.rstrip() for line in t.split("\n")]
     return "\n".join(lines).strip("\n").strip()
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from geoapp.domain.text import document_text
+
 CJK_FONT = "宋体"
 HEADING_FONT = "黑体"
 AUTHOR = "geoapp"
@@ -75,7 +77,7 @@ def paragraph(doc, text: str, *, font: str = CJK_FONT, size: float = 12, bold: b
     p = doc.add_paragraph()
     if center:
         p.alignment = WD_ALIGN_PARAGRAPH.CENTER
-    set_font(p.add_run(text), font, size, bold)
+    set_font(p.add_run(document_text(text)), font, size, bold)
     return p
 
 
@@ -97,7 +99,7 @@ def cell_text(v: Any) -> str:
         return ""
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v)
+    return document_text(str(v))
 
 
 def table(doc, title: str, df: pd.DataFrame) -> None:
@@ -112,7 +114,7 @@ def table(doc, title: str, df: pd.DataFrame) -> None:
     grid.style = "Table Grid"
     cells = grid._cells  # one pass; row.cells per row is quadratic on long tables
     for c, name in enumerate(df.columns):
-        cells[c].paragraphs[0].add_run(str(name)).bold = True
+        cells[c].paragraphs[0].add_run(document_text(str(name))).bold = True
     for r, row in enumerate(df.itertuples(index=False), start=1):
         for c, value in enumerate(row):
             # Straight to the XML: the ``cell.text`` setter clears and rebuilds each cell.

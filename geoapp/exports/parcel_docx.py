@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from geoapp.domain.text import document_text
 from geoapp.domain.units import PARTS, requirement_lines
 from geoapp.domain.vocab import SiteType
 from geoapp.exports.docx_common import heading, new_document, paragraph, picture, set_font, table
@@ -178,11 +179,11 @@ def _parcel_section(doc, i: int, p: Mapping[str, Any], map_png: Path | None,
             for line in lines:
                 para = doc.add_paragraph()
                 if (key, line) in flagged:
-                    run = para.add_run("【涉及本行业】" + line)
+                    run = para.add_run(document_text("【涉及本行业】" + line))
                     set_font(run, "宋体", 10.5, bold=True)
                     run.font.color.rgb = flag_colour
                 else:
-                    set_font(para.add_run(line), "宋体", 10.5)
+                    set_font(para.add_run(document_text(line)), "宋体", 10.5)
         if has_industry and not u["flagged_lines"]:
             paragraph(doc, "（本单元准入清单中未检索到涉及本行业的条款。）", size=10.5)
 

@@ -17,7 +17,7 @@ import pyogrio
 
 from geoapp.domain.results import Verdict
 from geoapp.domain.units import PARTS
-from geoapp.exports.tables import neutralise_frame, write_xlsx
+from geoapp.exports.tables import document_frame, write_xlsx
 from geoapp.spatial.crs import WGS84
 
 #: The four parts of a 准入清单 (key → Chinese name), in the order provinces publish them.
@@ -138,12 +138,12 @@ def write_parcels_gpkg(answer: Mapping[str, Any], geometries: Sequence[Any],
     frames = parcel_rows(answer)
     if path.exists():
         path.unlink()
-    parcels = gpd.GeoDataFrame(neutralise_frame(frames["parcels"]), geometry=list(geometries),
+    parcels = gpd.GeoDataFrame(document_frame(frames["parcels"]), geometry=list(geometries),
                                crs=WGS84)
     pyogrio.write_dataframe(parcels, path, layer="parcels", driver="GPKG",
                             promote_to_multi=True)
     for key in ("hits", "overlaps", "units", "rules"):
-        pyogrio.write_dataframe(neutralise_frame(frames[key]), path, layer=f"parcel_{key}",
+        pyogrio.write_dataframe(document_frame(frames[key]), path, layer=f"parcel_{key}",
                                 driver="GPKG")
     return path
 

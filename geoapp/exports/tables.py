@@ -11,15 +11,38 @@ from pathlib import Path
 
 import pandas as pd
 
+from geoapp.domain.text import NOT_IN_DOCUMENTS, document_text
+
 #: First characters that make a spreadsheet run a text cell as a formula.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise(value):
-    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe; characters
+    no document can hold are dropped (``domain.text``)."""
+    value = document_text(value)
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def document_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells hold only characters every format can carry (for outputs
+    that are not spreadsheets, where a formula-like text stays as it is)."""
+    out = df.copy()
+    for col in out.columns:
+        series = out[col]
+        if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+            continue
+        try:
+            bad = series.str.contains(NOT_IN_DOCUMENTS, na=False).to_numpy(dtype=bool)
+        except AttributeError:
+            continue
+        if bad.any():
+            values = series.to_numpy(dtype=object, copy=True)
+            values[bad] = [document_text(v) for v in values[bad]]
+            out[col] = pd.Series(values, index=series.index, dtype=series.dtype)
+    return out
 
 
 def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +52,7 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
     few cells that need it are rewritten, so a million-row export pays microseconds per
     column chunk, not a Python call per cell.
     """
-    out = df.copy()
+    out = document_frame(df)
     for col in out.columns:
         series = out[col]
         if not (series.dtype == object or pd.api.types.is_string_dtype(series)):

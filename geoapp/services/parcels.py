@@ -402,6 +402,8 @@ def write_answer(app: Geoapp, report: ParcelReport, path: str | Path) -> Path:
     if ext not in ANSWER_FORMATS:
         raise InvalidInput(_l("不支持的输出格式“%(ext)s”；可用：%(allowed)s", ext=path.suffix,
                               allowed=", ".join(ANSWER_FORMATS)))
+    if not path.parent.is_dir():
+        raise InvalidInput(_l("输出文件夹不存在：%(folder)s", folder=str(path.parent)))
     data = report.to_dict()
     if ext == ".json":
         path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -76,7 +76,7 @@ def show(code: str):
 @role_required("planner")
 def save(code: str):
     """Save the four texts; 400 names a bad part, 409 shows the other planner's save."""
-    form = {k: request.form.get(k, "") for k in (*PART_KEYS, "version")}
+    form = {k: request.form[k] for k in (*PART_KEYS, "version") if k in request.form}
     try:
         saved = svc.save_unit(core(), code, form, user=current_user.username)
     except ValidationFailed as exc:
