@@ -227,12 +227,18 @@ def clean_part_text(text: Any) -> str:
 
 
 # ------------------------------------------------------------------------------ lines
-#: Where an item starts: a number 1. 1． 1、 1) 一、 at the start or after a blank or a
-#: punctuation mark (not the 1.5 of a number, nor the 2.5 of PM2.5), or （1） (1) ① anywhere.
+#: Where an item starts: a number 1. 1． 1、 1) 一、 （1） （一） at the start of the text or
+#: after a blank or a punctuation mark (not the 1.5 of a number, nor the 2.5 of PM2.5, nor
+#: the (1) of 表2(1)级 or the （2） of 附表（2）), or a circled number ① anywhere.
 _ITEM_START = re.compile(
     r"(?:^|(?<=[\s。；;！!？?：:，,]))"
-    r"(?=\d{1,2}(?:[.．、](?!\d)|[)）])|[一二三四五六七八九十]{1,3}、)"
-    r"|(?=[（(]\d{1,2}[)）]|[\u2460-\u2473\u2776-\u277f])")
+    r"(?=\d{1,2}(?:[.．、](?!\d)|[)）])|[一二三四五六七八九十]{1,3}、"
+    r"|[（(](?:\d{1,2}|[一二三四五六七八九十]{1,3})[)）])"
+    r"|(?=[\u2460-\u2473\u2776-\u277f])")
+#: In a line that itself starts with （1） or （一）, the next such number starts an item
+#: wherever it stands (``（1）禁止A（2）禁止B``).
+_PAREN_ITEM = re.compile(r"^[（(](?:\d{1,2}|[一二三四五六七八九十]{1,3})[)）]")
+_PAREN_START = re.compile(r"(?=[（(](?:\d{1,2}|[一二三四五六七八九十]{1,3})[)）])")
 
 
 def requirement_lines(text: Any) -> list[str]:
@@ -242,9 +248,11 @@ def requirement_lines(text: Any) -> list[str]:
     out: list[str] = []
     for line in clean_part_text(text).split("\n"):
         for piece in _ITEM_START.split(line):
-            piece = piece.strip()
-            if piece:
-                out.append(piece)
+            subs = _PAREN_START.split(piece) if _PAREN_ITEM.match(piece.strip()) else [piece]
+            for sub in subs:
+                sub = sub.strip()
+                if sub:
+                    out.append(sub)
     return out
 
 
