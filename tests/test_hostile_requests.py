@@ -125,22 +125,68 @@ def test_uploads_beyond_the_process_bound_get_503_and_checks_still_answer(offlin
     """While every upload slot is busy, another upload is refused at once (503, Retry-After,
     nothing parsed or stored) and the inspector's check still answers."""
     client, token = signed_in("planner")
+    csv = b"lon,lat\n" + b"113.2,35.2\n" * 2_000
+    assert len(csv) > HEAVY_BODY_BYTES  # an upload, by its size
+
+    def flag():
+        return client.post("/api/flag", data={"file": (io.BytesIO(csv), "a.csv")},
+                           content_type="multipart/form-data", headers={"X-CSRFToken": token})
+
     slots = offline_app.extensions["geoapp.upload_slots"]
     assert slots.acquire(blocking=False)
     try:
-        r = client.post("/api/flag", data={"file": (io.BytesIO(b"lon,lat\n113.2,35.2\n"),
-                                                    "a.csv")},
-                        content_type="multipart/form-data", headers={"X-CSRFToken": token})
+        r = flag()
         assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
         assert r.json["error"] == "busy" and "稍后重试" in r.json["message"]
         assert client.get("/api/check?lon=113.2418&lat=35.2155").status_code == 200
     finally:
         slots.release()
-    r = client.post("/api/flag", data={"file": (io.BytesIO(b"lon,lat\n113.2,35.2\n"), "a.csv")},
-                    content_type="multipart/form-data", headers={"X-CSRFToken": token})
+    r = flag()
     assert r.status_code == 200, r.get_data(as_text=True)[:300]
     assert slots.acquire(blocking=False)  # the finished upload gave its slot back
     slots.release()
+
+
+def _multipart(boundary: str, fields: dict[str, str],
+               file: tuple[bytes, str] | None = None) -> bytes:
+    out = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n"
+                   f"{v}\r\n".encode() for k, v in fields.items())
+    if file is not None:
+        out += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"{file[1]}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                ).encode() + file[0] + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def test_a_small_multipart_check_is_answered_while_the_upload_slot_is_held(offline_app,
+                                                                           signed_in):
+    """The parcel page posts every check as multipart: a pasted parcel (and a small file)
+    is not an upload, so one user's long download or large file never refuses it. A
+    multipart or chunked body of unknown size is, since it may be anything."""
+    client, token = signed_in("viewer")
+    boundary = "geoapp-test-boundary"
+    multipart = f"multipart/form-data; boundary={boundary}"
+    text = "\n".join(f"{x},{y}" for x, y in list(SQUARE.exterior.coords)[:-1])
+    paste = _multipart(boundary, {"csrf_token": token, "mode": "paste", "text": text,
+                                  "crs": "wgs84"})
+    upload_ = _multipart(boundary, {}, (text.encode(), "parcel.txt"))
+    assert len(paste) < HEAVY_BODY_BYTES and len(upload_) < HEAVY_BODY_BYTES
+    slots = offline_app.extensions["geoapp.upload_slots"]
+    assert slots.acquire(blocking=False)
+    try:
+        r = client.post("/parcel", data=paste, content_type=multipart)
+        assert r.status_code == 200, r.get_data(as_text=True)[:300]
+        assert 'class="pc-parcel"' in r.get_data(as_text=True)
+        r = client.post("/api/parcels/check", data=upload_, content_type=multipart,
+                        headers={"X-CSRFToken": token})
+        assert r.status_code == 200, r.get_data(as_text=True)[:300]
+        assert len(r.json["parcels"]) == 1
+        # the same small check sent chunked, without Content-Length: its size is unknown
+        r = client.post("/parcel", input_stream=io.BytesIO(paste), content_type=multipart,
+                        headers={"Transfer-Encoding": "chunked"})
+        assert r.status_code == 503 and r.headers["Retry-After"].isdigit()
+    finally:
+        slots.release()
 
 
 def test_a_large_json_body_takes_an_upload_slot_a_small_one_does_not(offline_app, signed_in):

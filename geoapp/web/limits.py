@@ -1,14 +1,20 @@
-"""At most a few file uploads are worked on at once in each server process.
+"""At most a few heavy uploads are worked on at once in each server process.
 
 Reading, validating and flagging an uploaded file (``POST /api/flag``, layer, ledger and
-weekly imports) can take seconds of CPU; the inspector's single-point check takes
-milliseconds. Each server process has only a few request threads (granian: 2 by default),
-so without a bound a handful of uploads, hostile or not, would hold every thread and the
-checks would queue behind them. Every multipart POST is an upload here, and so is any POST
-whose body is larger than ``HEAVY_BODY_BYTES`` (a GeoJSON body of many parcels, a parcel
-form carrying them back for a download); each process works on at most ``HEAVY_UPLOADS`` of
-them at a time and answers the next one at once with
-503 and ``Retry-After`` instead of waiting, since a waiting upload would still hold a thread
+weekly imports, a parcel file) or building a report of many parcels can take seconds of
+CPU; the inspector's single-point check and a pasted or drawn parcel take milliseconds.
+Each server process has only a few request threads (granian: 2 by default), so without a
+bound a handful of uploads, hostile or not, would hold every thread and the checks would
+queue behind them.
+
+What is heavy is judged from the request's size alone, whatever its type: a POST whose
+body is larger than ``HEAVY_BODY_BYTES`` (a file, a GeoJSON body of many parcels, a parcel
+answer carried back for its Word report), or a multipart or chunked POST that names no
+``Content-Length`` (its size is unknown until it has been read). A smaller body is never
+heavy — a pasted coordinate list posted as multipart by the parcel page, a small CSV — so
+one user's large download does not refuse another user's check. Each process works on at
+most ``HEAVY_UPLOADS`` heavy requests at a time and answers the next one at once with 503
+and ``Retry-After`` instead of waiting, since a waiting upload would still hold a thread
 that a check needs.
 """
 
@@ -36,20 +42,24 @@ class ServerBusy(GeoappError):
     code = "busy"
 
 
-#: A POST body larger than this is worked on as an upload whatever its type (one parcel of
-#: 1,000 vertices as GeoJSON is about 40 KB and checks in milliseconds).
-HEAVY_BODY_BYTES = 64 * 1024
+#: A POST body larger than this is heavy whatever its type; a smaller one never is (a
+#: pasted parcel of a few hundred points, one small parcel as GeoJSON, an ordinary form).
+HEAVY_BODY_BYTES = 16 * 1024
 
 
-def _is_upload() -> bool:
+def is_heavy() -> bool:
+    """Whether the current request takes an upload slot (see the module docstring)."""
     if request.method != "POST":
         return False
-    return (request.mimetype or "") == "multipart/form-data" \
-        or (request.content_length or 0) > HEAVY_BODY_BYTES
+    length = request.content_length  # None without the header, or when chunked
+    if length is not None:
+        return length > HEAVY_BODY_BYTES
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return chunked or (request.mimetype or "") == "multipart/form-data"
 
 
 def _acquire():
-    if not _is_upload():
+    if not is_heavy():
         return None
     slots: threading.BoundedSemaphore = current_app.extensions["geoapp.upload_slots"]
     if not slots.acquire(blocking=False):
