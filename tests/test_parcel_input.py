@@ -26,6 +26,8 @@ from geoapp.storage.parcel_in import (
 )
 from tests.catalogue import english
 
+from webutil import login
+
 FIXTURES = Path(__file__).parent / "fixtures"
 GEOD = Geod(ellps="GRS80")
 TO_LONLAT = Transformer.from_crs("EPSG:4547", "EPSG:4326", always_xy=True)
@@ -387,13 +389,91 @@ def test_multipolygon_and_hole():
     assert ground_m2(p.lonlat) == pytest.approx(2 * 40_000 - 2_500, rel=1e-3)
 
 
-def test_pasted_rings_blank_line_and_ring_numbers_make_holes():
+def test_pasted_blank_line_separates_parcels_and_ring_numbers_make_holes():
     outer = "\n".join(f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL)
     inner = "\n".join(f"{x:.10f},{y:.10f}" for x, y in lonlat(HOLE_GK))
-    assert_square(parcels_from_text(f"{outer}\n\n{inner}").parcels[0], hole=True)
+    ps = parcels_from_text(f"{outer}\n\n{inner}")
+    one, two = ps.parcels
+    assert [(p.id, p.feature) for p in ps.parcels] == [("1", 1), ("2", 2)]
+    assert_square(one)
+    assert_same_ring(two.lonlat.exterior.coords, lonlat(HOLE_GK))
+    assert ground_m2(two.lonlat) == pytest.approx(2_500, rel=1e-3)
+    # the second block lies in the first: said, in case a hole was meant
+    assert "parcel no. 2 lies inside parcel no. 1" in texts(ps.warnings).lower()
+    assert "ring number" in texts(ps.warnings)
     lines = [f"J{i + 1},1,{n:.3f},{38e6 + e:.3f}" for i, (e, n) in enumerate(SQUARE_GK)]
     lines += [f"K{i + 1},2,{n:.3f},{38e6 + e:.3f}" for i, (e, n) in enumerate(HOLE_GK)]
-    assert_square(parcels_from_text("\n".join(lines)).parcels[0], hole=True)
+    (p,) = parcels_from_text("\n".join(lines)).parcels
+    assert_square(p, hole=True)
+    # a blank line between a parcel's outer ring and its hole does not split them
+    (p,) = parcels_from_text("\n".join(lines[:4]) + "\n\n" + "\n".join(lines[4:])).parcels
+    assert_square(p, hole=True)
+
+
+def test_two_pasted_parcels_from_the_page_are_two_parcels():
+    """Two blocks side by side: two parcels with their own areas, nothing subtracted."""
+    text = ("113.2,35.2\n113.21,35.2\n113.21,35.21\n113.2,35.21\n\n"
+            "113.212,35.2\n113.214,35.2\n113.214,35.202\n113.212,35.202\n")
+    ps = parcels_from_text(text)
+    assert [p.id for p in ps.parcels] == ["1", "2"]
+    one = Polygon([(113.2, 35.2), (113.21, 35.2), (113.21, 35.21), (113.2, 35.21)])
+    assert ground_m2(ps.parcels[0].lonlat) == pytest.approx(ground_m2(one), rel=1e-6)
+    assert not ps.parcels[0].lonlat.interiors
+    # a parcel in the middle of another stays a parcel of its own (not a hole)
+    text = text.replace("113.212,35.2\n113.214,35.2\n113.214,35.202\n113.212,35.202",
+                        "113.202,35.202\n113.204,35.202\n113.204,35.204\n113.202,35.204")
+    ps = parcels_from_text(text)
+    assert len(ps.parcels) == 2 and not ps.parcels[0].lonlat.interiors
+
+
+def test_pasted_parcel_problems_name_the_parcel_by_its_block():
+    text = "\n".join(f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL) + "\n\n113.3,35.3\n113.31,35.3\n"
+    (p,) = problems(parcels_from_text, text)
+    assert p.feature == 2 and "parcel no. 2" in english(p.message).lower() and p.row == 6
+
+
+def test_pasted_ring_number_two_without_an_outer_ring_is_refused():
+    lines = [f"K{i + 1},2,{n:.3f},{38e6 + e:.3f}" for i, (e, n) in enumerate(HOLE_GK)]
+    (p,) = problems(parcels_from_text, "\n".join(lines))
+    assert "ring number 1" in english(p.message)
+
+
+def test_pasted_amap_one_line_polygon():
+    one_line = ";".join(f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL)
+    for text in (one_line, one_line + ";", "；".join(f"{x:.10f}，{y:.10f}" for x, y in SQUARE_LL)):
+        (p,) = parcels_from_text(text).parcels
+        assert_square(p)
+    gcj = ";".join(f"{x:.10f},{y:.10f}" for x, y in (wgs84_to_gcj02(*q) for q in SQUARE_LL))
+    two = parcels_from_text(f"{gcj}\n\n{gcj}", crs="gcj02").parcels
+    assert len(two) == 2
+    assert_square(two[0])
+
+
+@pytest.mark.parametrize("header", ["", "序号,经度,纬度\n", "点号 经度 纬度\n"])
+def test_pasted_point_number_longitude_latitude(header):
+    """序号,经度,纬度: the first number is the point's number, not the longitude, even when a
+    number such as 35 could be a latitude."""
+    first = 34  # 34,113.2,35.2 could also read as lat 34 / lon 113.2 / altitude 35.2
+    text = header + "\n".join(f"{first + i},{x:.10f},{y:.10f}" for i, (x, y) in enumerate(SQUARE_LL))
+    (p,) = parcels_from_text(text).parcels
+    assert_square(p)
+    pts = [(x + 0.0001 * i, y) for i, (x, y) in enumerate(SQUARE_LL)]
+    bow = [pts[0], pts[2], pts[1], pts[3]]
+    text = header + "\n".join(f"{first + i},{x:.10f},{y:.10f}" for i, (x, y) in enumerate(bow))
+    (problem,) = problems(parcels_from_text, text)
+    assert "points 34, 35, 36, 37" in english(problem.message)
+
+
+def test_pasted_lon_lat_altitude_is_still_read():
+    text = "经度,纬度,高程\n" + "\n".join(f"{x:.10f},{y:.10f},35" for x, y in SQUARE_LL)
+    assert_square(parcels_from_text(text).parcels[0])
+
+
+def test_pasted_comment_lines_do_not_split_a_ring():
+    lines = [f"{x:.10f},{y:.10f}" for x, y in SQUARE_LL]
+    text = "# 用地红线\n" + "\n".join(lines[:2]) + "\n# 北侧\n" + "\n".join(lines[2:])
+    (p,) = parcels_from_text(text).parcels
+    assert_square(p)
 
 
 def test_parts_sharing_an_edge_are_one_polygon():
@@ -603,3 +683,15 @@ def test_a_point_that_does_not_convert_is_named():
                     crs="EPSG:32649")
     msg = english(p.message)
     assert "vertex 3" in msg and "cannot be converted" in msg and "EPSG:32649" in msg
+
+
+def test_the_paste_box_says_blank_lines_separate_parcels_and_ring_numbers_make_holes(
+        offline_app):
+    c = offline_app.test_client()
+    login(c, "viewer")
+    for lang, words in (("zh", ("空行分隔地块", "圈号 2、3…… 为该地块的内圈")),
+                        ("en", ("a blank line between parcels", "rings 2, 3, … are holes"))):
+        page = c.get(f"/parcel?lang={lang}").get_data(as_text=True)
+        box = page[page.index('id="pc-text"'):]
+        box = box[:box.index(">")]
+        assert all(w in box for w in words), (lang, box)

@@ -19,6 +19,7 @@ size, coordinate system) raise :class:`InvalidInput`. See docs/parcels.md.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -142,6 +143,7 @@ class _Feature:
     named_points: bool = False
     point_names: list[list[list[str]]] | None = None
     point_lines: list[list[list[int]]] | None = None
+    ring_numbers: list[list[int]] | None = None  # 圈号 of each part's rings, when written
     line: int | None = None
 
 
@@ -208,10 +210,11 @@ def parcels_from_geojson(obj: Mapping[str, Any] | str | bytes, *, crs: str | Non
 
 
 def parcels_from_text(text: str, *, crs: str | None = None) -> ParcelSet:
-    """One parcel (id "1") from a pasted coordinate list, or the parcels of a pasted survey
-    file. Lines are ``lon,lat`` / ``lon lat`` (decimal degrees or 度分秒), ``X,Y``
-    Gauss-Krüger metres in either order, or ``点号,圈号,X,Y``; a blank line or a new 圈号
-    starts the next ring (the first is the outer ring, the others holes)."""
+    """The parcels of a pasted coordinate list, or of a pasted survey file. Lines are
+    ``lon,lat`` / ``lon lat`` (decimal degrees or 度分秒), ``X,Y`` Gauss-Krüger metres in
+    either order, ``点号,a,b`` or ``点号,圈号,X,Y``, or one line ``lng,lat;lng,lat;…``
+    (Amap); ``#`` lines are comments. A blank line separates parcels (ids "1", "2", … by
+    position); holes come only from 圈号 2, 3, … (圈号 1 is the outer ring)."""
     label = _l("粘贴的坐标")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _too_big(label, len(text))
@@ -624,8 +627,39 @@ def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
 # --- Pasted text ---------------------------------------------------------------------------
 
 _SEPARATORS = re.compile(r"[,;，；、\s]+")
+#: Amap's one-line polygon: "lng,lat;lng,lat;…".
+_POINT_SEPARATOR = re.compile(r"[;；]")
+_PAIR_SEPARATOR = re.compile(r"[,，、\s]+")
 _DMS_HINT = re.compile(r"[°度′″'\"NSEWnsew东西南北]")
 _NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+#: Header words (letter case ignored) saying a three-column list starts with the point's
+#: number (点号,经度,纬度), or ends with its height (经度,纬度,高程).
+_POINT_WORDS = frozenset({"点号", "序号", "编号", "点名", "界址点号", "界址点", "点", "no", "no.",
+                          "id", "name", "point", "pt"})
+_HEIGHT_WORDS = frozenset({"高程", "高度", "海拔", "h", "z", "alt", "altitude", "elevation",
+                           "height"})
+
+
+@dataclass
+class _Row:
+    """A line of numbers as written: its tokens, their values (None: not a number)."""
+
+    line: int
+    tokens: list[str]
+    values: list[float | None]
+
+
+@dataclass
+class _TextPoint:
+    a: float
+    b: float
+    name: str | None
+    ring: int | None  # 圈号 when the line gives one
+    line: int
+    dms: bool = False  # written in degrees, minutes and seconds
+
+
+_BREAK = object()  # a blank line
 
 
 def _num(token: str) -> float | None:
@@ -635,109 +669,234 @@ def _num(token: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _plausible(a: float, b: float) -> bool:
+def _plausible(a: float | None, b: float | None) -> bool:
     """Whether two numbers can be one point: lon/lat in China (either order) or
     Gauss-Krüger metres (either order)."""
+    if a is None or b is None:
+        return False
     return bool(in_china(a, b) or in_china(b, a) or (is_northing(a) and is_easting(b))
                 or (is_easting(a) and is_northing(b)))
 
 
-def _numeric_line(line: str) -> tuple[str | None, int | None, float, float] | None:
-    """(点号, 圈号, a, b) of a line of numbers: ``a,b``; ``a,b,altitude`` or ``点号,a,b``;
-    ``点号,圈号,a,b[,…]``. None when the line is not one of these."""
-    tokens = [t for t in _SEPARATORS.split(line) if t]
-    values = [_num(t) for t in tokens]
+def _amap_points(line: str, lineno: int) -> list[_TextPoint] | None:
+    """The points of a one-line ``lng,lat;lng,lat;…`` list; None when the line is not one."""
+    chunks = [c for c in (c.strip() for c in _POINT_SEPARATOR.split(line)) if c]
+    if len(chunks) < 2:
+        return None
+    points = []
+    for chunk in chunks:
+        values = [_num(t) for t in _PAIR_SEPARATOR.split(chunk) if t]
+        if len(values) != 2 or None in values:
+            return None
+        points.append(_TextPoint(values[0], values[1], None, None, lineno))
+    return points
+
+
+def _numbered_columns(rows: list[_Row], headers: list[str]) -> bool:
+    """Whether the lines of three numbers are ``点号,a,b`` (True) or ``a,b,height``: a header
+    says so (序号,经度,纬度 / 经度,纬度,高程); else the columns that make points in China
+    on every line; when both do, numbers 1, 2, 3 … (the last may repeat the first) in the
+    first column are point numbers."""
+    for header in headers:
+        words = [w.lower() for w in _SEPARATORS.split(header) if w]
+        if len(words) >= 3 and words[0] in _POINT_WORDS:
+            return True
+        if len(words) >= 3 and words[2] in _HEIGHT_WORDS:
+            return False
+    triples = [r.values for r in rows if len(r.values) == 3 and None not in r.values]
+    if not triples:
+        return False
+    numbered = all(_plausible(b, c) for _, b, c in triples)
+    located = all(_plausible(a, b) for a, b, _ in triples)
+    if numbered != located:
+        return numbered
+    firsts = [a for a, _, _ in triples]
+    if firsts[-1] == firsts[0] and len(firsts) > 1:
+        firsts = firsts[:-1]
+    return numbered and all(float(a).is_integer() for a in firsts) and \
+        all(b > a for a, b in zip(firsts, firsts[1:], strict=False))
+
+
+def _row_point(row: _Row, numbered: bool) -> _TextPoint | None:
+    """The point of a line of numbers: ``a,b``; ``点号,a,b`` or ``a,b,height``;
+    ``点号,圈号,a,b[,…]``. None when the line is none of these."""
+    tokens, values = row.tokens, row.values
     if len(tokens) == 2 and None not in values:
-        return None, None, values[0], values[1]
+        return _TextPoint(values[0], values[1], None, None, row.line)
     if len(tokens) == 3 and None not in values[1:]:
-        a, b, c = values
-        if a is None or (not _plausible(a, b) and _plausible(b, c)):
-            return tokens[0], None, b, c
-        return None, None, a, b  # lon, lat, altitude
+        if values[0] is None or numbered:
+            return _TextPoint(values[1], values[2], tokens[0], None, row.line)
+        return _TextPoint(values[0], values[1], None, None, row.line)
     if len(tokens) >= 4 and None not in values[1:4] and float(values[1]).is_integer():
-        return tokens[0], int(values[1]), values[2], values[3]
+        return _TextPoint(values[2], values[3], tokens[0], int(values[1]), row.line)
     return None
 
 
-def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
-    if crs and describe_crs(crs)["name"] == "dms":
-        crs = "wgs84"  # degrees-minutes-seconds text names WGS84 lon/lat, as in crs.parse_point
-    findings = Findings(file=label)
-    rings: list[list[tuple[float, float, str | None, int]]] = []
-    current: list[tuple[float, float, str | None, int]] = []
-    ring_no: int | None = None
-    degrees_text = False
+def _text_items(text: str, label: str, findings: Findings) -> list[Any]:
+    """The text's lines as blank-line breaks and points, lines of numbers judged together
+    (``点号,a,b`` or ``a,b,height``); unreadable lines go to ``findings``."""
     lines = text.splitlines()
     if len(lines) > MAX_VERTICES + 10_000:
         check_limits(1, len(lines), label)
+    raw_items: list[Any] = []
+    headers: list[str] = []
     for lineno, raw in enumerate(lines, start=1):
         line = unicodedata.normalize("NFKC", raw).strip()
-        if not line or line.startswith("#"):
-            if current:
-                rings.append(current)
-                current, ring_no = [], None
+        if not line:
+            raw_items.append(_BREAK)
             continue
+        if line.startswith("#"):
+            continue  # a comment: neither a point nor a break
         if not re.search(r"\d", line):
-            continue  # a header such as 经度,纬度 or 点号,圈号,X,Y
-        parsed = _numeric_line(line)
-        if parsed is None and _DMS_HINT.search(line):
+            headers.append(line)  # a header such as 经度,纬度 or 点号,圈号,X,Y
+            continue
+        amap = _amap_points(line, lineno) if _POINT_SEPARATOR.search(line) else None
+        if amap is not None:
+            raw_items.extend(amap)
+            continue
+        tokens = [t for t in _SEPARATORS.split(line) if t]
+        row = _Row(lineno, tokens, [_num(t) for t in tokens])
+        if _row_point(row, False) is None and _DMS_HINT.search(line):
             try:
                 lon, lat = parse_dms(line)
             except CoordinateError as exc:
                 findings.add(_l("第 %(line)s 行：%(why)s", line=lineno, why=exc.message),
                              line=lineno, value=raw.strip()[:80])
                 continue
-            current.append((lon, lat, None, lineno))
-            degrees_text = True
+            raw_items.append(_TextPoint(lon, lat, None, None, lineno, dms=True))
             continue
-        if parsed is None:
-            findings.add(_l("第 %(line)s 行读不出坐标：“%(value)s”；每行应为“经度,纬度”、“X,Y”或"
-                            "“点号,圈号,X,Y”", line=lineno, value=raw.strip()[:80]),
-                         line=lineno, value=raw.strip()[:80])
+        raw_items.append(row)
+    numbered = _numbered_columns([r for r in raw_items if isinstance(r, _Row)], headers)
+    items: list[Any] = []
+    for item in raw_items:
+        if isinstance(item, _Row):
+            point = _row_point(item, numbered)
+            if point is None:
+                value = lines[item.line - 1].strip()[:80]
+                findings.add(_l("第 %(line)s 行读不出坐标：“%(value)s”；每行应为“经度,纬度”、“X,Y”或"
+                                "“点号,圈号,X,Y”", line=item.line, value=value),
+                             line=item.line, value=value)
+                continue
+            if point.ring is not None and point.ring < 1:
+                findings.add(_l("第 %(line)s 行：圈号“%(value)s”应为 1、2、3……", line=item.line,
+                                value=item.tokens[1]), line=item.line, value=item.tokens[1])
+                continue
+            item = point
+        items.append(item)
+    return items
+
+
+def _blocks(items: list[Any]) -> list[list[_TextPoint]]:
+    """Parcels of points: a blank line ends one, unless the next line is a hole of it
+    (圈号 2, 3, …)."""
+    blocks: list[list[_TextPoint]] = []
+    current: list[_TextPoint] = []
+    broken = False
+    for item in items:
+        if item is _BREAK:
+            broken = bool(current)
             continue
-        name, number, a, b = parsed
-        if number is not None and ring_no is not None and number != ring_no and current:
-            rings.append(current)
+        if broken and not (item.ring is not None and item.ring >= 2):
+            blocks.append(current)
             current = []
-        ring_no = number if number is not None else ring_no
-        current.append((a, b, name, lineno))
+        broken = False
+        current.append(item)
     if current:
-        rings.append(current)
+        blocks.append(current)
+    return blocks
+
+
+def _rings_by_number(block: list[_TextPoint]) -> dict[int, list[_TextPoint]]:
+    """A parcel's points grouped by 圈号 (a line without one continues the ring above; the
+    first ring is 1), in ring-number order."""
+    rings: dict[int, list[_TextPoint]] = {}
+    number = 1
+    for p in block:
+        number = p.ring if p.ring is not None else number
+        rings.setdefault(number, []).append(p)
+    return dict(sorted(rings.items()))
+
+
+def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
+    """Parcels from a coordinate list: blank lines separate parcels ("1", "2", … by
+    position); holes come from ``点号,圈号,X,Y`` lines with 圈号 2, 3, …"""
+    if crs and describe_crs(crs)["name"] == "dms":
+        crs = "wgs84"  # degrees-minutes-seconds text names WGS84 lon/lat, as in crs.parse_point
+    findings = Findings(file=label)
+    items = _text_items(text, label, findings)
+    blocks = _blocks(items)
+    if blocks:
+        check_limits(len(blocks), sum(len(b) for b in blocks), label)
+    parcels: list[tuple[int, dict[int, list[_TextPoint]]]] = []
+    for position, block in enumerate(blocks, start=1):
+        rings = _rings_by_number(block)
+        if 1 not in rings:
+            findings.add(_l("%(parcel)s 没有外圈（圈号 1）的界址点", parcel=parcel_label(position)),
+                         feature=position, line=block[0].line)
+            continue
+        parcels.append((position, rings))
     if findings.problems:
         raise ValidationFailed(_l("%(file)s 有 %(count)s 处问题", file=label,
                                   count=len(findings.problems)), details=findings.problems)
-    if not rings:
+    if not parcels:
         raise InvalidInput(_l("%(file)s 中没有坐标；每行写一个点：“经度,纬度”、“X,Y”或“点号,圈号,X,Y”",
                               file=label))
-    check_limits(1, sum(len(r) for r in rings), label)
-    all_pts = np.array([(a, b) for r in rings for a, b, _, _ in r])
-    metres = not degrees_text and not _small(all_pts[:, 0], all_pts[:, 1]).all()
-    if metres:
-        rings = _east_north(rings, label)
-    f = _Feature(position=1, parts=[[np.array([(a, b) for a, b, _, _ in r]) for r in rings]])
-    if any(n for r in rings for _, _, n, _ in r):
-        f.named_points = True
-        f.point_names = [[[n or str(i + 1) for i, (_, _, n, _) in enumerate(r)] for r in rings]]
-    f.point_lines = [[[ln for _, _, _, ln in r] for r in rings]]
-    f.line = rings[0][0][3]
-    return _assemble([f], label, crs, None, kind, spec_wgs84=False)
+    points = [p for _, rings in parcels for ring in rings.values() for p in ring]
+    xy = np.array([(p.a, p.b) for p in points])
+    if not any(p.dms for p in points) and not _small(xy[:, 0], xy[:, 1]).all():
+        _east_north(points, label)
+    features = []
+    for position, rings in parcels:
+        numbers = list(rings)
+        ring_points = list(rings.values())
+        f = _Feature(position=position,
+                     parts=[[np.array([(p.a, p.b) for p in r]) for r in ring_points]])
+        if any(p.name for r in ring_points for p in r):
+            f.named_points = True
+            f.point_names = [[[p.name or str(i + 1) for i, p in enumerate(r)]
+                              for r in ring_points]]
+            f.ring_numbers = [numbers]
+        f.point_lines = [[[p.line for p in r] for r in ring_points]]
+        f.line = ring_points[0][0].line
+        features.append(f)
+    return _nested_parcels(_assemble(features, label, crs, None, kind, spec_wgs84=False), label)
 
 
-def _east_north(rings: list[list[tuple[float, float, str | None, int]]],
-                label: str) -> list[list[tuple[float, float, str | None, int]]]:
+def _nested_parcels(ps: ParcelSet, label: str) -> ParcelSet:
+    """A warning for every pasted parcel lying inside another: a hole may have been meant."""
+    if len(ps.parcels) < 2:
+        return ps
+    geoms = [p.lonlat for p in ps.parcels]
+    inner, outer = shapely.STRtree(geoms).query(geoms, predicate="within")
+    findings = Findings(file=label)
+    for i, j in zip(inner.tolist(), outer.tolist(), strict=True):
+        if i != j:
+            p, q = ps.parcels[i], ps.parcels[j]
+            findings.add(_l("%(inner)s 位于 %(outer)s 之内，按两个地块分别核查；如要表示内圈（挖空的部分），"
+                            "请写成“点号,圈号,X,Y”，内圈的圈号为 2、3……",
+                            inner=parcel_label(p.feature), outer=parcel_label(q.feature)),
+                         feature=p.feature, id=p.id, warning=True)
+    if not findings.warnings:
+        return ps
+    return dataclasses.replace(ps, warnings=ps.warnings + tuple(findings.warnings))
+
+
+def _east_north(points: list[_TextPoint], label: str) -> None:
     """Metres in the survey order (X north, Y east) or the GIS order (x east, y north): the
-    ranges do not overlap, so every line says which; all must say the same."""
-    pts = np.array([(a, b) for r in rings for a, b, _, _ in r])
+    ranges do not overlap, so every line says which; all must say the same. Survey-order
+    points are turned into east, north in place."""
+    pts = np.array([(p.a, p.b) for p in points])
     survey = is_northing(pts[:, 0]) & is_easting(pts[:, 1])
     gis = is_easting(pts[:, 0]) & is_northing(pts[:, 1])
     if survey.all():
-        return [[(b, a, n, ln) for a, b, n, ln in r] for r in rings]
+        for p in points:
+            p.a, p.b = p.b, p.a
+        return
     if gis.all() or not survey.any():
-        return rings  # GIS order, or numbers the coordinate system will judge
+        return  # GIS order, or numbers the coordinate system will judge
     first = int(np.flatnonzero(~survey)[0])
-    line = [ln for r in rings for _, _, _, ln in r][first]
     raise InvalidInput(_l("%(file)s 第 %(line)s 行：坐标的顺序与前面的行不同；请统一写成“X（北）,Y（东）”"
-                          "或统一写成“东,北”", file=label, line=line))
+                          "或统一写成“东,北”", file=label, line=points[first].line))
 
 
 # --- From features to parcels --------------------------------------------------------------
@@ -1063,7 +1222,8 @@ def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
             names = f.point_names[pi][ri] if f.point_names else ()
             lines = f.point_lines[pi][ri] if f.point_lines else ()
             ring = Ring(lonlat=np.empty((0, 2)), metric=np.empty((0, 2)),
-                        label=_l("第 %(n)s 圈", n=ri + 1) if f.named_points
+                        label=_l("第 %(n)s 圈", n=f.ring_numbers[pi][ri] if f.ring_numbers
+                                 else ri + 1) if f.named_points
                         else ring_label(pi, ri, len(f.parts)),
                         names=names, named=f.named_points, lines=lines)
             problem = _coordinate_problem(frame, ring, xy)
