@@ -288,3 +288,48 @@ def test_binary_noise_is_refused():
                                     filename="noise.txt")
     bad_text = b"113.2,35.2\n" + bytes([0xff, 0xfe, 0xfa]) * 10
     assert "neither UTF-8 nor GBK" in refused(read_parcel_file, bad_text, filename="bad.txt")
+
+
+# --- Odd shapes that must be named, never crash -----------------------------------------------
+
+@pytest.mark.parametrize("geometry", [
+    {"type": "Polygon", "coordinates": []},
+    {"type": "MultiPolygon", "coordinates": []},
+    {"type": "MultiPolygon", "coordinates": [[]]},
+    {"type": "GeometryCollection", "geometries": []},
+])
+def test_an_empty_polygon_alone_is_named(geometry):
+    text = refused(parcels_from_geojson, geometry)
+    assert "no coordinates" in text and "parcel no. 1" in text.lower()
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"地块编号": "E1"}, "geometry": geometry}]}
+    assert "Parcel E1" in refused(read_parcel_file, json.dumps(doc).encode(), filename="e.json")
+
+
+def test_deeply_nested_multigeometry_is_read_without_recursion():
+    coords = " ".join(f"{x},{y}" for x, y in [*SQUARE, SQUARE[0]])
+    polygon = (f"<Polygon><outerBoundaryIs><LinearRing><coordinates>{coords}</coordinates>"
+               "</LinearRing></outerBoundaryIs></Polygon>")
+    depth = 5_000
+    data = ('<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark><name>deep</name>'
+            + "<MultiGeometry>" * depth + polygon + "</MultiGeometry>" * depth
+            + "</Placemark></Document></kml>").encode()
+    (p,) = read_parcel_file(data, filename="deep.kml").parcels
+    assert p.name == "deep" and p.lonlat.equals(Polygon(SQUARE))
+
+
+def dxf_text(*entities: str) -> bytes:
+    return ("0\nSECTION\n2\nENTITIES\n" + "".join(entities) + "0\nENDSEC\n0\nEOF\n").encode()
+
+
+def test_a_self_intersecting_closed_polyline_in_a_drawing_is_named():
+    pts = [(38427146.805, 3897074.574), (38427346.805, 3897274.574),
+           (38427346.805, 3897074.574), (38427146.805, 3897274.574)]
+    bowtie = "0\nLWPOLYLINE\n8\n0\n90\n4\n70\n1\n" + "".join(
+        f"10\n{x}\n20\n{y}\n" for x, y in pts)
+    text = refused(read_parcel_file, dxf_text(bowtie), filename="bowtie.dxf")
+    assert "intersects itself" in text and "vertices 1, 2, 3, 4" in text
+
+
+def test_a_drawing_without_entities_is_refused_with_a_message():
+    assert "no features" in refused(read_parcel_file, dxf_text(), filename="empty.dxf")

@@ -111,29 +111,40 @@ def _ring(boundary: Element) -> list[Element]:
 
 
 def _geometry(el: Element, mark: Placemark) -> None:
-    name = _local(el.tag)
-    if name == "MultiGeometry":
-        for child in el:
-            _geometry(child, mark)
-    elif name == "Polygon":
-        rings: list[np.ndarray] = []
-        for kind in ("outerBoundaryIs", "innerBoundaryIs"):
-            for boundary in _children(el, kind):
-                for ring in _ring(boundary):
-                    coords = _coordinates(_text(next(
-                        (c for c in ring if _local(c.tag) == "coordinates"), None)))
-                    if coords is None:
-                        mark.bad = mark.bad or _l("第 %(n)s 个多边形的坐标不是“经度,纬度[,高程]”",
-                                                  n=len(mark.parts) + 1)
-                        return
-                    rings.append(coords)
-            if kind == "outerBoundaryIs" and not rings:
-                mark.bad = mark.bad or _l("第 %(n)s 个多边形没有外边界（outerBoundaryIs）",
-                                          n=len(mark.parts) + 1)
+    """The geometry ``el`` into ``mark``: MultiGeometry nesting walked with a stack of our
+    own, in document order, so no depth of nesting can exhaust Python's recursion."""
+    stack = [el]
+    while stack:
+        node = stack.pop()
+        name = _local(node.tag)
+        if name == "MultiGeometry":
+            stack.extend(reversed(list(node)))
+        elif name == "Polygon":
+            if not _polygon(node, mark):
                 return
-        mark.parts.append(rings)
-    elif name in _OTHER_KINDS:
-        mark.others.append(_OTHER_KINDS[name])
+        elif name in _OTHER_KINDS:
+            mark.others.append(_OTHER_KINDS[name])
+
+
+def _polygon(el: Element, mark: Placemark) -> bool:
+    """A Polygon's rings as one part of ``mark``; False (``mark.bad`` set) when unreadable."""
+    rings: list[np.ndarray] = []
+    for kind in ("outerBoundaryIs", "innerBoundaryIs"):
+        for boundary in _children(el, kind):
+            for ring in _ring(boundary):
+                coords = _coordinates(_text(next(
+                    (c for c in ring if _local(c.tag) == "coordinates"), None)))
+                if coords is None:
+                    mark.bad = mark.bad or _l("第 %(n)s 个多边形的坐标不是“经度,纬度[,高程]”",
+                                              n=len(mark.parts) + 1)
+                    return False
+                rings.append(coords)
+        if kind == "outerBoundaryIs" and not rings:
+            mark.bad = mark.bad or _l("第 %(n)s 个多边形没有外边界（outerBoundaryIs）",
+                                      n=len(mark.parts) + 1)
+            return False
+    mark.parts.append(rings)
+    return True
 
 
 def _properties(pm: Element) -> dict[str, Any]:

@@ -454,7 +454,7 @@ def _geojson_geometry(geom: Any, f: _Feature) -> None:
                 f.kind, f.bad = "other", sub.bad
                 return
             f.parts += sub.parts
-        f.kind = "polygon" if f.parts else "other"
+        f.kind = "polygon" if f.parts or not members else "other"  # an empty one is named
         return
     if typ not in ("Polygon", "MultiPolygon"):
         f.kind = _KINDS[typ]
@@ -589,12 +589,15 @@ def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
     polygonal = ~paper & np.isin(types, (3, 6))
     texts = gdf["Text"].to_numpy() if "Text" in gdf.columns else np.full(len(gdf), None)
     is_text = ~paper & (types == 0) & np.array([isinstance(t, str) and bool(t.strip())
-                                                for t in texts])
+                                                for t in texts], dtype=bool)
     features: list[_Feature] = []
     seen: dict[bytes, int] = {}
     duplicates = 0
     for i in np.flatnonzero(polygonal):
-        key = shapely.to_wkb(shapely.normalize(shapely.set_precision(geoms[i], 1e-6)))
+        # rounded point by point: a self-intersecting shape has no topology to snap (it is
+        # named by the validation, never an error here)
+        key = shapely.to_wkb(shapely.normalize(shapely.set_precision(geoms[i], 1e-6,
+                                                                      mode="pointwise")))
         if key in seen:
             duplicates += 1
             continue
@@ -1129,8 +1132,8 @@ def _assemble(features: list[_Feature], label: str, crs: str | None, declared: C
     if skipped and polygons:
         findings.add(_l("%(file)s 中除 %(count)s 个面以外的要素未作为地块读取：%(what)s", file=label,
                         count=len(polygons), what=_skipped_text(skipped)), warning=True)
-    all_xy = np.concatenate([r for f in polygons for part in f.parts for r in part]) \
-        if polygons else np.empty((0, 2))
+    rings = [r for f in polygons for part in f.parts for r in part]
+    all_xy = np.concatenate(rings) if rings else np.empty((0, 2))  # empty polygons: named
     frame = _frame(declared, crs, all_xy, label, spec_wgs84=spec_wgs84)
     if frame.assumed:
         findings.add(_l("%(file)s 没有写明坐标系，已按 WGS84 经纬度读取；高德、腾讯（GCJ-02）或百度（BD-09）"
