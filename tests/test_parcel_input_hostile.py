@@ -9,6 +9,7 @@ import http.server
 import io
 import json
 import os
+import re
 import secrets
 import stat
 import threading
@@ -333,3 +334,83 @@ def test_a_self_intersecting_closed_polyline_in_a_drawing_is_named():
 
 def test_a_drawing_without_entities_is_refused_with_a_message():
     assert "no features" in refused(read_parcel_file, dxf_text(), filename="empty.dxf")
+
+
+# --- Control characters, lone surrogates, long ids ---------------------------------------------
+
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def carried_text(ps) -> str:
+    """Every text of a parcel set an output writes, as one string (UTF-8 must hold it)."""
+    text = json.dumps([[p.id, p.name, p.attributes] for p in ps.parcels], ensure_ascii=False)
+    text += "".join(english(w.message) for w in ps.warnings)
+    text.encode("utf-8")
+    return text
+
+
+def polygon_feature(props: dict) -> dict:
+    return {"type": "Feature", "properties": props,
+            "geometry": {"type": "Polygon", "coordinates": [[*map(list, SQUARE), list(SQUARE[0])]]}}
+
+
+def test_control_characters_and_lone_surrogates_are_cleaned_from_names_and_attributes():
+    doc = {"type": "FeatureCollection", "features": [
+        polygon_feature({"id": "A", "name": "bad\u0007name", "用途\u001b": "工业\u0085用地",
+                         "note": "line one\nline\ttwo\r", "list": ["x\u0000y", {"k": "\ud800"}]}),
+        polygon_feature({"id": "B", "name": "\ud800"})]}
+    text = json.dumps(doc)  # JSON escapes: \u0007, \ud800 as written by the repro files
+    ps = read_parcel_file(text.encode(), filename="names.geojson")
+    a, b = ps.parcels
+    assert (a.name, b.name) == ("badname", "\ufffd")
+    assert a.attributes == {"用途": "工业用地", "note": "line one\nline\ttwo",
+                            "list": ["xy", {"k": "\ufffd"}]}
+    assert not CONTROL.search(carried_text(ps))
+
+
+def test_control_characters_in_kml_shapefile_and_pasted_text_are_cleaned(tmp_path):
+    coords = " ".join(f"{x},{y}" for x, y in [*SQUARE, SQUARE[0]])
+    kml = ('<kml xmlns="http://www.opengis.net/kml/2.2"><Document><Placemark>'
+           "<name>一号\u0085地块</name><Polygon><outerBoundaryIs><LinearRing><coordinates>"
+           f"{coords}</coordinates></LinearRing></outerBoundaryIs></Polygon></Placemark>"
+           "</Document></kml>").encode()
+    assert read_parcel_file(kml, filename="c1.kml").parcels[0].name == "一号地块"
+    folder = tmp_path / "shp"
+    folder.mkdir()
+    gpd.GeoDataFrame({"地块名称": ["二号\u0007地块"], "备注": ["a\u001fb"]},
+                     geometry=[Polygon(SQUARE)], crs="EPSG:4326").to_file(folder / "p.shp",
+                                                                           encoding="GBK")
+    ps = read_parcel_file(zipped({p.name: p.read_bytes() for p in folder.iterdir()}),
+                          filename="p.zip")
+    assert ps.parcels[0].name == "二号地块" and ps.parcels[0].attributes["备注"] == "ab"
+    pasted = "\n".join(f"J{i}\u0007,{x},{y}" for i, (x, y) in enumerate(SQUARE, start=1))
+    assert not CONTROL.search(carried_text(parcels_from_text(pasted)))
+    problem = refused(parcels_from_text, pasted + "\nJ9\ud800,x\u0007y,1\n")
+    assert not CONTROL.search(problem) and "Line 5" in problem
+
+
+def test_an_id_with_control_characters_is_refused_naming_the_parcel():
+    doc = {"type": "FeatureCollection", "features": [
+        polygon_feature({"地块编号": "JZ\u0007-1", "name": "一号"})]}
+    with pytest.raises(ValidationFailed) as info:
+        parcels_from_geojson(doc)
+    (p,) = info.value.details
+    text = english(p.message)
+    assert "control" in text and "U+0007" in text and "一号" in text and p.feature == 1
+    assert not CONTROL.search(text + str(p.id) + str(p.value))
+
+
+def test_ids_longer_than_100_characters_are_refused_not_cut():
+    base = "JZ-" + "0" * 120
+    doc = {"type": "FeatureCollection", "features": [
+        polygon_feature({"地块编号": base + "1"}),
+        polygon_feature({"地块编号": base + "2"}),
+        polygon_feature({"地块编号": "x" * 100})]}
+    with pytest.raises(ValidationFailed) as info:
+        parcels_from_geojson(doc)
+    found = info.value.details
+    assert [p.feature for p in found] == [1, 2]
+    assert all("124 characters" in english(p.message) and "100" in english(p.message)
+               and "repeats" not in english(p.message) for p in found)
+    (p,) = parcels_from_geojson({**doc, "features": doc["features"][2:]}).parcels
+    assert p.id == "x" * 100

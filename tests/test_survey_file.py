@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -308,3 +309,27 @@ def test_more_parcels_than_the_limit_is_refused_at_once():
         parse_survey_text(text)
     assert not isinstance(info.value, ValidationFailed)
     assert "10,000" in english(info.value.message)
+
+
+# --- Control characters and ids --------------------------------------------------------------
+
+def test_control_characters_are_cleaned_and_an_id_holding_one_is_refused():
+    sq = square_gk(113.2, 35.2, 200)
+    text = survey_text([("5,4.0,JZ-1,一号\u0007地块,面,I49\u001b,工业\u0085用地,0601,@", ring(sq))])
+    text = text.replace("J2,", "J2\u0007,").replace("格式版本号=1.01版本", "格式版本号=1.01\u0007版本")
+    survey = parse_survey_text(text)
+    (p,) = survey.parcels
+    assert (p.id, p.name, p.sheet, p.use) == ("JZ-1", "一号地块", "I49", "工业用地")
+    assert survey.attributes["格式版本号"] == "1.01版本"
+    found = problems(text.replace("JZ-1", "JZ\u0007-1").replace("J3,", "J3\ud800,"))
+    msg = texts(found)
+    assert "control" in msg and "U+0007" in msg
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]",
+                         msg + "".join(str(p.id) + str(p.value) for p in found))
+
+
+def test_an_id_longer_than_100_characters_is_refused_not_cut():
+    sq = square_gk(113.2, 35.2, 200)
+    long_id = "JZ-" + "9" * 100
+    msg = texts(problems(survey_text([(f"5,4.0,{long_id},一号,面,,,,@", ring(sq))])))
+    assert "103 characters" in msg

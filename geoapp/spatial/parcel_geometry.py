@@ -14,7 +14,11 @@ refuses the input whole. The choices (see docs/parcels.md):
 - points closer than :data:`SAME_POINT_M` are one point; a ring needs 3 distinct points;
 - a multipolygon whose parts overlap by more than :data:`OVERLAP_TOLERANCE_M2` is refused
   (its area would count twice); parts that only share an edge are merged;
-- a declared area more than :data:`AREA_TOLERANCE` from the ground area is a warning.
+- a declared area more than :data:`AREA_TOLERANCE` from the ground area is a warning;
+- names and attribute text lose C0/C1 control characters (tab and line feed kept) and lone
+  surrogates become U+FFFD (:func:`clean_text`), so every output can carry them; an id
+  holding either, or longer than :data:`MAX_ID_CHARS`, refuses its parcel (:func:`id_problem`):
+  ids match answers to the input, so one is never changed or cut.
 
 Pure numpy/shapely/pyproj: no files, no GDAL.
 """
@@ -52,6 +56,9 @@ ZONE_MARGIN_DEG = 0.5
 NORTHING_RANGE = (1_500_000.0, 6_200_000.0)
 #: Eastings (m, zone number removed) a Gauss-Krüger zone can hold.
 EASTING_RANGE = (100_000.0, 900_000.0)
+
+#: Longest parcel id accepted (characters).
+MAX_ID_CHARS = 100
 
 _CROSSING = re.compile(r"Self-intersection\[([-\d.eE+]+) ([-\d.eE+]+)\]")
 
@@ -168,7 +175,51 @@ def lonlat_locator(metric_crs: str) -> Callable[[float, float], str]:
     return locate
 
 
-# --- Limits and ids --------------------------------------------------------------------------
+# --- Text, limits and ids ---------------------------------------------------------------------
+
+#: C0 controls but tab and line feed, DEL and the C1 controls: no document format (XML 1.0 of
+#: Word and Excel, GeoPackage text, pages) carries them, and none belongs in a name.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: A surrogate alone (JSON's "\ud800"): no UTF-8 text can hold it.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_UNWANTED = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` without control characters (tab and line feed kept) and with every lone
+    surrogate replaced by U+FFFD."""
+    if _UNWANTED.search(text) is None:
+        return text
+    return _CONTROLS.sub("", _SURROGATES.sub("\ufffd", text))
+
+
+def clean_value(value: Any) -> Any:
+    """A property value with :func:`clean_text` applied to every text in it (lists and
+    objects too, keys included); other values as they are."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_value(k): clean_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean_value(v) for v in value]
+    return value
+
+
+def id_problem(parcel: str, pid: str) -> str | None:
+    """Why ``pid`` cannot be the id of the parcel called ``parcel`` (see :func:`parcel_label`;
+    name it without the id): a control character or lone surrogate, or more than
+    :data:`MAX_ID_CHARS` characters. None when it can."""
+    bad = sorted({c for c in pid if _UNWANTED.match(c)})
+    if bad:
+        return _l("%(parcel)s 的编号“%(id)s”含控制字符或无效字符（%(chars)s）；请改正编号",
+                  parcel=parcel, id=clean_text(pid)[:MAX_ID_CHARS],
+                  chars=", ".join(f"U+{ord(c):04X}" for c in bad))
+    if len(pid) > MAX_ID_CHARS:
+        return _l("%(parcel)s 的编号有 %(count)s 个字符，超过 %(max)s 个（“%(start)s…”）；编号不会被截断"
+                  "（截断会让不同的编号变成重复），请缩短编号", parcel=parcel, count=len(pid),
+                  max=MAX_ID_CHARS, start=pid[:20])
+    return None
+
 
 def check_limits(parcels: int, vertices: int, label: str) -> None:
     """Refuse an input with more than MAX_PARCELS parcels or MAX_VERTICES vertices."""
@@ -393,8 +444,9 @@ def build_parcel(p: ParcelRings, findings: Findings, *, locate: Callable[[float,
     return BuiltParcel(lonlat=lonlat, metric=metric, ground_area_m2=area)
 
 
-__all__ = ["AREA_TOLERANCE", "EASTING_RANGE", "MAX_PARCELS", "MAX_VERTICES", "NORTHING_RANGE",
-           "OVERLAP_TOLERANCE_M2", "SAME_POINT_M", "ZONE_MARGIN_DEG", "BuiltParcel", "Findings",
-           "ParcelRings", "Ring", "Zone", "build_parcel", "check_limits", "duplicate_ids",
+__all__ = ["AREA_TOLERANCE", "EASTING_RANGE", "MAX_ID_CHARS", "MAX_PARCELS", "MAX_VERTICES",
+           "NORTHING_RANGE", "OVERLAP_TOLERANCE_M2", "SAME_POINT_M", "ZONE_MARGIN_DEG",
+           "BuiltParcel", "Findings", "ParcelRings", "Ring", "Zone", "build_parcel",
+           "check_limits", "clean_text", "clean_value", "duplicate_ids", "id_problem",
            "is_easting", "is_northing", "lonlat_locator", "looks_like_degrees", "parcel_label",
            "ring_label", "survey_location", "zone_prefix"]

@@ -31,12 +31,15 @@ from geoapp.domain.messages import Text as _l
 from geoapp.spatial.crs import WGS84, gk_crs, resolve_crs
 from geoapp.spatial.parcel_geometry import (
     AREA_TOLERANCE,
+    MAX_ID_CHARS,
     Findings,
     ParcelRings,
     Ring,
     Zone,
     build_parcel,
     check_limits,
+    clean_text,
+    id_problem,
     is_easting,
     is_northing,
     parcel_label,
@@ -56,6 +59,9 @@ _DATUMS = {  # name -> proj ellipsoid of the datum's Gauss-Krüger projection
     "xian80": "IAU76",  # IAG-75: a = 6378140, 1/f = 298.257
     "beijing54": "krass",
 }
+#: Line ends as editors count them (str.splitlines would also break at control characters
+#: such as U+0085 inside a name).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _DATUM_LABELS = {"xian80": _l("1980西安坐标系"), "beijing54": _l("1954北京坐标系")}
 
 
@@ -187,8 +193,9 @@ def _read_sections(text: str, r: _Reader) -> tuple[dict[str, str], list[_Parcel]
     attributes: dict[str, str] = {}
     parcels: list[_Parcel] = []
     section = ""
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = unicodedata.normalize("NFKC", raw).strip()  # full-width ，＝ digits -> ASCII
+    for lineno, raw in enumerate(_LINE_BREAK.split(text), start=1):
+        written = unicodedata.normalize("NFKC", raw).strip()  # full-width ，＝ digits -> ASCII
+        line = clean_text(written)  # no control characters, no lone surrogates
         if not line:
             continue
         m = re.fullmatch(r"\[\s*(.+?)\s*\]", line)
@@ -201,10 +208,12 @@ def _read_sections(text: str, r: _Reader) -> tuple[dict[str, str], list[_Parcel]
                 attributes[key.strip()] = value.strip()
         elif section == "地块坐标":
             if line.rstrip(", ").endswith("@"):
-                parcels.append(_header(line, lineno, len(parcels) + 1, r))
+                fields = _fields(written)
+                parcels.append(_header(line, lineno, len(parcels) + 1, r,
+                                       written_id=fields[2] if len(fields) > 3 else ""))
             elif not parcels:
                 r.problem(_l("第 %(line)s 行：界址点出现在第一个地块的属性行（以 @ 结尾）之前",
-                             line=lineno), line=lineno, value=raw.strip())
+                             line=lineno), line=lineno, value=line)
             else:
                 _point(line, lineno, parcels[-1], r)
     if "地块坐标" not in text and not parcels:
@@ -214,13 +223,20 @@ def _read_sections(text: str, r: _Reader) -> tuple[dict[str, str], list[_Parcel]
     return attributes, parcels
 
 
-def _header(line: str, lineno: int, ordinal: int, r: _Reader) -> _Parcel:
+def _header(line: str, lineno: int, ordinal: int, r: _Reader, *,
+            written_id: str = "") -> _Parcel:
+    """A parcel's header line (cleaned); ``written_id`` is its 地块编号 as written, judged
+    before cleaning: an id is refused, never changed."""
     f = _fields(line.rstrip(", ")[:-1]) + [""] * 8
     count = _number(f[0])
     area = _number(f[1]) if f[1] else None
     p = _Parcel(ordinal=ordinal, line=lineno, count=int(count) if count is not None else None,
-                declared_ha=area, id=f[2], name=f[3], kind=f[4], sheet=f[5], use=f[6],
-                land_class=f[7])
+                declared_ha=area, id=f[2][:MAX_ID_CHARS], name=f[3], kind=f[4], sheet=f[5],
+                use=f[6], land_class=f[7])
+    why = id_problem(parcel_label(ordinal, None, p.name), written_id) if written_id else None
+    if why is not None:
+        r.problem(_l("第 %(line)s 行：%(why)s", line=lineno, why=why), line=lineno, parcel=p,
+                  value=p.id)
     if f[1] and area is None:
         r.problem(_l("第 %(line)s 行：地块 %(parcel)s 的地块面积“%(value)s”不是数字",
                      line=lineno, parcel=p.label, value=f[1]), line=lineno, parcel=p, value=f[1])

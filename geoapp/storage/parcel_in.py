@@ -62,7 +62,10 @@ from geoapp.spatial.parcel_geometry import (
     Zone,
     build_parcel,
     check_limits,
+    clean_text,
+    clean_value,
     duplicate_ids,
+    id_problem,
     is_easting,
     is_northing,
     lonlat_locator,
@@ -145,6 +148,7 @@ class _Feature:
     point_lines: list[list[list[int]]] | None = None
     ring_numbers: list[list[int]] | None = None  # 圈号 of each part's rings, when written
     line: int | None = None
+    raw_id: Any = None  # the id as written (property or Feature id), before any cleaning
 
 
 @dataclass(frozen=True)
@@ -169,14 +173,14 @@ def read_parcel_file(source: bytes | str | Path, *, filename: str, crs: str | No
     .prj, GK metres without zone number, a coordinate list) or refines a declared lon/lat to
     GCJ-02/BD-09; ``towgs84`` serves Xi'an 80 / Beijing 54 survey files.
     """
-    label = Path(filename).name if filename else ""
+    label = clean_text(Path(filename).name) if filename else ""
     if isinstance(source, bytes | bytearray | memoryview):
         data = bytes(source)
         if len(data) > MAX_BYTES:
             raise _too_big(label, len(data))
     else:
         path = Path(source)
-        label = label or path.name
+        label = label or clean_text(path.name)
         vector_in.guard_source(path, label)
         size = path.stat().st_size
         if size > MAX_BYTES:
@@ -219,7 +223,7 @@ def parcels_from_text(text: str, *, crs: str | None = None) -> ParcelSet:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _too_big(label, len(text))
     if _is_survey(text):
-        return _survey_set(parse_survey_text(text, name=label), crs)
+        return _survey_set(parse_survey_text(text, name=label), crs)  # cleans its own lines
     return _from_text(text, label, crs, "text")
 
 
@@ -440,7 +444,8 @@ def _geojson_geometry(geom: Any, f: _Feature) -> None:
         return
     typ = geom.get("type") if isinstance(geom, Mapping) else None
     if typ not in _GEOJSON_TYPES:
-        f.kind, f.bad = "other", _l("几何类型“%(type)s”不是 GeoJSON 几何", type=str(typ)[:40])
+        f.kind, f.bad = "other", _l("几何类型“%(type)s”不是 GeoJSON 几何",
+                                    type=clean_text(str(typ)[:40]))
         return
     if typ == "GeometryCollection":
         members = geom.get("geometries")
@@ -826,6 +831,7 @@ def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
     if crs and describe_crs(crs)["name"] == "dms":
         crs = "wgs84"  # degrees-minutes-seconds text names WGS84 lon/lat, as in crs.parse_point
     findings = Findings(file=label)
+    text = clean_text(text.replace("\r\n", "\n").replace("\r", "\n"))
     items = _text_items(text, label, findings)
     blocks = _blocks(items)
     if blocks:
@@ -1088,7 +1094,7 @@ def _key(props: Mapping[str, Any], keys: Sequence[str]) -> tuple[Any, Any]:
 def _id_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value).strip()[:100]
+    return str(value).strip()  # never cut: cut ids made distinct ids duplicates
 
 
 def _declared_area(props: Mapping[str, Any]) -> float | None:
@@ -1111,6 +1117,8 @@ def _assemble(features: list[_Feature], label: str, crs: str | None, declared: C
               kind: str, *, spec_wgs84: bool, notes: Sequence[str] = ()) -> ParcelSet:
     """Polygons become parcels in WGS84, every one checked; everything wrong at once."""
     findings = Findings(file=label)
+    for f in features:
+        _clean_feature(f)
     polygons = [f for f in features if f.kind == "polygon" and not f.bad]
     for f in features:
         if f.bad:
@@ -1164,6 +1172,16 @@ def _assemble(features: list[_Feature], label: str, crs: str | None, declared: C
                      crs=frame.label)
 
 
+def _clean_feature(f: _Feature) -> None:
+    """Names and properties as every output can carry them (``clean_text``); the id is kept
+    as written in ``raw_id``, to be judged, never changed."""
+    props = {clean_text(k) if isinstance(k, str) else k: v for k, v in f.properties.items()}
+    fid = _key(props, ID_KEYS)[1]
+    f.raw_id = f.fid if fid is None and f.fid not in (None, "") else fid
+    f.properties = {k: clean_value(v) for k, v in props.items()}
+    f.name = clean_text(f.name) if isinstance(f.name, str) else f.name
+
+
 def _position_id(position: int, taken: set[str]) -> str:
     """A parcel without a number is numbered by its position, "3", or "3-2" when the input
     gave another parcel the number 3."""
@@ -1210,10 +1228,12 @@ def _parcel_rings(f: _Feature, frame: _Frame, transformer: Transformer | None,
                   findings: Findings) -> tuple[ParcelRings, str] | None:
     """The feature's rings in lon/lat and in metres of the Gauss-Krüger zone of its first
     point in China, and that zone's CRS; None when its numbers cannot be in ``frame``."""
-    fid = _key(f.properties, ID_KEYS)[1]
-    fid = f.fid if fid is None and f.fid not in (None, "") else fid
-    pid = _id_text(fid) if fid is not None else None
+    pid = _id_text(f.raw_id) if f.raw_id is not None else None
     name = _name_of(f)
+    why = id_problem(parcel_label(f.position, None, name), pid) if pid else None
+    if why is not None:
+        findings.add(why, feature=f.position, line=f.line, value=clean_text(pid)[:100])
+        return None
     declared = _declared_area(f.properties)
     label = parcel_label(f.position, pid, name)
     probe = ParcelRings(ordinal=f.position, label=label, id=pid, parts=(), line=f.line)
