@@ -12,12 +12,17 @@ from pathlib import Path
 
 import geopandas as gpd
 import jsonschema
+import numpy as np
 import pytest
 import shapely
 from docx import Document
+from itsdangerous import TimestampSigner
 from openpyxl import load_workbook
 from pyproj import Geod, Transformer
 
+from geoapp.domain.errors import InvalidInput
+from geoapp.maps.parcel import MAP_TOLERANCE_M, MAP_VERTICES, map_copy
+from geoapp.services import parcel_page
 from geoapp.spatial.crs import wgs84_to_gcj02
 from geoapp.web.openapi import PARCEL_REPORT, build_document
 
@@ -161,6 +166,34 @@ def test_api_refuses_what_is_not_a_parcel_input_with_400(client, body, content_t
                     headers={"X-CSRFToken": client.csrf})
     assert r.status_code == 400
     assert r.is_json and words in r.get_json()["message"]
+
+
+@pytest.mark.parametrize("body, got", [
+    ("[]", "列表"), ("[1, 2]", "列表"), ('[{"type": "Feature"}]', "列表"),
+    ('"113.2,35.2"', "字符串"), ("5", "数字"), ("true", "true"),
+    ('{"a": 1}', "没有“type”的对象"), ('{"type": "Nonsense"}', "“type”为“Nonsense”的对象"),
+])
+def test_api_json_that_is_not_geojson_is_named_not_parsed(client, body, got):
+    """A list, a string, a number or an object of another type is valid JSON but no GeoJSON:
+    the message names what is expected and what came, never a parser's words."""
+    r = client.post("/api/parcels/check", data=body, content_type="application/json",
+                    headers={"X-CSRFToken": client.csrf})
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    message = r.get_json()["message"]
+    assert message.startswith("请求体不是 GeoJSON：应为 Geometry、Feature 或 FeatureCollection")
+    assert got in message and "Expecting" not in message and "char 0" not in message
+    en = client.post("/api/parcels/check?lang=en", data=body, content_type="application/json",
+                     headers={"X-CSRFToken": client.csrf, "Accept-Language": "en"})
+    client.get("/parcel?lang=zh")
+    assert "Geometry, Feature or FeatureCollection" in en.get_json()["message"]
+
+
+def test_a_drawing_that_is_not_geojson_is_named_beside_the_form(client):
+    r = _page_post(client, mode="draw", geojson="[[113.2, 35.2], [113.21, 35.2]]")
+    assert r.status_code == 400
+    err = re.search(r'<div class="ga-alert ck-error ga-form-error".*?</div>', r.get_data(
+        as_text=True), re.S).group(0)
+    assert "所画地块不是 GeoJSON" in err and "列表" in err and "Expecting" not in err
 
 
 def test_api_bad_geometry_is_a_400_naming_the_parcel_and_the_point(client):
@@ -419,6 +452,58 @@ def test_many_parcels_open_the_first_few_and_fold_the_rest(client):
     assert re.findall(r'<tr data-parcel="(\w+)">', page) == [f"P{i}" for i in range(5)]
 
 
+def _circle(vertices: int, radius_m: float = 150.0, noise_m: float = 0.0) -> shapely.Polygon:
+    """A lon/lat circle of ``vertices`` vertices around SQUARE's centre (±``noise_m`` on
+    every vertex: a jagged outline that does not simplify away)."""
+    t = np.linspace(0.0, 2 * np.pi, vertices, endpoint=False)
+    r = radius_m + np.random.default_rng(3).uniform(-noise_m, noise_m, vertices)
+    x, y = 427146.805 + r * np.cos(t), 3897074.574 + r * np.sin(t)
+    lon, lat = Transformer.from_crs("EPSG:4547", "EPSG:4326", always_xy=True).transform(x, y)
+    return shapely.Polygon(np.column_stack([lon, lat]))
+
+
+def _metric(geom):
+    tr = Transformer.from_crs("EPSG:4326", "EPSG:4547", always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
+def test_a_parcel_of_many_vertices_is_drawn_from_a_copy_within_half_a_metre():
+    assert map_copy(SQUARE) is SQUARE  # few vertices: drawn as it is
+    big = _circle(20_000)
+    copy = map_copy(big)
+    assert shapely.get_num_coordinates(copy) <= MAP_VERTICES and copy.is_valid
+    m_big, m_copy = _metric(big), _metric(copy)
+    assert m_big.hausdorff_distance(m_copy) <= MAP_TOLERANCE_M
+    assert abs(m_big.area - m_copy.area) <= m_big.length * MAP_TOLERANCE_M
+    jagged = map_copy(_circle(20_000, noise_m=2.0))  # 2 m of noise: a coarser copy
+    assert shapely.get_num_coordinates(jagged) <= MAP_VERTICES and jagged.is_valid
+
+
+def test_the_page_of_a_parcel_of_many_vertices_carries_it_once_and_maps_a_copy(client):
+    """The answer page carries the parcel at full precision once (the sealed form); the map
+    draws a simplified copy labelled with the areas the check measured."""
+    big = _circle(20_000)
+    data = json.dumps(_feature(big, "BIG")).encode()
+    r = client.post("/parcel", data=_multipart({"csrf_token": client.csrf, "mode": "file"},
+                                               (data, "big.geojson")),
+                    content_type=f"multipart/form-data; boundary={BOUNDARY}")
+    page = r.get_data(as_text=True)
+    assert r.status_code == 200, page[:500]
+    form = re.search(r'<form class="pc-carry".*?</form>', page, re.S).group(0)
+    carried = json.loads(_carried_form(page)["geojson"])
+    ring = carried["features"][0]["geometry"]["coordinates"][0]
+    assert len(ring) == 20_001  # the whole parcel is carried back
+    for vertex in (ring[7], ring[12_345]):
+        assert page.count(json.dumps(vertex[0])) == 1, vertex  # once, in the form
+    rest = page.replace(form, "")
+    pairs = re.findall(r"\[11[23]\.\d+, ?3[45]\.\d+\]", rest)
+    assert 0 < len(pairs) <= 4 * MAP_VERTICES
+    assert len(page) < len(form) + 400_000
+    # the map's label of the parcel's area is the check's
+    area = re.search(r'data-area-m2="([\d,.]+)"', page).group(1)
+    assert f"{float(area.replace(',', '')):,.0f} m²" in rest
+
+
 # --------------------------------------------------------------------------- downloads
 
 
@@ -447,6 +532,7 @@ def test_the_answer_page_carries_the_parcels_and_their_source(answer_page):
     extra = json.loads(form["source"])
     assert extra["source"]["filename"] == "地块坐标.txt"
     assert extra["source"]["format"] == "survey"
+    assert form["seal"]
 
 
 def test_json_download_is_the_same_answer_and_names_the_original_source(client, answer_page):
@@ -510,6 +596,93 @@ def test_an_unknown_download_format_or_a_tampered_form_is_400(client, answer_pag
     r = client.post("/parcel/download", data={**form, "geojson": "", "format": "json"},
                     content_type="multipart/form-data")
     assert r.status_code == 400
+
+
+def _forged(form: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The carried form with one thing changed each way a browser could change it."""
+    extra = json.loads(form["source"])
+    extra["source"]["filename"] = "焦作市自然资源局正式报盘.txt"
+    source = json.dumps(extra, ensure_ascii=False, separators=(",", ":"))
+    warned = json.loads(form["source"])
+    warned["warnings"] = [{"message": "已经自然资源局审核同意", "id": None, "feature": None}]
+    fc = json.loads(form["geojson"])
+    ring = fc["features"][0]["geometry"]["coordinates"][0]
+    ring[1] = [ring[1][0] + 0.001, ring[1][1]]  # a vertex dragged in the browser
+    geojson = json.dumps(fc, separators=(",", ":"))
+    other_key = parcel_page.seal(["not the app's key"], form["geojson"], form["source"],
+                                 {"industry": form["industry"]})
+    return {"source": {**form, "source": source},
+            "warnings": {**form, "source": json.dumps(warned, ensure_ascii=False)},
+            "geojson": {**form, "geojson": geojson},
+            "industry": {**form, "industry": "畜禽养殖"},
+            "no seal": {k: v for k, v in form.items() if k != "seal"},
+            "other key": {**form, "seal": other_key},
+            "garbage seal": {**form, "seal": "x" * 80}}
+
+
+def test_the_carried_answer_is_sealed_and_any_change_to_it_is_refused(client, answer_page):
+    """A report names the source and parcels of the answer that was shown: a file name, a
+    warning, a vertex or the industry changed in the browser, or a seal not made by this
+    app, gets a 400 saying so, for every download and the print page."""
+    form = _carried_form(answer_page)
+    assert len(form["seal"]) > 40
+    assert client.post("/parcel/download", data={**form, "format": "json"},
+                       content_type="multipart/form-data").status_code == 200
+    for what, data in _forged(form).items():
+        for path, fmt in (("/parcel/download", "docx"), ("/parcel/download", "json"),
+                          ("/parcel/print", None)):
+            fields = {**data, "format": fmt} if fmt else data
+            r = client.post(path, data=fields, content_type="multipart/form-data")
+            body = r.get_data(as_text=True)
+            assert r.status_code == 400, (what, path, r.status_code)
+            assert "签名不符" in body and "请重新核查" in body, (what, path)
+            assert "正式报盘" not in body and "审核同意" not in body
+            assert "Content-Disposition" not in r.headers
+    # nor is an unsealed carried answer checked as the page's answer
+    r = _page_post(client, **{**_forged(form)["source"], "mode": "carried"})
+    assert r.status_code == 400 and "签名不符" in r.get_data(as_text=True)
+
+
+def test_a_drawn_parcel_cannot_be_reported_as_an_official_file(client):
+    page = _page_post(client, mode="draw", geojson=json.dumps(_feature(SQUARE))).get_data(
+        as_text=True)
+    form = _carried_form(page)
+    assert json.loads(form["source"])["source"]["format"] == "drawn"
+    extra = json.loads(form["source"])
+    extra["source"].update(format="survey", filename="焦作市自然资源局正式报盘.txt")
+    r = client.post("/parcel/download", data={**form, "format": "docx",
+                                              "source": json.dumps(extra, ensure_ascii=False)},
+                    content_type="multipart/form-data")
+    assert r.status_code == 400 and "wordprocessingml" not in (r.mimetype or "")
+
+
+def test_a_seal_older_than_a_day_asks_to_check_again(client, answer_page, monkeypatch):
+    form = _carried_form(answer_page)
+    now = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp",
+                        lambda self: now(self) + parcel_page.SEAL_MAX_AGE_S - 3600)
+    r = client.post("/parcel/download", data={**form, "format": "json"},
+                    content_type="multipart/form-data")
+    assert r.status_code == 200  # 23 hours later
+    monkeypatch.setattr(TimestampSigner, "get_timestamp",
+                        lambda self: now(self) + parcel_page.SEAL_MAX_AGE_S + 60)
+    for path in ("/parcel/download", "/parcel/print"):
+        r = client.post(path, data={**form, "format": "json"},
+                        content_type="multipart/form-data")
+        assert r.status_code == 400
+        assert "超过 24 小时" in r.get_data(as_text=True) and "重新核查" in r.get_data(
+            as_text=True)
+
+
+def test_a_seal_opens_under_the_key_it_was_made_with_while_that_key_is_a_fallback():
+    query = parcel_page.ParcelQuery(mode="carried", geojson='{"type":"FeatureCollection"}',
+                                    source='{"source":{}}', industry="化工")
+    query.seal = parcel_page.seal(["old key"], query.geojson, query.source, query.project())
+    parcel_page.check_seal(["old key", "new key"], query)  # rotated: the old one verifies
+    with pytest.raises(InvalidInput, match="签名不符"):
+        parcel_page.check_seal(["new key"], query)
+    with pytest.raises(InvalidInput, match="签名不符"):
+        parcel_page.check_seal([], query)
 
 
 def test_the_print_page_names_the_source_and_shows_the_verdicts(client, answer_page):

@@ -7,6 +7,11 @@ ground area, and the shortest line to the nearest feature of each rule layer the
 not touch, labelled with the ground distance. Areas and distances come measured from the
 check (ellipsoidal, in m² and m); the map only draws them.
 
+A parcel of more than ``MAP_VERTICES`` vertices (a surveyed arc cut fine, a CAD outline) is
+drawn from a simplified copy (:func:`map_copy`, within ``MAP_TOLERANCE_M`` on the ground),
+and every coordinate on the map is rounded to 1e-7 degrees (about 1 cm): a web page need
+not carry the parcel at full precision — the page's carried answer does, once.
+
 :func:`add_draw_control` adds leaflet-draw (folium's ``Draw``) for a polygon or rectangle,
 its words in the page's language; the page's own script reads what was drawn.
 """
@@ -19,6 +24,7 @@ from typing import Any
 
 import folium
 import geopandas as gpd
+import numpy as np
 import shapely
 from branca.element import MacroElement
 from folium import plugins
@@ -41,6 +47,39 @@ MAX_DETAILED = 20
 WHOLE_SHARE = 0.999
 
 
+#: A parcel with more vertices than this is drawn from a simplified copy.
+MAP_VERTICES = 2_000
+#: The simplified copy strays at most this far from the parcel on the ground (metres),
+#: unless it would still have more than ``MAP_VERTICES`` vertices: then the tolerance is
+#: doubled until it has not, up to ``MAP_TOLERANCE_MAX_M``.
+MAP_TOLERANCE_M = 0.5
+MAP_TOLERANCE_MAX_M = 64.0
+#: The most metres a degree of latitude spans on the ellipsoid (at the poles); a degree of
+#: longitude spans fewer, so a tolerance of t / this degrees is at most t metres anywhere.
+_M_PER_DEGREE = 111_700.0
+#: Decimals of a degree kept on the map (1e-7 degrees: about 1 cm).
+MAP_DECIMALS = 7
+
+
+def map_copy(geom_lonlat: Any) -> Any:
+    """``geom_lonlat`` itself when it has at most ``MAP_VERTICES`` vertices, else a valid
+    simplified copy for drawing (Douglas-Peucker keeping the topology, within
+    ``MAP_TOLERANCE_M`` on the ground where that leaves few enough vertices)."""
+    if geom_lonlat is None or shapely.get_num_coordinates(geom_lonlat) <= MAP_VERTICES:
+        return geom_lonlat
+    tolerance = MAP_TOLERANCE_M
+    while True:
+        copy = shapely.simplify(geom_lonlat, tolerance / _M_PER_DEGREE, preserve_topology=True)
+        if shapely.get_num_coordinates(copy) <= MAP_VERTICES or \
+                tolerance >= MAP_TOLERANCE_MAX_M:
+            return copy
+        tolerance *= 2
+
+
+def _rounded(xy: np.ndarray) -> np.ndarray:
+    return np.round(xy, MAP_DECIMALS)
+
+
 def _fmt_area(m2: float) -> str:
     return f"{m2:,.0f} m²" if m2 >= 10 else f"{m2:,.1f} m²"
 
@@ -50,7 +89,11 @@ def _fmt_m(d: float) -> str:
 
 
 def _frame(rows: list[dict[str, Any]], tiles: str) -> gpd.GeoDataFrame:
-    return shift_for_tiles(gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84), tiles)
+    """``rows`` as a frame in the tiles' system, coordinates rounded to ``MAP_DECIMALS``
+    (for display only: a rounded polygon is not measured or intersected)."""
+    frame = shift_for_tiles(gpd.GeoDataFrame(rows, geometry="geometry", crs=WGS84), tiles)
+    rounded = shapely.transform(frame.geometry.to_numpy(), _rounded)
+    return frame.set_geometry(gpd.GeoSeries(rounded, index=frame.index, crs=frame.crs))
 
 
 def parcel_map(parcels: Sequence[Mapping[str, Any]], *, tiles: str = "osm",
@@ -264,4 +307,5 @@ def bounds_of(geoms: Iterable[Any]) -> list[list[float]] | None:
     return [[float(y0), float(x0)], [float(y1), float(x1)]]
 
 
-__all__ = ["MAX_DETAILED", "add_draw_control", "bounds_of", "draw_words", "parcel_map"]
+__all__ = ["MAP_TOLERANCE_M", "MAP_VERTICES", "MAX_DETAILED", "add_draw_control", "bounds_of",
+           "draw_words", "map_copy", "parcel_map"]

@@ -2,24 +2,33 @@
 
 The page takes a parcel three ways (an uploaded file, a polygon drawn on the map, a pasted
 coordinate list) and answers with one section per parcel. It keeps no state: the answer
-page carries the parcels (WGS84 GeoJSON, full precision) and the project in a hidden form,
-and the downloads and the print page post them back and are checked again here — never
-taken from the form as answers. The original source (file name, format, coordinate system)
-travels along so the report still names it.
+page carries the parcels (WGS84 GeoJSON, full precision), their source (file name, format,
+coordinate system), the reading warnings and the project in a hidden form, and the downloads
+and the print page post them back and are checked again here — never taken from the form
+as answers. What the form carries is sealed: a signature (the app's secret key, a salt
+naming this purpose, a time stamp) over exactly the carried text, so a report names the
+source and parcels of the answer that was shown and nothing a browser made up or edited;
+a seal older than ``SEAL_MAX_AGE_S`` asks for the check to be run again.
+
+The page's map draws a parcel of more than ``maps.parcel.MAP_VERTICES`` vertices from a
+simplified copy (``maps.parcel.map_copy``); the carried form keeps it whole, once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import json
 import math
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import folium
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from shapely.geometry import mapping
 
 from geoapp.domain.errors import InvalidInput, Problem
@@ -29,7 +38,7 @@ from geoapp.domain.results import Verdict
 from geoapp.domain.units import PART_LABELS, PARTS, category_colour, requirement_lines
 from geoapp.domain.vocab import SiteType
 from geoapp.maps.base import outline_map
-from geoapp.maps.parcel import MAX_DETAILED, add_draw_control, bounds_of, parcel_map
+from geoapp.maps.parcel import MAX_DETAILED, add_draw_control, bounds_of, map_copy, parcel_map
 from geoapp.services import checks
 from geoapp.services import parcels as parcel_service
 from geoapp.services.core import Geoapp
@@ -68,6 +77,16 @@ PRINT_DETAILED = 20
 _SOURCE_TEXT = 200
 #: Most reading warnings an answer page carries back.
 _CARRIED_WARNINGS = 200
+#: What a seal signs for (itsdangerous' salt): the answer a parcel page carries.
+SEAL_SALT = "geoapp.parcel-page.carried-answer"
+#: A carried answer older than this (seconds) is not downloaded or printed: check again.
+SEAL_MAX_AGE_S = 24 * 3600
+#: The longest seal read from a form (a seal is about 110 characters).
+_SEAL_TEXT = 400
+#: GeoJSON's object types; a body or drawing of any other JSON is refused by name.
+GEOJSON_TYPES = frozenset({"Feature", "FeatureCollection", "Point", "MultiPoint",
+                           "LineString", "MultiLineString", "Polygon", "MultiPolygon",
+                           "GeometryCollection"})
 
 Translate = Callable[[str], str]
 
@@ -91,6 +110,7 @@ class ParcelQuery:
     text: str = ""
     geojson: str = ""
     source: str = ""
+    seal: str = ""
     draw_crs: str = "wgs84"
 
     @classmethod
@@ -105,7 +125,7 @@ class ParcelQuery:
                 attrs={a: _strip(form.get(a), 100) for a in attr_names
                        if _strip(form.get(a))},
                 text=_strip(form.get("text")), geojson=_strip(form.get("geojson")),
-                source=_strip(form.get("source")),
+                source=_strip(form.get("source")), seal=_strip(form.get("seal"), _SEAL_TEXT),
                 draw_crs=_strip(form.get("draw_crs")) or "wgs84")
         if q.mode not in MODES:
             q.mode = ("file" if has_file else "draw" if q.geojson and not q.source
@@ -208,17 +228,85 @@ class ParcelView:
     carried_geojson: str
     carried_source: str
     warnings: list[str]
+    #: The seal of the carried form ("" when the view was made without keys: no form).
+    carried_seal: str = ""
 
     @property
     def many(self) -> bool:
         return len(self.parcels) > 1
 
 
-def _json_body(text: str, what: _l) -> Any:
+def geojson_object(obj: Any, what: str = _l("请求体")) -> dict[str, Any]:
+    """``obj`` (parsed JSON) when it is a GeoJSON object: a Geometry, Feature or
+    FeatureCollection by its ``type``. Anything else (a list, a string, a number, an object
+    of another type) is refused naming what is expected and what came."""
+    if isinstance(obj, dict):
+        kind = obj.get("type")
+        if isinstance(kind, str) and kind in GEOJSON_TYPES:
+            return obj
+        got = (_l("“type”为“%(type)s”的对象", type=kind[:40])
+               if isinstance(kind, str) and kind.strip() else _l("没有“type”的对象"))
+    elif isinstance(obj, list):
+        got = _l("列表（数组）")
+    elif isinstance(obj, str):
+        got = _l("字符串")
+    elif isinstance(obj, bool) or obj is None:
+        got = json.dumps(obj)
+    else:
+        got = _l("数字")
+    raise InvalidInput(_l("%(what)s不是 GeoJSON：应为 Geometry、Feature 或 FeatureCollection "
+                          "对象，收到的是%(got)s", what=what, got=got))
+
+
+def _json_body(text: str, what: _l) -> dict[str, Any]:
     try:
-        return json.loads(text)
+        obj = json.loads(text)
     except (ValueError, RecursionError):
         raise InvalidInput(_l("%(what)s不是有效的 GeoJSON", what=what)) from None
+    return geojson_object(obj, what)
+
+
+# --------------------------------------------------------------------------- the seal
+
+
+SealKeys = Sequence[str | bytes]
+
+
+def carried_digest(geojson: str, source: str, project: Mapping[str, str]) -> str:
+    """SHA-256 (hex) of exactly what an answer page carries: the parcels' GeoJSON text, the
+    source-and-warnings text and the project's form values."""
+    text = json.dumps([geojson, source, sorted(project.items())], ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _sealer(keys: SealKeys) -> URLSafeTimedSerializer:
+    """itsdangerous' signer for seals: ``keys`` oldest first, the last one signs (the app's
+    ``SECRET_KEY`` after its ``SECRET_KEY_FALLBACKS``)."""
+    return URLSafeTimedSerializer(list(keys), salt=SEAL_SALT)
+
+
+def seal(keys: SealKeys, geojson: str, source: str, project: Mapping[str, str]) -> str:
+    """The seal of what an answer page carries: its digest signed, with the time."""
+    return _sealer(keys).dumps(carried_digest(geojson, source, project))
+
+
+def check_seal(keys: SealKeys, query: ParcelQuery) -> None:
+    """Refuse (400) carried parcels whose seal was not made by this app for exactly these
+    parcels, source, warnings and project, or was made more than ``SEAL_MAX_AGE_S`` ago."""
+    signed = None
+    if keys and query.seal:
+        try:
+            signed = _sealer(keys).loads(query.seal, max_age=SEAL_MAX_AGE_S)
+        except SignatureExpired:
+            raise InvalidInput(_l("这份核查结果已超过 %(hours)s 小时，请重新核查地块后再下载或打印",
+                                  hours=SEAL_MAX_AGE_S // 3600)) from None
+        except BadSignature:
+            signed = None
+    expected = carried_digest(query.geojson, query.source, query.project())
+    if not isinstance(signed, str) or not hmac.compare_digest(signed, expected):
+        raise InvalidInput(_l("页面携带的核查结果与其签名不符（地块、来源、提示或项目信息被改动过）："
+                              "只能下载或打印本系统给出的核查结果，请重新核查"))
 
 
 def _carried(text: str) -> tuple[dict[str, str], tuple[Problem, ...]]:
@@ -249,9 +337,10 @@ def _carried(text: str) -> tuple[dict[str, str], tuple[Problem, ...]]:
     return source, tuple(warnings)
 
 
-def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = None
-          ) -> parcel_service.ParcelReport:
-    """Run the parcel check ``query`` asks for (``upload``: the file's bytes and name)."""
+def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = None, *,
+          seal_keys: SealKeys = ()) -> parcel_service.ParcelReport:
+    """Run the parcel check ``query`` asks for (``upload``: the file's bytes and name).
+    Carried parcels are checked only under a valid seal made with ``seal_keys``."""
     project = {"site_type": query.site_type or None, "industry": query.industry or None,
                "attrs": dict(query.attrs) or None}
     if query.mode == "file":
@@ -275,6 +364,7 @@ def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = No
     if query.mode == "carried":
         if not query.geojson:
             raise InvalidInput(_l("页面数据已损坏，请重新核查"))
+        check_seal(seal_keys, query)
         obj = _json_body(query.geojson, _l("页面携带的地块"))
         source, warnings = _carried(query.source)
         parcels = parcels_from_geojson(obj, crs="wgs84")
@@ -283,10 +373,12 @@ def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = No
     raise InvalidInput(_l("请上传地块文件、在地图上画出地块或粘贴坐标"))
 
 
-def run(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = None) -> ParcelView:
-    """Check and lay out the answer for the page."""
-    report = check(app, query, upload)
-    return view_of(app, query, report)
+def run(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = None, *,
+        seal_keys: SealKeys = ()) -> ParcelView:
+    """Check and lay out the answer for the page, its carried form sealed with
+    ``seal_keys``."""
+    report = check(app, query, upload, seal_keys=seal_keys)
+    return view_of(app, query, report, seal_keys=seal_keys)
 
 
 def carried(report: parcel_service.ParcelReport) -> tuple[str, str]:
@@ -405,19 +497,37 @@ def _parcel_row(app: Geoapp, i: int, answer: parcel_service.ParcelAnswer) -> dic
     }
 
 
-def view_of(app: Geoapp, query: ParcelQuery, report: parcel_service.ParcelReport
-            ) -> ParcelView:
-    """The page's view of ``report``."""
+def view_of(app: Geoapp, query: ParcelQuery, report: parcel_service.ParcelReport, *,
+            seal_keys: SealKeys = ()) -> ParcelView:
+    """The page's view of ``report``; with ``seal_keys`` its carried form is sealed."""
     geojson, source = carried(report)
     summary = report.summary()
     warnings = [str(w) for w in report.warnings]
+    sealed = seal(seal_keys, geojson, source, query.project()) if seal_keys else ""
     return ParcelView(query=query, report=report,
                       parcels=[_parcel_row(app, i, a) for i, a in enumerate(report.answers)],
                       summary=summary, source=dict(report.source), carried_geojson=geojson,
-                      carried_source=source, warnings=warnings)
+                      carried_source=source, warnings=warnings, carried_seal=sealed)
 
 
 # --------------------------------------------------------------------------- maps
+
+
+def _map_drawing(app: Geoapp, answer: parcel_service.ParcelAnswer, shown: Any
+                 ) -> dict[str, list[dict[str, Any]]]:
+    """What the map draws of ``answer`` (``services.parcels.drawing``), cut from ``shown``,
+    the parcel as the map draws it. When that is a simplified copy, the overlaps are labelled
+    with the areas the check measured on the parcel itself (an overlap the copy does not
+    show is left off the map; the tables list it)."""
+    if shown is answer.parcel.lonlat:
+        return parcel_service.drawing(app, answer)
+    copy = dataclasses.replace(answer, parcel=dataclasses.replace(answer.parcel, lonlat=shown))
+    drawing = parcel_service.drawing(app, copy)
+    measured = {(o.layer, o.feature_id): o.area_m2 for o in answer.result.overlaps}
+    drawing["pieces"] = [{**p, "area_m2": measured[(p["layer"], p["feature_id"])]}
+                         for p in drawing.get("pieces", [])
+                         if (p["layer"], p["feature_id"]) in measured]
+    return drawing
 
 
 def page_map(app: Geoapp, view: ParcelView | None, *, gettext: Translate | None = None,
@@ -434,14 +544,15 @@ def page_map(app: Geoapp, view: ParcelView | None, *, gettext: Translate | None 
         titles: dict[str, str] = {}
         rows = []
         for i, (a, row) in enumerate(zip(answers, view.parcels, strict=True)):
-            drawing = parcel_service.drawing(app, a) if i < MAX_DETAILED else None
+            shown = map_copy(a.parcel.lonlat)
+            drawing = _map_drawing(app, a, shown) if i < MAX_DETAILED else None
             if drawing is not None:
                 for item in drawing.get("pieces", []) + drawing.get("links", []):
                     titles.setdefault(item["layer"],
                                       layer_title(app, item["layer"]))
             label = Verdict(row["verdict"])
             rows.append({"id": a.parcel.id, "name": a.parcel.name,
-                         "geometry": a.parcel.lonlat, "area_m2": a.result.area.m2,
+                         "geometry": shown, "area_m2": a.result.area.m2,
                          "verdict_label": (gettext or str)(label.zh), "drawing": drawing})
         m = parcel_map(rows, tiles=tiles, tianditu_key=key, layer_titles=titles, **words)
     if draw:
@@ -488,6 +599,7 @@ def source_label(source: Mapping[str, Any]) -> dict[str, str]:
             "crs": str(source.get("crs") or "")}
 
 
-__all__ = ["CRS_CHOICES", "DOWNLOADS", "MODES", "ParcelQuery", "ParcelView", "carried",
-           "check", "download", "form_choices", "page_map", "parse_towgs84", "run",
-           "source_label", "view_of"]
+__all__ = ["CRS_CHOICES", "DOWNLOADS", "GEOJSON_TYPES", "MODES", "SEAL_MAX_AGE_S", "SEAL_SALT",
+           "ParcelQuery", "ParcelView", "carried", "carried_digest", "check", "check_seal",
+           "download", "form_choices", "geojson_object", "page_map", "parse_towgs84", "run",
+           "seal", "source_label", "view_of"]

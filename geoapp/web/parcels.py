@@ -2,8 +2,10 @@
 body, JSON answer) and the ``/parcel`` page (upload, draw or paste; the answer with its map,
 rules, overlaps and control units; downloads and a printable page).
 
-The page keeps no state: the answer carries the parcels (WGS84 GeoJSON) and the project in
-a hidden form that the downloads and the print page post back, and they are checked again.
+The page keeps no state: the answer carries the parcels (WGS84 GeoJSON), their source and
+the project in a hidden form, sealed with the app's secret key, that the downloads and the
+print page post back; they are checked again, and refused when the seal does not match
+(see ``services.parcel_page``).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def api_check():
         if body is None:
             raise InvalidInput(_("请求体为空：请发送 GeoJSON（Geometry、Feature 或 "
                                  "FeatureCollection）"))
+        body = svc.geojson_object(body)
         opts = _api_options(request.args)
         report = parcel_service.check_parcel_geojson(
             core(), body, crs=opts["crs"], site_type=opts["site_type"],
@@ -101,6 +104,13 @@ def api_check():
 
 
 # --------------------------------------------------------------------------- the page
+
+
+def _seal_keys() -> list[str | bytes]:
+    """The keys that seal a carried answer: the app's secret key signs, and seals made with
+    a key it replaced (``SECRET_KEY_FALLBACKS``) still open."""
+    app = current_app
+    return [*(app.config.get("SECRET_KEY_FALLBACKS") or ()), app.secret_key]
 
 
 def _page(view: svc.ParcelView | None = None, query: svc.ParcelQuery | None = None, *,
@@ -146,7 +156,7 @@ def check():
     """Check the parcels the form sent; the answer page, or the form with the problems."""
     query, upload = _query()
     try:
-        view = svc.run(core(), query, upload)
+        view = svc.run(core(), query, upload, seal_keys=_seal_keys())
     except GeoappError as exc:
         if exc.status >= 500:
             raise
@@ -159,7 +169,7 @@ def check():
 def _carried_report():
     query, _upload = _query()
     query.mode = "carried"  # whatever the form says: only the carried parcels count here
-    return query, svc.check(core(), query)
+    return query, svc.check(core(), query, seal_keys=_seal_keys())
 
 
 @bp.post("/parcel/download")

@@ -187,3 +187,36 @@ def test_the_page_and_its_answer_fit_a_390px_phone(page_as, live_server, artifac
     assert pg.external_requests == []
     settle(pg)
     pg.screenshot(path=str(artifacts / "parcel-phone.png"), full_page=True)
+
+
+def test_the_sealed_answer_downloads_as_shown_and_an_edited_one_is_refused(page_as,
+                                                                           live_server):
+    """The carried answer's seal survives the browser's form encoding (a Chinese file name,
+    JSON in hidden fields): the Word report downloads; a file name edited in the page is
+    refused, for the print page too."""
+    pg = page_as("viewer")
+    pg.goto(live_server + "/parcel", wait_until="load")
+    pg.set_input_files("#pc-file", files=[{
+        "name": "焦作 地块坐标.txt", "mimeType": "text/plain",
+        "buffer": (SURVEY / "two_parcels_hole.txt").read_bytes()}])
+    pg.fill("#pc-industry", "化工")
+    pg.click("#pc-submit")
+    pg.wait_for_selector("details.pc-parcel")
+    assert "焦作 地块坐标.txt" in pg.text_content(".pc-source-name")
+    with pg.expect_download() as got:
+        pg.click("#pc-dl-docx")
+    assert got.value.suggested_filename.endswith(".docx")
+    assert got.value.failure() is None
+    pg.eval_on_selector('#pc-carry input[name="source"]', """el => {
+        const extra = JSON.parse(el.value);
+        extra.source.filename = "焦作市自然资源局正式报盘.txt";
+        el.value = JSON.stringify(extra);
+    }""")
+    with pg.context.expect_page() as opened:
+        pg.click("#pc-print")
+    sheet = opened.value
+    sheet.wait_for_load_state("load")
+    body = sheet.text_content("body")
+    assert "签名不符" in body and "正式报盘" not in body
+    assert pg.console_errors == []
+    assert pg.external_requests == []
