@@ -695,3 +695,90 @@ def test_the_paste_box_says_blank_lines_separate_parcels_and_ring_numbers_make_h
         box = page[page.index('id="pc-text"'):]
         box = box[:box.index(">")]
         assert all(w in box for w in words), (lang, box)
+
+
+# --- Datums: Xi'an 80 / Beijing 54 need parameters in every format ----------------------------
+
+#: The synthetic Xi'an 80 parameters tests/fixtures/survey/xian80.txt was written with.
+XIAN_TOWGS84 = (-45.0, 120.0, 75.0, 0.6, -1.2, 0.8, 2.5)
+BEIJING_TOWGS84 = (15.8, -154.4, -82.3, 0.0, 0.0, 0.0, 0.0)
+XIAN_SURVEY = FIXTURES / "survey" / "xian80.txt"
+
+
+def survey_points(path: Path) -> list[tuple[float, float]]:
+    """The (easting without zone number, northing) of a survey file's points, closing one
+    left out."""
+    lines = [ln.split(",") for ln in path.read_text("utf-8").splitlines() if ln.startswith("J")]
+    pts = [(float(y) - 38e6, float(x)) for _, _, x, y in lines]
+    return pts[:-1]
+
+
+def test_xian80_by_epsg_code_is_refused_without_parameters_in_every_format(tmp_path):
+    pts = survey_points(XIAN_SURVEY)
+    data = collection(feature([pts], {"id": "X"}), crs="EPSG:2383")
+    files = {"x.geojson": data,
+             "x.zip": zipped(gdal_file(tmp_path, "ESRI Shapefile", "x.shp", "EPSG:2383",
+                                       [Polygon(pts)])),
+             "x.gpkg": gdal_file(tmp_path, "GPKG", "x.gpkg", "EPSG:2383", [Polygon(pts)])["x.gpkg"]}
+    for name, raw in files.items():
+        message = refused(read_parcel_file, raw, filename=name)
+        assert "Xi'an 1980" in message and "seven transformation parameters" in message, name
+    pasted = "\n".join(f"{e:.3f},{n:.3f}" for e, n in pts)
+    for code in ("EPSG:2383", "EPSG:2435"):
+        message = refused(parcels_from_text, pasted, crs=code)
+        assert "seven transformation parameters" in message, code
+    assert "Beijing 1954" in refused(parcels_from_text, pasted, crs="EPSG:2435")
+
+
+def test_xian80_with_parameters_reads_like_the_survey_file_in_every_format(tmp_path):
+    survey = read_parcel_file(XIAN_SURVEY, filename="x.txt", towgs84=XIAN_TOWGS84).parcels[0]
+    pts = survey_points(XIAN_SURVEY)
+    shp = zipped(gdal_file(tmp_path, "ESRI Shapefile", "x.shp", "EPSG:2383", [Polygon(pts)]))
+    pasted = "\n".join(f"{n:.3f},{e:.3f}" for e, n in pts)  # X (north), Y (east)
+    for ps in (read_parcel_file(collection(feature([pts])), filename="x.json", crs="EPSG:2383",
+                                towgs84=XIAN_TOWGS84),
+               read_parcel_file(shp, filename="x.zip", towgs84=XIAN_TOWGS84),
+               parcels_from_text(pasted, crs="EPSG:2383", towgs84=XIAN_TOWGS84)):
+        (p,) = ps.parcels
+        assert_same_ring(p.lonlat.exterior.coords, survey.lonlat.exterior.coords[:-1], tol=0.01)
+        assert "towgs84" in ps.crs and "Xian 1980" in ps.crs and ps.warnings == ()
+    # ...and the parameters matter: tens of metres, more than the tightest rule's 50 m
+    ballpark = Transformer.from_crs("EPSG:2383", "EPSG:4326", always_xy=True)
+    lon, lat = ballpark.transform(*pts[0])
+    assert GEOD.inv(lon, lat, *survey.lonlat.exterior.coords[0])[2] > 20
+
+
+def test_beijing54_with_parameters_reads_like_the_survey_file():
+    text = XIAN_SURVEY.read_text("utf-8").replace("80国家大地坐标系", "1954北京坐标系")
+    survey = parcels_from_text(text, towgs84=BEIJING_TOWGS84).parcels[0]
+    pasted = "\n".join(f"{e:.3f},{n:.3f}" for e, n in survey_points(XIAN_SURVEY))
+    (p,) = parcels_from_text(pasted, crs="EPSG:2435", towgs84=BEIJING_TOWGS84).parcels
+    assert_same_ring(p.lonlat.exterior.coords, survey.lonlat.exterior.coords[:-1], tol=0.01)
+    # the parameters given are applied, not PROJ's own Beijing 1954 operation
+    own = Transformer.from_crs("EPSG:2435", "EPSG:4326", always_xy=True)
+    lon, lat = own.transform(*survey_points(XIAN_SURVEY)[0])
+    assert GEOD.inv(lon, lat, *p.lonlat.exterior.coords[0])[2] > 20
+
+
+def test_a_datum_only_a_ballpark_ties_to_wgs84_is_refused_and_a_rough_one_warned():
+    ed50 = collection(feature([SQUARE_LL]), crs="EPSG:4230")  # European Datum 1950
+    message = refused(read_parcel_file, ed50, filename="ed50.json")
+    assert "European Datum 1950" in message and "seven transformation parameters" in message
+    ps = read_parcel_file(ed50, filename="ed50.json", towgs84=(-87, -98, -121))
+    assert "towgs84=-87,-98,-121" in ps.crs
+    pulkovo = collection(feature([SQUARE_LL]), crs="EPSG:4284")  # Pulkovo 1942: 4.5 m here
+    ps = read_parcel_file(pulkovo, filename="p.json")
+    assert "4.5 m" in texts(ps.warnings)
+
+
+def test_parameters_for_a_wgs84_or_cgcs2000_input_are_not_used_and_it_is_said():
+    ps = read_parcel_file(collection(feature([SQUARE_LL])), filename="a.json",
+                          towgs84=XIAN_TOWGS84)
+    assert_square(ps.parcels[0])
+    assert "not used" in texts(ps.warnings)
+    ps = read_parcel_file(FIXTURES / "survey" / "one_parcel.txt", filename="s.txt",
+                          towgs84=XIAN_TOWGS84)
+    assert_square(ps.parcels[0])
+    assert "not used" in texts(ps.warnings)
+    assert "3 or 7" in refused(read_parcel_file, collection(feature([SQUARE_GK]), crs="EPSG:2383"),
+                               filename="x.json", towgs84=(1.0, 2.0))

@@ -11,6 +11,7 @@ from pyproj import Geod, Transformer
 from shapely.geometry import Polygon
 
 from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
+from geoapp.spatial.datums import datum_of_text
 from geoapp.spatial.parcel_geometry import MAX_PARCELS
 from geoapp.spatial.survey_file import parse_survey_text, read_survey_file
 from tests.catalogue import english
@@ -333,3 +334,24 @@ def test_an_id_longer_than_100_characters_is_refused_not_cut():
     long_id = "JZ-" + "9" * 100
     msg = texts(problems(survey_text([(f"5,4.0,{long_id},一号,面,,,,@", ring(sq))])))
     assert "103 characters" in msg
+
+
+@pytest.mark.parametrize("name, datum", [
+    ("2000国家大地坐标系", "cgcs2000"), ("CGCS2000", "cgcs2000"), ("CGCS 2000", "cgcs2000"),
+    ("国家2000坐标系", "cgcs2000"), ("China Geodetic Coordinate System 2000", "cgcs2000"),
+    ("1980西安坐标系", "xian80"), ("西安80", "xian80"), ("80国家大地坐标系", "xian80"),
+    ("Xian 1980", "xian80"), ("Xi'an 80", "xian80"), ("1980西安坐标系(2000年平差)", "xian80"),
+    ("西安2000", "xian80"), ("1954北京坐标系", "beijing54"), ("北京54", "beijing54"),
+    ("新北京54坐标系", "beijing54"), ("BJ54", "beijing54"), ("Beijing 1954", "beijing54"),
+    ("WGS84", None), ("地方坐标系", None),
+])
+def test_datum_names_are_matched_as_names_not_substrings(name, datum):
+    assert datum_of_text(name) == datum
+
+
+def test_xian80_adjusted_in_2000_is_not_read_as_cgcs2000():
+    text = (FIXTURES / "xian80.txt").read_text("utf-8").replace(
+        "80国家大地坐标系", "1980西安坐标系(2000年平差)")
+    msg = texts(problems(text))
+    assert "Xi'an 1980" in msg and "seven transformation parameters" in msg
+    assert parse_survey_text(text, towgs84=XIAN_TOWGS84).datum == "xian80"

@@ -29,6 +29,13 @@ from shapely.geometry import MultiPolygon, Polygon
 from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
 from geoapp.spatial.crs import WGS84, gk_crs, resolve_crs
+from geoapp.spatial.datums import (
+    ELLIPSOIDS,
+    datum_of_text,
+    needs_parameters,
+    towgs84_problem,
+    towgs84_text,
+)
 from geoapp.spatial.parcel_geometry import (
     AREA_TOLERANCE,
     MAX_ID_CHARS,
@@ -54,15 +61,9 @@ ENCODINGS = ("utf-8-sig", "gb18030")
 FAR_APART_M = 100_000.0
 
 
-_DATUMS = {  # name -> proj ellipsoid of the datum's Gauss-Krüger projection
-    "cgcs2000": "GRS80",
-    "xian80": "IAU76",  # IAG-75: a = 6378140, 1/f = 298.257
-    "beijing54": "krass",
-}
 #: Line ends as editors count them (str.splitlines would also break at control characters
 #: such as U+0085 inside a name).
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_DATUM_LABELS = {"xian80": _l("1980西安坐标系"), "beijing54": _l("1954北京坐标系")}
 
 
 @dataclass(frozen=True)
@@ -280,17 +281,6 @@ def _point(line: str, lineno: int, parcel: _Parcel, r: _Reader) -> None:
 
 # --- The coordinate system -----------------------------------------------------------------
 
-def _datum(text: str) -> str | None:
-    t = text.upper().replace(" ", "")
-    if "2000" in t or "CGCS" in t:
-        return "cgcs2000"
-    if "80" in t or "西安" in t:
-        return "xian80"
-    if "54" in t or "北京" in t:
-        return "beijing54"
-    return None
-
-
 def _zone_prefix(y: float) -> int:
     return int(zone_prefix(y))
 
@@ -331,7 +321,7 @@ def _system(attributes: dict[str, str], parcels: list[_Parcel],
             towgs84: Sequence[float] | None, r: _Reader) -> _System | None:
     ok = True
     name = attributes.get("坐标系", "")
-    datum = _datum(name)
+    datum = datum_of_text(name)
     if not name:
         r.problem(_l("[属性描述] 没有写坐标系（如“2000国家大地坐标系”）"))
         ok = False
@@ -340,12 +330,12 @@ def _system(attributes: dict[str, str], parcels: list[_Parcel],
                      "80西安坐标系、54北京坐标系", value=name), value=name)
         ok = False
     elif datum != "cgcs2000" and towgs84 is None:
-        r.problem(_l("坐标系是“%(value)s”（%(datum)s）：文件中没有它到 CGCS2000 的转换参数，"
-                     "不能直接使用；请先转换为 2000国家大地坐标系，或提供七参数", value=name,
-                     datum=_DATUM_LABELS[datum]), value=name)
+        r.problem(needs_parameters(name, datum), value=name)
         ok = False
-    if towgs84 is not None and datum not in (None, "cgcs2000") and len(towgs84) not in (3, 7):
-        r.problem(_l("转换参数应为 3 个或 7 个数，而不是 %(count)s 个", count=len(towgs84)))
+    why = towgs84_problem(towgs84) if towgs84 is not None and datum not in (None, "cgcs2000") \
+        else None
+    if why is not None:
+        r.problem(why)
         ok = False
     projection = attributes.get("投影类型", "")
     if projection and "高斯" not in projection and "GAUSS" not in projection.upper():
@@ -404,9 +394,9 @@ def _system(attributes: dict[str, str], parcels: list[_Parcel],
     if datum == "cgcs2000":
         source = resolve_crs(metric_crs)
     else:
-        params = ",".join(f"{float(v):.10g}" for v in (towgs84 or ()))
         source = CRS.from_proj4(f"+proj=tmerc +lat_0=0 +lon_0={cm} +k=1 +x_0=500000 +y_0=0 "
-                                f"+ellps={_DATUMS[datum]} +towgs84={params} +units=m +no_defs")
+                                f"+ellps={ELLIPSOIDS[datum]} +towgs84={towgs84_text(towgs84 or ())}"
+                                " +units=m +no_defs")
     return _System(datum, zone, width, cm, source, metric_crs)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
+from pyproj.transformer import AreaOfInterest
 
 from geoapp.domain.errors import CoordinateError, InvalidInput, Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
@@ -52,6 +53,18 @@ from geoapp.spatial.crs import (
     parse_dms,
     resolve_crs,
     to_metric,
+)
+from geoapp.spatial.datums import (
+    EXACT,
+    LABELS,
+    WARN_ACCURACY_M,
+    conversion_accuracy,
+    datum_of_crs,
+    describe,
+    needs_parameters,
+    towgs84_problem,
+    towgs84_text,
+    with_towgs84,
 )
 from geoapp.spatial.parcel_geometry import (
     MAX_PARCELS,
@@ -171,7 +184,9 @@ def read_parcel_file(source: bytes | str | Path, *, filename: str, crs: str | No
 
     ``crs`` names the coordinate system when the file has none (DXF, a Shapefile without
     .prj, GK metres without zone number, a coordinate list) or refines a declared lon/lat to
-    GCJ-02/BD-09; ``towgs84`` serves Xi'an 80 / Beijing 54 survey files.
+    GCJ-02/BD-09. ``towgs84`` (3 or 7 Helmert parameters to WGS84, proj's order and units)
+    is needed for data on Xi'an 80 / Beijing 54 (or another datum PROJ ties to WGS84 only
+    by a ballpark) in any format; see ``spatial.datums``.
     """
     label = clean_text(Path(filename).name) if filename else ""
     if isinstance(source, bytes | bytearray | memoryview):
@@ -192,39 +207,43 @@ def read_parcel_file(source: bytes | str | Path, *, filename: str, crs: str | No
     if kind == "survey":
         return _from_survey(data, label, crs, towgs84)
     if kind == "text":
-        return _from_text(_decode_text(data, label), label, crs, "text")
+        return _from_text(_decode_text(data, label), label, crs, "text", towgs84)
     if kind == "geojson":
-        return _from_geojson(_load_json(data, label), label, crs, "geojson")
+        return _from_geojson(_load_json(data, label), label, crs, "geojson", towgs84)
     if kind in ("kml", "kmz"):
         doc = zip_in.read_kmz_document(data, label=label, max_bytes=MAX_BYTES) \
             if kind == "kmz" else data
-        return _from_kml(doc, label, crs, kind)
-    return _from_gdal(data, label, crs, kind)
+        return _from_kml(doc, label, crs, kind, towgs84)
+    return _from_gdal(data, label, crs, kind, towgs84)
 
 
 def parcels_from_geojson(obj: Mapping[str, Any] | str | bytes, *, crs: str | None = None,
-                         kind: str = "geojson") -> ParcelSet:
+                         kind: str = "geojson",
+                         towgs84: Sequence[float] | None = None) -> ParcelSet:
     """Parcels from a GeoJSON Geometry, Feature or FeatureCollection (a drawn polygon, an
     API body), a parsed object or its JSON text. ``kind`` is the format reported
-    ("drawn" for a polygon drawn on the map)."""
+    ("drawn" for a polygon drawn on the map); ``towgs84`` as for :func:`read_parcel_file`."""
     label = "GeoJSON"
     doc = obj if isinstance(obj, Mapping) else _load_json(
         obj.encode("utf-8") if isinstance(obj, str) else bytes(obj), label)
-    return _from_geojson(doc, label, crs, kind)
+    return _from_geojson(doc, label, crs, kind, towgs84)
 
 
-def parcels_from_text(text: str, *, crs: str | None = None) -> ParcelSet:
+def parcels_from_text(text: str, *, crs: str | None = None,
+                      towgs84: Sequence[float] | None = None) -> ParcelSet:
     """The parcels of a pasted coordinate list, or of a pasted survey file. Lines are
     ``lon,lat`` / ``lon lat`` (decimal degrees or 度分秒), ``X,Y`` Gauss-Krüger metres in
     either order, ``点号,a,b`` or ``点号,圈号,X,Y``, or one line ``lng,lat;lng,lat;…``
     (Amap); ``#`` lines are comments. A blank line separates parcels (ids "1", "2", … by
-    position); holes come only from 圈号 2, 3, … (圈号 1 is the outer ring)."""
+    position); holes come only from 圈号 2, 3, … (圈号 1 is the outer ring). ``towgs84`` as
+    for :func:`read_parcel_file`."""
     label = _l("粘贴的坐标")
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise _too_big(label, len(text))
     if _is_survey(text):
-        return _survey_set(parse_survey_text(text, name=label), crs)  # cleans its own lines
-    return _from_text(text, label, crs, "text")
+        return _survey_set(parse_survey_text(text, name=label, towgs84=towgs84), crs,
+                           towgs84, label)  # the survey reader cleans its own lines
+    return _from_text(text, label, crs, "text", towgs84)
 
 
 # --- Format detection ----------------------------------------------------------------------
@@ -309,10 +328,12 @@ def _from_survey(data: bytes, label: str, crs: str | None,
     except InvalidInput:
         raise InvalidInput(_l("%(file)s 的文字既不是 UTF-8 也不是 GBK/GB18030 编码", file=label)) \
             from None
-    return _survey_set(parse_survey_text(text, name=label, towgs84=towgs84), crs)
+    return _survey_set(parse_survey_text(text, name=label, towgs84=towgs84), crs, towgs84,
+                       label)
 
 
-def _survey_set(survey: SurveyFile, crs: str | None) -> ParcelSet:
+def _survey_set(survey: SurveyFile, crs: str | None, towgs84: Sequence[float] | None,
+                file: str) -> ParcelSet:
     if crs:
         _check_survey_crs(survey, crs)
     parcels = tuple(
@@ -327,7 +348,14 @@ def _survey_set(survey: SurveyFile, crs: str | None) -> ParcelSet:
              f"(CM {survey.central_meridian}°E)")
     if survey.datum == "cgcs2000" and survey.zone_width == 3:
         label = f"CGCS2000 3° Gauss-Krüger zone {survey.zone} ({survey.metric_crs})"
-    return ParcelSet(parcels=parcels, warnings=survey.warnings, format="survey", crs=label)
+    warnings = survey.warnings
+    if towgs84 is not None and survey.datum in EXACT:
+        findings = Findings(file=file)
+        findings.add(_unused_parameters(file, label), warning=True)
+        warnings += tuple(findings.warnings)
+    elif towgs84 is not None:
+        label += f", towgs84={towgs84_text(towgs84)}"
+    return ParcelSet(parcels=parcels, warnings=warnings, format="survey", crs=label)
 
 
 def _check_survey_crs(survey: SurveyFile, crs: str) -> None:
@@ -369,7 +397,8 @@ def _too_many_features(label: str, count: int) -> InvalidInput:
                            count=format(count, ","), max=format(MAX_FEATURES, ",")))
 
 
-def _from_geojson(doc: Any, label: str, crs: str | None, kind: str) -> ParcelSet:
+def _from_geojson(doc: Any, label: str, crs: str | None, kind: str,
+                  towgs84: Sequence[float] | None = None) -> ParcelSet:
     if not isinstance(doc, Mapping) or not isinstance(doc.get("type"), str):
         raise InvalidInput(_l("%(file)s 不是 GeoJSON：应为 Geometry、Feature 或 FeatureCollection",
                               file=label))
@@ -399,7 +428,8 @@ def _from_geojson(doc: Any, label: str, crs: str | None, kind: str) -> ParcelSet
             f.fid = item.get("id")
             _geojson_geometry(item.get("geometry"), f)
         features.append(f)
-    return _assemble(features, label, crs, declared, kind, spec_wgs84=declared is None)
+    return _assemble(features, label, crs, declared, kind, spec_wgs84=declared is None,
+                     towgs84=towgs84)
 
 
 def _geojson_crs(doc: Mapping[str, Any], items: list[Any], label: str) -> CRS | None:
@@ -479,7 +509,8 @@ def _geojson_geometry(geom: Any, f: _Feature) -> None:
 
 # --- KML -----------------------------------------------------------------------------------
 
-def _from_kml(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet:
+def _from_kml(data: bytes, label: str, crs: str | None, kind: str,
+              towgs84: Sequence[float] | None = None) -> ParcelSet:
     doc = kml_in.read_kml(data, label=label)
     if len(doc.placemarks) > MAX_FEATURES:
         raise _too_many_features(label, len(doc.placemarks))
@@ -495,12 +526,14 @@ def _from_kml(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet:
         extra.append(_l("%(file)s 中的 %(count)s 个网络链接（NetworkLink）不会被读取；请把链接的内容"
                         "一并导出", file=label, count=doc.network_links))
     wgs84 = resolve_crs(WGS84)  # KML is WGS84 lon/lat by its specification
-    return _assemble(features, label, crs, wgs84, kind, spec_wgs84=True, notes=extra)
+    return _assemble(features, label, crs, wgs84, kind, spec_wgs84=True, notes=extra,
+                     towgs84=towgs84)
 
 
 # --- GDAL formats: GeoPackage, zipped Shapefile, DXF ---------------------------------------
 
-def _from_gdal(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet:
+def _from_gdal(data: bytes, label: str, crs: str | None, kind: str,
+               towgs84: Sequence[float] | None = None) -> ParcelSet:
     with tempfile.TemporaryDirectory(prefix="geoapp-parcel-") as tmp:
         work = Path(tmp)
         has_prj = True
@@ -530,7 +563,8 @@ def _from_gdal(data: bytes, label: str, crs: str | None, kind: str) -> ParcelSet
                                   datum=invented))
         declared = None
     features = _dxf_features(gdf, label, notes) if kind == "dxf" else _gdf_features(gdf)
-    return _assemble(features, label, crs, declared, kind, spec_wgs84=False, notes=notes)
+    return _assemble(features, label, crs, declared, kind, spec_wgs84=False, notes=notes,
+                     towgs84=towgs84)
 
 
 def _plain(value: Any) -> Any:
@@ -825,7 +859,8 @@ def _rings_by_number(block: list[_TextPoint]) -> dict[int, list[_TextPoint]]:
     return dict(sorted(rings.items()))
 
 
-def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
+def _from_text(text: str, label: str, crs: str | None, kind: str,
+               towgs84: Sequence[float] | None = None) -> ParcelSet:
     """Parcels from a coordinate list: blank lines separate parcels ("1", "2", … by
     position); holes come from ``点号,圈号,X,Y`` lines with 圈号 2, 3, …"""
     if crs and describe_crs(crs)["name"] == "dms":
@@ -868,7 +903,8 @@ def _from_text(text: str, label: str, crs: str | None, kind: str) -> ParcelSet:
         f.point_lines = [[[p.line for p in r] for r in ring_points]]
         f.line = ring_points[0][0].line
         features.append(f)
-    return _nested_parcels(_assemble(features, label, crs, None, kind, spec_wgs84=False), label)
+    return _nested_parcels(_assemble(features, label, crs, None, kind, spec_wgs84=False,
+                                     towgs84=towgs84), label)
 
 
 def _nested_parcels(ps: ParcelSet, label: str) -> ParcelSet:
@@ -1029,6 +1065,65 @@ def _frame(declared: CRS | None, arg: str | None, xy: np.ndarray, label: str, *,
     return _geographic(crs) if crs.is_geographic else _projected(crs, prefixes, label)
 
 
+def _unused_parameters(file: str, crs: str) -> str:
+    return _l("%(file)s 的坐标系是 %(crs)s，不需要七参数：给出的七参数未使用", file=file, crs=crs)
+
+
+def _lonlat_area(frame: _Frame, xy: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The data's extent in lon/lat (west, south, east, north), by PROJ's first guess at the
+    conversion (enough to choose the operation for the area); None when nothing converts."""
+    finite = xy[np.isfinite(xy).all(axis=1)] if len(xy) else xy
+    if not len(finite):
+        return None
+    rough = Transformer.from_crs(frame.crs, resolve_crs(WGS84), always_xy=True)
+    ll = _convert(frame, finite, rough)
+    ll = ll[np.isfinite(ll).all(axis=1) & (np.abs(ll[:, 0]) <= 180) & (np.abs(ll[:, 1]) <= 90)]
+    if not len(ll):
+        return None
+    return (float(ll[:, 0].min()), float(ll[:, 1].min()), float(ll[:, 0].max()),
+            float(ll[:, 1].max()))
+
+
+def _conversion(frame: _Frame, towgs84: Sequence[float] | None, xy: np.ndarray, label: str,
+                findings: Findings) -> tuple[_Frame, Transformer | None]:
+    """How the numbers of ``frame`` reach WGS84 (``spatial.datums``): WGS84 and CGCS2000 as
+    they are (``towgs84`` unused, said); any other datum with ``towgs84`` on its own
+    ellipsoid; Xi'an 80 / Beijing 54 without it refused; another datum by the operation PROJ
+    uses for the data's area — refused when that is a ballpark (the datum shift ignored),
+    warned about when less accurate than 1 m."""
+    if frame.crs is None or datum_of_crs(frame.crs) in EXACT:
+        if towgs84 is not None:
+            findings.add(_unused_parameters(label, frame.label), warning=True)
+        transformer = Transformer.from_crs(frame.crs, resolve_crs(WGS84), always_xy=True) \
+            if frame.crs is not None else None
+        return frame, transformer
+    datum = datum_of_crs(frame.crs)
+    if towgs84 is not None:
+        why = towgs84_problem(towgs84)
+        if why is not None:
+            raise InvalidInput(why)
+        bound = with_towgs84(frame.crs, towgs84)
+        frame = dataclasses.replace(frame, crs=bound,
+                                    label=f"{frame.label}, towgs84={towgs84_text(towgs84)}")
+        return frame, Transformer.from_crs(bound, resolve_crs(WGS84), always_xy=True)
+    if datum in LABELS:
+        raise InvalidInput(needs_parameters(describe(frame.crs), datum))
+    area = _lonlat_area(frame, xy)
+    accuracy = conversion_accuracy(frame.crs, area)
+    if accuracy is None:
+        datum_name = (frame.crs.geodetic_crs or frame.crs).datum.name
+        raise InvalidInput(_l("%(file)s：坐标系 %(crs)s 的基准面“%(datum)s”到 WGS84 只有粗略的换算（忽略基准面之差，"
+                              "位置可能偏差数十米以上）；请先转换为 2000国家大地坐标系或 WGS84，或提供七参数",
+                              file=label, crs=describe(frame.crs), datum=datum_name))
+    if accuracy > WARN_ACCURACY_M:
+        findings.add(_l("%(file)s：坐标系 %(crs)s 换算到 WGS84 的精度约为 %(m)s 米，位置、面积和距离的误差可能"
+                        "达到这个量级", file=label, crs=describe(frame.crs), m=f"{accuracy:g}"),
+                     warning=True)
+    aoi = AreaOfInterest(*area) if area is not None else None
+    return frame, Transformer.from_crs(frame.crs, resolve_crs(WGS84), always_xy=True,
+                                       area_of_interest=aoi)
+
+
 def _convert(frame: _Frame, xy: np.ndarray, transformer: Transformer | None) -> np.ndarray:
     x, y = xy[:, 0].copy(), xy[:, 1]
     with np.errstate(invalid="ignore", over="ignore"):
@@ -1114,7 +1209,8 @@ def _declared_area(props: Mapping[str, Any]) -> float | None:
 
 
 def _assemble(features: list[_Feature], label: str, crs: str | None, declared: CRS | None,
-              kind: str, *, spec_wgs84: bool, notes: Sequence[str] = ()) -> ParcelSet:
+              kind: str, *, spec_wgs84: bool, notes: Sequence[str] = (),
+              towgs84: Sequence[float] | None = None) -> ParcelSet:
     """Polygons become parcels in WGS84, every one checked; everything wrong at once."""
     findings = Findings(file=label)
     for f in features:
@@ -1146,8 +1242,7 @@ def _assemble(features: list[_Feature], label: str, crs: str | None, declared: C
     if frame.assumed:
         findings.add(_l("%(file)s 没有写明坐标系，已按 WGS84 经纬度读取；高德、腾讯（GCJ-02）或百度（BD-09）"
                         "坐标请选择相应坐标系，否则位置会偏差数百米", file=label), warning=True)
-    transformer = Transformer.from_crs(frame.crs, resolve_crs(WGS84), always_xy=True) \
-        if frame.crs is not None else None
+    frame, transformer = _conversion(frame, towgs84, all_xy, label, findings)
     rings_of: list[tuple[_Feature, ParcelRings, str]] = []
     for f in polygons:
         read = _parcel_rings(f, frame, transformer, findings)
