@@ -782,3 +782,67 @@ def test_parameters_for_a_wgs84_or_cgcs2000_input_are_not_used_and_it_is_said():
     assert "not used" in texts(ps.warnings)
     assert "3 or 7" in refused(read_parcel_file, collection(feature([SQUARE_GK]), crs="EPSG:2383"),
                                filename="x.json", towgs84=(1.0, 2.0))
+
+
+# --- DXF: text encodings, holes, closed open polylines ---------------------------------------
+
+def dxf_with_header(header: str | None, *entities: str, encoding: str = "utf-8") -> bytes:
+    body = dxf(*entities).decode()
+    if header is not None:
+        body = f"0\nSECTION\n2\nHEADER\n{header}0\nENDSEC\n" + body
+    return body.encode(encoding)
+
+
+def label_text(x: float, y: float, text: str, layer: str = "红线") -> str:
+    return f"0\nTEXT\n8\n{layer}\n10\n{x:.3f}\n20\n{y:.3f}\n40\n2\n1\n{text}\n"
+
+
+@pytest.mark.parametrize("header, encoding", [
+    ("9\n$ACADVER\n1\nAC1021\n9\n$DWGCODEPAGE\n3\nANSI_936\n", "utf-8"),  # AutoCAD 2007+
+    ("9\n$ACADVER\n1\nAC1032\n9\n$DWGCODEPAGE\n3\nANSI_1252\n", "utf-8"),
+    ("9\n$ACADVER\n1\nAC1015\n9\n$DWGCODEPAGE\n3\nANSI_936\n", "gbk"),  # by its code page
+    ("9\n$ACADVER\n1\nAC1015\n", "gbk"),  # no code page: UTF-8, else GBK
+    (None, "utf-8"),  # no header at all
+    (None, "gbk"),
+])
+def test_dxf_text_encodings(header, encoding):
+    square = shifted(SQUARE_GK, 38e6)
+    data = dxf_with_header(header, lwpolyline(square, layer="用地红线"),
+                           label_text(38e6 + E0 + 100, N0 + 100, "一号地块", layer="用地红线"),
+                           encoding=encoding)
+    (p,) = read_parcel_file(data, filename="a.dxf").parcels
+    assert (p.name, p.attributes["Layer"]) == ("一号地块", "用地红线")
+
+
+def test_dxf_closed_shape_inside_another_of_its_layer_is_a_hole():
+    outer, hole = shifted(SQUARE_GK, 38e6), shifted(HOLE_GK, 38e6)
+    ps = read_parcel_file(dxf(lwpolyline(outer), lwpolyline(hole)), filename="a.dxf")
+    (p,) = ps.parcels
+    assert_square(p, hole=True)
+    assert "1 closed shape(s) inside" in texts(ps.warnings)
+    # on another layer it is a parcel of its own
+    ps = read_parcel_file(dxf(lwpolyline(outer), lwpolyline(hole, layer="绿地")), filename="a.dxf")
+    assert len(ps.parcels) == 2 and not ps.parcels[0].lonlat.interiors
+    # an island in the hole is a parcel again
+    island = shifted([(E0 + 90, N0 + 90), (E0 + 110, N0 + 90), (E0 + 110, N0 + 110),
+                      (E0 + 90, N0 + 110)], 38e6)
+    ps = read_parcel_file(dxf(lwpolyline(outer), lwpolyline(hole), lwpolyline(island)),
+                          filename="a.dxf")
+    big, small = ps.parcels
+    assert_square(big, hole=True)
+    assert ground_m2(small.lonlat) == pytest.approx(400, rel=1e-3)
+    assert [p.id for p in ps.parcels] == ["1", "2"]
+
+
+def test_dxf_open_polyline_ending_where_it_starts_is_a_closed_ring():
+    outer = shifted(SQUARE_GK, 38e6)
+    ps = read_parcel_file(dxf(lwpolyline([*outer, outer[0]], closed=False)), filename="a.dxf")
+    assert_square(ps.parcels[0])
+    assert "1 polyline(s)" in texts(ps.warnings)
+
+
+def test_dxf_separate_closed_shapes_are_separate_parcels_and_it_is_said():
+    one, two = shifted(SQUARE_GK, 38e6), shifted(SQUARE_GK, 38e6 + 400)
+    ps = read_parcel_file(dxf(lwpolyline(one), lwpolyline(two)), filename="a.dxf")
+    assert [p.id for p in ps.parcels] == ["1", "2"]
+    assert "2 closed shapes read as 2 parcels" in texts(ps.warnings)

@@ -618,43 +618,72 @@ def _gdf_features(gdf: Any) -> list[_Feature]:
 _DXF_KEEP = ("Layer", "EntityHandle")
 
 
+def _closed_lines(geoms: Any, candidates: np.ndarray) -> np.ndarray:
+    """Which of ``geoms`` are open lines (LineString) of at least 4 points ending where they
+    start: closed rings drawn without the closed flag."""
+    out = np.zeros(len(geoms), dtype=bool)
+    idx = np.flatnonzero(candidates)
+    idx = idx[shapely.get_num_points(geoms[idx]) >= 4]
+    if len(idx):
+        first = shapely.get_coordinates(shapely.get_point(geoms[idx], 0))
+        last = shapely.get_coordinates(shapely.get_point(geoms[idx], -1))
+        out[idx] = (np.abs(first - last) <= 1e-6).all(axis=1)
+    return out
+
+
+def _dxf_key(geom: Any) -> bytes:
+    """A shape's identity for "drawn twice": its points rounded one by one (a
+    self-intersecting shape has no topology to snap; it is named by the validation)."""
+    return shapely.to_wkb(shapely.normalize(shapely.set_precision(geom, 1e-6, mode="pointwise")))
+
+
 def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
-    """Closed shapes of the drawing's model space, numbered in file order; a text lying in
-    exactly one shape names it; a shape drawn twice (a hatch and its outline) counts once."""
+    """Closed shapes of the drawing's model space, numbered in file order: closed polylines,
+    hatches and open polylines ending where they start; a closed shape inside another of its
+    layer is a hole of it (an island in that hole a parcel again); a text lying in exactly
+    one parcel names it; a shape drawn twice (a hatch and its outline) counts once."""
     paper = np.asarray(gdf["PaperSpace"].to_numpy() == 1, dtype=bool) \
         if "PaperSpace" in gdf.columns else np.zeros(len(gdf), dtype=bool)
     geoms = gdf.geometry.values
     types = shapely.get_type_id(geoms)
     polygonal = ~paper & np.isin(types, (3, 6))
+    closed = _closed_lines(geoms, ~paper & (types == 1))
     texts = gdf["Text"].to_numpy() if "Text" in gdf.columns else np.full(len(gdf), None)
     is_text = ~paper & (types == 0) & np.array([isinstance(t, str) and bool(t.strip())
                                                 for t in texts], dtype=bool)
-    features: list[_Feature] = []
-    seen: dict[bytes, int] = {}
+    shapes: list[tuple[Any, dict[str, Any]]] = []
+    seen: set[bytes] = set()
     duplicates = 0
-    for i in np.flatnonzero(polygonal):
-        # rounded point by point: a self-intersecting shape has no topology to snap (it is
-        # named by the validation, never an error here)
-        key = shapely.to_wkb(shapely.normalize(shapely.set_precision(geoms[i], 1e-6,
-                                                                      mode="pointwise")))
+    for i in np.flatnonzero(polygonal | closed):
+        geom = geoms[i] if polygonal[i] else shapely.Polygon(shapely.get_coordinates(geoms[i]))
+        key = _dxf_key(geom)
         if key in seen:
             duplicates += 1
             continue
-        seen[key] = i
+        seen.add(key)
         props = {k: _plain(gdf[k].iat[i]) for k in _DXF_KEEP if k in gdf.columns}
-        f = _Feature(position=len(features) + 1,
-                     properties={k: v for k, v in props.items() if v not in (None, "")})
-        _shapely_feature(geoms[i], f)
+        shapes.append((geom, {k: v for k, v in props.items() if v not in (None, "")}))
+    shapes, holes = _dxf_holes(shapes)
+    kept: list[tuple[Any, dict[str, Any]]] = []
+    kept_keys: set[bytes] = set()
+    for geom, props in shapes:  # a polyline with its hole added may equal a hatch with a hole
+        key = _dxf_key(geom)
+        if key in kept_keys:
+            duplicates += 1
+            continue
+        kept_keys.add(key)
+        kept.append((geom, props))
+    features: list[_Feature] = []
+    for geom, props in kept:
+        f = _Feature(position=len(features) + 1, properties=props)
+        _shapely_feature(geom, f)
         features.append(f)
     others = [_KINDS.get(g.geom_type, "other") if g is not None else "none"
-              for g in geoms[~paper & ~polygonal & ~is_text]]
+              for g in geoms[~paper & ~polygonal & ~closed & ~is_text]]
     if is_text.any() and features:
-        points = geoms[is_text]
+        tree = shapely.STRtree([g if g.is_valid else shapely.Polygon() for g, _ in kept])
+        where, which = tree.query(geoms[is_text], predicate="within")
         words = texts[is_text]
-        outlines = [f.parts[0][0] if f.parts else np.empty((0, 2)) for f in features]
-        tree = shapely.STRtree([shapely.Polygon(o) if len(o) >= 3 and np.isfinite(o).all()
-                                else shapely.Polygon() for o in outlines])
-        where, which = tree.query(points, predicate="within")
         for f_index in set(which.tolist()):
             inside = where[which == f_index]
             if len(inside) == 1:
@@ -662,8 +691,54 @@ def _dxf_features(gdf: Any, label: str, notes: list[str]) -> list[_Feature]:
     if duplicates:
         notes.append(_l("%(file)s 中有 %(count)s 个图形与另一个完全重合（如填充和它的边界线），只算一次",
                         file=label, count=duplicates))
+    if closed.any():
+        notes.append(_l("%(file)s 中有 %(count)s 条未标记闭合、但首尾相接的多段线，按闭合图形读取",
+                        file=label, count=int(closed.sum())))
+    if holes:
+        notes.append(_l("%(file)s 中有 %(count)s 个闭合图形位于同一图层的另一个闭合图形之内，按其内圈（挖空的部分）"
+                        "读取", file=label, count=holes))
+    if len(features) > 1:
+        notes.append(_l("%(file)s 中的 %(count)s 个闭合图形按 %(count)s 个地块分别核查；同一地块的各部分请画在"
+                        "一个图形（如一个填充）中", file=label, count=len(features)))
     features += [_Feature(position=0, kind=k) for k in others]
     return features
+
+
+def _dxf_holes(shapes: list[tuple[Any, dict[str, Any]]]
+               ) -> tuple[list[tuple[Any, dict[str, Any]]], int]:
+    """Shapes lying inside other shapes of their layer become holes: a shape inside an odd
+    number of them is a hole of the innermost one, inside an even number a parcel (an island
+    in a hole). Returns the parcels, their holes added, and the number of holes."""
+    if len(shapes) < 2:
+        return shapes, 0
+    outlines = [shapely.Polygon(g.exterior) if g.geom_type == "Polygon" and g.is_valid
+                else None for g, _ in shapes]
+    usable = [o if o is not None else shapely.Polygon() for o in outlines]
+    tree = shapely.STRtree(usable)
+    inner, outer = tree.query(usable, predicate="covered_by")
+    containers: dict[int, list[int]] = {}
+    for i, j in zip(inner.tolist(), outer.tolist(), strict=True):
+        if i == j or outlines[i] is None or outlines[j] is None:
+            continue
+        if shapes[i][1].get("Layer") != shapes[j][1].get("Layer"):
+            continue
+        if outlines[i].equals(outlines[j]):
+            continue  # the same outline twice (a hatch with holes and its outer line)
+        containers.setdefault(i, []).append(j)
+    depth = {i: len(js) for i, js in containers.items()}
+    holes_of: dict[int, list[Any]] = {}
+    for i, js in containers.items():
+        if depth[i] % 2:
+            parent = max(js, key=lambda j: depth.get(j, 0))
+            holes_of.setdefault(parent, []).append(outlines[i].exterior)
+    out = []
+    for k, (geom, props) in enumerate(shapes):
+        if depth.get(k, 0) % 2:
+            continue
+        if k in holes_of:  # a container is a Polygon (its outline was usable)
+            geom = shapely.Polygon(geom.exterior, [*geom.interiors, *holes_of[k]])
+        out.append((geom, props))
+    return out, sum(len(h) for h in holes_of.values())
 
 
 # --- Pasted text ---------------------------------------------------------------------------

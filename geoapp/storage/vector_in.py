@@ -76,6 +76,17 @@ _DXF_TEXT = re.compile(rb"\A(?:\s*999\r?\n[^\r\n]*\r?\n)*\s*0\r?\n\s*SECTION\s*\
 #: a polygon anyway), blocks not inlined (an INSERT is a point: nested blocks cannot
 #: multiply a small file into millions of shapes).
 DXF_OPEN_OPTIONS = {"CLOSED_LINE_AS_POLYGON": "TRUE", "INLINE_BLOCKS": "FALSE"}
+#: The DXF header variables that say how text is encoded: the drawing's version (AutoCAD
+#: 2007, AC1021, and later write UTF-8 whatever the code page says) and its code page.
+_DXF_ACADVER = re.compile(rb"\$ACADVER[ \t]*\r?\n[ \t]*1[ \t]*\r?\n[ \t]*AC(\d{4})")
+_DXF_CODEPAGE = re.compile(rb"\$DWGCODEPAGE[ \t]*\r?\n[ \t]*3[ \t]*\r?\n[ \t]*([\w-]+)")
+_DXF_HEADER = re.compile(rb"(?:^|\n)[ \t]*0[ \t]*\r?\n[ \t]*SECTION[ \t]*\r?\n[ \t]*2[ \t]*\r?\n"
+                         rb"[ \t]*HEADER[ \t]*\r?\n")
+#: DXF code pages and the names GDAL's iconv reads them by (ANSI_936 is Simplified Chinese:
+#: GB18030 reads GBK and GB2312 too).
+_DXF_CODEPAGES = {"ANSI_936": "GB18030", "GB2312": "GB18030", "ANSI_950": "CP950",
+                  "BIG5": "CP950", "ANSI_932": "CP932", "ANSI_949": "CP949",
+                  "ANSI_1252": "CP1252", "UTF-8": "UTF-8", "UTF8": "UTF-8"}
 _DBF_VERSIONS = {0x02, 0x03, 0x04, 0x05, 0x30, 0x31, 0x32, 0x43, 0x63, 0x83, 0x8B, 0x8E,
                  0xCB, 0xE5, 0xF5, 0xFB}
 _WKT_START = re.compile(r"^\s*(GEOGCS|PROJCS|GEOCCS|COMPD_CS|GEOGCRS|PROJCRS|GEODCRS|"
@@ -269,15 +280,52 @@ def read_dxf(path: str | Path, *, label: str, database: str | Path | None = None
         head = fh.read(4096)
     if not looks_like_dxf(head):
         raise _cannot_read(label, "dxf", _l("不以 DXF 的 SECTION 开头"))
+    data = path.read_bytes()
+    encoding = dxf_encoding(data)
+    options = dict(DXF_OPEN_OPTIONS)
     with tempfile.TemporaryDirectory(prefix="geoapp-vector-") as tmp:
         copy = Path(tmp) / "upload.dxf"
-        shutil.copyfile(path, copy, follow_symlinks=False)
+        if encoding is not None:
+            options["ENCODING"] = encoding
+            if not _DXF_HEADER.search(data[:65536]):  # GDAL applies ENCODING with a header
+                newline = b"\r\n" if b"\r\n" in data[:4096] else b"\n"
+                data = newline.join([b"0", b"SECTION", b"2", b"HEADER", b"0", b"ENDSEC", b""]) \
+                    + data.removeprefix(b"\xef\xbb\xbf")
+            copy.write_bytes(data)
+        else:
+            shutil.copyfile(path, copy, follow_symlinks=False)
         gdf = _gdal_read(_gdal_path(copy), label, "dxf", layer="entities",
-                         options=DXF_OPEN_OPTIONS, max_features=max_rows + 1 if max_rows else None)
+                         options=options, max_features=max_rows + 1 if max_rows else None)
     if max_rows and len(gdf) > max_rows:
         raise InvalidInput(_l("要素过多：%(file)s 有超过 %(max)s 个图元，超过接受的数量；请只导出用地红线所在的"
                               "图层", file=label, max=max_rows))
     return gdf
+
+
+def dxf_encoding(data: bytes) -> str | None:
+    """How the text of an ASCII DXF drawing is encoded, for GDAL's ENCODING open option:
+    UTF-8 from AutoCAD 2007 (AC1021) on, whatever ``$DWGCODEPAGE`` says; else the code page
+    (ANSI_936 -> GB18030); with no code page, UTF-8 when the text decodes as UTF-8, else
+    GB18030 when it decodes as that (Chinese CAD's GBK). None: all ASCII, a binary DXF or a
+    code page not known here (GDAL's own reading)."""
+    if data.startswith(_DXF_BINARY):
+        return None
+    head = data[:262144]
+    version = _DXF_ACADVER.search(head)
+    if version and int(version.group(1)) >= 1021:
+        return "UTF-8"
+    page = _DXF_CODEPAGE.search(head)
+    if page:
+        return _DXF_CODEPAGES.get(page.group(1).decode("ascii").upper())
+    if data.isascii():
+        return None
+    for codec, name in (("utf-8", "UTF-8"), ("gb18030", "GB18030")):
+        try:
+            data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return name
+    return None
 
 
 def _cannot_read(label: str, kind: str, why: str = "") -> InvalidInput:
