@@ -846,3 +846,24 @@ def test_dxf_separate_closed_shapes_are_separate_parcels_and_it_is_said():
     ps = read_parcel_file(dxf(lwpolyline(one), lwpolyline(two)), filename="a.dxf")
     assert [p.id for p in ps.parcels] == ["1", "2"]
     assert "2 closed shapes read as 2 parcels" in texts(ps.warnings)
+
+
+# --- KMZ: every KML of the archive ------------------------------------------------------------
+
+def test_kmz_reads_every_kml_doc_kml_first():
+    second = lonlat(shifted(SQUARE_GK, 400))
+    doc = kml(f"<Placemark><name>一号</name>{kml_polygon(SQUARE_LL)}</Placemark>")
+    more = kml(f"<Placemark><name>二号</name>{kml_polygon(second)}</Placemark>")
+    data = zipped({"files/more.kml": more, "doc.kml": doc, "files/icon.png": b"\x89PNG"})
+    ps = read_parcel_file(data, filename="a.kmz")
+    assert [(p.id, p.name) for p in ps.parcels] == [("1", "一号"), ("2", "二号")]
+    assert_square(ps.parcels[0])
+    assert_same_ring(ps.parcels[1].lonlat.exterior.coords, second)
+
+
+def test_kmz_whose_doc_kml_only_links_says_links_are_not_followed():
+    link = kml("<NetworkLink><name>红线</name><Link><href>http://example.com/red.kml</href>"
+               "</Link></NetworkLink>")
+    message = refused(read_parcel_file, zipped({"doc.kml": link}), filename="link.kmz")
+    assert "network link" in message and "not followed" in message
+    assert "not followed" in refused(read_parcel_file, link, filename="link.kml")

@@ -211,9 +211,9 @@ def read_parcel_file(source: bytes | str | Path, *, filename: str, crs: str | No
     if kind == "geojson":
         return _from_geojson(_load_json(data, label), label, crs, "geojson", towgs84)
     if kind in ("kml", "kmz"):
-        doc = zip_in.read_kmz_document(data, label=label, max_bytes=MAX_BYTES) \
-            if kind == "kmz" else data
-        return _from_kml(doc, label, crs, kind, towgs84)
+        docs = zip_in.read_kmz_documents(data, label=label, max_bytes=MAX_BYTES) \
+            if kind == "kmz" else [("", data)]
+        return _from_kml(docs, label, crs, kind, towgs84)
     return _from_gdal(data, label, crs, kind, towgs84)
 
 
@@ -509,22 +509,32 @@ def _geojson_geometry(geom: Any, f: _Feature) -> None:
 
 # --- KML -----------------------------------------------------------------------------------
 
-def _from_kml(data: bytes, label: str, crs: str | None, kind: str,
+def _from_kml(docs: list[tuple[str, bytes]], label: str, crs: str | None, kind: str,
               towgs84: Sequence[float] | None = None) -> ParcelSet:
-    doc = kml_in.read_kml(data, label=label)
-    if len(doc.placemarks) > MAX_FEATURES:
-        raise _too_many_features(label, len(doc.placemarks))
-    features = []
-    for mark in doc.placemarks:
-        f = _Feature(position=mark.position, properties=mark.properties, name=mark.name,
-                     parts=mark.parts, bad=mark.bad)
-        if not mark.parts and not mark.bad:
-            f.kind = mark.others[0] if mark.others else "none"
-        features.append(f)
+    """The placemarks of every KML document (a KMZ's ``doc.kml`` first, then its other
+    ``.kml`` entries), numbered on across documents."""
+    features: list[_Feature] = []
+    links = 0
+    for entry, data in docs:
+        doc = kml_in.read_kml(data, label=f"{label}: {entry}" if entry and
+                              entry.lower() != "doc.kml" else label)
+        links += doc.network_links
+        for mark in doc.placemarks:
+            f = _Feature(position=len(features) + 1, properties=mark.properties,
+                         name=mark.name, parts=mark.parts, bad=mark.bad)
+            if not mark.parts and not mark.bad:
+                f.kind = mark.others[0] if mark.others else "none"
+            features.append(f)
+            if len(features) > MAX_FEATURES:
+                raise _too_many_features(label, len(features))
+    if not features and links:
+        raise InvalidInput(_l("%(file)s 中没有地块，只有 %(count)s 个网络链接（NetworkLink）：网络链接不会被跟随"
+                              "读取；请在 Google Earth 等软件中把链接指向的内容另存为 KML/KMZ 后上传",
+                              file=label, count=links))
     extra = []
-    if doc.network_links:
+    if links:
         extra.append(_l("%(file)s 中的 %(count)s 个网络链接（NetworkLink）不会被读取；请把链接的内容"
-                        "一并导出", file=label, count=doc.network_links))
+                        "一并导出", file=label, count=links))
     wgs84 = resolve_crs(WGS84)  # KML is WGS84 lon/lat by its specification
     return _assemble(features, label, crs, wgs84, kind, spec_wgs84=True, notes=extra,
                      towgs84=towgs84)

@@ -142,17 +142,21 @@ def detect_dbf_encoding(dbf: Path) -> str:
     return "GB18030"
 
 
-def read_kmz_document(source: Path | bytes, *, label: str, max_bytes: int) -> bytes:
-    """The KML document of a KMZ: ``doc.kml`` at the root, else the first ``.kml`` entry (the
-    KML specification's rule), read into memory after the directory has been judged.
+def read_kmz_documents(source: Path | bytes, *, label: str,
+                       max_bytes: int) -> list[tuple[str, bytes]]:
+    """Every KML document of a KMZ as (entry name, bytes): ``doc.kml`` at the root first (the
+    KML specification's main document), then the other ``.kml`` entries in archive order,
+    read into memory after the directory has been judged.
 
-    At most ``max_bytes`` are read whatever the directory declares; other entries (images,
-    models) are never decompressed.
+    At most ``max_bytes`` are read in all, whatever the directory declares; other entries
+    (images, models) are never decompressed.
     """
     try:
         zf = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
     except (zipfile.BadZipFile, OSError):
         raise InvalidInput(_l("%(file)s：不是可读的 zip 文件", file=label)) from None
+    out: list[tuple[str, bytes]] = []
+    total = 0
     with zf:
         infos = zf.infolist()
         check_zip_directory(infos, label, max(1, max_bytes // (1024 * 1024)), kmz=True)
@@ -160,21 +164,25 @@ def read_kmz_document(source: Path | bytes, *, label: str, max_bytes: int) -> by
                 and "__MACOSX" not in i.filename]
         if not docs:
             raise InvalidInput(_l("%(file)s：KMZ 中没有 .kml 文档", file=label))
-        main = next((i for i in docs if i.filename.lower() == "doc.kml"), docs[0])
-        try:
-            with zf.open(main) as src:
-                data = src.read(max_bytes + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError,
-                RuntimeError, ValueError) as exc:
-            log.warning("upload %s: entry %s cannot be extracted: %s", label, main.filename, exc)
-            raise InvalidInput(_l("无法解压：%(file)s：条目 %(entry)s 已损坏或使用了不支持的压缩"
-                                  "方式", file=label, entry=main.filename)) from None
-    if len(data) > max_bytes:
-        raise InvalidInput(_l("%(file)s：解压后 %(size)s MB，超过接受的 %(max)s MB，已拒绝上传",
-                              file=label, size=format(len(data) / 1048576, ".0f"),
-                              max=max_bytes // 1048576))
-    return data
+        docs.sort(key=lambda i: i.filename.lower() != "doc.kml")  # stable: archive order
+        for info in docs:
+            try:
+                with zf.open(info) as src:
+                    data = src.read(max_bytes - total + 1)
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError,
+                    RuntimeError, ValueError) as exc:
+                log.warning("upload %s: entry %s cannot be extracted: %s", label,
+                            info.filename, exc)
+                raise InvalidInput(_l("无法解压：%(file)s：条目 %(entry)s 已损坏或使用了不支持的压缩"
+                                      "方式", file=label, entry=info.filename)) from None
+            total += len(data)
+            if total > max_bytes:
+                raise InvalidInput(_l("%(file)s：解压后 %(size)s MB，超过接受的 %(max)s MB，已拒绝上传",
+                                      file=label, size=format(total / 1048576, ".0f"),
+                                      max=max_bytes // 1048576))
+            out.append((info.filename, data))
+    return out
 
 
 __all__ = ["MAX_COMPRESSION_RATIO", "MAX_ZIP_ENTRIES", "SHAPEFILE_PARTS", "check_zip_directory",
-           "detect_dbf_encoding", "extract_shapefile", "read_kmz_document"]
+           "detect_dbf_encoding", "extract_shapefile", "read_kmz_documents"]
