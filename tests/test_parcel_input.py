@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 from pyproj import Geod, Transformer
-from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry import MultiPolygon, Polygon, mapping
 
 from geoapp.domain.errors import InvalidInput, Problem, ValidationFailed
 from geoapp.spatial.crs import wgs84_to_bd09, wgs84_to_gcj02
@@ -867,3 +868,47 @@ def test_kmz_whose_doc_kml_only_links_says_links_are_not_followed():
     message = refused(read_parcel_file, zipped({"doc.kml": link}), filename="link.kmz")
     assert "network link" in message and "not followed" in message
     assert "not followed" in refused(read_parcel_file, link, filename="link.kml")
+
+
+# --- GeoPackage undefined SRS, shapefile text encoding, shapely's mapping() -------------------
+
+@pytest.mark.parametrize("srs_id", [99999, -1, 0])
+def test_geopackage_with_an_undefined_srs_is_read_with_the_crs_given(tmp_path, srs_id):
+    with pytest.warns(UserWarning, match="crs"):
+        files = gdal_file(tmp_path, "GPKG", "u.gpkg", None, [Polygon(SQUARE_GK)])
+    path = tmp_path / "u.gpkg"
+    path.write_bytes(files["u.gpkg"])
+    con = sqlite3.connect(path)
+    con.execute("INSERT OR IGNORE INTO gpkg_spatial_ref_sys VALUES ('Undefined SRS', 99999, "
+                "'GDAL', 99999, 'LOCAL_CS[\"Undefined SRS\",LOCAL_DATUM[\"unknown\",32767],"
+                "UNIT[\"unknown\",0],AXIS[\"Easting\",EAST],AXIS[\"Northing\",NORTH]]', '')")
+    con.execute("UPDATE gpkg_geometry_columns SET srs_id = ?", (srs_id,))
+    con.execute("UPDATE gpkg_contents SET srs_id = ?", (srs_id,))
+    con.commit()
+    con.close()
+    data = path.read_bytes()
+    message = refused(read_parcel_file, data, filename="u.gpkg")
+    assert "without a zone number" in message and "EPSG:4547" in message
+    ps = read_parcel_file(data, filename="u.gpkg", crs="EPSG:4547")
+    assert ps.crs == "CGCS2000 3° Gauss-Krüger zone 38 (EPSG:4547)"
+    assert_square(ps.parcels[0])
+
+
+def test_shapefile_text_in_an_unknown_encoding_asks_for_a_cpg_file(tmp_path):
+    files = gdal_file(tmp_path, "ESRI Shapefile", "p.shp", "EPSG:4547", [Polygon(SQUARE_GK)],
+                      {"note": ["zzzz"]})
+    files["p.dbf"] = files["p.dbf"].replace(b"zzzz", b"\xff\x80\xff\x80")
+    files = {k: v for k, v in files.items() if not k.endswith(".cpg")}
+    message = refused(read_parcel_file, zipped(files), filename="p.zip")
+    assert ".cpg" in message and "encoding field" not in message
+
+
+def test_geojson_built_with_shapely_mapping_is_read():
+    feature_dict = {"type": "Feature", "properties": {"id": "M1"},
+                    "geometry": mapping(Polygon(SQUARE_LL, [lonlat(HOLE_GK)]))}
+    assert isinstance(feature_dict["geometry"]["coordinates"], tuple)
+    for obj in (feature_dict["geometry"], feature_dict,
+                {"type": "FeatureCollection", "features": (feature_dict,)},
+                mapping(MultiPolygon([Polygon(SQUARE_LL)]))):
+        (p,) = parcels_from_geojson(obj).parcels
+        assert_square(p, hole=bool(p.lonlat.interiors))

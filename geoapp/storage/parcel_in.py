@@ -405,7 +405,7 @@ def _from_geojson(doc: Any, label: str, crs: str | None, kind: str,
     typ = doc["type"]
     if typ == "FeatureCollection":
         items = doc.get("features")
-        if not isinstance(items, list):
+        if not isinstance(items, list | tuple):
             raise InvalidInput(_l("%(file)s：FeatureCollection 的 features 不是列表", file=label))
     elif typ == "Feature":
         items = [doc]
@@ -445,16 +445,17 @@ def _geojson_crs(doc: Mapping[str, Any], items: list[Any], label: str) -> CRS | 
 
 def _positions(ring: Any) -> np.ndarray | None:
     """A GeoJSON ring's positions as an (n, 2) array; None unless every position is an array
-    of at least two numbers."""
-    if not isinstance(ring, list):
+    of at least two numbers. Tuples count as arrays (a dict built with shapely's
+    ``mapping()``)."""
+    if not isinstance(ring, list | tuple):
         return None
-    if ring and all(isinstance(p, list) and len(p) == 2 for p in (ring[0], ring[-1])):
+    if ring and all(isinstance(p, list | tuple) and len(p) == 2 for p in (ring[0], ring[-1])):
         fast = np.array(ring)  # the common case: [[x, y], …] all numbers, one shape
         if fast.ndim == 2 and fast.shape[1] == 2 and fast.dtype.kind in "if":
             return fast.astype(float)
     out = np.empty((len(ring), 2))
     for i, pos in enumerate(ring):
-        if not (isinstance(pos, list) and len(pos) >= 2 and all(
+        if not (isinstance(pos, list | tuple) and len(pos) >= 2 and all(
                 isinstance(v, int | float) and not isinstance(v, bool) for v in pos[:2])):
             return None
         out[i] = pos[0], pos[1]
@@ -462,7 +463,7 @@ def _positions(ring: Any) -> np.ndarray | None:
 
 
 def _polygon_rings(coords: Any) -> list[np.ndarray] | None:
-    if not isinstance(coords, list):
+    if not isinstance(coords, list | tuple):
         return None
     rings = [_positions(r) for r in coords]
     return None if any(r is None for r in rings) else rings  # type: ignore[return-value]
@@ -479,7 +480,7 @@ def _geojson_geometry(geom: Any, f: _Feature) -> None:
         return
     if typ == "GeometryCollection":
         members = geom.get("geometries")
-        if not isinstance(members, list):
+        if not isinstance(members, list | tuple):
             f.kind, f.bad = "other", _l("GeometryCollection 没有 geometries 列表")
             return
         for g in members:
@@ -496,7 +497,7 @@ def _geojson_geometry(geom: Any, f: _Feature) -> None:
         return
     coords = geom.get("coordinates")
     polys = [coords] if typ == "Polygon" else coords
-    if not isinstance(polys, list):
+    if not isinstance(polys, list | tuple):
         f.bad = _l("coordinates 不是“[[经度, 纬度], …]”形式的数组")
         return
     for poly in polys:
@@ -550,14 +551,14 @@ def _from_gdal(data: bytes, label: str, crs: str | None, kind: str,
         if kind == "gpkg":
             (work / "upload.gpkg").write_bytes(data)
             gdf = vector_in.read_vector(work / "upload.gpkg", label=label, kind="gpkg",
-                                        max_rows=MAX_FEATURES).gdf
+                                        max_rows=MAX_FEATURES, undefined_srs=True).gdf
         elif kind == "shapefile":
             (work / "upload.zip").write_bytes(data)
             shp = zip_in.extract_shapefile(work / "upload.zip", work / "shp", label=label,
                                            max_unpacked_mb=MAX_BYTES // 1048576)
             has_prj = shp.with_suffix(".prj").is_file()
             encoding = None if shp.with_suffix(".cpg").is_file() else \
-                zip_in.detect_dbf_encoding(shp.with_suffix(".dbf"))
+                zip_in.detect_dbf_encoding(shp.with_suffix(".dbf"), encoding_field=False)
             gdf = vector_in.read_vector(shp, label=label, kind="shapefile",
                                         max_rows=MAX_FEATURES, encoding=encoding).gdf
         else:

@@ -103,6 +103,9 @@ _PROJ_FILE_USE = re.compile(r"(\+\s*init\b|\binit\s*=|grids|\bfile\s*=|\bmodel\s
 #: EPSG:3857 in a GeoPackage's EXTENSION["PROJ4", ...]).
 _NULL_GRID = re.compile(r"\+?\s*nadgrids\s*=\s*@null(?=[\s\"\]+]|$)", re.IGNORECASE)
 _PROJ4_EXTENSION = re.compile(r"EXTENSION\s*\[\s*\"PROJ4", re.IGNORECASE)
+#: GDAL's own "no system" row (srs_id 99999, organization GDAL) of a GeoPackage written
+#: without a coordinate system.
+_UNDEFINED_SRS = re.compile(r'^\s*LOCAL_CS\s*\[\s*"Undefined SRS"', re.IGNORECASE)
 _ORGANIZATION = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 #: GeoJSON member names (lower case) whose content is never interpreted as a structure.
 _GEOJSON_DATA = {"properties", "coordinates", "bbox"}
@@ -227,7 +230,7 @@ def _gdal_path(path: Path) -> str:
 # ---------------------------------------------------------------------------- reading
 def read_vector(path: str | Path, *, label: str, kind: str | None = None,
                 database: str | Path | None = None, max_rows: int = 0,
-                encoding: str | None = None) -> VectorFile:
+                encoding: str | None = None, undefined_srs: bool = False) -> VectorFile:
     """Judge and read one uploaded GeoJSON, GeoPackage or extracted shapefile (``.shp``).
 
     GeoJSON and GeoPackage files are copied under a fixed name into a fresh temporary
@@ -256,8 +259,10 @@ def read_vector(path: str | Path, *, label: str, kind: str | None = None,
             gdf = _gdal_read(f"GeoJSON:{_gdal_path(copy)}", label, kind, encoding=None)
             gdf = gdf.set_crs(declared or _epsg_crs(4326, label), allow_override=True)
         else:
-            table = _check_geopackage(copy, label, max_rows)
+            table, undefined = _check_geopackage(copy, label, max_rows, undefined_srs)
             gdf = _gdal_read(f"GPKG:{_gdal_path(copy)}", label, kind, layer=table)
+            if undefined:  # GDAL's "undefined" systems: no system at all, the caller's to name
+                gdf = gdf.set_crs(None, allow_override=True)
     check_crs_kind(gdf.crs, label)
     return VectorFile(gdf, kind)
 
@@ -479,8 +484,10 @@ def _epsg_crs(code: int, label: str) -> Any:
 
 
 # ---------------------------------------------------------------------------- GeoPackage
-def _check_geopackage(path: Path, label: str, max_rows: int) -> str:
-    """Judge the GeoPackage with SQLite itself, read-only; return its one feature table."""
+def _check_geopackage(path: Path, label: str, max_rows: int,
+                      undefined_srs: bool = False) -> tuple[str, bool]:
+    """Judge the GeoPackage with SQLite itself, read-only; return its one feature table and
+    whether its system is an undefined one (accepted only with ``undefined_srs``)."""
     size = path.stat().st_size
     with path.open("rb") as fh:
         header = fh.read(100)
@@ -499,7 +506,7 @@ def _check_geopackage(path: Path, label: str, max_rows: int) -> str:
         log.warning("upload %s: sqlite cannot open it: %s", label, exc)
         raise _cannot_read(label, "gpkg") from None
     try:
-        return _judge_geopackage(con, label, max_rows)
+        return _judge_geopackage(con, label, max_rows, undefined_srs)
     except sqlite3.Error as exc:
         log.warning("upload %s: sqlite error while checking it: %s", label, exc)
         raise _cannot_read(label, "gpkg") from None
@@ -507,7 +514,8 @@ def _check_geopackage(path: Path, label: str, max_rows: int) -> str:
         con.close()
 
 
-def _judge_geopackage(con: sqlite3.Connection, label: str, max_rows: int) -> str:
+def _judge_geopackage(con: sqlite3.Connection, label: str, max_rows: int,
+                      undefined_srs: bool = False) -> tuple[str, bool]:
     con.execute("PRAGMA trusted_schema=OFF")
     if con.execute("PRAGMA quick_check").fetchone()[0] != "ok":
         raise _cannot_read(label, "gpkg", _l("数据库已损坏"))
@@ -549,13 +557,16 @@ def _judge_geopackage(con: sqlite3.Connection, label: str, max_rows: int) -> str
     n = con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
     if max_rows and n > max_rows:
         raise _too_many(label, n, max_rows)
-    _judge_srs_rows(con, label, table)
-    return table
+    return table, _judge_srs_rows(con, label, table, undefined_srs)
 
 
-def _judge_srs_rows(con: sqlite3.Connection, label: str, table: str) -> None:
+def _judge_srs_rows(con: sqlite3.Connection, label: str, table: str,
+                    undefined_srs: bool = False) -> bool:
     """Every ``gpkg_spatial_ref_sys`` row: nothing PROJ would open a file or URL for; the
-    row the feature table uses: WKT (or "undefined"), a plain organization and code.
+    row the feature table uses: WKT (or "undefined"), a plain organization and code. With
+    ``undefined_srs``, GDAL's own "Undefined SRS" (LOCAL_CS, srs_id 99999) is accepted too;
+    returns whether the table's system is an undefined one (that, "undefined" rows such as
+    the standard's -1 and 0).
 
     GDAL builds the CRS from the EPSG code when the row's organization is EPSG with its
     own srs_id as code, else from the definition text.
@@ -569,6 +580,7 @@ def _judge_srs_rows(con: sqlite3.Connection, label: str, table: str) -> None:
         "UNION SELECT srs_id FROM gpkg_contents WHERE lower(table_name) = lower(?)",
         (table, table))}
     known = set()
+    undefined: set[Any] = set()
     for srs_id, org, code, *texts in rows:
         known.add(srs_id)
         by_code = (isinstance(org, str) and org.upper() == "EPSG" and isinstance(code, int)
@@ -584,11 +596,14 @@ def _judge_srs_rows(con: sqlite3.Connection, label: str, table: str) -> None:
             why = unsafe_crs_text(text, allow_proj4_extension=by_code)
             if why:
                 raise _srs_refused(label, srs_id, why)
-            if srs_id in used and text.strip().lower() != "undefined" \
-                    and not _WKT_START.match(text):
+            if srs_id in used and (text.strip().lower() == "undefined" or (
+                    undefined_srs and _UNDEFINED_SRS.match(text))):
+                undefined.add(srs_id)
+            elif srs_id in used and not _WKT_START.match(text):
                 raise _srs_refused(label, srs_id, _l("定义不是 WKT 坐标系"))
     if not used <= known:
         raise _cannot_read(label, "gpkg", _l("图层的坐标系未列出"))
+    return undefined_srs and bool(used) and used <= undefined
 
 
 def _srs_refused(label: str, srs_id: Any, why: str) -> InvalidInput:

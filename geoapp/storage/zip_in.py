@@ -120,11 +120,12 @@ def _shapefile_members(infos: list[zipfile.ZipInfo], label: str) -> dict[str, zi
     return parts
 
 
-def detect_dbf_encoding(dbf: Path) -> str:
+def detect_dbf_encoding(dbf: Path, *, encoding_field: bool = True) -> str:
     """UTF-8 when the records decode as UTF-8, else GB18030 (a superset of GBK and GB2312).
 
     Chinese desktop GIS writes GBK without a .cpg; read as Latin-1 (GDAL's default) the
-    names turn to mojibake, silently.
+    names turn to mojibake, silently. Neither: refused, pointing to the form's encoding
+    field when there is one (``encoding_field``), else to a .cpg file.
     """
     data = dbf.read_bytes()
     header = int.from_bytes(data[8:10], "little") if len(data) >= 10 else 0
@@ -137,6 +138,9 @@ def detect_dbf_encoding(dbf: Path) -> str:
     try:
         records.decode("gb18030")
     except UnicodeDecodeError:
+        if not encoding_field:
+            raise InvalidInput(_l(".dbf 中的文字既不是 UTF-8 也不是 GBK；请在 zip 中加上与 .shp 同名的 .cpg "
+                                  "文件，写明文字的编码（如 BIG5）")) from None
         raise InvalidInput(_l(".dbf 中的文字既不是 UTF-8 也不是 GBK；请在编码栏写明其编码（如 big5），"
                               "或加上 .cpg 文件")) from None
     return "GB18030"
