@@ -719,3 +719,17 @@ def test_a_zipped_shapefile_of_the_square_is_checked(client, tmp_path):
     page = r.get_data(as_text=True)
     assert r.status_code == 200, page[:500]
     assert "Z1" in page and "压缩包地块" in page
+
+
+def test_api_xian80_body_needs_datum_parameters_and_uses_them(client):
+    """Coordinates on Xi'an 80 (EPSG:2383, Gauss-Krüger 114°E) are refused without the
+    datum parameters, as for a survey file, and read with them when given in the query."""
+    ring = [[427046.805 + dx, 3896974.574 + dy] for dx, dy in
+            ((0, 0), (200, 0), (200, 200), (0, 200), (0, 0))]
+    body = {"type": "Feature", "properties": {"id": "X80"},
+            "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    r = _api_geojson(client, body, "?crs=EPSG:2383")
+    assert r.status_code == 400 and "七参数" in r.get_json()["message"]
+    r = _api_geojson(client, body, "?crs=EPSG:2383&towgs84=24,-123,-94,0.02,-0.25,-0.13,1.1")
+    assert r.status_code == 200, r.get_data(as_text=True)[:400]
+    assert r.get_json()["parcels"][0]["area_m2"] == pytest.approx(40000.0, rel=2e-3)

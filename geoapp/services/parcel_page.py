@@ -360,7 +360,7 @@ def check(app: Geoapp, query: ParcelQuery, upload: tuple[bytes, str] | None = No
         return parcel_service.check_parcels(app, parcels, **project)
     if query.mode == "paste":
         return parcel_service.check_parcel_text(app, query.text, crs=query.crs_name(),
-                                                **project)
+                                                towgs84=query.towgs84_values(), **project)
     if query.mode == "carried":
         if not query.geojson:
             raise InvalidInput(_l("页面数据已损坏，请重新核查"))

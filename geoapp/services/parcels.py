@@ -375,17 +375,17 @@ def check_parcel_file(app: Geoapp, source: bytes | str | Path, *, filename: str,
 
 
 def check_parcel_geojson(app: Geoapp, obj: Any, *, crs: str | None = None,
-                         **kw: Any) -> ParcelReport:
+                         towgs84: Sequence[float] | None = None, **kw: Any) -> ParcelReport:
     """Check a GeoJSON geometry, feature or feature collection (a drawn polygon)."""
-    return check_parcels(app, parcels_from_geojson(obj, crs=crs), **kw)
+    return check_parcels(app, parcels_from_geojson(obj, crs=crs, towgs84=towgs84), **kw)
 
 
 def check_parcel_text(app: Geoapp, text: str, *, crs: str | None = None,
-                      **kw: Any) -> ParcelReport:
+                      towgs84: Sequence[float] | None = None, **kw: Any) -> ParcelReport:
     """Check a pasted coordinate list."""
     if not (text or "").strip():
         raise InvalidInput(_l("请粘贴地块的坐标。"))
-    return check_parcels(app, parcels_from_text(text, crs=crs), **kw)
+    return check_parcels(app, parcels_from_text(text, crs=crs, towgs84=towgs84), **kw)
 
 
 #: Answer formats ``write_answer`` writes, by file extension.

@@ -83,8 +83,8 @@ def api_check():
         body = svc.geojson_object(body)
         opts = _api_options(request.args)
         report = parcel_service.check_parcel_geojson(
-            core(), body, crs=opts["crs"], site_type=opts["site_type"],
-            industry=opts["industry"], attrs=opts["attrs"])
+            core(), body, crs=opts["crs"], towgs84=svc.parse_towgs84(request.args.get("towgs84")),
+            site_type=opts["site_type"], industry=opts["industry"], attrs=opts["attrs"])
         return jsonify(report.to_dict())
     upload = request.files.get("file")
     if upload is None or not upload.filename:
