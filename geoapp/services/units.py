@@ -194,13 +194,12 @@ def save_unit(app: Geoapp, code: str, form: Mapping[str, Any], *, user: str
     if unit is None and not app.repo.unit_requirements([key]):
         raise NotFound(_l("没有编码为 %(code)s 的环境管控单元", code=code))
     expected = _version(form)
-    missing = [Problem(field=k, label=U.PART_LABELS[k],
-                       message=_l("表单缺少这一部分（留空请提交空白内容）"))
-               for k in PART_KEYS if k not in form]
-    if missing:
-        raise ValidationFailed(_l("%(label)s：%(message)s", label=missing[0].label,
-                                  message=missing[0].message), details=missing)
-    texts = {k: U.clean_part_text(form.get(k, "")) for k in PART_KEYS}
+    # a part the form does not carry keeps its stored text (a form of one part, a broken
+    # client): only a part sent blank is blanked
+    stored = app.repo.unit_requirements([key]).get(key) \
+        if any(k not in form for k in PART_KEYS) else None
+    texts = {k: U.clean_part_text(form[k]) if k in form
+             else (stored.part(k) if stored is not None else "") for k in PART_KEYS}
     problems = [Problem(field=k, label=U.PART_LABELS[k], value=t[:40] + "…",
                         message=_l("过长：最多 %(limit)s 字", limit=U.MAX_PART_CHARS))
                 for k, t in texts.items() if len(t) > U.MAX_PART_CHARS]
