@@ -835,6 +835,24 @@ def test_dxf_closed_shape_inside_another_of_its_layer_is_a_hole():
     assert [p.id for p in ps.parcels] == ["1", "2"]
 
 
+def test_dxf_shapes_sharing_an_edge_with_the_outline_are_not_holes():
+    """A subdivided outline (the whole and its two halves) and a building drawn on the
+    parcel's edge are shapes of their own: a hole cannot share an edge with its ring."""
+    outer = shifted(SQUARE_GK, 38e6)
+    xs = [x for x, _ in outer]
+    ys = [y for _, y in outer]
+    x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
+    xm = (x0 + x1) / 2
+    west = [(x0, y0), (xm, y0), (xm, y1), (x0, y1)]
+    east = [(xm, y0), (x1, y0), (x1, y1), (xm, y1)]
+    ps = read_parcel_file(dxf(lwpolyline(outer), lwpolyline(west), lwpolyline(east)),
+                          filename="a.dxf")
+    assert len(ps.parcels) == 3 and not any(p.lonlat.interiors for p in ps.parcels)
+    building = [(x0, y0 + 20), (x0 + 30, y0 + 20), (x0 + 30, y0 + 50), (x0, y0 + 50)]
+    ps = read_parcel_file(dxf(lwpolyline(outer), lwpolyline(building)), filename="a.dxf")
+    assert len(ps.parcels) == 2 and not ps.parcels[0].lonlat.interiors
+
+
 def test_dxf_open_polyline_ending_where_it_starts_is_a_closed_ring():
     outer = shifted(SQUARE_GK, 38e6)
     ps = read_parcel_file(dxf(lwpolyline([*outer, outer[0]], closed=False)), filename="a.dxf")

@@ -388,6 +388,11 @@ def test_an_industry_is_read_as_the_rules_name_it_and_an_unknown_one_never_passe
         assert got["input"]["industry"] == "化工"
         assert got["input"]["industry_given"] == variant
         assert [h["rule_id"] for h in got["parcels"][0]["hits"]] == hits
+    for several in ("精细化工与橡胶制品", "化工及畜禽养殖", "养殖场化工"):
+        got = answer(several)
+        assert got["input"]["industry"] is None, several
+        assert got["parcels"][0]["verdict"] != "pass", several
+        assert any("多个行业" in w["message"] for w in got["warnings"]), several
     unknown = answer("量子纠缠研究所")
     assert unknown["input"]["industry"] is None
     assert unknown["parcels"][0]["verdict"] in ("needs_info", "fail")

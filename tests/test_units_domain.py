@@ -13,6 +13,7 @@ from geoapp.domain.units import (
     LayerUnit,
     UnitCategory,
     UnitRequirements,
+    canonical_industry,
     category_colour,
     code_category,
     flagged_lines,
@@ -250,3 +251,21 @@ def test_an_apostrophe_an_export_put_before_formula_text_is_undone():
     sheet = read_unit_sheet("f.xlsx", [HEAD, _row("ZH41080220001", text="'=1+1")])
     records, _ = sheet_records(sheet, LAYER)
     assert records[0]["spatial_layout"] == "=1+1"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("化工", ("化工", "exact")),
+    ("化工厂", ("化工", "matched")),
+    ("煤化工厂", ("煤化工", "matched")),
+    ("化学原料和化学制品制造业", ("化工", "matched")),
+    ("危险化学品生产企业", ("危险化学品生产", "matched")),
+    ("化工及畜禽养殖", (None, "several:化工、畜禽养殖")),
+    ("养殖场化工", (None, "several:化工、畜禽养殖")),
+    ("量子计算", (None, "unknown")),
+    ("  ", (None, None)),
+])
+def test_canonical_industry_reads_free_text_as_the_rules_name_it(text, expected):
+    keywords = {"化工": ["化学原料", "石化", "危险化学品"], "煤化工": ["化工", "焦化"],
+                "危险化学品生产": ["危险化学品", "化工"], "畜禽养殖": ["畜禽", "养殖场"]}
+    known = ["化工", "煤化工", "危险化学品生产", "畜禽养殖", "橡胶制品"]
+    assert canonical_industry(text, known, keywords) == expected

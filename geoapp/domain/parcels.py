@@ -19,10 +19,13 @@ from geoapp.domain.results import Hit, Verdict, round_distance, verdict_of
 MU_M2 = 10000.0 / 15.0
 #: One 公顷 (hectare) in square metres.
 HECTARE_M2 = 10000.0
-#: A part of a parcel outside the city counts when it is larger than this many m² and than
-#: ``OUTSIDE_SHARE`` of the parcel (boundary lines are generalised; a sliver is noise).
+#: A part of a parcel outside the city counts when it is larger than ``OUTSIDE_TOLERANCE_M2``
+#: and either than ``OUTSIDE_SHARE`` of the parcel or than ``OUTSIDE_AREA_M2`` (boundary
+#: lines are generalised: a sliver along the border of a large parcel is noise, a building
+#: plot beyond it is not).
 OUTSIDE_TOLERANCE_M2 = 1.0
 OUTSIDE_SHARE = 0.001
+OUTSIDE_AREA_M2 = 500.0
 
 
 def round_area(area_m2: float) -> float:
@@ -142,8 +145,8 @@ class ParcelResult:
     @property
     def outside_counts(self) -> bool:
         """Whether the part outside the city is more than a boundary sliver."""
-        return self.outside_m2 > OUTSIDE_TOLERANCE_M2 \
-            and self.outside_m2 > OUTSIDE_SHARE * self.area.m2
+        return self.outside_m2 > OUTSIDE_TOLERANCE_M2 and (
+            self.outside_m2 > OUTSIDE_SHARE * self.area.m2 or self.outside_m2 > OUTSIDE_AREA_M2)
 
     @property
     def verdict(self) -> Verdict:

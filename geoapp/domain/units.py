@@ -594,15 +594,25 @@ def canonical_industry(industry: Any, known: Iterable[str],
     if name in known_set:
         return name, "exact"
     folded = _fold(name)
-    # the longest word found wins; at equal length a known industry's own name beats a
-    # synonym (化工厂 is 化工, not 煤化工 whose synonyms include 化工)
-    best: dict[str, tuple[int, int]] = {}
+    # every place a known industry (or a synonym of it) is named in the text
+    found: list[tuple[int, int, int, str]] = []  # start, end, own name?, industry
     for k in known_set:
         for w in industry_words(k, keywords):
-            if w and _fold(w) in folded:
-                best[k] = max(best.get(k, (0, 0)), (len(w), int(w == k)))
-    if not best:
+            fw = _fold(w)
+            start = folded.find(fw) if fw else -1
+            while start >= 0:
+                found.append((start, start + len(fw), int(w == k), k))
+                start = folded.find(fw, start + 1)
+    if not found:
         return None, "unknown"
-    top = max(best.values())
-    winners = sorted(k for k, n in best.items() if n == top)
-    return (winners[0], "matched") if len(winners) == 1 else (None, "unknown")
+    # a name inside a longer one (化工 in 煤化工) is not named on its own; at equal spans
+    # a known industry's own name beats a synonym (化工厂 is 化工, not 煤化工 by its
+    # synonym 化工)
+    kept = [f for f in found if not any(
+        (g[0] <= f[0] and f[1] <= g[1]) and ((g[1] - g[0], g[2]) > (f[1] - f[0], f[2]))
+        for g in found)]
+    winners = sorted({f[3] for f in kept})
+    if len(winners) == 1:
+        return winners[0], "matched"
+    # a text naming two industries (化工及畜禽养殖) cannot be checked as either alone
+    return None, "several:" + "、".join(winners)

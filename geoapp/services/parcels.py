@@ -33,6 +33,7 @@ from geoapp.domain.messages import Text as _l
 from geoapp.domain.parcels import ParcelResult, round_area
 from geoapp.domain.results import Verdict
 from geoapp.domain.rules import split_layer_key
+from geoapp.domain.text import document_text
 from geoapp.domain.units import (
     PARTS,
     UnitRequirements,
@@ -285,7 +286,7 @@ def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = No
     outside the city is never pass; one wholly outside it is out_of_area. Both are said in
     the warnings."""
     st = checks.parse_site_type(site_type)
-    given = (industry or "").strip() or None
+    given = (document_text(industry or "") or "").strip() or None
     eng = checks.engine(app)
     keywords = getattr(app.city, "industry_keywords", None)
     ind, how = canonical_industry(given, rule_industries(eng), keywords)
@@ -293,6 +294,11 @@ def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = No
     if how == "matched":
         notes.append(Problem(field="industry", value=given, message=_l(
             "行业“%(given)s”按规则中的“%(industry)s”核查。", given=given, industry=ind)))
+    elif how and how.startswith("several:"):
+        notes.append(Problem(field="industry", value=given, message=_l(
+            "行业“%(given)s”含有规则中的多个行业（%(names)s），不能只按其中一个核查，按未填写行业核查："
+            "涉及这些行业的规则如可能适用，结论为“待核实”。请按每个行业分别核查。", given=given,
+            names=how.partition(":")[2])))
     elif how == "unknown":
         notes.append(Problem(field="industry", value=given, message=_l(
             "行业“%(given)s”不是管控规则使用的行业，按未填写行业核查：涉及行业的规则如可能适用，"

@@ -731,6 +731,9 @@ def _dxf_holes(shapes: list[tuple[Any, dict[str, Any]]]
     for i, j in zip(inner.tolist(), outer.tolist(), strict=True):
         if i == j or outlines[i] is None or outlines[j] is None:
             continue
+        if outlines[i].exterior.intersection(outlines[j].exterior).length > 0.0:
+            continue  # shares an edge with it (a building on the parcel's edge, a half of
+            # a subdivided outline): a shape of its own, not a hole
         if shapes[i][1].get("Layer") != shapes[j][1].get("Layer"):
             continue
         if outlines[i].equals(outlines[j]):
