@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: Debian's Chromium (browser tests, driven by
-# Playwright) and a CJK font (so Chinese renders in screenshots and PNG exports).
-# Installs only what is missing; needs root (or passwordless sudo) when something is.
+# Playwright), a CJK font (so Chinese renders in screenshots and PNG exports) and
+# PostgreSQL 15 with PostGIS 3 (the PostGIS backend's tests start a private cluster).
+# Installs only what is missing (running it again changes nothing); needs root (or
+# passwordless sudo) when something is.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || need+=(fonts-noto-cjk)
+dpkg-query -W -f='${Status}' postgresql-15-postgis-3 2>/dev/null | grep -q "install ok installed" \
+  || need+=(postgresql-15-postgis-3)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

@@ -25,6 +25,7 @@ from geoapp.services import checks, open_geoapp
 from geoapp.storage import open_repository
 from geoapp.web import create_app
 
+from pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from tinycity import write_tiny_city
 from webutil import (
     ENGINE_CACHE,
