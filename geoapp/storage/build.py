@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 
+from geoapp.domain.city import City
 from geoapp.storage import geopackage as gp
 from geoapp.storage.apptables import copy_app_tables
 from geoapp.storage.gpkg_schema import (
@@ -50,7 +52,8 @@ log = logging.getLogger(__name__)
 
 #: Table names and the schema version, for the modules that read this database.
 __all__ = ["CHANGES", "DERIVED_PREFIX", "LAYER_PREFIX", "META", "SCHEMA_VERSION", "SITES",
-           "SITE_HITS", "build_database", "content_hash", "source_hash", "utc_now"]
+           "SITE_HITS", "Sources", "build_database", "content_hash", "read_sources", "source_hash",
+           "utc_now"]
 
 
 def utc_now() -> str:
@@ -72,31 +75,58 @@ def source_hash(data_dir: str | Path) -> str:
     return content_hash(source_files(root, load_city(root)), root)
 
 
-def build_database(target: str | Path, data_dir: str | Path, *,
-                   user: str = "system") -> dict[str, Any]:
-    """Read, validate and write everything; rename into place only when complete."""
-    started = time.perf_counter()
-    target, data_dir = Path(target), Path(data_dir)
+@dataclass(frozen=True)
+class Sources:
+    """A city's source files read and validated: what every backend's build writes."""
+
+    city: City
+    layers: dict[str, gpd.GeoDataFrame]
+    sites: gpd.GeoDataFrame
+    tables: dict[str, pd.DataFrame]
+    unit_lists: list[dict[str, Any]]
+    meta: dict[str, str]  # the build facts for geoapp_meta (built_at: now)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per layer, table and the sites, for the build report and audit row."""
+        counts = {"sites": len(self.sites),
+                  **{f"layer:{n}": len(g) for n, g in self.layers.items()},
+                  **{n: len(t) for n, t in self.tables.items()}}
+        if self.city.unit_requirements:
+            counts[UNIT_REQUIREMENTS] = len(self.unit_lists)
+        return counts
+
+
+def read_sources(data_dir: str | Path) -> Sources:
+    """Read and validate every source file of a city (ValidationFailed lists problems)."""
+    data_dir = Path(data_dir)
     city = load_city(data_dir)
     layers = {name: read_layer(data_dir, spec) for name, spec in city.layers.items()}
     sites = read_sites(data_dir, city)
     tables = {name: read_table(data_dir, city, name) for name in city.tables}
     unit_lists = read_requirements_file(data_dir, city, layers.get(city.units_layer or ""))
-    digest = content_hash(source_files(data_dir, city), data_dir)
-    built_at = utc_now()
+    meta = {"data_dir": str(data_dir.resolve()),
+            "content_hash": content_hash(source_files(data_dir, city), data_dir),
+            "built_at": utc_now(), "city_name": city.name,
+            "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
+            "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
+    return Sources(city, layers, sites, tables, unit_lists, meta)
+
+
+def build_database(target: str | Path, data_dir: str | Path, *,
+                   user: str = "system") -> dict[str, Any]:
+    """Read, validate and write everything; rename into place only when complete."""
+    started = time.perf_counter()
+    target = Path(target)
+    src = read_sources(data_dir)
+    city, layers, sites, tables = src.city, src.layers, src.sites, src.tables
+    unit_lists, meta = src.unit_lists, src.meta
+    digest, built_at = meta["content_hash"], meta["built_at"]
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}.{uuid.uuid4().hex[:8]}.building.gpkg")
     try:
         _write_with_gdal(tmp, layers, sites, tables, built_at, user, city.metric_crs or None)
-        counts = {"sites": len(sites), **{f"layer:{n}": len(g) for n, g in layers.items()},
-                  **{n: len(t) for n, t in tables.items()}}
-        if city.unit_requirements:
-            counts[UNIT_REQUIREMENTS] = len(unit_lists)
-        meta = {"data_dir": str(data_dir.resolve()),
-                "content_hash": digest, "built_at": built_at, "city_name": city.name,
-                "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
-                "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
+        counts = src.counts()
         _finish_schema(tmp, meta, counts, user)
         kept = _carry_app_tables(target, tmp)
         _seed_unit_lists(tmp, unit_lists, built_at, user)

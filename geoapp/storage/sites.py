@@ -16,6 +16,7 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 
+from geoapp.domain.city import City
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound, Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage, WorkshopStatus
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 SYSTEM_COLUMNS = ("version", "updated_at", "updated_by")
 IMMUTABLE = ("id", "site_type")
-_IGNORED_INPUT = {"fid", "geom", "geometry", *SYSTEM_COLUMNS}
+IGNORED_INPUT = {"fid", "geom", "geometry", *SYSTEM_COLUMNS}
 _FILTER_ENUMS = {"classification": Classification, "stage": Stage, "status": WorkshopStatus}
 
 
@@ -65,7 +66,7 @@ class SiteStore:
         df = gp.read_frame(conn, b.SITES, "WHERE id = ?", (str(site_id),))
         if df.empty:
             raise NotFound(_l("没有编号为“%(id)s”的场所", id=site_id))
-        return _record(df.iloc[0])
+        return site_record(df.iloc[0])
 
     # -- writes ----------------------------------------------------------------------------
     def create_site(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
@@ -88,11 +89,11 @@ class SiteStore:
                                   fields=", ".join(bad)))
         with self.transaction() as conn:
             current = self._site_row(conn, site_id)
-            _check_version(current, expected_version)
-            merged = {k: v for k, v in current.items() if k not in _IGNORED_INPUT}
-            merged.update({k: v for k, v in changes.items() if k not in _IGNORED_INPUT})
+            check_version(current, expected_version)
+            merged = {k: v for k, v in current.items() if k not in IGNORED_INPUT}
+            merged.update({k: v for k, v in changes.items() if k not in IGNORED_INPUT})
             clean = self._validate([merged])
-            new = _record(clean.iloc[0])
+            new = site_record(clean.iloc[0])
             diff = [k for k in new if k in current and new[k] != current[k]]
             if not diff:
                 return current
@@ -106,7 +107,7 @@ class SiteStore:
     def delete_site(self, site_id: str, *, user: str, expected_version: int) -> None:
         with self.transaction() as conn:
             current = self._site_row(conn, site_id)
-            _check_version(current, expected_version)
+            check_version(current, expected_version)
             conn.execute(f"DELETE FROM {b.SITES} WHERE id = ?", (str(site_id),))
             conn.execute(f"DELETE FROM {b.SITE_HITS} WHERE site_id = ?", (str(site_id),))
             self._log(conn, user=user, action="delete", entity="site", entity_id=site_id,
@@ -129,8 +130,8 @@ class SiteStore:
                 raise ValidationFailed(_l("导入：场所类型不能改变（%(ids)s）", ids=", ".join(moved)))
             _insert(conn, clean[is_new], user)
             _update(conn, clean[~is_new], user, None)
-            before = {r["id"]: r for r in _records(old)}
-            for after in _records(clean):
+            before = {r["id"]: r for r in site_records(old)}
+            for after in site_records(clean):
                 self._log(conn, user=user, action="import", entity="site",
                           entity_id=after["id"], before=before.get(after["id"]), after=after)
         report = {"rows": len(clean), "created": int(is_new.sum()),
@@ -140,49 +141,57 @@ class SiteStore:
 
     # -- validation ------------------------------------------------------------------------
     def _validate(self, records: list[Mapping[str, Any]]) -> gpd.GeoDataFrame:
-        """Type and check records like the CSV reader does; ValidationFailed lists them all."""
-        city = self.city()
-        kinds = site_column_kinds()
-        extra = [c for c in gp.table_columns(self._conn(), b.SITES)
-                 if c not in kinds and c not in _IGNORED_INPUT]
-        problems: list[Problem] = []
-        groups: dict[str, list[int]] = {}
-        for i, rec in enumerate(records):
-            try:
-                st = SiteType.parse(rec.get("site_type", "")).value
-            except ValueError:
-                problems.append(_issue(i, "site_type", rec.get("site_type"),
-                                       _l("未知的场所类型；应为：%(allowed)s", allowed=", ".join(
-                                           f"{t.value}（{t.zh}）" for t in SiteType))))
-                continue
-            groups.setdefault(st, []).append(i)
-            unknown = [k for k in rec if k not in kinds and k not in extra
-                       and k not in _IGNORED_INPUT]
-            problems += [_issue(i, k, rec[k], _l("未知的字段")) for k in unknown]
-        frames = []
-        for st, idx in groups.items():
-            spec = {c: k + ("!" if SITE_COLUMNS[st].get(c, "").endswith("!") else "")
-                    for c, k in kinds.items() if c != "site_type"}
-            cols = [*spec, *extra]
-            raw = pd.DataFrame({c: [records[i].get(c) for i in idx] for c in cols},
-                               index=pd.Index(idx))
-            clean, errs = convert_frame(raw, spec, "record", city, row_base=1)
-            problems += errs
-            clean.insert(0, "site_type", st)
-            frames.append(clean)
-        ids = pd.Series([str(r.get("id", "")).strip() for r in records])
-        problems += [_issue(i, "id", v, _l("本次导入中编号出现了两次"))
-                     for i, v in ids[ids.ne("") & ids.duplicated()].items()]
-        if problems:
-            problems.sort(key=lambda p: p.row)
-            p = problems[0]
-            raise ValidationFailed(
-                _l("%(count)s 处无效值；第一处：第 %(row)s 条记录 %(column)s：%(message)s",
-                   count=len(problems), row=p.row, column=p.column, message=p.message),
-                details=problems)
-        df = normalise_site_dtypes(pd.concat(frames).sort_index())
-        return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]),
-                                crs=4326)
+        return validate_site_records(records, self.city(),
+                                     gp.table_columns(self._conn(), b.SITES))
+
+
+def validate_site_records(records: list[Mapping[str, Any]], city: City,
+                          stored_columns: Iterable[str]) -> gpd.GeoDataFrame:
+    """Type and check records like the CSV reader does; ValidationFailed lists them all.
+
+    ``stored_columns`` are the columns of the stored sites table: those beyond the known
+    site columns (added by an older release or an operator) are accepted as they are.
+    Shared by every backend."""
+    kinds = site_column_kinds()
+    extra = [c for c in stored_columns if c not in kinds and c not in IGNORED_INPUT]
+    problems: list[Problem] = []
+    groups: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        try:
+            st = SiteType.parse(rec.get("site_type", "")).value
+        except ValueError:
+            problems.append(_issue(i, "site_type", rec.get("site_type"),
+                                   _l("未知的场所类型；应为：%(allowed)s", allowed=", ".join(
+                                       f"{t.value}（{t.zh}）" for t in SiteType))))
+            continue
+        groups.setdefault(st, []).append(i)
+        unknown = [k for k in rec if k not in kinds and k not in extra
+                   and k not in IGNORED_INPUT]
+        problems += [_issue(i, k, rec[k], _l("未知的字段")) for k in unknown]
+    frames = []
+    for st, idx in groups.items():
+        spec = {c: k + ("!" if SITE_COLUMNS[st].get(c, "").endswith("!") else "")
+                for c, k in kinds.items() if c != "site_type"}
+        cols = [*spec, *extra]
+        raw = pd.DataFrame({c: [records[i].get(c) for i in idx] for c in cols},
+                           index=pd.Index(idx))
+        clean, errs = convert_frame(raw, spec, "record", city, row_base=1)
+        problems += errs
+        clean.insert(0, "site_type", st)
+        frames.append(clean)
+    ids = pd.Series([str(r.get("id", "")).strip() for r in records])
+    problems += [_issue(i, "id", v, _l("本次导入中编号出现了两次"))
+                 for i, v in ids[ids.ne("") & ids.duplicated()].items()]
+    if problems:
+        problems.sort(key=lambda p: p.row)
+        p = problems[0]
+        raise ValidationFailed(
+            _l("%(count)s 处无效值；第一处：第 %(row)s 条记录 %(column)s：%(message)s",
+               count=len(problems), row=p.row, column=p.column, message=p.message),
+            details=problems)
+    df = normalise_site_dtypes(pd.concat(frames).sort_index())
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df["lon"], df["lat"]),
+                            crs=4326)
 
 
 def _issue(i: int, column: str, value: Any, message: str) -> Problem:
@@ -190,7 +199,7 @@ def _issue(i: int, column: str, value: Any, message: str) -> Problem:
                    message=message)
 
 
-def _check_version(current: Mapping[str, Any], expected: int) -> None:
+def check_version(current: Mapping[str, Any], expected: int) -> None:
     if int(current["version"]) != int(expected):
         raise Conflict(
             _l("场所 %(id)s 已由 %(user)s 于 %(at)s 修改（版本 %(version)s，你编辑的是版本 "
@@ -201,11 +210,11 @@ def _check_version(current: Mapping[str, Any], expected: int) -> None:
                      "updated_at": current["updated_at"]})
 
 
-def _record(row: pd.Series) -> dict[str, Any]:
+def site_record(row: pd.Series) -> dict[str, Any]:
     return {k: to_jsonable(v) for k, v in row.items() if k not in ("geometry", "geom")}
 
 
-def _records(df: pd.DataFrame) -> list[dict[str, Any]]:
+def site_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     plain = pd.DataFrame(df).drop(columns=["geometry"], errors="ignore")
     return [{k: to_jsonable(v) for k, v in rec.items()} for rec in plain.to_dict("records")]
 
@@ -245,18 +254,26 @@ def _update(conn: sqlite3.Connection, clean: gpd.GeoDataFrame, user: str,
         raise Conflict(_l("保存时场所被他人修改；请刷新后重试"))
 
 
-def _site_where(site_type: Any, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+def site_filters(site_type: Any, filters: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    """The ``sites()`` filters as (column, accepted values) pairs, labels read as the
+    machine names (InvalidInput names an unknown filter or value). Shared by every backend."""
     unknown = [k for k in filters if k not in SITE_FILTERS]
     if unknown:
         raise InvalidInput(_l("未知的场所筛选条件 %(names)s；可用：%(allowed)s",
                               names=", ".join(unknown), allowed=", ".join(SITE_FILTERS)))
-    clauses: list[str] = []
-    params: list[Any] = []
+    out: list[tuple[str, list[str]]] = []
     for col, value in (("site_type", site_type), *filters.items()):
         if value is None:
             continue
         values = list(value) if isinstance(value, (list, tuple, set, frozenset)) else [value]
-        values = [_filter_value(col, v) for v in values]
+        out.append((col, [_filter_value(col, v) for v in values]))
+    return out
+
+
+def _site_where(site_type: Any, filters: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for col, values in site_filters(site_type, filters):
         clauses.append(f"{gp.quote(col)} IN ({', '.join('?' * len(values))})"
                        if values else "0")
         params += values
