@@ -59,6 +59,9 @@ class City:
     #: table ([units.industry_keywords]: industry -> words naming it in a list line).
     unit_requirements: str = ""
     industry_keywords: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Industries the rules do not restrict, named exactly ([industries] other): a check
+    #: takes them as given; free text that names no industry at all is checked as not given.
+    other_industries: tuple[str, ...] = ()
 
     @property
     def units_layer(self) -> str | None:
@@ -90,6 +93,7 @@ class City:
             tables=_tables(d),
             unit_requirements=requirements,
             industry_keywords=keywords,
+            other_industries=_other_industries(d),
         )
 
 
@@ -189,6 +193,20 @@ def _units(d: Mapping[str, Any], layers: Mapping[str, LayerSpec]
     except ValueError as exc:
         raise ConfigError(f"city file: {exc}") from None
     return requirements, keywords
+
+
+def _other_industries(d: Mapping[str, Any]) -> tuple[str, ...]:
+    """The optional [industries] table: ``other``, the industries no rule restricts."""
+    raw = d.get("industries")
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping) or set(raw) - {"other"}:
+        raise ConfigError("city file: [industries] must be a table with the key other only")
+    other = raw.get("other") or []
+    if isinstance(other, str) or not isinstance(other, list) \
+            or not all(isinstance(v, str) and v.strip() for v in other):
+        raise ConfigError("city file: industries.other must be a list of industry names")
+    return tuple(dict.fromkeys(v.strip() for v in other))
 
 
 def _site_files(d: Mapping[str, Any]) -> dict[str, str]:

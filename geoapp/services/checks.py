@@ -20,6 +20,8 @@ from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.results import CheckResult, Verdict, row_verdicts
 from geoapp.domain.rules import RuleSet, is_missing, load_rules
+from geoapp.domain.text import document_text
+from geoapp.domain.units import canonical_industry
 from geoapp.domain.vocab import SiteType
 from geoapp.spatial.crs import parse_point
 from geoapp.spatial.engine import RuleEngine
@@ -142,6 +144,67 @@ def _given(attrs: Any, read: Any = None) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class IndustryReading:
+    """How a typed industry is checked: ``used`` is what the rules see (None: not given),
+    ``given`` the text as typed, ``how`` one of exact / matched / other / several:… /
+    unknown (see ``read_industry``)."""
+
+    used: str | None
+    given: str | None
+    how: str | None
+
+    @property
+    def differs(self) -> bool:
+        return self.given is not None and self.given != self.used
+
+
+def rule_industries(eng: RuleEngine) -> set[str]:
+    """The industries the rules' filters name."""
+    return {v for rule in eng.rules for clause in rule.applies_to.clauses
+            for c in clause if c.attr == "industry" for v in c.values}
+
+
+def _site_industries(app: Geoapp) -> frozenset[str]:
+    key = inputs_key(app)
+    cached = app.cache.get("site_industries")
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    try:
+        values = app.repo.sites(columns=["industry"])["industry"].dropna()
+        found = frozenset(str(v).strip() for v in values if str(v).strip())
+    except (KeyError, ValueError):
+        found = frozenset()
+    app.cache["site_industries"] = (key, found)
+    return found
+
+
+def read_industry(app: Geoapp, text: Any) -> IndustryReading:
+    """The industry the rules should see for ``text`` typed by a user.
+
+    * named as the rules name it → itself (``exact``);
+    * naming exactly one rule industry by its name or a synonym of the city's keyword table
+      (化工厂, 化学原料和化学制品制造业 → 化工) → that industry (``matched``);
+    * naming several (化工及畜禽养殖) → not given (``several:化工、畜禽养殖``): it cannot be
+      checked as one of them alone;
+    * an industry the city knows the rules do not restrict (``[industries] other``, the
+      keyword table's, the stored sites') → itself (``other``);
+    * anything else → not given (``unknown``), so a rule on industries that could apply makes
+      the verdict needs_info, never pass.
+    """
+    given = (document_text(str(text)) if text is not None else "").strip() or None
+    if given is None:
+        return IndustryReading(None, None, None)
+    eng = engine(app)
+    keywords = app.city.industry_keywords
+    used, how = canonical_industry(given, rule_industries(eng), keywords)
+    if how == "unknown":
+        known = set(app.city.other_industries) | set(keywords) | _site_industries(app)
+        if given in known:
+            return IndustryReading(given, given, "other")
+    return IndustryReading(used, given, how)
+
+
 def check_point(app: Geoapp, x: Any, y: Any, crs: str = "wgs84", *,
                 site_type: str | None = None, industry: str | None = None,
                 attrs: dict[str, Any] | None = None) -> CheckResult:
@@ -154,13 +217,14 @@ def check_point(app: Geoapp, x: Any, y: Any, crs: str = "wgs84", *,
     if is_missing(x) or (is_missing(y) and (crs or "wgs84") != "dms"):
         raise InvalidInput(_l("请填写经度和纬度（度分秒可整段填在第一栏）。"))
     st = parse_site_type(site_type)
-    ind = (industry or "").strip() or None
+    reading = read_industry(app, industry)
+    ind = reading.used
     lon, lat = parse_point(x, y, crs or "wgs84", metric_crs=app.metric_crs)
     eng = engine(app)
     extra = _given(attrs, eng.rules.attributes()) if attrs else {}
     result = eng.check_point(lon, lat, site_type=st, industry=ind, attrs=extra or None)
     given = {"lon": x, "lat": y, "crs": crs or "wgs84", "site_type": st, "industry": ind,
-             **extra}
+             **({"industry_given": reading.given} if reading.differs else {}), **extra}
     return CheckResult(input=given, lon=lon, lat=lat, hits=result.hits, nearest=result.nearest,
                        conditional_hits=result.conditional_hits, covered=result.covered)
 

@@ -33,11 +33,9 @@ from geoapp.domain.messages import Text as _l
 from geoapp.domain.parcels import ParcelResult, round_area
 from geoapp.domain.results import Verdict
 from geoapp.domain.rules import split_layer_key
-from geoapp.domain.text import document_text
 from geoapp.domain.units import (
     PARTS,
     UnitRequirements,
-    canonical_industry,
     flagged_lines,
     normalise_unit_code,
 )
@@ -269,12 +267,6 @@ def layer_title(app: Geoapp, name: str) -> str:
 # --------------------------------------------------------------------------- checks
 
 
-def rule_industries(eng: Any) -> set[str]:
-    """The industries the rules' filters name."""
-    return {v for rule in eng.rules for clause in rule.applies_to.clauses
-            for c in clause if c.attr == "industry" for v in c.values}
-
-
 def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = None,
                   industry: str | None = None, attrs: Mapping[str, Any] | None = None,
                   source: Mapping[str, Any] | None = None) -> ParcelReport:
@@ -286,10 +278,10 @@ def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = No
     outside the city is never pass; one wholly outside it is out_of_area. Both are said in
     the warnings."""
     st = checks.parse_site_type(site_type)
-    given = (document_text(industry or "") or "").strip() or None
     eng = checks.engine(app)
     keywords = getattr(app.city, "industry_keywords", None)
-    ind, how = canonical_industry(given, rule_industries(eng), keywords)
+    reading = checks.read_industry(app, industry)
+    ind, given, how = reading.used, reading.given, reading.how
     notes: list[Problem] = []
     if how == "matched":
         notes.append(Problem(field="industry", value=given, message=_l(
@@ -336,7 +328,7 @@ def check_parcels(app: Geoapp, parcels: ParcelSet, *, site_type: str | None = No
         answers.append(ParcelAnswer(p, result, units, counties, titles))
     src = {"format": parcels.format, "crs": parcels.crs, **dict(source or {})}
     return ParcelReport(answers=tuple(answers), site_type=st, industry=ind,
-                        industry_given=given if given != ind else None, attrs=extra,
+                        industry_given=given if reading.differs else None, attrs=extra,
                         source=src, warnings=tuple(parcels.warnings) + tuple(notes),
                         checked_at=datetime.now(LOCAL_TZ), city=app.city.name)
 
