@@ -93,7 +93,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Path of the GeoPackage database. Empty: geoapp.gpkg in the instance folder. "
             "Built from DATA_DIR on first start."),
     Setting("STORAGE_BACKEND", "gpkg", str,
-            "Storage backend by name: gpkg (GeoPackage, embedded). Others can be added."),
+            "Storage backend by name: gpkg (GeoPackage, embedded) or postgis (PostgreSQL "
+            "with PostGIS at DATABASE_URL, shared by several servers)."),
+    Setting("DATABASE_URL", "", str,
+            "postgresql:// URL of the PostGIS database, for STORAGE_BACKEND=postgis "
+            "(docs/postgis.md)."),
     Setting("RULES_FILE", "", str,
             "YAML file with the restriction rules. Empty: rules.yaml in DATA_DIR."),
     Setting("METRIC_CRS", "", str,

@@ -22,6 +22,7 @@ DEFAULT_BACKEND = "gpkg"
 #: Backend name -> "module:class". Each class offers ``from_settings(settings)``.
 BACKENDS: dict[str, str] = {
     "gpkg": "geoapp.storage.gpkg:GpkgRepository",
+    "postgis": "geoapp.storage.postgis:PostgisRepository",
 }
 
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "Repository", "open_repository"]
