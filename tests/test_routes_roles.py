@@ -1,7 +1,7 @@
 """Walk every registered route as anonymous and as each role.
 
 Data-driven from ``app.url_map``, so a route added later is covered without editing this
-file: anonymous users are sent to the login page (pages) or get 401 (/api); a role a route
+file: anonymous users are sent to the login page (pages) or get 401 (/api, /ogc); a role a route
 does not allow (its ``role_required`` wrapper carries ``.required_roles``) gets 403; nothing
 answers 500. Path parameters are filled with real ids from the database.
 """
@@ -78,7 +78,7 @@ def test_anonymous_is_sent_to_login_everywhere_but_public_routes(app):
         r.close()
         if endpoint in PUBLIC_ENDPOINTS:
             ok = r.status_code < 500
-        elif url.startswith("/api/"):
+        elif url.startswith(("/api/", "/ogc/")) or url == "/ogc":
             ok = r.status_code == 401
         else:
             ok = r.status_code == 302 and "/login" in r.headers.get("Location", "")

@@ -23,6 +23,7 @@ from geoapp.web import (
     layers,
     ledger,
     limits,
+    ogc,
     parcels,
     programme,
     relocation,
@@ -100,7 +101,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
-                   ledger, layers, admin, units):
+                   ledger, layers, admin, units, ogc):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)

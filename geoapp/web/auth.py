@@ -108,7 +108,7 @@ def client_address() -> str:
 
 @login_manager.unauthorized_handler
 def _unauthorized():
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/ogc/")) or request.path == "/ogc":
         return jsonify({"error": "unauthorized", "message": _("请先登录")}), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 

@@ -1,0 +1,294 @@
+"""OGC API – Features under /ogc through the test client: the resources, paging, boxes,
+filters, coordinate systems and their axis order, formats, errors and access."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import numpy as np
+import pytest
+import shapely
+
+from geoapp.services import ogc
+from geoapp.services.inspection import site_page
+from geoapp.spatial import ogc_crs
+from geoapp.spatial.crs import CGCS2000, WGS84, to_metric
+
+CRS84 = ogc_crs.CRS84
+EPSG4326 = ogc_crs.uri_of(WGS84)
+EPSG4490 = ogc_crs.uri_of(CGCS2000)
+CONF = "http://www.opengis.net/spec/"
+
+
+@pytest.fixture(scope="module")
+def core(offline_app):
+    return offline_app.extensions["geoapp"]
+
+
+@pytest.fixture(scope="module")
+def client(viewer_client):
+    return viewer_client
+
+
+def _get(client, url: str, status: int = 200, **kw):
+    r = client.get(url, **kw)
+    assert r.status_code == status, (url, r.status_code, r.get_data(as_text=True)[:500])
+    return r
+
+
+def _rel(links, rel: str, mimetype: str | None = None) -> str:
+    found = [lk["href"] for lk in links
+             if lk["rel"] == rel and (mimetype is None or lk["type"] == mimetype)]
+    assert found, (rel, links)
+    return found[0]
+
+
+def _path(href: str) -> str:
+    """An absolute link as the test client opens it (path and query)."""
+    parts = urlsplit(href)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# ------------------------------------------------------------------------------ access
+def test_anonymous_gets_401_everywhere_under_ogc(offline_app):
+    c = offline_app.test_client()
+    for url in ("/ogc", "/ogc/", "/ogc/conformance", "/ogc/api", "/ogc/collections",
+                "/ogc/collections/rivers", "/ogc/collections/rivers/items",
+                "/ogc/collections/enterprises/items/E0001?f=html"):
+        r = c.get(url)
+        assert r.status_code == 401, url
+        assert r.get_json()["error"] == "unauthorized"
+
+
+# ---------------------------------------------------------------------------- resources
+def test_landing_page_links_the_api_the_conformance_and_the_collections(client):
+    body = _get(client, "/ogc").get_json()
+    links = body["links"]
+    assert _path(_rel(links, "service-desc")) == "/ogc/api"
+    assert _path(_rel(links, "conformance")).startswith("/ogc/conformance")
+    assert _path(_rel(links, "data")).startswith("/ogc/collections")
+    assert _rel(links, "self", "application/json").endswith("/ogc?f=json")
+    assert _rel(links, "alternate", "text/html").endswith("/ogc?f=html")
+    assert _get(client, "/ogc/").get_json() == body
+
+
+def test_conformance_names_core_geojson_html_openapi_and_crs(client):
+    conf = set(_get(client, "/ogc/conformance").get_json()["conformsTo"])
+    for part in ("ogcapi-features-1/1.0/conf/core", "ogcapi-features-1/1.0/conf/geojson",
+                 "ogcapi-features-1/1.0/conf/html", "ogcapi-features-1/1.0/conf/oas30",
+                 "ogcapi-features-2/1.0/conf/crs"):
+        assert CONF + part in conf
+
+
+def test_collections_are_every_layer_the_site_types_and_the_exclusion_zones(client, core):
+    body = _get(client, "/ogc/collections").get_json()
+    cols = {c["id"]: c for c in body["collections"]}
+    assert list(cols)[:len(core.repo.layer_names())] == core.repo.layer_names()
+    assert {"enterprises", "farms", "workshops", "exclusion_zones"} <= set(cols)
+    assert len(cols) == len(core.repo.layer_names()) + 4
+    expected_crs = [CRS84, EPSG4326, EPSG4490, ogc_crs.uri_of(core.metric_crs)]
+    assert body["crs"] == expected_crs
+    for cid, col in cols.items():
+        gdf = ogc.frame(core, ogc.collection(core, cid))
+        assert col["itemCount"] == len(gdf), cid
+        assert col["crs"] == expected_crs and col["storageCrs"] == CRS84
+        assert col["extent"]["spatial"]["crs"] == CRS84
+        assert col["extent"]["spatial"]["bbox"][0] == pytest.approx(list(gdf.total_bounds))
+        assert _path(_rel(col["links"], "items", "application/geo+json")) \
+            .startswith(f"/ogc/collections/{cid}/items")
+        assert _path(_rel(col["links"], "describedby")).startswith(f"/ogc/collections/{cid}/")
+    sites = core.repo.sites()
+    assert cols["enterprises"]["itemCount"] == (sites["site_type"] == "enterprise").sum()
+    assert cols["farms"]["itemCount"] == (sites["site_type"] == "livestock_farm").sum()
+    assert cols["exclusion_zones"]["itemCount"] == len(core.repo.derived_layer("exclusion_zones"))
+    one = _get(client, "/ogc/collections/counties").get_json()
+    assert one == {**cols["counties"], "links": one["links"]}
+
+
+def test_unknown_collection_or_feature_is_a_404_exception(client):
+    r = _get(client, "/ogc/collections/nope", 404)
+    assert r.get_json()["code"] == "not_found" and "rivers" in r.get_json()["description"]
+    r = _get(client, "/ogc/collections/rivers/items/nope", 404)
+    assert r.get_json()["code"] == "not_found"
+    r = _get(client, "/ogc/collections/nope?f=html", 404)
+    assert r.mimetype == "text/html"
+
+
+# ------------------------------------------------------------------------------- paging
+def test_items_page_by_ten_and_the_next_links_walk_every_feature_once(client, core):
+    stored = list(ogc.frame(core, ogc.collection(core, "farms"))["id"])
+    first = _get(client, "/ogc/collections/farms/items")
+    assert first.mimetype == "application/geo+json"
+    body = first.get_json()
+    assert body["numberMatched"] == len(stored) and body["numberReturned"] == 10
+    assert [f["id"] for f in body["features"]] == stored[:10]
+    assert not [lk for lk in body["links"] if lk["rel"] == "prev"]
+    seen, url, pages = [], "/ogc/collections/farms/items?limit=37", 0
+    while url:
+        page = _get(client, url).get_json()
+        seen += [f["id"] for f in page["features"]]
+        pages += 1
+        if pages > 1:
+            assert _rel(page["links"], "prev", "application/geo+json")
+        nxt = [lk["href"] for lk in page["links"] if lk["rel"] == "next"]
+        url = _path(nxt[0]) if nxt else None
+    assert seen == stored and pages == -(-len(stored) // 37)
+
+
+def test_limit_and_offset_are_checked_and_the_limit_capped(client, core):
+    body = _get(client, "/ogc/collections/farms/items?limit=20000").get_json()
+    assert body["numberReturned"] == min(ogc.LIMIT_MAX, body["numberMatched"])
+    body = _get(client, "/ogc/collections/farms/items?offset=195&limit=10").get_json()
+    assert body["numberReturned"] == body["numberMatched"] - 195
+    prev = parse_qs(urlsplit(_rel(body["links"], "prev")).query)
+    assert prev["offset"] == ["185"] and prev["limit"] == ["10"]
+    for bad in ("limit=0", "limit=abc", "limit=-1", "offset=-1", "offset=1.5"):
+        r = _get(client, f"/ogc/collections/farms/items?{bad}", 400)
+        assert r.get_json()["code"] == "invalid_input", bad
+
+
+# ------------------------------------------------------------------ boxes and filters
+def _ids(client, url: str) -> list[str]:
+    body = _get(client, url).get_json()
+    assert body["numberMatched"] == body["numberReturned"]
+    return [f["id"] for f in body["features"]]
+
+
+def test_bbox_in_crs84_epsg4326_and_the_gauss_kruger_zone(client, core):
+    gdf = ogc.frame(core, ogc.collection(core, "enterprises"))
+    west, south, east, north = 113.15, 35.15, 113.30, 35.28
+    want = list(gdf[gdf.intersects(shapely.box(west, south, east, north))]["id"])
+    assert 0 < len(want) < len(gdf)
+    base = "/ogc/collections/enterprises/items?limit=1000"
+    assert _ids(client, f"{base}&bbox={west},{south},{east},{north}") == want
+    assert _ids(client, f"{base}&bbox={west},{south},0,{east},{north},100") == want
+    # EPSG:4326 names latitude first: the same box written lat,lon
+    assert _ids(client, f"{base}&bbox={south},{west},{north},{east}&bbox-crs={EPSG4326}") == want
+    # the city's Gauss-Krüger zone is northing (X), easting (Y)
+    x, y = to_metric(gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy(), core.metric_crs)
+    e0, e1, n0, n1 = np.percentile(x, 20), np.percentile(x, 70), np.percentile(y, 10), \
+        np.percentile(y, 60)
+    inside = list(gdf["id"][(x >= e0) & (x <= e1) & (y >= n0) & (y <= n1)])
+    metric = ogc_crs.uri_of(core.metric_crs)
+    assert _ids(client, f"{base}&bbox={n0},{e0},{n1},{e1}&bbox-crs={metric}") == inside
+    for bad in ("1,2,3", "a,b,c,d", "113,36,114,35", "nan,1,2,3"):
+        _get(client, f"{base}&bbox={bad}", 400)
+    _get(client, f"{base}&bbox=1,2,3,4&bbox-crs=EPSG:3857", 400)
+
+
+def test_property_filters_are_equalities_of_the_typed_value(client, core):
+    farms = ogc.frame(core, ogc.collection(core, "farms"))
+    district = farms["district"].iloc[0]
+    body = _get(client, f"/ogc/collections/farms/items?district={district}&limit=1000") \
+        .get_json()
+    assert body["numberMatched"] == (farms["district"] == district).sum()
+    assert {f["properties"]["district"] for f in body["features"]} == {district}
+    count = int(farms["head_count"].iloc[3])
+    got = _ids(client, f"/ogc/collections/farms/items?head_count={count}&limit=1000")
+    assert got == list(farms["id"][farms["head_count"] == count])
+    assert _ids(client, "/ogc/collections/farms/items?head_count=abc") == []
+    assert _ids(client, f"/ogc/collections/farms/items?id={farms['id'].iloc[5]}") == \
+        [farms["id"].iloc[5]]
+    name = farms["name"].iloc[2]
+    both = f"/ogc/collections/farms/items?name={name}&district={farms['district'].iloc[2]}"
+    assert _ids(client, both) == [farms["id"].iloc[2]]
+
+
+def test_unknown_repeated_and_datetime_parameters_are_400(client):
+    r = _get(client, "/ogc/collections/farms/items?colour=red", 400)
+    assert "colour" in r.get_json()["description"]
+    _get(client, "/ogc/collections/farms/items?limit=5&limit=6", 400)
+    r = _get(client, "/ogc/collections/farms/items?datetime=2024-01-01T00:00:00Z", 400)
+    assert "datetime" in r.get_json()["description"]
+    _get(client, "/ogc/collections?colour=red", 400)
+    _get(client, "/ogc/collections/farms/items?f=xml", 400)
+
+
+# --------------------------------------------------------------- coordinate systems
+def test_crs_writes_the_axis_order_of_the_system(client, core):
+    gdf = ogc.frame(core, ogc.collection(core, "enterprises"))
+    lon, lat = gdf.geometry.x.iloc[0], gdf.geometry.y.iloc[0]
+    fid = gdf["id"].iloc[0]
+    r = _get(client, f"/ogc/collections/enterprises/items/{fid}")
+    assert r.headers["Content-Crs"] == f"<{CRS84}>"
+    assert r.get_json()["geometry"]["coordinates"] == pytest.approx([lon, lat], abs=1e-12)
+    for uri in (EPSG4326, EPSG4490):
+        r = _get(client, f"/ogc/collections/enterprises/items/{fid}?crs={uri}")
+        assert r.headers["Content-Crs"] == f"<{uri}>"
+        assert r.get_json()["geometry"]["coordinates"] == pytest.approx([lat, lon], abs=1e-9)
+    metric = ogc_crs.uri_of(core.metric_crs)
+    r = _get(client, f"/ogc/collections/enterprises/items?limit=1&crs={metric}")
+    assert r.headers["Content-Crs"] == f"<{metric}>"
+    x, y = to_metric(lon, lat, core.metric_crs)
+    assert r.get_json()["features"][0]["geometry"]["coordinates"] == \
+        pytest.approx([y, x], abs=1e-3)
+    _get(client, "/ogc/collections/enterprises/items?crs=http://www.opengis.net/def/crs/"
+                 "EPSG/0/3857", 400)
+
+
+def test_crs_names_are_read_as_uris_or_safe_curies():
+    assert ogc_crs.parse_uri("[EPSG:4490]") == EPSG4490
+    assert ogc_crs.parse_uri("https://www.opengis.net/def/crs/EPSG/0/4326") == EPSG4326
+    assert ogc_crs.parse_uri("OGC:CRS84") == CRS84
+    assert ogc_crs.parse_uri("EPSG:4326; DROP") is None
+    assert not ogc_crs.northing_first(CRS84) and ogc_crs.northing_first(EPSG4490)
+    box = (113.1, 35.0, 113.5, 35.4)
+    for uri in (CRS84, EPSG4326, EPSG4490):
+        back = ogc_crs.bbox_to_lonlat(ogc_crs.bbox_from_lonlat(box, uri), uri)
+        assert back.bounds == pytest.approx(box, abs=1e-9)
+
+
+# ------------------------------------------------------------------ formats and pages
+def test_accept_header_and_f_choose_json_or_html(client):
+    url = "/ogc/collections/rivers/items"
+    assert _get(client, url, headers={"Accept": "text/html,*/*;q=0.8"}).mimetype == "text/html"
+    assert _get(client, url, headers={"Accept": "application/geo+json"}).mimetype == \
+        "application/geo+json"
+    assert _get(client, url, headers={"Accept": "*/*"}).mimetype == "application/geo+json"
+    assert _get(client, url + "?f=json", headers={"Accept": "text/html"}).mimetype == \
+        "application/geo+json"
+    r = _get(client, "/ogc/collections", headers={"Accept": "text/html"})
+    assert r.mimetype == "text/html" and "Accept" in r.headers["Vary"]
+
+
+def test_html_pages_speak_chinese_first_and_english_on_request(client, core):
+    page = _get(client, "/ogc/collections?f=html").get_data(as_text=True)
+    assert "数据集" in page and "enterprises" in page and "工业企业" in page
+    items = _get(client, "/ogc/collections/enterprises/items?f=html&limit=3") \
+        .get_data(as_text=True)
+    assert "统一社会信用代码" in items and 'rel="next"' in items
+    en = _get(client, "/ogc/collections?f=html&lang=en").get_data(as_text=True)
+    assert "Collections" in en and "Industrial enterprise" in en
+    _get(client, "/ogc/collections?lang=zh")  # the session's language back to Chinese
+    for url in ("/ogc?f=html", "/ogc/conformance?f=html", "/ogc/collections/rivers?f=html",
+                "/ogc/collections/enterprises/items/E0001?f=html"):
+        assert "<html" in _get(client, url).get_data(as_text=True)
+
+
+# ------------------------------------------------------------------- what is shown
+def test_site_attributes_are_those_the_site_page_shows(client, core):
+    sid = str(core.repo.sites("enterprise", columns=["id"])["id"].iloc[0])
+    feature = _get(client, f"/ogc/collections/enterprises/items/{sid}").get_json()
+    page = site_page(core, sid)
+    stored = core.repo.site(sid)
+    shown = {a["field"] for a in page["attributes"]} - {"lon", "lat"}
+    assert shown <= set(feature["properties"])
+    assert set(feature["properties"]) == set(ogc.SITE_FIELDS["enterprise"]) - {"id"}
+    assert not {"lon", "lat", "site_type", "species"} & set(feature["properties"])
+    for k, v in feature["properties"].items():
+        assert v == ogc.plain(stored[k]), k
+
+
+def test_openapi_and_schemas_describe_limits_and_attributes(client):
+    doc = _get(client, "/ogc/api").get_json()
+    assert _get(client, "/ogc/api").mimetype == "application/vnd.oai.openapi+json"
+    params = {p["name"]: p for p in doc["paths"]["/collections/farms/items"]["get"]["parameters"]}
+    assert params["limit"]["schema"]["maximum"] == ogc.LIMIT_MAX
+    assert params["limit"]["schema"]["default"] == ogc.LIMIT_DEFAULT
+    assert params["head_count"]["schema"]["type"] == "integer"
+    schema = _get(client, "/ogc/collections/workshops/queryables").get_json()
+    assert schema["properties"]["found_date"] == {"title": "排查日期", "type": "string",
+                                                  "format": "date"}
+    assert schema["properties"]["id"]["x-ogc-role"] == "id"
+    r = _get(client, "/ogc/collections/workshops/schema")
+    assert r.mimetype == "application/schema+json"
