@@ -459,6 +459,48 @@ def users_set_password(username, password) -> None:
     click.echo(f"password of {username} changed")
 
 
+@users_group.command("token")
+@click.option("--username", required=True, help="The account the token acts as.")
+@click.option("--name", default="", help="A label, such as the GIS client it is for.")
+@handle_errors
+def users_token(username, name) -> None:
+    """Make an API token for a GIS client (Authorization: Bearer …), printed once on stdout.
+
+    The token has the account's role; it stops working when revoked (revoke-token,
+    /admin/users) or when the account is disabled or given another role."""
+    from geoapp.services import accounts
+
+    token, row = accounts.issue_token(_open_core(), username, name, by="cli")
+    click.echo(f"token {row['id']} for {row['username']} ({row['role']}): shown only now, "
+               "keep it like a password", err=True)
+    click.echo(token)
+
+
+@users_group.command("tokens")
+@click.option("--username", help="Only this account's tokens.")
+@handle_errors
+def users_tokens(username) -> None:
+    """List API tokens: id, account, role, state, created, last used, name (never a token)."""
+    from geoapp.services import accounts
+    from geoapp.services.site_page import local_time
+
+    for t in accounts.list_tokens(_open_core(), username):
+        last = local_time(t["last_used_at"]) or "never"
+        click.echo(f"{t['id']:>4} {t['username'] or '-':<20} {t['role']:<10} {t['state']:<14} "
+                   f"created {local_time(t['created_at'])}  last used {last}  {t['name']}")
+
+
+@users_group.command("revoke-token")
+@click.option("--id", "token_id", required=True, type=int, help="The token's id (users tokens).")
+@handle_errors
+def users_revoke_token(token_id) -> None:
+    """Revoke an API token: refused from the next request on."""
+    from geoapp.services import accounts
+
+    row = accounts.revoke_token(_open_core(), token_id, by="cli")
+    click.echo(f"token {row['id']} of {row['username'] or '-'} revoked")
+
+
 @main.group("ledger")
 def ledger_group() -> None:
     """The enterprise ledger (整治工作台账) in the bureau's Excel template."""

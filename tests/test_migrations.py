@@ -61,7 +61,8 @@ def indexes(conn: sqlite3.Connection) -> dict[str, str]:
 
 
 def shape(conn: sqlite3.Connection) -> dict:
-    tables = ("users", "login_attempts", "inspections", "site_hits", "changes", "geoapp_meta")
+    tables = ("users", "login_attempts", "inspections", "site_hits", "changes", "geoapp_meta",
+              "api_tokens")
     return {"columns": {t: columns(conn, t) for t in tables},
             "indexes": {k: " ".join(v.split()) for k, v in indexes(conn).items()}}
 

@@ -4,13 +4,20 @@ Usernames are unique after NFKC normalisation and case-folding (``storage.apptab
 username_key``). A login costs one password-hash verification whether or not the account
 exists, and failed logins lock the (account, client address) pair and the address, never
 the account for everyone (see docs/security.md "Rate limits on login").
+
+API tokens let GIS clients (QGIS, ArcGIS, GDAL) in with ``Authorization: Bearer …``: made
+on the command line, shown once, stored as their SHA-256 only, revocable, and valid only
+while their owner is active and holds the role the token was issued for (see
+docs/security.md "API tokens").
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import re
+import secrets
 import string
 import unicodedata
 from datetime import UTC, datetime, timedelta
@@ -20,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
-from geoapp.domain.errors import GeoappError, InvalidInput, NotFound
+from geoapp.domain.errors import GeoappError, InvalidInput, NotFound, StorageUnavailable
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Role
 from geoapp.storage.apptables import username_key
@@ -300,3 +307,100 @@ def reset_password(app: Geoapp, username: str, password: str, confirm: str, *,
     if password != confirm:
         raise InvalidInput(_l("两次输入的密码不一致"))
     return set_password(app, username, password, by=by)
+
+
+# ---------------------------------------------------------------------------- API tokens
+#: Every token starts with this, so a leaked one is recognisable (secret scanners, logs).
+TOKEN_PREFIX = "geoapp_"
+#: Random bytes of a token (256 bits, 43 URL-safe characters after the prefix).
+TOKEN_BYTES = 32
+#: A token's last use is written at most this often: a write on every request would make
+#: readers queue for the write lock and empty every process's read cache.
+TOKEN_USE_STEP = timedelta(minutes=1)
+MAX_TOKEN_NAME = 100
+#: What a token row's ``state`` says (``token_state``).
+TOKEN_STATES = ("active", "revoked", "owner_disabled", "role_changed", "owner_deleted")
+
+
+def token_hash(token: str) -> str:
+    """What is stored of a token: its SHA-256, hex. A token is 256 random bits, so no
+    dictionary or brute force can find it from the hash, and a slow salted hash (as for
+    passwords) would only cost every request a key derivation; an unsalted hash can be
+    looked up by an index."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_state(row: dict[str, Any]) -> str:
+    """Whether a token row (as the repository lists it) is usable, or why not."""
+    if row.get("revoked_at"):
+        return "revoked"
+    if row.get("username") is None:
+        return "owner_deleted"
+    if not row.get("owner_active"):
+        return "owner_disabled"
+    if row.get("owner_role") != row.get("role"):
+        return "role_changed"
+    return "active"
+
+
+def _token_name(name: str | None) -> str:
+    text = _visible(unicodedata.normalize("NFKC", name or "")).strip()
+    if len(text) > MAX_TOKEN_NAME:
+        raise InvalidInput(_l("令牌名称过长：最多 %(max)s 个字符", max=MAX_TOKEN_NAME))
+    return text
+
+
+def issue_token(app: Geoapp, username: str, name: str = "", *,
+                by: str) -> tuple[str, dict[str, Any]]:
+    """A new API token for an active account: the token itself (to be shown once, never
+    stored) and its stored row. It carries the account's current role (audited)."""
+    owner = _require(app, username)
+    if not owner["active"]:
+        raise InvalidInput(_l("账号 %(name)s 已停用，不能为其创建令牌", name=owner["username"]))
+    label = _token_name(name)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    row = app.repo.create_token(owner["username"], token_hash(token), name=label, user=by)
+    log.info("%s issues API token %s for %s (%s)", by, row["id"], owner["username"],
+             owner["role"])
+    return token, {**row, "state": token_state(row)}
+
+
+def list_tokens(app: Geoapp, username: str | None = None) -> list[dict[str, Any]]:
+    """Every token, or one account's, oldest first, each with its ``state``; never a hash."""
+    return [{**row, "state": token_state(row)} for row in app.repo.tokens(username)]
+
+
+def revoke_token(app: Geoapp, token_id: int, *, by: str) -> dict[str, Any]:
+    """Revoke a token at once (audited); revoking a revoked one changes nothing."""
+    row = app.repo.revoke_token(int(token_id), user=by)
+    return {**row, "state": token_state(row)}
+
+
+def _is_token(text: str) -> bool:
+    return (text.startswith(TOKEN_PREFIX)
+            and len(text) <= len(TOKEN_PREFIX) + 2 * TOKEN_BYTES
+            and text.isascii() and text.isprintable())
+
+
+def token_account(app: Geoapp, token: str) -> dict[str, Any] | None:
+    """The account a bearer token stands for (its public fields and ``token_id``), or None
+    when the token is unknown, revoked, or its owner gone, disabled or given another role
+    since it was issued. Every token request asks: two cached lookups; the last use is
+    written at most once a minute (a failed write does not refuse the request)."""
+    if not _is_token(token or ""):
+        return None
+    row = app.repo.token_by_hash(token_hash(token))
+    if row is None or token_state(row) != "active":
+        return None
+    user = app.repo.get_user(row["username"])
+    if (user is None or user["id"] != row["user_id"] or not user["active"]
+            or user["role"] != row["role"]):
+        return None
+    now = datetime.now(UTC)
+    last = row.get("last_used_at")
+    if last is None or datetime.fromisoformat(last) <= now - TOKEN_USE_STEP:
+        try:
+            app.repo.token_used(row["id"])
+        except StorageUnavailable as exc:
+            log.warning("last use of API token %s not recorded: %s", row["id"], exc)
+    return {**user, "token_id": row["id"]}

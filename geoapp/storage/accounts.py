@@ -1,12 +1,14 @@
-"""Accounts, login attempts and inspection records in the GeoPackage (see apptables.py), and
-the paged audit log and layer counts the admin and layer pages read.
+"""Accounts, API tokens, login attempts and inspection records in the GeoPackage (see
+apptables.py), and the paged audit log and layer counts the admin and layer pages read.
 
-Password hashes are stored but never written to the audit log or returned by listings.
+Password hashes and token hashes are stored but never written to the audit log or returned
+by listings.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import unicodedata
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +25,12 @@ USER_PUBLIC = ("id", "username", "role", "display_name", "active", "created_at",
 USER_EDITABLE = ("password_hash", "role", "display_name", "active")
 #: Changing one of these ends every session of the account (its session_version moves on).
 ENDS_SESSIONS = ("password_hash", "role", "active")
+#: Changing one of these revokes every API token of the account (a token carries the role
+#: it was issued for; a disabled account's tokens do not come back when it is enabled).
+REVOKES_TOKENS = ("role", "active")
+#: An API token as listings show it: never its hash.
+TOKEN_PUBLIC = ("id", "user_id", "name", "role", "created_at", "created_by", "last_used_at",
+                "revoked_at", "revoked_by")
 
 
 def _public(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -146,7 +154,92 @@ class AccountStore:
             shown = {k: ("(changed)" if k == "password_hash" else v) for k, v in changes.items()}
             self._log(conn, user=user, action="update", entity="user", entity_id=username,
                       before=before, after={**after, "changed": shown})
+            moved = [k for k in REVOKES_TOKENS if k in changes and changes[k] != before[k]]
+            if moved:
+                self._revoke_tokens(conn, "user_id = ?", (before["id"],), user=user,
+                                    reason=f"{moved[0]} changed")
         return after
+
+    # -- API tokens --------------------------------------------------------------------------
+    def _token_rows(self, where: str, params: tuple) -> list[dict[str, Any]]:
+        cols = ", ".join(f"t.{c}" for c in TOKEN_PUBLIC)
+        cur = self._conn().execute(
+            f"SELECT {cols}, u.username, u.role, u.active FROM api_tokens t "
+            f"LEFT JOIN users u ON u.id = t.user_id {where}", params)
+        out = []
+        for r in cur.fetchall():
+            row = dict(zip(TOKEN_PUBLIC, r[:len(TOKEN_PUBLIC)], strict=True))
+            owner, owner_role, active = r[len(TOKEN_PUBLIC):]
+            row.update(username=owner, owner_role=owner_role,
+                       owner_active=None if active is None else bool(active))
+            out.append(row)
+        return out
+
+    def _revoke_tokens(self, conn: sqlite3.Connection, where: str, params: tuple, *,
+                       user: str, reason: str) -> list[int]:
+        """Revoke the unrevoked tokens matching ``where`` inside the caller's transaction,
+        one audit row each; returns their ids."""
+        ids = [int(r[0]) for r in conn.execute(
+            f"SELECT id FROM api_tokens WHERE revoked_at IS NULL AND {where}", params)]
+        now = utc_now()
+        for token_id in ids:
+            before = self._token_rows("WHERE t.id = ?", (token_id,))[0]
+            conn.execute("UPDATE api_tokens SET revoked_at = ?, revoked_by = ? WHERE id = ?",
+                         (now, user, token_id))
+            self._log(conn, user=user, action="revoke", entity="api_token",
+                      entity_id=str(token_id), before=before,
+                      after={**before, "revoked_at": now, "revoked_by": user,
+                             "reason": reason})
+        return ids
+
+    def create_token(self, username: str, token_hash: str, *, name: str = "",
+                     user: str) -> dict[str, Any]:
+        with self.transaction() as conn:
+            owner = self._user_row(username)
+            if owner is None:
+                raise NotFound(f"no user {username!r}")
+            cur = conn.execute("INSERT INTO api_tokens (user_id, name, token_hash, role, "
+                               "created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)",
+                               (owner["id"], name, token_hash, owner["role"], utc_now(), user))
+            created = self._token_rows("WHERE t.id = ?", (cur.lastrowid,))[0]
+            self._log(conn, user=user, action="create", entity="api_token",
+                      entity_id=str(created["id"]), before=None, after=created)
+        return created
+
+    def tokens(self, username: str | None = None) -> list[dict[str, Any]]:
+        if username is None:
+            return self._token_rows("ORDER BY t.id", ())
+        owner = self._user_row(username)
+        if owner is None:
+            raise NotFound(f"no user {username!r}")
+        return self._token_rows("WHERE t.user_id = ? ORDER BY t.id", (owner["id"],))
+
+    def revoke_token(self, token_id: int, *, user: str) -> dict[str, Any]:
+        with self.transaction() as conn:
+            if not self._token_rows("WHERE t.id = ?", (int(token_id),)):
+                raise NotFound(_l("没有编号为 %(id)s 的令牌", id=token_id))
+            self._revoke_tokens(conn, "id = ?", (int(token_id),), user=user, reason="revoked")
+            return self._token_rows("WHERE t.id = ?", (int(token_id),))[0]
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        """The token with this hash and its owner's name, role and active flag (None for
+        an unknown hash; the caller judges revocation and the owner): one indexed query,
+        cached until the database changes, since every token request asks."""
+        memo = self._memo()
+        key = ("token", token_hash)
+        if memo is not None and key in memo:
+            row = memo[key]
+        else:
+            rows = self._token_rows("WHERE t.token_hash = ?", (token_hash,))
+            row = rows[0] if rows else None
+            if memo is not None:
+                memo[key] = row
+        return dict(row) if row is not None else None
+
+    def token_used(self, token_id: int) -> None:
+        with self.transaction() as conn:
+            conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?",
+                         (utc_now(), int(token_id)))
 
     def end_sessions(self, username: str, *, user: str, reason: str = "logout") -> int:
         """End every session of the account at once (``session_version`` + 1, audited);

@@ -1,7 +1,8 @@
 """Tables the app itself writes, which a rebuild from the source files must keep.
 
-The source files describe the city; accounts, login attempts and inspection records are
-made in the app and exist nowhere else. ``geoapp init-db --force`` rebuilds the city's data
+The source files describe the city; accounts (with their API tokens, which name the account by
+``users.id``: the copy keeps the ids), login attempts and inspection records are made in the
+app and exist nowhere else. ``geoapp init-db --force`` rebuilds the city's data
 but carries these tables over into the new database unchanged. Their columns and indexes are
 made by the numbered migrations in gpkg_schema.py.
 
@@ -16,7 +17,8 @@ import sqlite3
 import unicodedata
 
 #: The tables the app writes, in the order a rebuild copies them.
-APP_TABLES: tuple[str, ...] = ("users", "login_attempts", "inspections", "unit_requirements")
+APP_TABLES: tuple[str, ...] = ("users", "api_tokens", "login_attempts", "inspections",
+                               "unit_requirements")
 #: The rows of a table that are app-made, where not all of them are.
 KEPT_ROWS: dict[str, str] = {"unit_requirements": "origin <> 'source'"}
 

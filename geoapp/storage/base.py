@@ -272,6 +272,34 @@ class Repository(ABC):
         """How many failed attempts since a UTC ISO time, by username and/or address; with
         ``reset_by_success`` only those after the last success of the same key."""
 
+    # -- API tokens (app-made, kept across rebuilds) -----------------------------------------
+    # A token is stored as its hash only, names its owner by ``users.id`` and the owner's
+    # role when issued. Rows come back as ``id, user_id, name, role, created_at, created_by,
+    # last_used_at, revoked_at, revoked_by`` plus the owner's ``username``, ``owner_role``
+    # and ``owner_active`` (None when the owner is gone), never the hash. ``update_user``
+    # revokes every token of the account when its role or active flag changes.
+    def create_token(self, username: str, token_hash: str, *, name: str = "",
+                     user: str) -> dict[str, Any]:
+        """Store a new token for the account (NotFound if unknown), with its current role;
+        audited."""
+        raise NotImplementedError
+
+    def tokens(self, username: str | None = None) -> list[dict[str, Any]]:
+        """Every token, or one account's (NotFound if unknown), oldest first."""
+        raise NotImplementedError
+
+    def revoke_token(self, token_id: int, *, user: str) -> dict[str, Any]:
+        """Revoke one token (NotFound if unknown; a revoked one stays as it was); audited."""
+        raise NotImplementedError
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        """The token with this hash and its owner's fields, revoked or not; None if none."""
+        raise NotImplementedError
+
+    def token_used(self, token_id: int) -> None:
+        """Set the token's ``last_used_at`` to now (not audited: a use is not a change)."""
+        raise NotImplementedError
+
     @abstractmethod
     def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
         """Record an inspection: site_id (optional), lon, lat, input, verdict, hits,

@@ -2,8 +2,8 @@
 
 GDAL writes the city's layers, sites and event tables at build time; everything else — the
 indexes on ``sites``, the audit log, the rule hits, the build facts and the tables the app
-itself writes (accounts, login attempts, inspections, the control units' lists) — is made by
-the steps below, for a new database and for one made by an older release alike.
+itself writes (accounts, login attempts, inspections, the control units' lists, API tokens)
+— is made by the steps below, for a new database and for one made by an older release alike.
 
 **Where the version lives.** The ``schema_version`` row of ``geoapp_meta``. Not ``PRAGMA
 user_version``: a GeoPackage's header is the standard's own (``application_id`` 'GPKG' and
@@ -181,6 +181,25 @@ def _v8_unit_requirements(conn: sqlite3.Connection) -> None:
     _register(conn, "unit_requirements")
 
 
+def _v9_api_tokens(conn: sqlite3.Connection) -> None:
+    """API tokens for GIS clients: the SHA-256 of each token (never the token), its owner
+    (``users.id``), the owner's role when it was issued, when it was made, last used and
+    revoked, and by whom."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS api_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL DEFAULT '',
+        token_hash TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT,
+        revoked_by TEXT)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS api_tokens_user ON api_tokens (user_id)")
+    _register(conn, "api_tokens")
+
+
 GPKG_MIGRATIONS = Migrations("gpkg", (
     Migration(1, "core tables", _v1_core_tables),
     Migration(2, "accounts, login attempts, inspections", _v2_app_tables),
@@ -190,6 +209,7 @@ GPKG_MIGRATIONS = Migrations("gpkg", (
     Migration(6, "inspections.conditional_hits_json", _v6_inspection_conditional_hits),
     Migration(7, "site_hits.point", _v7_site_hit_point),
     Migration(8, "unit_requirements", _v8_unit_requirements),
+    Migration(9, "api_tokens", _v9_api_tokens),
 ))
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = GPKG_MIGRATIONS.latest

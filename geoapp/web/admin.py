@@ -1,4 +1,4 @@
-"""Administration pages: user accounts and the audit log (admin role only).
+"""Administration pages: user accounts, their API tokens and the audit log (admin role only).
 
 Every change goes through ``services.accounts``, which writes it through the repository, so
 each one leaves an audit row (who, when, before, after) without a password hash.
@@ -35,7 +35,8 @@ def _back():
 
 def _users_page(form_error: dict[str, Any] | None = None):
     return render_template("admin_users.html", users=accounts.list_users(core()),
-                           roles=_roles(), city=core().city, form_error=form_error)
+                           tokens=accounts.list_tokens(core()), roles=_roles(),
+                           city=core().city, form_error=form_error)
 
 
 def _refused(exc: GeoappError, form: str, user: str = "", kept: dict[str, str] | None = None):
@@ -106,6 +107,19 @@ def reset_password(username: str):
         return _refused(exc, f"password-{username}", username)
     flash(_("已重置 %(name)s 的密码", name=username))
     return _back()
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@role_required("admin")
+def revoke_token(token_id: int):
+    """Revoke an API token: it is refused from the next request on (tokens are made with
+    ``geoapp users token``)."""
+    try:
+        row = accounts.revoke_token(core(), token_id, by=current_user.username)
+    except GeoappError as exc:
+        return _refused(exc, f"token-{token_id}")
+    flash(_("已撤销令牌 %(id)s（%(name)s）", id=row["id"], name=row["name"] or "-"))
+    return redirect(url_for("admin.users", _anchor="tokens"))
 
 
 @bp.get("/audit")

@@ -8,11 +8,21 @@ A session names the account and its ``session_version`` at login (Flask-Login's 
 move the account's version on, so every older session, in any browser and any worker
 process, is refused at its next request: the user loader compares the two, reading the
 account through the repository's per-thread cache that any commit invalidates.
+
+**API tokens.** A request with ``Authorization: Bearer <token>`` is logged in by the token
+alone (Flask-Login's ``request_loader``, :func:`token_user`): the session cookie, if any, is
+ignored, so no cookie can lend such a request an identity, and therefore it needs no CSRF
+token. A wrong, revoked or no longer valid token is answered 401 with ``WWW-Authenticate:
+Bearer`` on every route, never a redirect to the login page. Roles are checked exactly as for
+a session (``role_required``), so any blueprint, the OGC service included, takes tokens
+without doing anything; :func:`bearer_request` tells a route whether the caller came with one.
+A request without the header keeps the session and CSRF rules unchanged.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
@@ -22,6 +32,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     jsonify,
     redirect,
     render_template,
@@ -50,6 +61,8 @@ class User(UserMixin):
         self.display_name = row.get("display_name") or row["username"]
         self.active_flag = bool(row.get("active", True))
         self.session_version = int(row.get("session_version") or 0)
+        #: The API token the request came with (None for a session).
+        self.token_id = row.get("token_id")
 
     def get_id(self) -> str:
         """What the session keeps: the account's session version and its name."""
@@ -67,9 +80,50 @@ class User(UserMixin):
         return self.role == Role.ADMIN or Role.VIEWER in roles or self.role in roles
 
 
+#: ``Authorization: Bearer <credentials>`` (RFC 6750; the scheme in any letter case).
+_BEARER = re.compile(r"bearer(?:\s+(.*))?\Z", re.IGNORECASE | re.DOTALL)
+
+
+def bearer_token() -> str | None:
+    """The credentials of the request's ``Authorization: Bearer`` header ("" when the
+    header names the scheme without a token); None for a request without one."""
+    if "_bearer" not in g:
+        m = _BEARER.match(request.headers.get("Authorization", "").strip())
+        g._bearer = None if m is None else (m.group(1) or "").strip()
+    return g._bearer
+
+
+def bearer_request() -> bool:
+    """Whether the request came with a bearer token (valid or not)."""
+    return bearer_token() is not None
+
+
+@login_manager.request_loader
+def token_user(req) -> User | None:
+    """The account of the request's bearer token if the token is valid (see the module's
+    docstring); None for a request without one."""
+    token = bearer_token()
+    if not token:
+        return None
+    row = accounts.token_account(core(), token)
+    return None if row is None else User(row)
+
+
+def token_refused():
+    """401 for a bearer request without a valid token (RFC 6750 ``invalid_token``)."""
+    response = jsonify({"error": "invalid_token",
+                        "message": _("API 令牌无效、已撤销或已失效")})
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Bearer realm="geoapp", error="invalid_token"'
+    return response
+
+
 @login_manager.user_loader
 def _load(user_id: str):
-    """The session's account, if it is active and its sessions were not ended since."""
+    """The session's account, if it is active and its sessions were not ended since. A
+    bearer request is never logged in by its cookie (so it needs no CSRF token)."""
+    if bearer_request():
+        return None
     version, sep, username = user_id.partition(":")
     if not sep or not version.isdigit():
         return None  # a session from before versions: log in again
@@ -108,6 +162,8 @@ def client_address() -> str:
 
 @login_manager.unauthorized_handler
 def _unauthorized():
+    if bearer_request():
+        return token_refused()
     if request.path.startswith(("/api/", "/ogc/")) or request.path == "/ogc":
         return jsonify({"error": "unauthorized", "message": _("请先登录")}), 401
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -130,6 +186,15 @@ def role_required(*roles: str):
         return wrapper
 
     return deco
+
+
+def _csrf_unless_bearer():
+    """Flask-WTF's CSRF check for every request but a bearer request (whose identity comes
+    from the header alone, which another site cannot make a browser send)."""
+    if not current_app.config.get("WTF_CSRF_ENABLED", True) or bearer_request():
+        return None
+    current_app.extensions["csrf"].protect(apply_exemptions=True)
+    return None
 
 
 def _require_login():
@@ -195,6 +260,10 @@ def change_password():
 
 
 def init_app(app: Flask) -> None:
+    """Flask-Login, the CSRF check and the login requirement. Call after ``CSRFProtect(app)``:
+    its own hook is switched off for :func:`_csrf_unless_bearer`, which runs where it ran."""
     login_manager.init_app(app)
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.before_request(_csrf_unless_bearer)
     app.before_request(_require_login)
     app.register_blueprint(bp)

@@ -1,0 +1,355 @@
+"""API tokens for GIS clients: made on the command line, shown once, stored as a SHA-256 only,
+accepted as ``Authorization: Bearer`` wherever the owner's role may go (without CSRF, since no
+cookie is involved), refused (401) when wrong, revoked, or when the owner is disabled, gone or
+given another role, listed and revoked on /admin/users and audited."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from geoapp.cli import main
+from geoapp.domain.errors import InvalidInput, NotFound
+from geoapp.services import accounts
+
+from webutil import login, password_for
+
+POINT = {"lon": "113.24", "lat": "35.22"}
+
+
+@pytest.fixture(scope="module")
+def app(make_module_app):
+    """One app for the module: tests make their own tokens and accounts."""
+    return make_module_app(INTRANET=True, TILES="none")
+
+
+def core(app):
+    return app.extensions["geoapp"]
+
+
+def issue(app, username: str, name: str = "") -> str:
+    token, _row = accounts.issue_token(core(app), username, name, by="test")
+    return token
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_account(app, name: str, role: str) -> str:
+    accounts.create_user(core(app), name, password_for(name), role, by="test")
+    return name
+
+
+def db(app) -> sqlite3.Connection:
+    return closing(sqlite3.connect(f"file:{app.config['DATABASE']}?mode=ro", uri=True))
+
+
+def token_id(app, token: str) -> int:
+    return core(app).repo.token_by_hash(accounts.token_hash(token))["id"]
+
+
+def refused(r) -> bool:
+    return (r.status_code == 401 and r.get_json()["error"] == "invalid_token"
+            and r.headers["WWW-Authenticate"].startswith("Bearer"))
+
+
+# --------------------------------------------------------------------------- the token
+def test_a_token_is_random_prefixed_and_stored_as_its_hash_only(app):
+    token, row = accounts.issue_token(core(app), "viewer", "QGIS 桌面", by="test")
+    other = issue(app, "viewer")
+    assert token.startswith("geoapp_") and len(token) == len("geoapp_") + 43
+    assert token != other
+    assert row["name"] == "QGIS 桌面" and row["role"] == "viewer" and row["state"] == "active"
+    assert "token_hash" not in row and token not in str(row)
+    with db(app) as conn:
+        stored = conn.execute("SELECT token_hash, role, created_by FROM api_tokens "
+                              "WHERE id = ?", (row["id"],)).fetchone()
+        assert stored == (hashlib.sha256(token.encode()).hexdigest(), "viewer", "test")
+        dump = "\n".join(conn.iterdump())
+    assert token not in dump and token[len("geoapp_"):] not in dump
+
+
+def test_tokens_are_only_for_known_active_accounts_with_a_short_name(app):
+    with pytest.raises(NotFound):
+        accounts.issue_token(core(app), "nobody", by="test")
+    with pytest.raises(InvalidInput, match="最多 100"):
+        accounts.issue_token(core(app), "viewer", "x" * 101, by="test")
+    name = new_account(app, "resting", "viewer")
+    accounts.set_active(core(app), name, False, by="test")
+    with pytest.raises(InvalidInput, match="已停用"):
+        accounts.issue_token(core(app), name, by="test")
+
+
+# --------------------------------------------------------------------------- using it
+def test_a_token_works_on_the_api_and_on_pages_like_its_owners_session(app):
+    client = app.test_client()
+    token = issue(app, "viewer", "api")
+    r = client.get("/api/check", query_string=POINT, headers=bearer(token))
+    assert r.status_code == 200 and "verdict" in r.get_json()
+    page = client.get("/check", query_string=POINT, headers=bearer(token))
+    assert page.status_code == 200 and b"<html" in page.data
+    # no cookie is handed out for a login that came with the header
+    assert "session=" not in r.headers.get("Set-Cookie", "")
+
+
+def test_wrong_or_malformed_tokens_get_401_everywhere_never_the_login_page(app):
+    client = app.test_client()
+    good = issue(app, "viewer")
+    for value in ("Bearer geoapp_" + "A" * 43, "Bearer " + good[:-1] + "x", "Bearer",
+                  "bearer   ", "Bearer " + good[len("geoapp_"):], "Bearer " + good + "x" * 500,
+                  "BEARER geoapp_\u00e9"):
+        for url in ("/api/check?lon=113.24&lat=35.22", "/check", "/admin/users"):
+            r = client.get(url, headers={"Authorization": value})
+            assert refused(r), (value[:30], url, r.status_code)
+    assert client.get("/api/check", query_string=POINT,
+                      headers={"Authorization": "bearer " + good}).status_code == 200
+
+
+def test_a_viewer_token_cannot_reach_planner_or_admin_routes(app):
+    client = app.test_client()
+    viewer, planner = issue(app, "viewer"), issue(app, "planner")
+    assert client.get("/ledger", headers=bearer(viewer)).status_code == 403
+    assert client.get("/admin/users", headers=bearer(viewer)).status_code == 403
+    assert client.get("/ledger", headers=bearer(planner)).status_code == 200
+    assert client.get("/admin/users", headers=bearer(planner)).status_code == 403
+
+
+def test_a_bearer_post_needs_no_csrf_token_and_acts_as_the_owner(app):
+    client = app.test_client()
+    token = issue(app, "inspector")
+    before = len(core(app).repo.inspections(limit=1000))
+    r = client.post("/check/inspections", data={**POINT, "notes": "by token"},
+                    headers=bearer(token))
+    assert r.status_code == 302, r.get_data(as_text=True)[:300]
+    newest = core(app).repo.inspections(limit=1)[0]
+    assert newest["inspector"] == "inspector" and newest["notes"] == "by token"
+    assert len(core(app).repo.inspections(limit=1000)) == before + 1
+
+
+def test_a_session_still_needs_csrf_and_a_cookie_never_rescues_a_bad_token(app):
+    client = app.test_client()
+    csrf = login(client, "inspector")
+    count = len(core(app).repo.inspections(limit=1000))
+    # the session alone, no CSRF token: refused as before
+    assert client.post("/check/inspections", data=POINT).status_code == 400
+    # the session and a wrong token: the token decides, the cookie does not log in
+    r = client.post("/check/inspections", data={**POINT, "csrf_token": csrf},
+                    headers=bearer("geoapp_" + "B" * 43))
+    assert refused(r)
+    assert refused(client.get("/check", headers=bearer("geoapp_" + "B" * 43)))
+    # another Authorization scheme is no bearer request: session and CSRF rules apply
+    assert client.post("/check/inspections", data=POINT,
+                       headers={"Authorization": "Basic dXNlcjpwdw=="}).status_code == 400
+    assert len(core(app).repo.inspections(limit=1000)) == count
+    # the session with a viewer's token: the request is the viewer's
+    viewer = issue(app, "viewer")
+    assert client.post("/check/inspections", data={**POINT, "csrf_token": csrf},
+                       headers=bearer(viewer)).status_code == 403
+    assert client.post("/check/inspections", data={**POINT, "csrf_token": csrf}
+                       ).status_code == 302  # and the session still works on its own
+
+
+def test_last_use_is_recorded_at_most_once_a_minute(app, monkeypatch):
+    client = app.test_client()
+    token = issue(app, "viewer")
+    tid = token_id(app, token)
+
+    def last_used() -> str | None:
+        return core(app).repo.token_by_hash(accounts.token_hash(token))["last_used_at"]
+
+    assert last_used() is None
+    client.get("/api/check", query_string=POINT, headers=bearer(token))
+    assert last_used() is not None
+    repo = core(app).repo
+    writes = []
+    monkeypatch.setattr(repo, "token_used", lambda i, real=repo.token_used: (writes.append(i),
+                                                                              real(i)))
+    for _ in range(3):
+        client.get("/api/check", query_string=POINT, headers=bearer(token))
+    assert writes == []  # used within the minute: nothing written
+    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
+        conn.execute("UPDATE api_tokens SET last_used_at = '2020-01-01T00:00:00Z' WHERE id = ?",
+                     (tid,))
+        conn.commit()
+    client.get("/api/check", query_string=POINT, headers=bearer(token))
+    assert writes == [tid] and last_used() > "2021"
+    assert [t["last_used_at"] for t in accounts.list_tokens(core(app)) if t["id"] == tid] \
+        == [last_used()]
+
+
+# --------------------------------------------------------------------------- stopping it
+def test_a_revoked_token_is_refused_at_once_and_the_revocation_audited(app):
+    client = app.test_client()
+    token = issue(app, "viewer", "to revoke")
+    tid = token_id(app, token)
+    assert client.get("/api/check", query_string=POINT, headers=bearer(token)).status_code == 200
+    row = accounts.revoke_token(core(app), tid, by="admin")
+    assert row["state"] == "revoked" and row["revoked_by"] == "admin"
+    assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
+    again = accounts.revoke_token(core(app), tid, by="someone")  # no change, no new row
+    assert again["revoked_by"] == "admin"
+    with db(app) as conn:
+        rows = conn.execute("SELECT user, action, after FROM changes WHERE entity = 'api_token'"
+                            " AND entity_id = ? ORDER BY id", (str(tid),)).fetchall()
+    assert [(u, a) for u, a, _ in rows] == [("test", "create"), ("admin", "revoke")]
+    assert '"to revoke"' in rows[0][2] and token not in "".join(r[2] for r in rows)
+    with pytest.raises(NotFound):
+        accounts.revoke_token(core(app), 999_999, by="admin")
+
+
+def test_disabling_the_owner_revokes_its_tokens_for_good(app):
+    client = app.test_client()
+    name = new_account(app, "gis-desk", "viewer")
+    token = issue(app, name)
+    assert client.get("/api/check", query_string=POINT, headers=bearer(token)).status_code == 200
+    accounts.set_active(core(app), name, False, by="admin")
+    assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
+    accounts.set_active(core(app), name, True, by="admin")
+    assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
+    [row] = accounts.list_tokens(core(app), name)
+    assert row["state"] == "revoked" and row["revoked_by"] == "admin"
+    with db(app) as conn:
+        after = conn.execute("SELECT after FROM changes WHERE entity = 'api_token' AND "
+                             "action = 'revoke' AND entity_id = ?", (str(row["id"]),)).fetchone()
+    assert '"reason": "active changed"' in after[0]
+
+
+def test_a_role_change_revokes_the_owners_tokens(app):
+    client = app.test_client()
+    name = new_account(app, "gis-planner", "planner")
+    token = issue(app, name)
+    assert client.get("/ledger", headers=bearer(token)).status_code == 200
+    accounts.change_role(core(app), name, "viewer", by="admin")
+    assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
+    accounts.change_role(core(app), name, "planner", by="admin")  # back: still revoked
+    assert refused(client.get("/ledger", headers=bearer(token)))
+    assert [t["state"] for t in accounts.list_tokens(core(app), name)] == ["revoked"]
+
+
+def test_a_password_change_or_logout_leaves_tokens_working(app):
+    client = app.test_client()
+    name = new_account(app, "gis-field", "inspector")
+    token = issue(app, name)
+    accounts.set_password(core(app), name, "another-long-pass-4821", by="admin")
+    accounts.end_sessions(core(app), name, by=name)
+    assert client.get("/api/check", query_string=POINT, headers=bearer(token)).status_code == 200
+
+
+def test_a_token_whose_owner_row_is_gone_or_changed_behind_the_app_is_refused(app):
+    """Rows changed outside the app (an operator's SQL) cannot revive a token."""
+    client = app.test_client()
+    name = new_account(app, "gis-gone", "planner")
+    token = issue(app, name)
+    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
+        conn.execute("UPDATE users SET role = 'admin' WHERE username = ?", (name,))
+        conn.commit()
+    assert refused(client.get("/admin/users", headers=bearer(token)))
+    assert accounts.list_tokens(core(app), name)[0]["state"] == "role_changed"
+    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
+        conn.execute("DELETE FROM users WHERE username = ?", (name,))
+        conn.commit()
+    assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
+    gone = [t for t in accounts.list_tokens(core(app)) if t["id"] == token_id(app, token)]
+    assert gone[0]["state"] == "owner_deleted" and gone[0]["username"] is None
+
+
+# --------------------------------------------------------------------------- /admin/users
+def test_the_users_page_lists_tokens_and_revokes_one_with_csrf(app):
+    token = issue(app, "planner", "ArcGIS Pro 工作站")
+    tid = token_id(app, token)
+    app.test_client().get("/ledger", headers=bearer(token))
+    client = app.test_client()
+    csrf = login(client, "admin")
+    page = client.get("/admin/users").get_data(as_text=True)
+    row = page[page.index(f'id="token-{tid}"'):]
+    row = row[:row.index("</tr>")]
+    assert "ArcGIS Pro 工作站" in row and "planner" in row and 'data-state="active"' in row
+    assert "从未使用" not in row  # it was used: a time is shown
+    assert f'action="/admin/tokens/{tid}/revoke"' in row and 'name="csrf_token"' in row
+    assert token not in page and accounts.token_hash(token) not in page
+    # without the form's CSRF token nothing happens
+    assert client.post(f"/admin/tokens/{tid}/revoke").status_code == 400
+    assert app.test_client().get("/ledger", headers=bearer(token)).status_code == 200
+    r = client.post(f"/admin/tokens/{tid}/revoke", data={"csrf_token": csrf})
+    assert r.status_code == 302 and r.headers["Location"].endswith("/admin/users#tokens")
+    assert refused(app.test_client().get("/ledger", headers=bearer(token)))
+    page = client.get("/admin/users").get_data(as_text=True)
+    row = page[page.index(f'id="token-{tid}"'):]
+    row = row[:row.index("</tr>")]
+    assert 'data-state="revoked"' in row and "已撤销" in row and "admin" in row
+    assert f"revoke-token-{tid}" not in row
+    missing = client.post("/admin/tokens/999999/revoke", data={"csrf_token": csrf})
+    assert missing.status_code == 404 and "999999" in missing.get_data(as_text=True)
+
+
+def test_only_admins_revoke_tokens_and_a_token_cannot_revoke_for_a_viewer(app):
+    token = issue(app, "viewer")
+    tid = token_id(app, token)
+    client = app.test_client()
+    csrf = login(client, "planner")
+    assert client.post(f"/admin/tokens/{tid}/revoke", data={"csrf_token": csrf}).status_code \
+        == 403
+    assert app.test_client().post(f"/admin/tokens/{tid}/revoke",
+                                  headers=bearer(token)).status_code == 403
+    assert accounts.list_tokens(core(app), "viewer")[-1]["state"] == "active"
+
+
+def test_the_users_page_in_english(app):
+    client = app.test_client()
+    login(client, "admin")
+    page = client.get("/admin/users?lang=en").get_data(as_text=True)
+    assert "API tokens" in page and "Revoke" in page and "令牌" not in page
+
+
+# --------------------------------------------------------------------------- CLI
+def test_the_cli_makes_lists_and_revokes_tokens(make_app, monkeypatch):
+    app = make_app()
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(Path(app.config["DATABASE"]).parent))
+    core(app).repo.close()
+    runner = CliRunner()
+    made = runner.invoke(main, ["users", "token", "--username", "PLANNER", "--name", "QGIS"])
+    assert made.exit_code == 0, made.output
+    token = made.stdout.strip()
+    assert token.startswith("geoapp_") and "\n" not in token
+    assert "shown only now" in made.stderr and token not in made.stderr
+    client = app.test_client()
+    assert client.get("/ledger", headers=bearer(token)).status_code == 200
+
+    listed = runner.invoke(main, ["users", "tokens"])
+    assert listed.exit_code == 0 and "planner" in listed.stdout and "QGIS" in listed.stdout
+    assert token not in listed.stdout and "active" in listed.stdout
+    tid = token_id(app, token)
+    assert runner.invoke(main, ["users", "tokens", "--username", "viewer"]).stdout == ""
+
+    revoked = runner.invoke(main, ["users", "revoke-token", "--id", str(tid)])
+    assert revoked.exit_code == 0 and f"token {tid} of planner revoked" in revoked.stdout
+    assert refused(client.get("/ledger", headers=bearer(token)))
+    assert "revoked" in runner.invoke(main, ["users", "tokens"]).stdout
+
+    for args in (["users", "token", "--username", "nobody"],
+                 ["users", "revoke-token", "--id", "12345"],
+                 ["users", "tokens", "--username", "nobody"]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, args
+    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
+        audit = conn.execute("SELECT user, action FROM changes WHERE entity = 'api_token' "
+                             "ORDER BY id").fetchall()
+    assert audit == [("cli", "create"), ("cli", "revoke")]
+
+
+# --------------------------------------------------------------------------- storage
+def test_a_forced_rebuild_keeps_tokens_and_they_keep_working(repo, tiny_data_dir):
+    repo.create_user("alice", "pbkdf2:sha256$x", "planner", user="test")
+    made = repo.create_token("alice", "ab" * 32, name="qgis", user="test")
+    report = repo.initialize(tiny_data_dir, force=True)
+    assert report["kept"]["api_tokens"] == 1
+    row = repo.token_by_hash("ab" * 32)
+    assert row["id"] == made["id"] and row["username"] == "alice"
+    assert row["role"] == row["owner_role"] == "planner" and row["owner_active"] is True
+    assert repo.tokens("ALICE")[0]["name"] == "qgis"
