@@ -353,3 +353,12 @@ def test_a_forced_rebuild_keeps_tokens_and_they_keep_working(repo, tiny_data_dir
     assert row["id"] == made["id"] and row["username"] == "alice"
     assert row["role"] == row["owner_role"] == "planner" and row["owner_active"] is True
     assert repo.tokens("ALICE")[0]["name"] == "qgis"
+
+
+def test_the_ogc_service_takes_tokens_like_every_route(app):
+    client = app.test_client()
+    token = issue(app, "viewer", "QGIS")
+    r = client.get("/ogc/collections?f=json", headers=bearer(token))
+    assert r.status_code == 200 and r.get_json()["collections"]
+    assert refused(client.get("/ogc/collections?f=json", headers=bearer("geoapp_" + "C" * 43)))
+    assert client.get("/ogc/collections?f=json").status_code == 401  # anonymous, as before
