@@ -1,7 +1,13 @@
-"""GDAL's own OAPIF driver (the one QGIS uses) reads every collection of /ogc from a real
-``geoapp serve`` process, logged in through the session cookie, and finds the stored data:
-the same ids, geometries within 1e-7 degrees, the same attributes; in CGCS2000 and the
-city's Gauss-Krüger zone too, and with a box sent to the server."""
+"""GDAL's own OAPIF driver reads every collection of /ogc from a real ``geoapp serve``
+process with a viewer's API token (``geoapp users token``), and finds the stored data: the
+same ids, geometries within 1e-7 degrees, the same attributes; in CGCS2000 and the city's
+Gauss-Krüger zone too, with a box and an attribute filter sent to the server; a session
+cookie works as well, a wrong token does not.
+
+How GDAL 3.12 sends the token: its OAPIF driver sets an ``Accept`` header on every request,
+which replaces (does not join) the ``GDAL_HTTP_HEADERS`` option, so that option never
+reaches the server. ``GDAL_HTTP_HEADER_FILE`` (a file of header lines) and
+``GDAL_HTTP_AUTH=BEARER`` with ``GDAL_HTTP_BEARER`` do; both are used here."""
 
 from __future__ import annotations
 
@@ -88,20 +94,40 @@ def server(tmp_path_factory, jiaozuo_users_db: Path):
         log.close()
 
 
-@pytest.fixture(scope="module")
-def gdal_session(server, tmp_path_factory):
-    """GDAL sends the viewer's session cookie with every request of the module.
+def _token(inst: Path, username: str) -> str:
+    """A new API token of ``username``, made by the command line as an administrator would."""
+    out = subprocess.run([Path(sys.executable).parent / "geoapp", "users", "token",
+                          "--username", username, "--name", "QGIS"],
+                         env={**os.environ, "GEOAPP_INSTANCE_PATH": str(inst)},
+                         capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout.strip().splitlines()[-1]
 
-    Through ``GDAL_HTTP_HEADER_FILE``: the OAPIF driver of GDAL 3.12 sets its own ``Accept``
-    header per request, which replaces (not joins) ``GDAL_HTTP_HEADERS``; a header file (or
-    ``GDAL_HTTP_COOKIE``, or ``GDAL_HTTP_AUTH=BEARER`` with ``GDAL_HTTP_BEARER``) is sent."""
+
+def _gdal_options(**options) -> None:
+    pyogrio.set_gdal_config_options({"GDAL_HTTP_TIMEOUT": "60", **options})
+
+
+def _gdal_reset() -> None:
+    pyogrio.set_gdal_config_options({k: None for k in (
+        "GDAL_HTTP_TIMEOUT", "GDAL_HTTP_HEADER_FILE", "GDAL_HTTP_COOKIE", "GDAL_HTTP_AUTH",
+        "GDAL_HTTP_BEARER")})
+
+
+@pytest.fixture(scope="module")
+def token(server) -> str:
+    return _token(server[1], "viewer")
+
+
+@pytest.fixture(scope="module")
+def gdal_session(server, token, tmp_path_factory):
+    """GDAL sends the viewer's token (``Authorization: Bearer``) with every request of the
+    module, from a header file."""
     base, _ = server
     headers = tmp_path_factory.mktemp("gdal") / "headers.txt"
-    headers.write_text(f"Cookie: session={_session_cookie(base, 'viewer')}\n")
-    pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": str(headers),
-                                     "GDAL_HTTP_TIMEOUT": "60"})
+    headers.write_text(f"Authorization: Bearer {token}\n")
+    _gdal_options(GDAL_HTTP_HEADER_FILE=str(headers))
     yield base
-    pyogrio.set_gdal_config_options({"GDAL_HTTP_HEADER_FILE": None, "GDAL_HTTP_TIMEOUT": None})
+    _gdal_reset()
 
 
 @pytest.fixture(scope="module")
@@ -181,13 +207,37 @@ def test_gdal_reads_cgcs2000_and_the_gauss_kruger_zone(gdal_session, core):
     _assert_same_geometries(zones.geometry, stored.geometry, tol=1e-3)
 
 
-def test_gdal_sends_the_box_to_the_server(gdal_session, core):
+def test_gdal_reads_a_box(gdal_session, core):
     want = ogc.frame(core, ogc.collection(core, "enterprises"))
     west, south, east, north = 113.15, 35.15, 113.30, 35.28
     inside = want[want.intersects(shapely.box(west, south, east, north))]
     assert 0 < len(inside) < len(want)
     got = _oapif(gdal_session, "enterprises", bbox=(west, south, east, north))
     assert sorted(got["id"]) == sorted(inside["id"])
+
+
+def test_gdal_reads_with_an_attribute_filter(gdal_session, core):
+    want = ogc.frame(core, ogc.collection(core, "farms"))
+    district = want["district"].iloc[0]
+    got = _oapif(gdal_session, "farms", where=f"district = '{district}'")
+    assert list(got["id"]) == list(want["id"][want["district"] == district])
+
+
+def test_the_token_works_as_gdal_bearer_and_a_session_cookie_works_too(server, token, core):
+    base, _ = server
+    want = list(ogc.frame(core, ogc.collection(core, "workshops"))["id"])
+    try:
+        _gdal_options(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=token)
+        assert list(_oapif(base, "workshops")["id"]) == want
+        _gdal_reset()
+        _gdal_options(GDAL_HTTP_COOKIE=f"session={_session_cookie(base, 'viewer')}")
+        assert list(_oapif(base, "workshops")["id"]) == want
+        _gdal_reset()
+        _gdal_options(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=token + "x")
+        with pytest.raises(pyogrio.errors.DataSourceError, match="401"):
+            _oapif(base, "workshops")
+    finally:
+        _gdal_reset()
 
 
 def test_anonymous_gdal_is_refused(server):
