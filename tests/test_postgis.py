@@ -516,3 +516,93 @@ def test_an_unreachable_server_is_storage_unavailable(pg_server: PgServer) -> No
         missing.sites()
     assert "no_such_database" in info.value.details["database_error"]
 
+
+
+# --------------------------------------------------------------------------- accounts
+def test_accounts_are_unique_by_normalised_name_and_hide_their_hash(store) -> None:
+    made = store.create_user("Alice", "hash1", "inspector", display_name="爱丽丝", user="admin")
+    assert made["username"] == "Alice" and made["active"] is True
+    assert "password_hash" not in made and made["session_version"] == 0
+    with pytest.raises(Conflict, match="Alice"):
+        store.create_user("ａｌｉｃｅ", "hash2", "viewer", user="admin")
+    assert store.get_user("alice")["username"] == "Alice"
+    assert store.user_with_hash("Alice")["password_hash"] == "hash1"
+    assert store.get_user("nobody") is None
+    store.create_user("bob", "h", "viewer", user="admin")
+    assert [u["username"] for u in store.list_users()] == ["Alice", "bob"]
+    assert store.history("Alice", entity="user")[0]["after"]["role"] == "inspector"
+    with pytest.raises(InvalidInput):
+        store.create_user("  ", "h", "viewer", user="admin")
+
+
+def test_changing_role_password_or_active_ends_sessions(store) -> None:
+    store.create_user("carol", "h", "viewer", user="admin")
+    after = store.update_user("carol", {"display_name": "卡罗尔"}, user="admin")
+    assert after["display_name"] == "卡罗尔" and after["session_version"] == 0
+    after = store.update_user("carol", {"role": "planner", "active": False}, user="admin")
+    assert after["role"] == "planner" and after["active"] is False
+    assert after["session_version"] == 1
+    assert store.end_sessions("carol", user="carol") == 2
+    assert store.get_user("carol")["session_version"] == 2
+    change = store.history("carol", entity="user")[-1]
+    assert change["after"]["changed"] == {"role": "planner", "active": False}
+    store.update_user("carol", {"password_hash": "new"}, user="admin")
+    assert store.history("carol", entity="user")[-1]["after"]["changed"] == {
+        "password_hash": "(changed)"}
+    with pytest.raises(InvalidInput):
+        store.update_user("carol", {"username": "x"}, user="admin")
+    with pytest.raises(NotFound):
+        store.update_user("nobody", {"role": "admin"}, user="admin")
+
+
+def test_login_attempts_are_counted_claimed_and_settled(store) -> None:
+    store.create_user("dave", "h", "viewer", user="admin")
+    since = "2000-01-01T00:00:00Z"
+    store.record_login("dave", "10.0.0.1", False)
+    store.record_login("dave", "10.0.0.1", False)
+    assert store.failed_logins_since(since, username="dave") == 2
+    assert store.failed_logins_since(since, remote_addr="10.0.0.2") == 0
+    assert store.claim_login_attempt("dave", "10.0.0.1", since, max_pair=2, max_addr=9) is None
+    claimed = store.claim_login_attempt("dave", "10.0.0.1", since, max_pair=3, max_addr=9)
+    assert isinstance(claimed, int)
+    assert store.failed_logins_since(since, username="dave", remote_addr="10.0.0.1") == 3
+    store.finish_login_attempt(claimed, "dave", "10.0.0.1", True, account="dave")
+    assert store.failed_logins_since(since, username="dave", remote_addr="10.0.0.1",
+                                     reset_by_success=True) == 0
+    assert store.get_user("dave")["last_login_at"].endswith("Z")
+    actions = [c["action"] for c in store.history("dave", entity="session")]
+    assert actions == ["login_failed", "login_failed", "login"]
+
+
+def test_inspections_keep_the_check_and_come_back_newest_first(store) -> None:
+    first = store.add_inspection({"site_id": "E1", "lon": 113.25, "lat": 35.25,
+                                  "input": {"lon": "113.25"}, "verdict": "fail",
+                                  "hits": [{"rule_id": "r"}], "notes": "现场"}, user="insp")
+    second = store.add_inspection({"lon": 113.3, "lat": 35.3, "verdict": "pass"}, user="insp")
+    assert first["inspector"] == "insp" and first["hits"] == [{"rule_id": "r"}]
+    assert first["input"] == {"lon": "113.25"} and first["conditional_hits"] == []
+    assert [r["id"] for r in store.inspections()] == [second["id"], first["id"]]
+    assert [r["id"] for r in store.inspections("E1")] == [first["id"]]
+    assert store.inspection(first["id"])["notes"] == "现场"
+    with pytest.raises(NotFound):
+        store.inspection(99999)
+
+
+def test_app_made_rows_survive_a_rebuild(store, tiny_data_dir: Path) -> None:
+    store.create_user("erin", "h", "admin", user="admin")
+    store.add_inspection({"lon": 113.3, "lat": 35.3, "verdict": "pass"}, user="erin")
+    report = store.initialize(tiny_data_dir, force=True)
+    assert report["kept"]["users"] == 1 and report["kept"]["inspections"] == 1
+    assert store.get_user("erin")["role"] == "admin" and len(store.inspections()) == 1
+
+
+def test_a_session_ended_on_one_server_is_seen_by_the_other(pg_store: PostgisRepository,
+                                                            pg_url: str) -> None:
+    pg_store.create_user("frank", "h", "viewer", user="admin")
+    other = PostgisRepository(pg_url)
+    try:
+        assert other.get_user("frank")["session_version"] == 0
+        pg_store.end_sessions("frank", user="frank")
+        assert other.get_user("frank")["session_version"] == 1
+    finally:
+        other.close()

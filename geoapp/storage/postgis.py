@@ -47,6 +47,7 @@ from geoapp.storage.base import (
     clean_audit_filters,
 )
 from geoapp.storage.migrations import Migration, Migrations
+from geoapp.storage.postgis_accounts import PgAccountStore
 from geoapp.storage.sites import (
     IGNORED_INPUT,
     IMMUTABLE,
@@ -281,7 +282,7 @@ def _where(pairs: list[tuple[str, list[str]]]) -> tuple[str, list[Any]]:
 
 
 # ---------------------------------------------------------------------------- repository
-class PostgisRepository(Repository):
+class PostgisRepository(PgAccountStore, Repository):
     """A city's store in a PostgreSQL database with PostGIS."""
 
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
@@ -869,11 +870,3 @@ class PostgisRepository(Repository):
                 (entity,)).fetchall()
         return {str(r[0]): {"id": r[1], "at": r[2], "user": r[3], "action": r[4]}
                 for r in rows}
-
-    # -- not yet on PostGIS ----------------------------------------------------------------
-    def _todo(self, *_: Any, **__: Any) -> Any:
-        raise NotImplementedError("not implemented on the PostGIS backend yet")
-
-    create_user = user_with_hash = get_user = list_users = update_user = _todo
-    end_sessions = record_login = claim_login_attempt = finish_login_attempt = _todo
-    failed_logins_since = add_inspection = inspection = inspections = _todo

@@ -1,0 +1,212 @@
+"""Accounts, login attempts and inspection records in PostGIS (a mixin of
+``PostgisRepository``), with the GeoPackage's semantics (storage/accounts.py).
+
+Nothing is cached in the process: every request reads its account (and so its
+``session_version``) from the database, so a session ended, a role changed or an account
+disabled on one server is seen by every other at its next request.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Mapping
+from typing import Any
+
+from psycopg.rows import dict_row
+
+from geoapp.domain.errors import Conflict, InvalidInput, NotFound
+from geoapp.domain.messages import Text as _l
+from geoapp.storage.accounts import ENDS_SESSIONS, USER_EDITABLE, USER_PUBLIC
+from geoapp.storage.apptables import username_key
+from geoapp.storage.build import utc_now
+
+_LOGIN_INSERT = ("INSERT INTO login_attempts (at, username, remote_addr, success) "
+                 "VALUES (%s, %s, %s, %s) RETURNING id")
+
+
+def public_user(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """An account without its hash, ``active`` as a bool."""
+    if row is None:
+        return None
+    out = {k: row[k] for k in USER_PUBLIC}
+    out["active"] = bool(out["active"])
+    return out
+
+
+def _db_value(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value
+
+
+class PgAccountStore:
+    """Mixin: needs ``_connection()``, ``transaction()`` and ``_log()``."""
+
+    def _user_row(self, username: str) -> dict[str, Any] | None:
+        """The account named ``username`` exactly, else the one whose ``username_key``
+        matches; None when unknown."""
+        with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute("SELECT * FROM users WHERE username = %s OR username_key = %s",
+                               (username, username_key(username))).fetchall()
+        if len(rows) > 1:
+            rows = [r for r in rows if r["username"] == username]
+        return rows[0] if len(rows) == 1 else None
+
+    def create_user(self, username: str, password_hash: str, role: str, *,
+                    display_name: str = "", user: str) -> dict[str, Any]:
+        name = unicodedata.normalize("NFKC", (username or "").strip())
+        if not name:
+            raise InvalidInput("username must not be empty")
+        key = username_key(name)
+        now = utc_now()
+        with self.transaction() as conn:
+            taken = conn.execute("SELECT username FROM users WHERE username = %s OR "
+                                 "username_key = %s", (name, key)).fetchone()
+            if taken:
+                raise Conflict(_l("用户名已被占用：“%(name)s”与已有账号“%(existing)s”相同",
+                                  name=name, existing=taken[0]))
+            conn.execute("INSERT INTO users (username, username_key, password_hash, role, "
+                         "display_name, active, created_at, updated_at) "
+                         "VALUES (%s, %s, %s, %s, %s, 1, %s, %s)",
+                         (name, key, password_hash, role, display_name, now, now))
+            created = public_user(self._user_row(name))
+            self._log(conn, user=user, action="create", entity="user", entity_id=name,
+                      before=None, after=created)
+        return created
+
+    def user_with_hash(self, username: str) -> dict[str, Any] | None:
+        return self._user_row(username)
+
+    def get_user(self, username: str) -> dict[str, Any] | None:
+        return public_user(self._user_row(username))
+
+    def list_users(self) -> list[dict[str, Any]]:
+        with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(f"SELECT {', '.join(USER_PUBLIC)} FROM users "
+                               "ORDER BY username").fetchall()
+        return [public_user(r) for r in rows]
+
+    def update_user(self, username: str, changes: Mapping[str, Any], *,
+                    user: str) -> dict[str, Any]:
+        bad = [k for k in changes if k not in USER_EDITABLE]
+        if bad:
+            raise InvalidInput(f"cannot change {', '.join(bad)} of a user")
+        with self.transaction() as conn:
+            before = public_user(self._user_row(username))
+            if before is None:
+                raise NotFound(f"no user {username!r}")
+            username = before["username"]
+            sets = ", ".join(f"{k} = %s" for k in changes)
+            if any(k in ENDS_SESSIONS for k in changes):
+                sets += ", session_version = session_version + 1"
+            conn.execute(f"UPDATE users SET {sets}, updated_at = %s WHERE username = %s",
+                         [*map(_db_value, changes.values()), utc_now(), username])
+            after = public_user(self._user_row(username))
+            shown = {k: ("(changed)" if k == "password_hash" else v) for k, v in changes.items()}
+            self._log(conn, user=user, action="update", entity="user", entity_id=username,
+                      before=before, after={**after, "changed": shown})
+        return after
+
+    def end_sessions(self, username: str, *, user: str, reason: str = "logout") -> int:
+        with self.transaction() as conn:
+            row = self._user_row(username)
+            if row is None:
+                raise NotFound(f"no user {username!r}")
+            version = conn.execute("UPDATE users SET session_version = session_version + 1 "
+                                   "WHERE id = %s RETURNING session_version",
+                                   (row["id"],)).fetchone()[0]
+            self._log(conn, user=user, action=reason, entity="session",
+                      entity_id=row["username"], before=None,
+                      after={"session_version": version})
+        return int(version)
+
+    def _audit_login(self, conn: Any, username: str, remote_addr: str, success: bool,
+                     account: str | None) -> None:
+        if success:
+            conn.execute("UPDATE users SET last_login_at = %s WHERE username = %s",
+                         (utc_now(), account or username))
+        self._log(conn, user=(account if success else None) or username or "(anonymous)",
+                  action="login" if success else "login_failed", entity="session",
+                  entity_id=account or username, before=None,
+                  after={"remote_addr": remote_addr})
+
+    def record_login(self, username: str, remote_addr: str, success: bool, *,
+                     account: str | None = None) -> None:
+        with self.transaction() as conn:
+            conn.execute(_LOGIN_INSERT, (utc_now(), username, remote_addr, int(success)))
+            self._audit_login(conn, username, remote_addr, success, account)
+
+    def claim_login_attempt(self, username: str, remote_addr: str, since_iso: str, *,
+                            max_pair: int, max_addr: int) -> int | None:
+        """Count and record under the write lock, so parallel guesses on every server see
+        each other's attempts before any password is verified."""
+        with self.transaction() as conn:
+            pair = self.failed_logins_since(since_iso, username=username,
+                                            remote_addr=remote_addr, reset_by_success=True)
+            addr = self.failed_logins_since(since_iso, remote_addr=remote_addr)
+            if pair >= max_pair or addr >= max_addr:
+                return None
+            return int(conn.execute(_LOGIN_INSERT, (utc_now(), username, remote_addr, 0)
+                                    ).fetchone()[0])
+
+    def finish_login_attempt(self, attempt_id: int, username: str, remote_addr: str,
+                             success: bool, *, account: str | None = None) -> None:
+        with self.transaction() as conn:
+            if success:
+                conn.execute("UPDATE login_attempts SET success = 1 WHERE id = %s",
+                             (attempt_id,))
+            self._audit_login(conn, username, remote_addr, success, account)
+
+    def failed_logins_since(self, since_iso: str, *, username: str | None = None,
+                            remote_addr: str | None = None,
+                            reset_by_success: bool = False) -> int:
+        same = {k: v for k, v in (("username", username), ("remote_addr", remote_addr))
+                if v is not None}
+        where = ["success = 0", "at >= %s", *(f"{k} = %s" for k in same)]
+        params = [since_iso, *same.values()]
+        if reset_by_success:
+            where.append("id > coalesce((SELECT max(id) FROM login_attempts WHERE success = 1"
+                         + "".join(f" AND {k} = %s" for k in same) + "), 0)")
+            params += same.values()
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT count(*) FROM login_attempts WHERE "
+                               f"{' AND '.join(where)}", params).fetchone()
+        return int(row[0])
+
+    def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+        def js(value: Any) -> str:
+            return json.dumps(value, ensure_ascii=False, default=str)
+
+        values = (utc_now(), user, record.get("site_id"), float(record["lon"]),
+                  float(record["lat"]), js(record.get("input", {})), record["verdict"],
+                  js(record.get("hits", [])), str(record.get("notes") or ""),
+                  js(record.get("conditional_hits", [])))
+        with self.transaction() as conn:
+            new_id = conn.execute(
+                "INSERT INTO inspections (at, inspector, site_id, lon, lat, input_json, "
+                "verdict, hits_json, notes, conditional_hits_json) VALUES (%s, %s, %s, %s, "
+                "%s, %s, %s, %s, %s, %s) RETURNING id", values).fetchone()[0]
+            self._log(conn, user=user, action="create", entity="inspection",
+                      entity_id=str(new_id), before=None,
+                      after={"site_id": record.get("site_id"), "verdict": record["verdict"]})
+        return self.inspection(new_id)
+
+    def inspection(self, inspection_id: int) -> dict[str, Any]:
+        rows = self._inspections("WHERE id = %s", (inspection_id,))
+        if not rows:
+            raise NotFound(f"no inspection {inspection_id}")
+        return rows[0]
+
+    def inspections(self, site_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if site_id is None:
+            return self._inspections("ORDER BY id DESC LIMIT %s", (limit,))
+        return self._inspections("WHERE site_id = %s ORDER BY id DESC LIMIT %s",
+                                 (site_id, limit))
+
+    def _inspections(self, tail: str, params: tuple) -> list[dict[str, Any]]:
+        with self._connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            rows = cur.execute(f"SELECT * FROM inspections {tail}", params).fetchall()
+        for row in rows:
+            row["input"] = json.loads(row.pop("input_json"))
+            row["hits"] = json.loads(row.pop("hits_json"))
+            row["conditional_hits"] = json.loads(row.pop("conditional_hits_json") or "[]")
+        return rows
