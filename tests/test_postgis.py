@@ -606,3 +606,32 @@ def test_a_session_ended_on_one_server_is_seen_by_the_other(pg_store: PostgisRep
         assert other.get_user("frank")["session_version"] == 1
     finally:
         other.close()
+
+
+# --------------------------------------------------------------------------- API tokens
+def test_tokens_are_kept_by_hash_listed_and_revoked(store) -> None:
+    store.create_user("gis", "h", "viewer", user="admin")
+    token = store.create_token("gis", "sha-1", name="QGIS", user="admin")
+    assert token["username"] == "gis" and token["role"] == "viewer"
+    assert token["owner_active"] is True and "token_hash" not in token
+    assert store.token_by_hash("sha-1")["id"] == token["id"]
+    assert store.token_by_hash("unknown") is None
+    store.token_used(token["id"])
+    assert store.tokens("gis")[0]["last_used_at"].endswith("Z")
+    revoked = store.revoke_token(token["id"], user="admin")
+    assert revoked["revoked_by"] == "admin" and store.token_by_hash("sha-1")["revoked_at"]
+    with pytest.raises(NotFound):
+        store.revoke_token(99999, user="admin")
+    with pytest.raises(NotFound):
+        store.create_token("nobody", "sha-2", user="admin")
+
+
+def test_a_role_change_revokes_the_accounts_tokens(store) -> None:
+    store.create_user("gis2", "h", "viewer", user="admin")
+    first = store.create_token("gis2", "sha-a", user="admin")
+    store.update_user("gis2", {"display_name": "GIS"}, user="admin")
+    assert store.token_by_hash("sha-a")["revoked_at"] is None
+    store.update_user("gis2", {"role": "planner"}, user="admin")
+    assert store.token_by_hash("sha-a")["revoked_at"] is not None
+    [change] = store.history(str(first["id"]), entity="api_token")[-1:]
+    assert change["action"] == "revoke" and change["after"]["reason"] == "role changed"

@@ -1,4 +1,4 @@
-"""Accounts, login attempts and inspection records in PostGIS (a mixin of
+"""Accounts, API tokens, login attempts and inspection records in PostGIS (a mixin of
 ``PostgisRepository``), with the GeoPackage's semantics (storage/accounts.py).
 
 Nothing is cached in the process: every request reads its account (and so its
@@ -17,7 +17,13 @@ from psycopg.rows import dict_row
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound
 from geoapp.domain.messages import Text as _l
-from geoapp.storage.accounts import ENDS_SESSIONS, USER_EDITABLE, USER_PUBLIC
+from geoapp.storage.accounts import (
+    ENDS_SESSIONS,
+    REVOKES_TOKENS,
+    TOKEN_PUBLIC,
+    USER_EDITABLE,
+    USER_PUBLIC,
+)
 from geoapp.storage.apptables import username_key
 from geoapp.storage.build import utc_now
 
@@ -104,7 +110,88 @@ class PgAccountStore:
             shown = {k: ("(changed)" if k == "password_hash" else v) for k, v in changes.items()}
             self._log(conn, user=user, action="update", entity="user", entity_id=username,
                       before=before, after={**after, "changed": shown})
+            moved = [k for k in REVOKES_TOKENS if k in changes and changes[k] != before[k]]
+            if moved:
+                self._revoke_tokens(conn, "user_id = %s", (before["id"],), user=user,
+                                    reason=f"{moved[0]} changed")
         return after
+
+    # -- API tokens ------------------------------------------------------------------------
+    def _token_rows(self, where: str, params: tuple) -> list[dict[str, Any]]:
+        cols = ", ".join(f"t.{c}" for c in TOKEN_PUBLIC)
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT {cols}, u.username, u.role, u.active FROM api_tokens t "
+                                f"LEFT JOIN users u ON u.id = t.user_id {where}",
+                                params).fetchall()
+        out = []
+        for r in rows:
+            row = dict(zip(TOKEN_PUBLIC, r[:len(TOKEN_PUBLIC)], strict=True))
+            owner, owner_role, active = r[len(TOKEN_PUBLIC):]
+            row.update(username=owner, owner_role=owner_role,
+                       owner_active=None if active is None else bool(active))
+            out.append(row)
+        return out
+
+    def _revoke_tokens(self, conn: Any, where: str, params: tuple, *, user: str,
+                       reason: str) -> list[int]:
+        """Revoke the unrevoked tokens matching ``where`` in the caller's transaction, one
+        audit row each; returns their ids."""
+        ids = [int(r[0]) for r in conn.execute(
+            f"SELECT id FROM api_tokens WHERE revoked_at IS NULL AND {where} ORDER BY id",
+            params)]
+        now = utc_now()
+        for token_id in ids:
+            before = self._token_rows("WHERE t.id = %s", (token_id,))[0]
+            conn.execute("UPDATE api_tokens SET revoked_at = %s, revoked_by = %s WHERE id = %s",
+                         (now, user, token_id))
+            self._log(conn, user=user, action="revoke", entity="api_token",
+                      entity_id=str(token_id), before=before,
+                      after={**before, "revoked_at": now, "revoked_by": user,
+                             "reason": reason})
+        return ids
+
+    def create_token(self, username: str, token_hash: str, *, name: str = "",
+                     user: str) -> dict[str, Any]:
+        with self.transaction() as conn:
+            owner = self._user_row(username)
+            if owner is None:
+                raise NotFound(f"no user {username!r}")
+            new_id = conn.execute("INSERT INTO api_tokens (user_id, name, token_hash, role, "
+                                  "created_at, created_by) VALUES (%s, %s, %s, %s, %s, %s) "
+                                  "RETURNING id", (owner["id"], name, token_hash,
+                                                   owner["role"], utc_now(), user)
+                                  ).fetchone()[0]
+            created = self._token_rows("WHERE t.id = %s", (new_id,))[0]
+            self._log(conn, user=user, action="create", entity="api_token",
+                      entity_id=str(created["id"]), before=None, after=created)
+        return created
+
+    def tokens(self, username: str | None = None) -> list[dict[str, Any]]:
+        if username is None:
+            return self._token_rows("ORDER BY t.id", ())
+        owner = self._user_row(username)
+        if owner is None:
+            raise NotFound(f"no user {username!r}")
+        return self._token_rows("WHERE t.user_id = %s ORDER BY t.id", (owner["id"],))
+
+    def revoke_token(self, token_id: int, *, user: str) -> dict[str, Any]:
+        with self.transaction() as conn:
+            if not self._token_rows("WHERE t.id = %s", (int(token_id),)):
+                raise NotFound(_l("没有编号为 %(id)s 的令牌", id=token_id))
+            self._revoke_tokens(conn, "id = %s", (int(token_id),), user=user,
+                                reason="revoked")
+            return self._token_rows("WHERE t.id = %s", (int(token_id),))[0]
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        """Read on every use (never cached: a token revoked on one server is refused by
+        every other at once)."""
+        rows = self._token_rows("WHERE t.token_hash = %s", (token_hash,))
+        return rows[0] if rows else None
+
+    def token_used(self, token_id: int) -> None:
+        with self._connection() as conn:  # one statement; no audit row, no write lock
+            conn.execute("UPDATE api_tokens SET last_used_at = %s WHERE id = %s",
+                         (utc_now(), int(token_id)))
 
     def end_sessions(self, username: str, *, user: str, reason: str = "logout") -> int:
         with self.transaction() as conn:
