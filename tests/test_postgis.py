@@ -635,3 +635,95 @@ def test_a_role_change_revokes_the_accounts_tokens(store) -> None:
     assert store.token_by_hash("sha-a")["revoked_at"] is not None
     [change] = store.history(str(first["id"]), entity="api_token")[-1:]
     assert change["action"] == "revoke" and change["after"]["reason"] == "role changed"
+
+
+# --------------------------------------------------------------------------- the Jiaozuo data
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+@pytest.fixture(scope="module")
+def jiaozuo_pg(pg_server: PgServer):
+    """The shipped Jiaozuo data built in PostGIS once for this module."""
+    name = "jiaozuo_module"
+    pg_server.psql(f"CREATE DATABASE {name} TEMPLATE {pg.TEMPLATE_DB}")
+    repo = PostgisRepository(pg_server.url(name))
+    report = repo.initialize(DATA)
+    yield repo, report
+    repo.close()
+    pg_server.psql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_jiaozuo_reads_the_same_from_both_backends(jiaozuo_pg, tmp_path: Path) -> None:
+    pg_repo, report = jiaozuo_pg
+    gpkg = open_repository({"DATABASE": str(tmp_path / "j.gpkg")})
+    try:
+        assert gpkg.initialize(DATA)["counts"] == report["counts"]
+        built = ["updated_at"]  # the build time: the two builds ran a moment apart
+        pd.testing.assert_frame_equal(pg_repo.sites().drop(columns=built),
+                                      gpkg.sites().drop(columns=built))
+        for name in gpkg.layer_names():
+            pd.testing.assert_frame_equal(pg_repo.layer(name), gpkg.layer(name), obj=name)
+        for name in gpkg.meta()["tables"]:
+            pd.testing.assert_frame_equal(pg_repo.table(name), gpkg.table(name), obj=name)
+        def lists(repo) -> dict:
+            return {c: {**r.to_dict(), "updated_at": None}
+                    for c, r in repo.unit_requirements().items()}
+
+        assert lists(pg_repo) == lists(gpkg) and len(lists(gpkg)) > 10
+        assert ({c: {**r, "updated_at": None} for c, r in pg_repo.unit_list_summary().items()}
+                == {c: {**r, "updated_at": None} for c, r in gpkg.unit_list_summary().items()})
+        units = pg_repo.city().units_layer
+        assert units and pg_repo.layer_unit_rows(units) == gpkg.layer_unit_rows(units)
+        assert pg_repo.feature_counts() == gpkg.feature_counts()
+    finally:
+        gpkg.close()
+
+
+@pytest.fixture
+def jiaozuo_store(request: pytest.FixtureRequest, tmp_path: Path, jiaozuo_db: Path):
+    """A writable Jiaozuo store in each backend (PostGIS: a copy of the module's database)."""
+    if request.param == "gpkg":
+        from webutil import copy_database
+
+        repo = open_repository({"DATABASE": str(copy_database(jiaozuo_db, tmp_path / "i"))})
+        yield repo
+        repo.close()
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    source, _ = request.getfixturevalue("jiaozuo_pg")
+    source.close()  # CREATE DATABASE ... TEMPLATE needs the template idle
+    name = f"j_{tmp_path.name[-20:].lower().replace('-', '_')}"
+    server.psql(f"CREATE DATABASE {name} TEMPLATE jiaozuo_module")
+    repo = PostgisRepository(server.url(name))
+    yield repo
+    repo.close()
+    server.psql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.mark.parametrize("jiaozuo_store", BACKENDS, indirect=True)
+def test_unit_lists_are_edited_with_versions_and_imported(jiaozuo_store) -> None:
+    repo = jiaozuo_store
+    lists = repo.unit_requirements()
+    code, first = next(iter(lists.items()))
+    assert first.version == 1 and repo.unit_requirement(code.lower()).code == code
+    saved = repo.update_unit_requirements(code, {"spatial_layout": "禁止新建化工项目。"},
+                                          user="planner", expected_version=1)
+    assert saved.version == 2 and saved.part("spatial_layout") == "禁止新建化工项目。"
+    with pytest.raises(Conflict, match="planner"):
+        repo.update_unit_requirements(code, {"spatial_layout": "x"}, user="other",
+                                      expected_version=1)
+    same = repo.update_unit_requirements(code, {"spatial_layout": "禁止新建化工项目。"},
+                                         user="planner", expected_version=2)
+    assert same.version == 2
+    with pytest.raises(InvalidInput):
+        repo.update_unit_requirements(code, {"colour": "x"}, user="p", expected_version=2)
+    with pytest.raises(NotFound):
+        repo.update_unit_requirements("ZH00000000000", {"spatial_layout": "x"}, user="p",
+                                      expected_version=0)
+    record = {**first.to_dict(), "code": code, "emission_control": "新的排放要求"}
+    report = repo.import_unit_requirements([record], user="planner", file="lists.xlsx")
+    assert report == {"rows": 1, "created": 0, "updated": 1, "unchanged": 0}
+    assert repo.unit_requirement(code).version == 3
+    assert repo.unit_list_summary()[code]["origin"] == "import"
+    actions = [c["action"] for c in repo.history(code, entity="unit_requirements")]
+    assert actions == ["update", "import"]

@@ -48,6 +48,7 @@ from geoapp.storage.base import (
 )
 from geoapp.storage.migrations import Migration, Migrations
 from geoapp.storage.postgis_accounts import PgAccountStore
+from geoapp.storage.postgis_units import PgUnitStore
 from geoapp.storage.sites import (
     IGNORED_INPUT,
     IMMUTABLE,
@@ -284,6 +285,21 @@ def _read_frame(conn: psycopg.Connection, table: str, tail: str = "",
     return gpd.GeoDataFrame(df, geometry=geoms, crs=crs)
 
 
+def promote_to_multi(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Single parts as multi-part geometries where a layer mixes the two (Polygon with
+    MultiPolygon...), as GDAL writes such a layer to the GeoPackage: both backends then
+    hand back the same geometries."""
+    types = set(gdf.geom_type.dropna())
+    singles = {t for t in types if not t.startswith("Multi") and f"Multi{t}" in types}
+    if not singles:
+        return gdf
+    geoms = np.asarray(gdf.geometry.values, dtype=object).copy()
+    for i, geom in enumerate(geoms):
+        if geom is not None and geom.geom_type in singles:
+            geoms[i] = getattr(shapely, f"multi{geom.geom_type.lower()}s")([geom])
+    return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
+
+
 def _prefixed(prefix: str) -> str:
     """A LIKE pattern for names starting with ``prefix`` (its ``_`` taken literally)."""
     return prefix.replace("_", "\\_") + "%"
@@ -295,7 +311,7 @@ def _where(pairs: list[tuple[str, list[str]]]) -> tuple[str, list[Any]]:
 
 
 # ---------------------------------------------------------------------------- repository
-class PostgisRepository(PgAccountStore, Repository):
+class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
     """A city's store in a PostgreSQL database with PostGIS."""
 
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
@@ -480,6 +496,7 @@ class PostgisRepository(PgAccountStore, Repository):
     def _write_city(self, conn: psycopg.Connection, src: b.Sources, user: str) -> None:
         for name, gdf in src.layers.items():
             table = f"{b.LAYER_PREFIX}{name}"
+            gdf = promote_to_multi(gdf)
             _create_table(conn, table, gdf, geometry="Geometry")
             _copy_frame(conn, table, gdf)
         sites = src.sites.assign(version=1, updated_at=src.meta["built_at"], updated_by=user)

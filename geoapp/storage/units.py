@@ -44,7 +44,7 @@ def _row(cur: sqlite3.Cursor, values: Sequence[Any]) -> dict[str, Any]:
     return {d[0]: v for d, v in zip(cur.description, values, strict=True)}
 
 
-def _plain(req: UnitRequirements) -> dict[str, Any]:
+def unit_audit_record(req: UnitRequirements) -> dict[str, Any]:
     """A list as the audit log keeps it."""
     return {"version": req.version, **{k: v for k, v in req.to_dict().items()
                                       if k not in ("requirements", "version", "updated_at",
@@ -128,7 +128,7 @@ class UnitStore:
                 if unit is None:
                     raise NotFound(_l("没有编码为 %(code)s 的管控单元准入清单", code=code))
                 if int(expected_version) != 0:
-                    raise _conflict_new(code, expected_version)
+                    raise new_unit_conflict(code, expected_version)
                 now = utc_now()
                 conn.execute(
                     f"INSERT INTO {UNIT_REQUIREMENTS} (code, name, category, county, "
@@ -138,9 +138,9 @@ class UnitStore:
                      *(new.get(k, "") for k in PART_KEYS), now, user, ORIGIN_EDIT))
                 after = self._current(conn, code)
                 self._log(conn, user=user, action="create", entity=ENTITY, entity_id=code,
-                          before=None, after=_plain(after))
+                          before=None, after=unit_audit_record(after))
                 return after
-            _check_version(current, expected_version)
+            check_unit_version(current, expected_version)
             diff = [k for k in PART_KEYS if k in new and new[k] != current.part(k)]
             if not diff:
                 return current
@@ -181,7 +181,7 @@ class UnitStore:
                         f"{', '.join('?' * len(values))}, 1, ?, ?, ?)",
                         (code, *values.values(), now, user, ORIGIN_IMPORT))
                     self._log(conn, user=user, action="import", entity=ENTITY, entity_id=code,
-                              before=None, after=_plain(self._current(conn, code)))
+                              before=None, after=unit_audit_record(self._current(conn, code)))
                     created += 1
                     continue
                 old = {k: current.part(k) if k in PART_KEYS else getattr(current, k)
@@ -212,7 +212,7 @@ class UnitStore:
         return None if values is None else UnitRequirements.from_row(_row(cur, values))
 
 
-def _check_version(current: UnitRequirements, expected: int) -> None:
+def check_unit_version(current: UnitRequirements, expected: int) -> None:
     if current.version != int(expected):
         raise Conflict(
             _l("管控单元 %(code)s 的准入清单已由 %(user)s 于 %(at)s 修改（版本 %(version)s，你编辑的是"
@@ -223,11 +223,12 @@ def _check_version(current: UnitRequirements, expected: int) -> None:
                      "updated_at": current.updated_at})
 
 
-def _conflict_new(code: str, expected: int) -> Conflict:
+def new_unit_conflict(code: str, expected: int) -> Conflict:
     return Conflict(_l("管控单元 %(code)s 还没有准入清单（你编辑的是版本 %(expected)s）；请刷新后重新修改",
                        code=code, expected=int(expected)),
                     details={"code": code, "current_version": 0,
                              "expected_version": int(expected)})
 
 
-__all__ = ["ENTITY", "ORIGIN_EDIT", "ORIGIN_IMPORT", "ORIGIN_SOURCE", "UnitStore"]
+__all__ = ["ENTITY", "ORIGIN_EDIT", "ORIGIN_IMPORT", "ORIGIN_SOURCE", "UnitStore",
+           "check_unit_version", "new_unit_conflict", "unit_audit_record"]
