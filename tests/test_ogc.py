@@ -14,6 +14,8 @@ from geoapp.services.inspection import site_page
 from geoapp.spatial import ogc_crs
 from geoapp.spatial.crs import CGCS2000, WGS84, to_metric
 
+from webutil import login
+
 CRS84 = ogc_crs.CRS84
 EPSG4326 = ogc_crs.uri_of(WGS84)
 EPSG4490 = ogc_crs.uri_of(CGCS2000)
@@ -292,3 +294,26 @@ def test_openapi_and_schemas_describe_limits_and_attributes(client):
     assert schema["properties"]["id"]["x-ogc-role"] == "id"
     r = _get(client, "/ogc/collections/workshops/schema")
     assert r.mimetype == "application/schema+json"
+
+
+def test_an_edit_is_seen_at_the_next_request(make_app):
+    """The collections are kept between requests, but never past a change in the store."""
+    app = make_app(INTRANET=True, TILES="none")
+    c = app.test_client()
+    login(c, "viewer")
+    core = app.extensions["geoapp"]
+    farm = core.repo.sites("livestock_farm").iloc[0]
+    url = f"/ogc/collections/farms/items/{farm['id']}"
+    assert _get(c, url).get_json()["properties"]["head_count"] == farm["head_count"]
+    before = _get(c, "/ogc/collections/farms/items?limit=1").get_json()["numberMatched"]
+    core.repo.update_site(farm["id"], {"head_count": 12345}, user="planner",
+                          expected_version=int(farm["version"]))
+    assert _get(c, url).get_json()["properties"]["head_count"] == 12345
+    core.repo.create_site({"site_type": "livestock_farm", "id": "F9999", "name": "新养殖场",
+                           "district": farm["district"], "lon": 113.2, "lat": 35.2},
+                          user="planner")
+    assert _get(c, "/ogc/collections/farms/items?limit=1").get_json()["numberMatched"] == \
+        before + 1
+    counties = core.repo.layer("counties")
+    core.repo.replace_layer("counties", counties.iloc[:3], user="admin")
+    assert _get(c, "/ogc/collections/counties/items").get_json()["numberMatched"] == 3

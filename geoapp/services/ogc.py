@@ -69,6 +69,12 @@ ZONES_TITLE = ("规则缓冲区（禁止/限制区域）", "Rule buffers (exclus
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+#: The audit log's entities whose changes change a collection of each kind.
+CHANGE_ENTITIES: dict[str, tuple[str, ...]] = {"layer": ("layer",), "sites": ("site",),
+                                               "zones": ("derived_layer",)}
+#: ``Geoapp.cache`` entry of the collections' frames, and how many it keeps.
+FRAMES_CACHE = "ogc_frames"
+MAX_CACHED_FRAMES = 32
 #: JSON Schema type of each pandas dtype kind (object columns hold text).
 _SCHEMA_TYPES = {"b": "boolean", "i": "integer", "u": "integer", "f": "number"}
 
@@ -157,6 +163,23 @@ def crs_list(app: Geoapp) -> list[str]:
 
 
 def frame(app: Geoapp, col: Collection) -> gpd.GeoDataFrame:
+    """The collection's features (:func:`read_frame`), kept per process until the audit
+    log shows a change to the collection's kind of data (one indexed query per request, so
+    a change made through any server is seen at the next request). Callers must not modify
+    the frame."""
+    key = app.repo.last_change_id(only=CHANGE_ENTITIES[col.kind])
+    frames: dict[str, tuple[Any, gpd.GeoDataFrame]] = app.cache.setdefault(FRAMES_CACHE, {})
+    found = frames.get(col.id)
+    if found is not None and found[0] == key:
+        return found[1]
+    gdf = read_frame(app, col)
+    if len(frames) >= MAX_CACHED_FRAMES:
+        frames.pop(next(iter(frames)), None)
+    frames[col.id] = (key, gdf)
+    return gdf
+
+
+def read_frame(app: Geoapp, col: Collection) -> gpd.GeoDataFrame:
     """The collection's features as stored (EPSG:4326): an ``id`` column, the attributes
     it shows and the geometry, in stored order."""
     if col.kind == "layer":
