@@ -727,3 +727,52 @@ def test_unit_lists_are_edited_with_versions_and_imported(jiaozuo_store) -> None
     assert repo.unit_list_summary()[code]["origin"] == "import"
     actions = [c["action"] for c in repo.history(code, entity="unit_requirements")]
     assert actions == ["update", "import"]
+
+
+# --------------------------------------------------------------------------- backup, restore
+def test_backup_and_restore_through_pg_dump(pg_store: PostgisRepository, tmp_path: Path
+                                            ) -> None:
+    pg_store.create_user("gina", "h", "admin", user="admin")
+    pg_store.create_site(_new_farm("F9"), user="inspector")
+    dump = pg_store.backup(tmp_path / "backups" / "city.dump")
+    assert dump.is_file() and not list(dump.parent.glob(".*partial"))
+    pg_store.delete_site("F9", user="inspector", expected_version=1)
+    pg_store.update_site("E1", {"name": "备份后改名"}, user="alice", expected_version=1)
+    buffers = gpd.GeoDataFrame({"rule_id": ["r"]}, geometry=[Point(450000, 3896000).buffer(9)],
+                               crs=4547)
+    pg_store.write_derived_layer("made_after_the_backup", buffers)
+    seen = pg_store.last_change_id()
+    report = pg_store.restore(dump, user="admin")
+    assert report["city"] == "测试市" and report["schema_version"]["backup"] == SCHEMA_VERSION
+    assert pg_store.site("F9")["name"] == "养殖场F9"
+    assert pg_store.site("E1")["name"] == "甲钢铁厂" and pg_store.get_user("gina")
+    assert pg_store.derived_layer_names() == []  # tables made after the backup are gone
+    assert pg_store.last_change_id() > seen  # the counter never goes back
+    assert pg_store.history("", entity="database") == []
+    assert pg_store.table("changes")["action"].tolist()[-1] == "restore"
+    pg_store.create_site(_new_farm("F10"), user="inspector")  # ids and versions still work
+
+
+def test_restore_refuses_what_is_no_geoapp_dump(pg_store: PostgisRepository,
+                                                tmp_path: Path) -> None:
+    junk = tmp_path / "junk.dump"
+    junk.write_bytes(b"not a dump")
+    with pytest.raises(ValidationFailed, match="not a PostgreSQL dump"):
+        pg_store.restore(junk)
+    with pytest.raises(ValidationFailed, match="no such file"):
+        pg_store.restore(tmp_path / "missing.dump")
+    assert len(pg_store.sites()) == 7
+
+
+def test_restore_refuses_a_dump_from_a_newer_release(pg_store: PostgisRepository,
+                                                     pg_url: str, tmp_path: Path) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE geoapp_meta SET value = '99' WHERE key = 'schema_version'")
+    dump = pg_store.backup(tmp_path / "newer.dump")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE geoapp_meta SET value = %s WHERE key = 'schema_version'",
+                     (str(SCHEMA_VERSION),))
+    pg_store.update_site("E1", {"name": "留下"}, user="alice", expected_version=1)
+    with pytest.raises(ConfigError, match="newer"):
+        pg_store.restore(dump)
+    assert pg_store.site("E1")["name"] == "留下"

@@ -9,14 +9,18 @@ the newest audit id is the change counter other servers poll. See docs/postgis.m
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
+import shutil
+import subprocess
 import threading
 import time
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
@@ -25,7 +29,7 @@ import pandas as pd
 import psycopg
 import pyproj
 import shapely
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from geoapp.domain.city import City
@@ -300,6 +304,49 @@ def promote_to_multi(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf.set_geometry(gpd.GeoSeries(geoms, index=gdf.index, crs=gdf.crs))
 
 
+def client_program(name: str) -> str:
+    """A PostgreSQL client program: on the PATH, else Debian's versioned folders."""
+    found = shutil.which(name) or next(iter(sorted(
+        glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found is None:
+        raise StorageUnavailable(f"{name} is not installed (Debian: postgresql-client-15)")
+    return found
+
+
+def _pg_restore_list(path: str | Path) -> str:
+    done = subprocess.run([client_program("pg_restore"), "--list", str(path)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ValidationFailed(f"{path} is not a PostgreSQL dump (pg_restore: "
+                               f"{done.stderr.strip()[:300]}); nothing was changed")
+    return done.stdout
+
+
+def dump_facts(path: str | Path) -> dict[str, Any]:
+    """The schema version, city and build time of a geoapp dump (ValidationFailed for a
+    file that is no PostgreSQL dump or holds no geoapp database)."""
+    if not Path(path).is_file():
+        raise ValidationFailed(f"{path}: no such file")
+    _pg_restore_list(path)
+    done = subprocess.run([client_program("pg_restore"), "--data-only", "--table=geoapp_meta",
+                           "-f", "-", str(path)], capture_output=True, text=True, check=False)
+    meta: dict[str, str] = {}
+    rows = done.stdout.split("FROM stdin;\n", 1)[-1].split("\n\\.", 1)[0]
+    if "FROM stdin;" in done.stdout:
+        for line in rows.splitlines():
+            key, _, value = line.partition("\t")
+            meta[key] = value
+    if not meta.get("schema_version", "").isdigit():
+        raise ValidationFailed(f"{path} is not a geoapp database dump (no schema version)")
+    return {"schema_version": int(meta["schema_version"]), "city": meta.get("city_name"),
+            "built_at": meta.get("built_at")}
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (standard_conforming_strings)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _prefixed(prefix: str) -> str:
     """A LIKE pattern for names starting with ``prefix`` (its ``_`` taken literally)."""
     return prefix.replace("_", "\\_") + "%"
@@ -563,8 +610,89 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
     def city(self) -> City:
         return City.from_mapping(tomllib.loads(self.meta()["city_toml"]))
 
-    def backup(self, path: Any) -> Any:
-        raise NotImplementedError("backup on PostGIS (pg_dump) is not implemented yet")
+    # -- backup and restore (pg_dump / pg_restore) -----------------------------------------
+    def _client(self, program: str, *args: str, stdin: Any = None,
+                input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a PostgreSQL client program on this database; the password, if any, goes in
+        the environment, never on the command line."""
+        info = conninfo_to_dict(self.url)
+        env = {**os.environ, "PGCONNECT_TIMEOUT": str(int(CONNECT_TIMEOUT_S))}
+        if info.get("password"):
+            env["PGPASSWORD"] = str(info.pop("password"))
+        try:
+            done = subprocess.run([client_program(program), *args,
+                                   f"--dbname={make_conninfo(**info)}"],
+                                  stdin=stdin, input=input_text, capture_output=True,
+                                  text=True, env=env, check=False)
+        except OSError as exc:
+            raise StorageUnavailable(f"{program} could not run: {exc}") from None
+        if done.returncode != 0:
+            log.error("%s on %s failed: %s", program, self.where, done.stderr.strip())
+            raise StorageUnavailable(f"{program} failed: {done.stderr.strip()[:2000]}",
+                                     details={"database_error": done.stderr.strip()})
+        return done
+
+    def backup(self, path: str | Path) -> Path:
+        """``pg_dump --format=custom`` of the database: one snapshot, consistent while the
+        servers write. Written beside ``path`` and renamed, so a failed backup never leaves
+        a half file where the last good one was."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        try:
+            self._client("pg_dump", "--format=custom", "--no-owner", "--no-privileges",
+                         f"--file={tmp}")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        log.info("backed up %s to %s", self.where, path)
+        return path
+
+    def restore(self, path: str | Path, *, user: str = "system") -> dict[str, Any]:
+        """Replace every geoapp table with the backup's, in one transaction under the write
+        lock (``pg_restore`` of the dump's tables through ``psql --single-transaction``),
+        then bring it forward with the migrations. A file that is no geoapp dump, or one
+        written by a newer release, is refused before anything changes. The audit log's
+        ids carry on from where they were, so the change counter never goes back."""
+        facts = dump_facts(path)
+        PG_MIGRATIONS.check(facts["schema_version"], str(path))
+        listing = "\n".join(
+            line for line in _pg_restore_list(path).splitlines()
+            if not any(word in line for word in (" EXTENSION ", " SCHEMA - ")))
+        list_file = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.list")
+        list_file.write_text(listing + "\n", encoding="utf-8")
+        try:
+            script = subprocess.run([client_program("pg_restore"), "--no-owner",
+                                     "--no-privileges", f"--use-list={list_file}", "-f", "-",
+                                     str(path)], capture_output=True, text=True, check=False)
+        finally:
+            list_file.unlink(missing_ok=True)
+        if script.returncode != 0:
+            raise ValidationFailed(f"{path}: pg_restore cannot read it: "
+                                   f"{script.stderr.strip()[:500]}")
+        with self._connection() as conn:
+            last = conn.execute("SELECT coalesce(max(id), 0) FROM changes").fetchone()[0] \
+                if conn.execute("SELECT to_regclass('changes')").fetchone()[0] else 0
+            tables = [r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
+                "tablename <> 'spatial_ref_sys'").fetchall()]
+        drops = "".join(f"DROP TABLE IF EXISTS {q(t)} CASCADE;\n" for t in tables)
+        after = ("RESET search_path;\n"  # the dump's script empties it
+                 f"SELECT setval(pg_get_serial_sequence('changes', 'id'), "
+                 f"greatest({int(last)}, (SELECT coalesce(max(id), 0) FROM changes)));\n"
+                 "INSERT INTO changes (at, \"user\", action, entity, entity_id, before, after) "
+                 f"VALUES ('{b.utc_now()}', {_literal(user)}, 'restore', 'database', NULL, "
+                 f"NULL, {_literal(dumps({'file': Path(path).name, **facts}))});\n")
+        self._client("psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+                     "-f", "-", input_text=(f"SELECT pg_advisory_xact_lock({WRITE_LOCK});\n{drops}"
+                                 f"{script.stdout}\n{after}"))
+        with self._connection() as conn:
+            applied = PG_MIGRATIONS.migrate(_VersionStore(conn), self.where)
+        log.warning("restored %s from %s", self.where, path)
+        return {"database": self.where, "restored_from": str(path), "city": facts["city"],
+                "schema_version": {"backup": facts["schema_version"],
+                                   "restored": self.meta()["schema_version"]},
+                "migrations": [f"{s.version}: {s.name}" for s in applied]}
 
     # -- layers ----------------------------------------------------------------------------
     def layer_names(self) -> list[str]:
