@@ -13,8 +13,9 @@ from geoapp.services import ogc
 from geoapp.services.inspection import site_page
 from geoapp.spatial import ogc_crs
 from geoapp.spatial.crs import CGCS2000, WGS84, to_metric
+from geoapp.web import create_app
 
-from webutil import login
+from webutil import login, make_users
 
 CRS84 = ogc_crs.CRS84
 EPSG4326 = ogc_crs.uri_of(WGS84)
@@ -317,3 +318,41 @@ def test_an_edit_is_seen_at_the_next_request(make_app):
     counties = core.repo.layer("counties")
     core.repo.replace_layer("counties", counties.iloc[:3], user="admin")
     assert _get(c, "/ogc/collections/counties/items").get_json()["numberMatched"] == 3
+
+
+def test_the_service_answers_the_same_on_postgis(pg_url, offline_app, tmp_path):
+    """Read through the repository interface only: a PostGIS store built from the same
+    source files gives the same collections, pages and features."""
+    pg = create_app({"INSTANCE_PATH": str(tmp_path / "pg"), "STORAGE_BACKEND": "postgis",
+                     "DATABASE_URL": pg_url, "TESTING": True, "INTRANET": True,
+                     "TILES": "none"})
+    make_users(pg)
+    clients = []
+    for app in (offline_app, pg):
+        c = app.test_client()
+        login(c, "viewer")
+        clients.append(c)
+
+    def answers(c) -> list:
+        out = []
+        body = _get(c, "/ogc/collections").get_json()
+        for col in body["collections"]:
+            col.pop("links")
+            col["extent"]["spatial"]["bbox"] = [pytest.approx(v, abs=1e-9) for v in
+                                                col["extent"]["spatial"]["bbox"][0]]
+            page = _get(c, f"/ogc/collections/{col['id']}/items?limit=10000").get_json()
+            for f in page["features"]:
+                f["geometry"] = shapely.normalize(shapely.geometry.shape(f["geometry"]))
+                f["properties"].pop("updated_at", None)  # when each store was built
+            out.append((col, page["numberMatched"], page["features"]))
+        return out
+
+    gpkg, postgis = answers(clients[0]), answers(clients[1])
+    assert [a[0]["id"] for a in postgis] == [a[0]["id"] for a in gpkg]
+    for (col_a, n_a, feats_a), (col_b, n_b, feats_b) in zip(gpkg, postgis, strict=True):
+        assert col_b == col_a and n_b == n_a, col_a["id"]
+        assert [f["id"] for f in feats_b] == [f["id"] for f in feats_a], col_a["id"]
+        for fa, fb in zip(feats_a, feats_b, strict=True):
+            assert fb["properties"] == fa["properties"], (col_a["id"], fa["id"])
+            assert shapely.equals_exact(fa["geometry"], fb["geometry"], tolerance=1e-9), \
+                (col_a["id"], fa["id"])
