@@ -260,6 +260,11 @@ def test_html_pages_speak_chinese_first_and_english_on_request(client, core):
     items = _get(client, "/ogc/collections/enterprises/items?f=html&limit=3") \
         .get_data(as_text=True)
     assert "统一社会信用代码" in items and 'rel="next"' in items
+    middle = _get(client, "/ogc/collections/enterprises/items?f=html&limit=3&offset=3") \
+        .get_data(as_text=True)
+    assert middle.index('rel="prev"') < middle.index('rel="next"')
+    assert ">是<" in middle or ">否<" in middle  # online_monitoring in words, not True
+    assert ">True<" not in middle and ">False<" not in middle
     en = _get(client, "/ogc/collections?f=html&lang=en").get_data(as_text=True)
     assert "Collections" in en and "Industrial enterprise" in en
     _get(client, "/ogc/collections?lang=zh")  # the session's language back to Chinese
