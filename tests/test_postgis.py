@@ -776,3 +776,32 @@ def test_restore_refuses_a_dump_from_a_newer_release(pg_store: PostgisRepository
     with pytest.raises(ConfigError, match="newer"):
         pg_store.restore(dump)
     assert pg_store.site("E1")["name"] == "留下"
+
+
+def test_cli_backup_and_restore_on_postgis(pg_store: PostgisRepository, pg_url: str,
+                                           tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from geoapp.cli import main
+
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(inst))
+    monkeypatch.setenv("GEOAPP_STORAGE_BACKEND", "postgis")
+    monkeypatch.setenv("GEOAPP_DATABASE_URL", pg_url)
+    runner = CliRunner()
+    out = tmp_path / "nightly.dump"
+    result = runner.invoke(main, ["backup", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert '"sites": 7' in result.output and '"city": "测试市"' in result.output
+    pg_store.delete_site("W2", user="planner", expected_version=1)
+    result = runner.invoke(main, ["restore", "--yes", str(out)])
+    assert result.exit_code == 0, result.output
+    assert pg_store.site("W2")["version"] == 1
+    assert len(list(tmp_path.glob("nightly.dump.before-restore-*.dump"))) == 1
+    gpkg = tmp_path / "other.gpkg"
+    gpkg.write_bytes(b"SQLite format 3\0" + bytes(100))
+    result = runner.invoke(main, ["restore", "--yes", str(gpkg)])
+    assert result.exit_code == 2 and "W2" not in result.output
+    assert len(pg_store.sites()) == 7

@@ -1,4 +1,4 @@
-"""Backups and restores of the GeoPackage database: the operator's use cases.
+"""Backups and restores of the database: the operator's use cases.
 
 A bureau runs geoapp for years on one server, so a copy of the database must be takeable
 while the server runs (sqlite3's online backup API reads one consistent snapshot, even with
@@ -6,6 +6,10 @@ writers busy) and must be proven good before anyone relies on it (``PRAGMA integ
 and the row counts). A restore refuses anything that is not a whole geoapp database (or one
 written by a newer release), brings a backup made by an older release forward to this
 schema, keeps the current database next to it, and swaps the file in with one rename.
+
+On PostGIS (``STORAGE_BACKEND=postgis``) a backup is a ``pg_dump`` file and a restore
+replaces the tables in one transaction (``PostgisRepository.backup`` / ``restore``); the
+database before the restore is kept as a dump beside the file restored.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 from geoapp.domain.errors import StorageUnavailable, ValidationFailed
 from geoapp.services.core import DatabaseMissing
 from geoapp.storage import geopackage as gp
+from geoapp.storage import open_repository
 from geoapp.storage.build import utc_now
 from geoapp.storage.gpkg import GpkgRepository
 from geoapp.storage.gpkg_schema import (
@@ -31,6 +36,7 @@ from geoapp.storage.gpkg_schema import (
     SITES,
     migrate,
 )
+from geoapp.storage.postgis import PostgisRepository, dump_facts, is_dump
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,8 @@ def inspect_database(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ValidationFailed(f"{path}: no such file")
+    if is_dump(path):
+        return {"path": str(path), **dump_facts(path), "bytes": path.stat().st_size}
     try:
         with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as conn:
             return _inspect(conn, path)
@@ -85,6 +93,8 @@ def _inspect(conn: sqlite3.Connection, path: Path) -> dict[str, Any]:
 
 def backup_database(settings: dict[str, Any], output: str | os.PathLike) -> dict[str, Any]:
     """Online, consistent copy of the configured database into ``output``, verified."""
+    if _postgis(settings):
+        return _backup_postgis(settings, Path(output))
     repo = GpkgRepository.from_settings(settings)
     if not repo.is_initialized():
         raise DatabaseMissing(repo.path)
@@ -118,6 +128,8 @@ def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dic
     at any step leaves either the old database or the new one, never a mixture. Run it with
     the server stopped: running workers keep the file they opened.
     """
+    if _postgis(settings):
+        return _restore_postgis(settings, Path(source))
     incoming = inspect_database(source)
     target = Path(str(settings.get("DATABASE") or ""))
     if not str(target):
@@ -145,6 +157,43 @@ def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dic
             "schema_version": {"backup": incoming["schema_version"],
                                "restored": restored["schema_version"]},
             "migrations": applied}
+
+
+def _postgis(settings: dict[str, Any]) -> bool:
+    return str(settings.get("STORAGE_BACKEND") or "").strip().lower() == "postgis"
+
+
+def _backup_postgis(settings: dict[str, Any], output: Path) -> dict[str, Any]:
+    repo = open_repository(settings)
+    assert isinstance(repo, PostgisRepository)
+    try:
+        if not repo.is_initialized():
+            raise DatabaseMissing(repo.where)
+        repo.backup(output)
+    finally:
+        repo.close()
+    report = inspect_database(output)
+    log.info("backup of %s written to %s (%s)", repo.where, output, report["counts"])
+    return {"database": repo.where, "backup": str(output), **report}
+
+
+def _restore_postgis(settings: dict[str, Any], source: Path) -> dict[str, Any]:
+    incoming = inspect_database(source)
+    if not is_dump(source):
+        raise ValidationFailed(f"{source} is not a PostgreSQL dump (geoapp backup of a "
+                               "PostGIS database); nothing was changed")
+    repo = open_repository(settings)
+    assert isinstance(repo, PostgisRepository)
+    try:
+        kept = None
+        if repo.is_initialized():
+            kept = repo.backup(source.with_name(
+                f"{source.name}.before-restore-{utc_now().replace(':', '')}.dump"))
+        report = repo.restore(source)
+    finally:
+        repo.close()
+    return {**report, "kept": None if kept is None else str(kept),
+            "counts": incoming["counts"]}
 
 
 def _bring_forward(path: Path) -> list[str]:

@@ -322,24 +322,34 @@ def _pg_restore_list(path: str | Path) -> str:
     return done.stdout
 
 
+def is_dump(path: str | Path) -> bool:
+    """Whether a file is a ``pg_dump --format=custom`` archive (by its magic bytes)."""
+    with open(path, "rb") as f:
+        return f.read(5) == b"PGDMP"
+
+
+def _dump_rows(path: str | Path, table: str) -> list[str]:
+    """The COPY rows (tab-separated text) of one table in a dump."""
+    done = subprocess.run([client_program("pg_restore"), "--data-only", f"--table={table}",
+                           "-f", "-", str(path)], capture_output=True, text=True, check=False)
+    if "FROM stdin;\n" not in done.stdout:
+        return []
+    block = done.stdout.split("FROM stdin;\n", 1)[1]
+    return [] if block.startswith("\\.") else block.split("\n\\.", 1)[0].splitlines()
+
+
 def dump_facts(path: str | Path) -> dict[str, Any]:
-    """The schema version, city and build time of a geoapp dump (ValidationFailed for a
-    file that is no PostgreSQL dump or holds no geoapp database)."""
+    """The schema version, city, build time and site count of a geoapp dump
+    (ValidationFailed for a file that is no PostgreSQL dump or holds no geoapp database)."""
     if not Path(path).is_file():
         raise ValidationFailed(f"{path}: no such file")
     _pg_restore_list(path)
-    done = subprocess.run([client_program("pg_restore"), "--data-only", "--table=geoapp_meta",
-                           "-f", "-", str(path)], capture_output=True, text=True, check=False)
-    meta: dict[str, str] = {}
-    rows = done.stdout.split("FROM stdin;\n", 1)[-1].split("\n\\.", 1)[0]
-    if "FROM stdin;" in done.stdout:
-        for line in rows.splitlines():
-            key, _, value = line.partition("\t")
-            meta[key] = value
+    meta = dict(line.partition("\t")[::2] for line in _dump_rows(path, "geoapp_meta"))
     if not meta.get("schema_version", "").isdigit():
         raise ValidationFailed(f"{path} is not a geoapp database dump (no schema version)")
     return {"schema_version": int(meta["schema_version"]), "city": meta.get("city_name"),
-            "built_at": meta.get("built_at")}
+            "built_at": meta.get("built_at"),
+            "counts": {"sites": len(_dump_rows(path, "sites"))}}
 
 
 def _literal(text: str) -> str:
