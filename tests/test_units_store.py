@@ -68,7 +68,8 @@ def test_a_first_release_database_gets_the_table_a_new_build_has(tmp_path, app):
         conn.executescript((FIXTURES / "release1.sql").read_text(encoding="utf-8"))
     with closing(gp.connect(old)) as conn:
         applied = migrate(conn, str(old))
-        assert applied[-1].name == "unit_requirements" and schema_version(conn) == SCHEMA_VERSION
+        assert "unit_requirements" in [m.name for m in applied] \
+            and schema_version(conn) == SCHEMA_VERSION
         upgraded = conn.execute("PRAGMA table_info(unit_requirements)").fetchall()
         registered = conn.execute("SELECT data_type FROM gpkg_contents WHERE table_name = "
                                   "'unit_requirements'").fetchone()
