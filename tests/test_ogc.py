@@ -148,6 +148,11 @@ def test_limit_and_offset_are_checked_and_the_limit_capped(client, core):
     for bad in ("limit=0", "limit=abc", "limit=-1", "offset=-1", "offset=1.5"):
         r = _get(client, f"/ogc/collections/farms/items?{bad}", 400)
         assert r.get_json()["code"] == "invalid_input", bad
+    huge = "9" * 5000
+    assert _get(client, f"/ogc/collections/farms/items?limit={huge}").get_json()[
+        "numberReturned"] == min(ogc.LIMIT_MAX, body["numberMatched"])
+    assert _get(client, f"/ogc/collections/farms/items?offset={huge}").get_json()[
+        "numberReturned"] == 0
 
 
 # ------------------------------------------------------------------ boxes and filters
@@ -174,7 +179,14 @@ def test_bbox_in_crs84_epsg4326_and_the_gauss_kruger_zone(client, core):
     inside = list(gdf["id"][(x >= e0) & (x <= e1) & (y >= n0) & (y <= n1)])
     metric = ogc_crs.uri_of(core.metric_crs)
     assert _ids(client, f"{base}&bbox={n0},{e0},{n1},{e1}&bbox-crs={metric}") == inside
-    for bad in ("1,2,3", "a,b,c,d", "113,36,114,35", "nan,1,2,3"):
+    x0, y0 = float(gdf.geometry.x.iloc[7]), float(gdf.geometry.y.iloc[7])  # a point-sized box
+    assert gdf["id"].iloc[7] in _ids(client, f"{base}&bbox={x0!r},{y0!r},{x0!r},{y0!r}")
+    assert gdf["id"].iloc[7] in _ids(client, f"{base}&bbox={y0!r},{x0!r},{y0!r},{x0!r}"
+                                             f"&bbox-crs={EPSG4326}")
+    everything = f"{base}&bbox=-1e308,-1e308,1e308,1e308"
+    assert len(_ids(client, everything)) == len(gdf)
+    _ids(client, f"{everything}&bbox-crs={metric}")  # answered, whatever it holds
+    for bad in ("1,2,3", "a,b,c,d", "113,36,114,35", "nan,1,2,3", "inf,1,2,3"):
         _get(client, f"{base}&bbox={bad}", 400)
     _get(client, f"{base}&bbox=1,2,3,4&bbox-crs=EPSG:3857", 400)
 

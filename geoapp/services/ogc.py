@@ -283,7 +283,7 @@ def _integer(name: str, text: str | None, default: int, low: int, high: int | No
     if not t.isascii() or not t.lstrip("+").isdigit():
         raise InvalidInput(_l("参数 %(name)s 应为整数：“%(value)s”", name=name,
                               value=t[:40]))
-    value = int(t)
+    value = int(t) if len(t) <= 18 else 10 ** 18  # past any count (int() refuses 4,300 digits)
     if value < low:
         raise InvalidInput(_l("参数 %(name)s 不能小于 %(min)s", name=name, min=low))
     return value if high is None else min(value, high)

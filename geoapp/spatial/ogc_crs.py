@@ -24,6 +24,8 @@ from geoapp.spatial.crs import WGS84, resolve_crs, transformer
 
 #: The default system of OGC API – Features: WGS84 longitude, latitude.
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+#: Coordinates past this (metres or degrees) are clipped in a bbox.
+_FAR = 1e12
 _EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
 _URI = re.compile(r"https?://www\.opengis\.net/def/crs/(?:EPSG/[0-9.]+/(\d{4,6})|OGC/1\.3/(CRS84))")
 _CURIE = re.compile(r"\[?(?:EPSG|epsg):(\d{4,6})\]?|\[?(?:OGC|ogc):(CRS84)\]?")
@@ -100,13 +102,27 @@ def bbox_to_lonlat(bbox: tuple[float, float, float, float], uri: str) -> shapely
     """A ``bbox`` (lower corner, upper corner, in the axis order of ``uri``) as the lon/lat
     area it covers: the box itself for CRS84, else the box drawn in its own system with
     each edge cut into 64 pieces and brought to lon/lat (a projected box is not a lon/lat
-    rectangle)."""
+    rectangle). A box of no width is the line or point it is; one outside the system's
+    domain is empty."""
     a0, b0, a1, b1 = bbox
     if uri == CRS84:
         return shapely.box(a0, b0, a1, b1)
-    ring = shapely.box(a0, b0, a1, b1)
-    step = max(abs(a1 - a0), abs(b1 - b0)) / 64 or 1.0
-    return to_lonlat(np.asarray([shapely.segmentize(ring, step)]), uri)[0]
+    # Beyond any coordinate of a supported system; keeps the edge length finite.
+    a0, b0, a1, b1 = (min(max(v, -_FAR), _FAR) for v in (a0, b0, a1, b1))
+    t = np.linspace(0.0, 1.0, 64, endpoint=False)
+    a = np.concatenate([a0 + (a1 - a0) * t, np.full(64, a1), a1 - (a1 - a0) * t,
+                        np.full(64, a0), [a0]])
+    b = np.concatenate([np.full(64, b0), b0 + (b1 - b0) * t, np.full(64, b1),
+                        b1 - (b1 - b0) * t, [b0]])
+    if northing_first(uri):
+        a, b = b, a
+    lon, lat = transformer(code_of(uri), WGS84).transform(a, b)
+    if not (np.isfinite(lon).all() and np.isfinite(lat).all()):
+        return shapely.Polygon()
+    ring = np.column_stack((lon, lat))
+    if a0 == a1 or b0 == b1:
+        return shapely.convex_hull(shapely.multipoints(ring))
+    return shapely.polygons(ring)
 
 
 def bbox_from_lonlat(bbox: tuple[float, float, float, float],
