@@ -162,21 +162,52 @@ def crs_list(app: Geoapp) -> list[str]:
     return out
 
 
+@dataclass
+class _Kept:
+    """A collection's frame as read at audit-log id ``key``, and its facts once computed."""
+
+    key: Any
+    gdf: gpd.GeoDataFrame
+    facts: dict[str, Any] | None = None
+
+
+def _kept(app: Geoapp, col: Collection) -> _Kept:
+    key = app.repo.last_change_id(only=CHANGE_ENTITIES[col.kind])
+    frames: dict[str, _Kept] = app.cache.setdefault(FRAMES_CACHE, {})
+    found = frames.get(col.id)
+    if found is not None and found.key == key:
+        return found
+    kept = _Kept(key, read_frame(app, col))
+    if len(frames) >= MAX_CACHED_FRAMES:
+        frames.pop(next(iter(frames)), None)
+    frames[col.id] = kept
+    return kept
+
+
 def frame(app: Geoapp, col: Collection) -> gpd.GeoDataFrame:
     """The collection's features (:func:`read_frame`), kept per process until the audit
     log shows a change to the collection's kind of data (one indexed query per request, so
     a change made through any server is seen at the next request). Callers must not modify
     the frame."""
-    key = app.repo.last_change_id(only=CHANGE_ENTITIES[col.kind])
-    frames: dict[str, tuple[Any, gpd.GeoDataFrame]] = app.cache.setdefault(FRAMES_CACHE, {})
-    found = frames.get(col.id)
-    if found is not None and found[0] == key:
-        return found[1]
-    gdf = read_frame(app, col)
-    if len(frames) >= MAX_CACHED_FRAMES:
-        frames.pop(next(iter(frames)), None)
-    frames[col.id] = (key, gdf)
-    return gdf
+    return _kept(app, col).gdf
+
+
+def facts(app: Geoapp, col: Collection) -> dict[str, Any]:
+    """What describing a collection needs, computed once per kept frame: ``count``, lon/lat
+    ``bbox`` (None without geometry), ``geometry_type`` and ``types`` (attribute -> JSON
+    Schema type and format)."""
+    kept = _kept(app, col)
+    if kept.facts is None:
+        gdf = kept.gdf
+        geoms = gdf.geometry[~gdf.geometry.isna() & ~gdf.geometry.is_empty]
+        types = {}
+        for name in property_names(gdf):
+            kind = schema_type(gdf[name])
+            types[name] = (kind, text_format(gdf[name]) if kind == "string" else None)
+        kept.facts = {"count": len(gdf), "geometry_type": _geometry_type(gdf),
+                      "bbox": [float(v) for v in geoms.total_bounds] if len(geoms) else None,
+                      "types": types}
+    return kept.facts
 
 
 def read_frame(app: Geoapp, col: Collection) -> gpd.GeoDataFrame:
@@ -223,19 +254,16 @@ def _geometry_type(gdf: gpd.GeoDataFrame) -> str:
 
 def summary(app: Geoapp, col: Collection, *, gettext: Translate = identity) -> dict[str, Any]:
     """What a collection's description shows: its feature count, lon/lat extent (None when
-    it has no geometry), geometry type and attributes (name -> title, type)."""
-    gdf = frame(app, col)
-    geoms = gdf.geometry[~gdf.geometry.isna() & ~gdf.geometry.is_empty]
-    bounds = [float(v) for v in geoms.total_bounds] if len(geoms) else None
-    return {"collection": col, "count": len(gdf), "bbox": bounds,
-            "geometry_type": _geometry_type(gdf), "fields": _fields(gdf, gettext)}
+    it has no geometry), geometry type and attributes (name -> title, type, format)."""
+    f = facts(app, col)
+    return {"collection": col, "count": f["count"], "bbox": f["bbox"],
+            "geometry_type": f["geometry_type"], "fields": _fields(f, gettext)}
 
 
-def _fields(gdf: gpd.GeoDataFrame, gettext: Translate) -> dict[str, dict[str, str]]:
+def _fields(f: dict[str, Any], gettext: Translate) -> dict[str, dict[str, str]]:
     out = {}
-    for name in property_names(gdf):
-        spec = {"title": field_title(name, gettext), "type": schema_type(gdf[name])}
-        fmt = text_format(gdf[name]) if spec["type"] == "string" else None
+    for name, (kind, fmt) in f["types"].items():
+        spec = {"title": field_title(name, gettext), "type": kind}
         if fmt:
             spec["format"] = fmt
         out[name] = spec
@@ -265,12 +293,12 @@ def queryables(app: Geoapp, col: Collection, *, lang: str = "zh",
                gettext: Translate = identity) -> dict[str, Any]:
     """The collection's attributes as a JSON Schema (its queryables and its describedby
     schema): every attribute may be filtered on by equality (``?name=…``)."""
-    gdf = frame(app, col)
+    f = facts(app, col)
     props: dict[str, Any] = {"id": {"title": field_title("id", gettext), "type": "string",
                                     "x-ogc-role": "id"}}
-    props.update(_fields(gdf, gettext))
+    props.update(_fields(f, gettext))
     props["geometry"] = {"x-ogc-role": "primary-geometry",
-                         "format": f"geometry-{_geometry_type(gdf).lower()}"}
+                         "format": f"geometry-{f['geometry_type'].lower()}"}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
             "title": col.title(lang), "properties": props}
 
