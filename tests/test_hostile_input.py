@@ -487,7 +487,9 @@ def test_sql_looking_text_is_stored_and_echoed_verbatim(app, planner, tmp_path):
     # API parameters: echoed back, nothing dropped.
     r = client.get("/api/check", query_string={"lon": "113.2", "lat": "35.2",
                                                "industry": SQL})
-    assert r.status_code == 200 and r.json["input"]["industry"] == SQL
+    # an industry the city does not know is checked as not given and echoed as typed
+    assert r.status_code == 200 and r.json["input"]["industry_given"] == SQL
+    assert r.json["input"]["industry"] is None
     for field in ("site_type", "crs", "lon"):
         q = {"lon": "113.2", "lat": "35.2", field: SQL}
         r = client.get("/api/check", query_string=q)
