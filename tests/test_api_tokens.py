@@ -17,7 +17,7 @@ from geoapp.cli import main
 from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.services import accounts
 
-from webutil import login, password_for
+from webutil import csrf_token, login, password_for
 
 POINT = {"lon": "113.24", "lat": "35.22"}
 
@@ -109,6 +109,24 @@ def test_wrong_or_malformed_tokens_get_401_everywhere_never_the_login_page(app):
             assert refused(r), (value[:30], url, r.status_code)
     assert client.get("/api/check", query_string=POINT,
                       headers={"Authorization": "bearer " + good}).status_code == 200
+
+
+def test_anonymous_api_calls_get_the_bearer_challenge_and_pages_the_login(app):
+    client = app.test_client()
+    for url in ("/api/check?lon=113.24&lat=35.22", "/api/openapi.json", "/ogc",
+                "/ogc/collections?f=json", "/ogc/collections/rivers/items?f=json"):
+        r = client.get(url)
+        assert r.status_code == 401 and r.get_json()["error"] == "unauthorized", url
+        # no error code without credentials (RFC 6750 section 3), unlike a bad token
+        assert r.headers["WWW-Authenticate"] == 'Bearer realm="geoapp"', url
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    r = client.post("/api/parcels/check", json={"type": "Point", "coordinates": [113.24, 35.22]},
+                    headers={"X-CSRFToken": token})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == 'Bearer realm="geoapp"'
+    for url in ("/", "/check", "/admin/users"):
+        r = client.get(url)
+        assert r.status_code == 302 and "/login" in r.headers["Location"], url
+        assert "WWW-Authenticate" not in r.headers, url
 
 
 def test_a_viewer_token_cannot_reach_planner_or_admin_routes(app):

@@ -13,7 +13,9 @@ account through the repository's per-thread cache that any commit invalidates.
 alone (Flask-Login's ``request_loader``, :func:`token_user`): the session cookie, if any, is
 ignored, so no cookie can lend such a request an identity, and therefore it needs no CSRF
 token. A wrong, revoked or no longer valid token is answered 401 with ``WWW-Authenticate:
-Bearer`` on every route, never a redirect to the login page. Roles are checked exactly as for
+Bearer`` on every route, never a redirect to the login page; an anonymous request to
+``/api/`` or ``/ogc/`` gets a 401 with the bare ``WWW-Authenticate: Bearer realm="geoapp"``
+challenge (pages redirect to the login page). Roles are checked exactly as for
 a session (``role_required``), so any blueprint, the OGC service included, takes tokens
 without doing anything; :func:`bearer_request` tells a route whether the caller came with one.
 A request without the header keeps the session and CSRF rules unchanged.
@@ -165,7 +167,11 @@ def _unauthorized():
     if bearer_request():
         return token_refused()
     if request.path.startswith(("/api/", "/ogc/")) or request.path == "/ogc":
-        return jsonify({"error": "unauthorized", "message": _("请先登录")}), 401
+        # RFC 6750 section 3: a request without credentials gets the challenge, no error code
+        response = jsonify({"error": "unauthorized", "message": _("请先登录")})
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = 'Bearer realm="geoapp"'
+        return response
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
 
 
