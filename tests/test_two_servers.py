@@ -43,8 +43,8 @@ FARM = (113.30, 35.10)
 CHECK = f"/api/check?lon={FARM[0]}&lat={FARM[1]}&site_type=livestock_farm"
 #: The second planner, made with the accounts of each role.
 PLANNER_TWO = "planner-two"
-#: How often each server is asked before a change, so every request thread of it has read.
-WARM = 6
+#: How often a server is asked before a change, so that several of its request threads read.
+WARM = 4
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,8 @@ def test_both_servers_use_the_shared_database_and_a_login_on_one_holds_on_the_ot
     for server in servers:
         assert not (server.instance / "geoapp.gpkg").exists()  # nothing of its own
         r = admin.get(server.base, "/healthz")  # the admin's cookie, from A's login form
-        assert r.status_code == 200 and r.json()["database"]["built_at"] == built
+        assert r.status_code == 200
+        assert r.json().get("database", {}).get("built_at") == built, r.json()  # as admin
     assert a.base != b.base
     anonymous = Browser()
     assert anonymous.get(b.base, "/healthz").json() == {"status": "ok"}
@@ -237,7 +238,7 @@ def test_a_progress_edit_on_a_is_read_on_b_at_once(servers):
         for _ in range(WARM):  # B reads the site every way it is read
             assert _relocation_row(reader, b, site)["progress"] == before["progress"]
             assert _ogc_item(reader, b, "enterprises", site)["progress"] == before["progress"]
-            assert reader.get(b.base, f"/sites/{site}").status_code == 200
+        assert reader.get(b.base, f"/sites/{site}").status_code == 200
 
         form = form_fields(planner.get(a.base, f"/sites/{site}").text, "pl-progress-form")
         assert form["progress"] == before["progress"]
