@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/bench_backends.py [--quick] [--seconds 15] [--rounds 3]
         [--clients 16,64] [--sites 100000] [--parcels 1000] [--client auto|wrk|python]
+        [--server waitress|granian] [--workers N] [--threads T]
 
 On the embedded Jiaozuo data, in one run:
 
 * ``GET /api/check`` (random points in the city, an inspector's session) through real
-  ``geoapp serve`` processes (waitress): latency p50/p99 and requests/s with each number of
-  concurrent clients, on the GeoPackage backend (one server) and on the PostGIS backend (one
-  server, and two servers on different ports on one database with the clients spread over
-  both). The clients are wrk (``bench_check_http.run_wrk``; for two servers each wrk thread
-  is given one server's address) or, without wrk, the Python clients of ``load.py``.
+  ``geoapp serve`` processes (waitress; with ``--server granian`` ``geoapp serve --prod``):
+  latency p50/p99 and requests/s with each number of concurrent clients, on the GeoPackage
+  backend (one server) and on the PostGIS backend (one server, and two servers on different
+  ports on one database with the clients spread over both). The clients are wrk
+  (``bench_check_http.run_wrk``; for two servers each wrk thread is given one server's
+  address) or, without wrk, the Python clients of ``load.py``.
 * In this process, on each backend: the rule engine's build, ``geoapp flag`` on a CSV of
   --sites synthetic sites (``services.flagfile.flag_file``, engine built), the re-flag of the
   stored sites with their hits written (``checks.flag_all``), and --parcels parcels
@@ -175,8 +177,10 @@ def paired_ratio(rows: list[dict], num: str, den: str, key: str) -> float:
 def http_figures(kind: str, servers: dict[str, list[int]], cookies: dict[str, str],
                  args) -> None:
     configs = list(servers)
-    print(f"\nGET /api/check, waitress ({args.threads} threads per server), {kind} clients, "
-          f"{args.seconds:g} s per phase, {args.rounds} round(s)", flush=True)
+    server = (f"waitress ({args.threads} threads)" if args.server == "waitress" else
+              f"granian ({args.workers} workers x {args.threads} threads)")
+    print(f"\nGET /api/check, one server: {server}; {kind} clients, {args.seconds:g} s per "
+          f"phase, {args.rounds} round(s)", flush=True)
     rows: list[dict] = []
     pool = mp.get_context("fork").Pool(args.procs) if kind == "python" else None
     try:
@@ -291,7 +295,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=15, help="seconds per load phase")
     ap.add_argument("--rounds", type=int, default=3, help="times each figure is measured")
     ap.add_argument("--clients", default="16,64", help="concurrent clients per phase")
-    ap.add_argument("--threads", type=int, default=8, help="waitress threads per server")
+    ap.add_argument("--server", choices=("waitress", "granian"), default="waitress",
+                    help="geoapp serve (waitress, one process) or geoapp serve --prod (granian)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                    help="granian worker processes per server")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads per server process (default: geoapp serve's own, 8 for "
+                         "waitress, 2 per granian worker)")
     ap.add_argument("--sites", type=int, default=100_000, help="CSV rows for geoapp flag")
     ap.add_argument("--parcels", type=int, default=1000)
     ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
@@ -302,6 +312,9 @@ def main() -> None:
         ap.set_defaults(seconds=5, rounds=1, sites=10_000, parcels=200)
         args = ap.parse_args()
     args.clients = [int(c) for c in args.clients.split(",")]
+    args.threads = args.threads or (8 if args.server == "waitress" else 2)
+    if args.server == "waitress":
+        args.workers = 1
     kind = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "python")
 
     pg_bin = postgis.find_pg_bin()
@@ -346,8 +359,9 @@ def main() -> None:
                 ports = servers.get("PostGIS, 1 server", [])[:1] if count == 2 else []
                 while len(ports) < count:
                     port = load.free_port()
-                    procs.append(load.start_server("waitress", server_env(
-                        backend, folders[backend], url, secret), port, 1, args.threads))
+                    procs.append(load.start_server(args.server, server_env(
+                        backend, folders[backend], url, secret), port, args.workers,
+                        args.threads))
                     ports.append(port)
                 servers[config] = ports
             # one login per backend: the PostGIS session, made on the first server, is the
