@@ -37,13 +37,16 @@ def open_geoapp(settings: dict[str, Any], *, init: bool = True, build: bool = Tr
 
     A missing database is built from DATA_DIR (first start) — unless ``build`` is False
     (the command line's commands other than ``init-db`` and ``serve``), which refuse it
-    naming where they looked. ``init=False`` only opens the store.
+    naming where they looked (the GeoPackage file, or the PostgreSQL database's URL without
+    its password). ``init=False`` only opens the store.
     """
     repo = open_repository(settings)
     if init and not repo.is_initialized():
+        missing = DatabaseMissing.for_settings(settings)
         if not build:
-            raise DatabaseMissing(settings["DATABASE"])
-        log.info("first start: building %s from %s", settings["DATABASE"], settings["DATA_DIR"])
+            repo.close()
+            raise missing
+        log.info("first start: building %s from %s", missing.database, settings["DATA_DIR"])
         Path(settings["DATABASE"]).parent.mkdir(parents=True, exist_ok=True)
         repo.initialize(settings["DATA_DIR"])
     app = Geoapp(settings=settings, repo=repo)

@@ -7,12 +7,14 @@ what is here.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from geoapp.domain.city import City
 from geoapp.domain.errors import ConfigError
@@ -24,12 +26,55 @@ T = TypeVar("T")
 
 
 class DatabaseMissing(ConfigError):
-    """The settings name a database that has not been built."""
+    """The settings name a database that has not been built: a GeoPackage file that is not
+    there, or a PostgreSQL database (named by :meth:`shown_url`, never with its password)
+    without geoapp's tables. :meth:`for_settings` picks the message for the backend."""
 
-    def __init__(self, database: str | Path) -> None:
-        super().__init__(f"没有数据库 No database at {database}; run `geoapp init-db` to build "
-                         "it there, or set GEOAPP_INSTANCE_PATH (or GEOAPP_DATABASE) to where "
-                         "it is.")
+    def __init__(self, database: str | Path, *, postgis: bool = False) -> None:
+        if postgis:
+            message = (f"数据库尚未建立 No geoapp data in the PostgreSQL database {database}; run "
+                       "`geoapp init-db` to build it there (the database needs PostGIS: "
+                       "CREATE EXTENSION postgis), or set GEOAPP_DATABASE_URL to the "
+                       "database that holds it.")
+        else:
+            message = (f"没有数据库 No database at {database}; run `geoapp init-db` to build "
+                       "it there, or set GEOAPP_INSTANCE_PATH (or GEOAPP_DATABASE) to where "
+                       "it is.")
+        super().__init__(message)
+        #: Where the database was looked for (a file, or a URL without its password).
+        self.database = str(database)
+
+    @classmethod
+    def for_settings(cls, settings: dict[str, Any]) -> DatabaseMissing:
+        """The error for the store ``settings`` name (``STORAGE_BACKEND``)."""
+        if str(settings.get("STORAGE_BACKEND") or "").strip().lower() == "postgis":
+            return cls(cls.shown_url(str(settings.get("DATABASE_URL") or "")), postgis=True)
+        return cls(settings["DATABASE"])
+
+    @staticmethod
+    def shown_url(url: str) -> str:
+        """A PostgreSQL connection string as it may be printed: ``postgresql://user@host:port/
+        db`` with any other parameters but the password. A ``key=value`` string is shown in
+        the URL form."""
+        url = url.strip()
+        if "://" not in url:  # key=value form: host=... dbname=... password=...
+            pairs = {k: v.strip("'") for k, v in _CONNINFO_PAIR.findall(url) if k != "password"}
+            user, host, port, db = (pairs.pop(k, "") for k in ("user", "host", "port", "dbname"))
+            if host.startswith("/"):  # a Unix socket's folder stays a parameter
+                pairs["host"], host = host, ""
+            return (f"postgresql://{user}{'@' if user else ''}{host}{':' if port else ''}{port}"
+                    f"/{db}" + (f"?{urlencode(pairs, safe='/')}" if pairs else ""))
+        parts = urlsplit(url)
+        userinfo, at, hostport = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                 if k != "password"]
+        return (f"{parts.scheme}://{user}{at}{hostport}{parts.path}"
+                + (f"?{urlencode(query, safe='/')}" if query else ""))
+
+
+#: One ``key=value`` of a libpq connection string (a value may be single-quoted).
+_CONNINFO_PAIR = re.compile(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 
 
 def upload_limits(settings: dict[str, Any]) -> Limits:

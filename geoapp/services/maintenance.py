@@ -168,7 +168,7 @@ def _backup_postgis(settings: dict[str, Any], output: Path) -> dict[str, Any]:
     assert isinstance(repo, PostgisRepository)
     try:
         if not repo.is_initialized():
-            raise DatabaseMissing(repo.where)
+            raise DatabaseMissing.for_settings(settings)
         repo.backup(output)
     finally:
         repo.close()
