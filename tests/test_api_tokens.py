@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from geoapp.cli import main
 from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.services import accounts
+from geoapp.services.maintenance import backup_database, inspect_database
 
 from webutil import csrf_token, login, password_for
 
@@ -371,6 +372,18 @@ def test_a_forced_rebuild_keeps_tokens_and_they_keep_working(repo, tiny_data_dir
     assert row["id"] == made["id"] and row["username"] == "alice"
     assert row["role"] == row["owner_role"] == "planner" and row["owner_active"] is True
     assert repo.tokens("ALICE")[0]["name"] == "qgis"
+
+
+@pytest.mark.backends("gpkg")  # a PostGIS backup's report reads the dump's site count only
+def test_a_backup_counts_the_tokens_with_the_other_tables_the_app_writes(app, tmp_path):
+    issue(app, "viewer", "backup")
+    with db(app) as conn:
+        stored = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                  for t in ("api_tokens", "users", "unit_requirements")}
+    report = backup_database(core(app).settings, tmp_path / "nightly.gpkg")
+    assert report["integrity"] == "ok" and stored["api_tokens"] >= 1
+    assert {t: report["counts"].get(t) for t in stored} == stored
+    assert inspect_database(tmp_path / "nightly.gpkg")["counts"] == report["counts"]
 
 
 def test_the_ogc_service_takes_tokens_like_every_route(app):

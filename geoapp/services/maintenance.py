@@ -26,6 +26,7 @@ from geoapp.domain.errors import StorageUnavailable, ValidationFailed
 from geoapp.services.core import DatabaseMissing
 from geoapp.storage import geopackage as gp
 from geoapp.storage import open_repository
+from geoapp.storage.apptables import APP_TABLES
 from geoapp.storage.build import utc_now
 from geoapp.storage.gpkg import GpkgRepository
 from geoapp.storage.gpkg_schema import (
@@ -40,10 +41,10 @@ from geoapp.storage.postgis import PostgisRepository, dump_facts, is_dump
 
 log = logging.getLogger(__name__)
 
-#: Tables every geoapp database has, and the ones whose rows a report counts.
+#: Tables every geoapp database has, and the ones whose rows a report counts (every table
+#: the app itself writes among them: accounts, API tokens, inspections, unit lists...).
 REQUIRED_TABLES = ("gpkg_contents", META, SITES, CHANGES, SITE_HITS)
-COUNTED_TABLES = (SITES, CHANGES, SITE_HITS, "users", "login_attempts", "inspections",
-                  "grid_warnings", "complaints")
+COUNTED_TABLES = (SITES, CHANGES, SITE_HITS, *APP_TABLES, "grid_warnings", "complaints")
 
 
 def inspect_database(path: str | os.PathLike) -> dict[str, Any]:
