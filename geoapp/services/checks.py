@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,26 +276,49 @@ def site_columns(sites: pd.DataFrame, attributes: Any = ()) -> dict[str, np.ndar
     return cols
 
 
-def flag_all(app: Geoapp, *, user: str = "rules") -> dict[str, Any]:
-    """Re-flag every stored site and refresh the stored exclusion zones.
+#: Tries of ``flag_all`` outside the write lock before it flags inside it.
+_FLAG_ATTEMPTS = 3
 
-    ``site_hits`` keeps the definite hits (at the site and, for relocations, the new site:
-    column ``point``); conditional hits (a stored site lacking an attribute a rule reads)
-    are counted in the summary, not stored as hits.
-    """
+
+def _flag_stored_sites(app: Geoapp):
+    """The engine, the stored sites, their rule columns and every hit (with ``row``)."""
     eng = engine(app)
     sites = app.repo.sites()
     cols = site_columns(sites, eng.rules.attributes())
     lon, lat = sites.geometry.x.to_numpy(), sites.geometry.y.to_numpy()
     found = eng.flag(lon, lat, cols.pop("site_type"), cols.pop("industry"), **cols)
     ids = sites["id"].to_numpy(dtype=object)
-    found = found.assign(site_id=ids[found["row"].to_numpy()])
-    conditional = found.loc[found["conditional"].to_numpy(dtype=bool)]
-    hits = found.loc[~found["conditional"].to_numpy(dtype=bool)].drop(columns=["row",
-                                                                            "conditional"])
-    with app.repo.transaction():
-        count = app.repo.replace_site_hits(hits, user=user)
-        app.repo.write_derived_layer(ZONES_LAYER, eng.exclusion_zones(), user=user)
+    return eng, sites, cols, found.assign(site_id=ids[found["row"].to_numpy()])
+
+
+def flag_all(app: Geoapp, *, user: str = "rules") -> dict[str, Any]:
+    """Re-flag every stored site and refresh the stored exclusion zones.
+
+    ``site_hits`` keeps the definite hits (at the site and, for relocations, the new site:
+    column ``point``); conditional hits (a stored site lacking an attribute a rule reads)
+    are counted in the summary, not stored as hits.
+
+    The sites are read and flagged outside the write lock (seconds for a big city), so another
+    process may change a site or a layer meanwhile; the hits are written only if nothing the
+    engine reads changed since they were read, else the work is done again, the last time
+    inside the write transaction: stored hits never lag behind a committed change.
+    """
+    for attempt in range(_FLAG_ATTEMPTS):
+        last_try = attempt == _FLAG_ATTEMPTS - 1
+        with app.repo.transaction() if last_try else nullcontext():
+            start = app.repo.last_change_id(exclude=_NOT_ENGINE_INPUTS)
+            eng, sites, cols, found = _flag_stored_sites(app)
+            conditional = found.loc[found["conditional"].to_numpy(dtype=bool)]
+            hits = found.loc[~found["conditional"].to_numpy(dtype=bool)].drop(
+                columns=["row", "conditional"])
+            with app.repo.transaction():
+                if app.repo.last_change_id(exclude=_NOT_ENGINE_INPUTS) != start:
+                    log.info("sites or layers changed while flagging; flagging again")
+                    continue
+                count = app.repo.replace_site_hits(hits, user=user)
+                app.repo.write_derived_layer(ZONES_LAYER, eng.exclusion_zones(), user=user)
+            break
+    lon, lat = sites.geometry.x.to_numpy(), sites.geometry.y.to_numpy()
     flagged = int(hits["site_id"].nunique())
     covered = eng.covered(lon, lat)
     has_new = np.isfinite(cols["new_lon"]) & np.isfinite(cols["new_lat"]) \
