@@ -168,6 +168,11 @@ def phase(kind: str, pool, ports: list[int], cookie: str, clients: int, args) ->
         return bench_check_http.run_wrk(ports[0], cookie, clients, args.seconds)
 
 
+def socket_note(r: dict) -> str:
+    """wrk's socket errors (timeouts: no answer within 2 s), when there were any."""
+    return "" if r.get("socket", "0") == "0" else f", socket errors: {r['socket']}"
+
+
 def paired_ratio(rows: list[dict], num: str, den: str, key: str) -> float:
     """Median over the rounds of num's figure / den's figure in the same round."""
     by = {(r["round"], r["config"]): r[key] for r in rows}
@@ -193,7 +198,8 @@ def http_figures(kind: str, servers: dict[str, list[int]], cookies: dict[str, st
                     print(f"  round {rnd + 1} {config:<20} {clients:3} clients: "
                           f"p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  "
                           f"{r['rps']:7.1f} req/s  ({r['requests']} requests, errors "
-                          f"{r['errors']}); load {os.getloadavg()[0]:.1f}", flush=True)
+                          f"{r['errors']}{socket_note(r)}); load {os.getloadavg()[0]:.1f}",
+                          flush=True)
     finally:
         if pool is not None:
             pool.close()
@@ -248,7 +254,8 @@ def in_process_figures(cores: dict, tmp: Path, args) -> None:
         checks.engine(core)
 
     def flag(core) -> None:
-        flag_file(core, csv, tmp / "flagged.csv")
+        summary = flag_file(core, csv, tmp / "flagged.csv")
+        assert summary["rows"] == args.sites and not summary["bad_rows"], summary
 
     def parcel(core) -> None:
         report = parcel_service.check_parcel_file(core, parcels, filename=parcels.name,
