@@ -6,7 +6,7 @@
 
 On the embedded Jiaozuo data, in one run:
 
-* ``GET /api/check`` (random points in the city, an inspector's session) through real
+* ``GET /api/check`` (random points in the city, logged in as an inspector) through real
   ``geoapp serve`` processes (waitress; with ``--server granian`` ``geoapp serve --prod``):
   latency p50/p99 and requests/s with each number of concurrent clients, on the GeoPackage
   backend (one server) and on the PostGIS backend (one server, and two servers on different
@@ -110,7 +110,7 @@ def server_env(backend: str, folder: Path, url: str, secret: str) -> dict[str, s
 
 
 def check_once(port: int, cookie: str) -> None:
-    """One check must answer 200 (on a second server: the first one's session works)."""
+    """One check must answer 200 (on a second server: the login made on the first one holds)."""
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     c.request("GET", "/api/check?lon=113.2&lat=35.2&site_type=enterprise&industry=%E5%8C%96%E5%B7%A5",
               headers={"Cookie": cookie})
@@ -371,7 +371,7 @@ def main() -> None:
                         args.threads))
                     ports.append(port)
                 servers[config] = ports
-            # one login per backend: the PostGIS session, made on the first server, is the
+            # one login per backend: the PostGIS login cookie, made on the first server, is the
             # one the clients of both PostGIS servers send
             login = {b: load.login(servers[c][0], ROLE) for b, c in
                      (("gpkg", "GeoPackage, 1 server"), ("postgis", "PostGIS, 1 server"))}
