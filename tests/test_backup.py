@@ -14,6 +14,9 @@ from geoapp.domain.errors import ValidationFailed
 from geoapp.services.maintenance import backup_database, inspect_database, restore_database
 from geoapp.storage.gpkg import GpkgRepository
 
+#: GeoPackage backups (file copies under writers); PostGIS backups (pg_dump) are in test_postgis.py.
+pytestmark = pytest.mark.backends("gpkg")
+
 COMPARED = ("sites", "changes", "users")
 
 

@@ -26,6 +26,9 @@ from catalogue import english
 from geoapp.domain.errors import Conflict, StorageUnavailable
 from geoapp.storage.gpkg import GpkgRepository
 
+#: SQLite file faults (killed writers, full disk, read-only file).
+pytestmark = pytest.mark.backends("gpkg")
+
 ROWS = 2000
 
 

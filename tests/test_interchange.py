@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -21,6 +20,8 @@ from geoapp.exports.interchange import shapefile_field_names, write_layer
 from geoapp.services import open_geoapp
 from geoapp.services.interchange import export_layer, layer_choices
 
+from webutil import copy_database
+
 NAME = "焦作市中站区华星预制构件有限公司"
 
 
@@ -28,7 +29,7 @@ NAME = "焦作市中站区华星预制构件有限公司"
 def core(tmp_path_factory, jiaozuo_db):
     """Read-only use of the built Jiaozuo database (exports never write to it)."""
     inst = tmp_path_factory.mktemp("interchange")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    copy_database(jiaozuo_db, inst)
     app = open_geoapp(load_settings(inst, environ={}))
     yield app
     app.repo.close()

@@ -25,6 +25,9 @@ from geoapp.storage.gpkg_schema import (
 )
 from geoapp.storage.migrations import Migration, Migrations, SchemaTooNew
 
+#: the GeoPackage's migrations; PostGIS migrations are in test_postgis.py.
+pytestmark = pytest.mark.backends("gpkg")
+
 FIXTURES = Path(__file__).parent / "fixtures"
 LATER_COLUMNS = {"users": {"session_version", "username_key"},
                  "inspections": {"conditional_hits_json"}, "site_hits": {"point"}}

@@ -23,6 +23,9 @@ from geoapp.storage.sources import load_city, read_layer, read_sites, read_table
 
 from tinycity import TINY_SITES, write_csv, write_tiny_city
 
+#: the GeoPackage repository itself; the shared contract runs on both in test_postgis.py.
+pytestmark = pytest.mark.backends("gpkg")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

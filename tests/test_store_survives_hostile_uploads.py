@@ -25,7 +25,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-pytestmark = pytest.mark.slow
+#: GDAL's bundled SQLite against the live GeoPackage file.
+pytestmark = [pytest.mark.backends("gpkg"), pytest.mark.slow]
 
 BIN = Path(sys.executable).parent
 ADMIN_PW = "Hostile-Upload-Admin-2026"

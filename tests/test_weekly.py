@@ -11,7 +11,6 @@ import io
 import json
 import os
 import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -27,8 +26,10 @@ def core(tmp_path_factory, jiaozuo_db):
     from geoapp.config import load_settings
     from geoapp.services import open_geoapp
 
+    from webutil import copy_database
+
     inst = tmp_path_factory.mktemp("weekly-instance")
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")
+    copy_database(jiaozuo_db, inst)
     app = open_geoapp(load_settings(inst, environ={}))
     yield app
     app.repo.close()
