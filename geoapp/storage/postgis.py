@@ -13,6 +13,7 @@ import glob
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import geopandas as gpd
 import numpy as np
@@ -352,6 +354,34 @@ def dump_facts(path: str | Path) -> dict[str, Any]:
             "counts": {"sites": len(_dump_rows(path, "sites"))}}
 
 
+#: One ``key=value`` of a libpq connection string (a value may be single-quoted).
+_CONNINFO_PAIR = re.compile(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def shown_url(url: str) -> str:
+    """A PostgreSQL connection string as it may be printed: ``postgresql://user@host:port/db``
+    with any other parameters but the password, as written (a ``key=value`` string in the
+    URL form, a Unix socket's folder as the ``host`` parameter)."""
+    url = url.strip()
+    if "://" not in url:  # key=value form: host=... dbname=... password=...
+        pairs = {k: v.strip("'") for k, v in _CONNINFO_PAIR.findall(url) if k != "password"}
+        user, host, port, db = (pairs.pop(k, "") for k in ("user", "host", "port", "dbname"))
+        if host.startswith("/"):
+            pairs["host"], host = host, ""
+        return (f"postgresql://{user}{'@' if user else ''}{host}{':' if port else ''}{port}"
+                f"/{db}" + (f"?{urlencode(pairs, safe='/')}" if pairs else ""))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://(invalid URL)"
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k != "password"]
+    return (f"{parts.scheme}://{user}{at}{hostport}{parts.path}"
+            + (f"?{urlencode(query, safe='/')}" if query else ""))
+
+
 def _literal(text: str) -> str:
     """A SQL string literal (standard_conforming_strings)."""
     return "'" + text.replace("'", "''") + "'"
@@ -389,13 +419,9 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
 
     @property
     def where(self) -> str:
-        """The database named without its password, for messages and reports."""
-        try:
-            info = conninfo_to_dict(self.url)
-        except psycopg.ProgrammingError:
-            return "postgresql://(invalid URL)"
-        return (f"postgresql://{info.get('host', '')}:{info.get('port', '5432')}/"
-                f"{info.get('dbname', '')}")
+        """The database named without its password (``postgresql://user@host:port/db``), for
+        messages and reports: the same words as the "not built" message's."""
+        return shown_url(self.url)
 
     def __repr__(self) -> str:
         return f"PostgisRepository({self.where!r})"
