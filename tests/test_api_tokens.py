@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.services import accounts
 from geoapp.services.maintenance import backup_database, inspect_database
 
-from webutil import csrf_token, login, password_for
+from pg import pg_bin
+from webutil import csrf_token, login, on_postgis, password_for, sql
 
 POINT = {"lon": "113.24", "lat": "35.22"}
 
@@ -47,8 +49,14 @@ def new_account(app, name: str, role: str) -> str:
     return name
 
 
-def db(app) -> sqlite3.Connection:
-    return closing(sqlite3.connect(f"file:{app.config['DATABASE']}?mode=ro", uri=True))
+def store_dump(app) -> str:
+    """Every row of the app's store as text (SQLite's dump, or pg_dump's plain SQL)."""
+    if on_postgis(app):
+        return subprocess.run([str(pg_bin() / "pg_dump"), "--data-only",
+                               app.config["DATABASE_URL"]], check=True, capture_output=True,
+                              text=True).stdout
+    with closing(sqlite3.connect(f"file:{app.config['DATABASE']}?mode=ro", uri=True)) as conn:
+        return "\n".join(conn.iterdump())
 
 
 def token_id(app, token: str) -> int:
@@ -68,11 +76,11 @@ def test_a_token_is_random_prefixed_and_stored_as_its_hash_only(app):
     assert token != other
     assert row["name"] == "QGIS 桌面" and row["role"] == "viewer" and row["state"] == "active"
     assert "token_hash" not in row and token not in str(row)
-    with db(app) as conn:
-        stored = conn.execute("SELECT token_hash, role, created_by FROM api_tokens "
-                              "WHERE id = ?", (row["id"],)).fetchone()
-        assert stored == (hashlib.sha256(token.encode()).hexdigest(), "viewer", "test")
-        dump = "\n".join(conn.iterdump())
+    stored = sql(app, "SELECT token_hash, role, created_by FROM api_tokens WHERE id = ?",
+                 (row["id"],))
+    assert stored == [(hashlib.sha256(token.encode()).hexdigest(), "viewer", "test")]
+    dump = store_dump(app)
+    assert stored[0][0] in dump  # the dump holds the tokens table
     assert token not in dump and token[len("geoapp_"):] not in dump
 
 
@@ -192,10 +200,8 @@ def test_last_use_is_recorded_at_most_once_a_minute(app, monkeypatch):
     for _ in range(3):
         client.get("/api/check", query_string=POINT, headers=bearer(token))
     assert writes == []  # used within the minute: nothing written
-    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
-        conn.execute("UPDATE api_tokens SET last_used_at = '2020-01-01T00:00:00Z' WHERE id = ?",
-                     (tid,))
-        conn.commit()
+    sql(app, "UPDATE api_tokens SET last_used_at = '2020-01-01T00:00:00Z' WHERE id = ?",
+        (tid,), write=True)
     client.get("/api/check", query_string=POINT, headers=bearer(token))
     assert writes == [tid] and last_used() > "2021"
     assert [t["last_used_at"] for t in accounts.list_tokens(core(app)) if t["id"] == tid] \
@@ -213,9 +219,8 @@ def test_a_revoked_token_is_refused_at_once_and_the_revocation_audited(app):
     assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
     again = accounts.revoke_token(core(app), tid, by="someone")  # no change, no new row
     assert again["revoked_by"] == "admin"
-    with db(app) as conn:
-        rows = conn.execute("SELECT user, action, after FROM changes WHERE entity = 'api_token'"
-                            " AND entity_id = ? ORDER BY id", (str(tid),)).fetchall()
+    rows = sql(app, """SELECT "user", action, after FROM changes WHERE entity = 'api_token'"""
+                    " AND entity_id = ? ORDER BY id", (str(tid),))
     assert [(u, a) for u, a, _ in rows] == [("test", "create"), ("admin", "revoke")]
     assert '"to revoke"' in rows[0][2] and token not in "".join(r[2] for r in rows)
     with pytest.raises(NotFound):
@@ -233,9 +238,8 @@ def test_disabling_the_owner_revokes_its_tokens_for_good(app):
     assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
     [row] = accounts.list_tokens(core(app), name)
     assert row["state"] == "revoked" and row["revoked_by"] == "admin"
-    with db(app) as conn:
-        after = conn.execute("SELECT after FROM changes WHERE entity = 'api_token' AND "
-                             "action = 'revoke' AND entity_id = ?", (str(row["id"]),)).fetchone()
+    after = sql(app, "SELECT after FROM changes WHERE entity = 'api_token' AND "
+                     "action = 'revoke' AND entity_id = ?", (str(row["id"]),))[0]
     assert '"reason": "active changed"' in after[0]
 
 
@@ -265,14 +269,10 @@ def test_a_token_whose_owner_row_is_gone_or_changed_behind_the_app_is_refused(ap
     client = app.test_client()
     name = new_account(app, "gis-gone", "planner")
     token = issue(app, name)
-    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
-        conn.execute("UPDATE users SET role = 'admin' WHERE username = ?", (name,))
-        conn.commit()
+    sql(app, "UPDATE users SET role = 'admin' WHERE username = ?", (name,), write=True)
     assert refused(client.get("/admin/users", headers=bearer(token)))
     assert accounts.list_tokens(core(app), name)[0]["state"] == "role_changed"
-    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
-        conn.execute("DELETE FROM users WHERE username = ?", (name,))
-        conn.commit()
+    sql(app, "DELETE FROM users WHERE username = ?", (name,), write=True)
     assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
     gone = [t for t in accounts.list_tokens(core(app)) if t["id"] == token_id(app, token)]
     assert gone[0]["state"] == "owner_deleted" and gone[0]["username"] is None
@@ -356,9 +356,8 @@ def test_the_cli_makes_lists_and_revokes_tokens(make_app, monkeypatch):
                  ["users", "tokens", "--username", "nobody"]):
         result = runner.invoke(main, args)
         assert result.exit_code == 2 and "Traceback" not in result.output, args
-    with closing(sqlite3.connect(app.config["DATABASE"])) as conn:
-        audit = conn.execute("SELECT user, action FROM changes WHERE entity = 'api_token' "
-                             "ORDER BY id").fetchall()
+    audit = sql(app, """SELECT "user", action FROM changes WHERE entity = 'api_token' """
+                     "ORDER BY id")
     assert audit == [("cli", "create"), ("cli", "revoke")]
 
 
@@ -377,9 +376,8 @@ def test_a_forced_rebuild_keeps_tokens_and_they_keep_working(repo, tiny_data_dir
 @pytest.mark.backends("gpkg")  # a PostGIS backup's report reads the dump's site count only
 def test_a_backup_counts_the_tokens_with_the_other_tables_the_app_writes(app, tmp_path):
     issue(app, "viewer", "backup")
-    with db(app) as conn:
-        stored = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
-                  for t in ("api_tokens", "users", "unit_requirements")}
+    stored = {t: sql(app, f'SELECT count(*) FROM "{t}"')[0][0]
+              for t in ("api_tokens", "users", "unit_requirements")}
     report = backup_database(core(app).settings, tmp_path / "nightly.gpkg")
     assert report["integrity"] == "ok" and stored["api_tokens"] >= 1
     assert {t: report["counts"].get(t) for t in stored} == stored
