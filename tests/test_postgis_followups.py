@@ -4,11 +4,22 @@ the app writes, and the change counter stays cheap behind a long audit log."""
 
 from __future__ import annotations
 
-import pytest
+import json
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from geoapp.cli import main
 from geoapp.services import DatabaseMissing
 from geoapp.storage import open_repository
-from geoapp.storage.postgis import PostgisRepository
+from geoapp.storage.postgis import NoPostgis, PostgisRepository
+
+from pg import PgServer
 
 PASSWORD = "Pw-never-shown-7"
 
@@ -53,3 +64,81 @@ def test_the_user_is_named_and_the_password_never(pg_url):
     repo = postgis(url)
     assert repo.where == pg_url and repo.where.startswith("postgresql://geoapp@127.0.0.1:")
     assert PASSWORD not in repo.where and PASSWORD not in repr(repo)
+
+
+# --------------------------------------------------------------------------- a database without PostGIS
+@pytest.fixture
+def bare_url(pg_server: PgServer) -> Iterator[str]:
+    """A new database without PostGIS (made from template0), dropped after the test."""
+    name = f"bare_{uuid.uuid4().hex[:12]}"
+    pg_server.psql(f"CREATE DATABASE {name} TEMPLATE template0")
+    yield pg_server.url(name)
+    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def tables_in(server: PgServer, url: str) -> list[str]:
+    return server.psql("SELECT tablename FROM pg_tables WHERE schemaname NOT IN "
+                       "('pg_catalog', 'information_schema') ORDER BY 1",
+                       url.rsplit("/", 1)[1]).split()
+
+
+def use_postgis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, url: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(tmp_path / "inst"))
+    monkeypatch.setenv("GEOAPP_STORAGE_BACKEND", "postgis")
+    monkeypatch.setenv("GEOAPP_DATABASE_URL", url)
+    monkeypatch.setenv("GEOAPP_SECRET_KEY", secrets.token_urlsafe(48))
+
+
+@pytest.mark.parametrize("args", [["init-db"], ["init-db", "--force"], ["serve", "--port", "1"],
+                                  ["serve", "--prod", "--port", "1", "--workers", "1"],
+                                  ["users", "list"], ["backup", "-o", "nightly.dump"]])
+def test_a_database_without_postgis_is_refused_in_one_line_before_anything_is_made(
+        args, bare_url, pg_server, tmp_path, monkeypatch):
+    url = with_password(bare_url)
+    use_postgis(monkeypatch, tmp_path, url)
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output and "geometry" not in result.output
+    assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("错误 Error: 数据库没有 PostGIS No PostGIS in the PostgreSQL "
+                                    f"database {bare_url}; run `CREATE EXTENSION postgis;` in "
+                                    "it as a PostgreSQL superuser"), result.stderr
+    assert PASSWORD not in result.output
+    assert tables_in(pg_server, bare_url) == []  # not even the migrations ran
+    assert not (tmp_path / "nightly.dump").exists()
+
+
+@pytest.mark.slow
+def test_once_postgis_is_created_as_told_init_db_builds_the_city(bare_url, pg_server,
+                                                                tmp_path, monkeypatch):
+    use_postgis(monkeypatch, tmp_path, bare_url)
+    assert CliRunner().invoke(main, ["init-db"]).exit_code == 2
+    with pytest.raises(NoPostgis) as err:
+        postgis(bare_url).is_initialized()
+    told = re.search(r"`(CREATE EXTENSION postgis;)`", err.value.message)
+    assert told is not None, err.value.message
+    pg_server.psql(told.group(1), bare_url.rsplit("/", 1)[1])
+    result = CliRunner().invoke(main, ["init-db"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["status"] == "built"
+    assert {"sites", "changes", "users"} <= set(tables_in(pg_server, bare_url))
+
+
+def test_postgis_outside_the_search_path_is_named_with_the_statement_that_fixes_it(
+        bare_url, pg_server):
+    db = bare_url.rsplit("/", 1)[1]
+    pg_server.psql("CREATE SCHEMA gis; CREATE EXTENSION postgis SCHEMA gis", db)
+    repo = postgis(bare_url)
+    with pytest.raises(NoPostgis) as err:
+        repo.is_initialized()
+    message = err.value.message
+    assert "schema gis" in message and bare_url in message and "\n" not in message
+    assert tables_in(pg_server, bare_url) == ["spatial_ref_sys"]  # PostGIS's own only
+    fix = re.search(r"\((ALTER DATABASE .*?)\)", message)
+    assert fix is not None, message
+    pg_server.psql(fix.group(1), db)
+    repo = postgis(bare_url)
+    assert repo.is_initialized() is False  # now it can be built
+    repo.close()

@@ -94,6 +94,31 @@ def q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+class NoPostgis(ConfigError):
+    """The database lacks the PostGIS extension (or cannot see its types): geoapp neither
+    builds nor migrates anything in it."""
+
+
+def require_postgis(conn: psycopg.Connection, where: str) -> None:
+    """NoPostgis unless the connection resolves PostGIS's ``geometry`` type, saying what the
+    database's administrator runs. (PostGIS is not a trusted extension: only a superuser can
+    create it; the database's owner cannot unless a superuser.)"""
+    if conn.execute("SELECT to_regtype('geometry')").fetchone()[0] is not None:
+        return
+    row = conn.execute("SELECT n.nspname, current_database() FROM pg_extension e JOIN "
+                       "pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'postgis'"
+                       ).fetchone()
+    if row is None:
+        raise NoPostgis(f"数据库没有 PostGIS No PostGIS in the PostgreSQL database {where}; run "
+                        "`CREATE EXTENSION postgis;` in it as a PostgreSQL superuser, then run "
+                        "geoapp again: it builds its tables there.")
+    schema, db = row
+    raise NoPostgis(f"数据库看不到 PostGIS PostGIS is installed in schema {schema} of the "
+                    f"PostgreSQL database {where}, which is not on its search_path; add it "
+                    f"(ALTER DATABASE {q(db)} SET search_path = \"$user\", public, "
+                    f"{q(schema)}), then run geoapp again.")
+
+
 # ---------------------------------------------------------------------------- migrations
 def _v1_tables(conn: psycopg.Connection) -> None:
     """The tables that are not the city's: build facts, audit log, rule hits, app data."""
@@ -429,7 +454,7 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
     # -- connections and transactions ------------------------------------------------------
     def _get_pool(self) -> ConnectionPool:
         """The process's pool, opened on first use (again after ``close`` or a fork), with
-        the schema brought forward once."""
+        PostGIS checked for and the schema brought forward once."""
         pool = self._pool
         if pool is not None and self._pid == os.getpid():
             return pool
@@ -439,6 +464,7 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
             try:  # one plain connection first: a wrong URL fails at once, with its reason
                 with psycopg.connect(self.url, autocommit=True,
                                      connect_timeout=CONNECT_TIMEOUT_S) as conn:
+                    require_postgis(conn, self.where)
                     PG_MIGRATIONS.migrate(_VersionStore(conn), self.where)
             except psycopg.OperationalError as exc:
                 raise self._unavailable(exc) from exc
