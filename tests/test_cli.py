@@ -7,7 +7,6 @@ import ast
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +17,10 @@ from flask import Flask
 
 from geoapp import config
 from geoapp.cli import main
-from geoapp.storage.gpkg import GpkgRepository
+from geoapp.storage import open_repository
 from geoapp.web import prod
+
+from webutil import copy_database, on_postgis
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD_KEY = "Zq3v-Lm8xT2pW9rY_kB4nH7cJ1dF6gS0aE5u"
@@ -86,7 +87,13 @@ def test_the_cli_finds_the_same_instance_from_another_directory(instance, tmp_pa
         assert done.returncode == 0, done.stderr
         listings.append(json.loads(done.stdout)["path"])
     assert helps == [str(config.default_instance_path())] * 2
-    assert listings == [str(instance / "geoapp.gpkg")] * 2
+    settings = config.load_settings(instance, environ={})
+    if on_postgis(settings):  # the database named without its password
+        name = settings["DATABASE_URL"].rsplit("/", 1)[1]
+        assert listings[0] == listings[1] and listings[0].startswith("postgresql://")
+        assert listings[0].endswith(f"/{name}")
+    else:
+        assert listings == [str(instance / "geoapp.gpkg")] * 2
 
 
 # --------------------------------------------------------------------------- first account
@@ -102,8 +109,7 @@ def test_one_story_for_the_first_account(jiaozuo_db, tmp_path, monkeypatch) -> N
     early = runner.invoke(main, create)  # before any database: says where to build it
     assert early.exit_code == 2 and "geoapp init-db" in early.stderr
     assert not inst.exists()
-    inst.mkdir()
-    shutil.copyfile(jiaozuo_db, inst / "geoapp.gpkg")  # what `geoapp init-db` builds
+    copy_database(jiaozuo_db, inst)  # what `geoapp init-db` builds
     built = runner.invoke(main, ["init-db"])
     assert built.exit_code == 0 and '"status": "unchanged"' in built.output, built.output
     assert runner.invoke(main, create).exit_code == 0
@@ -111,9 +117,7 @@ def test_one_story_for_the_first_account(jiaozuo_db, tmp_path, monkeypatch) -> N
     assert first.exit_code == 0, first.output
     assert served and "created administrator" not in first.output  # chief already exists
 
-    other = tmp_path / "other"
-    other.mkdir()
-    shutil.copyfile(jiaozuo_db, other / "geoapp.gpkg")
+    other = copy_database(jiaozuo_db, tmp_path / "other").parent
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(other))
     started = runner.invoke(main, ["serve", "--prod", "--port", "1", "--workers", "1"])
     assert started.exit_code == 0, started.output
@@ -121,7 +125,7 @@ def test_one_story_for_the_first_account(jiaozuo_db, tmp_path, monkeypatch) -> N
     assert password, started.output
     again = runner.invoke(main, ["serve", "--prod", "--port", "1", "--workers", "1"])
     assert "created administrator" not in again.output
-    repo = GpkgRepository(other / "geoapp.gpkg")
+    repo = open_repository(config.load_settings(other, environ={}))
     try:
         assert [u["username"] for u in repo.list_users()] == ["admin"]
     finally:
@@ -149,7 +153,7 @@ def test_check_lists_layers_by_their_chinese_names_nearest_first(instance, monke
     titles = [m.group(1) for m in rows]
     distances = [float(m.group(2)) for m in rows]
     assert distances == sorted(distances)
-    repo = GpkgRepository(instance / "geoapp.gpkg")
+    repo = open_repository(config.load_settings(instance, environ={}))
     try:
         city = repo.city()
     finally:
