@@ -25,6 +25,8 @@ from geoapp.storage import open_repository
 from geoapp.storage.gpkg_schema import SCHEMA_VERSION, migrate, schema_version
 from geoapp.storage.tables_in import Limits
 
+from webutil import on_postgis, sql
+
 DATA = Path(__file__).resolve().parents[1] / "data"
 FIXTURES = Path(__file__).parent / "fixtures"
 CORE = "ZH41080220001"      # 解放区重点管控单元（主城区）
@@ -41,9 +43,8 @@ def app(instance):
 
 
 def _audit(app, where: str = "entity = 'unit_requirements'") -> list[tuple]:
-    with closing(sqlite3.connect(app.settings["DATABASE"])) as conn:
-        return conn.execute(f"SELECT action, entity_id, after FROM changes WHERE {where} "
-                            "ORDER BY id").fetchall()
+    return [tuple(r) for r in sql(app, f"SELECT action, entity_id, after FROM changes WHERE "
+                                       f"{where} ORDER BY id")]
 
 
 def _versions(app) -> dict[str, int]:
@@ -62,6 +63,7 @@ def _write_csv(path: Path, rows: list[list[str]], encoding: str = "utf-8") -> Pa
 
 
 # ------------------------------------------------------------------------------ schema, seed
+@pytest.mark.backends("gpkg")  # a GeoPackage file of the first release, migrated
 def test_a_first_release_database_gets_the_table_a_new_build_has(tmp_path, app):
     old = tmp_path / "old.gpkg"
     with closing(sqlite3.connect(old)) as conn:
@@ -94,9 +96,9 @@ def test_the_database_is_seeded_with_every_units_list(app):
     assert list(found) == [CORE]
 
 
-def test_a_city_without_units_has_no_units_layer(repo, tiny_data_dir):
-    settings = {"DATABASE": str(repo.path), "DATA_DIR": str(tiny_data_dir)}
-    core = open_geoapp({**load_settings(repo.path.parent, environ={}), **settings}, init=False)
+def test_a_city_without_units_has_no_units_layer(repo, tiny_data_dir, store_settings, tmp_path):
+    settings = {**store_settings, "DATA_DIR": str(tiny_data_dir)}
+    core = open_geoapp({**load_settings(tmp_path, environ={}), **settings}, init=False)
     assert svc.units_layer_name(core) is None
     assert svc.unit_requirements(core, [CORE]) == {}
     assert svc.unit_list(core)["rows"] == []
@@ -135,10 +137,11 @@ def test_a_part_over_the_limit_is_refused_by_name(app):
     assert app.repo.unit_requirement(CORE).version == 1
 
 
-def test_a_forced_rebuild_keeps_edits_and_imports_and_reseeds_the_rest(tmp_path):
+def test_a_forced_rebuild_keeps_edits_and_imports_and_reseeds_the_rest(tmp_path,
+                                                                      store_settings):
     data = tmp_path / "data"
     shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("sources"))
-    repo = open_repository({"DATABASE": str(tmp_path / "db.gpkg")})
+    repo = open_repository(store_settings)
     repo.initialize(data)
     edited = repo.update_unit_requirements(CORE, {"spatial_layout": "1.编辑过的文字"},
                                            user="planner", expected_version=1)
@@ -165,7 +168,8 @@ def test_a_forced_rebuild_keeps_edits_and_imports_and_reseeds_the_rest(tmp_path)
     repo.close()
 
 
-def test_a_source_file_that_disagrees_with_the_layer_stops_the_build(tmp_path):
+def test_a_source_file_that_disagrees_with_the_layer_stops_the_build(tmp_path,
+                                                                     store_settings):
     data = tmp_path / "data"
     shutil.copytree(DATA, data, ignore=shutil.ignore_patterns("sources"))
     rows = _shipped_rows()
@@ -173,11 +177,17 @@ def test_a_source_file_that_disagrees_with_the_layer_stops_the_build(tmp_path):
     rows.append(["ZH41080229999", "无此单元", "河南省", "焦作市", "解放区", "重点管控", "1.a", "1.b",
                  "1.c", "1.d"])
     _write_csv(data / "units" / "requirements.csv", rows)
-    repo = open_repository({"DATABASE": str(tmp_path / "db.gpkg")})
+    repo = open_repository(store_settings)
     with pytest.raises(ValidationFailed) as e:
         repo.initialize(data)
     assert {p.row for p in e.value.details} == {2, len(rows)}
-    assert not (tmp_path / "db.gpkg").exists()
+    assert not repo.is_initialized()
+    repo.close()
+    if on_postgis(store_settings):  # not a table made, not even the app's own
+        assert sql(store_settings, "SELECT tablename FROM pg_tables WHERE schemaname = "
+                                   "current_schema() AND tablename <> 'spatial_ref_sys'") == []
+    else:
+        assert not Path(store_settings["DATABASE"]).exists()
 
 
 # ------------------------------------------------------------------------------ import
