@@ -328,6 +328,8 @@ def test_api_flag_takes_lang_from_the_query_and_refuses_an_unknown_one(client, s
 def cli_env(offline_app, monkeypatch):
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", offline_app.instance_path)
     monkeypatch.setenv("GEOAPP_DATABASE", offline_app.config["DATABASE"])
+    for key in ("STORAGE_BACKEND", "DATABASE_URL"):  # the same store on either backend
+        monkeypatch.setenv(f"GEOAPP_{key}", offline_app.config[key])
 
 
 def _write_input(sites: pd.DataFrame, path: Path) -> None:

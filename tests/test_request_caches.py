@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 
-from geoapp.storage.gpkg import GpkgRepository
+from geoapp.storage import open_repository
+from geoapp.storage.base import Repository
 
 from webutil import login
 
@@ -20,9 +21,9 @@ def app(make_app):
     return make_app()
 
 
-def _other_connection(app) -> GpkgRepository:
-    """The same database file through a second repository: what another worker sees."""
-    return GpkgRepository(app.config["DATABASE"])
+def _other_connection(app) -> Repository:
+    """The same store through a second repository: what another worker sees."""
+    return open_repository(app.config)
 
 
 def test_account_disabled_by_another_worker_is_refused_on_the_next_request(app):
