@@ -11,13 +11,16 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from geoapp.cli import main
-from geoapp.services import DatabaseMissing
+from geoapp.config import load_settings
+from geoapp.domain.errors import ValidationFailed
+from geoapp.services import DatabaseMissing, maintenance
 from geoapp.storage import open_repository
-from geoapp.storage.postgis import NoPostgis, PostgisRepository
+from geoapp.storage.postgis import COUNTED_TABLES, NoPostgis, PostgisRepository
 
 from pg import PgServer
 
@@ -142,3 +145,65 @@ def test_postgis_outside_the_search_path_is_named_with_the_statement_that_fixes_
     repo = postgis(bare_url)
     assert repo.is_initialized() is False  # now it can be built
     repo.close()
+
+
+# --------------------------------------------------------------------------- what a backup counts
+def app_writes(repo) -> None:
+    """At least one row in every table the app writes (the build fills the rest)."""
+    repo.create_user("alice", "scrypt:not-a-real-hash", "planner", user="test")
+    repo.create_token("alice", "ab" * 32, name="qgis", user="test")
+    repo.record_login("alice", "127.0.0.1", True)
+    repo.add_inspection({"lon": 113.3, "lat": 35.2, "verdict": "pass", "hits": []},
+                        user="alice")
+
+
+def stored_counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        present = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+        return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]
+                for t in COUNTED_TABLES if t in present}
+
+
+@pytest.mark.slow
+def test_geoapp_backup_on_postgis_counts_what_the_geopackage_backup_counts(
+        pg_url, tmp_path, monkeypatch):
+    runner, reports = CliRunner(), {}
+    for backend in ("gpkg", "postgis"):
+        inst = tmp_path / backend
+        monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(inst))
+        if backend == "postgis":
+            monkeypatch.setenv("GEOAPP_STORAGE_BACKEND", "postgis")
+            monkeypatch.setenv("GEOAPP_DATABASE_URL", pg_url)
+        built = runner.invoke(main, ["init-db"])
+        assert built.exit_code == 0, built.output
+        repo = open_repository(load_settings(inst))
+        app_writes(repo)
+        repo.close()
+        done = runner.invoke(main, ["backup", "-o", str(tmp_path / f"nightly.{backend}")])
+        assert done.exit_code == 0, done.output
+        reports[backend] = json.loads(done.stdout)
+    counts = reports["postgis"]["counts"]
+    assert counts == stored_counts(pg_url)  # every counted table, each row
+    assert list(counts) == list(reports["gpkg"]["counts"])  # the same tables, same order
+    assert set(counts) == set(COUNTED_TABLES) == set(maintenance.COUNTED_TABLES)
+    assert all(counts[t] > 0 for t in COUNTED_TABLES), counts
+    assert counts == reports["gpkg"]["counts"]  # and the same rows: one city, one history
+    assert reports["postgis"]["database"] == pg_url
+
+
+def test_a_dump_counts_the_counted_tables_it_has_and_needs_geoapp_s_schema_version(
+        pg_url, tiny_data_dir, tmp_path):
+    repo = postgis(pg_url)
+    repo.initialize(tiny_data_dir)
+    app_writes(repo)
+    repo.backup(tmp_path / "tiny.dump")
+    repo.close()
+    facts = maintenance.inspect_database(tmp_path / "tiny.dump")
+    assert facts["counts"] == stored_counts(pg_url)  # the tables this city has, every row
+    assert facts["city"] and facts["schema_version"] >= 2
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # no geoapp tables left
+        conn.execute("DROP TABLE geoapp_meta")
+    postgis(pg_url).backup(tmp_path / "other.dump")
+    with pytest.raises(ValidationFailed, match="not a geoapp database dump"):
+        maintenance.inspect_database(tmp_path / "other.dump")

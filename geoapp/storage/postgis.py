@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 import tomllib
@@ -79,6 +80,9 @@ log = logging.getLogger(__name__)
 WRITE_LOCK = 0x67656F617070
 #: Tables a rebuild keeps (app-made data); ``unit_requirements`` keeps its app-made rows.
 APP_TABLES = ("users", "api_tokens", "login_attempts", "inspections", "unit_requirements")
+#: The tables whose rows a backup's report counts: the GeoPackage report's
+#: (``services.maintenance.COUNTED_TABLES``), every table the app writes among them.
+COUNTED_TABLES = (b.SITES, b.CHANGES, b.SITE_HITS, *APP_TABLES, "grid_warnings", "complaints")
 POOL_MAX = 20
 CONNECT_TIMEOUT_S = 10.0
 
@@ -355,28 +359,62 @@ def is_dump(path: str | Path) -> bool:
         return f.read(5) == b"PGDMP"
 
 
-def _dump_rows(path: str | Path, table: str) -> list[str]:
-    """The COPY rows (tab-separated text) of one table in a dump."""
-    done = subprocess.run([client_program("pg_restore"), "--data-only", f"--table={table}",
-                           "-f", "-", str(path)], capture_output=True, text=True, check=False)
-    if "FROM stdin;\n" not in done.stdout:
-        return []
-    block = done.stdout.split("FROM stdin;\n", 1)[1]
-    return [] if block.startswith("\\.") else block.split("\n\\.", 1)[0].splitlines()
+def _dump_tables(listing: str) -> set[str]:
+    """The tables whose rows a dump holds (its ``TABLE DATA`` entries, empty ones too)."""
+    return {m.group(1) for m in _TABLE_DATA.finditer(listing)}
+
+
+_TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA \S+ (\S+) ", re.MULTILINE)
+_COPY = re.compile(r"^COPY \S+\.(\S+) .*FROM stdin;$")
+
+
+def _dump_rows(path: str | Path, tables: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """Every row of the dump's ``tables`` as (table, COPY text line), in one ``pg_restore``
+    pass, streamed (an audit log of millions of rows is counted, never held)."""
+    if not tables:
+        return
+    args = [client_program("pg_restore"), "--data-only", *[f"--table={t}" for t in tables],
+            "-f", "-", str(path)]
+    with tempfile.TemporaryFile() as stderr, subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=stderr, text=True, encoding="utf-8",
+            errors="replace") as proc:
+        assert proc.stdout is not None
+        table = None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if table is None:
+                found = _COPY.match(line)
+                table = found.group(1).strip('"') if found else None
+            elif line == "\\.":
+                table = None
+            else:
+                yield table, line
+        if proc.wait() != 0:
+            stderr.seek(0)
+            raise ValidationFailed(f"{path}: pg_restore cannot read its rows: "
+                                   f"{stderr.read().decode(errors='replace').strip()[:300]}")
 
 
 def dump_facts(path: str | Path) -> dict[str, Any]:
-    """The schema version, city, build time and site count of a geoapp dump
-    (ValidationFailed for a file that is no PostgreSQL dump or holds no geoapp database)."""
+    """The schema version, city, build time and row counts of a geoapp dump: the tables a
+    GeoPackage backup's report counts (``COUNTED_TABLES``, those the dump has), read in one
+    pass. ValidationFailed for a file that is no PostgreSQL dump or holds no geoapp
+    database."""
     if not Path(path).is_file():
         raise ValidationFailed(f"{path}: no such file")
-    _pg_restore_list(path)
-    meta = dict(line.partition("\t")[::2] for line in _dump_rows(path, "geoapp_meta"))
+    present = _dump_tables(_pg_restore_list(path))
+    counts = {t: 0 for t in COUNTED_TABLES if t in present}
+    meta: dict[str, str] = {}
+    for table, row in _dump_rows(path, [t for t in ("geoapp_meta", *counts) if t in present]):
+        if table == "geoapp_meta":
+            key, _, value = row.partition("\t")
+            meta[key] = value
+        elif table in counts:
+            counts[table] += 1
     if not meta.get("schema_version", "").isdigit():
         raise ValidationFailed(f"{path} is not a geoapp database dump (no schema version)")
     return {"schema_version": int(meta["schema_version"]), "city": meta.get("city_name"),
-            "built_at": meta.get("built_at"),
-            "counts": {"sites": len(_dump_rows(path, "sites"))}}
+            "built_at": meta.get("built_at"), "counts": counts}
 
 
 #: One ``key=value`` of a libpq connection string (a value may be single-quoted).
