@@ -22,7 +22,7 @@ from geoapp.domain.errors import ConfigError, Conflict, InvalidInput, StorageUna
 from geoapp.services import accounts, checks
 from geoapp.web.prod import create_production_app
 
-from webutil import csrf_token, login, make_users, password_for
+from webutil import csrf_token, login, make_users, password_for, sql
 
 PROD_KEY = "Zq3v-Lm8xT2pW9rY_kB4nH7cJ1dF6gS0aE5u"
 
@@ -78,6 +78,10 @@ def test_fullwidth_username_is_stored_in_plain_letters(app):
     assert _post_login(app, "Wang.Li", "tidal-gauge-reading-9").status_code == 302
 
 
+# Only a GeoPackage file made before usernames were normalised (its migration 4) can hold an
+# account without a username_key, and SQLite matches its name without regard to case; a
+# PostGIS database has had the key, filled by every account made, from its first schema.
+@pytest.mark.backends("gpkg")
 def test_existing_mixed_case_rows_keep_working(app):
     repo = _core(app).repo
     with repo.transaction() as conn:  # a row made before normalisation, key not yet filled
@@ -165,9 +169,8 @@ def test_x_forwarded_for_is_ignored_without_a_trusted_proxy(app):
         _post_login(app, "planner", "wrong-password-1", addr="10.0.0.5", xff=f"1.2.3.{i}")
     r = _post_login(app, "planner", password_for("planner"), addr="10.0.0.5", xff="9.9.9.9")
     assert r.status_code == 429
-    rows = _core(app).repo._conn().execute(
-        "SELECT DISTINCT remote_addr FROM login_attempts").fetchall()
-    assert rows == [("10.0.0.5",)]
+    rows = sql(app, "SELECT DISTINCT remote_addr FROM login_attempts")
+    assert [tuple(r) for r in rows] == [("10.0.0.5",)]
 
 
 def test_x_forwarded_for_is_used_behind_a_trusted_proxy(make_app):
@@ -185,8 +188,7 @@ def test_x_forwarded_for_is_used_behind_a_trusted_proxy(make_app):
     # an untrusted peer's header is not believed
     assert _post_login(app, "planner", password_for("planner"), addr="192.0.2.99",
                        xff="1.2.3.4").status_code == 302
-    addrs = {r[0] for r in _core(app).repo._conn().execute(
-        "SELECT remote_addr FROM login_attempts")}
+    addrs = {r[0] for r in sql(app, "SELECT remote_addr FROM login_attempts")}
     assert addrs == {"1.2.3.4", "5.6.7.8", "192.0.2.99"}
 
 
