@@ -5,6 +5,7 @@ the app writes, and the change counter stays cheap behind a long audit log."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import uuid
@@ -21,6 +22,7 @@ from geoapp.domain.errors import ValidationFailed
 from geoapp.services import DatabaseMissing, maintenance
 from geoapp.storage import open_repository
 from geoapp.storage.postgis import COUNTED_TABLES, NoPostgis, PostgisRepository
+from geoapp.web import prod
 
 from pg import PgServer
 
@@ -207,3 +209,19 @@ def test_a_dump_counts_the_counted_tables_it_has_and_needs_geoapp_s_schema_versi
     postgis(pg_url).backup(tmp_path / "other.dump")
     with pytest.raises(ValidationFailed, match="not a geoapp database dump"):
         maintenance.inspect_database(tmp_path / "other.dump")
+
+
+# --------------------------------------------------------------------------- serve --prod's first step
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gpkg", "postgis"])
+def test_the_production_start_names_the_store_it_prepared(kind, pg_url, tmp_path, monkeypatch,
+                                                         caplog):
+    inst = tmp_path / "inst"
+    use_postgis(monkeypatch, tmp_path, with_password(pg_url))
+    if kind == "gpkg":
+        monkeypatch.delenv("GEOAPP_STORAGE_BACKEND")
+    with caplog.at_level(logging.INFO, logger="geoapp.web.prod"):
+        ready = prod.prepare_database(inst)
+    expected = pg_url if kind == "postgis" else str(inst / "geoapp.gpkg")
+    assert ready == {"city": "焦作市", "database": expected}
+    assert f"database {expected} ready" in caplog.text and PASSWORD not in caplog.text

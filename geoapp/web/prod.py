@@ -62,8 +62,12 @@ def prepare_database(inst: Path) -> dict[str, Any]:
     settings = check_instance(inst)
     core = open_geoapp(settings)
     city = core.city.name
+    # the store as the repository names it: a PostgreSQL database by its URL without the
+    # password, the GeoPackage by its file
+    database = str(getattr(core.repo, "where", settings["DATABASE"]))
     core.repo.close()
-    return {"city": city, "database": settings["DATABASE"]}
+    log.info("database %s ready (%s)", database, city)
+    return {"city": city, "database": database}
 
 
 def secure_cookies(app: Flask) -> None:
