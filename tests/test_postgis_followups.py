@@ -26,6 +26,7 @@ from geoapp.web import prod
 
 from pg import PgServer
 
+ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Pw-never-shown-7"
 
 #: Connection strings in every form libpq takes (each with a password somewhere).
@@ -225,3 +226,19 @@ def test_the_production_start_names_the_store_it_prepared(kind, pg_url, tmp_path
     expected = pg_url if kind == "postgis" else str(inst / "geoapp.gpkg")
     assert ready == {"city": "焦作市", "database": expected}
     assert f"database {expected} ready" in caplog.text and PASSWORD not in caplog.text
+
+
+# --------------------------------------------------------------------------- the documented challenges
+@pytest.mark.backends("gpkg")  # the headers are the web layer's, whatever the store
+def test_the_security_doc_gives_the_two_401_challenges_exactly_as_sent(offline_app):
+    doc = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`WWW-Authenticate: ([^`]+)`", doc.replace("\n  ", " ")))
+    client = offline_app.test_client()
+    url = "/api/check?lon=113.24&lat=35.22"
+    anonymous = client.get(url)
+    bad = client.get(url, headers={"Authorization": "Bearer geoapp_" + "x" * 43})
+    assert anonymous.status_code == bad.status_code == 401
+    assert anonymous.get_json()["error"] == "unauthorized"
+    assert bad.get_json()["error"] == "invalid_token"
+    sent = {anonymous.headers["WWW-Authenticate"], bad.headers["WWW-Authenticate"]}
+    assert documented == sent
