@@ -242,3 +242,24 @@ def test_the_security_doc_gives_the_two_401_challenges_exactly_as_sent(offline_a
     assert bad.get_json()["error"] == "invalid_token"
     sent = {anonymous.headers["WWW-Authenticate"], bad.headers["WWW-Authenticate"]}
     assert documented == sent
+
+
+# --------------------------------------------------------------------------- the figures quoted
+def section(markdown: str, title: str) -> str:
+    """The text of the ``## title`` section of a markdown file, up to the next ``## ``."""
+    found = re.search(rf"^## {re.escape(title)}\n(.*?)(?=^## |\Z)", markdown, re.S | re.M)
+    assert found is not None, title
+    return found.group(1)
+
+
+def test_the_postgis_status_quotes_the_backend_figures_of_the_performance_doc():
+    status = section((ROOT / "docs" / "postgis.md").read_text(encoding="utf-8"), "Status")
+    backends = section((ROOT / "docs" / "performance.md").read_text(encoding="utf-8"),
+                       "Backends")
+    assert "to come" not in status.lower()
+    assert 'the "Backends" section of docs/performance.md' in status.replace("\n", " ")
+    quoted = re.findall(r"\d[\d,]*(?:\.\d+)?(?= ?(?:ms|x\b|req/s|/|\|))", status)
+    assert len(quoted) >= 15, quoted
+    missing = [f for f in quoted if not re.search(rf"(?<![\d.,]){re.escape(f)}(?![\d])",
+                                                  backends)]
+    assert missing == [], f"figures in docs/postgis.md that docs/performance.md lacks: {missing}"
