@@ -4,10 +4,13 @@ the app writes, and the change counter stays cheap behind a long audit log."""
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import re
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +22,14 @@ from click.testing import CliRunner
 from geoapp.cli import main
 from geoapp.config import load_settings
 from geoapp.domain.errors import ValidationFailed
-from geoapp.services import DatabaseMissing, maintenance
+from geoapp.services import DatabaseMissing, checks, maintenance
 from geoapp.storage import open_repository
-from geoapp.storage.postgis import COUNTED_TABLES, NoPostgis, PostgisRepository
+from geoapp.storage.postgis import (
+    COUNTED_TABLES,
+    NoPostgis,
+    PostgisRepository,
+    last_change_query,
+)
 from geoapp.web import prod
 
 from pg import PgServer
@@ -263,3 +271,107 @@ def test_the_postgis_status_quotes_the_backend_figures_of_the_performance_doc():
     missing = [f for f in quoted if not re.search(rf"(?<![\d.,]){re.escape(f)}(?![\d])",
                                                   backends)]
     assert missing == [], f"figures in docs/postgis.md that docs/performance.md lacks: {missing}"
+
+
+# --------------------------------------------------------------------------- make bench
+def declared_options(script: Path) -> set[str]:
+    """The ``--options`` a script's argparse declares (``add_argument("--name", ...)``)."""
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_argument" and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and str(node.args[0].value).startswith("--")}
+
+
+def test_make_bench_runs_every_bench_with_options_its_script_declares():
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    target = re.search(r"^bench:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert target is not None and "bench/run_all.py" in target.group(1)
+    done = subprocess.run([sys.executable, "bench/run_all.py", "--dry-run"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    commands = [line.split() for line in done.stdout.splitlines()]
+    bench = ROOT / "bench"
+    assert [c[1] for c in commands] == [
+        *[f"bench/{p.name}" for p in sorted(bench.glob("bench_*.py"))], "bench/postgis.py"]
+    for _python, script, *options in commands:
+        declared = declared_options(ROOT / script)
+        given = {o for o in options if o.startswith("--")}
+        assert given <= declared, f"{script}: {sorted(given - declared)} not among {declared}"
+    assert {c[1] for c in commands if "--quick" in c} == {"bench/bench_backends.py"}
+
+
+# --------------------------------------------------------------------------- the change counter
+ENGINE_INPUTS_EXCLUDED = checks._NOT_ENGINE_INPUTS
+
+
+def plan(url: str, sql: str, params: list) -> dict:
+    with psycopg.connect(url) as conn:
+        return conn.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}",
+                            params).fetchone()[0][0]
+
+
+def blocks(node: dict) -> int:
+    return int(node.get("Shared Hit Blocks", 0)) + int(node.get("Shared Read Blocks", 0))
+
+
+KINDS = [((), ()), ((), ENGINE_INPUTS_EXCLUDED), (("site_hits",), ()), (("site",), ()),
+         (("site", "layer"), ("layer",)), (("nothing-of-this-kind",), ()),
+         ((), ("site", "session", "site_hits", "layer", "database", "user"))]
+
+
+def test_the_newest_change_of_some_kinds_is_the_one_a_plain_scan_finds(pg_url, tiny_data_dir):
+    repo = postgis(pg_url)
+    repo.initialize(tiny_data_dir)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("""INSERT INTO changes (at, "user", action, entity)
+            SELECT 't' || g, 'u', 'x', (ARRAY['site', 'session', 'site_hits', 'layer',
+                'user'])[1 + (g * 7919) % 5] FROM generate_series(1, 3000) g""")
+        for only, exclude in KINDS:
+            keep, skip = list(only), list(exclude)
+            expected = conn.execute(
+                "SELECT id, at FROM changes WHERE (cardinality(%s::text[]) = 0 OR "
+                "entity = ANY(%s)) AND NOT (entity = ANY(%s)) ORDER BY id DESC LIMIT 1",
+                [keep, keep, skip]).fetchone()
+            found = repo.last_change(only=only, exclude=exclude)
+            assert found == (None if expected is None else
+                             {"id": expected[0], "at": expected[1]}), (only, exclude)
+    only_the_build = repo.last_change(exclude=("site", "session", "site_hits", "layer", "user"))
+    assert only_the_build is not None and only_the_build["at"] == repo.meta()["built_at"]
+    repo.close()
+
+
+@pytest.mark.slow
+def test_the_change_counter_stays_a_few_index_probes_behind_200000_logins(pg_url,
+                                                                        tiny_data_dir):
+    repo = postgis(pg_url)
+    repo.initialize(tiny_data_dir)
+    repo.create_user("alice", "scrypt:not-a-real-hash", "planner", user="test")
+    site = repo.sites().iloc[0]
+    repo.update_site(site["id"], {"name": "改过的名字"}, user="alice",
+                     expected_version=int(site["version"]))
+    last_edit = repo.last_change_id(exclude=ENGINE_INPUTS_EXCLUDED)
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # then logins, a flag, a download
+        conn.execute("""INSERT INTO changes (at, "user", action, entity)
+            SELECT '2026-01-02T00:00:00Z', 'alice', 'login', 'session'
+            FROM generate_series(1, 200000)""")
+        for entity in ("site_hits", "derived_layer", "download", "inspection"):
+            conn.execute("""INSERT INTO changes (at, "user", action, entity)
+                VALUES ('2026-01-02T00:00:00Z', 'rules', 'replace', %s)""", (entity,))
+        conn.execute("ANALYZE changes")
+        newest = conn.execute("SELECT max(id) FROM changes").fetchone()[0]
+    assert repo.last_change_id(exclude=ENGINE_INPUTS_EXCLUDED) == last_edit
+    assert repo.last_change_id(only=("site_hits",)) == newest - 3
+    assert newest - last_edit > 200_000
+    for only, exclude in [((), ENGINE_INPUTS_EXCLUDED), (("site",), ()),
+                          (("site_hits",), ())]:
+        sql, params = last_change_query(only, exclude)
+        root = plan(pg_url, sql, params)
+        # a walk back through the id index past the logins reads thousands of pages
+        assert blocks(root["Plan"]) < 200, (only, exclude, blocks(root["Plan"]))
+        assert root["Execution Time"] < 50
+    repo.update_site(site["id"], {"name": "又改了"}, user="alice",
+                     expected_version=int(site["version"]) + 1)
+    edit = repo.last_change_id(exclude=ENGINE_INPUTS_EXCLUDED)
+    assert edit > newest and repo.last_change_id(only=("site",)) == edit
+    repo.close()

@@ -445,6 +445,48 @@ def shown_url(url: str) -> str:
             + (f"?{urlencode(query, safe='/')}" if query else ""))
 
 
+#: How many of the newest audit rows ``last_change`` looks through before walking the kinds.
+RECENT_CHANGES = 64
+#: The newest audit row of each kind of entity, by a loose index scan of ``changes (entity,
+#: id)``: the last entry of the index, then the last one of each smaller entity in turn, one
+#: index probe per kind (a score of kinds) however long the log.
+_ENTITY_HEADS = """WITH RECURSIVE heads(entity, id, at) AS (
+        (SELECT entity, id, at FROM changes ORDER BY entity DESC, id DESC LIMIT 1)
+      UNION ALL
+        SELECT smaller.* FROM heads CROSS JOIN LATERAL (
+            SELECT entity, id, at FROM changes WHERE entity < heads.entity
+            ORDER BY entity DESC, id DESC LIMIT 1) smaller)"""
+
+
+def last_change_query(only: Iterable[str] = (),
+                      exclude: Iterable[str] = ()) -> tuple[str, list[Any]]:
+    """The SQL (and parameters) of :meth:`PostgisRepository.last_change`: the newest audit
+    row among the kinds ``only`` names (all if empty) less those in ``exclude``.
+
+    ``WHERE entity ... ORDER BY id DESC LIMIT 1`` alone walks the id index back past every
+    row of the other kinds: after 200,000 logins since the last edit, 3,000 pages and 30 ms
+    on every request that asks whether the rule engine's inputs changed. So the newest
+    ``RECENT_CHANGES`` rows are looked through first (usually one of them is of the kinds
+    asked for: the answer in a few pages), and only when none is, the kinds' newest rows
+    are walked (``UNION ALL ... LIMIT 1`` never starts the walk when the first part
+    answered)."""
+    keep, skip = list(only), list(exclude)
+    if not keep and not skip:
+        return "SELECT id, at FROM changes ORDER BY id DESC LIMIT 1", []
+    clauses, params = [], []
+    if keep:
+        clauses.append("entity = ANY(%s)")
+        params.append(keep)
+    if skip:
+        clauses.append("NOT (entity = ANY(%s))")
+        params.append(skip)
+    where = " AND ".join(clauses)
+    return (f"{_ENTITY_HEADS} (SELECT id, at FROM (SELECT id, at, entity FROM changes ORDER BY "
+            f"id DESC LIMIT {RECENT_CHANGES}) recent WHERE {where} ORDER BY id DESC LIMIT 1) "
+            f"UNION ALL (SELECT id, at FROM heads WHERE {where} ORDER BY id DESC LIMIT 1) "
+            "LIMIT 1", [*params, *params])
+
+
 def _literal(text: str) -> str:
     """A SQL string literal (standard_conforming_strings)."""
     return "'" + text.replace("'", "''") + "'"
@@ -1070,19 +1112,9 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
 
     def last_change(self, *, only: Iterable[str] = (),
                     exclude: Iterable[str] = ()) -> dict[str, Any] | None:
-        keep, skip = list(only), list(exclude)
-        clauses: list[str] = []
-        params: list[Any] = []
-        if keep:
-            clauses.append("entity = ANY(%s)")
-            params.append(keep)
-        if skip:
-            clauses.append("NOT (entity = ANY(%s))")
-            params.append(skip)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql, params = last_change_query(only, exclude)
         with self._connection() as conn:
-            row = conn.execute(f"SELECT id, at FROM changes {where} ORDER BY id DESC LIMIT 1",
-                               params).fetchone()
+            row = conn.execute(sql, params).fetchone()
         return None if row is None else {"id": int(row[0]), "at": row[1]}
 
     def history(self, entity_id: str, entity: str | None = None) -> list[dict[str, Any]]:
