@@ -165,6 +165,7 @@ def test_cookie_from_before_session_versions_is_refused(app):
     assert c.get(CHECK).status_code == 401
 
 
+@pytest.mark.backends("gpkg")  # a GeoPackage file of an older schema, migrated
 def test_an_older_database_gets_the_new_columns_and_its_accounts_keep_working(app, make_app):
     path = app.config["DATABASE"]
     conn = sqlite3.connect(path)
