@@ -9,12 +9,13 @@ import json
 import logging
 import re
 
+import psycopg
 import pytest
 from test_hostile_input import SQUARE, shapefile_zip, upload, zone
 
 from geoapp.web.limits import HEAVY_BODY_BYTES
 
-from webutil import csrf_token, login
+from webutil import csrf_token, login, sql
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,7 @@ def signed_in(offline_app):
 
 
 def _count(app, table: str) -> int:
-    repo = app.extensions["geoapp"].repo
-    return repo._conn().execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return sql(app, f"SELECT count(*) FROM {table}")[0][0]
 
 
 @pytest.mark.parametrize("crs", ["EPSG:4978", "EPSG:5773", "EPSG:4979", "EPSG:9518",
@@ -101,6 +101,7 @@ def test_unexpected_error_shows_a_reference_and_no_internals(make_app, caplog):
     assert re.search(r"参考编号 Reference: [0-9a-f]{8}", page.get_data(as_text=True))
 
 
+@pytest.mark.backends("gpkg")  # SQLite's own page limit stands for the full disk
 def test_layer_page_with_the_disk_full_is_a_503_page(make_app, tmp_path):
     """The layer upload answer once crashed rendering a full disk's details (a dict)."""
     app = make_app(INTRANET=True, TILES="none")
@@ -116,6 +117,32 @@ def test_layer_page_with_the_disk_full_is_a_503_page(make_app, tmp_path):
     assert r.status_code == 503, body[:500]
     assert "磁盘已满" in body or "disk" in body
     conn.execute("PRAGMA max_page_count = 1073741823")
+    assert len(repo.layer("urban_core")) == before
+    assert csrf_token(client.get("/layers").get_data(as_text=True))
+
+
+@pytest.mark.backends("postgis")
+def test_layer_page_with_the_database_read_only_is_a_503_page(make_app, tmp_path):
+    """The PostgreSQL server refusing every write (its database made read-only) is the same
+    503 page, with nothing stored."""
+    app = make_app(INTRANET=True, TILES="none")
+    client = app.test_client()
+    token = login(client, "planner")
+    repo = app.extensions["geoapp"].repo
+    before = len(repo.layer("urban_core"))
+    url = app.config["DATABASE_URL"]
+    name = url.rsplit("/", 1)[1]
+    sql(app, f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+    repo.close()  # the next connections start read-only
+    data = shapefile_zip(tmp_path, zone([SQUARE] * 300))
+    r = upload(client, token, "urban_core", data, "zone.zip")
+    body = r.get_data(as_text=True)
+    assert r.status_code == 503, body[:500]
+    assert "数据库只读" in body and "未保存任何内容" in body
+    with psycopg.connect(url, autocommit=True,
+                         options="-c default_transaction_read_only=off") as conn:
+        conn.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+    repo.close()
     assert len(repo.layer("urban_core")) == before
     assert csrf_token(client.get("/layers").get_data(as_text=True))
 
