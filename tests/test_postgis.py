@@ -18,6 +18,7 @@ import pytest
 import shapely
 from shapely.geometry import Point, box
 
+from geoapp.config import load_settings
 from geoapp.domain.errors import (
     ConfigError,
     Conflict,
@@ -33,6 +34,7 @@ from geoapp.storage.sources import load_city, read_layer
 import pg
 from pg import PgServer
 from tinycity import TINY_SITES, write_csv
+from webutil import PgDatabase, copy_database
 
 BACKENDS = ["gpkg", "postgis"]
 
@@ -680,27 +682,15 @@ def test_jiaozuo_reads_the_same_from_both_backends(jiaozuo_pg, tmp_path: Path) -
 
 
 @pytest.fixture
-def jiaozuo_store(request: pytest.FixtureRequest, tmp_path: Path, jiaozuo_db: Path):
-    """A writable Jiaozuo store in each backend (PostGIS: a copy of the module's database)."""
-    if request.param == "gpkg":
-        from webutil import copy_database
-
-        repo = open_repository({"DATABASE": str(copy_database(jiaozuo_db, tmp_path / "i"))})
-        yield repo
-        repo.close()
-        return
-    server: PgServer = request.getfixturevalue("pg_server")
-    source, _ = request.getfixturevalue("jiaozuo_pg")
-    source.close()  # CREATE DATABASE ... TEMPLATE needs the template idle
-    name = f"j_{tmp_path.name[-20:].lower().replace('-', '_')}"
-    server.psql(f"CREATE DATABASE {name} TEMPLATE jiaozuo_module")
-    repo = PostgisRepository(server.url(name))
+def jiaozuo_store(tmp_path: Path, jiaozuo_db: Path | PgDatabase):
+    """A writable copy of the session's Jiaozuo database in this test's backend (a PostGIS
+    copy is dropped after the test)."""
+    instance = copy_database(jiaozuo_db, tmp_path / "jiaozuo").parent
+    repo = open_repository(load_settings(instance, environ={}))
     yield repo
     repo.close()
-    server.psql(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-@pytest.mark.parametrize("jiaozuo_store", BACKENDS, indirect=True)
 def test_unit_lists_are_edited_with_versions_and_imported(jiaozuo_store) -> None:
     repo = jiaozuo_store
     lists = repo.unit_requirements()
