@@ -94,7 +94,7 @@ def test_postgis_is_chosen_by_name_and_needs_a_url() -> None:
     repo = open_repository({"STORAGE_BACKEND": "postgis",
                             "DATABASE_URL": "postgresql://geoapp:secret@db.example:6543/city"})
     assert isinstance(repo, PostgisRepository)
-    assert repo.where == "postgresql://db.example:6543/city"  # no password in messages
+    assert repo.where == "postgresql://geoapp@db.example:6543/city"  # no password shown
     with pytest.raises(ConfigError, match="DATABASE_URL"):
         open_repository({"STORAGE_BACKEND": "postgis", "DATABASE_URL": " "})
     with pytest.raises(ConfigError, match="unknown; available: gpkg, postgis"):
