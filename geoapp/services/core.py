@@ -7,19 +7,18 @@ what is here.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from geoapp.domain.city import City
 from geoapp.domain.errors import ConfigError
 from geoapp.spatial.crs import metric_crs_for
 from geoapp.storage.base import Repository
+from geoapp.storage.postgis import shown_url
 from geoapp.storage.tables_in import Limits, check_rows
 
 T = TypeVar("T")
@@ -51,30 +50,8 @@ class DatabaseMissing(ConfigError):
             return cls(cls.shown_url(str(settings.get("DATABASE_URL") or "")), postgis=True)
         return cls(settings["DATABASE"])
 
-    @staticmethod
-    def shown_url(url: str) -> str:
-        """A PostgreSQL connection string as it may be printed: ``postgresql://user@host:port/
-        db`` with any other parameters but the password. A ``key=value`` string is shown in
-        the URL form."""
-        url = url.strip()
-        if "://" not in url:  # key=value form: host=... dbname=... password=...
-            pairs = {k: v.strip("'") for k, v in _CONNINFO_PAIR.findall(url) if k != "password"}
-            user, host, port, db = (pairs.pop(k, "") for k in ("user", "host", "port", "dbname"))
-            if host.startswith("/"):  # a Unix socket's folder stays a parameter
-                pairs["host"], host = host, ""
-            return (f"postgresql://{user}{'@' if user else ''}{host}{':' if port else ''}{port}"
-                    f"/{db}" + (f"?{urlencode(pairs, safe='/')}" if pairs else ""))
-        parts = urlsplit(url)
-        userinfo, at, hostport = parts.netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                 if k != "password"]
-        return (f"{parts.scheme}://{user}{at}{hostport}{parts.path}"
-                + (f"?{urlencode(query, safe='/')}" if query else ""))
-
-
-#: One ``key=value`` of a libpq connection string (a value may be single-quoted).
-_CONNINFO_PAIR = re.compile(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+    #: A PostgreSQL connection string as it may be printed, never with its password.
+    shown_url = staticmethod(shown_url)
 
 
 def upload_limits(settings: dict[str, Any]) -> Limits:
