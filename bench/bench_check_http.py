@@ -51,6 +51,7 @@ def start_server(inst: Path, port: int, threads: int | None,
                  workers: int = 0) -> subprocess.Popen:
     env = {**os.environ, "GEOAPP_INSTANCE_PATH": str(inst), "GEOAPP_LOG_LEVEL": "WARNING",
            "GEOAPP_SECRET_KEY": secrets.token_urlsafe(48)}
+    subprocess.run([BIN / "geoapp", "init-db"], env=env, check=True, capture_output=True)
     subprocess.run([BIN / "geoapp", "users", "create", "--username", "bench", "--role",
                     "inspector", "--password", BENCH_PASSWORD], env=env, check=True,
                    capture_output=True)
