@@ -23,7 +23,7 @@ serve: install
 test: install
 	bash scripts/system-deps.sh
 	$(BIN)/ruff check geoapp tests bench
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: install
 	$(BIN)/python bench/run_all.py
