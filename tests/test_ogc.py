@@ -1,9 +1,10 @@
 """OGC API – Features under /ogc through the test client: the resources, paging, boxes,
-filters, coordinate systems and their axis order, formats, errors and access."""
+filters, coordinate systems and their axis order, formats, errors and access (the site
+collections for the roles of the ledger's downloads, the rest for every account)."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import numpy as np
 import pytest
@@ -13,14 +14,16 @@ from geoapp.services import ogc
 from geoapp.services.inspection import site_page
 from geoapp.spatial import ogc_crs
 from geoapp.spatial.crs import CGCS2000, WGS84, to_metric
-from geoapp.web import create_app
+from geoapp.web import create_app, ledger
+from geoapp.web import ogc as ogc_web
 
-from webutil import login, make_users
+from webutil import ROLES, login, make_users
 
 CRS84 = ogc_crs.CRS84
 EPSG4326 = ogc_crs.uri_of(WGS84)
 EPSG4490 = ogc_crs.uri_of(CGCS2000)
 CONF = "http://www.opengis.net/spec/"
+SITE_COLLECTIONS = ("enterprises", "farms", "workshops")
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +32,11 @@ def core(offline_app):
 
 
 @pytest.fixture(scope="module")
-def client(viewer_client):
-    return viewer_client
+def client(offline_app):
+    """A planner: reads every collection."""
+    c = offline_app.test_client()
+    login(c, "planner")
+    return c
 
 
 def _get(client, url: str, status: int = 200, **kw):
@@ -63,7 +69,63 @@ def test_anonymous_gets_401_everywhere_under_ogc(offline_app):
         assert r.get_json()["error"] == "unauthorized"
 
 
-# ---------------------------------------------------------------------------- resources
+def test_the_site_collections_take_the_role_of_the_ledgers_layer_downloads():
+    assert ogc_web.SITE_ROLES is ledger.layer.required_roles
+    assert ogc_web.SITE_ROLES == ("planner",)
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_site_collections_are_listed_and_served_to_planners_and_admins_only(offline_app, core,
+                                                                              role):
+    """The sites carry every ledger field, like /ledger/layers/enterprises.geojson: the
+    roles that may download that read them here, the others see neither a listing nor a
+    resource of them; the layers and the exclusion zones are every account's."""
+    c = offline_app.test_client()
+    login(c, role)
+    allowed = role in ("planner", "admin")
+    assert (c.get("/ledger/layers/enterprises.geojson").status_code == 200) == allowed
+    listed = {col["id"] for col in _get(c, "/ogc/collections").get_json()["collections"]}
+    layers = set(core.repo.layer_names())
+    assert layers | {"exclusion_zones"} <= listed
+    assert (set(SITE_COLLECTIONS) <= listed) == allowed
+    assert not (set(SITE_COLLECTIONS) & listed) or allowed
+    page = _get(c, "/ogc/collections?f=html").get_data(as_text=True)
+    assert ("/ogc/collections/enterprises" in page) == allowed and "rivers" in page
+    paths = _get(c, "/ogc/api").get_json()["paths"]
+    assert ("/collections/farms/items" in paths) == allowed
+    assert "/collections/rivers/items" in paths
+    sites = core.repo.sites()
+    for cid, site_type in zip(SITE_COLLECTIONS, ("enterprise", "livestock_farm",
+                                                 "scattered_workshop"), strict=True):
+        fid = sites["id"][sites["site_type"] == site_type].iloc[0]
+        for url in (f"/ogc/collections/{cid}", f"/ogc/collections/{cid}/items?limit=10000",
+                    f"/ogc/collections/{cid}/items/{fid}", f"/ogc/collections/{cid}/schema",
+                    f"/ogc/collections/{cid}/queryables",
+                    f"/ogc/collections/{cid}/items?colour=red"):  # 403 before the query
+            if allowed and url.endswith("colour=red"):
+                _get(c, url, 400)
+            elif allowed:
+                body = _get(c, url).get_json()
+                if "/items?" in url:
+                    assert body["numberMatched"] == (sites["site_type"] == site_type).sum()
+            else:
+                r = _get(c, url, 403)
+                assert r.get_json()["code"] == "forbidden", url
+                assert "规划" in r.get_json()["description"] or "Planner" in \
+                    r.get_json()["description"], url
+                assert "credit_code" not in r.get_data(as_text=True), url
+                html = _get(c, url.split("?")[0] + "?f=html", 403)
+                assert html.mimetype == "text/html" and "<html" in html.get_data(as_text=True)
+    for url in ("/ogc/collections/rivers", "/ogc/collections/rivers/items",
+                "/ogc/collections/rivers/schema", "/ogc/collections/rivers/queryables",
+                "/ogc/collections/exclusion_zones/items?limit=1",
+                "/ogc/collections/rivers/items?f=html"):
+        _get(c, url)
+    # a collection that does not exist: 404 naming only the ones the account reads
+    missing = _get(c, "/ogc/collections/nope", 404).get_json()["description"]
+    assert "rivers" in missing and ("enterprises" in missing) == allowed
+
+
 def test_landing_page_links_the_api_the_conformance_and_the_collections(client):
     body = _get(client, "/ogc").get_json()
     links = body["links"]
@@ -318,7 +380,7 @@ def test_an_edit_is_seen_at_the_next_request(make_app):
     """The collections are kept between requests, but never past a change in the store."""
     app = make_app(INTRANET=True, TILES="none")
     c = app.test_client()
-    login(c, "viewer")
+    login(c, "planner")
     core = app.extensions["geoapp"]
     farm = core.repo.sites("livestock_farm").iloc[0]
     url = f"/ogc/collections/farms/items/{farm['id']}"
@@ -347,7 +409,7 @@ def test_the_service_answers_the_same_on_postgis(pg_url, offline_app, tmp_path):
     clients = []
     for app in (offline_app, pg):
         c = app.test_client()
-        login(c, "viewer")
+        login(c, "planner")
         clients.append(c)
 
     def answers(c) -> list:
@@ -373,3 +435,37 @@ def test_the_service_answers_the_same_on_postgis(pg_url, offline_app, tmp_path):
             assert fb["properties"] == fa["properties"], (col_a["id"], fa["id"])
             assert shapely.equals_exact(fa["geometry"], fb["geometry"], tolerance=1e-9), \
                 (col_a["id"], fa["id"])
+
+
+def test_feature_ids_holding_slashes_are_fetched_and_their_links_lead_back(make_app):
+    """A layer's own ids may hold "/" (even first, or twice): the feature's URL takes any id,
+    and every link to a feature writes "/" as %2F so following it finds the same feature."""
+    app = make_app(INTRANET=True, TILES="none")
+    c = app.test_client()
+    login(c, "viewer")
+    core = app.extensions["geoapp"]
+    odd = ["<b>C</b>", "/first", "a//b", "last/", "中/文 ?#%"]
+    counties = core.repo.layer("counties").iloc[:len(odd)].copy()
+    counties["id"] = odd
+    core.repo.replace_layer("counties", counties, user="admin")
+    page = _get(c, "/ogc/collections/counties/items?limit=100").get_json()
+    assert [f["id"] for f in page["features"]] == odd
+    html = _get(c, "/ogc/collections/counties/items?limit=100&f=html") \
+        .get_data(as_text=True)
+    for fid in odd:
+        quoted = quote(fid, safe="")
+        assert f"/ogc/collections/counties/items/{quoted}?f=html" in \
+            html.replace("&amp;", "&"), fid
+        one = _get(c, f"/ogc/collections/counties/items/{quoted}").get_json()
+        assert one["id"] == fid
+        self_link = _rel(one["links"], "self", "application/geo+json")
+        assert quoted in self_link, (fid, self_link)
+        assert _get(c, _path(self_link)).get_json()["id"] == fid
+        as_html = _get(c, _path(_rel(one["links"], "alternate", "text/html")))
+        assert as_html.mimetype == "text/html"
+    r = _get(c, "/ogc/collections/counties/items/%3Cb%3EC%3C%2Fb%3E")
+    assert r.get_json()["id"] == "<b>C</b>"
+    # unescaped, as a client that does not encode would send it: the same feature
+    assert _get(c, "/ogc/collections/counties/items/<b>C</b>").get_json()["id"] == \
+        "<b>C</b>"
+    _get(c, "/ogc/collections/counties/items/b%2FC", 404)

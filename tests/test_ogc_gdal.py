@@ -1,8 +1,9 @@
 """GDAL's own OAPIF driver reads every collection of /ogc from a real ``geoapp serve``
-process with a viewer's API token (``geoapp users token``), and finds the stored data: the
+process with a planner's API token (``geoapp users token``), and finds the stored data: the
 same ids, geometries within 1e-7 degrees, the same attributes; in CGCS2000 and the city's
 Gauss-Krüger zone too, with a box and an attribute filter sent to the server; a session
-cookie works as well, a wrong token does not.
+cookie works as well, a wrong token does not. A viewer's token lists and reads the layers
+and the exclusion zones, not the site collections (the role of the ledger's downloads).
 
 How GDAL 3.12 sends the token: its OAPIF driver sets an ``Accept`` header on every request,
 which replaces (does not join) the ``GDAL_HTTP_HEADERS`` option, so that option never
@@ -115,12 +116,13 @@ def _gdal_reset() -> None:
 
 @pytest.fixture(scope="module")
 def token(server) -> str:
-    return _token(server[1], "viewer")
+    """A planner's: the planner reads every collection, the sites included."""
+    return _token(server[1], "planner")
 
 
 @pytest.fixture(scope="module")
 def gdal_session(server, token, tmp_path_factory):
-    """GDAL sends the viewer's token (``Authorization: Bearer``) with every request of the
+    """GDAL sends the planner's token (``Authorization: Bearer``) with every request of the
     module, from a header file."""
     base, _ = server
     headers = tmp_path_factory.mktemp("gdal") / "headers.txt"
@@ -230,7 +232,7 @@ def test_the_token_works_as_gdal_bearer_and_a_session_cookie_works_too(server, t
         _gdal_options(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=token)
         assert list(_oapif(base, "workshops")["id"]) == want
         _gdal_reset()
-        _gdal_options(GDAL_HTTP_COOKIE=f"session={_session_cookie(base, 'viewer')}")
+        _gdal_options(GDAL_HTTP_COOKIE=f"session={_session_cookie(base, 'planner')}")
         assert list(_oapif(base, "workshops")["id"]) == want
         _gdal_reset()
         _gdal_options(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=token + "x")
@@ -246,3 +248,27 @@ def test_anonymous_gdal_is_refused(server):
         urllib.request.urlopen(base + "/ogc/collections", timeout=30)
     assert err.value.code == 401
     assert json.loads(err.value.read())["error"] == "unauthorized"
+
+
+def test_a_viewers_token_lists_and_reads_the_layers_and_zones_but_not_the_sites(server, core):
+    base, inst = server
+    viewer = _token(inst, "viewer")
+    _gdal_reset()
+    try:
+        _gdal_options(GDAL_HTTP_AUTH="BEARER", GDAL_HTTP_BEARER=viewer)
+        layers = {name for name, _ in pyogrio.list_layers(f"OAPIF:{base}/ogc")}
+        assert layers == {c.id for c in ogc.collections(core) if c.kind != "sites"}
+        assert {"counties", "rivers", "exclusion_zones"} <= layers
+        assert not {"enterprises", "farms", "workshops"} & layers
+        want = ogc.frame(core, ogc.collection(core, "rivers"))
+        assert list(_oapif(base, "rivers")["id"]) == list(want["id"])
+        with pytest.raises(pyogrio.errors.DataLayerError):
+            _oapif(base, "enterprises")
+    finally:
+        _gdal_reset()
+    request = urllib.request.Request(base + "/ogc/collections/enterprises/items?limit=10000",
+                                     headers={"Authorization": f"Bearer {viewer}"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=30)
+    assert err.value.code == 403
+    assert json.loads(err.value.read())["code"] == "forbidden"

@@ -8,8 +8,9 @@ storage backend):
   ``workshops``: each type has its own attributes, and a GIS layer needs one schema);
 - the stored exclusion zones (the dissolved rule buffers the maps draw), ``exclusion_zones``.
 
-Site attributes are those the site page shows any account (``services.inspection``'s
-labels), without the point's lon/lat (the geometry carries them). Feature ids are the stored
+Site attributes are the site page's (``services.inspection``'s labels: every ledger field),
+without the point's lon/lat (the geometry carries them); which accounts may read the site
+collections is the web layer's rule (``web/ogc.py``). Feature ids are the stored
 string ids (the rule id for a zone). Geometries are stored in EPSG:4326 and written in CRS84
 unless ``crs`` names another offered system (``spatial.ogc_crs``): EPSG:4326, CGCS2000
 (EPSG:4490) and the city's metric Gauss-Krüger zone. No HTTP here: the web layer
@@ -142,9 +143,12 @@ def collections(app: Geoapp) -> list[Collection]:
     return out
 
 
-def collection(app: Geoapp, collection_id: str) -> Collection:
-    """The collection named ``collection_id``; NotFound names the known ones."""
-    known = collections(app)
+def collection(app: Geoapp, collection_id: str,
+               known: list[Collection] | None = None) -> Collection:
+    """The collection named ``collection_id`` among ``known`` (every collection by
+    default); NotFound names the known ones."""
+    if known is None:
+        known = collections(app)
     for col in known:
         if col.id == collection_id:
             return col

@@ -3,8 +3,10 @@
 
 Part 1 (core, GeoJSON, HTML, OpenAPI 3.0), Part 2 (``crs``, ``bbox-crs``, ``Content-Crs``)
 and the queryables of Part 3 (equality filters ``?name=…``). Every route needs an account,
-like every page (anonymous callers get 401, see ``web/auth.py``); what a collection holds is
-what the pages show any account (``services/ogc.py``). JSON unless ``f=html`` or an
+like every page (anonymous callers get 401, see ``web/auth.py``). The layers and the
+exclusion zones are every account's; the site collections carry every ledger field, so they
+are read by the roles that may download the sites from /ledger (:data:`SITE_ROLES`): for
+any other account they are not listed and their resources are 403. JSON unless ``f=html`` or an
 ``Accept`` header preferring HTML asks for a page. Errors are the OGC exception document
 ``{"code", "description"}`` (or the error page for HTML).
 """
@@ -13,19 +15,41 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, Response, render_template, request, url_for
+from flask import Blueprint, Response, abort, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import PathConverter
 
 from geoapp import __version__
 from geoapp.domain.errors import GeoappError, InvalidInput
 from geoapp.services import ogc
+from geoapp.web import ledger as ledger_views
 from geoapp.web.common import core
 from geoapp.web.errors import render_error
-from geoapp.web.i18n import current_language
+from geoapp.web.i18n import current_language, role_label
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
+
+
+class FeatureIdConverter(PathConverter):
+    """A feature id in a URL: any text, "/" included (a layer's own ids may hold one, even
+    first), written with "/" as ``%2F`` so a link to the feature leads back to it."""
+
+    regex = ".+"  # PathConverter's "[^/].*?" would refuse an id starting with "/"
+    part_isolating = False  # the id may span several path segments
+
+    def to_url(self, value: Any) -> str:
+        return quote(str(value), safe="!$&'()*+,:;=@")
+
+
+@bp.record_once
+def _install(state) -> None:
+    """The feature id converter, before the routes that use it are added."""
+    state.app.url_map.converters.setdefault("ogc_fid", FeatureIdConverter)
+
 
 GEOJSON = "application/geo+json"
 JSON = "application/json"
@@ -45,6 +69,31 @@ CONFORMANCE = (
 )
 #: Query parameters of the pages other than items (``f`` and the page language).
 _PAGE_PARAMS = ("f", "lang")
+#: Who reads the site collections (every ledger field of every site): the roles of the
+#: ledger's layer downloads, which hand out the same sites as files.
+SITE_ROLES: tuple[str, ...] = ledger_views.layer.required_roles
+
+
+def readable(col: ogc.Collection) -> bool:
+    """Whether the current account may read ``col``: the site collections need
+    :data:`SITE_ROLES`, the layers and the exclusion zones any account."""
+    return col.kind != "sites" or current_user.has_role(*SITE_ROLES)
+
+
+def _collections() -> list[ogc.Collection]:
+    """The collections the current account may read, in the service's order."""
+    return [c for c in ogc.collections(core()) if readable(c)]
+
+
+def _collection(collection_id: str) -> ogc.Collection:
+    """The collection named ``collection_id``: 403 when the account may not read it, 404
+    (naming the ones it may read) when there is none."""
+    every = ogc.collections(core())
+    for col in every:
+        if col.id == collection_id and not readable(col):
+            abort(403, description=_("需要角色：%(roles)s",
+                                     roles=", ".join(role_label(r) for r in SITE_ROLES)))
+    return ogc.collection(core(), collection_id, known=[c for c in every if readable(c)])
 
 
 def _format() -> str:
@@ -192,7 +241,7 @@ def collections_page():
     fmt = _format()
     app = core()
     crs = ogc.crs_list(app)
-    summaries = [ogc.summary(app, c, gettext=_) for c in ogc.collections(app)]
+    summaries = [ogc.summary(app, c, gettext=_) for c in _collections()]
     body = {"links": _self_links("ogc.collections_page", fmt),
             "collections": [_collection_body(s, fmt, crs) for s in summaries],
             "crs": crs}
@@ -206,7 +255,7 @@ def collection_page(collection_id: str):
     _page_args()
     fmt = _format()
     app = core()
-    summary = ogc.summary(app, ogc.collection(app, collection_id), gettext=_)
+    summary = ogc.summary(app, _collection(collection_id), gettext=_)
     body = _collection_body(summary, fmt, ogc.crs_list(app))
     if fmt == "html":
         return _html("ogc_collection.html", body=body, summary=summary)
@@ -218,7 +267,7 @@ def queryables(collection_id: str):
     """The attributes ``?name=value`` may filter on, as a JSON Schema."""
     _page_args()
     app = core()
-    col = ogc.collection(app, collection_id)
+    col = _collection(collection_id)
     doc = ogc.queryables(app, col, lang=current_language(), gettext=_)
     doc["$id"] = _url("ogc.queryables", collection_id=collection_id)
     return _json(doc, mimetype=SCHEMA)
@@ -229,7 +278,7 @@ def schema(collection_id: str):
     """The features' attributes as a JSON Schema (the collection's ``describedby``)."""
     _page_args()
     app = core()
-    col = ogc.collection(app, collection_id)
+    col = _collection(collection_id)
     doc = ogc.queryables(app, col, lang=current_language(), gettext=_)
     doc["$id"] = _url("ogc.schema", collection_id=collection_id)
     return _json(doc, mimetype=SCHEMA)
@@ -261,7 +310,7 @@ def items_page(collection_id: str):
     10,000), ``offset``, ``crs`` and ``?name=value`` filters; next/prev links."""
     fmt = _format()
     app = core()
-    col = ogc.collection(app, collection_id)
+    col = _collection(collection_id)
     page = ogc.items(app, col, request.args.to_dict(flat=False))
     body = {"type": "FeatureCollection", "features": page.features,
             "numberMatched": page.matched, "numberReturned": page.returned,
@@ -275,12 +324,12 @@ def items_page(collection_id: str):
     return _json(body, mimetype=GEOJSON, **headers)
 
 
-@bp.get("/collections/<collection_id>/items/<feature_id>")
+@bp.get("/collections/<collection_id>/items/<ogc_fid:feature_id>")
 def item_page(collection_id: str, feature_id: str):
     """One feature by its id, in ``crs``."""
     fmt = _format()
     app = core()
-    col = ogc.collection(app, collection_id)
+    col = _collection(collection_id)
     feature, crs, fields = ogc.item(app, col, feature_id, request.args.to_dict(flat=False))
     extra = {"crs": request.args["crs"]} if "crs" in request.args else {}
     feature["links"] = [
@@ -314,7 +363,7 @@ def openapi_document() -> dict[str, Any]:
     app = core()
     crs = ogc.crs_list(app)
     f = _param("f", {"type": "string", "enum": ["json", "html"]}, "json or html")
-    cols = ogc.collections(app)
+    cols = _collections()
     cid = _param("collectionId", {"type": "string", "enum": [c.id for c in cols]},
                  "collection id", where="path", required=True)
     fid = _param("featureId", {"type": "string"}, "feature id", where="path", required=True)
