@@ -1,7 +1,9 @@
 """API tokens for GIS clients: made on the command line, shown once, stored as a SHA-256 only,
-accepted as ``Authorization: Bearer`` wherever the owner's role may go (without CSRF, since no
-cookie is involved), refused (401) when wrong, revoked, or when the owner is disabled, gone or
-given another role, listed and revoked on /admin/users and audited."""
+accepted as ``Authorization: Bearer`` on the machine interfaces (/api/…, /ogc…) wherever the
+owner's role may go there (without CSRF, since no cookie is involved), ignored on the pages,
+/admin/…, /account/… and form posts (so a token saved in a GIS project cannot make an account),
+refused (401) when wrong, revoked, or when the owner is disabled, gone or given another role,
+listed and revoked on /admin/users and audited."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ from pg import pg_bin
 from webutil import csrf_token, login, on_postgis, password_for, sql
 
 POINT = {"lon": "113.24", "lat": "35.22"}
+#: A planner's (and admin's) OGC resource: every ledger field of the enterprises.
+SITES = "/ogc/collections/enterprises/items?f=json"
+#: A small parcel near POINT, for the API's one POST that answers without writing.
+PARCEL = {"type": "Polygon", "coordinates": [[[113.24, 35.22], [113.241, 35.22],
+                                              [113.241, 35.221], [113.24, 35.22]]]}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +75,12 @@ def refused(r) -> bool:
             and r.headers["WWW-Authenticate"].startswith("Bearer"))
 
 
+def to_login(r) -> bool:
+    """The answer to an anonymous page request: a redirect to the login page."""
+    return r.status_code == 302 and "/login" in r.headers["Location"] \
+        and "WWW-Authenticate" not in r.headers
+
+
 # --------------------------------------------------------------------------- the token
 def test_a_token_is_random_prefixed_and_stored_as_its_hash_only(app):
     token, row = accounts.issue_token(core(app), "viewer", "QGIS 桌面", by="test")
@@ -96,15 +109,20 @@ def test_tokens_are_only_for_known_active_accounts_with_a_short_name(app):
 
 
 # --------------------------------------------------------------------------- using it
-def test_a_token_works_on_the_api_and_on_pages_like_its_owners_session(app):
+def test_a_token_works_on_the_api_and_the_ogc_service_and_nowhere_else(app):
     client = app.test_client()
     token = issue(app, "viewer", "api")
     r = client.get("/api/check", query_string=POINT, headers=bearer(token))
     assert r.status_code == 200 and "verdict" in r.get_json()
-    page = client.get("/check", query_string=POINT, headers=bearer(token))
-    assert page.status_code == 200 and b"<html" in page.data
     # no cookie is handed out for a login that came with the header
     assert "session=" not in r.headers.get("Set-Cookie", "")
+    for url in ("/api/openapi.json", "/api/relocation", "/ogc", "/ogc/api",
+                "/ogc/collections?f=html", "/ogc/collections/rivers/items?f=json"):
+        assert client.get(url, headers=bearer(token)).status_code == 200, url
+    # the pages ignore the header: the request is anonymous, sent to the login page
+    for url in ("/", "/check?lon=113.24&lat=35.22", "/relocation", "/relocation.csv",
+                "/account/password", "/sites/E0001"):
+        assert to_login(client.get(url, headers=bearer(token))), url
 
 
 def test_wrong_or_malformed_tokens_get_401_everywhere_never_the_login_page(app):
@@ -113,9 +131,11 @@ def test_wrong_or_malformed_tokens_get_401_everywhere_never_the_login_page(app):
     for value in ("Bearer geoapp_" + "A" * 43, "Bearer " + good[:-1] + "x", "Bearer",
                   "bearer   ", "Bearer " + good[len("geoapp_"):], "Bearer " + good + "x" * 500,
                   "BEARER geoapp_\u00e9"):
-        for url in ("/api/check?lon=113.24&lat=35.22", "/check", "/admin/users"):
+        for url in ("/api/check?lon=113.24&lat=35.22", "/ogc/collections", "/ogc"):
             r = client.get(url, headers={"Authorization": value})
             assert refused(r), (value[:30], url, r.status_code)
+        for url in ("/check", "/admin/users"):  # a page: the header is not looked at
+            assert to_login(client.get(url, headers={"Authorization": value})), url
     assert client.get("/api/check", query_string=POINT,
                       headers={"Authorization": "bearer " + good}).status_code == 200
 
@@ -138,25 +158,72 @@ def test_anonymous_api_calls_get_the_bearer_challenge_and_pages_the_login(app):
         assert "WWW-Authenticate" not in r.headers, url
 
 
-def test_a_viewer_token_cannot_reach_planner_or_admin_routes(app):
+def test_a_token_acts_with_its_owners_role(app):
     client = app.test_client()
     viewer, planner = issue(app, "viewer"), issue(app, "planner")
-    assert client.get("/ledger", headers=bearer(viewer)).status_code == 403
-    assert client.get("/admin/users", headers=bearer(viewer)).status_code == 403
-    assert client.get("/ledger", headers=bearer(planner)).status_code == 200
-    assert client.get("/admin/users", headers=bearer(planner)).status_code == 403
+    assert client.get(SITES, headers=bearer(viewer)).status_code == 403
+    assert client.get(SITES, headers=bearer(planner)).status_code == 200
+    listed = client.get("/ogc/collections?f=json", headers=bearer(viewer)).get_json()
+    assert "enterprises" not in {c["id"] for c in listed["collections"]}
 
 
-def test_a_bearer_post_needs_no_csrf_token_and_acts_as_the_owner(app):
+@pytest.mark.parametrize("role", ["viewer", "planner", "admin"])
+def test_no_token_reaches_a_page_admin_included(app, role):
+    """The pages a role may open are closed to its token: a GIS project file holding an
+    admin's token must not open /admin/users."""
+    client = app.test_client()
+    token = issue(app, role)
+    for url in ("/ledger", "/admin/users", "/admin/audit", "/ledger/layers/enterprises.geojson",
+                "/ledger/export", "/account/password"):
+        assert to_login(client.get(url, headers=bearer(token))), (role, url)
+
+
+def test_an_admin_token_cannot_create_an_account_or_change_one(app):
+    """The attack a leaked token allowed: POST /admin/users with the header and no cookie.
+    It creates nothing, changes no role and no password, whatever the CSRF check says."""
+    token = issue(app, "admin")
+    client = app.test_client()
+    users_before = {u["username"]: u["role"] for u in accounts.list_users(core(app))}
+    form = {"username": "intruder", "password": "a-long-pass-9471",
+            "password2": "a-long-pass-9471", "role": "admin", "display_name": "x"}
+    for url, data in (("/admin/users", form),
+                      ("/admin/users/viewer/role", {"role": "admin"}),
+                      ("/admin/users/viewer/password", {"password": "a-long-pass-9471",
+                                                        "password2": "a-long-pass-9471"}),
+                      ("/admin/users/viewer/active", {"active": "0"}),
+                      ("/account/password", {"current": "x", "password": "a-long-pass-9471",
+                                             "password2": "a-long-pass-9471"})):
+        r = client.post(url, data=data, headers=bearer(token))
+        assert r.status_code == 400 and b"CSRF" in r.data, (url, r.status_code)
+    assert core(app).repo.get_user("intruder") is None
+    assert {u["username"]: u["role"] for u in accounts.list_users(core(app))} == users_before
+
+
+def test_an_admin_token_is_anonymous_on_admin_routes_even_without_the_csrf_check(make_app):
+    """The token itself is not a credential there (not merely stopped by the CSRF check)."""
+    app = make_app(WTF_CSRF_ENABLED=False)
+    token = issue(app, "admin")
+    client = app.test_client()
+    r = client.post("/admin/users", headers=bearer(token),
+                    data={"username": "intruder", "password": "a-long-pass-9471",
+                          "password2": "a-long-pass-9471", "role": "admin"})
+    assert to_login(r)
+    assert core(app).repo.get_user("intruder") is None
+    r = client.post("/admin/users/viewer/role", data={"role": "admin"}, headers=bearer(token))
+    assert to_login(r) and core(app).repo.get_user("viewer")["role"] == "viewer"
+
+
+def test_a_bearer_post_to_the_api_needs_no_csrf_token_and_a_form_post_stays_closed(app):
     client = app.test_client()
     token = issue(app, "inspector")
+    r = client.post("/api/parcels/check", json=PARCEL, headers=bearer(token))
+    assert r.status_code == 200 and r.get_json()["parcels"], r.get_data(as_text=True)[:300]
     before = len(core(app).repo.inspections(limit=1000))
+    # the inspection form is a page's: the token does not log in there, CSRF is asked for
     r = client.post("/check/inspections", data={**POINT, "notes": "by token"},
                     headers=bearer(token))
-    assert r.status_code == 302, r.get_data(as_text=True)[:300]
-    newest = core(app).repo.inspections(limit=1)[0]
-    assert newest["inspector"] == "inspector" and newest["notes"] == "by token"
-    assert len(core(app).repo.inspections(limit=1000)) == before + 1
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    assert len(core(app).repo.inspections(limit=1000)) == before
 
 
 def test_a_session_still_needs_csrf_and_a_cookie_never_rescues_a_bad_token(app):
@@ -165,19 +232,26 @@ def test_a_session_still_needs_csrf_and_a_cookie_never_rescues_a_bad_token(app):
     count = len(core(app).repo.inspections(limit=1000))
     # the session alone, no CSRF token: refused as before
     assert client.post("/check/inspections", data=POINT).status_code == 400
-    # the session and a wrong token: the token decides, the cookie does not log in
-    r = client.post("/check/inspections", data={**POINT, "csrf_token": csrf},
-                    headers=bearer("geoapp_" + "B" * 43))
-    assert refused(r)
-    assert refused(client.get("/check", headers=bearer("geoapp_" + "B" * 43)))
+    # on the API, the session and a wrong token: the token decides, the cookie does not
+    # log in
+    wrong = bearer("geoapp_" + "B" * 43)
+    assert refused(client.get("/api/check", query_string=POINT, headers=wrong))
+    assert refused(client.post("/api/parcels/check", headers={**wrong, "X-CSRFToken": csrf},
+                               json=PARCEL))
+    # on a page the header is not looked at: the session and its CSRF rule decide
+    assert client.post("/check/inspections", data=POINT, headers=wrong).status_code == 400
+    assert client.get("/check", headers=wrong).status_code == 200
     # another Authorization scheme is no bearer request: session and CSRF rules apply
     assert client.post("/check/inspections", data=POINT,
                        headers={"Authorization": "Basic dXNlcjpwdw=="}).status_code == 400
     assert len(core(app).repo.inspections(limit=1000)) == count
-    # the session with a viewer's token: the request is the viewer's
+    # the session with a viewer's token: on the API the request is the viewer's ...
     viewer = issue(app, "viewer")
+    assert client.get(SITES, headers=bearer(viewer)).status_code == 403
+    # ... on a page, the session's (an inspector's) with its CSRF token
     assert client.post("/check/inspections", data={**POINT, "csrf_token": csrf},
-                       headers=bearer(viewer)).status_code == 403
+                       headers=bearer(viewer)).status_code == 302
+    assert core(app).repo.inspections(limit=1)[0]["inspector"] == "inspector"
     assert client.post("/check/inspections", data={**POINT, "csrf_token": csrf}
                        ).status_code == 302  # and the session still works on its own
 
@@ -247,11 +321,11 @@ def test_a_role_change_revokes_the_owners_tokens(app):
     client = app.test_client()
     name = new_account(app, "gis-planner", "planner")
     token = issue(app, name)
-    assert client.get("/ledger", headers=bearer(token)).status_code == 200
+    assert client.get(SITES, headers=bearer(token)).status_code == 200
     accounts.change_role(core(app), name, "viewer", by="admin")
     assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
     accounts.change_role(core(app), name, "planner", by="admin")  # back: still revoked
-    assert refused(client.get("/ledger", headers=bearer(token)))
+    assert refused(client.get(SITES, headers=bearer(token)))
     assert [t["state"] for t in accounts.list_tokens(core(app), name)] == ["revoked"]
 
 
@@ -270,7 +344,7 @@ def test_a_token_whose_owner_row_is_gone_or_changed_behind_the_app_is_refused(ap
     name = new_account(app, "gis-gone", "planner")
     token = issue(app, name)
     sql(app, "UPDATE users SET role = 'admin' WHERE username = ?", (name,), write=True)
-    assert refused(client.get("/admin/users", headers=bearer(token)))
+    assert refused(client.get(SITES, headers=bearer(token)))
     assert accounts.list_tokens(core(app), name)[0]["state"] == "role_changed"
     sql(app, "DELETE FROM users WHERE username = ?", (name,), write=True)
     assert refused(client.get("/api/check", query_string=POINT, headers=bearer(token)))
@@ -282,7 +356,7 @@ def test_a_token_whose_owner_row_is_gone_or_changed_behind_the_app_is_refused(ap
 def test_the_users_page_lists_tokens_and_revokes_one_with_csrf(app):
     token = issue(app, "planner", "ArcGIS Pro 工作站")
     tid = token_id(app, token)
-    app.test_client().get("/ledger", headers=bearer(token))
+    app.test_client().get(SITES, headers=bearer(token))
     client = app.test_client()
     csrf = login(client, "admin")
     page = client.get("/admin/users").get_data(as_text=True)
@@ -294,10 +368,10 @@ def test_the_users_page_lists_tokens_and_revokes_one_with_csrf(app):
     assert token not in page and accounts.token_hash(token) not in page
     # without the form's CSRF token nothing happens
     assert client.post(f"/admin/tokens/{tid}/revoke").status_code == 400
-    assert app.test_client().get("/ledger", headers=bearer(token)).status_code == 200
+    assert app.test_client().get(SITES, headers=bearer(token)).status_code == 200
     r = client.post(f"/admin/tokens/{tid}/revoke", data={"csrf_token": csrf})
     assert r.status_code == 302 and r.headers["Location"].endswith("/admin/users#tokens")
-    assert refused(app.test_client().get("/ledger", headers=bearer(token)))
+    assert refused(app.test_client().get(SITES, headers=bearer(token)))
     page = client.get("/admin/users").get_data(as_text=True)
     row = page[page.index(f'id="token-{tid}"'):]
     row = row[:row.index("</tr>")]
@@ -314,8 +388,9 @@ def test_only_admins_revoke_tokens_and_a_token_cannot_revoke_for_a_viewer(app):
     csrf = login(client, "planner")
     assert client.post(f"/admin/tokens/{tid}/revoke", data={"csrf_token": csrf}).status_code \
         == 403
+    # a token is no credential there: refused before any role check (no CSRF token)
     assert app.test_client().post(f"/admin/tokens/{tid}/revoke",
-                                  headers=bearer(token)).status_code == 403
+                                  headers=bearer(token)).status_code == 400
     assert accounts.list_tokens(core(app), "viewer")[-1]["state"] == "active"
 
 
@@ -338,7 +413,7 @@ def test_the_cli_makes_lists_and_revokes_tokens(make_app, monkeypatch):
     assert token.startswith("geoapp_") and "\n" not in token
     assert "shown only now" in made.stderr and token not in made.stderr
     client = app.test_client()
-    assert client.get("/ledger", headers=bearer(token)).status_code == 200
+    assert client.get(SITES, headers=bearer(token)).status_code == 200
 
     listed = runner.invoke(main, ["users", "tokens"])
     assert listed.exit_code == 0 and "planner" in listed.stdout and "QGIS" in listed.stdout
@@ -348,7 +423,7 @@ def test_the_cli_makes_lists_and_revokes_tokens(make_app, monkeypatch):
 
     revoked = runner.invoke(main, ["users", "revoke-token", "--id", str(tid)])
     assert revoked.exit_code == 0 and f"token {tid} of planner revoked" in revoked.stdout
-    assert refused(client.get("/ledger", headers=bearer(token)))
+    assert refused(client.get(SITES, headers=bearer(token)))
     assert "revoked" in runner.invoke(main, ["users", "tokens"]).stdout
 
     for args in (["users", "token", "--username", "nobody"],
@@ -384,7 +459,7 @@ def test_a_backup_counts_the_tokens_with_the_other_tables_the_app_writes(app, tm
     assert inspect_database(tmp_path / "nightly.gpkg")["counts"] == report["counts"]
 
 
-def test_the_ogc_service_takes_tokens_like_every_route(app):
+def test_the_ogc_service_takes_tokens(app):
     client = app.test_client()
     token = issue(app, "viewer", "QGIS")
     r = client.get("/ogc/collections?f=json", headers=bearer(token))

@@ -9,16 +9,23 @@ move the account's version on, so every older session, in any browser and any wo
 process, is refused at its next request: the user loader compares the two, reading the
 account through the repository's per-thread cache that any commit invalidates.
 
-**API tokens.** A request with ``Authorization: Bearer <token>`` is logged in by the token
-alone (Flask-Login's ``request_loader``, :func:`token_user`): the session cookie, if any, is
-ignored, so no cookie can lend such a request an identity, and therefore it needs no CSRF
-token. A wrong, revoked or no longer valid token is answered 401 with ``WWW-Authenticate:
-Bearer`` on every route, never a redirect to the login page; an anonymous request to
-``/api/`` or ``/ogc/`` gets a 401 with the bare ``WWW-Authenticate: Bearer realm="geoapp"``
-challenge (pages redirect to the login page). Roles are checked exactly as for
-a session (``role_required``), so any blueprint, the OGC service included, takes tokens
-without doing anything; :func:`bearer_request` tells a route whether the caller came with one.
-A request without the header keeps the session and CSRF rules unchanged.
+**API tokens.** A token is a credential of the machine interfaces only: ``/api/…`` (the JSON
+API, its OpenAPI document) and ``/ogc…`` (the OGC service, its pages and its API description)
+(:func:`token_path`). There a request with ``Authorization: Bearer <token>`` is logged in by
+the token alone (Flask-Login's ``request_loader``, :func:`token_user`): the session cookie,
+if any, is ignored, so no cookie can lend such a request an identity, and therefore it needs
+no CSRF token. A wrong, revoked or no longer valid token is answered 401 with
+``WWW-Authenticate: Bearer``, never a redirect to the login page; an anonymous request there
+gets a 401 with the bare ``WWW-Authenticate: Bearer realm="geoapp"`` challenge. Roles are
+checked exactly as for a session (``role_required``), so the API and the OGC service take
+tokens without doing anything; :func:`bearer_request` tells a route whether the caller came
+with one.
+
+Everywhere else (the pages, their form posts, ``/admin/…``, ``/account/…``, ``/login``) the
+header is ignored: the request is what its session cookie makes it, with the usual CSRF
+check, and anonymous without one (redirected to the login page). A token saved in a GIS
+client's project file therefore reads data but can never create an account, change a role
+or a password, or post a form.
 """
 
 from __future__ import annotations
@@ -86,17 +93,31 @@ class User(UserMixin):
 _BEARER = re.compile(r"bearer(?:\s+(.*))?\Z", re.IGNORECASE | re.DOTALL)
 
 
+#: Path prefixes of the machine interfaces, where API tokens are credentials (``/ogc``
+#: itself too: the OGC landing page).
+TOKEN_PREFIXES = ("/api/", "/ogc/")
+
+
+def token_path(path: str) -> bool:
+    """Whether ``path`` is one of the machine interfaces (``/api/…``, ``/ogc…``): where an
+    API token is a credential and an anonymous caller gets a 401 instead of the login page."""
+    return path.startswith(TOKEN_PREFIXES) or path == "/ogc"
+
+
 def bearer_token() -> str | None:
     """The credentials of the request's ``Authorization: Bearer`` header ("" when the
-    header names the scheme without a token); None for a request without one."""
+    header names the scheme without a token); None for a request without one, and for
+    every request outside the machine interfaces (:func:`token_path`), where the header
+    is ignored."""
     if "_bearer" not in g:
         m = _BEARER.match(request.headers.get("Authorization", "").strip())
-        g._bearer = None if m is None else (m.group(1) or "").strip()
+        g._bearer = None if m is None or not token_path(request.path) \
+            else (m.group(1) or "").strip()
     return g._bearer
 
 
 def bearer_request() -> bool:
-    """Whether the request came with a bearer token (valid or not)."""
+    """Whether the request came with a bearer token (valid or not) to a machine interface."""
     return bearer_token() is not None
 
 
@@ -166,7 +187,7 @@ def client_address() -> str:
 def _unauthorized():
     if bearer_request():
         return token_refused()
-    if request.path.startswith(("/api/", "/ogc/")) or request.path == "/ogc":
+    if token_path(request.path):
         # RFC 6750 section 3: a request without credentials gets the challenge, no error code
         response = jsonify({"error": "unauthorized", "message": _("请先登录")})
         response.status_code = 401
