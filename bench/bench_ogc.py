@@ -1,7 +1,8 @@
 """OGC API – Features bench: how long /ogc answers as the sites grow.
 
 On a copy of the embedded Jiaozuo database with N extra livestock farms (synthetic, spread
-over the city), logged in as a viewer through the test client (no network, one thread):
+over the city), logged in as a planner (the site collections are for planners and admins)
+through the test client (no network, one thread):
 /ogc/collections, the first items page of 10 and of 1,000 farms, a page deep in the
 collection, one feature, a bbox page, and a whole read of the farms as GDAL's OAPIF driver
 pages through it (1,000 per page).
@@ -75,7 +76,7 @@ def run(n: int, repeat: int, work: Path) -> None:
                       "TILES": "none"})
     make_users(app)
     c = app.test_client()
-    login(c, "viewer")
+    login(c, "planner")
     total = len(app.extensions["geoapp"].repo.sites("livestock_farm", columns=["id"]))
     print(f"{total:,} farms")
     for label, url in (

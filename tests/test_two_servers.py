@@ -232,7 +232,7 @@ def _ogc_item(browser: Browser, server: Server, collection: str, fid: str) -> di
 def test_a_progress_edit_on_a_is_read_on_b_at_once(servers):
     a, b = servers
     site = "E0002"
-    planner, reader = _browser(a, "planner"), _browser(b, "viewer")
+    planner, reader = _browser(a, "planner"), _browser(b, "admin")
     try:
         before = _relocation_row(reader, b, site)
         for _ in range(WARM):  # B reads the site every way it is read
