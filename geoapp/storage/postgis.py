@@ -33,7 +33,7 @@ import psycopg
 import pyproj
 import shapely
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from geoapp.domain.city import City
 from geoapp.domain.errors import (
@@ -84,7 +84,14 @@ APP_TABLES = ("users", "api_tokens", "login_attempts", "inspections", "unit_requ
 #: (``services.maintenance.COUNTED_TABLES``), every table the app writes among them.
 COUNTED_TABLES = (b.SITES, b.CHANGES, b.SITE_HITS, *APP_TABLES, "grid_warnings", "complaints")
 POOL_MAX = 20
-CONNECT_TIMEOUT_S = 10.0
+#: How long one connection attempt waits for the server (libpq ``connect_timeout``, whole
+#: seconds, at least 2).
+CONNECT_TIMEOUT_S = 3
+#: How long a request waits for a pooled connection before it answers 503.
+POOL_TIMEOUT_S = 5.0
+#: After the server could not be reached, requests fail at once for this long instead of
+#: each waiting again; the next one after it tries the server afresh.
+FAIL_FAST_S = 2.0
 
 _BOOL, _INTS, _FLOATS = 16, {20, 21, 23}, {700, 701, 1700}
 
@@ -511,8 +518,10 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
         self.pool_max = pool_max
         self._pool: ConnectionPool | None = None
         self._pid = 0
-        self._open_lock = threading.Lock()
+        self._open_lock = threading.RLock()
         self._local = threading.local()
+        self._down_until = 0.0  # time.monotonic() before which the server counts as down
+        self._down_error: StorageUnavailable | None = None
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> PostgisRepository:
@@ -538,27 +547,51 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
         pool = self._pool
         if pool is not None and self._pid == os.getpid():
             return pool
+        self._fail_fast()
         with self._open_lock:
             if self._pool is not None and self._pid == os.getpid():
                 return self._pool
+            self._fail_fast()  # another thread just found the server down
             try:  # one plain connection first: a wrong URL fails at once, with its reason
                 with psycopg.connect(self.url, autocommit=True,
                                      connect_timeout=CONNECT_TIMEOUT_S) as conn:
                     require_postgis(conn, self.where)
                     PG_MIGRATIONS.migrate(_VersionStore(conn), self.where)
             except psycopg.OperationalError as exc:
-                raise self._unavailable(exc) from exc
+                raise self._went_down(None, exc) from exc
             pool = ConnectionPool(self.url, min_size=1, max_size=self.pool_max, open=False,
-                                  kwargs={"autocommit": True},
+                                  kwargs={"autocommit": True,
+                                          "connect_timeout": CONNECT_TIMEOUT_S},
                                   check=ConnectionPool.check_connection,
-                                  timeout=CONNECT_TIMEOUT_S * 3, name="geoapp")
+                                  timeout=POOL_TIMEOUT_S, name="geoapp")
             try:
-                pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+                pool.open(wait=True, timeout=POOL_TIMEOUT_S)
             except PoolTimeout as exc:
                 pool.close()
-                raise self._unavailable(exc) from exc
+                raise self._went_down(None, exc) from exc
             self._pool, self._pid = pool, os.getpid()
             return pool
+
+    def _fail_fast(self) -> None:
+        """StorageUnavailable at once while the server counts as down (``FAIL_FAST_S`` after
+        it could not be reached): requests then never queue behind connection attempts."""
+        error = self._down_error
+        if error is not None and time.monotonic() < self._down_until:
+            raise StorageUnavailable(error.message, details=error.details)
+
+    def _went_down(self, pool: ConnectionPool | None, exc: BaseException) -> StorageUnavailable:
+        """The server could not be reached: fail fast for ``FAIL_FAST_S``, and drop the pool
+        (closed in the background: its workers may be inside a connection attempt) so the
+        next request after that opens a new one at once instead of waiting out the pool's
+        reconnection back-off."""
+        error = self._unavailable(exc)
+        with self._open_lock:
+            self._down_error, self._down_until = error, time.monotonic() + FAIL_FAST_S
+            if pool is not None and self._pool is pool:
+                self._pool = None
+                threading.Thread(target=pool.close, kwargs={"timeout": CONNECT_TIMEOUT_S},
+                                 name="geoapp-pool-close", daemon=True).start()
+        return error
 
     def _unavailable(self, exc: BaseException) -> StorageUnavailable:
         """What the user is told when the server cannot do the work; nothing was saved."""
@@ -566,7 +599,8 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
         if isinstance(exc, psycopg.errors.DiskFull):
             message = _l("数据库所在磁盘已满，未保存任何内容；请管理员释放磁盘空间。")
         elif isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
-            message = _l("数据库只读，未保存任何内容；请管理员检查文件权限和磁盘。")
+            message = _l("数据库只读（服务器设置了只读事务，或是备用服务器），未保存任何内容；"
+                         "请管理员检查数据库服务器。")
         elif isinstance(exc, (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable)):
             message = _l("数据库繁忙：另一次写入占用太久，未保存任何内容；请稍后再试。")
         else:
@@ -580,16 +614,22 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
         if conn is not None:
             yield conn
             return
+        pool = self._get_pool()
+        connected = False
         try:
-            with self._get_pool().connection() as conn:
+            with pool.connection() as conn:
+                connected = True
                 yield conn
         except psycopg.errors.UndefinedTable:
             if not self.is_initialized():
                 raise NotInitialized(f"database {self.where} has no geoapp data; build it "
                                      "first (geoapp init-db)") from None
             raise
-        except (PoolTimeout, psycopg.OperationalError,
-                psycopg.errors.ReadOnlySqlTransaction) as exc:
+        except (PoolTimeout, PoolClosed, psycopg.OperationalError) as exc:
+            if not connected:  # no connection to be had: the server is down or unreachable
+                raise self._went_down(pool, exc) from exc
+            raise self._unavailable(exc) from exc
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
             raise self._unavailable(exc) from exc
 
     @contextmanager
