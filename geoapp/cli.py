@@ -657,17 +657,26 @@ def backup(output) -> None:
 @main.command("restore")
 @click.argument("backup_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--other-city", is_flag=True,
+              help="Restore a backup of another city than this instance's.")
 @handle_errors
-def restore(backup_file, yes) -> None:
-    """Replace the database with a backup (stop the server first; the current one is kept)."""
-    from geoapp.services.maintenance import inspect_database, restore_database
+def restore(backup_file, yes, other_city) -> None:
+    """Replace the database with a backup (stop the server first; the current one is kept).
+    A backup of another city is refused unless --other-city."""
+    from geoapp.services.maintenance import check_city, inspect_backup, restore_database
+    from geoapp.storage.postgis import shown_url
 
     settings = _settings()
-    info = inspect_database(backup_file)
+    info = inspect_backup(settings, backup_file)
+    if not other_city:
+        check_city(settings, info, backup_file)
     if not yes:
-        click.confirm(f"Replace {settings['DATABASE']} with {backup_file} ({info['city']}, "
+        target = (shown_url(str(settings.get("DATABASE_URL") or ""))
+                  if str(settings.get("STORAGE_BACKEND")).lower() == "postgis"
+                  else settings["DATABASE"])
+        click.confirm(f"Replace {target} with {backup_file} ({info['city']}, "
                       f"{info['counts'].get('sites', 0)} sites)?", abort=True)
-    report = restore_database(settings, backup_file)
+    report = restore_database(settings, backup_file, other_city=other_city)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2, default=str))
 
 

@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 
+from geoapp.cli import main
+from geoapp.config import load_settings
+from geoapp.domain.errors import ConfigError, ValidationFailed
+from geoapp.services.maintenance import restore_database
+from geoapp.storage import open_repository
 from geoapp.storage.postgis import CONNECT_TIMEOUT_S, FAIL_FAST_S, POOL_TIMEOUT_S
 from geoapp.web import create_app
 
 from pg import PgServer, start_server, stop_server
-from webutil import instance_settings, login, make_users
+from webutil import instance_settings, login, make_users, on_postgis, sql
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +124,80 @@ def test_broken_pool_connections_are_replaced(outage_app, private_server):
         r, took = _timed(client, url)
         assert r.status_code == 200, (url, r.get_data(as_text=True)[:300])
         assert took < CONNECT_TIMEOUT_S, (url, took)
+
+
+# ---------------------------------------------------------------------------- restore
+def _cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: dict) -> None:
+    inst = tmp_path / "inst"
+    inst.mkdir(exist_ok=True)
+    monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(inst))
+    for key, value in settings.items():
+        monkeypatch.setenv(f"GEOAPP_{key}", value)
+
+
+def _sites(settings: dict) -> list[tuple]:
+    return sql(settings, "SELECT id, version FROM sites ORDER BY id")
+
+
+def test_restore_of_another_citys_backup_is_refused_unless_other_city(
+        repo, store_settings: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A backup whose city is not the instance's is refused, naming both cities, with
+    nothing changed; ``--other-city`` restores it."""
+    backup = tmp_path / ("b.dump" if on_postgis(store_settings) else "b.gpkg")
+    _cli_env(monkeypatch, tmp_path, store_settings)
+    runner = CliRunner()
+    assert runner.invoke(main, ["backup", "-o", str(backup)]).exit_code == 0
+    repo.delete_site("W2", user="planner", expected_version=1)
+    sql(store_settings, "UPDATE geoapp_meta SET value = '别的市' WHERE key = 'city_name'",
+        write=True)  # the instance now serves another city than the backup's
+    repo.close()
+    before = _sites(store_settings)
+    result = runner.invoke(main, ["restore", "--yes", str(backup)])
+    assert result.exit_code == 2, result.output
+    assert "测试市" in result.output and "别的市" in result.output
+    assert "--other-city" in result.output
+    assert _sites(store_settings) == before
+    assert not list(tmp_path.rglob("*before-restore*"))
+    with pytest.raises(ValidationFailed, match="测试市.*别的市"):
+        restore_database(load_settings(tmp_path / "inst"), backup)
+    result = runner.invoke(main, ["restore", "--yes", "--other-city", str(backup)])
+    assert result.exit_code == 0, result.output
+    assert ("W2", 1) in _sites(store_settings)
+    assert sql(store_settings, "SELECT value FROM geoapp_meta WHERE key = 'city_name'"
+               ) == [("测试市",)]
+    # the same city restores without the flag
+    assert runner.invoke(main, ["restore", "--yes", str(backup)]).exit_code == 0
+
+
+def test_restore_of_a_foreign_or_missing_file_says_so_for_the_backend(
+        repo, store_settings: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_env(monkeypatch, tmp_path, store_settings)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"hello, not a backup\n" * 10)
+    settings = load_settings(tmp_path / "inst")
+    wanted = ("not a pg_dump archive" if on_postgis(store_settings)
+              else "not a readable SQLite database")
+    with pytest.raises(ValidationFailed, match=wanted):
+        restore_database(settings, junk)
+    with pytest.raises(ValidationFailed, match="no such file"):
+        restore_database(settings, tmp_path / "missing.dump")
+    result = CliRunner().invoke(main, ["restore", "--yes", str(junk)])
+    assert result.exit_code == 2 and wanted in result.output, result.output
+    if on_postgis(store_settings):
+        assert "gpkg_contents" not in result.output and "SQLite" not in result.output
+
+
+@pytest.mark.parametrize("url", ["mysql://x:pw123@h/db", "postgresql://x:pw123@[::1",
+                                 "host=h password=pw123 dbname"])
+def test_a_malformed_database_url_is_one_line_without_the_password(
+        url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cli_env(monkeypatch, tmp_path, {"STORAGE_BACKEND": "postgis", "DATABASE_URL": url})
+    result = CliRunner().invoke(main, ["backup", "-o", str(tmp_path / "b.dump")])
+    assert result.exit_code == 2, result.output
+    assert "pw123" not in result.output and "Traceback" not in result.output
+    assert result.output.strip().count("\n") == 0, result.output
+    assert "DATABASE_URL" in result.output and "not a PostgreSQL connection string" in \
+        result.output
+    with pytest.raises(ConfigError) as raised:
+        open_repository({"STORAGE_BACKEND": "postgis", "DATABASE_URL": url})
+    assert "pw123" not in str(raised.value.message)

@@ -18,11 +18,14 @@ import logging
 import os
 import shutil
 import sqlite3
+import tomllib
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from geoapp.domain.errors import StorageUnavailable, ValidationFailed
+from geoapp.config import default_data_dir
+from geoapp.domain.city import City
+from geoapp.domain.errors import GeoappError, StorageUnavailable, ValidationFailed
 from geoapp.services.core import DatabaseMissing
 from geoapp.storage import geopackage as gp
 from geoapp.storage import open_repository
@@ -120,8 +123,58 @@ def backup_database(settings: dict[str, Any], output: str | os.PathLike) -> dict
     return {"database": str(repo.path), "backup": str(output), **report}
 
 
-def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dict[str, Any]:
-    """Replace the configured database with ``source`` after proving ``source`` whole.
+def inspect_backup(settings: dict[str, Any], path: str | os.PathLike) -> dict[str, Any]:
+    """``inspect_database`` for the configured backend: on PostGIS only a ``pg_dump``
+    archive is a backup (another file is refused as such, not as a broken SQLite file), on
+    the GeoPackage only a GeoPackage."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationFailed(f"{path}: no such file; nothing was changed")
+    if _postgis(settings) and not is_dump(path):
+        raise ValidationFailed(f"{path} is not a pg_dump archive (a geoapp backup of a PostGIS "
+                               "database, pg_dump --format=custom); nothing was changed")
+    if not _postgis(settings) and is_dump(path):
+        raise ValidationFailed(f"{path} is a PostgreSQL dump, not a GeoPackage: restore it "
+                               "into a PostGIS database (STORAGE_BACKEND=postgis); nothing "
+                               "was changed")
+    return inspect_database(path)
+
+
+def configured_city(settings: dict[str, Any]) -> str | None:
+    """This instance's city: the one its database holds now, else (no database built yet)
+    the one city.toml in DATA_DIR names; None if neither can be read."""
+    try:
+        repo = open_repository(settings)
+        try:
+            if repo.is_initialized():
+                return repo.meta().get("city_name")
+        finally:
+            repo.close()
+    except (GeoappError, sqlite3.Error, OSError) as exc:
+        log.warning("restore: cannot read the current database's city: %s", exc)
+    toml = Path(str(settings.get("DATA_DIR") or default_data_dir())) / "city.toml"
+    try:
+        return City.from_mapping(tomllib.loads(toml.read_text(encoding="utf-8"))).name
+    except (GeoappError, OSError, tomllib.TOMLDecodeError) as exc:
+        log.warning("restore: cannot read the city of %s: %s", toml, exc)
+        return None
+
+
+def check_city(settings: dict[str, Any], incoming: dict[str, Any], source: Any) -> None:
+    """ValidationFailed, naming both cities, unless the backup is of this instance's city."""
+    here = configured_city(settings)
+    if here is None or incoming.get("city") != here:
+        raise ValidationFailed(
+            f"{source} is a backup of {incoming.get('city') or '(no city)'}, but this "
+            f"instance is {here or '(unknown city)'}; nothing was changed (restore it anyway "
+            "with --other-city)", details={"backup_city": incoming.get("city"),
+                                           "instance_city": here})
+
+
+def restore_database(settings: dict[str, Any], source: str | os.PathLike, *,
+                     other_city: bool = False) -> dict[str, Any]:
+    """Replace the configured database with ``source`` after proving ``source`` whole and
+    of this instance's city (``configured_city``; ``other_city`` allows another).
 
     A backup made by an older release is brought forward to this schema (the numbered
     migrations) in the prepared copy, before it replaces anything. The current database is first copied (online backup) to ``<name>.before-restore-<time>``
@@ -129,9 +182,11 @@ def restore_database(settings: dict[str, Any], source: str | os.PathLike) -> dic
     at any step leaves either the old database or the new one, never a mixture. Run it with
     the server stopped: running workers keep the file they opened.
     """
+    incoming = inspect_backup(settings, source)
+    if not other_city:
+        check_city(settings, incoming, source)
     if _postgis(settings):
-        return _restore_postgis(settings, Path(source))
-    incoming = inspect_database(source)
+        return _restore_postgis(settings, Path(source), incoming)
     target = Path(str(settings.get("DATABASE") or ""))
     if not str(target):
         raise ValidationFailed("DATABASE is empty: nothing to restore into")
@@ -178,11 +233,8 @@ def _backup_postgis(settings: dict[str, Any], output: Path) -> dict[str, Any]:
     return {"database": repo.where, "backup": str(output), **report}
 
 
-def _restore_postgis(settings: dict[str, Any], source: Path) -> dict[str, Any]:
-    incoming = inspect_database(source)
-    if not is_dump(source):
-        raise ValidationFailed(f"{source} is not a PostgreSQL dump (geoapp backup of a "
-                               "PostGIS database); nothing was changed")
+def _restore_postgis(settings: dict[str, Any], source: Path,
+                     incoming: dict[str, Any]) -> dict[str, Any]:
     repo = open_repository(settings)
     assert isinstance(repo, PostgisRepository)
     try:

@@ -452,6 +452,25 @@ def shown_url(url: str) -> str:
             + (f"?{urlencode(query, safe='/')}" if query else ""))
 
 
+def check_url(url: str) -> None:
+    """ConfigError, in one line without the password, unless ``url`` is a PostgreSQL
+    connection string libpq reads (``postgresql://`` or ``postgres://`` URL, or
+    ``key=value`` pairs): libpq's own message quotes the string, password included."""
+    scheme = url.partition("://")[0].lower() if "://" in url else None
+    problem = None
+    if scheme is not None and scheme not in ("postgresql", "postgres"):
+        problem = f"its scheme is {scheme}://, not postgresql://"
+    else:
+        try:
+            conninfo_to_dict(url)
+        except psycopg.ProgrammingError:
+            problem = "libpq cannot read it (a bracket, quote or key=value pair malformed?)"
+    if problem:
+        raise ConfigError(f"DATABASE_URL {shown_url(url)} is not a PostgreSQL connection "
+                          f"string: {problem}; write postgresql://user:password@host:port/"
+                          "database")
+
+
 #: How many of the newest audit rows ``last_change`` looks through before walking the kinds.
 RECENT_CHANGES = 64
 #: The newest audit row of each kind of entity, by a loose index scan of ``changes (entity,
@@ -529,6 +548,7 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
         if not url:
             raise ConfigError("DATABASE_URL is empty: the postgis backend needs the "
                               "postgresql:// URL of a database with PostGIS")
+        check_url(url)
         return cls(url)
 
     @property
