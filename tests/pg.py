@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,10 +125,21 @@ def pg_server() -> Iterator[PgServer]:
         stop_server(server)
 
 
+@contextmanager
+def new_database(server: PgServer, template: str = TEMPLATE_DB, prefix: str = "t"
+                 ) -> Iterator[str]:
+    """The URL of a new database copied from ``template`` (the PostGIS one by default;
+    ``template0`` for one without PostGIS), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    server.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
+    try:
+        yield server.url(name)
+    finally:
+        server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture
 def pg_url(pg_server: PgServer) -> Iterator[str]:
     """The URL of a fresh, empty database with PostGIS, dropped after the test."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    pg_server.psql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DB}")
-    yield pg_server.url(name)
-    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with new_database(pg_server) as url:
+        yield url

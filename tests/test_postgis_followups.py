@@ -11,7 +11,6 @@ import re
 import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from geoapp.storage.postgis import (
 )
 from geoapp.web import prod
 
-from pg import PgServer
+from pg import PgServer, new_database
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "Pw-never-shown-7"
@@ -84,10 +83,8 @@ def test_the_user_is_named_and_the_password_never(pg_url):
 @pytest.fixture
 def bare_url(pg_server: PgServer) -> Iterator[str]:
     """A new database without PostGIS (made from template0), dropped after the test."""
-    name = f"bare_{uuid.uuid4().hex[:12]}"
-    pg_server.psql(f"CREATE DATABASE {name} TEMPLATE template0")
-    yield pg_server.url(name)
-    pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with new_database(pg_server, "template0", prefix="bare") as url:
+        yield url
 
 
 def tables_in(server: PgServer, url: str) -> list[str]:
