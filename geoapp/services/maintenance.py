@@ -29,7 +29,7 @@ from geoapp.domain.errors import GeoappError, StorageUnavailable, ValidationFail
 from geoapp.services.core import DatabaseMissing
 from geoapp.storage import geopackage as gp
 from geoapp.storage import open_repository
-from geoapp.storage.apptables import APP_TABLES
+from geoapp.storage.apptables import COUNTED_TABLES
 from geoapp.storage.build import utc_now
 from geoapp.storage.gpkg import GpkgRepository
 from geoapp.storage.gpkg_schema import (
@@ -47,7 +47,6 @@ log = logging.getLogger(__name__)
 #: Tables every geoapp database has, and the ones whose rows a report counts (every table
 #: the app itself writes among them: accounts, API tokens, inspections, unit lists...).
 REQUIRED_TABLES = ("gpkg_contents", META, SITES, CHANGES, SITE_HITS)
-COUNTED_TABLES = (SITES, CHANGES, SITE_HITS, *APP_TABLES, "grid_warnings", "complaints")
 
 
 def inspect_database(path: str | os.PathLike) -> dict[str, Any]:

@@ -19,6 +19,10 @@ import unicodedata
 #: The tables the app writes, in the order a rebuild copies them.
 APP_TABLES: tuple[str, ...] = ("users", "api_tokens", "login_attempts", "inspections",
                                "unit_requirements")
+#: The tables whose rows a backup's report counts, on either backend: the sites, the audit,
+#: the stored hits, every table the app writes, the grid warnings and the complaints.
+COUNTED_TABLES: tuple[str, ...] = ("sites", "changes", "site_hits", *APP_TABLES,
+                                   "grid_warnings", "complaints")
 #: The rows of a table that are app-made, where not all of them are.
 KEPT_ROWS: dict[str, str] = {"unit_requirements": "origin <> 'source'"}
 

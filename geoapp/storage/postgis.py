@@ -46,6 +46,7 @@ from geoapp.domain.errors import (
 )
 from geoapp.domain.messages import Text as _l
 from geoapp.storage import build as b
+from geoapp.storage.apptables import APP_TABLES, COUNTED_TABLES
 from geoapp.storage.base import (
     AUDIT_COLUMNS,
     AUDIT_FILTERS,
@@ -78,11 +79,7 @@ log = logging.getLogger(__name__)
 
 #: The advisory lock every write transaction holds ('geoapp' in ASCII).
 WRITE_LOCK = 0x67656F617070
-#: Tables a rebuild keeps (app-made data); ``unit_requirements`` keeps its app-made rows.
-APP_TABLES = ("users", "api_tokens", "login_attempts", "inspections", "unit_requirements")
-#: The tables whose rows a backup's report counts: the GeoPackage report's
-#: (``services.maintenance.COUNTED_TABLES``), every table the app writes among them.
-COUNTED_TABLES = (b.SITES, b.CHANGES, b.SITE_HITS, *APP_TABLES, "grid_warnings", "complaints")
+#: The most connections one process's pool opens.
 POOL_MAX = 20
 #: How long one connection attempt waits for the server (libpq ``connect_timeout``, whole
 #: seconds, at least 2).
