@@ -135,6 +135,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ROWS", 200000, int,
             "Most rows (or features) one uploaded file may hold; a bigger file is refused "
             "with a clear message instead of tying up the server."),
+    Setting("ENGINE_CACHE", True, bool,
+            "Keep the built rule engine in the folder cache/ beside the database (the "
+            "instance folder by default), so a new process (a geoapp command, a server "
+            "worker) loads it instead of building it again while layers, sites, rules file "
+            "and code are unchanged. The files are signed with a key derived from "
+            "SECRET_KEY; false: always build."),
     Setting("LANGUAGE", "zh", str, "Default UI language: zh (Simplified Chinese) or en."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level: DEBUG, INFO, WARNING, ERROR."),
 )
