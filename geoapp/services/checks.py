@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from geoapp.domain.rules import RuleSet, is_missing, load_rules
 from geoapp.domain.text import document_text
 from geoapp.domain.units import canonical_industry
 from geoapp.domain.vocab import SiteType
+from geoapp.services import engine_cache
 from geoapp.spatial.crs import parse_point
 from geoapp.spatial.engine import RuleEngine
 
@@ -49,6 +51,8 @@ ZONES_LAYER = "exclusion_zones"
 class _Built:
     key: tuple
     engine: RuleEngine
+    #: "built" in this process, or "disk" when loaded from the engine cache file.
+    source: str = "built"
 
 
 _lock = threading.Lock()
@@ -78,7 +82,11 @@ def inputs_key(app: Geoapp) -> tuple:
 
 
 def engine(app: Geoapp) -> RuleEngine:
-    """The current rule engine, rebuilt when layers, sites or the rules file changed."""
+    """The current rule engine, rebuilt when layers, sites or the rules file changed.
+
+    A process that has none for the current inputs first looks for it in the engine cache
+    file (``engine_cache``, setting ENGINE_CACHE) and writes the one it builds there.
+    """
     key = inputs_key(app)
     built: _Built | None = app.cache.get("engine")
     if built is not None and built.key == key:
@@ -87,20 +95,46 @@ def engine(app: Geoapp) -> RuleEngine:
         built = app.cache.get("engine")
         if built is not None and built.key == key:
             return built.engine
-        names = app.repo.layer_names()
-        rules = read_rules(app.settings["RULES_FILE"], names)
-        layers = {n: app.repo.layer(n) for n in {r.stored_layer for r in rules
-                                                  if r.stored_layer is not None}
-                  if n in names}
-        extent, outline = None, None
-        if "city" in names:
-            outline = app.repo.layer("city")
-            extent = tuple(outline.total_bounds) if len(outline) else None
-        eng = RuleEngine.build(layers, rules, app.metric_crs, sites=app.repo.sites(),
-                               extent=extent, outline=outline)
+        cache = engine_cache_file(app, key)
+        started = time.perf_counter()
+        eng = cache.load() if cache is not None else None
+        if eng is not None:
+            app.cache["engine"] = _Built(key, eng, "disk")
+            log.info("rule engine loaded from %s in %.2f s", cache.path,
+                     time.perf_counter() - started)
+            return eng
+        eng = _build_engine(app)
         app.cache["engine"] = _Built(key, eng)
-        log.info("rule engine built: %d rules, %d layers", len(rules), len(layers))
+        if cache is not None and inputs_key(app) == key:
+            cache.store(eng)
         return eng
+
+
+def engine_cache_file(app: Geoapp, key: tuple | None = None) -> engine_cache.EngineCache | None:
+    """The engine cache file for the current inputs (``key``: ``inputs_key(app)`` read just
+    before); None when ENGINE_CACHE is off, or an edit came in since ``key`` was read."""
+    if not engine_cache.enabled(app.settings):
+        return None
+    full = engine_cache.disk_key(app, _NOT_ENGINE_INPUTS)
+    if key is not None and full["change"]["id"] != key[2]:
+        return None
+    return engine_cache.EngineCache.for_app(app, full)
+
+
+def _build_engine(app: Geoapp) -> RuleEngine:
+    names = app.repo.layer_names()
+    rules = read_rules(app.settings["RULES_FILE"], names)
+    layers = {n: app.repo.layer(n) for n in {r.stored_layer for r in rules
+                                              if r.stored_layer is not None}
+              if n in names}
+    extent, outline = None, None
+    if "city" in names:
+        outline = app.repo.layer("city")
+        extent = tuple(outline.total_bounds) if len(outline) else None
+    eng = RuleEngine.build(layers, rules, app.metric_crs, sites=app.repo.sites(),
+                           extent=extent, outline=outline)
+    log.info("rule engine built: %d rules, %d layers", len(rules), len(layers))
+    return eng
 
 
 def warm_engine(app: Geoapp) -> threading.Thread:
