@@ -103,9 +103,12 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
 
 
 def free_subnet(candidates: Sequence[str] = LAB_SUBNETS) -> ipaddress.IPv4Network:
-    """The first of ``candidates`` that no address or route of this machine overlaps."""
+    """One of ``candidates`` that no address or route of this machine overlaps, tried from
+    a place this process's ID picks (two test processes building labs at once try
+    different subnets first)."""
     used = _used_networks()
-    for text in candidates:
+    start = os.getpid() % len(candidates)
+    for text in [*candidates[start:], *candidates[:start]]:
         net = ipaddress.ip_network(text)
         if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
             return net
