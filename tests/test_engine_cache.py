@@ -61,6 +61,7 @@ def test_a_new_process_loads_the_engine_its_inputs_built(instance: Path, caplog)
     fresh = _answers(built)
     _close(first)
     second = _open(instance)  # a fresh core: nothing in memory
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="geoapp.services.checks"):
         loaded, source = _engine(second)
     assert source == "disk"
