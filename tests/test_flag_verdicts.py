@@ -24,7 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from geoapp.cli import main
-from geoapp.services import checks, flagfile
+from geoapp.services import checks
 from geoapp.services.flagfile import (
     OUTPUT_HEADERS,
     OUTPUT_KEYS,
@@ -257,25 +257,43 @@ def test_bad_coordinates_keep_verdict_error_with_the_reason(core, sites, tmp_pat
         assert bad["hits"] == "[]"
 
 
-def test_csv_written_line_by_line_equals_what_pandas_writes(core, sites, tmp_path, monkeypatch):
-    """The fast CSV path (input lines + added fields escaped once per value) writes the same
-    bytes as pandas over the whole frame, formulas, quotes and commas included; a cell with a
-    line break takes the pandas path."""
+def test_csv_output_neutralises_formulas_and_keeps_text_as_given(core, sites, tmp_path):
+    """Arrow writes the CSV: formula-like cells get an apostrophe; quotes, commas, leading
+    spaces and line breaks come back as given; the added columns hold the rows' answers."""
     frame = sites.copy()
-    frame["note"] = ['a,"b"', "=1+1", "-2", "@x", "plain", " space"]
+    frame["note"] = ["two\nlines", "=1+1", "-2", "@x", 'a,"b"', " space"]
     frame.to_csv(tmp_path / "in.csv", index=False)
     for lang in ("zh", "en"):
-        flag_file(core, tmp_path / "in.csv", tmp_path / "fast.csv", FlagOptions(lang=lang))
-        with monkeypatch.context() as m:
-            m.setattr(flagfile, "_csv_lines", lambda df: None)
-            flag_file(core, tmp_path / "in.csv", tmp_path / "pandas.csv", FlagOptions(lang=lang))
-        fast = (tmp_path / "fast.csv").read_bytes()
-        assert fast == (tmp_path / "pandas.csv").read_bytes()
-        assert _read_csv(fast)["note"].tolist()[1:4] == ["'=1+1", "'-2", "'@x"]
-    frame.loc[0, "note"] = "two\nlines"
-    frame.to_csv(tmp_path / "in.csv", index=False)
-    out = _read_csv(_flag_bytes(core, tmp_path))
-    assert out["note"].iloc[0] == "two\nlines" and out["结论"].iloc[0] == "超出本市数据范围"
+        flag_file(core, tmp_path / "in.csv", tmp_path / "out.csv", FlagOptions(lang=lang))
+        out = _read_csv((tmp_path / "out.csv").read_bytes())
+        assert out["note"].tolist() == ["two\nlines", "'=1+1", "'-2", "'@x", 'a,"b"', " space"]
+        pd.testing.assert_frame_equal(out[list(sites.columns)], sites)
+        _assert_rows(out, lang)
+
+
+def test_any_partitioning_gives_the_same_file(core, sites, tmp_path):
+    """The input is flagged a partition at a time: cut anywhere (one row per partition, two,
+    all), through quoted line breaks, blank lines, CRLF line ends and a BOM, the output is
+    the same bytes and the summary the same."""
+    frame = pd.concat([sites] * 4, ignore_index=True)
+    frame["note"] = [f"line {i}\r\nnext, \"quoted\"" if i % 3 == 0 else f"n{i}"
+                     for i in range(len(frame))]
+    text = frame.to_csv(index=False, lineterminator="\r\n")
+    lines = text.split("\r\n")
+    text = "\r\n".join(lines[:5] + [""] + lines[5:])  # a blank line inside
+    (tmp_path / "in.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    answers = set()
+    summaries = []
+    for rows in (1, 2, 5, 7, 1000):
+        summary = flag_file(core, tmp_path / "in.csv", tmp_path / "out.csv",
+                            partition_rows=rows)
+        answers.add((tmp_path / "out.csv").read_bytes())
+        summaries.append({k: v for k, v in summary.items()})
+    assert len(answers) == 1 and all(s == summaries[0] for s in summaries)
+    assert summaries[0]["rows"] == len(frame)
+    out = _read_csv(answers.pop())
+    assert out["note"].tolist() == frame["note"].tolist()
+    assert out["name"].tolist() == frame["name"].tolist()
 
 
 def _flag_bytes(core, tmp_path) -> bytes:
@@ -354,7 +372,12 @@ def test_cli_flag_writes_verdicts_in_the_asked_language(cli_env, sites, tmp_path
     if ext == "csv":
         out = _read_csv(dst)
     else:
-        out = _as_text(pyogrio.read_dataframe(dst).drop(columns="geometry"))
+        frame = pyogrio.read_dataframe(dst).drop(columns="geometry")
+        if ext == "gpkg":  # the GeoPackage keeps the rule ids as a list (GDAL's string list)
+            col = HEADERS[lang][OUTPUT_KEYS.index("rule_ids")]
+            assert all(isinstance(v, list) for v in frame[col])
+            frame[col] = frame[col].map(";".join)
+        out = _as_text(frame)
     inputs = [c for c in sites.columns if ext == "csv" or c not in ("lon", "lat")]
     assert [c for c in out.columns if c not in ("lon", "lat") or ext == "csv"] == \
         inputs + HEADERS[lang]

@@ -17,26 +17,37 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+import shapely
 
 from geoapp.domain.errors import InvalidInput, ValidationFailed
 from geoapp.domain.results import Severity, Verdict, row_verdicts
 from geoapp.domain.rules import RuleSpec, applicability, condition_text, conditional_hit, make_hit
+from geoapp.domain.text import document_text
 from geoapp.domain.vocab import SiteType
-from geoapp.exports.tables import neutralise, neutralise_frame, write_xlsx
+from geoapp.exports.tables import neutralise
 from geoapp.services import check_row_limit
 from geoapp.services.catalogue import in_language
 from geoapp.services.checks import engine
-from geoapp.spatial.crs import WGS84, array_to_wgs84, resolve_crs
+from geoapp.services.flagout import csv_field, open_writer  # noqa: F401 - csv_field: API
+from geoapp.services.flagparts import (
+    DEFAULT_PARTITION_ROWS,
+    Part,
+    Source,
+    csv_source,
+    frame_source,
+    parquet_source,
+)
+from geoapp.spatial.crs import array_to_wgs84, resolve_crs
 from geoapp.spatial.engine import RuleEngine
 from geoapp.storage.tables_in import Limits, read_frame
 from geoapp.storage.vector_in import guard_source, read_vector, unknown_datum
@@ -47,7 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".xlsx": "xlsx", ".geojson": "geojson", ".json": "geojson",
-           ".gpkg": "gpkg"}
+           ".gpkg": "gpkg", ".parquet": "parquet", ".geoparquet": "parquet"}
 MAX_REPORTED_ROWS = 200
 
 #: What each added column holds, in output order (the English headers are these names).
@@ -106,62 +117,89 @@ def file_format(path: str | Path) -> str:
 
 
 # -- reading -----------------------------------------------------------------------------
-def _read(path: Path, fmt: str, limits: Limits | None = None,
-          label: str | None = None) -> tuple[pd.DataFrame, str | None]:
-    """The rows, and the file's own CRS for spatial formats (None for tables)."""
-    if fmt in ("csv", "xlsx"):  # storage.tables_in: limits judged before parsing
-        return read_frame(path, name=label or path.name, limits=limits), None
+def open_source(src: Path, fmt: str, label: str, limits: Limits | None, partition_rows: int,
+                database: Any = None) -> Source:
+    """The input's columns, CRS and partitions (see ``services.flagparts``)."""
+    if fmt == "csv":
+        return csv_source(src, label, limits, partition_rows)
+    if fmt == "parquet":
+        return parquet_source(src, label, limits, partition_rows)
+    if fmt == "xlsx":  # storage.tables_in: limits judged before parsing
+        return frame_source(read_frame(src, name=label, limits=limits), partition_rows)
     # storage.vector_in: format from extension and content, GDAL's driver named, the
     # GeoPackage judged with SQLite first; GDAL only ever opens a private copy.
+    guard_source(src, label, database)  # never a symlink, never the app's own database
     max_rows = limits.max_rows if limits is not None else None
-    gdf = read_vector(path, label=label or path.name, kind=fmt, max_rows=max_rows or 0).gdf
-    return gdf, (gdf.crs.to_string() if gdf.crs is not None else None)
+    gdf = read_vector(src, label=label, kind=fmt, max_rows=max_rows or 0).gdf
+    return frame_source(gdf, partition_rows,
+                        gdf.crs.to_string() if gdf.crs is not None else None,
+                        unknown_datum(gdf.crs))
 
 
-def _coordinates(df: pd.DataFrame, fmt: str, file_crs: str | None, opts: FlagOptions,
-                 metric_crs: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+def source_crs(source: Source, fmt: str, opts: FlagOptions) -> str | None:
+    """The CRS a spatial input's geometry is read in (None for tables), judged once."""
+    if source.geometry is None:
+        return None
+    file_crs = source.file_crs
+    if file_crs is None:
+        raise InvalidInput("the file declares no coordinate system; add one (GeoJSON is "
+                           "WGS84 by definition) or convert it to CSV with a crs column")
+    invented = source.crs_unknown_datum
+    if invented and not opts.crs:
+        raise InvalidInput(f"坐标系基准面未知 Unknown datum: the file's coordinate system "
+                           f"names the datum {invented!r}, which no authority defines; "
+                           "name the real system with --crs (the crs field), e.g. "
+                           "cgcs2000 or wgs84")
+    if invented:
+        return opts.crs
+    if opts.crs and resolve_crs(opts.crs) != resolve_crs(file_crs):
+        raise InvalidInput(f"--crs {opts.crs} contradicts the file's own CRS {file_crs}")
+    return file_crs
+
+
+def _coordinates(table: pa.Table, df: pd.DataFrame, job: FlagJob,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+    opts = job.opts
     n = len(df)
-    if fmt in ("geojson", "gpkg"):
-        if file_crs is None:
-            raise InvalidInput("the file declares no coordinate system; add one (GeoJSON is "
-                               "WGS84 by definition) or convert it to CSV with a crs column")
-        invented = unknown_datum(df.crs)
-        if invented and not opts.crs:
-            raise InvalidInput(f"坐标系基准面未知 Unknown datum: the file's coordinate system "
-                               f"names the datum {invented!r}, which no authority defines; "
-                               "name the real system with --crs (the crs field), e.g. "
-                               "cgcs2000 or wgs84")
-        if invented:
-            file_crs = opts.crs
-        if opts.crs and resolve_crs(opts.crs) != resolve_crs(file_crs):
-            raise InvalidInput(f"--crs {opts.crs} contradicts the file's own CRS {file_crs}")
-        geom = df.geometry
-        empty = geom.isna().to_numpy() | geom.is_empty.to_numpy()
-        pts = geom.where(~empty).representative_point()
-        x = np.where(empty, np.nan, pts.x.to_numpy())
-        y = np.where(empty, np.nan, pts.y.to_numpy())
-        return array_to_wgs84(x, y, file_crs, metric_crs)
+    if job.geometry is not None:
+        wkb = table.column(job.geometry).to_numpy(zero_copy_only=False)
+        geom = shapely.from_wkb(wkb, on_invalid="ignore")
+        empty = shapely.is_missing(geom) | shapely.is_empty(geom)
+        pts = shapely.point_on_surface(np.where(empty, None, geom))
+        x = np.where(empty, np.nan, shapely.get_x(pts))
+        y = np.where(empty, np.nan, shapely.get_y(pts))
+        return array_to_wgs84(x, y, job.file_crs, job.metric_crs)
     for col in (opts.lon_col, opts.lat_col):
         if col not in df.columns:
-            raise InvalidInput(f"no column {col!r}; the file has: {', '.join(map(str, df.columns))}"
+            raise InvalidInput(f"no column {col!r}; the file has: {', '.join(job.columns)}"
                                "; name the coordinate columns with --lon-col/--lat-col")
-    x, y = df[opts.lon_col].to_numpy(), df[opts.lat_col].to_numpy()
+    x, y = _numbers(df[opts.lon_col]), _numbers(df[opts.lat_col])
     if opts.crs or "crs" not in df.columns:
-        return array_to_wgs84(x, y, opts.crs or "wgs84", metric_crs)
+        return array_to_wgs84(x, y, opts.crs or "wgs84", job.metric_crs)
     lon, lat = np.full(n, np.nan), np.full(n, np.nan)
     bad, reasons = np.zeros(n, dtype=bool), {}
-    names = df["crs"].astype(str).str.strip().str.lower().replace("", "wgs84")
-    for name, idx in names.groupby(names).groups.items():
-        rows = np.asarray([df.index.get_loc(i) for i in idx])
+    names = df["crs"].astype(object).fillna("").astype(str).str.strip().str.lower() \
+        .replace("", "wgs84")
+    codes, uniques = pd.factorize(names)
+    for k, name in enumerate(uniques):
+        rows = np.flatnonzero(codes == k)
         try:
-            lo, la, b, r = array_to_wgs84(x[rows], y[rows], name, metric_crs)
+            lo, la, b, r = array_to_wgs84(x[rows], y[rows], name, job.metric_crs)
         except InvalidInput as exc:
             lo, la, b = np.full(len(rows), np.nan), np.full(len(rows), np.nan), \
                 np.ones(len(rows), dtype=bool)
             r = dict.fromkeys(range(len(rows)), exc.message)
         lon[rows], lat[rows], bad[rows] = lo, la, b
-        reasons.update({int(rows[k]): v for k, v in r.items()})
+        reasons.update({int(rows[k2]): v for k2, v in r.items()})
     return lon, lat, bad, reasons
+
+
+def _numbers(col: pd.Series) -> np.ndarray:
+    """A coordinate column as array_to_wgs84 takes it: numbers as they are, text as text."""
+    if pd.api.types.is_numeric_dtype(col):
+        return col.to_numpy(dtype=float, na_value=np.nan)
+    return col.astype(object).to_numpy()
+
 
 
 def _row_number(fmt: str, i: int) -> int:
@@ -227,13 +265,6 @@ def site_columns(df: pd.DataFrame, opts: FlagOptions,
 _MARKERS = (918273645.5, 827364591.5)
 
 
-def csv_field(text: str) -> str:
-    """``text`` as one CSV field, quoted as the csv module quotes (QUOTE_MINIMAL)."""
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
 def _json_pieces(make: Callable[[float], dict[str, Any]]) -> list[str]:
     """``make(d)`` as compact JSON, cut at every place the distance ``d`` is written (the
     number, and a sentence's ``f"{d:.1f}"``, which is the same text for a distance in tenths
@@ -264,20 +295,84 @@ def _factorize_rows(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Pieces:
-    """A JSON-list column kept as pieces: row ``rows[i]``'s text is
-    ``"".join(items[starts[i]:ends[i]])``; every other row's is ``[]``. The CSV writer puts
-    the pieces straight into its output, so no per-row or per-hit string is ever built."""
+    """A JSON-list column kept as codes: row ``rows[i]``'s text is the concatenation of
+    ``texts[items[starts[i]:ends[i]]]``; every other row's is ``[]``. Arrow gathers and
+    joins the pieces (``to_arrow``), so no per-row or per-hit string is built in Python.
+    ``hits`` holds each hit's first and last piece (without the list's brackets and commas),
+    for the list-of-structs columns of Parquet."""
 
     def __init__(self, n: int, rows: np.ndarray, starts: np.ndarray, ends: np.ndarray,
-                 items: np.ndarray) -> None:
+                 items: np.ndarray, texts: list[str],
+                 hit_spans: tuple[np.ndarray, np.ndarray] | None = None,
+                 hit_rows: np.ndarray | None = None) -> None:
         self.n, self.rows, self.starts, self.ends, self.items = n, rows, starts, ends, items
+        self.texts = texts
+        self.hit_spans = hit_spans
+        self.hit_rows = hit_rows
+
+    @classmethod
+    def empty(cls, n: int) -> _Pieces:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(n, none, none, none, none, [], (none, none), none)
+
+    def to_arrow(self) -> pa.Array:
+        """Every row's JSON text (``[]`` for a row without hits)."""
+        empty_code = len(self.texts)
+        texts = pa.array([*self.texts, "[]"], type=pa.large_string())
+        counts = np.ones(self.n, dtype=np.int64)
+        counts[self.rows] = self.ends - self.starts
+        offsets = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        codes = np.empty(int(offsets[-1]), dtype=np.int64)
+        lone = np.ones(self.n, dtype=bool)
+        lone[self.rows] = False
+        slot = np.zeros(len(codes), dtype=bool)
+        slot[offsets[:-1][lone]] = True
+        codes[slot] = empty_code
+        codes[~slot] = self.items
+        values = texts.take(pa.array(codes))
+        return pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), values),
+                              pa.scalar("", pa.large_string()))
 
     def strings(self) -> np.ndarray:
-        out = np.full(self.n, "[]", dtype=object)
-        items = self.items.tolist()
-        out[self.rows] = ["".join(items[a:b]) for a, b in
-                          zip(self.starts.tolist(), self.ends.tolist(), strict=True)]
-        return out
+        return np.asarray(self.to_arrow().to_pylist(), dtype=object)
+
+    def to_struct_lists(self, hit_type: pa.DataType) -> pa.Array:
+        """Every row's hits as a list of structs (one JSON object per hit, parsed by Arrow's
+        JSON reader with the hits' fixed schema)."""
+        first, last = self.hit_spans
+        rows = self.hit_rows
+        per_row = np.bincount(rows, minlength=self.n) if len(rows) else \
+            np.zeros(self.n, dtype=np.int64)
+        offsets = np.zeros(self.n + 1, dtype=np.int64)
+        np.cumsum(per_row, out=offsets[1:])
+        if not len(rows):
+            values = pa.array([], type=hit_type)
+        else:
+            lengths = last - first + 1
+            code_rows = np.repeat(np.arange(len(first)), lengths)
+            pos = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths,
+                                                             lengths)
+            codes = self.items[first[code_rows] + pos]
+            newline = len(self.texts)
+            ends = np.cumsum(lengths + 1) - 1
+            flat = np.empty(int(ends[-1]) + 1, dtype=np.int64)
+            mask = np.ones(len(flat), dtype=bool)
+            mask[ends] = False
+            flat[mask] = codes
+            flat[ends] = newline
+            texts = pa.array([*self.texts, "\n"], type=pa.large_string())
+            joined = texts.take(pa.array(flat))
+            data = pc.binary_join(pa.LargeListArray.from_arrays(
+                pa.array([0, len(flat)], type=pa.int64()), joined),
+                pa.scalar("", pa.large_string()))[0].as_buffer()
+            parsed = pajson.read_json(pa.BufferReader(data), parse_options=pajson.ParseOptions(
+                explicit_schema=pa.schema(list(hit_type)), unexpected_field_behavior="error"),
+                read_options=pajson.ReadOptions(block_size=max(1 << 20, min(len(data) + 1,
+                                                                           1 << 30))))
+            values = pa.StructArray.from_arrays(
+                [parsed.column(f.name).combine_chunks() for f in hit_type], fields=list(hit_type))
+        return pa.LargeListArray.from_arrays(pa.array(offsets), values)
 
 
 def _number_texts(values: np.ndarray) -> np.ndarray:
@@ -291,29 +386,35 @@ def _number_texts(values: np.ndarray) -> np.ndarray:
 
 
 def _hit_items(pieces: list[list[str]], combo: np.ndarray, dist: np.ndarray, row: np.ndarray,
-               n: int, quote: bool) -> _Pieces:
-    """Every row's JSON list of hits as pieces: per hit its combination's pieces with its
+               n: int) -> _Pieces:
+    """Every row's JSON list of hits as codes: per hit its combination's pieces with its
     distance in every cut, ``[`` before a row's first hit, ``,`` between, ``]`` after."""
     first = np.r_[True, row[1:] != row[:-1]]
     last = np.r_[row[1:] != row[:-1], True]
-    cuts = np.array([len(p) - 1 for p in pieces], dtype=np.int64)
+    sizes = np.array([len(p) for p in pieces], dtype=np.int64)
+    cuts = sizes - 1
+    base_of = np.zeros(len(pieces), dtype=np.int64)
+    np.cumsum(sizes[:-1], out=base_of[1:])
+    flat = [q for p in pieces for q in p]
+    dcodes, duniq = pd.factorize(dist)
+    d0 = len(flat)
+    texts = [*flat, *np.asarray(duniq).astype(str).tolist(), "[", "]", ","]
+    opening, closing, comma = len(texts) - 3, len(texts) - 2, len(texts) - 1
     k = cuts[combo]
     count = 2 * k + 2 + first
     end = np.cumsum(count)
     off = end - count
-    items = np.empty(int(end[-1]) if len(end) else 0, dtype=object)
-    opening, closing = ('"[', ']"') if quote else ("[", "]")
+    items = np.empty(int(end[-1]) if len(end) else 0, dtype=np.int64)
     items[off[first]] = opening
     base = off + first
-    d = _number_texts(dist)
     for j in range(int(cuts.max()) + 1 if len(cuts) else 0):
         has = np.flatnonzero(k >= j)
-        table = np.array([p[j] if j < len(p) else "" for p in pieces], dtype=object)
-        items[base[has] + 2 * j] = table[combo[has]]
+        items[base[has] + 2 * j] = base_of[combo[has]] + j
         more = has[k[has] > j]
-        items[base[more] + 2 * j + 1] = d[more]
-    items[base + 2 * k + 1] = np.where(last, closing, ",")
-    return _Pieces(n, row[first], off[first], end[last], items)
+        items[base[more] + 2 * j + 1] = d0 + dcodes[more]
+    items[base + 2 * k + 1] = np.where(last, closing, comma)
+    spans = (base, base + 2 * k)
+    return _Pieces(n, row[first], off[first], end[last], items, texts, spans, row)
 
 
 def row_runs(row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -365,10 +466,10 @@ def _static_hit(rule: RuleSpec, feature_id: Any, feature_name: Any, severity: st
 
 def _hit_json(table: pd.DataFrame, rules: list[RuleSpec], rule_idx: np.ndarray,
               variant: np.ndarray | None, variants: list[tuple] | None, n: int,
-              quote: bool) -> _Pieces:
+              text_ids: bool = False) -> _Pieces:
     """The JSON of every hit (conditional ones with their missing attributes, condition and
     sentence), made once per distinct (rule, condition, feature, severity, point); with
-    ``quote``, CSV-escaped (quotes doubled) for a quoted field."""
+    ``text_ids`` feature ids are written as text (the list-of-structs columns' type)."""
     key_cols = [rule_idx if variant is None else variant,
                 table["feature_id"].to_numpy(dtype=object),
                 table["feature_name"].to_numpy(dtype=object),
@@ -377,8 +478,10 @@ def _hit_json(table: pd.DataFrame, rules: list[RuleSpec], rule_idx: np.ndarray,
     pieces = []
     for i in first.tolist():
         rule = rules[rule_idx[i]]
-        hit = _static_hit(rule, key_cols[1][i], key_cols[2][i], str(key_cols[3][i]),
-                          str(key_cols[4][i]))
+        fid = key_cols[1][i]
+        if text_ids and not pd.isna(fid):
+            fid = str(fid)
+        hit = _static_hit(rule, fid, key_cols[2][i], str(key_cols[3][i]), str(key_cols[4][i]))
         if variant is None:
             pieces.append(_json_pieces(lambda d, h=hit: replace(h, distance_m=d).to_dict()))
         else:
@@ -386,10 +489,8 @@ def _hit_json(table: pd.DataFrame, rules: list[RuleSpec], rule_idx: np.ndarray,
             pieces.append(_json_pieces(
                 lambda d, h=hit, r=rule, m=missing, c=cond:
                 conditional_hit(replace(h, distance_m=d), r, m, c).to_dict()))
-    if quote:
-        pieces = [[p.replace('"', '""') for p in ps] for ps in pieces]
     return _hit_items(pieces, combo, table["distance_m"].to_numpy(dtype=float).round(1),
-                      table["row"].to_numpy(), n, quote)
+                      table["row"].to_numpy(), n)
 
 
 def _variants(rules: list[RuleSpec], rule_idx: np.ndarray, rows: np.ndarray,
@@ -443,26 +544,52 @@ def _conditional_text(rule: RuleSpec, missing: tuple[str, ...], condition: Mappi
     return f"{rule.title_en} ({condition['en']}; missing {', '.join(cols)})"
 
 
+class _Coded:
+    """A text column as codes into its distinct texts (-1: blank); ``lists`` holds, per
+    text, the same content as a list (the rule ids), for formats with list columns."""
+
+    def __init__(self, n: int) -> None:
+        self.codes = np.full(n, -1, dtype=np.int64)
+        self.texts: list[str] = []
+        self.lists: list[list[str]] | None = None
+
+    def put(self, rows: np.ndarray, sets: np.ndarray, texts: list[str],
+            lists: list[list[str]] | None = None) -> None:
+        self.codes[rows] = sets
+        self.texts, self.lists = texts, lists
+
+    def to_arrow(self, blank: str | None = "") -> pa.Array:
+        """The texts, a blank row as ``blank`` (None: a null, an empty CSV field)."""
+        idx = pa.array(self.codes, mask=self.codes < 0)
+        out = pa.array(self.texts, type=pa.string()).take(idx)
+        return out if blank is None else out.fill_null(blank)
+
+    def to_list_arrow(self) -> pa.Array:
+        lists = [*(self.lists or []), []]
+        codes = np.where(self.codes < 0, len(lists) - 1, self.codes)
+        return pa.array(lists, type=pa.list_(pa.string())).take(pa.array(codes))
+
+    def strings(self) -> np.ndarray:
+        table = np.array([*self.texts, ""], dtype=object)
+        return table[self.codes]
+
+
 def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str, np.ndarray],
                  lang: str, column_of: Mapping[str, str],
-                 quote: bool = False) -> dict[str, np.ndarray]:
-    """Per input row, the added columns but verdict and error (see ``OUTPUT_KEYS``); with
-    ``quote`` every text is a ready CSV field (see ``_write_csv``).
+                 text_ids: bool = False) -> dict[str, Any]:
+    """Per input row, the added columns but verdict and error (see ``OUTPUT_KEYS``): texts
+    as ``_Coded``, the JSON lists as ``_Pieces``, counts and distances as arrays.
 
     Every text is made once per distinct value (a rule, a set of rules, a hit less its
-    distance) and gathered with ``take``; the only per-row Python joins the JSON of rows
-    with several hits. Texts from the rules file are neutralised like input text.
+    distance) and gathered by code; Arrow joins the JSON pieces. Texts from the rules file
+    are neutralised like input text.
     """
-    field = (lambda t: csv_field(neutralise(t))) if quote else neutralise
     rules = list(eng.rules)
     position = {r.id: i for i, r in enumerate(rules)}
     count = np.zeros(n, dtype=np.int64)
     min_d = np.full(n, np.nan)
-    out = {k: np.full(n, "", dtype=object) for k in ("rules", "rule_ids", "conditional_rules",
-                                                     "basis", "action")}
-    empty = np.zeros(0, dtype=np.int64)
-    json_cols = {k: _Pieces(n, empty, empty, empty, np.zeros(0, dtype=object))
-                 for k in ("hits", "conditional_hits")}
+    out = {k: _Coded(n) for k in ("rules", "rule_ids", "conditional_rules", "basis", "action")}
+    json_cols = {k: _Pieces.empty(n) for k in ("hits", "conditional_hits")}
     is_cond = hits["conditional"].to_numpy(dtype=bool)
     texts = [_rule_texts(r, lang) for r in rules]
     join = "、" if lang == "zh" else "; "
@@ -477,13 +604,13 @@ def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str,
         if conditional:
             variant, variants = _variants(rules, rule_idx, row, site)
             json_cols["conditional_hits"] = _hit_json(table, rules, rule_idx, variant,
-                                                      variants, n, quote)
+                                                      variants, n, text_ids)
             sets, members = run_sets(variant, starts, ends, len(variants))
             words = [_conditional_text(*variants[v], lang, column_of) for v in range(len(variants))]
-            out["conditional_rules"][rows] = np.array(
-                [field(join.join(words[v] for v in m)) for m in members], dtype=object)[sets]
+            out["conditional_rules"].put(rows, sets, [neutralise(join.join(words[v] for v in m))
+                                                      for m in members])
             continue
-        json_cols["hits"] = _hit_json(table, rules, rule_idx, None, None, n, quote)
+        json_cols["hits"] = _hit_json(table, rules, rule_idx, None, None, n, text_ids)
         count[rows] = ends - starts
         min_d[rows] = np.minimum.reduceat(table["distance_m"].to_numpy(dtype=float).round(1),
                                           starts)
@@ -492,179 +619,189 @@ def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str,
                           ("rule_ids", lambda m: ";".join(rules[i].id for i in m)),
                           ("basis", lambda m: "\n".join(texts[i][1] for i in m)),
                           ("action", lambda m: "\n".join(texts[i][2] for i in m))):
-            out[key][rows] = np.array([field(make(m)) for m in members], dtype=object)[sets]
+            out[key].put(rows, sets, [neutralise(make(m)) for m in members],
+                         [[rules[i].id for i in m] for m in members] if key == "rule_ids"
+                         else None)
     return {"rules": out["rules"], "rule_ids": out["rule_ids"], "hit_count": count,
             "min_distance_m": min_d, "conditional_rules": out["conditional_rules"],
-            "basis": out["basis"], "action": out["action"],
-            **{k: v if quote else v.strings() for k, v in json_cols.items()}}
+            "basis": out["basis"], "action": out["action"], **json_cols}
 
 
-def _named(columns: Mapping[str, np.ndarray], lang: str,
-           taken: Any) -> dict[str, np.ndarray]:
-    """The added columns under their ``lang`` headers; a header the input already has gets
-    the first free suffix (``结论_1``, ``结论_2``…), so the input's own columns keep theirs."""
+def added_headers(lang: str, taken: Any) -> list[str]:
+    """The added columns' headers in ``lang``; a header the input already has gets the
+    first free suffix (``结论_1``, ``结论_2``…), so the input's own columns keep theirs."""
     taken = set(map(str, taken))
-    out: dict[str, np.ndarray] = {}
-    for key, header in zip(OUTPUT_KEYS, output_headers(lang), strict=True):
+    out: list[str] = []
+    for header in output_headers(lang):
         name, k = header, 0
         while name in taken:
             k += 1
             name = f"{header}_{k}"
         taken.add(name)
-        out[name] = columns[key]
+        out.append(name)
     return out
 
 
-#: What a spreadsheet formula starts with (``exports.tables.neutralise``). A field starting
-#: with one somewhere in CSV text, or a false alarm (``,-`` inside a quoted cell), makes
-#: ``_csv_lines`` look at the cells one by one.
-_FORMULA_CHARS = ("=", "+", "-", "@", "\t", "\r")
-_CSV_CHUNK = 100_000
+# -- one partition ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class FlagJob:
+    """What any process needs to flag a partition, besides the rule engine (small and
+    picklable: it travels with every task to a cluster's workers)."""
+
+    opts: FlagOptions
+    lang: str
+    fmt_in: str
+    fmt_out: str
+    columns: tuple[str, ...]       # the input's own columns, in order
+    added: tuple[str, ...]         # the added columns' headers (``OUTPUT_KEYS`` order)
+    metric_crs: str
+    geometry: str | None = None    # a spatial input's WKB column
+    file_crs: str | None = None    # ... and its CRS
+    check_only: bool = False       # coordinates only: the file is refused anyway
+
+    @property
+    def spatial_out(self) -> bool:
+        return self.fmt_out in ("gpkg", "geojson", "parquet")
+
+    def output_names(self) -> list[str]:
+        names = list(self.columns)
+        if self.geometry is not None and not self.spatial_out:
+            names.append("geometry")  # the input's geometry as WKT text
+        return names + list(self.added)
 
 
-def _csv_lines(df: pd.DataFrame) -> list[str] | None:
-    """The input's own columns as CSV lines, header first, formula-like text neutralised as
-    ``neutralise_frame`` does; None when some cell holds a line break (a row is then not one
-    line, and ``_write`` writes the whole file through pandas instead)."""
-    text = df.to_csv(index=False, lineterminator="\n")
-    body = text.find("\n")
-    risky = [c for c in _FORMULA_CHARS if text.find(c, body) >= 0]  # usually none
-    if risky and re.compile(r'[,\n]"?[' + re.escape("".join(risky)) + "]").search(text, body):
-        text = neutralise_frame(df).to_csv(index=False, lineterminator="\n")
-    lines = text.split("\n")
-    if len(lines) != len(df) + 2 or lines[-1] or not lines[0]:
-        return None
-    lines.pop()
-    return lines
+@dataclass
+class PartResult:
+    """A partition's answer: its output rows and what the summary counts."""
+
+    index: int
+    rows: int
+    counts: dict[str, int]
+    hits: int = 0
+    conditional_hits: int = 0
+    bad_rows: int = 0
+    bad: list[dict[str, Any]] = field(default_factory=list)
+    table: pa.Table | None = None
+    worker: str = "local"
 
 
-def _write_csv(lines: list[str], columns: Mapping[str, Any], path: Path,
-               plain: np.ndarray) -> None:
-    """The input's CSV lines with the added columns after each, in chunks of rows.
-
-    The added text is escaped once per distinct value (see ``_hit_columns``) and each chunk
-    is one ``str.join`` over references to those texts and to the hits' JSON pieces, so
-    nothing scans the long basis, action and JSON texts character by character (as the csv
-    module behind ``DataFrame.to_csv`` does) or copies them more than once. ``plain`` rows
-    (no hit, no conditional hit, no error: most of a file) differ only in the verdict, so
-    their added fields are one text per verdict.
-    """
-    cols = [v if isinstance(v, _Pieces) else
-            (v if v.dtype == object else _number_texts(v)) for v in columns.values()]
-    n = len(lines) - 1
-    tails = np.full(n, None, dtype=object)
-    rows = np.flatnonzero(plain)
-    if len(rows):
-        codes, first = _factorize_rows([cols[0][rows]])
-        tails[rows] = np.array(["," + ",".join("[]" if isinstance(c, _Pieces) else c[r]
-                                               for c in cols) + "\n"
-                                for r in rows[first].tolist()], dtype=object)[codes]
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(",".join([lines[0], *map(csv_field, columns)]) + "\n")
-        text_lines = np.empty(n, dtype=object)
-        text_lines[:] = lines[1:]
-        for r0 in range(0, n, _CSV_CHUNK):
-            r1 = min(r0 + _CSV_CHUNK, n)
-            f.write(_csv_chunk(text_lines[r0:r1], [c if isinstance(c, _Pieces) else c[r0:r1]
-                                                   for c in cols], r0, plain[r0:r1],
-                               tails[r0:r1]))
+#: The list-of-structs type of a hit in Parquet (``domain.results.Hit.to_dict``).
+_ZH_EN = pa.struct([("zh", pa.string()), ("en", pa.string())])
+HIT_FIELDS = [("rule_id", pa.string()), ("title", _ZH_EN), ("feature_id", pa.string()),
+              ("feature_name", pa.string()), ("distance_m", pa.float64()),
+              ("severity", pa.string()), ("basis", pa.string()), ("action", pa.string()),
+              ("limit_m", pa.float64()), ("test", pa.string()), ("basis_note", pa.string()),
+              ("point", pa.string())]
+HIT_TYPE = pa.struct(HIT_FIELDS)
+CONDITIONAL_HIT_TYPE = pa.struct([*HIT_FIELDS, ("missing", pa.list_(pa.string())),
+                                  ("condition", _ZH_EN), ("sentence", _ZH_EN)])
 
 
-def _csv_chunk(lines: np.ndarray, cols: list[Any], r0: int, plain: np.ndarray,
-               tails: np.ndarray) -> str:
-    """Rows ``r0…`` as CSV text: one join over the line, separators and fields of each
-    (of a plain row: its line and its verdict's ready text)."""
-    m = len(lines)
-    full = np.flatnonzero(~plain)
-    slot = np.cumsum(~plain) - 1  # a row's place among the full rows
-    sizes = []
-    runs = []
-    for c in cols:
-        size = np.ones(len(full), dtype=np.int64)
-        if isinstance(c, _Pieces):
-            i0, i1 = np.searchsorted(c.rows, [r0, r0 + m])
-            local = slot[c.rows[i0:i1] - r0]
-            size[local] = c.ends[i0:i1] - c.starts[i0:i1]
-            runs.append((i0, i1, local))
-        else:
-            runs.append(None)
-        sizes.append(size)
-    count = np.full(m, 2, dtype=np.int64)  # plain: line, text
-    count[full] = 2 + sum(1 + s for s in sizes)  # line, (comma, field) per column, newline
-    end = np.cumsum(count)
-    off = end - count
-    flat = np.empty(int(end[-1]) if m else 0, dtype=object)
-    flat[off] = lines
-    flat[off[plain] + 1] = tails[plain]
-    pos = off[full] + 1
-    for c, size, run in zip(cols, sizes, runs, strict=True):
-        flat[pos] = ","
-        pos = pos + 1
-        if run is None:
-            flat[pos] = c[full]
-        else:
-            i0, i1, local = run
-            flat[pos] = "[]"
-            if i1 > i0:
-                a, b = int(c.starts[i0]), int(c.ends[i1 - 1])
-                lengths = c.ends[i0:i1] - c.starts[i0:i1]
-                which = np.repeat(np.arange(i1 - i0), lengths)
-                at = pos[local][which] + (np.arange(a, b) - c.starts[i0:i1][which])
-                flat[at] = c.items[a:b]
-        pos = pos + size
-    flat[pos] = "\n"
-    return "".join(flat.tolist())
+def _neutralised(arr: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Text cells as ``exports.tables.neutralise`` leaves them (characters no document can
+    hold dropped, formula-like text behind an apostrophe), vectorised; blank as null."""
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    if not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+        return arr
+    odd = pc.match_substring_regex(arr, _ODD_CHARACTERS)
+    if pc.any(odd).as_py():
+        values = np.asarray(arr.to_pylist(), dtype=object)
+        rows = np.flatnonzero(odd.to_numpy(zero_copy_only=False))
+        values[rows] = [document_text(v) for v in values[rows]]
+        arr = pa.array(values.tolist(), type=arr.type)
+    risky = pc.match_substring_regex(arr, "^[=+\\-@\t\r]")
+    if pc.any(risky).as_py():
+        arr = pc.if_else(risky, pc.binary_join_element_wise("'", arr, ""), arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, arr.type), arr)
 
 
-def _write(df: pd.DataFrame, path: Path, fmt: str, lon: np.ndarray, lat: np.ndarray) -> None:
-    if fmt == "csv":  # text from the input was neutralised in flag_file
-        df.to_csv(path, index=False, encoding="utf-8")
-        return
-    if fmt == "xlsx":
-        write_xlsx({"flagged": df}, path)
-        return
-    data = df.drop(columns=["geometry"], errors="ignore")
-    geom = gpd.points_from_xy(lon, lat)
-    geom[np.isnan(lon)] = None
-    gdf = gpd.GeoDataFrame(data, geometry=geom, crs=WGS84)
-    if path.exists():
-        path.unlink()
-    pyogrio.write_dataframe(gdf, path, driver="GeoJSON" if fmt == "geojson" else "GPKG")
+#: Anything ``domain.text.document_text`` would change (checked before any Python work).
+_ODD_CHARACTERS = "[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f\\x85\\x{2028}\\x{2029}\\x{fffe}\\x{ffff}]"
 
 
-# -- the use case ------------------------------------------------------------------------
-def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
-              opts: FlagOptions | None = None, *, limits: Limits | None = None,
-              name: str | None = None) -> dict[str, Any]:
-    """Flag every row of ``src`` and write ``dst``; return a summary (and the bad rows).
+def _points(lon: np.ndarray, lat: np.ndarray) -> pa.Array:
+    """WGS84 points as WKB (null where there is no point)."""
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    wkb = np.full(len(lon), None, dtype=object)
+    if ok.any():
+        wkb[ok] = shapely.to_wkb(shapely.points(lon[ok], lat[ok]))
+    return pa.array(wkb, type=pa.binary())
 
-    ``limits`` caps the input (the web passes ``services.upload_limits``; None: any size);
-    ``name`` is the upload's name for messages (default: the file's)."""
-    opts = opts or FlagOptions()
-    src, dst = Path(src), Path(dst)
-    fmt_in, fmt_out = file_format(src), file_format(dst)
-    lang = opts.lang or "zh"
-    output_headers(lang)  # an unknown language is refused before any work
-    if not src.is_file():
-        raise InvalidInput(f"{src}: no such file")
-    if fmt_in in ("geojson", "gpkg"):  # never a symlink, never the app's own database
-        guard_source(src, name or src.name, app.settings.get("DATABASE"))
-    df, file_crs = _read(src, fmt_in, limits, name)
-    check_row_limit(len(df), name or src.name, limits)
-    n = len(df)
-    lon, lat, bad, reasons = _coordinates(df, fmt_in, file_crs, opts, app.metric_crs)
-    report_rows = [{"row": _row_number(fmt_in, int(i)),
-                    "reason": in_language(reasons.get(int(i), "bad coordinates"), lang)}
-                   for i in np.flatnonzero(bad)]
-    if report_rows and not opts.skip_bad:
-        shown = report_rows[:MAX_REPORTED_ROWS]
-        more = len(report_rows) - len(shown)
-        raise ValidationFailed(
-            f"{src.name}: {len(report_rows)} row(s) with missing or impossible coordinates; "
-            "nothing was written (fix them, or pass --skip-bad to flag the rest)"
-            + (f"; first {len(shown)} listed" if more else ""), details=shown)
 
-    eng = engine(app)
+def _output_table(table: pa.Table, job: FlagJob, added: Mapping[str, Any], lon: np.ndarray,
+                  lat: np.ndarray) -> pa.Table:
+    """A partition's output rows: the input's own columns, then the added ones, each in
+    the type its format holds (lists and structs in Parquet, texts elsewhere)."""
+    fmt = job.fmt_out
+    arrays: list[pa.Array] = []
+    for name in job.columns:
+        col = table.column(name)
+        arrays.append(_neutralised(col) if fmt == "csv" else col.combine_chunks())
+    if job.geometry is not None and not job.spatial_out:
+        geom = shapely.from_wkb(table.column(job.geometry).to_numpy(zero_copy_only=False),
+                                on_invalid="ignore")
+        wkt = shapely.to_wkt(geom, rounding_precision=-1)
+        arrays.append(pa.array(wkt, type=pa.string()))
+    blank = None if fmt == "csv" else ""
+    for key in OUTPUT_KEYS:
+        value = added[key]
+        if isinstance(value, _Coded):
+            arrays.append(value.to_list_arrow() if key == "rule_ids" and fmt in (
+                "parquet", "gpkg") else value.to_arrow(blank))
+        elif isinstance(value, _Pieces):
+            if fmt == "parquet":
+                arrays.append(value.to_struct_lists(
+                    HIT_TYPE if key == "hits" else CONDITIONAL_HIT_TYPE))
+            else:
+                arrays.append(value.to_arrow().cast(pa.string()))
+        elif key == "min_distance_m" and fmt == "csv":
+            texts = _number_texts(value)
+            arrays.append(pa.array(texts, type=pa.string(), mask=texts == ""))
+        elif key == "hit_count":
+            arrays.append(pa.array(value, type=pa.int64()))
+        elif key == "min_distance_m":
+            arrays.append(pa.array(value, type=pa.float64(), mask=np.isnan(value)))
+        else:  # verdict, error: object arrays of text
+            texts = np.asarray(value, dtype=object)
+            arr = pa.array(texts.tolist(), type=pa.string())
+            arrays.append(_blank(arr, blank))
+    names = job.output_names()
+    if job.spatial_out:
+        arrays.append(_points(lon, lat))
+        names = [*names, "geometry"]
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _blank(arr: pa.Array, blank: str | None) -> pa.Array:
+    if blank is None:
+        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return arr
+
+
+def _frame(table: pa.Table, job: FlagJob, attributes: tuple[str, ...]) -> pd.DataFrame:
+    """The columns the coordinates and the rules read, as a frame."""
+    opts = job.opts
+    wanted = {opts.lon_col, opts.lat_col, "crs", opts.type_col, opts.industry_col,
+              *attributes, *_NEW_SITE}
+    names = [c for c in job.columns if c in wanted]
+    return table.select(names).to_pandas() if names else pd.DataFrame(index=range(table.num_rows))
+
+
+def flag_part(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
+    """Flag one partition: read it (from the file, by whoever runs this), check its
+    coordinates, decide every rule for every row, and build its output rows."""
+    table = part.read()
+    n = table.num_rows
+    opts, lang = job.opts, job.lang
+    df = _frame(table, job, eng.rules.attributes())
+    lon, lat, bad, reasons = _coordinates(table, df, job)
+    bad_idx = np.flatnonzero(bad)
+    report = [{"row": _row_number(job.fmt_in, part.row0 + int(i)),
+               "reason": in_language(reasons.get(int(i), "bad coordinates"), lang)}
+              for i in bad_idx[:MAX_REPORTED_ROWS]]
+    result = PartResult(part.index, n, {}, bad_rows=len(bad_idx), bad=report)
+    if job.check_only or (len(bad_idx) and not opts.skip_bad):
+        return result  # the file is refused: nothing to write
     site = site_columns(df, opts, eng.rules.attributes())
     ok = ~bad
     given = {k: v[ok] for k, v in site.items()}
@@ -680,34 +817,108 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     row = hits["row"].to_numpy()
     verdict = row_verdicts(n, row[~is_cond], row[is_cond], covered)
     verdict[bad] = "error"
-    # CSV out: the input's lines as pandas writes them, the added text escaped per distinct
-    # value and appended (see _write_csv); else, or with line breaks in cells, pandas.
-    lines = _csv_lines(df) if fmt_out == "csv" else None
-    quote = lines is not None
-    field = (lambda t: csv_field(neutralise(t))) if quote else neutralise
     column_of = {"site_type": opts.type_col, "industry": opts.industry_col}
-    added = _hit_columns(eng, hits, n, site, lang, column_of, quote)
-    labels = {k: field(v) for k, v in verdict_labels(lang).items()}
+    added = _hit_columns(eng, hits, n, site, lang, column_of, text_ids=job.fmt_out == "parquet")
+    labels = {k: neutralise(v) for k, v in verdict_labels(lang).items()}
     added["verdict"] = pd.Series(verdict, dtype=object).map(labels).to_numpy(dtype=object)
     error = np.full(n, "", dtype=object)
-    for i in np.flatnonzero(bad).tolist():  # our message may quote the user's cell
-        error[i] = field(in_language(reasons.get(i, "bad coordinates"), lang))
+    for i in bad_idx.tolist():  # our message may quote the user's cell
+        error[i] = neutralise(in_language(reasons.get(i, "bad coordinates"), lang))
     added["error"] = error
-    new_cols = _named(added, lang, df.columns)
-    if lines is not None:
-        plain = (added["hit_count"] == 0) & ~bad
-        plain[row[is_cond]] = False
-        _write_csv(lines, new_cols, dst, plain)
-    else:
-        out = neutralise_frame(df) if fmt_out == "csv" else df
-        out = pd.concat([out, pd.DataFrame(new_cols, index=out.index)], axis=1)
-        _write(out, dst, fmt_out, lon, lat)
-    counts = {v.value: int((verdict == v.value).sum()) for v in Verdict}
-    summary = {"input": str(src), "output": str(dst), "rows": n, "lang": lang,
-               "flagged": counts["fail"], "passed": counts["pass"],
-               "needs_info": counts["needs_info"], "out_of_area": counts["out_of_area"],
-               "bad_rows": len(report_rows), "hits": int((~is_cond).sum()),
-               "conditional_hits": int(is_cond.sum())}
-    if report_rows:
-        summary["bad"] = report_rows[:MAX_REPORTED_ROWS]
+    result.counts = {v.value: int((verdict == v.value).sum()) for v in Verdict}
+    result.hits, result.conditional_hits = int((~is_cond).sum()), int(is_cond.sum())
+    result.table = _output_table(table, job, added, lon, lat)
+    return result
+
+
+# -- the use case ------------------------------------------------------------------------
+def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
+              opts: FlagOptions | None = None, *, limits: Limits | None = None,
+              name: str | None = None, cluster: str | None = None, workers: int | None = None,
+              partition_rows: int | None = None) -> dict[str, Any]:
+    """Flag every row of ``src`` and write ``dst``; return a summary (and the bad rows).
+
+    ``limits`` caps the input (the web passes ``services.upload_limits``; None: any size);
+    ``name`` is the upload's name for messages (default: the file's). The input is flagged
+    a partition at a time (``partition_rows`` rows; at most one partition's rows in memory
+    in this process); with ``cluster`` (a Dask scheduler's address) or ``workers`` (a local
+    Dask cluster of that many processes) the partitions are flagged by the cluster's
+    workers (``services.flagcluster``), each reading its partition itself. The answer is
+    the same, row for row, however it was computed."""
+    opts = opts or FlagOptions()
+    src, dst = Path(src), Path(dst)
+    fmt_in, fmt_out = file_format(src), file_format(dst)
+    lang = opts.lang or "zh"
+    output_headers(lang)  # an unknown language is refused before any work
+    if partition_rows is not None and partition_rows < 1:
+        raise InvalidInput("partition_rows must be at least 1")
+    if not (src.is_file() or (fmt_in == "parquet" and src.is_dir())):
+        raise InvalidInput(f"{src}: no such file")
+    label = name or src.name
+    source = open_source(src, fmt_in, label, limits, partition_rows or DEFAULT_PARTITION_ROWS,
+                         app.settings.get("DATABASE"))
+    check_row_limit(source.rows, label, limits)
+    file_crs = source_crs(source, fmt_in, opts)
+    if source.geometry is None and fmt_in != "xlsx":
+        for col in (opts.lon_col, opts.lat_col):
+            if col not in source.columns:
+                raise InvalidInput(f"no column {col!r}; the file has: "
+                                   f"{', '.join(source.columns)}; name the coordinate "
+                                   "columns with --lon-col/--lat-col")
+    taken = [*source.columns, *(["geometry"] if source.geometry is not None else [])]
+    job = FlagJob(opts, lang, fmt_in, fmt_out, tuple(source.columns),
+                  tuple(added_headers(lang, taken)), app.metric_crs, source.geometry,
+                  file_crs)
+    eng = engine(app)
+    writer = open_writer(dst, fmt_out, job.output_names(), source.rows)
+    summary_counts = dict.fromkeys((v.value for v in Verdict), 0)
+    hits = conditional = bad_rows = 0
+    bad: list[dict[str, Any]] = []
+    by_worker: dict[str, int] = {}
+    try:
+        if cluster or workers:
+            from geoapp.services.flagcluster import flag_on_cluster  # noqa: PLC0415
+
+            results = flag_on_cluster(eng, job, source.parts, cluster=cluster, workers=workers)
+        else:
+            results = _flag_here(eng, job, source.parts)
+        for result in results:
+            by_worker[result.worker] = by_worker.get(result.worker, 0) + result.rows
+            bad_rows += result.bad_rows
+            bad.extend(result.bad[:MAX_REPORTED_ROWS - len(bad)])
+            if result.table is not None and (opts.skip_bad or not bad_rows):
+                writer.write(result.table)
+            for k, v in result.counts.items():
+                summary_counts[k] += v
+            hits += result.hits
+            conditional += result.conditional_hits
+        if bad_rows and not opts.skip_bad:
+            more = bad_rows - len(bad)
+            raise ValidationFailed(
+                f"{src.name}: {bad_rows} row(s) with missing or impossible coordinates; "
+                "nothing was written (fix them, or pass --skip-bad to flag the rest)"
+                + (f"; first {len(bad)} listed" if more else ""), details=bad)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    summary = {"input": str(src), "output": str(dst), "rows": source.rows, "lang": lang,
+               "flagged": summary_counts["fail"], "passed": summary_counts["pass"],
+               "needs_info": summary_counts["needs_info"],
+               "out_of_area": summary_counts["out_of_area"],
+               "bad_rows": bad_rows, "hits": hits, "conditional_hits": conditional}
+    if bad:
+        summary["bad"] = bad
+    if cluster or workers:
+        summary["workers"] = by_worker
     return summary
+
+
+def _flag_here(eng: RuleEngine, job: FlagJob, parts: list[Part]) -> Iterator[PartResult]:
+    """The partitions one after another in this process; after a bad row (and without
+    ``skip_bad``) only the coordinates of the rest are read, to count the bad rows."""
+    refused = False
+    for part in parts:
+        result = flag_part(eng, replace(job, check_only=True) if refused else job, part)
+        refused = refused or (result.bad_rows > 0 and not job.opts.skip_bad)
+        yield result

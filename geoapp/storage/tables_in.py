@@ -401,7 +401,7 @@ def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
         if sheet_limit and max_row > sheet_limit + BLANK_TAIL:
             raise _sheet_too_long(label, max_row, extra_rows, limits, declared=True)
         if limits.max_columns and max_col > limits.max_columns:
-            raise _too_wide(label, min_row, max_col, limits)
+            raise too_wide(label, min_row, max_col, limits)
     if sheet_limit:  # a dimension saying small may lie or be absent: count the row tags
         with reader.archive.open(target) as scan:
             counted = _count_tags(scan, b"row", _PREFIXED_ROW, sheet_limit + BLANK_TAIL)
@@ -428,7 +428,7 @@ def _sheet_rows(reader: Any, src: Any, target: str, label: str, limits: Limits,
             raise _sheet_too_long(label, idx, extra_rows, limits, declared=False)
         width = max(col for col, _ in values)
         if limits.max_columns and width > limits.max_columns:
-            raise _too_wide(label, idx, width, limits)
+            raise too_wide(label, idx, width, limits)
         cells += len(values)
         if limits.max_cells and cells > limits.max_cells:
             raise ValidationFailed(_l("文件单元格过多：%(file)s 到第 %(row)s 行已超过 %(max)s 个非空单元格；"
@@ -484,7 +484,7 @@ def _sheet_too_long(label: str, sheet_rows: int, extra_rows: int, limits: Limits
                                **values))
 
 
-def _too_wide(label: str, row: int, columns: int, limits: Limits) -> ValidationFailed:
+def too_wide(label: str, row: int, columns: int, limits: Limits) -> ValidationFailed:
     last = get_column_letter(min(columns, 16384))
     return ValidationFailed(
         _l("文件列数超过上限：%(file)s 有 %(columns)s 列（到 %(last)s 列），超过接受的 %(max)s 列",
@@ -552,19 +552,19 @@ def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) 
     if path.stat().st_size == 0:
         raise ValidationFailed(_l("文件为空：%(file)s", file=label))
     if limits.max_columns:
-        _check_csv_header(path, label, limits)
+        check_csv_header(path, label, limits)
     nrows = limits.max_rows + 1 if limits.max_rows else None
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
                          skipinitialspace=skip_initial_space, nrows=nrows)
     except UnicodeDecodeError:
-        raise _not_utf8(label) from None
+        raise not_utf8(label) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         log.warning("%s: unreadable CSV: %r", label, exc)
         raise ValidationFailed(_l("无法读取此 CSV 文件：%(file)s（请检查引号，以及每行的列数是否与表头"
                                   "一致）", file=label)) from None
     if limits.max_columns and len(df.columns) > limits.max_columns:
-        raise _too_wide(label, 1, len(df.columns), limits)
+        raise too_wide(label, 1, len(df.columns), limits)
     if limits.max_cells and df.size > limits.max_cells:
         raise ValidationFailed(_l("文件单元格过多：%(file)s 超过 %(max)s 个单元格；请拆分后再导入",
                                   file=label, max=format(limits.max_cells, ",")))
@@ -573,7 +573,7 @@ def _read_csv(path: Path, label: str, limits: Limits, skip_initial_space: bool) 
     return df
 
 
-def _check_csv_header(path: Path, label: str, limits: Limits) -> None:
+def check_csv_header(path: Path, label: str, limits: Limits) -> None:
     """The header's field count, from at most ``MAX_HEADER_BYTES`` parsed with the ``csv``
     module (pandas' own header handling costs the square of the width: 100,000 columns took
     106 s). Blank lines before it are skipped, as pandas does; a header not ended within the
@@ -585,7 +585,7 @@ def _check_csv_header(path: Path, label: str, limits: Limits) -> None:
         text = codecs.getincrementaldecoder("utf-8-sig")().decode(head[:MAX_HEADER_BYTES],
                                                                    final=whole)
     except UnicodeDecodeError:
-        raise _not_utf8(label) from None
+        raise not_utf8(label) from None
     buf = io.StringIO(text, newline="")
     header: list[str] = []
     try:
@@ -603,10 +603,10 @@ def _check_csv_header(path: Path, label: str, limits: Limits) -> None:
             details=[Problem(file=label, row=1, column="", value="", message=_l(
                 "表头超过 %(kb)s KB", kb=MAX_HEADER_BYTES // 1024))])
     if limits.max_columns and len(header) > limits.max_columns:
-        raise _too_wide(label, 1, len(header), limits)
+        raise too_wide(label, 1, len(header), limits)
 
 
-def _not_utf8(label: str) -> ValidationFailed:
+def not_utf8(label: str) -> ValidationFailed:
     return ValidationFailed(_l("文件不是 UTF-8 编码：%(file)s；请另存为“CSV UTF-8”", file=label))
 
 
