@@ -345,9 +345,9 @@ def parcel(file, crs, towgs84, site_type, industry, attrs, as_json, output) -> N
 
 
 @main.command("flag")
-@click.argument("input_file", required=False, type=click.Path(dir_okay=False))
+@click.argument("input_file", required=False, type=click.Path())
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Output file; format from the extension (.csv .xlsx .geojson .gpkg).")
+              help="Output file; format from the extension (.csv .xlsx .geojson .gpkg .parquet).")
 @click.option("--lon-col", default="lon", show_default=True)
 @click.option("--lat-col", default="lat", show_default=True)
 @click.option("--crs", default=None,
@@ -365,14 +365,25 @@ def parcel(file, crs, towgs84, site_type, industry, attrs, as_json, output) -> N
 @click.option("--all", "all_sites", is_flag=True, help="Re-flag every stored site instead.")
 @click.option("--max-rows", type=click.IntRange(min=1), default=None,
               help="Refuse a file with more data rows than this (default: any size).")
+@click.option("--cluster", default=None, metavar="tcp://HOST:PORT",
+              help="Flag on a running Dask cluster: its scheduler's address. The workers read "
+                   "CSV and Parquet inputs from the same path, so put them where every worker "
+                   "sees them.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Flag on a local Dask cluster of this many worker processes.")
+@click.option("--partition-rows", type=click.IntRange(min=1), default=None,
+              help="Rows per partition (default 250,000): the unit of work and of memory.")
 @handle_errors
 def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, default_site_type,
-         skip_bad, lang, all_sites, max_rows) -> None:
+         skip_bad, lang, all_sites, max_rows, cluster, workers, partition_rows) -> None:
     """Flag every row of a file (or every stored site) against the rules.
 
     Every row gets its verdict (不符合/符合/待核实/超出本市数据范围), the rules it breaks with
     their basis and action, the rules that need a missing attribute, and the hits as JSON;
-    any column named like an attribute a rule reads (e.g. fuel) is passed to the rules."""
+    any column named like an attribute a rule reads (e.g. fuel) is passed to the rules.
+
+    INPUT is CSV, XLSX, GeoJSON, GeoPackage, Parquet/GeoParquet or a folder of Parquet
+    files; it is read a partition at a time, so any number of rows fits in memory."""
     from geoapp.services import checks, command_line_limits
     from geoapp.services.flagfile import FlagOptions, flag_file
 
@@ -385,7 +396,10 @@ def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, defa
     opts = FlagOptions(lon_col=lon_col, lat_col=lat_col, crs=crs, type_col=type_col,
                        industry_col=industry_col, skip_bad=skip_bad,
                        default_site_type=checks.parse_site_type(default_site_type), lang=lang)
-    summary = flag_file(app, input_file, output, opts, limits=command_line_limits(max_rows))
+    if cluster and workers:
+        raise click.UsageError("give --cluster or --workers, not both")
+    summary = flag_file(app, input_file, output, opts, limits=command_line_limits(max_rows),
+                        cluster=cluster, workers=workers, partition_rows=partition_rows)
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
 
 

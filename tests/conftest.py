@@ -22,6 +22,7 @@ seconds, each account a scrypt hash (about 0.2 s), the rule engine seconds more.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,10 @@ from webutil import (
 
 #: The storage backends every storing test runs on.
 BACKENDS = ("gpkg", "postgis")
+
+# Every test instance would otherwise write its own 170 MB engine cache file; the cache has
+# its own tests (test_engine_cache.py, which pass their settings explicitly).
+os.environ.setdefault("GEOAPP_ENGINE_CACHE", "false")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
