@@ -43,6 +43,8 @@ def _run(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
     from geoapp.services.flagfile import flag_part  # noqa: PLC0415
 
     result = flag_part(eng, job, part)
+    if isinstance(result.data, list):  # one bytes object travels; a list of pieces would not
+        result.data = b"".join(result.data)
     result.worker = get_worker().address
     return result
 

@@ -15,9 +15,12 @@ out with verdict ``error`` (坐标错误) and the reason, never dropped.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +44,7 @@ from geoapp.services.checks import engine
 from geoapp.services.flagout import csv_field, open_writer  # noqa: F401 - csv_field: API
 from geoapp.services.flagparts import (
     DEFAULT_PARTITION_ROWS,
+    CsvPart,
     Part,
     Source,
     csv_source,
@@ -170,10 +174,10 @@ def _coordinates(table: pa.Table, df: pd.DataFrame, job: FlagJob,
         y = np.where(empty, np.nan, shapely.get_y(pts))
         return array_to_wgs84(x, y, job.file_crs, job.metric_crs)
     for col in (opts.lon_col, opts.lat_col):
-        if col not in df.columns:
+        if col not in job.columns:
             raise InvalidInput(f"no column {col!r}; the file has: {', '.join(job.columns)}"
                                "; name the coordinate columns with --lon-col/--lat-col")
-    x, y = _numbers(df[opts.lon_col]), _numbers(df[opts.lat_col])
+    x, y = _numbers(table, df, opts.lon_col), _numbers(table, df, opts.lat_col)
     if opts.crs or "crs" not in df.columns:
         return array_to_wgs84(x, y, opts.crs or "wgs84", job.metric_crs)
     lon, lat = np.full(n, np.nan), np.full(n, np.nan)
@@ -194,11 +198,25 @@ def _coordinates(table: pa.Table, df: pd.DataFrame, job: FlagJob,
     return lon, lat, bad, reasons
 
 
-def _numbers(col: pd.Series) -> np.ndarray:
-    """A coordinate column as array_to_wgs84 takes it: numbers as they are, text as text."""
-    if pd.api.types.is_numeric_dtype(col):
-        return col.to_numpy(dtype=float, na_value=np.nan)
-    return col.astype(object).to_numpy()
+def _numbers(table: pa.Table, df: pd.DataFrame, name: str) -> np.ndarray:
+    """A coordinate column as array_to_wgs84 takes it: numbers as floats; text as floats
+    when every cell is a plain decimal number (Arrow parses them), else as the text, which
+    ``array_to_wgs84`` judges cell by cell (and names what is wrong)."""
+    col = table.column(name)
+    if pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+        return col.to_numpy().astype(float)
+    if pa.types.is_string(col.type) and col.null_count == 0:
+        try:
+            plain = pc.all(pc.match_substring_regex(col, _PLAIN_NUMBER)).as_py()
+            if plain is not False:
+                return pc.cast(col, pa.float64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return col.to_pandas().astype(object).to_numpy()
+
+
+#: A decimal number as anyone types it (no exponent, no spaces, no thousands separator).
+_PLAIN_NUMBER = r"^-?[0-9]{1,4}(\.[0-9]{1,15})?$"
 
 
 
@@ -682,6 +700,7 @@ class PartResult:
     bad_rows: int = 0
     bad: list[dict[str, Any]] = field(default_factory=list)
     table: pa.Table | None = None
+    data: bytes | list[bytes] | None = None  # CSV output: the rows' bytes (or their pieces)
     worker: str = "local"
 
 
@@ -761,10 +780,6 @@ def _output_table(table: pa.Table, job: FlagJob, added: Mapping[str, Any], lon: 
             arrays.append(pa.array(value, type=pa.int64()))
         elif key == "min_distance_m":
             arrays.append(pa.array(value, type=pa.float64(), mask=np.isnan(value)))
-        else:  # verdict, error: object arrays of text
-            texts = np.asarray(value, dtype=object)
-            arr = pa.array(texts.tolist(), type=pa.string())
-            arrays.append(_blank(arr, blank))
     names = job.output_names()
     if job.spatial_out:
         arrays.append(_points(lon, lat))
@@ -772,17 +787,139 @@ def _output_table(table: pa.Table, job: FlagJob, added: Mapping[str, Any], lon: 
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def _blank(arr: pa.Array, blank: str | None) -> pa.Array:
-    if blank is None:
-        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
-    return arr
+# -- CSV straight from the input's bytes ----------------------------------------------------
+def _escaped(texts: list[str]) -> np.ndarray:
+    """Texts as CSV fields in UTF-8 (quoted as the csv module quotes), as an object array."""
+    out = np.empty(len(texts), dtype=object)
+    out[:] = [csv_field(t).encode("utf-8") for t in texts]
+    return out
+
+
+def _field_bytes(value: Any, n: int) -> np.ndarray | tuple[np.ndarray, _Pieces]:
+    """An added column as per-row field bytes (references to one object per distinct
+    value), or a JSON column as (escaped pieces, codes)."""
+    if isinstance(value, _Coded):
+        return _escaped([*value.texts, ""])[value.codes]
+    if isinstance(value, _Pieces):
+        table = np.empty(len(value.texts), dtype=object)
+        table[:] = [t.replace('"', '""').encode("utf-8") for t in value.texts]
+        if len(table):  # _hit_items' "[", "]", ",": the field is quoted
+            table[-3:] = [b'"[', b']"', b","]
+        return table, value
+    codes, uniques = pd.factorize(value)  # counts and distances as pandas writes them
+    table = _escaped([str(u) for u in np.asarray(uniques).tolist()] + [""])  # -1: NaN
+    return table[codes]
+
+
+def record_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (without the line break) of every non-blank record of CSV bytes:
+    line breaks outside quotes end records (the same parity rule as the partitioning)."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    q = np.flatnonzero(buf == 34)
+    ends = nl[(np.searchsorted(q, nl) % 2) == 0] if len(q) else nl
+    ends = np.r_[ends, len(buf)].astype(np.int64)
+    starts = np.r_[0, ends[:-1] + 1]
+    stop = ends.copy()
+    if len(buf):
+        cr = (stop > starts) & (buf[np.clip(stop - 1, 0, len(buf) - 1)] == 13)
+        stop[cr] -= 1
+    keep = stop > starts
+    return starts[keep], stop[keep]
+
+
+def _input_lines(part: Part, table: pa.Table, job: FlagJob) -> np.ndarray | None:
+    """The partition's records as they are in the file (bytes without the line break), a
+    record holding a cell to neutralise re-written as the csv module writes it; None when
+    the records cannot be matched one to one with the parsed rows."""
+    if not isinstance(part, CsvPart):
+        return None
+    with open(part.path, "rb") as f:
+        f.seek(part.start)
+        data = f.read(part.end - part.start)
+    starts, stops = record_spans(data)
+    if len(starts) != table.num_rows:
+        return None
+    mv = memoryview(data)
+    lines = np.empty(len(starts), dtype=object)
+    lines[:] = [bytes(mv[a:b]) for a, b in zip(starts.tolist(), stops.tolist(), strict=True)]
+    risky = np.zeros(table.num_rows, dtype=bool)
+    for name in job.columns:
+        col = table.column(name)
+        if pa.types.is_string(col.type):
+            hit = pc.match_substring_regex(col, "^[=+\\-@\t\r]|" + _ODD_CHARACTERS)
+            risky |= hit.to_numpy(zero_copy_only=False).astype(bool)
+    rows = np.flatnonzero(risky)
+    if len(rows):
+        sub = table.select(list(job.columns)).take(pa.array(rows)).to_pylist()
+        for i, record in zip(rows.tolist(), sub, strict=True):
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow(
+                [neutralise(v) if isinstance(v, str) else v for v in record.values()])
+            lines[i] = buf.getvalue().encode("utf-8")
+    return lines
+
+
+def _csv_bytes(lines: np.ndarray, added: Mapping[str, Any], plain: np.ndarray) -> list[bytes]:
+    """The partition as CSV bytes: each record as it was, then the added fields; as a list
+    of pieces whose concatenation is the text (written with ``os.writev``, so the pieces
+    are copied once, by the kernel).
+
+    The added text is escaped once per distinct value and the partition is a list of
+    references to those texts and to the hits' JSON pieces, so nothing
+    scans the long basis, action and JSON texts character by character (as a CSV writer
+    does) or copies them more than once. ``plain`` rows (no hit, no conditional hit, no
+    error: most of a file) differ only in the verdict: their added fields are one text per
+    verdict."""
+    m = len(lines)
+    cols = [_field_bytes(added[k], m) for k in OUTPUT_KEYS]
+    tails = np.full(m, None, dtype=object)
+    rows = np.flatnonzero(plain)
+    if len(rows):
+        codes, first = _factorize_rows([cols[0][rows]])
+        tails[rows] = np.array([b"," + b",".join(b"[]" if isinstance(c, tuple) else c[r]
+                                                 for c in cols) + b"\n"
+                                for r in rows[first].tolist()], dtype=object)[codes]
+    full = np.flatnonzero(~plain)
+    slot = np.cumsum(~plain) - 1  # a row's place among the full rows
+    sizes = []
+    for c in cols:
+        size = np.ones(len(full), dtype=np.int64)
+        if isinstance(c, tuple):
+            pieces = c[1]
+            size[slot[pieces.rows]] = pieces.ends - pieces.starts
+        sizes.append(size)
+    count = np.full(m, 2, dtype=np.int64)  # plain: line, tail
+    count[full] = 2 + sum(1 + s for s in sizes)  # line, (comma, field) per column, newline
+    end = np.cumsum(count)
+    off = end - count
+    flat = np.empty(int(end[-1]) if m else 0, dtype=object)
+    flat[off] = lines
+    flat[off[plain] + 1] = tails[plain]
+    pos = off[full] + 1
+    for c, size in zip(cols, sizes, strict=True):
+        flat[pos] = b","
+        pos = pos + 1
+        if not isinstance(c, tuple):
+            flat[pos] = c[full]
+        else:
+            table, pieces = c
+            flat[pos] = b"[]"
+            if len(pieces.rows):
+                lengths = pieces.ends - pieces.starts
+                which = np.repeat(np.arange(len(lengths)), lengths)
+                local = slot[pieces.rows]
+                at = pos[local][which] + (np.arange(len(pieces.items)) - pieces.starts[which])
+                flat[at] = table[pieces.items]
+        pos = pos + size
+    flat[pos] = b"\n"
+    return flat.tolist()
 
 
 def _frame(table: pa.Table, job: FlagJob, attributes: tuple[str, ...]) -> pd.DataFrame:
     """The columns the coordinates and the rules read, as a frame."""
     opts = job.opts
-    wanted = {opts.lon_col, opts.lat_col, "crs", opts.type_col, opts.industry_col,
-              *attributes, *_NEW_SITE}
+    wanted = {"crs", opts.type_col, opts.industry_col, *attributes, *_NEW_SITE}
     names = [c for c in job.columns if c in wanted]
     return table.select(names).to_pandas() if names else pd.DataFrame(index=range(table.num_rows))
 
@@ -820,14 +957,26 @@ def flag_part(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
     column_of = {"site_type": opts.type_col, "industry": opts.industry_col}
     added = _hit_columns(eng, hits, n, site, lang, column_of, text_ids=job.fmt_out == "parquet")
     labels = {k: neutralise(v) for k, v in verdict_labels(lang).items()}
-    added["verdict"] = pd.Series(verdict, dtype=object).map(labels).to_numpy(dtype=object)
-    error = np.full(n, "", dtype=object)
-    for i in bad_idx.tolist():  # our message may quote the user's cell
-        error[i] = neutralise(in_language(reasons.get(i, "bad coordinates"), lang))
-    added["error"] = error
-    result.counts = {v.value: int((verdict == v.value).sum()) for v in Verdict}
+    vcodes, vuniques = pd.factorize(verdict)
+    added["verdict"] = _Coded(n)
+    added["verdict"].put(np.arange(n), vcodes, [labels[u] for u in vuniques])
+    added["error"] = _Coded(n)
+    if len(bad_idx):  # our message may quote the user's cell
+        messages = [neutralise(in_language(reasons.get(i, "bad coordinates"), lang))
+                    for i in bad_idx.tolist()]
+        codes, uniques = pd.factorize(np.asarray(messages, dtype=object))
+        added["error"].put(bad_idx, codes, list(uniques))
+    per_verdict = dict(zip(vuniques, np.bincount(vcodes, minlength=len(vuniques)).tolist(),
+                           strict=True))
+    result.counts = {v.value: int(per_verdict.get(v.value, 0)) for v in Verdict}
     result.hits, result.conditional_hits = int((~is_cond).sum()), int(is_cond.sum())
-    result.table = _output_table(table, job, added, lon, lat)
+    lines = _input_lines(part, table, job) if job.fmt_out == "csv" else None
+    if lines is not None:
+        plain = (added["hit_count"] == 0) & ~bad
+        plain[row[is_cond]] = False
+        result.data = _csv_bytes(lines, added, plain)
+    else:
+        result.table = _output_table(table, job, added, lon, lat)
     return result
 
 
@@ -882,16 +1031,28 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
             results = flag_on_cluster(eng, job, source.parts, cluster=cluster, workers=workers)
         else:
             results = _flag_here(eng, job, source.parts)
-        for result in results:
-            by_worker[result.worker] = by_worker.get(result.worker, 0) + result.rows
-            bad_rows += result.bad_rows
-            bad.extend(result.bad[:MAX_REPORTED_ROWS - len(bad)])
-            if result.table is not None and (opts.skip_bad or not bad_rows):
-                writer.write(result.table)
-            for k, v in result.counts.items():
-                summary_counts[k] += v
-            hits += result.hits
-            conditional += result.conditional_hits
+        # One thread writes while the next partition is flagged: the disk and the CPU work
+        # at once (writing releases the GIL); at most one write waits.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geoapp-flag-write") as io:
+            written = None
+            for result in results:
+                by_worker[result.worker] = by_worker.get(result.worker, 0) + result.rows
+                bad_rows += result.bad_rows
+                bad.extend(result.bad[:MAX_REPORTED_ROWS - len(bad)])
+                if written is not None:
+                    written.result()
+                    written = None
+                if opts.skip_bad or not bad_rows:
+                    if result.table is not None:
+                        written = io.submit(writer.write, result.table)
+                    elif result.data is not None:
+                        written = io.submit(writer.write_bytes, result.data, result.rows)
+                for k, v in result.counts.items():
+                    summary_counts[k] += v
+                hits += result.hits
+                conditional += result.conditional_hits
+            if written is not None:
+                written.result()
         if bad_rows and not opts.skip_bad:
             more = bad_rows - len(bad)
             raise ValidationFailed(

@@ -33,6 +33,7 @@ XLSX_MAX_ROWS = 1_048_575
 #: The GeoParquet metadata of the output's point geometry (OGC:CRS84 by omission).
 GEO_METADATA = {"version": "1.1.0", "primary_column": "geometry",
                 "columns": {"geometry": {"encoding": "WKB", "geometry_types": ["Point"]}}}
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024) if hasattr(os, "sysconf") else 1024
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
 
@@ -75,13 +76,30 @@ class CsvWriter(Writer):
 
     def __init__(self, path: Path, names: list[str]) -> None:
         super().__init__(path, names)
-        self.sink = pa.OSFile(str(self.tmp), "wb")
+        self.sink = open(self.tmp, "wb", buffering=0)  # noqa: SIM115 - closed by close()
         self.sink.write((",".join(csv_field(n) for n in names) + "\n").encode("utf-8"))
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
             pacsv.write_csv(table, self.sink, _CSV_OPTIONS)
         self.rows += table.num_rows
+
+    def write_bytes(self, data: bytes | list[bytes], rows: int) -> None:
+        """Rows already written as CSV (``flagfile._csv_bytes``): bytes, or pieces to be
+        written one after another (gathered by the kernel, ``IOV_MAX`` at a time)."""
+        if isinstance(data, bytes):
+            self.sink.write(data)
+        else:
+            fd = self.sink.fileno()
+            for i in range(0, len(data), _IOV_MAX):
+                chunk = data[i:i + _IOV_MAX]
+                done = os.writev(fd, chunk)
+                total = sum(map(len, chunk))
+                if done < total:  # a short write: the rest the plain way
+                    rest = b"".join(chunk)[done:]
+                    while rest:
+                        rest = rest[os.write(fd, rest):]
+        self.rows += rows
 
     def close(self) -> None:
         if not self.sink.closed:
