@@ -113,6 +113,9 @@ def output_headers(lang: str) -> tuple[str, ...]:
 
 
 def file_format(path: str | Path) -> str:
+    """The format of ``path`` from its extension; a folder is a Parquet dataset."""
+    if Path(path).is_dir():
+        return "parquet"
     ext = Path(path).suffix.lower()
     if ext not in FORMATS:
         raise InvalidInput(f"{Path(path).name}: unsupported file type {ext or '(none)'}; "

@@ -335,6 +335,8 @@ def geo_metadata(schema: pa.Schema, label: str) -> tuple[str | None, str | None]
     except Exception:  # noqa: BLE001 - pyproj raises several kinds
         raise InvalidInput(f"{label}: unreadable coordinate system in the GeoParquet "
                            "metadata") from None
+    if crs_text.equals(CRS.from_user_input("OGC:CRS84")):
+        return column, "EPSG:4326"  # longitude first, as every geometry here is
     return column, crs_text.to_string()
 
 

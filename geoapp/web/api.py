@@ -62,6 +62,9 @@ def flag():
         raise InvalidInput("upload the file as multipart field 'file'")
     name = secure_filename(upload.filename) or "upload"
     fmt_in = file_format(name)
+    if fmt_in not in MIMETYPES:  # Parquet is for `geoapp flag` on the command line
+        raise InvalidInput(f"上传文件须为 CSV、XLSX、GeoJSON 或 GeoPackage The upload must be one of "
+                           f"{', '.join(sorted(MIMETYPES))}; use `geoapp flag` for Parquet")
     fmt_out = _arg("format", fmt_in) or fmt_in
     if fmt_out not in MIMETYPES:
         raise InvalidInput(f"format must be one of {', '.join(sorted(MIMETYPES))}")
