@@ -148,6 +148,7 @@ def test_a_refused_input_leaves_nothing_and_keeps_an_older_output(core, sites, t
     (b"name,lon,lat\na,113.2,35.2\nb,113.3\n", "列数"),
     (b"name,lon,lat\na,113.2,35.2,extra\n", "列数"),
     (b'name,lon,lat\n"open quote,113.2,35.2\n', "CSV"),
+    (b"name,lon,lat\ra,113.2,35.2\rb,113.3,35.1\r", "LF"),
 ])
 def test_broken_csv_gets_one_clear_message(core, tmp_path, content, words):
     (tmp_path / "in.csv").write_bytes(content)

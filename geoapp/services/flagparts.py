@@ -173,10 +173,11 @@ def header_names(cells: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _record_ends(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _record_ends(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per block of the file: the positions of the line breaks that end a record (outside
-    quotes: an even number of quote characters before them), and whether each record is
-    blank. A quote inside a quoted cell is doubled (RFC 4180), so counting keeps parity."""
+    quotes: an even number of quote characters before them), whether each record is blank,
+    and how many quote characters the file holds before each. A quote inside a quoted cell
+    is doubled (RFC 4180), so counting keeps parity."""
     quotes = 0
     offset = 0
     prev_end = -1  # the position of the last record end (-1: the file's start)
@@ -189,11 +190,9 @@ def _record_ends(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
             buf = np.frombuffer(block, dtype=np.uint8)
             nl = np.flatnonzero(buf == 10)
             q = np.flatnonzero(buf == 34)
-            if len(q):
-                parity = (quotes + np.searchsorted(q, nl)) % 2
-                ends = nl[parity == 0]
-            else:
-                ends = nl if quotes % 2 == 0 else nl[:0]
+            before = quotes + np.searchsorted(q, nl)
+            keep = (before % 2) == 0
+            ends, before = nl[keep], before[keep]
             quotes += len(q)
             ends = ends.astype(np.int64) + offset
             starts = np.r_[prev_end, ends[:-1]] + 1
@@ -211,8 +210,9 @@ def _record_ends(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
                 prev_end = int(ends[-1])
             prev_tail = block[-1:]
             offset += len(block)
-            yield ends, blank
-    yield np.array([offset], dtype=np.int64), np.array([prev_end == offset - 1])
+            yield ends, blank, before.astype(np.int64)
+    yield (np.array([offset], dtype=np.int64), np.array([prev_end == offset - 1]),
+           np.array([quotes], dtype=np.int64))
 
 
 def csv_source(path: Path, label: str, limits: Limits | None,
@@ -231,21 +231,24 @@ def csv_source(path: Path, label: str, limits: Limits | None,
         head = f.read(len(BOM))
     base = len(BOM) if head == BOM else 0
     header_end: int | None = None
+    header_quotes = 0
     record_end: list[np.ndarray] = []
+    record_quotes: list[np.ndarray] = []
     header_cells: list[str] = []
-    for ends, blank in _record_ends(path):
-        keep = ends[~blank]
-        keep = keep[keep >= base]
-        if header_end is None and len(keep):
-            header_end = int(keep[0])
+    for ends, blank, before in _record_ends(path):
+        keep = ~blank & (ends >= base)
+        ends, before = ends[keep], before[keep]
+        if header_end is None and len(ends):
+            header_end, header_quotes = int(ends[0]), int(before[0])
             header_cells = _header_cells(path, base, header_end, label, limits)
-            keep = keep[1:]
+            ends, before = ends[1:], before[1:]
         if header_end is not None:
-            record_end.append(keep)
+            record_end.append(ends)
+            record_quotes.append(before)
     if header_end is None:
         raise ValidationFailed(_l("文件为空：%(file)s", file=label))
     ends = np.concatenate(record_end) if record_end else np.zeros(0, dtype=np.int64)
-    ends = ends[ends > header_end]
+    quotes = np.concatenate(record_quotes) if record_quotes else np.zeros(0, dtype=np.int64)
     # the last "record" is the file's end: a real record only if it holds something
     if len(ends) and ends[-1] >= size:
         with open(path, "rb") as f:
@@ -253,7 +256,7 @@ def csv_source(path: Path, label: str, limits: Limits | None,
             f.seek(prev + 1)
             tail = f.read()
         if not tail.strip(b"\r\n"):
-            ends = ends[:-1]
+            ends, quotes = ends[:-1], quotes[:-1]
     names = header_names(header_cells)
     rows = len(ends)
     if limits is not None:
@@ -262,16 +265,15 @@ def csv_source(path: Path, label: str, limits: Limits | None,
             raise ValidationFailed(_l("文件单元格过多：%(file)s 超过 %(max)s 个单元格；请拆分后再导入",
                                       file=label, max=format(limits.max_cells, ",")))
     parts: list[Part] = []
-    start = header_end + 1
+    start, seen = header_end + 1, header_quotes
+    where = str(path.resolve())
     for k, r0 in enumerate(range(0, rows, partition_rows)):
         r1 = min(r0 + partition_rows, rows)
         end = min(int(ends[r1 - 1]) + 1, size)
-        with open(path, "rb") as f:
-            f.seek(start)
-            quoted = b'"' in f.read(end - start) if end - start <= SCAN_BLOCK * 4 else True
-        parts.append(CsvPart(k, r0, r1 - r0, str(path.resolve()), start, end, names, label,
-                             quoted))
-        start = end
+        last_quotes = int(quotes[r1 - 1]) if r1 < rows or ends[r1 - 1] < size else None
+        quoted = last_quotes is None or last_quotes > seen
+        parts.append(CsvPart(k, r0, r1 - r0, where, start, end, names, label, quoted))
+        start, seen = end, last_quotes if last_quotes is not None else seen
     return Source(list(names), rows, parts)
 
 
@@ -288,6 +290,10 @@ def _header_cells(path: Path, base: int, end: int, label: str,
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise not_utf8(label) from None
+    if "\r" in text.rstrip("\r\n") and text.count("\r") > text.count('"') // 2 + 1:
+        # lines ended by a lone CR (old Mac): read as one line, every row would be lost
+        raise ValidationFailed(_l("无法读取此 CSV 文件：%(file)s（行尾须为 LF 或 CRLF；请用 Excel 另存为"
+                                  "“CSV UTF-8”）", file=label))
     try:
         cells = next(csv.reader([text.rstrip("\r\n")]))
     except (csv.Error, StopIteration):
