@@ -42,11 +42,36 @@ def _run(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
 
     from geoapp.services.flagfile import flag_part  # noqa: PLC0415
 
-    result = flag_part(eng, job, part)
+    try:
+        result = flag_part(eng, job, part)
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"Dask 工作进程 {get_worker().address} 读不到输入文件 The worker cannot "
+                           f"read {exc.filename}: put the input on a path every worker sees "
+                           "(a shared folder), under the same name") from None
     if isinstance(result.data, list):  # one bytes object travels; a list of pieces would not
         result.data = b"".join(result.data)
     result.worker = get_worker().address
     return result
+
+
+def _code() -> str:
+    """The fingerprint of the geoapp code and libraries a process runs (on a worker)."""
+    from geoapp.services.engine_cache import code_fingerprint  # noqa: PLC0415
+
+    return code_fingerprint()
+
+
+def check_workers(client) -> int:
+    """The number of workers, once each is known to run the same geoapp code as this
+    process (an older worker would answer with older rules or measures)."""
+    mine = _code()
+    theirs = client.run(_code)
+    other = sorted(addr for addr, code in theirs.items() if code != mine)
+    if other:
+        raise InvalidInput(f"Dask 工作进程的 geoapp 版本不同 Workers run other geoapp code or "
+                           f"libraries than this command: {', '.join(other)}; install the same "
+                           "release on every worker and restart them")
+    return len(theirs)
 
 
 def connect(cluster: str | None, workers: int | None):
@@ -74,10 +99,13 @@ def flag_on_cluster(eng: RuleEngine, job: FlagJob, parts: list[Part], *,
     """The partitions' answers in input order, flagged on the cluster."""
     client, local = connect(cluster, workers)
     try:
-        n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
-        if not n_workers:
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-            n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+        if not client.scheduler_info(n_workers=-1).get("workers"):
+            try:
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                raise InvalidInput(f"Dask 集群没有工作进程 The Dask cluster at {cluster} has no "
+                                   f"worker (waited {CONNECT_TIMEOUT_S} s)") from None
+        n_workers = check_workers(client)
         log.info("flagging %d partitions on %d Dask workers", len(parts), n_workers)
         engine = client.scatter(eng, broadcast=True, hash=False)
         run = secrets.token_hex(4)
