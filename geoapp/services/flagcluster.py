@@ -18,6 +18,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from geoapp.domain.errors import InvalidInput
@@ -126,6 +127,8 @@ def flag_on_cluster(eng: RuleEngine, job: FlagJob, parts: list[Part], *,
             future = pending.popleft()
             result = future.result()
             future.release()
+            if result.bad_rows and not job.opts.skip_bad and not job.check_only:
+                job = replace(job, check_only=True)  # refused: only count the bad rows
             submit_next()
             yield result
     finally:
