@@ -83,8 +83,9 @@ def connect(cluster: str | None, workers: int | None):
     if workers:
         if workers < 1:
             raise InvalidInput("--workers must be at least 1")
+        # loopback only, any free port (the scheduler's HTTP endpoints always start)
         local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                             dashboard_address=None)
+                             host="127.0.0.1", dashboard_address="127.0.0.1:0")
         return Client(local), local
     try:
         client = Client(cluster, timeout=CONNECT_TIMEOUT_S)
