@@ -30,6 +30,7 @@ QUICK: dict[str, list[str]] = {
     "bench_crs.py": [],
     "bench_flag.py": ["--sizes", "10000", "--runs", "1", "--checks", "1000"],
     "bench_flag_file.py": ["--rows", "100000", "--runs", "1"],
+    "bench_flag_scale.py": ["--rows", "200000", "--partition-rows", "50000"],
     "bench_maps.py": ["--only", "relocation"],
     "bench_ogc.py": ["--sites", "0", "10000", "--repeat", "3"],
     "bench_parcel_page.py": ["--vertices", "20000"],
