@@ -204,3 +204,29 @@ def test_the_web_upload_takes_no_parquet(offline_app, sites, tmp_path):
                                                 "s.parquet")},
                     content_type="multipart/form-data", headers={"X-CSRFToken": csrf})
     assert r.status_code == 400 and "geoapp flag" in r.get_data(as_text=True)
+
+
+def test_a_folder_output_holds_one_geoparquet_file_per_partition(core, sites, tmp_path):
+    """``-o OUT/``: each partition writes its own file (on a cluster, the worker that flagged
+    it); read together they equal the single Parquet file; a refused input leaves no folder,
+    and a folder that holds something is not written into."""
+    src = _csv(tmp_path / "in.csv", sites)
+    flag_file(core, src, tmp_path / "one.parquet", FlagOptions(lang="en"))
+    summary = flag_file(core, src, f"{tmp_path / 'out'}/", FlagOptions(lang="en"),
+                        partition_rows=128)
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == [f"part-{i:05d}.parquet" for i in range(5)]
+    assert summary["rows"] == len(sites)
+    whole = pq.read_table(tmp_path / "one.parquet")
+    parts = pq.read_table(tmp_path / "out")
+    assert parts.column_names == whole.column_names
+    assert parts.to_pylist() == whole.to_pylist()
+    broken = sites.copy()
+    broken.loc[400, "lat"] = "95"
+    with pytest.raises(ValidationFailed):
+        flag_file(core, _csv(tmp_path / "bad.csv", broken), f"{tmp_path / 'out2'}/",
+                  partition_rows=128)
+    assert not (tmp_path / "out2").exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    with pytest.raises(InvalidInput, match="new or empty"):
+        flag_file(core, src, tmp_path / "out", partition_rows=128)

@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -41,7 +42,7 @@ from geoapp.exports.tables import neutralise
 from geoapp.services import check_row_limit
 from geoapp.services.catalogue import in_language
 from geoapp.services.checks import engine
-from geoapp.services.flagout import csv_field, open_writer  # noqa: F401 - csv_field: API
+from geoapp.services.flagout import csv_field, open_writer, write_part  # noqa: F401 - csv_field: API
 from geoapp.services.flagparts import (
     DEFAULT_PARTITION_ROWS,
     CsvPart,
@@ -679,6 +680,7 @@ class FlagJob:
     geometry: str | None = None    # a spatial input's WKB column
     file_crs: str | None = None    # ... and its CRS
     check_only: bool = False       # coordinates only: the file is refused anyway
+    out_dir: str | None = None     # a folder output: each partition writes its own file
 
     @property
     def spatial_out(self) -> bool:
@@ -974,7 +976,9 @@ def flag_part(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
     result.counts = {v.value: int(per_verdict.get(v.value, 0)) for v in Verdict}
     result.hits, result.conditional_hits = int((~is_cond).sum()), int(is_cond.sum())
     lines = _input_lines(part, table, job) if job.fmt_out == "csv" else None
-    if lines is not None:
+    if job.out_dir is not None:
+        write_part(job.out_dir, part.index, _output_table(table, job, added, lon, lat))
+    elif lines is not None:
         plain = (added["hit_count"] == 0) & ~bad
         plain[row[is_cond]] = False
         result.data = _csv_bytes(lines, added, plain)
@@ -998,8 +1002,10 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     workers (``services.flagcluster``), each reading its partition itself. The answer is
     the same, row for row, however it was computed."""
     opts = opts or FlagOptions()
+    folder_out = Path(dst).is_dir() or str(dst).endswith(("/", os.sep))
     src, dst = Path(src), Path(dst)
-    fmt_in, fmt_out = file_format(src), file_format(dst)
+    fmt_in = file_format(src)
+    fmt_out = "parquet" if folder_out else file_format(dst)
     lang = opts.lang or "zh"
     output_headers(lang)  # an unknown language is refused before any work
     if partition_rows is not None and partition_rows < 1:
@@ -1022,7 +1028,10 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
                   tuple(added_headers(lang, taken)), app.metric_crs, source.geometry,
                   file_crs)
     eng = engine(app)
-    writer = open_writer(dst, fmt_out, job.output_names(), source.rows)
+    writer = open_writer(dst, "parquet-folder" if folder_out else fmt_out,
+                         job.output_names(), source.rows)
+    if folder_out:
+        job = replace(job, out_dir=str(writer.tmp.resolve()))
     summary_counts = dict.fromkeys((v.value for v in Verdict), 0)
     hits = conditional = bad_rows = 0
     bad: list[dict[str, Any]] = []

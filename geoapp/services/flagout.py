@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -177,6 +178,46 @@ class WholeWriter(Writer):
                    self.tmp)
 
 
+class FolderWriter(Writer):
+    """A folder of Parquet files, one per partition, each written by whoever flagged the
+    partition (``write_part``: a cluster's workers write straight to the shared folder).
+    They go into a temporary folder beside the destination, renamed at the end."""
+
+    def __init__(self, path: Path, names: list[str]) -> None:
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise InvalidInput(f"{path}: the output folder must be new or empty")
+        super().__init__(path, names)
+        self.tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
+        self.tmp.mkdir()
+
+    def write(self, table: pa.Table) -> None:  # pragma: no cover - parts write themselves
+        raise NotImplementedError("partitions of a folder output are written by write_part")
+
+    def commit(self) -> None:
+        if self.path.is_dir():
+            self.path.rmdir()  # new or empty, as checked when opened
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_part(folder: str, index: int, table: pa.Table) -> str:
+    """One partition's rows as ``part-NNNNN.parquet`` (GeoParquet) in ``folder``, written
+    under a temporary name and renamed, so a folder never holds half a file."""
+    meta = dict(table.schema.metadata or {})
+    meta[b"geo"] = json.dumps(GEO_METADATA).encode()
+    final = Path(folder) / f"part-{index:05d}.parquet"
+    tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}")
+    try:
+        pq.write_table(table.replace_schema_metadata(meta), str(tmp), compression="zstd")
+        os.replace(tmp, final)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InvalidInput(f"无法写入输出文件夹 Cannot write {final}: {exc.strerror}") from None
+    return str(final)
+
+
 def open_writer(path: Path, fmt: str, names: list[str], rows: int | None = None) -> Writer:
     """The writer for ``fmt``; an XLSX output of more rows than a sheet holds is refused
     before any work."""
@@ -185,6 +226,8 @@ def open_writer(path: Path, fmt: str, names: list[str], rows: int | None = None)
                            f"{XLSX_MAX_ROWS:,}); write CSV, Parquet or GeoPackage instead")
     if not path.parent.is_dir():
         raise InvalidInput(f"{path.parent}: no such folder for the output")
+    if fmt == "parquet-folder":
+        return FolderWriter(path, names)
     if fmt == "csv":
         return CsvWriter(path, names)
     if fmt == "parquet":
@@ -194,4 +237,4 @@ def open_writer(path: Path, fmt: str, names: list[str], rows: int | None = None)
     return WholeWriter(path, names, fmt)
 
 
-__all__ = ["Writer", "csv_field", "open_writer", "GEO_METADATA", "XLSX_MAX_ROWS"]
+__all__ = ["Writer", "csv_field", "open_writer", "write_part", "GEO_METADATA", "XLSX_MAX_ROWS"]
