@@ -1,7 +1,7 @@
 """`geoapp flag` at scale: one process against a Dask cluster of one and of two workers.
 
     .venv/bin/python bench/bench_flag_scale.py [--rows 10000000] [--partition-rows 250000]
-                                               [--out parquet|csv] [--runs 1] [--quick]
+                                               [--out parquet|csv|folder] [--runs 1] [--quick]
 
 Writes N synthetic sites spread over the city (the columns of bench/bench_flag_file.py) as
 Parquet with one row group per partition, generated a partition at a time so this script
@@ -100,8 +100,9 @@ def geoapp_flag(env: dict, src: Path, dst: Path, partition_rows: int, tmp: Path,
                 cluster: str | None = None) -> dict:
     """Run ``geoapp flag``: wall seconds, peak RSS (MB), CPU seconds and its JSON summary."""
     peak_file = tmp / "peak.txt"
+    out = f"{dst}/" if dst.suffix == "" else str(dst)  # no extension: a folder output
     cmd = ["/usr/bin/time", "-f", "%M %U %S", "-o", str(peak_file), str(BIN / "geoapp"), "flag",
-           str(src), "-o", str(dst), "--partition-rows", str(partition_rows)]
+           str(src), "-o", out, "--partition-rows", str(partition_rows)]
     if cluster:
         cmd += ["--cluster", cluster]
     t0 = time.perf_counter()
@@ -187,8 +188,12 @@ def timed_run(mode: str, env: dict, src: Path, dst: Path, partition_rows: int,
         finally:
             cluster.stop()
     r["load"] = (before, load())
-    r["out_bytes"] = dst.stat().st_size
-    dst.unlink()
+    if dst.is_dir():
+        r["out_bytes"] = sum(p.stat().st_size for p in dst.iterdir())
+        shutil.rmtree(dst)
+    else:
+        r["out_bytes"] = dst.stat().st_size
+        dst.unlink()
     return r
 
 
@@ -288,7 +293,9 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=None, help="default 10,000,000 (quick: 200,000)")
     ap.add_argument("--partition-rows", type=int, default=None,
                     help="default 250,000 (quick: 50,000)")
-    ap.add_argument("--out", choices=["parquet", "csv"], default="parquet")
+    ap.add_argument("--out", choices=["parquet", "csv", "folder"], default="parquet",
+                    help="output: one Parquet file, one CSV file, or a folder of one GeoParquet "
+                         "file per partition (written by the workers themselves)")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--modes", default="single,dask-1,dask-2")
     ap.add_argument("--quick", action="store_true", help="small sizes, for run_all.py")
@@ -327,7 +334,8 @@ def main() -> None:
         print(f"{TINY_ROWS:,}-row run (median of {TINY_RUNS}): single process {fixed['tiny_single_s']:.2f} s, "
               f"1-worker cluster {fixed['tiny_cluster_s']:.2f} s (start-up, engine, scatter)",
               flush=True)
-        pp = per_partition(app, eng, src, part_rows, args.out, tmp)
+        pp = per_partition(app, eng, src, part_rows,
+                           "parquet" if args.out == "folder" else args.out, tmp)
         per_row = (pp["flag_part"] + pp["write"]) / pp["rows"]
         print(f"per partition of {pp['rows']:,.0f} rows (median of {TIMED_PARTS}, this "
               f"process, load {load():.1f}): read {pp['read']:.2f} s, flag_part "
@@ -337,7 +345,7 @@ def main() -> None:
         app.cache.clear()
 
         results: dict[str, list[dict]] = {m: [] for m in modes}
-        dst = tmp / f"flagged.{args.out}"
+        dst = tmp / ("flagged" if args.out == "folder" else f"flagged.{args.out}")
         for run in range(args.runs):
             for mode in modes:
                 r = timed_run(mode, env, src, dst, part_rows, tmp)
