@@ -353,10 +353,14 @@ def where_task():
     return whereabouts
 
 
-def scheduler_state(client: Client) -> dict[str, list[str]]:
-    """The workers the scheduler counts now, each with the keys of the tasks it processes."""
+def scheduler_state(client: Client) -> dict[str, dict]:
+    """The workers the scheduler counts now: for each, the keys of the tasks it processes
+    (``processing``) and how many keys it alone holds that no task can compute again
+    (``irreplaceable``: scattered data with no other replica, lost if the worker is)."""
     def state(dask_scheduler) -> dict:
-        return {addr: sorted(str(t.key) for t in ws.processing)
+        return {addr: {"processing": sorted(str(t.key) for t in ws.processing),
+                       "irreplaceable": sum(1 for t in ws.has_what
+                                            if t.run_spec is None and len(t.who_has) == 1)}
                 for addr, ws in dask_scheduler.workers.items()}
 
     return client.run_on_scheduler(state)
