@@ -1,7 +1,7 @@
 """A batch flag on a Dask distributed cluster: the partitions flagged by the workers.
 
-The client sends the rule engine to every worker once (``Client.scatter(broadcast=True)``;
-a worker that joins later gets it from a peer), then one task per partition
+The client sends the rule engine to every worker once (a worker plugin, ``EngineOnWorkers``:
+a worker that joins later gets it from the scheduler), then one task per partition
 (``services.flagparts``): the worker reads its partition from the input's path itself (a
 CSV byte range, Parquet row groups; formats that cannot be read piecewise travel with the
 task), flags it with the same ``flagfile.flag_part`` the single process runs, and returns
@@ -14,12 +14,16 @@ same.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
 import secrets
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from geoapp.domain.errors import InvalidInput
 
@@ -37,12 +41,33 @@ CONNECT_TIMEOUT_S = 20
 RETRIES = 2
 
 
-def _run(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
+class EngineOnWorkers(WorkerPlugin):
+    """The rule engine, sent with the plugin to every worker of the cluster (and to any
+    that joins later: the scheduler keeps registered plugins) and unpickled there once.
+
+    A plugin rather than scattered data: Dask's memory manager keeps a single copy of
+    scattered data, which a lost worker takes with it; every worker holds its own plugin."""
+
+    def __init__(self, name: str, payload: bytes) -> None:
+        self.name = name
+        self.payload: bytes | None = payload
+        self.engine: RuleEngine | None = None
+
+    def setup(self, worker) -> None:
+        self.engine = pickle.loads(self.payload)  # noqa: S301 - our own engine, just sent
+        self.payload = None  # the engine is what this worker keeps
+
+    def teardown(self, worker) -> None:
+        self.engine = None
+
+
+def _run(plugin: str, job: FlagJob, part: Part) -> PartResult:
     """The task: one partition, on a worker."""
     from distributed import get_worker  # noqa: PLC0415 - runs on the worker
 
     from geoapp.services.flagfile import flag_part  # noqa: PLC0415
 
+    eng = get_worker().plugins[plugin].engine
     try:
         result = flag_part(eng, job, part)
     except FileNotFoundError as exc:
@@ -100,6 +125,7 @@ def flag_on_cluster(eng: RuleEngine, job: FlagJob, parts: list[Part], *,
                     ) -> Iterator[PartResult]:
     """The partitions' answers in input order, flagged on the cluster."""
     client, local = connect(cluster, workers)
+    plugin = None
     try:
         if not client.scheduler_info(n_workers=-1).get("workers"):
             try:
@@ -109,8 +135,9 @@ def flag_on_cluster(eng: RuleEngine, job: FlagJob, parts: list[Part], *,
                                    f"worker (waited {CONNECT_TIMEOUT_S} s)") from None
         n_workers = check_workers(client)
         log.info("flagging %d partitions on %d Dask workers", len(parts), n_workers)
-        engine = client.scatter(eng, broadcast=True, hash=False)
         run = secrets.token_hex(4)
+        plugin = f"geoapp-engine-{run}"
+        client.register_plugin(EngineOnWorkers(plugin, pickle.dumps(eng, protocol=5)))
         window = max(4, 2 * n_workers)
         pending: deque = deque()
         todo = iter(parts)
@@ -118,7 +145,7 @@ def flag_on_cluster(eng: RuleEngine, job: FlagJob, parts: list[Part], *,
         def submit_next() -> None:
             part = next(todo, None)
             if part is not None:
-                pending.append(client.submit(_run, engine, job, part, pure=False,
+                pending.append(client.submit(_run, plugin, job, part, pure=False,
                                              retries=RETRIES,
                                              key=f"geoapp-flag-{run}-{part.index}"))
 
@@ -133,6 +160,9 @@ def flag_on_cluster(eng: RuleEngine, job: FlagJob, parts: list[Part], *,
             submit_next()
             yield result
     finally:
+        if plugin:
+            with contextlib.suppress(Exception):  # the cluster may be gone: nothing to free
+                client.unregister_worker_plugin(plugin)
         client.close()
         if local is not None:
             local.close()
