@@ -7,8 +7,8 @@ addresses), and in the namespaces' network stacks, not the test's. Then the comm
 same ~20,000 synthetic sites (some beside rivers, some outside the city) as CSV, GeoParquet
 and GeoPackage, screened in one process and with ``--cluster ADDRESS --partition-rows``,
 give the same output row for row and the same counts, and the summary's ``workers`` names
-both workers with the rows each screened; likewise with the workers in the namespaces and
-with ``--workers 2``.
+both workers with the rows each screened; likewise with the workers in the namespaces, with
+``--workers 2``, and when a worker is killed in the middle of a run.
 """
 
 from __future__ import annotations
@@ -157,6 +157,9 @@ COUNTS = ("rows", "flagged", "passed", "needs_info", "out_of_area", "bad_rows", 
 SITES = 20_000
 #: Rows per partition on the cluster: several partitions per worker.
 PART_ROWS = 2_000
+#: The kill test's worker dies once this many of its 100 tasks were seen running, as soon
+#: as a worker running one holds data no other has (the worst moment), else at ``KILL_BY``.
+KILL_FROM, KILL_BY = 5, 40
 INDUSTRIES = ("钢铁", "铸造", "焦化", "化工", "水泥", "家具", "商混站", "砖瓦", "木材加工", "食品",
               "机械", "纺织")
 
@@ -383,3 +386,53 @@ def test_flag_on_a_local_cluster_of_its_own(flag_env, inputs, single, tmp_path) 
     assert sum(summary["workers"].values()) == SITES
     assert_same_rows(one, out)
 
+
+def test_a_worker_killed_mid_run_changes_nothing(flag_env, tmp_path) -> None:
+    """100 partitions on two workers; in the middle of the run a worker with tasks running is
+    killed (SIGKILL, no nanny to restart it): at the worst moment, when it holds data no
+    other worker has and no task can compute again, if that happens. The command still
+    succeeds, the survivor screens what was lost, and the answer is the single process's; and while tasks ran before the kill no worker
+    held the only copy of such data (whose loss, at another moment, would have failed the
+    run)."""
+    src = write_sites(synthetic_sites(100_000, seed=5), tmp_path / "big.csv")
+    one = tmp_path / "one.csv"
+    one_summary = run_flag(flag_env, src, one)
+    out = tmp_path / "cluster.csv"
+    with start_cluster(2, tmp_path / "dask", env=workers_env()) as c, c.client() as client:
+        proc = subprocess.Popen([str(GEOAPP), "flag", str(src), "-o", str(out), "--cluster",
+                                 c.scheduler_address, "--partition-rows", "1000"],
+                                env=flag_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            seen: set[str] = set()  # the tasks seen running (a lower bound of the progress)
+            exposed = set()  # workers that alone held data no task can compute again
+            while True:
+                assert proc.poll() is None, "the command ended before a worker was killed"
+                assert time.monotonic() < deadline, "no task ran in 120 s"
+                state = scheduler_state(client)
+                busy = [a for a, w in state.items() if w["processing"]]
+                seen.update(k for a in busy for k in state[a]["processing"])
+                worst = [a for a in busy if state[a]["irreplaceable"]]
+                exposed.update(worst)
+                if busy and (len(seen) >= KILL_FROM and worst or len(seen) >= KILL_BY):
+                    break
+                time.sleep(0.02)
+            victim = max(busy, key=lambda a: state[a]["irreplaceable"])
+            c.kill_worker(c.addresses.index(victim))
+            stdout, stderr = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        survivor = next(a for a in c.addresses if a != victim)
+        assert list(scheduler_state(client)) == [survivor]
+    lonely = (f"; while tasks ran, before the kill, {sorted(exposed)} alone held data the "
+              "cluster cannot compute again (scattered, one replica): losing it loses that")
+    assert proc.returncode == 0, stderr[-5000:] + (lonely if exposed else "")
+    assert not exposed, lonely[2:]  # the kill was lucky: another moment would have failed
+    summary = json.loads(stdout)
+    assert {k: summary[k] for k in COUNTS} == {k: one_summary[k] for k in COUNTS}
+    assert survivor in summary["workers"] and set(summary["workers"]) <= {victim, survivor}
+    assert sum(summary["workers"].values()) == 100_000
+    assert_same_rows(one, out)
