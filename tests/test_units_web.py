@@ -16,7 +16,7 @@ from openpyxl import load_workbook
 
 from geoapp.domain.units import CATEGORY_COLOURS
 from geoapp.maps.layers import unit_style
-from geoapp.services import overview_map
+from geoapp.services.overview import overview_map
 
 from webutil import csrf_token, login
 

@@ -22,11 +22,10 @@ from geoapp.services.core import (
     command_line_limits,
     upload_limits,
 )
-from geoapp.services.overview import overview_map
 from geoapp.storage import open_repository
 
 __all__ = ["DatabaseMissing", "Geoapp", "check_row_limit", "command_line_limits", "health",
-           "init_db", "open_geoapp", "overview_map", "upload_limits"]
+           "init_db", "open_geoapp", "upload_limits"]
 
 log = logging.getLogger(__name__)
 
