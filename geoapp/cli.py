@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import unicodedata
 from pathlib import Path
 
@@ -396,11 +397,17 @@ def flag(input_file, output, lon_col, lat_col, crs, type_col, industry_col, defa
     opts = FlagOptions(lon_col=lon_col, lat_col=lat_col, crs=crs, type_col=type_col,
                        industry_col=industry_col, skip_bad=skip_bad,
                        default_site_type=checks.parse_site_type(default_site_type), lang=lang)
+    # SIGTERM (a service manager, `kill`) ends the command as Ctrl-C does: nothing written
+    signal.signal(signal.SIGTERM, _interrupted)
     if cluster and workers:
         raise click.UsageError("give --cluster or --workers, not both")
     summary = flag_file(app, input_file, output, opts, limits=command_line_limits(max_rows),
                         cluster=cluster, workers=workers, partition_rows=partition_rows)
     click.echo(json.dumps(summary, ensure_ascii=False, indent=2))
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 @main.group("rules")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -230,3 +231,65 @@ def test_a_folder_output_holds_one_geoparquet_file_per_partition(core, sites, tm
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
     with pytest.raises(InvalidInput, match="new or empty"):
         flag_file(core, src, tmp_path / "out", partition_rows=128)
+
+
+def test_a_neutralised_record_with_a_line_break_stays_one_record(core, tmp_path):
+    """A record rewritten because one cell looks like a formula keeps its other cells'
+    quotes: a line break inside a cell never splits the row."""
+    (tmp_path / "in.csv").write_bytes(
+        b'id,n0,lon,lat,note\r\nA,=1,113.2,35.2,"l1\nl2"\r\nB,\x01x,113.3,35.25,"c\rd"\r\n'
+        b'C,x,113.3,35.25,plain\r\n')
+    flag_file(core, tmp_path / "in.csv", tmp_path / "out.csv",
+              FlagOptions(default_site_type="enterprise"))
+    out = _read(tmp_path / "out.csv")
+    assert out["id"].tolist() == ["A", "B", "C"]
+    assert out["n0"].tolist() == ["'=1", "x", "x"]
+    assert out["note"].tolist() == ["l1\nl2", "c\rd", "plain"]
+
+
+def test_an_unknown_site_type_or_a_polygon_is_not_checked(core, sites, tmp_path):
+    """Text no site type answers to is refused as the single check refuses it (never 符合);
+    a polygon or a line is not checked at one of its points."""
+    frame = sites.head(3).copy()
+    frame["site_type"] = ["企业", "enterprise", ""]
+    with pytest.raises(ValidationFailed) as err:
+        flag_file(core, _csv(tmp_path / "in.csv", frame), tmp_path / "out.csv")
+    assert [d["row"] for d in err.value.details] == [2]
+    assert "企业" in err.value.details[0]["reason"]
+    summary = flag_file(core, tmp_path / "in.csv", tmp_path / "out.csv",
+                        FlagOptions(skip_bad=True, lang="en"))
+    out = _read(tmp_path / "out.csv")
+    assert out[H["verdict"]].iloc[0] == "error" and summary["bad_rows"] == 1
+    assert out[H["verdict"]].iloc[2] != "error"  # blank: a missing type, checked as such
+    shapes = gpd.GeoDataFrame({"name": ["p", "pt", "line"]}, geometry=[
+        shapely.Point(113.2, 35.2).buffer(0.01), shapely.Point(113.2, 35.2),
+        shapely.LineString([(113.2, 35.2), (113.3, 35.3)])], crs="EPSG:4326")
+    shapes.to_parquet(tmp_path / "shapes.parquet")
+    with pytest.raises(ValidationFailed) as err:
+        flag_file(core, tmp_path / "shapes.parquet", tmp_path / "out.csv",
+                  FlagOptions(default_site_type="enterprise"))
+    assert [d["row"] for d in err.value.details] == [1, 3]
+    assert "geoapp parcel" in err.value.details[0]["reason"]
+
+
+def test_the_output_never_overwrites_the_input_or_the_database(core, sites, tmp_path):
+    src = _csv(tmp_path / "in.csv", sites)
+    before = src.read_bytes()
+    with pytest.raises(InvalidInput, match="overwrite the input"):
+        flag_file(core, src, src)
+    assert src.read_bytes() == before
+    database = Path(core.settings["DATABASE"])
+    size = database.stat().st_size
+    for target in (database, database.with_name(database.name + "-wal.gpkg")):
+        with pytest.raises(InvalidInput, match="database"):
+            flag_file(core, src, target)
+    assert database.stat().st_size == size
+
+
+def test_a_ragged_row_is_named_by_its_line(core, tmp_path):
+    rows = ["id,lon,lat"] + [f"r{i},113.2,35.2" for i in range(20)]
+    rows[10] = "r9,113.2"
+    (tmp_path / "in.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValidationFailed) as err:
+        flag_file(core, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert err.value.details[0]["row"] == 11 and "第 11 行" in str(err.value.message)

@@ -117,6 +117,9 @@ def connect(cluster: str | None, workers: int | None):
     except (OSError, TimeoutError, ValueError) as exc:
         raise InvalidInput(f"无法连接 Dask 调度器 Cannot reach the Dask scheduler at {cluster}: "
                            f"{exc}") from None
+    except Exception:  # noqa: BLE001 - e.g. an HTTP server's answer read as a Dask frame
+        raise InvalidInput(f"该地址不是 Dask 调度器 Not a Dask scheduler at {cluster} (give the "
+                           "scheduler's port, usually 8786, not the dashboard's)") from None
     return client, None
 
 

@@ -15,8 +15,6 @@ out with verdict ``error`` (坐标错误) and the reason, never dropped.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
@@ -46,6 +44,7 @@ from geoapp.services.checks import engine
 from geoapp.services.flagout import csv_field, open_writer, write_part  # noqa: F401 - csv_field: API
 from geoapp.services.flagparts import (
     DEFAULT_PARTITION_ROWS,
+    PARQUET_PARTITION_ROWS,
     CsvPart,
     Part,
     Source,
@@ -863,10 +862,9 @@ def _input_lines(part: Part, table: pa.Table, job: FlagJob) -> np.ndarray | None
     if len(rows):
         sub = table.select(list(job.columns)).take(pa.array(rows)).to_pylist()
         for i, record in zip(rows.tolist(), sub, strict=True):
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="").writerow(
-                [neutralise(v) if isinstance(v, str) else v for v in record.values()])
-            lines[i] = buf.getvalue().encode("utf-8")
+            lines[i] = ",".join(csv_field(neutralise(v)) if isinstance(v, str) else
+                                ("" if v is None else str(v))
+                                for v in record.values()).encode("utf-8")
     return lines
 
 
@@ -926,6 +924,37 @@ def _csv_bytes(lines: np.ndarray, added: Mapping[str, Any], plain: np.ndarray) -
     return flat.tolist()
 
 
+def _unknown_site_types(df: pd.DataFrame, opts: FlagOptions) -> dict[int, Any]:
+    """Rows whose site type is text no site type answers to: the single check refuses such
+    a value, so the row is not checked (blank is another thing: a missing type, 待核实)."""
+    col = _column(df, opts.type_col)
+    if col is None:
+        return {}
+    codes, uniques = pd.factorize(col)
+    out: dict[int, Any] = {}
+    for k, value in enumerate(uniques):
+        try:
+            SiteType.parse(value)
+        except ValueError as exc:
+            why = exc.args[0] if exc.args else str(exc)
+            out.update(dict.fromkeys(np.flatnonzero(codes == k).tolist(), why))
+    return out
+
+
+def _not_points(table: pa.Table, job: FlagJob) -> dict[int, str]:
+    """Rows of a spatial input whose geometry is not one point: a parcel or a line is not
+    checked at one of its points (use ``geoapp parcel`` for parcels)."""
+    if job.geometry is None:
+        return {}
+    geom = shapely.from_wkb(table.column(job.geometry).to_numpy(zero_copy_only=False),
+                            on_invalid="ignore")
+    kinds = shapely.get_type_id(geom)  # -1 missing, 0 point; an empty point is a bad point
+    rows = np.flatnonzero(kinds > 0)
+    return {int(i): f"不是点要素（{shapely.geometry.base.GEOMETRY_TYPES[kinds[i]]}）：只能检查点，"
+                    "地块（用地红线）请用 geoapp parcel 检查 Not a point: only points are "
+                    "checked; check parcels with geoapp parcel" for i in rows.tolist()}
+
+
 def _frame(table: pa.Table, job: FlagJob, attributes: tuple[str, ...]) -> pd.DataFrame:
     """The columns the coordinates and the rules read, as a frame."""
     opts = job.opts
@@ -942,6 +971,10 @@ def flag_part(eng: RuleEngine, job: FlagJob, part: Part) -> PartResult:
     opts, lang = job.opts, job.lang
     df = _frame(table, job, eng.rules.attributes())
     lon, lat, bad, reasons = _coordinates(table, df, job)
+    for more in (_unknown_site_types(df, job.opts), _not_points(table, job)):
+        for i, why in more.items():
+            if not bad[i]:
+                bad[i], reasons[i] = True, why
     bad_idx = np.flatnonzero(bad)
     report = [{"row": _row_number(job.fmt_in, part.row0 + int(i)),
                "reason": in_language(reasons.get(int(i), "bad coordinates"), lang)}
@@ -1018,7 +1051,11 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     if not (src.is_file() or (fmt_in == "parquet" and src.is_dir())):
         raise InvalidInput(f"{src}: no such file")
     label = name or src.name
-    source = open_source(src, fmt_in, label, limits, partition_rows or DEFAULT_PARTITION_ROWS,
+    _guard_output(src, dst, app.settings.get("DATABASE"))
+    if partition_rows is None:  # Parquet's list columns cost more memory per row
+        partition_rows = PARQUET_PARTITION_ROWS if fmt_out == "parquet" else \
+            DEFAULT_PARTITION_ROWS
+    source = open_source(src, fmt_in, label, limits, partition_rows,
                          app.settings.get("DATABASE"))
     check_row_limit(source.rows, label, limits)
     file_crs = source_crs(source, fmt_in, opts)
@@ -1073,7 +1110,8 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
         if bad_rows and not opts.skip_bad:
             more = bad_rows - len(bad)
             raise ValidationFailed(
-                f"{src.name}: {bad_rows} row(s) with missing or impossible coordinates; "
+                f"{src.name}: {bad_rows} row(s) that cannot be checked (missing or impossible "
+                "coordinates, an unknown site type, a geometry that is not a point); "
                 "nothing was written (fix them, or pass --skip-bad to flag the rest)"
                 + (f"; first {len(bad)} listed" if more else ""), details=bad)
         writer.commit()
@@ -1090,6 +1128,21 @@ def flag_file(app: Geoapp, src: str | Path, dst: str | Path,
     if cluster or workers:
         summary["workers"] = by_worker
     return summary
+
+
+def _guard_output(src: Path, dst: Path, database: Any) -> None:
+    """Never write over the input, the app's own database (or its journal files) or the
+    engine cache beside it."""
+    out = Path(os.path.realpath(dst))
+    if out == Path(os.path.realpath(src)) or (src.is_dir() and out.is_relative_to(
+            Path(os.path.realpath(src)))):
+        raise InvalidInput(f"输出不能覆盖输入 The output would overwrite the input: {dst.name}")
+    if database:
+        db = Path(os.path.realpath(database))
+        if out.name.startswith(db.name) and out.parent == db.parent or \
+                out.is_relative_to(db.parent / "cache"):
+            raise InvalidInput(f"输出不能写到本系统的数据库 The output would overwrite the app's "
+                               f"own database: {dst.name}")
 
 
 def _flag_here(eng: RuleEngine, job: FlagJob, parts: list[Part]) -> Iterator[PartResult]:

@@ -28,6 +28,7 @@ import pyogrio
 
 from geoapp.domain.errors import InvalidInput
 from geoapp.exports.tables import write_xlsx
+from geoapp.spatial.crs import WGS84
 
 #: Most data rows an XLSX sheet holds (1,048,576 rows less the header).
 XLSX_MAX_ROWS = 1_048_575
@@ -139,7 +140,7 @@ class GpkgWriter(Writer):
         if not table.num_rows and self.rows:
             return
         pyogrio.write_arrow(table, str(self.tmp), layer=self.path.stem, driver="GPKG",
-                            geometry_name="geometry", geometry_type="Point", crs="EPSG:4326",
+                            geometry_name="geometry", geometry_type="Point", crs=WGS84,
                             append=self.rows > 0 or self.tmp.exists())
         self.rows += table.num_rows
 
@@ -171,7 +172,7 @@ class WholeWriter(Writer):
                                  | {"geometry": pa.array([], pa.binary())})
             pyogrio.write_arrow(table, str(self.tmp), driver="GeoJSON",
                                 geometry_name="geometry", geometry_type="Point",
-                                crs="EPSG:4326")
+                                crs=WGS84)
             return
         frame = table.to_pandas() if table is not None else None
         write_xlsx({"flagged": frame if frame is not None else pd.DataFrame(columns=self.names)},
@@ -185,7 +186,8 @@ class FolderWriter(Writer):
 
     def __init__(self, path: Path, names: list[str]) -> None:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise InvalidInput(f"{path}: the output folder must be new or empty")
+            raise InvalidInput(f"输出文件夹须为新的或空的 {path.name}: the output folder must be new "
+                               "or empty")
         super().__init__(path, names)
         self.tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
         self.tmp.mkdir()
@@ -225,7 +227,7 @@ def open_writer(path: Path, fmt: str, names: list[str], rows: int | None = None)
         raise InvalidInput(f"{rows:,} rows do not fit in an XLSX sheet (at most "
                            f"{XLSX_MAX_ROWS:,}); write CSV, Parquet or GeoPackage instead")
     if not path.parent.is_dir():
-        raise InvalidInput(f"{path.parent}: no such folder for the output")
+        raise InvalidInput(f"输出文件夹不存在 No such folder for the output: {path.parent.name}")
     if fmt == "parquet-folder":
         return FolderWriter(path, names)
     if fmt == "csv":
