@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import pickle
 import secrets
 from collections import deque
@@ -108,6 +109,9 @@ def connect(cluster: str | None, workers: int | None):
     if workers:
         if workers < 1:
             raise InvalidInput("--workers must be at least 1")
+        # its processes' INFO lines (workers started, closed…) are not for the user
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         # loopback only, any free port (the scheduler's HTTP endpoints always start)
         local = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                              host="127.0.0.1", dashboard_address="127.0.0.1:0")
