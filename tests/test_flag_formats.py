@@ -272,6 +272,7 @@ def test_an_unknown_site_type_or_a_polygon_is_not_checked(core, sites, tmp_path)
     assert "geoapp parcel" in err.value.details[0]["reason"]
 
 
+@pytest.mark.backends("gpkg")  # the database as a file the output could land on
 def test_the_output_never_overwrites_the_input_or_the_database(core, sites, tmp_path):
     src = _csv(tmp_path / "in.csv", sites)
     before = src.read_bytes()
