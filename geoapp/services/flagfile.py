@@ -356,9 +356,6 @@ class _Pieces:
         return pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), values),
                               pa.scalar("", pa.large_string()))
 
-    def strings(self) -> np.ndarray:
-        return np.asarray(self.to_arrow().to_pylist(), dtype=object)
-
     def to_struct_lists(self, hit_type: pa.DataType) -> pa.Array:
         """Every row's hits as a list of structs (one JSON object per hit, parsed by Arrow's
         JSON reader with the hits' fixed schema)."""
@@ -591,9 +588,6 @@ class _Coded:
         codes = np.where(self.codes < 0, len(lists) - 1, self.codes)
         return pa.array(lists, type=pa.list_(pa.string())).take(pa.array(codes))
 
-    def strings(self) -> np.ndarray:
-        table = np.array([*self.texts, ""], dtype=object)
-        return table[self.codes]
 
 
 def _hit_columns(eng: RuleEngine, hits: pd.DataFrame, n: int, site: Mapping[str, np.ndarray],
