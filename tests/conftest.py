@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -169,32 +170,52 @@ def _template_instance(folder: Path, backend: str, request: pytest.FixtureReques
     return folder
 
 
+# Templates are built once per backend and kept across the whole session: pytest tears a
+# session fixture down whenever the backend parameter changes between test files, and
+# rebuilding on every switch cost a minute of CPU and a folder each time.
+_TEMPLATES: dict[tuple[str, str], Any] = {}
+
+# The templates never write the engine cache (a large file beside every database).
+_NO_CACHE = {"GEOAPP_ENGINE_CACHE": "false"}
+
+
 @pytest.fixture(scope="session")
 def jiaozuo_db(tmp_path_factory, backend: str, request: pytest.FixtureRequest
                ) -> Path | PgDatabase:
     """The embedded Jiaozuo data built (and flagged) once per test session and backend."""
-    inst = _template_instance(tmp_path_factory.mktemp("jiaozuo-template"), backend, request)
-    return _built(open_geoapp(load_settings(inst, environ={})), request, backend)
+    key = ("db", backend)
+    if key not in _TEMPLATES:
+        inst = _template_instance(tmp_path_factory.mktemp("jiaozuo-template"), backend, request)
+        _TEMPLATES[key] = _built(open_geoapp(load_settings(inst, environ=_NO_CACHE)),
+                                 request, backend)
+    return _TEMPLATES[key]
 
 
 @pytest.fixture(scope="session")
 def jiaozuo_users_db(tmp_path_factory, jiaozuo_db: Path | PgDatabase, backend: str,
                      request: pytest.FixtureRequest) -> Path | PgDatabase:
     """``jiaozuo_db`` with one account per role, made once per session and backend."""
-    inst = copy_database(jiaozuo_db, tmp_path_factory.mktemp("jiaozuo-users-template")).parent
-    core = open_geoapp(load_settings(inst, environ={}))
-    make_users(core)
-    return _built(core, request, backend)
+    key = ("users", backend)
+    if key not in _TEMPLATES:
+        folder = tmp_path_factory.mktemp("jiaozuo-users-template")
+        core = open_geoapp(load_settings(copy_database(jiaozuo_db, folder).parent,
+                                         environ=_NO_CACHE))
+        make_users(core)
+        _TEMPLATES[key] = _built(core, request, backend)
+    return _TEMPLATES[key]
 
 
 @pytest.fixture(scope="session")
-def jiaozuo_engine(tmp_path_factory, jiaozuo_users_db: Path | PgDatabase):
+def jiaozuo_engine(tmp_path_factory, jiaozuo_users_db: Path | PgDatabase, backend: str):
     """The rule engine of the Jiaozuo data (its cache entry), built once per session."""
-    inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp("jiaozuo-engine")).parent
-    core = open_geoapp(load_settings(inst, environ={}))
-    checks.engine(core)
-    core.repo.close()
-    return core.cache[ENGINE_CACHE]
+    key = ("engine", backend)
+    if key not in _TEMPLATES:
+        inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp("jiaozuo-engine")).parent
+        core = open_geoapp(load_settings(inst, environ=_NO_CACHE))
+        checks.engine(core)
+        core.repo.close()
+        _TEMPLATES[key] = core.cache[ENGINE_CACHE]
+    return _TEMPLATES[key]
 
 
 @pytest.fixture
