@@ -11,7 +11,8 @@ def test_forced_rebuild_keeps_accounts_login_attempts_and_inspections(tiny_data_
     repo.add_inspection({"lon": 113.3, "lat": 35.2, "verdict": "pass", "hits": []}, user="alice")
     report = repo.initialize(tiny_data_dir, force=True)
     assert report["kept"] == {"users": 1, "api_tokens": 0, "login_attempts": 1,
-                              "inspections": 1, "unit_requirements": 0}
+                              "inspections": 1, "inspection_photos": 0,
+                              "unit_requirements": 0, "emergency_measures": 0}
     assert [u["username"] for u in repo.list_users()] == ["alice"]
     assert repo.failed_logins_since("2000-01-01", username="alice") == 1
     assert repo.inspections()[0]["inspector"] == "alice"

@@ -1,12 +1,13 @@
 """Tables the app itself writes, which a rebuild from the source files must keep.
 
 The source files describe the city; accounts (with their API tokens, which name the account by
-``users.id``: the copy keeps the ids), login attempts and inspection records are made in the
-app and exist nowhere else. ``geoapp init-db --force`` rebuilds the city's data
+``users.id``: the copy keeps the ids), login attempts, inspection records and their photos are
+made in the app and exist nowhere else. ``geoapp init-db --force`` rebuilds the city's data
 but carries these tables over into the new database unchanged. Their columns and indexes are
 made by the numbered migrations in gpkg_schema.py.
 
-The control units' 准入清单 (``unit_requirements``) is half of each: the rows seeded from the
+The control units' 准入清单 (``unit_requirements``) and the heavy-pollution emergency list
+(``emergency_measures``) are half of each: the rows seeded from the
 data file are rebuilt from it (a corrected file comes through), the rows a planner edited or
 imported are carried over and the seed fills only the units they leave.
 """
@@ -18,13 +19,14 @@ import unicodedata
 
 #: The tables the app writes, in the order a rebuild copies them.
 APP_TABLES: tuple[str, ...] = ("users", "api_tokens", "login_attempts", "inspections",
-                               "unit_requirements")
+                               "inspection_photos", "unit_requirements", "emergency_measures")
 #: The tables whose rows a backup's report counts, on either backend: the sites, the audit,
 #: the stored hits, every table the app writes, the grid warnings and the complaints.
 COUNTED_TABLES: tuple[str, ...] = ("sites", "changes", "site_hits", *APP_TABLES,
                                    "grid_warnings", "complaints")
 #: The rows of a table that are app-made, where not all of them are.
-KEPT_ROWS: dict[str, str] = {"unit_requirements": "origin <> 'source'"}
+KEPT_ROWS: dict[str, str] = {"unit_requirements": "origin <> 'source'",
+                             "emergency_measures": "origin <> 'source'"}
 
 
 def username_key(username: str) -> str:

@@ -200,6 +200,65 @@ def _v9_api_tokens(conn: sqlite3.Connection) -> None:
     _register(conn, "api_tokens")
 
 
+def _v10_inspection_photos(conn: sqlite3.Connection) -> None:
+    """Inspections keep the device's GPS accuracy apart from the checked point, and their
+    photos: the file as uploaded (after it was decoded in full), a thumbnail, the EXIF time
+    and position, and how far that position is from the checked point."""
+    _add_column(conn, "inspections", "gps_accuracy_m", "REAL")
+    conn.execute("""CREATE TABLE IF NOT EXISTS inspection_photos (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        inspection_id INTEGER NOT NULL,
+        site_id TEXT,
+        uploaded_at TEXT NOT NULL,
+        uploaded_by TEXT NOT NULL,
+        filename TEXT NOT NULL DEFAULT '',
+        media_type TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        taken_at TEXT,
+        exif_lon REAL,
+        exif_lat REAL,
+        exif_distance_m REAL,
+        position_mismatch INTEGER NOT NULL DEFAULT 0,
+        data BLOB NOT NULL,
+        thumb BLOB NOT NULL)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS inspection_photos_inspection "
+                 "ON inspection_photos (inspection_id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS inspection_photos_site "
+                 "ON inspection_photos (site_id)")
+    _register(conn, "inspection_photos")
+
+
+def _v11_emergency_measures(conn: sqlite3.Connection) -> None:
+    """The 重污染天气应急减排清单: per enterprise its 绩效分级 and its 一厂一策 measures for the
+    yellow, orange and red warnings; ``key`` identifies the enterprise (its credit code, or
+    its name where the list gives none), ``origin`` says where the row came from (``source``:
+    the data file; ``edit``, ``import``: made in the app, kept by a rebuild)."""
+    levels = "".join(f"""
+        {lv}_cut_pct REAL,
+        {lv}_processes TEXT NOT NULL DEFAULT '',
+        {lv}_transport TEXT NOT NULL DEFAULT '',""" for lv in ("yellow", "orange", "red"))
+    conn.execute(f"""CREATE TABLE IF NOT EXISTS emergency_measures (
+        fid INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+        key TEXT NOT NULL UNIQUE,
+        site_id TEXT,
+        name TEXT NOT NULL,
+        credit_code TEXT NOT NULL DEFAULT '',
+        county TEXT NOT NULL DEFAULT '',
+        industry TEXT NOT NULL DEFAULT '',
+        grade TEXT NOT NULL,{levels}
+        remarks TEXT NOT NULL DEFAULT '',
+        version INTEGER NOT NULL DEFAULT 1,
+        updated_at TEXT NOT NULL,
+        updated_by TEXT NOT NULL,
+        origin TEXT NOT NULL DEFAULT 'source')""")
+    conn.execute("CREATE INDEX IF NOT EXISTS emergency_measures_site "
+                 "ON emergency_measures (site_id)")
+    _register(conn, "emergency_measures")
+
+
 GPKG_MIGRATIONS = Migrations("gpkg", (
     Migration(1, "core tables", _v1_core_tables),
     Migration(2, "accounts, login attempts, inspections", _v2_app_tables),
@@ -210,6 +269,8 @@ GPKG_MIGRATIONS = Migrations("gpkg", (
     Migration(7, "site_hits.point", _v7_site_hit_point),
     Migration(8, "unit_requirements", _v8_unit_requirements),
     Migration(9, "api_tokens", _v9_api_tokens),
+    Migration(10, "inspections.gps_accuracy_m, inspection_photos", _v10_inspection_photos),
+    Migration(11, "emergency_measures", _v11_emergency_measures),
 ))
 #: The schema version this code writes and reads.
 SCHEMA_VERSION = GPKG_MIGRATIONS.latest
