@@ -141,6 +141,17 @@ SETTINGS: tuple[Setting, ...] = (
             "worker) loads it instead of building it again while layers, sites, rules file "
             "and code are unchanged. The files are signed with a key derived from "
             "SECRET_KEY; false: always build."),
+    Setting("DUE_SOON_DAYS", 14, int,
+            "Days before a deadline (整改完成时限, a relocation milestone, a 两断三清 step) from "
+            "which an open obligation shows as 即将到期 (due soon) on /overdue, the site page, "
+            "the relocation map and the weekly bulletin (docs/deadlines.md)."),
+    Setting("TWO_CUTS_DAYS", 7, int,
+            "Days after a 散乱污 workshop's banned date by which water and power must be cut "
+            "(断水, 断电); the data records only the dates they were done, so the due date is "
+            "derived (docs/deadlines.md)."),
+    Setting("THREE_CLEARS_DAYS", 15, int,
+            "Days after a 散乱污 workshop's banned date by which raw materials, products and "
+            "equipment must be cleared (清原料, 清产品, 清设备) (docs/deadlines.md)."),
     Setting("LANGUAGE", "zh", str, "Default UI language: zh (Simplified Chinese) or en."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level: DEBUG, INFO, WARNING, ERROR."),
 )
