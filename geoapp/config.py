@@ -152,6 +152,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("THREE_CLEARS_DAYS", 15, int,
             "Days after a 散乱污 workshop's banned date by which raw materials, products and "
             "equipment must be cleared (清原料, 清产品, 清设备) (docs/deadlines.md)."),
+    Setting("COMPLAINT_SOURCE_RADIUS_M", 500, int,
+            "Ground distance in metres (measured in the city's metric CRS) within which a "
+            "registered site of a matching type is listed as a suspected source (疑似污染源) of "
+            "a 12369 complaint; the type mapping is [complaints.sources] in city.toml "
+            "(docs/complaints.md)."),
+    Setting("COMPLAINT_MAP_WEEKS", 4, int,
+            "Weeks of 12369 complaints the overview map (一张图) draws: the last full week "
+            "(or the latest earlier week with complaints) and the weeks before it."),
+    Setting("INTERVIEW_WEEKS", 3, int,
+            "Consecutive ISO weeks (Asia/Shanghai) a hotspot grid must be warned in, ending "
+            "with the bulletin's week, to be on the 约谈 (interview) list on /interviews and in "
+            "the weekly bulletin (docs/complaints.md)."),
     Setting("LANGUAGE", "zh", str, "Default UI language: zh (Simplified Chinese) or en."),
     Setting("LOG_LEVEL", "INFO", str, "Logging level: DEBUG, INFO, WARNING, ERROR."),
 )
@@ -296,6 +308,9 @@ def load_settings(instance_path: str | os.PathLike | None = None,
         raise ConfigError(f"LANGUAGE must be zh or en, got {values['LANGUAGE']!r}")
     if values["HSTS_MAX_AGE"] < 0:
         raise ConfigError(f"HSTS_MAX_AGE must be 0 (off) or more, got {values['HSTS_MAX_AGE']}")
+    for name in ("COMPLAINT_SOURCE_RADIUS_M", "COMPLAINT_MAP_WEEKS", "INTERVIEW_WEEKS"):
+        if values[name] < 1:
+            raise ConfigError(f"{name} must be 1 or more, got {values[name]}")
     trusted_proxies(values["TRUSTED_PROXIES"])  # a typo is an error now, not at a login
     return values
 
