@@ -47,6 +47,8 @@ from geoapp.spatial.crs import CHINA_LAT, CHINA_LON, WGS84, array_to_wgs84
 log = logging.getLogger(__name__)
 
 CITY_FILE = "city.toml"
+#: The 重污染天气应急减排清单 of the city, when its data folder has one (docs/emergency.md).
+EMERGENCY_FILE = "sites/emergency.csv"
 MAX_REPORTED = 200  # a file with thousands of bad rows still gives a readable report
 
 # Column kinds: text, int, float, bool, date, datetime, lon, lat, district, or a vocab enum.
@@ -127,6 +129,8 @@ def source_files(data_dir: str | Path, city: City) -> list[Path]:
     root = Path(data_dir)
     rel = [CITY_FILE, *(s.file for s in city.layers.values()), *city.site_files.values(),
            *city.tables.values(), *([city.unit_requirements] if city.unit_requirements else [])]
+    if (root / EMERGENCY_FILE).is_file():
+        rel.append(EMERGENCY_FILE)
     return [root / r for r in rel]
 
 
