@@ -135,6 +135,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ROWS", 200000, int,
             "Most rows (or features) one uploaded file may hold; a bigger file is refused "
             "with a clear message instead of tying up the server."),
+    Setting("PHOTO_MAX_MB", 15, int,
+            "Largest inspection photo, in megabytes (each file; JPEG, PNG or WebP)."),
+    Setting("PHOTO_MAX_COUNT", 12, int,
+            "Most photos one inspection may keep; an upload that would pass it is refused "
+            "whole."),
+    Setting("PHOTO_MISMATCH_M", 200.0, float,
+            "A photo whose EXIF GPS position is farther than this many metres from the "
+            "checked point is marked 位置不符 (position mismatch)."),
     Setting("ENGINE_CACHE", True, bool,
             "Keep the built rule engine in the folder cache/ beside the database (the "
             "instance folder by default), so a new process (a geoapp command, a server "
