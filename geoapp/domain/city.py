@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from geoapp.domain.complaints import SourceSpec, parse_sources
 from geoapp.domain.errors import ConfigError
 from geoapp.domain.units import keyword_table
 from geoapp.domain.vocab import SiteType
@@ -62,6 +63,10 @@ class City:
     #: Industries the rules do not restrict, named exactly ([industries] other): a check
     #: takes them as given; free text that names no industry at all is checked as not given.
     other_industries: tuple[str, ...] = ()
+    #: Which sites may be the source of a 12369 complaint, per category ([complaints.sources];
+    #: defaults in geoapp.domain.complaints.DEFAULT_SOURCES).
+    complaint_sources: dict[str, tuple[SourceSpec, ...]] = field(
+        default_factory=lambda: parse_sources(None))
 
     @property
     def units_layer(self) -> str | None:
@@ -94,6 +99,7 @@ class City:
             unit_requirements=requirements,
             industry_keywords=keywords,
             other_industries=_other_industries(d),
+            complaint_sources=parse_sources(_complaints(d).get("sources")),
         )
 
 
@@ -207,6 +213,14 @@ def _other_industries(d: Mapping[str, Any]) -> tuple[str, ...]:
             or not all(isinstance(v, str) and v.strip() for v in other):
         raise ConfigError("city file: industries.other must be a list of industry names")
     return tuple(dict.fromkeys(v.strip() for v in other))
+
+
+def _complaints(d: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The optional [complaints] table (key ``sources`` only)."""
+    raw = d.get("complaints", {})
+    if not isinstance(raw, Mapping) or set(raw) - {"sources"}:
+        raise ConfigError("city file: [complaints] must be a table with the key sources only")
+    return raw
 
 
 def _site_files(d: Mapping[str, Any]) -> dict[str, str]:
