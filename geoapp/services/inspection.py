@@ -8,7 +8,7 @@ The check page, its printable sheet and the recorded inspection all go through
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -382,8 +382,11 @@ def result_view(app: Geoapp, result: CheckResult) -> dict[str, Any]:
             "covered": bool(getattr(result, "covered", True))}
 
 
-def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) -> dict[str, Any]:
-    """Keep the check as an inspection record (re-run server-side, never taken from a form)."""
+def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str,
+                      gps_accuracy_m: float | None = None,
+                      photos: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """Keep the check as an inspection record (re-run server-side, never taken from a form),
+    with the device's GPS accuracy and the photos read by services/photos.py, in one write."""
     if len(notes) > NOTES_LIMIT:
         raise InvalidInput(_l("备注过长：最多 %(limit)s 字", limit=NOTES_LIMIT))
     rec = {"site_id": view.site["id"] if view.site else None, "lon": view.result.lon,
@@ -391,8 +394,8 @@ def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str) ->
            "verdict": view.result.verdict.value,
            "hits": [h.to_dict() for h in view.result.hits],
            "conditional_hits": [h.to_dict() for h in view.result.conditional_hits],
-           "notes": notes.strip()}
-    saved = app.repo.add_inspection(rec, user=user)
+           "notes": notes.strip(), "gps_accuracy_m": gps_accuracy_m}
+    saved = app.repo.add_inspection(rec, user=user, photos=photos)
     log.info("inspection %s recorded by %s (%s)", saved["id"], user, rec["verdict"])
     return saved
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from geoapp.domain.errors import Conflict, InvalidInput, NotFound
@@ -31,6 +31,56 @@ REVOKES_TOKENS = ("role", "active")
 #: An API token as listings show it: never its hash.
 TOKEN_PUBLIC = ("id", "user_id", "name", "role", "created_at", "created_by", "last_used_at",
                 "revoked_at", "revoked_by")
+
+
+#: The columns of a photo listing (everything but its bytes).
+PHOTO_META = ("id", "inspection_id", "site_id", "uploaded_at", "uploaded_by", "filename",
+              "media_type", "size", "width", "height", "sha256", "taken_at", "exif_lon",
+              "exif_lat", "exif_distance_m", "position_mismatch")
+#: What a photo row holds besides its listing: the file as uploaded and its thumbnail.
+PHOTO_PARTS = ("data", "thumb")
+
+
+def photo_parts(part: str | None) -> tuple[str, ...]:
+    """The byte columns asked for: none, ``data`` or ``thumb``."""
+    if part is None:
+        return ()
+    if part not in PHOTO_PARTS:
+        raise ValueError(f"not a photo part: {part!r}")
+    return (part,)
+
+
+def photo_row(photo: Mapping[str, Any], *, inspection_id: int, site_id: str | None,
+              at: str, user: str) -> dict[str, Any]:
+    """The stored row of one photo (``photo`` as services/photos.py reads it)."""
+    def num(key: str) -> float | None:
+        v = photo.get(key)
+        return None if v is None else float(v)
+
+    return {"inspection_id": int(inspection_id), "site_id": site_id, "uploaded_at": at,
+            "uploaded_by": user, "filename": str(photo.get("filename") or ""),
+            "media_type": str(photo["media_type"]), "size": int(photo["size"]),
+            "width": int(photo["width"]), "height": int(photo["height"]),
+            "sha256": str(photo["sha256"]), "taken_at": photo.get("taken_at"),
+            "exif_lon": num("exif_lon"), "exif_lat": num("exif_lat"),
+            "exif_distance_m": num("exif_distance_m"),
+            "position_mismatch": int(bool(photo.get("position_mismatch"))),
+            "data": bytes(photo["data"]), "thumb": bytes(photo["thumb"])}
+
+
+def photo_audit(row: Mapping[str, Any], photo_id: int) -> dict[str, Any]:
+    """A photo's audit record: its metadata, never its bytes."""
+    return {"photo_id": photo_id, **{k: v for k, v in row.items() if k not in PHOTO_PARTS}}
+
+
+def too_many(max_count: int, have: int, n: int) -> _l:
+    return _l("照片过多：每次检查最多 %(max)s 张（已有 %(have)s 张，本次 %(n)s 张）",
+              max=max_count, have=have, n=n)
+
+
+def _accuracy(record: Mapping[str, Any]) -> float | None:
+    v = record.get("gps_accuracy_m")
+    return None if v is None else float(v)
 
 
 def _public(row: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -327,8 +377,11 @@ class AccountStore:
                                    f"{' AND '.join(where)}", params).fetchone()
         return int(row[0])
 
-    def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
-        """Keep one inspection: who, when, where, the check's verdict and hits, notes."""
+    def add_inspection(self, record: Mapping[str, Any], *, user: str,
+                       photos: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """Keep one inspection: who, when, where, the device's GPS accuracy, the check's
+        verdict and hits, notes, and its ``photos`` (read by services/photos.py), all in
+        one transaction."""
         now = utc_now()
         values = (now, user, record.get("site_id"), float(record["lon"]), float(record["lat"]),
                   json.dumps(record.get("input", {}), ensure_ascii=False, default=str),
@@ -336,16 +389,78 @@ class AccountStore:
                                                 default=str),
                   str(record.get("notes") or ""),
                   json.dumps(record.get("conditional_hits", []), ensure_ascii=False,
-                             default=str))
+                             default=str), _accuracy(record))
         with self.transaction() as conn:
             cur = conn.execute("INSERT INTO inspections (at, inspector, site_id, lon, lat, "
-                               "input_json, verdict, hits_json, notes, conditional_hits_json) "
-                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+                               "input_json, verdict, hits_json, notes, conditional_hits_json, "
+                               "gps_accuracy_m) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
             new_id = cur.lastrowid
             self._log(conn, user=user, action="create", entity="inspection",
                       entity_id=str(new_id), before=None,
-                      after={"site_id": record.get("site_id"), "verdict": record["verdict"]})
+                      after={"site_id": record.get("site_id"), "verdict": record["verdict"],
+                             "gps_accuracy_m": _accuracy(record)})
+            self._insert_photos(conn, new_id, record.get("site_id"), photos, user=user,
+                                at=now)
         return self.inspection(new_id)
+
+    def _insert_photos(self, conn: sqlite3.Connection, inspection_id: int,
+                       site_id: str | None, photos: Iterable[Mapping[str, Any]], *,
+                       user: str, at: str) -> list[int]:
+        """Insert photos inside the caller's transaction, one audit row each (never the
+        bytes)."""
+        ids = []
+        for p in photos:
+            row = photo_row(p, inspection_id=inspection_id, site_id=site_id, at=at, user=user)
+            cur = conn.execute(f"INSERT INTO inspection_photos ({', '.join(row)}) "
+                               f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
+            ids.append(int(cur.lastrowid))
+            self._log(conn, user=user, action="add_photo", entity="inspection",
+                      entity_id=str(inspection_id), before=None,
+                      after=photo_audit(row, ids[-1]))
+        return ids
+
+    def add_inspection_photos(self, inspection_id: int, photos: Iterable[Mapping[str, Any]],
+                              *, user: str, max_count: int | None = None
+                              ) -> list[dict[str, Any]]:
+        photos = list(photos)
+        with self.transaction() as conn:
+            rec = conn.execute("SELECT site_id FROM inspections WHERE id = ?",
+                               (int(inspection_id),)).fetchone()
+            if rec is None:
+                raise NotFound(f"no inspection {inspection_id}")
+            have = conn.execute("SELECT count(*) FROM inspection_photos WHERE "
+                                "inspection_id = ?", (int(inspection_id),)).fetchone()[0]
+            if max_count is not None and have + len(photos) > max_count:
+                raise InvalidInput(too_many(max_count, have, len(photos)))
+            ids = self._insert_photos(conn, int(inspection_id), rec[0], photos, user=user,
+                                      at=utc_now())
+        return [p for p in self.inspection_photos(inspection_id=int(inspection_id))
+                if p["id"] in ids]
+
+    def inspection_photos(self, *, inspection_id: int | None = None,
+                          site_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = [], []
+        if inspection_id is not None:
+            where.append("inspection_id = ?")
+            params.append(int(inspection_id))
+        if site_id is not None:
+            where.append("site_id = ?")
+            params.append(str(site_id))
+        tail = f"WHERE {' AND '.join(where)} " if where else ""
+        cur = self._conn().execute(f"SELECT {', '.join(PHOTO_META)} FROM inspection_photos "
+                                   f"{tail}ORDER BY inspection_id, id", params)
+        return [dict(zip(PHOTO_META, r, strict=True)) for r in cur.fetchall()]
+
+    def inspection_photo(self, photo_id: int, *, part: str | None = None) -> dict[str, Any]:
+        cols = [*PHOTO_META, *photo_parts(part)]
+        row = self._conn().execute(f"SELECT {', '.join(cols)} FROM inspection_photos "
+                                   "WHERE id = ?", (int(photo_id),)).fetchone()
+        if row is None:
+            raise NotFound(f"no photo {photo_id}")
+        out = dict(zip(cols, row, strict=True))
+        for k in photo_parts(part):
+            out[k] = bytes(out[k])
+        return out
 
     def inspection(self, inspection_id: int) -> dict[str, Any]:
         rows = self._inspections("WHERE id = ?", (inspection_id,))

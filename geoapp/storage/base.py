@@ -301,9 +301,29 @@ class Repository(ABC):
         raise NotImplementedError
 
     @abstractmethod
-    def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+    def add_inspection(self, record: Mapping[str, Any], *, user: str,
+                       photos: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
         """Record an inspection: site_id (optional), lon, lat, input, verdict, hits,
-        conditional_hits (optional), notes."""
+        conditional_hits (optional), notes, gps_accuracy_m (optional), and its ``photos``
+        (as services/photos.py reads them) in the same transaction."""
+
+    # -- inspection photos (evidence: bytes as uploaded, audited without them) -------------
+    @abstractmethod
+    def add_inspection_photos(self, inspection_id: int, photos: Iterable[Mapping[str, Any]],
+                              *, user: str, max_count: int | None = None
+                              ) -> list[dict[str, Any]]:
+        """Add photos to a kept inspection, all or none, one audit row each (entity
+        ``inspection``, action ``add_photo``, never the bytes); NotFound for an unknown
+        inspection, InvalidInput when it would then hold more than ``max_count``."""
+
+    @abstractmethod
+    def inspection_photos(self, *, inspection_id: int | None = None,
+                          site_id: str | None = None) -> list[dict[str, Any]]:
+        """Photo metadata (no bytes) of one inspection and/or one site, oldest first."""
+
+    @abstractmethod
+    def inspection_photo(self, photo_id: int, *, part: str | None = None) -> dict[str, Any]:
+        """One photo's metadata with ``part`` (``data`` or ``thumb``) as bytes; NotFound."""
 
     @abstractmethod
     def inspection(self, inspection_id: int) -> dict[str, Any]:

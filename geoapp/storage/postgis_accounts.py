@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from psycopg.rows import dict_row
@@ -19,10 +19,15 @@ from geoapp.domain.errors import Conflict, InvalidInput, NotFound
 from geoapp.domain.messages import Text as _l
 from geoapp.storage.accounts import (
     ENDS_SESSIONS,
+    PHOTO_META,
     REVOKES_TOKENS,
     TOKEN_PUBLIC,
     USER_EDITABLE,
     USER_PUBLIC,
+    photo_audit,
+    photo_parts,
+    photo_row,
+    too_many,
 )
 from geoapp.storage.apptables import username_key
 from geoapp.storage.build import utc_now
@@ -259,23 +264,92 @@ class PgAccountStore:
                                f"{' AND '.join(where)}", params).fetchone()
         return int(row[0])
 
-    def add_inspection(self, record: Mapping[str, Any], *, user: str) -> dict[str, Any]:
+    def add_inspection(self, record: Mapping[str, Any], *, user: str,
+                       photos: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
         def js(value: Any) -> str:
             return json.dumps(value, ensure_ascii=False, default=str)
 
-        values = (utc_now(), user, record.get("site_id"), float(record["lon"]),
+        now = utc_now()
+        accuracy = record.get("gps_accuracy_m")
+        accuracy = None if accuracy is None else float(accuracy)
+        values = (now, user, record.get("site_id"), float(record["lon"]),
                   float(record["lat"]), js(record.get("input", {})), record["verdict"],
                   js(record.get("hits", [])), str(record.get("notes") or ""),
-                  js(record.get("conditional_hits", [])))
+                  js(record.get("conditional_hits", [])), accuracy)
         with self.transaction() as conn:
             new_id = conn.execute(
                 "INSERT INTO inspections (at, inspector, site_id, lon, lat, input_json, "
-                "verdict, hits_json, notes, conditional_hits_json) VALUES (%s, %s, %s, %s, "
-                "%s, %s, %s, %s, %s, %s) RETURNING id", values).fetchone()[0]
+                "verdict, hits_json, notes, conditional_hits_json, gps_accuracy_m) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                values).fetchone()[0]
             self._log(conn, user=user, action="create", entity="inspection",
                       entity_id=str(new_id), before=None,
-                      after={"site_id": record.get("site_id"), "verdict": record["verdict"]})
+                      after={"site_id": record.get("site_id"), "verdict": record["verdict"],
+                             "gps_accuracy_m": accuracy})
+            self._insert_photos(conn, new_id, record.get("site_id"), photos, user=user,
+                                at=now)
         return self.inspection(new_id)
+
+    def _insert_photos(self, conn: Any, inspection_id: int, site_id: str | None,
+                       photos: Iterable[Mapping[str, Any]], *, user: str,
+                       at: str) -> list[int]:
+        ids = []
+        for p in photos:
+            row = photo_row(p, inspection_id=inspection_id, site_id=site_id, at=at, user=user)
+            ids.append(int(conn.execute(
+                f"INSERT INTO inspection_photos ({', '.join(row)}) VALUES "
+                f"({', '.join(['%s'] * len(row))}) RETURNING id",
+                list(row.values())).fetchone()[0]))
+            self._log(conn, user=user, action="add_photo", entity="inspection",
+                      entity_id=str(inspection_id), before=None,
+                      after=photo_audit(row, ids[-1]))
+        return ids
+
+    def add_inspection_photos(self, inspection_id: int, photos: Iterable[Mapping[str, Any]],
+                              *, user: str, max_count: int | None = None
+                              ) -> list[dict[str, Any]]:
+        photos = list(photos)
+        with self.transaction() as conn:
+            # The inspection's row lock keeps two uploads to it from passing the limit.
+            rec = conn.execute("SELECT site_id FROM inspections WHERE id = %s FOR UPDATE",
+                               (int(inspection_id),)).fetchone()
+            if rec is None:
+                raise NotFound(f"no inspection {inspection_id}")
+            have = conn.execute("SELECT count(*) FROM inspection_photos WHERE "
+                                "inspection_id = %s", (int(inspection_id),)).fetchone()[0]
+            if max_count is not None and have + len(photos) > max_count:
+                raise InvalidInput(too_many(max_count, have, len(photos)))
+            ids = self._insert_photos(conn, int(inspection_id), rec[0], photos, user=user,
+                                      at=utc_now())
+        return [p for p in self.inspection_photos(inspection_id=int(inspection_id))
+                if p["id"] in ids]
+
+    def inspection_photos(self, *, inspection_id: int | None = None,
+                          site_id: str | None = None) -> list[dict[str, Any]]:
+        where, params = [], []
+        if inspection_id is not None:
+            where.append("inspection_id = %s")
+            params.append(int(inspection_id))
+        if site_id is not None:
+            where.append("site_id = %s")
+            params.append(str(site_id))
+        tail = f"WHERE {' AND '.join(where)} " if where else ""
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT {', '.join(PHOTO_META)} FROM inspection_photos "
+                                f"{tail}ORDER BY inspection_id, id", params).fetchall()
+        return [dict(zip(PHOTO_META, r, strict=True)) for r in rows]
+
+    def inspection_photo(self, photo_id: int, *, part: str | None = None) -> dict[str, Any]:
+        cols = [*PHOTO_META, *photo_parts(part)]
+        with self._connection() as conn:
+            row = conn.execute(f"SELECT {', '.join(cols)} FROM inspection_photos "
+                               "WHERE id = %s", (int(photo_id),)).fetchone()
+        if row is None:
+            raise NotFound(f"no photo {photo_id}")
+        out = dict(zip(cols, row, strict=True))
+        for k in photo_parts(part):
+            out[k] = bytes(out[k])
+        return out
 
     def inspection(self, inspection_id: int) -> dict[str, Any]:
         rows = self._inspections("WHERE id = %s", (inspection_id,))
