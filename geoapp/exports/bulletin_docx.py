@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from geoapp.exports.bulletin_xlsx import SHEETS, bulletin_sheets
+from geoapp.exports.bulletin_xlsx import SHEETS, bulletin_sheets, interview_frame
 from geoapp.exports.docx_common import (
     CJK_FONT,
     HEADING_FONT,
@@ -27,6 +27,25 @@ log = logging.getLogger(__name__)
 
 #: Tables shown in the document (the workbook has them all).
 DOC_TABLES = (SHEETS[1], SHEETS[0], SHEETS[2], SHEETS[3], SHEETS[4])
+
+
+def interviews_section(doc, report: Any) -> None:
+    """The 约谈 list: grids warned in N consecutive weeks by county (无 for none), with the
+    enterprises inside them; nothing for a report without the list."""
+    interviews = getattr(report, "interviews", None)
+    if interviews is None:
+        return
+    heading(doc, f"约谈名单（连续{interviews.weeks_required}周及以上预警网格）")
+    quiet = [c["county"] for c in interviews.counties if not c["grids"]]
+    listed = [c for c in interviews.counties if c["grids"]]
+    if listed:
+        parts = "；".join(f"{c['county']}{len(c['grids'])}个（{'、'.join(g['code'] for g in c['grids'])}）"
+                         for c in listed)
+        paragraph(doc, f"连续{interviews.weeks_required}周及以上产生预警的网格：{parts}。",
+                  font=CJK_FONT, size=12)
+    if quiet:
+        paragraph(doc, f"{'、'.join(quiet)}：无。", font=CJK_FONT, size=12)
+    table(doc, "约谈网格及网格内企业", interview_frame(interviews))
 
 
 def write_docx(report: Any, path: str | Path, *, map_png: str | Path | None = None) -> Path:
@@ -50,6 +69,7 @@ def write_docx(report: Any, path: str | Path, *, map_png: str | Path | None = No
     sheets = bulletin_sheets(report)
     for name in DOC_TABLES:
         table(doc, name, sheets[name])
+    interviews_section(doc, report)
     doc.save(str(path))
     log.debug("bulletin document %s", path)
     return path

@@ -31,7 +31,8 @@ ENTERPRISE_HEADERS = {"grid_code": "网格编号", "grid_county": "网格所属�
                       "stage": "进展"}
 
 #: Sheet names (Excel allows 31 characters).
-SHEETS = ("网格预警", "区县统计", "投诉分类", "预警网格内企业", "连续预警网格", "近8周预警")
+SHEETS = ("网格预警", "区县统计", "投诉分类", "预警网格内企业", "连续预警网格", "近8周预警",
+          "约谈名单")
 
 
 def _yes_no(v: Any) -> str:
@@ -62,7 +63,57 @@ def bulletin_sheets(report: Any) -> dict[str, pd.DataFrame]:
         SHEETS[3]: _renamed(report.enterprises, ENTERPRISE_HEADERS),
         SHEETS[4]: _renamed(report.consecutive, GRID_HEADERS),
         SHEETS[5]: history,
+        **interview_sheets(report),
     }
+
+
+# ------------------------------------------------------------------ the 约谈 (interview) list
+INTERVIEW_SHEET = SHEETS[6]
+INTERVIEW_HEADERS = ("区县", "网格编号", "网格名称", "重点监控", "连续预警周数", "预警次数",
+                     "首要污染物", "企业编号", "企业名称", "行业类别", "整治分类", "进展")
+#: What a county without any grid on the list shows.
+NO_INTERVIEW = "无"
+
+
+def interview_frame(interviews: Any) -> pd.DataFrame:
+    """The 约谈 list as one table: every county in bulletin order, one row per enterprise
+    inside each listed grid (one row for a grid without any), and ``无`` for a county
+    without any grid."""
+    rows = []
+    for county in interviews.counties:
+        if not county["grids"]:
+            rows.append([county["county"], NO_INTERVIEW] + [""] * (len(INTERVIEW_HEADERS) - 2))
+            continue
+        for g in county["grids"]:
+            head = [county["county"], g["code"], g["name"], _yes_no(g["key"]), g["streak"],
+                    g["warnings"], g["pollutants"]]
+            for e in g["enterprises"] or [None]:
+                rows.append(head + ([e["id"], e["name"], e["industry"], e["classification"],
+                                     e["stage"]] if e else [""] * 5))
+    return pd.DataFrame(rows, columns=list(INTERVIEW_HEADERS))
+
+
+def interview_sheets(report: Any) -> dict[str, pd.DataFrame]:
+    """The bulletin's 约谈名单 sheet (none for a report without the list)."""
+    interviews = getattr(report, "interviews", None)
+    return {} if interviews is None else {INTERVIEW_SHEET: interview_frame(interviews)}
+
+
+def write_interviews_xlsx(interviews: Any, path: str | Path) -> Path:
+    """The 约谈 list alone as a workbook; the properties carry the week, not the clock."""
+    path = Path(path)
+    stamp = datetime.combine(interviews.week.monday, datetime.min.time())
+    frame = neutralise_frame(interview_frame(interviews))
+    with pd.ExcelWriter(path, engine="openpyxl") as xw:
+        frame.to_excel(xw, sheet_name=INTERVIEW_SHEET, index=False)
+        ws = xw.sheets[INTERVIEW_SHEET]
+        ws.freeze_panes = "A2"
+        fit_column_widths(ws, frame, header_row=1, max_width=60, per_char=1.6)
+        props = xw.book.properties
+        props.created = props.modified = stamp
+        props.title = f"{interviews.title} {interviews.week}"
+        props.creator = "geoapp"
+    return path
 
 
 def write_bulletin_xlsx(report: Any, path: str | Path) -> Path:

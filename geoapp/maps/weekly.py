@@ -16,13 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import folium
+from branca.element import MacroElement
+from folium.template import Template
 
 from geoapp.domain.bulletin import COUNT_CLASSES, KEY_COLOUR, count_colour
+from geoapp.domain.complaints import CATEGORY_STYLE
+from geoapp.domain.vocab import ComplaintCategory
 from geoapp.maps.assets import localize_assets
 from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.layers import geojson_dict
 from geoapp.maps.legend import add_legend
-from geoapp.maps.safe import LiteralElement, SafeGeoJsonTooltip
+from geoapp.maps.safe import LiteralElement, SafeGeoJsonTooltip, control_name, script_json
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +36,11 @@ _LINK_RE = re.compile(r'<link rel="stylesheet" href="geoapp-static:([^"]+)"/>')
 
 
 def weekly_map(report: Any, *, tiles: str = "osm", tianditu_key: str = "",
-               gettext: Translate = identity) -> folium.Map:
-    """Counties, every grid cell (warned ones coloured by count, key ones outlined), a title,
-    a legend and a scale bar; the view fits the city. ``gettext`` translates its words."""
+               gettext: Translate = identity, site_link: str | None = None) -> folium.Map:
+    """Counties, every grid cell (warned ones coloured by count, key ones outlined), the
+    week's 12369 complaints (one switchable layer per category, see :func:`add_complaints`),
+    a title, a legend and a scale bar; the view fits the city. ``gettext`` translates its
+    words; ``site_link`` (a URL with ``{id}``) links the suspected sources in the popups."""
     _ = gettext
     counties = shift_for_tiles(report.counties, tiles)
     grids = shift_for_tiles(report.grids, tiles)
@@ -45,6 +51,10 @@ def weekly_map(report: Any, *, tiles: str = "osm", tianditu_key: str = "",
     entries = [("fill", "#eeeeee", _("无预警网格")), ("outline", KEY_COLOUR, _("重点监控网格"))]
     entries += [("fill", c, f"{_('预警')} {label}") for _low, c, label in COUNT_CLASSES]
     entries.append(("line", "#333333", _("区县界")))
+    located = getattr(report, "complaint_points", None)
+    if located is not None:
+        entries += add_complaints(m, located, tiles=tiles, gettext=_, site_link=site_link)
+        folium.LayerControl(collapsed=True, position="topright").add_to(m)
     add_legend(m, f"{report.week} {_('热点网格预警')}", entries)
     title = (f'<div class="weekly-map-title" style="position:absolute;top:8px;left:50%;'
              f'transform:translateX(-50%);z-index:800;background:rgba(255,255,255,.9);'
@@ -93,6 +103,121 @@ def _add_grids(m: folium.Map, grids, _) -> None:
             fields=["code", "county", "key_label", "count", "streak"],
             aliases=[_("网格编号"), _("区县"), _("类别"), _("本周预警次数"), _("连续预警周数")]),
     ).add_to(m)
+
+
+_COMPLAINTS_JS = """
+{% macro script(this, kwargs) %}
+(function () {
+  var d = {{ this.data_json }}, group = {{ this._parent.get_name() }};
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) { e.className = cls; }
+    if (text !== undefined) { e.textContent = text; }
+    return e;
+  }
+  d.items.forEach(function (it) {
+    var badge = el('span', 'geoapp-complaint cat-' + d.category, d.glyph);
+    badge.style.cssText = 'display:flex;align-items:center;justify-content:center;' +
+      'width:20px;height:20px;border-radius:50%;border:2px solid #fff;color:#fff;' +
+      'font-size:11px;font-weight:bold;box-shadow:0 0 2px rgba(0,0,0,.6);background:' +
+      d.colour;
+    badge.setAttribute('data-complaint', it[2]);
+    var icon = L.divIcon({html: badge, className: 'geoapp-complaint-icon',
+                          iconSize: [24, 24], iconAnchor: [12, 12], popupAnchor: [0, -10]});
+    var marker = L.marker([it[0], it[1]], {icon: icon, title: d.label + ' ' + it[3]});
+    marker.bindPopup(function () {
+      var div = el('div', 'geoapp-complaint-popup');
+      div.appendChild(el('strong', '', d.words.title + '·' + d.label));
+      var t = el('table'), rows = [[d.words.time, it[3]], [d.words.id, it[2]],
+                                    [d.words.summary, it[4]]];
+      rows.forEach(function (r) {
+        var tr = t.insertRow(), th = el('th', '', r[0]);
+        tr.appendChild(th);
+        tr.insertCell().textContent = r[1];
+      });
+      div.appendChild(t);
+      div.appendChild(el('div', 'cp-sources-title', d.words.sources));
+      if (!it[5].length) {
+        div.appendChild(el('div', 'cp-none', d.words.none));
+      } else {
+        var ul = el('ul', 'cp-sources');
+        it[5].forEach(function (s) {
+          var li = el('li');
+          li.setAttribute('data-site', s[0]);
+          if (d.link) {
+            var a = el('a', '', s[1]);
+            a.href = d.link.replace('{id}', encodeURIComponent(s[0]));
+            a.target = '_top';
+            li.appendChild(a);
+          } else {
+            li.appendChild(el('span', '', s[1]));
+          }
+          li.appendChild(document.createTextNode('（' + s[2] + '）' + s[3] + ' ' + d.words.m));
+          ul.appendChild(li);
+        });
+        div.appendChild(ul);
+      }
+      return div;
+    }, {maxWidth: 300});
+    marker.addTo(group);
+  });
+})();
+{% endmacro %}
+"""
+
+
+class _ComplaintMarkers(MacroElement):
+    """One category's complaints as markers in their FeatureGroup; every text reaches the
+    page as JSON and is shown with ``textContent`` (summaries are typed by the public)."""
+
+    _template = Template(_COMPLAINTS_JS)
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        super().__init__()
+        self._name = "ComplaintMarkers"
+        self.data_json = script_json(payload)
+
+
+def add_complaints(m: folium.Map, located: Any, *, tiles: str = "osm",
+                   gettext: Translate = identity, site_link: str | None = None,
+                   show: bool = True) -> list[tuple[str, str, str]]:
+    """12369 complaints as markers, one switchable layer per category (colour and glyph from
+    :data:`geoapp.domain.complaints.CATEGORY_STYLE`), each with a popup: time, category,
+    number, summary and its suspected sources with their distance. ``located`` is a
+    ``services.complaints.ComplaintPoints``; complaints without coordinates are not drawn,
+    a note on the map says how many. Returns the legend entries."""
+    _ = gettext
+    points = located.points
+    if len(points):
+        points = shift_for_tiles(points, tiles)
+    words = {"title": _("12369投诉"), "time": _("时间"), "id": _("编号"),
+             "summary": _("内容"), "sources": _("疑似污染源（%(r)s米内）").replace(
+                 "%(r)s", str(located.radius_m)),
+             "none": _("范围内无登记的相关点位"), "m": _("米")}
+    entries: list[tuple[str, str, str]] = []
+    for cat in ComplaintCategory:
+        colour, glyph = CATEGORY_STYLE[cat.value]
+        sel = points[points["category"] == cat.value] if len(points) else points
+        label = _(cat.zh)
+        name = f"{_('12369投诉')}·{label} ({len(sel)})"
+        group = folium.FeatureGroup(name=control_name(name), show=show)
+        items = [[round(g.y, 6), round(g.x, 6), str(i), t, sm,
+                  [[s["id"], s["name"], _(s["type"]), s["distance_m"]] for s in src]]
+                 for g, i, t, sm, src in zip(sel.geometry, sel["id"], sel["time"],
+                                             sel["summary"], sel["sources"], strict=True)]
+        _ComplaintMarkers({"category": cat.value, "colour": colour, "glyph": glyph,
+                           "label": label, "words": words, "link": site_link,
+                           "items": items}).add_to(group)
+        group.add_to(m)
+        entries.append(("point", colour, name))
+    note = f"{_('12369投诉')} {located.total} {_('件')}"
+    if located.unlocated:
+        note += f"，{located.unlocated} {_('件无坐标，未上图')}"
+    m.get_root().html.add_child(LiteralElement(
+        f'<div class="geoapp-complaint-note" style="position:absolute;bottom:24px;right:8px;'
+        f'z-index:800;background:rgba(255,255,255,.9);padding:2px 8px;border-radius:4px;'
+        f'font-size:12px">{escape(note)}</div>'))
+    return entries
 
 
 def static_dir() -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from geoapp.exports.bulletin_xlsx import write_bulletin_xlsx
 from geoapp.exports.mapimage import render_png
 from geoapp.maps.weekly import weekly_map as draw_weekly_map
 from geoapp.maps.weekly import write_weekly_html
+from geoapp.services import complaints as complaint_points
+from geoapp.services import interviews as interview_list
 from geoapp.services.pagemap import basemap
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,10 @@ class WeeklyReport:
     consecutive: pd.DataFrame      # cells warned this week and the week(s) before
     history: pd.DataFrame          # warned cells x last 8 weeks, warning counts
     text: str
+    #: The week's located complaints with their suspected sources (the map's markers) and
+    #: how many had no coordinates; the 约谈 list (grids warned INTERVIEW_WEEKS weeks in a row).
+    complaint_points: complaint_points.ComplaintPoints | None = field(default=None)
+    interviews: interview_list.Interviews | None = field(default=None)
 
     @property
     def title(self) -> str:
@@ -249,7 +255,12 @@ def weekly_report(app, week: IsoWeek | str | None = None, *,
                         counties=counties, per_grid=per_grid, per_county=per_county,
                         complaints=cat_table, complaints_total=total,
                         complaints_previous=previous, enterprises=enterprises,
-                        consecutive=consecutive, history=history, text=text)
+                        consecutive=consecutive, history=history, text=text,
+                        complaint_points=complaint_points.map_points(
+                            app, complaint_points.in_weeks(complaints, week, week),
+                            first_week=week, last_week=week),
+                        interviews=interview_list.interview_list(app, week,
+                                                                 warnings=warnings))
 
 
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
@@ -264,16 +275,28 @@ def page_tables(report: WeeklyReport) -> dict[str, Any]:
             "history": report.history.to_dict("records"),
             "enterprises": _rows(report.enterprises), "per_grid": _rows(report.per_grid),
             "per_county": report.per_county.to_dict("records"),
-            "complaints": report.complaints.to_dict("records")}
+            "complaints": report.complaints.to_dict("records"),
+            **interview_tables(report)}
+
+
+def interview_tables(report: WeeklyReport) -> dict[str, Any]:
+    """The 约谈 list and the complaints without coordinates, for the page: ``interviews``
+    and ``complaints_unlocated``."""
+    points = report.complaint_points
+    return {"interviews": report.interviews,
+            "complaints_unlocated": points.unlocated if points is not None else 0}
 
 
 def weekly_map(app, report: WeeklyReport, *,
-               gettext: Callable[[str], str] | None = None) -> folium.Map:
+               gettext: Callable[[str], str] | None = None,
+               site_link: str | None = None) -> folium.Map:
     """The bulletin's interactive map for a page, on the configured basemap; ``gettext``
-    translates its words (Chinese without one)."""
+    translates its words (Chinese without one); ``site_link`` (URL with ``{id}``) links the
+    complaints' suspected sources to their site pages."""
     tiles, key = basemap(app)
     words = {"gettext": gettext} if gettext is not None else {}
-    return draw_weekly_map(report, tiles=tiles, tianditu_key=key, **words)
+    return draw_weekly_map(report, tiles=tiles, tianditu_key=key, site_link=site_link,
+                           **words)
 
 
 def write_file(app, report: WeeklyReport, name: str, out_dir: str | Path) -> Path:
