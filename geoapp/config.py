@@ -105,7 +105,12 @@ SETTINGS: tuple[Setting, ...] = (
             "else the CGCS2000 3-degree Gauss-Krüger zone of the city's centroid."),
     Setting("TILES", "osm", str,
             "Basemap tiles: osm, tianditu (needs TIANDITU_KEY), amap (overlays shifted to "
-            "GCJ-02) or none."),
+            "GCJ-02), local (the app's own tile file LOCAL_TILES, no internet; the default "
+            "when INTRANET is on) or none."),
+    Setting("LOCAL_TILES", "", str,
+            "PMTiles or MBTiles file (raster or vector tiles) served at /tiles for "
+            "TILES=local; a relative path is in the instance folder. Empty: the city's own "
+            "basemap package, basemap/basemap.pmtiles in DATA_DIR (docs/basemap.md)."),
     Setting("TIANDITU_KEY", "", str, "Tianditu (天地图) API key, for TILES=tianditu."),
     Setting("INTRANET", False, bool,
             "Serve every script, stylesheet and font from static/ so pages work with no "
@@ -291,7 +296,9 @@ def load_settings(instance_path: str | os.PathLike | None = None,
                                     if k.startswith(ENV_PREFIX)}))
     if overrides:
         sources.append(("create_app config", {k.upper(): v for k, v in overrides.items()}))
+    given: set[str] = set()
     for origin, mapping in sources:
+        given.update(mapping)
         for key, value in mapping.items():
             setting = SETTINGS_BY_NAME.get(key)
             if setting is None:
@@ -310,8 +317,7 @@ def load_settings(instance_path: str | os.PathLike | None = None,
         values["DATABASE"] = str(Path(instance_path) / "geoapp.gpkg")
     if not values["RULES_FILE"]:
         values["RULES_FILE"] = str(Path(values["DATA_DIR"]) / "rules.yaml")
-    if values["TILES"] not in ("osm", "tianditu", "amap", "none"):
-        raise ConfigError(f"TILES must be osm, tianditu, amap or none, got {values['TILES']!r}")
+    _local_tiles(values, instance_path, tiles_given="TILES" in given)
     if values["LANGUAGE"] not in ("zh", "en"):
         raise ConfigError(f"LANGUAGE must be zh or en, got {values['LANGUAGE']!r}")
     if values["HSTS_MAX_AGE"] < 0:
@@ -321,6 +327,36 @@ def load_settings(instance_path: str | os.PathLike | None = None,
             raise ConfigError(f"{name} must be 1 or more, got {values[name]}")
     trusted_proxies(values["TRUSTED_PROXIES"])  # a typo is an error now, not at a login
     return values
+
+
+#: Every TILES choice (geoapp.maps.base.TILES names the same).
+TILES_CHOICES = ("osm", "tianditu", "amap", "none", "local")
+#: The city's own basemap package inside DATA_DIR (LOCAL_TILES empty).
+DEFAULT_LOCAL_TILES = Path("basemap") / "basemap.pmtiles"
+
+
+def _local_tiles(values: dict[str, Any], instance_path, *, tiles_given: bool) -> None:
+    """TILES checked; LOCAL_TILES made an absolute path (relative: in the instance folder;
+    empty: the package in DATA_DIR). INTRANET without an explicit TILES means TILES=local,
+    or none (with a warning) when there is no package to serve."""
+    if values["TILES"] not in TILES_CHOICES:
+        raise ConfigError(f"TILES must be osm, tianditu, amap, local or none, got "
+                          f"{values['TILES']!r}")
+    given = str(values.get("LOCAL_TILES") or "").strip()
+    if not given:
+        path = Path(values["DATA_DIR"]) / DEFAULT_LOCAL_TILES
+    else:
+        path = Path(given).expanduser()
+        if not path.is_absolute() and instance_path is not None:
+            path = Path(instance_path) / path
+    values["LOCAL_TILES"] = str(path)
+    if values["INTRANET"] and not tiles_given:
+        if path.is_file():
+            values["TILES"] = "local"
+        else:
+            log.warning("INTRANET is on but there is no basemap file %s: no basemap "
+                        "(set LOCAL_TILES, docs/basemap.md)", path)
+            values["TILES"] = "none"
 
 
 def trusted_proxies(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

@@ -9,7 +9,9 @@ a new plugin cannot silently reintroduce a network dependency.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 from branca.element import Element
 
@@ -61,7 +63,8 @@ LOCAL_ASSETS: dict[str, str | None] = {
 #: geoapp's own browser code under static/ (written here, on no CDN). A folium element names
 #: one as ``own_asset(path)``; pages and standalone files resolve it in every mode.
 OWN_PREFIX = "geoapp-static:"
-OWN_ASSETS = ("js/geoapp-points.js", "css/geoapp-points.css")
+OWN_ASSETS = ("js/geoapp-points.js", "css/geoapp-points.css", "js/geoapp-basemap.js",
+              "css/geoapp-basemap.css", "vendor/protomaps-leaflet/protomaps-leaflet.js")
 
 
 class UnknownAsset(RuntimeError):
@@ -108,3 +111,43 @@ def localize_assets(root: Element, static_url: Callable[[str], str], *, cdn: boo
             pairs = getattr(el, attr, None)
             if pairs:
                 setattr(el, attr, _localize(list(pairs), static_url, cdn))
+
+
+def static_root() -> Path:
+    """static/ at the top of the checkout, or inside the installed wheel."""
+    pkg = Path(__file__).resolve().parent.parent
+    for cand in (pkg / "static", pkg.parent / "static"):
+        if cand.is_dir():
+            return cand
+    return pkg.parent / "static"
+
+
+_INLINE_PREFIX = "geoapp-inline:"
+_INLINE_SCRIPT = re.compile(r'<script[^>]*\bsrc="geoapp-inline:([^"]+)"[^>]*>\s*</script>')
+_INLINE_LINK = re.compile(r'<link[^>]*\bhref="geoapp-inline:([^"]+)"[^>]*/?>')
+_CSS_URL = re.compile(r"url\((?!['\"]?data:)[^)]*\)")
+
+
+def standalone_document(root: Element) -> str:
+    """``root`` (a folium figure) as one HTML document that asks nothing from any server:
+    every script and stylesheet — Leaflet and its plugins (the vendored copies of the CDN
+    files), geoapp's own — written into the file. Relative ``url(...)`` references in the
+    inlined stylesheets (icon fonts, sprite images) are dropped; the map draws without
+    them. An unknown CDN URL is an error, as in intranet mode."""
+    localize_assets(root, lambda p: _INLINE_PREFIX + p, cdn=True)
+    html = root.render()
+    base = static_root()
+
+    def script(match: re.Match) -> str:
+        text = (base / match.group(1)).read_text(encoding="utf-8")
+        return "<script>\n" + text.replace("</script", "<\\/script") + "\n</script>"
+
+    def style(match: re.Match) -> str:
+        text = _CSS_URL.sub("none", (base / match.group(1)).read_text(encoding="utf-8"))
+        return "<style>\n" + text.replace("</style", "<\\/style") + "\n</style>"
+
+    html = _INLINE_SCRIPT.sub(script, html)
+    html = _INLINE_LINK.sub(style, html)
+    if _INLINE_PREFIX in html:
+        raise UnknownAsset("a standalone map still names an asset it could not inline")
+    return html

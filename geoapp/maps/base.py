@@ -13,10 +13,12 @@ import geopandas as gpd
 import shapely
 from branca.element import MacroElement
 from folium import plugins
+from folium.elements import JSCSSMixin
 from jinja2 import Template
 
 from geoapp.maps import safe  # noqa: F401  (makes folium's rendered output literal)
-from geoapp.maps.assets import localize_assets
+from geoapp.maps.assets import localize_assets, own_asset
+from geoapp.maps.safe import script_json
 from geoapp.spatial.crs import wgs84_to_gcj02
 
 log = logging.getLogger(__name__)
@@ -58,7 +60,14 @@ class MapParts:
 #: The coordinate system each basemap draws in. Amap tiles are GCJ-02, so every overlay is
 #: shifted to GCJ-02 and a click on the map is a GCJ-02 point; the others are WGS84 (Tianditu's
 #: ``_w`` tiles are CGCS2000, which agrees with WGS84 to centimetres).
-TILES_CRS = {"osm": "wgs84", "tianditu": "wgs84", "amap": "gcj02", "none": "wgs84"}
+TILES_CRS = {"osm": "wgs84", "tianditu": "wgs84", "amap": "gcj02", "none": "wgs84",
+             "local": "wgs84"}
+#: Every basemap choice of the TILES setting (``local``: the app's own tile archive).
+TILES = tuple(TILES_CRS)
+#: The vector layers of the city's own basemap package, which ``static/js/geoapp-basemap.js``
+#: styles (any other vector layer gets a plain grey style).
+LOCAL_TILE_LAYERS = ("city", "counties", "urban_core", "rivers", "yellow_river", "canal",
+                     "places")
 _CRS_LABELS = {"wgs84": "WGS84", "gcj02": "GCJ-02"}
 
 #: How every map builder is told the page's language: a gettext callable (the msgid is the
@@ -87,7 +96,7 @@ def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
     """
     _ = gettext
     m = folium.Map(location=list(center), zoom_start=zoom, tiles=None, control_scale=False,
-                   prefer_canvas=True)
+                   prefer_canvas=True, max_zoom=19)
     MetricScale().add_to(m)
     m.geoapp_crs = tiles_crs(tiles)
     _add_tiles(m, tiles, tianditu_key, _)
@@ -106,6 +115,9 @@ def base_map(center: tuple[float, float], zoom: int, tiles: str = "osm",
 def _add_tiles(m: folium.Map, tiles: str, key: str, _: Translate) -> None:
     if tiles == "none":
         return
+    if tiles == "local":
+        LocalTiles().add_to(m)
+        return
     if tiles == "osm":
         folium.TileLayer("OpenStreetMap", name=_("OpenStreetMap 底图"), control=False).add_to(m)
     elif tiles == "tianditu":
@@ -120,6 +132,75 @@ def _add_tiles(m: folium.Map, tiles: str, key: str, _: Translate) -> None:
                          subdomains="1234", control=False).add_to(m)
     else:
         raise ValueError(f"unknown tiles {tiles!r}")
+
+
+class LocalTiles(JSCSSMixin, MacroElement):
+    """The app's own basemap (TILES=local), drawn by ``static/js/geoapp-basemap.js``.
+
+    The map builders do not know where the tiles are served: :func:`set_local_tiles` gives
+    every such element of a figure its ``spec`` before it is rendered — a page's tile URL and
+    the archive's metadata (:func:`local_tiles_spec`), or for a file opened from disk the
+    base layers themselves as GeoJSON (``{"mode": "inline", "layers": {...}}``). Raster tiles
+    are a plain ``L.tileLayer``; vector tiles are drawn on canvas by the vendored
+    protomaps-leaflet, with no worker and nothing from outside the app.
+    """
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+    geoappBasemap.add({{ this._parent.get_name() }}, {{ this.spec_json }});
+{% endmacro %}
+""")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "LocalTiles"
+        self.set_spec(None)
+
+    def set_spec(self, spec: dict | None) -> None:
+        """What to draw, and the scripts that draw it (the renderer only for vector tiles)."""
+        self.spec = spec
+        mode = (spec or {}).get("mode")
+        js = [("geoapp-basemap", own_asset("js/geoapp-basemap.js"))]
+        if mode == "vector":
+            js.insert(0, ("protomaps-leaflet",
+                          own_asset("vendor/protomaps-leaflet/protomaps-leaflet.js")))
+        self.default_js = js
+        self.default_css = [("geoapp-basemap-css", own_asset("css/geoapp-basemap.css"))]
+
+    @property
+    def spec_json(self) -> str:
+        return script_json(self.spec or {"mode": "none"})
+
+
+def local_tiles_spec(meta, url: str) -> dict:
+    """The ``spec`` of a page's :class:`LocalTiles`: ``url`` with {z}/{x}/{y}, and from the
+    archive's metadata ``meta`` (a :class:`geoapp.storage.tiles.TileMeta`) the format, zooms,
+    bounds and attribution, so Leaflet asks only for tiles the archive holds and draws
+    deeper zooms from the deepest one (maxNativeZoom)."""
+    w, s, e, n = meta.bounds
+    return {"mode": "vector" if meta.vector else "raster", "url": url, "format": meta.format,
+            "minzoom": meta.minzoom, "maxzoom": meta.maxzoom,
+            "bounds": [[s, w], [n, e]], "attribution": meta.attribution,
+            "layers": list(meta.vector_layers)}
+
+
+def local_tiles_of(m: folium.Map) -> list[LocalTiles]:
+    """Every :class:`LocalTiles` of the figure of ``m``."""
+    found, stack = [], [m.get_root()]
+    while stack:
+        el = stack.pop()
+        if isinstance(el, LocalTiles):
+            found.append(el)
+        stack.extend(getattr(el, "_children", {}).values())
+    return found
+
+
+def set_local_tiles(m: folium.Map, spec: dict) -> int:
+    """Give every :class:`LocalTiles` of ``m`` its ``spec``; returns how many there were."""
+    found = local_tiles_of(m)
+    for el in found:
+        el.set_spec(spec)
+    return len(found)
 
 
 def outline_map(outline, zoom: int, tiles: str = "osm", tianditu_key: str = "", *,

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 #: Yellow River lies on the southern edge and is drawn through its 1 km buffer).
 SKIPPED_LAYERS = ("city", "yellow_river")
 
-TILES = ("osm", "tianditu", "amap", "none")
+TILES = ("osm", "tianditu", "amap", "none", "local")
 
 #: Site columns the overview's popups use (reading fewer columns keeps the page quick).
 SITE_COLUMNS = ("name", "district", "industry", "classification", "stage", "progress",

@@ -29,6 +29,7 @@ from geoapp.web import (
     relocation,
     security,
     sites,
+    tiles,
     units,
     views,
     weekly,
@@ -101,7 +102,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
-                   ledger, layers, admin, units, ogc):
+                   ledger, layers, admin, units, ogc, tiles):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)
