@@ -203,6 +203,27 @@ class Repository(ABC):
         """Insert or update many units' lists in one transaction; audited."""
         raise NotImplementedError
 
+    # -- the 重污染天气应急减排清单 (storage/emergency.py) ------------------------------------
+    def emergency_measures(self, keys: Iterable[str] | None = None) -> dict[str, Any]:
+        """The emergency list's rows (``domain.emergency.EmergencyMeasure``) by key: all, or
+        those of ``keys``."""
+        raise NotImplementedError
+
+    def emergency_measure(self, key: str) -> Any:
+        """One enterprise's row of the emergency list; NotFound when there is none."""
+        raise NotImplementedError
+
+    def update_emergency_measure(self, key: str, values: Mapping[str, Any], *, user: str,
+                                 expected_version: int) -> Any:
+        """Save checked values of one row if its version is still ``expected_version``
+        (else Conflict); audited."""
+        raise NotImplementedError
+
+    def import_emergency_measures(self, records: Iterable[Mapping[str, Any]], *, user: str,
+                                  file: str = "") -> dict[str, Any]:
+        """Insert or update many rows of the emergency list in one transaction; audited."""
+        raise NotImplementedError
+
     # -- event tables and rule results -----------------------------------------------------
     @abstractmethod
     def table(self, name: str) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,8 @@ import pyogrio
 from geoapp.domain.city import City
 from geoapp.storage import geopackage as gp
 from geoapp.storage.apptables import copy_app_tables
+from geoapp.storage.emergency_in import read_emergency_file
+from geoapp.storage.emergency_in import seed_rows as emergency_seed_rows
 from geoapp.storage.gpkg_schema import (
     CHANGES,
     DERIVED_PREFIX,
@@ -50,6 +52,8 @@ from geoapp.storage.units_in import read_requirements_file, seed_rows
 
 log = logging.getLogger(__name__)
 
+#: The table of the 重污染天气应急减排清单 (GeoPackage migration 11).
+EMERGENCY_MEASURES = "emergency_measures"
 #: Table names and the schema version, for the modules that read this database.
 __all__ = ["CHANGES", "DERIVED_PREFIX", "LAYER_PREFIX", "META", "SCHEMA_VERSION", "SITES",
            "SITE_HITS", "Sources", "build_database", "content_hash", "read_sources", "source_hash",
@@ -85,6 +89,7 @@ class Sources:
     tables: dict[str, pd.DataFrame]
     unit_lists: list[dict[str, Any]]
     meta: dict[str, str]  # the build facts for geoapp_meta (built_at: now)
+    emergency: list[dict[str, Any]] = field(default_factory=list)  # docs/emergency.md
 
     def counts(self) -> dict[str, int]:
         """Rows per layer, table and the sites, for the build report and audit row."""
@@ -93,6 +98,8 @@ class Sources:
                   **{n: len(t) for n, t in self.tables.items()}}
         if self.city.unit_requirements:
             counts[UNIT_REQUIREMENTS] = len(self.unit_lists)
+        if self.emergency:
+            counts[EMERGENCY_MEASURES] = len(self.emergency)
         return counts
 
 
@@ -109,7 +116,8 @@ def read_sources(data_dir: str | Path) -> Sources:
             "built_at": utc_now(), "city_name": city.name,
             "city_toml": (data_dir / "city.toml").read_text(encoding="utf-8"),
             "layers": dumps(list(city.layers)), "tables": dumps(list(city.tables))}
-    return Sources(city, layers, sites, tables, unit_lists, meta)
+    emergency = read_emergency_file(data_dir, city, sites)
+    return Sources(city, layers, sites, tables, unit_lists, meta, emergency)
 
 
 def build_database(target: str | Path, data_dir: str | Path, *,
@@ -130,6 +138,7 @@ def build_database(target: str | Path, data_dir: str | Path, *,
         _finish_schema(tmp, meta, counts, user)
         kept = _carry_app_tables(target, tmp)
         _seed_unit_lists(tmp, unit_lists, built_at, user)
+        _seed_emergency(tmp, src.emergency, built_at, user)
         _swap_into_place(tmp, target)
     finally:
         for suffix in ("", "-wal", "-shm", "-journal"):
@@ -175,6 +184,31 @@ def _seed_unit_lists(tmp: Path, records: list[dict[str, Any]], built_at: str,
         before = conn.total_changes
         conn.executemany(f"INSERT INTO {UNIT_REQUIREMENTS} ({', '.join(cols)}) VALUES "
                          f"({', '.join('?' * len(cols))}) ON CONFLICT (code) DO NOTHING", rows)
+        seeded = conn.total_changes - before
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    finally:
+        conn.close()
+    return seeded
+
+
+def _seed_emergency(tmp: Path, records: list[dict[str, Any]], built_at: str,
+                    user: str) -> int:
+    """The emergency list from the data file, for every enterprise the carried-over rows
+    (edits and imports made in the app) leave; returns how many were seeded."""
+    if not records:
+        return 0
+    cols, rows = emergency_seed_rows(records, at=built_at, user=user)
+    conn = gp.connect(tmp)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        before = conn.total_changes
+        names = ", ".join(f'"{c}"' for c in cols)
+        conn.executemany(f"INSERT INTO {EMERGENCY_MEASURES} ({names}) VALUES "
+                         f"({', '.join('?' * len(cols))}) ON CONFLICT (key) DO NOTHING", rows)
         seeded = conn.total_changes - before
         conn.execute("COMMIT")
     except BaseException:

@@ -35,6 +35,7 @@ from geoapp.storage import build as b
 from geoapp.storage import geopackage as gp
 from geoapp.storage.accounts import AccountStore
 from geoapp.storage.base import SITE_HIT_COLUMNS, Repository
+from geoapp.storage.emergency import GpkgEmergencyStore
 from geoapp.storage.gpkg_schema import (
     CHANGES,
     DERIVED_PREFIX,
@@ -90,7 +91,7 @@ def storage_error(exc: sqlite3.Error, path: str | Path) -> StorageUnavailable | 
     return None
 
 
-class GpkgRepository(SiteStore, AccountStore, UnitStore, Repository):
+class GpkgRepository(SiteStore, AccountStore, UnitStore, GpkgEmergencyStore, Repository):
     """A city's store in one GeoPackage file."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30000) -> None:

@@ -54,8 +54,10 @@ from geoapp.storage.base import (
     Repository,
     clean_audit_filters,
 )
+from geoapp.storage.emergency_in import seed_rows as emergency_seed_rows
 from geoapp.storage.migrations import Migration, Migrations
 from geoapp.storage.postgis_accounts import PgAccountStore
+from geoapp.storage.postgis_emergency import PgEmergencyStore
 from geoapp.storage.postgis_units import PgUnitStore
 from geoapp.storage.sites import (
     IGNORED_INPUT,
@@ -566,7 +568,7 @@ def _where(pairs: list[tuple[str, list[str]]]) -> tuple[str, list[Any]]:
 
 
 # ---------------------------------------------------------------------------- repository
-class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
+class PostgisRepository(PgAccountStore, PgUnitStore, PgEmergencyStore, Repository):
     """A city's store in a PostgreSQL database with PostGIS."""
 
     def __init__(self, url: str, *, pool_max: int = POOL_MAX) -> None:
@@ -752,6 +754,7 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
             self._write_city(conn, src, user)
             kept = self._kept_app_rows(conn) if rebuilt else {}
             self._seed_unit_lists(conn, src, user)
+            self._seed_emergency(conn, src, user)
             conn.execute("DELETE FROM geoapp_meta WHERE key <> 'schema_version'")
             with conn.cursor() as cur:
                 cur.executemany("INSERT INTO geoapp_meta (key, value) VALUES (%s, %s)",
@@ -820,6 +823,19 @@ class PostgisRepository(PgAccountStore, PgUnitStore, Repository):
             cur.executemany(f"INSERT INTO unit_requirements ({', '.join(map(q, cols))}) "
                             f"VALUES ({', '.join(['%s'] * len(cols))}) "
                             "ON CONFLICT (code) DO NOTHING", rows)
+
+    @staticmethod
+    def _seed_emergency(conn: psycopg.Connection, src: b.Sources, user: str) -> None:
+        """The emergency list from the data file, for every enterprise the app-made rows
+        leave."""
+        conn.execute("DELETE FROM emergency_measures WHERE origin = 'source'")
+        if not src.emergency:
+            return
+        cols, rows = emergency_seed_rows(src.emergency, at=src.meta["built_at"], user=user)
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO emergency_measures ({', '.join(map(q, cols))}) "
+                            f"VALUES ({', '.join(['%s'] * len(cols))}) "
+                            "ON CONFLICT (key) DO NOTHING", rows)
 
     def is_initialized(self) -> bool:
         with self._connection() as conn:
