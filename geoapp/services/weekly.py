@@ -30,10 +30,9 @@ from geoapp.exports.bulletin_docx import write_docx
 from geoapp.exports.bulletin_xlsx import write_bulletin_xlsx
 from geoapp.exports.mapimage import render_png
 from geoapp.maps.weekly import weekly_map as draw_weekly_map
-from geoapp.maps.weekly import write_weekly_html
 from geoapp.services import complaints as complaint_points
 from geoapp.services import interviews as interview_list
-from geoapp.services.pagemap import basemap
+from geoapp.services.pagemap import basemap, standalone
 
 log = logging.getLogger(__name__)
 
@@ -311,9 +310,10 @@ def write_file(app, report: WeeklyReport, name: str, out_dir: str | Path) -> Pat
     elif name == "map.png":
         render_png(report, path, metric_crs=app.metric_crs)
     elif name == "map.html":
-        write_weekly_html(report, path, intranet=bool(app.settings.get("INTRANET")),
-                          tiles=app.settings.get("TILES", "osm"),
-                          tianditu_key=app.settings.get("TIANDITU_KEY", ""))
+        # Opened from disk, maybe with no network: every script inside the file and the
+        # city's own base layers drawn from it (docs/basemap.md).
+        path.write_text(standalone(app, draw_weekly_map(report, tiles="local")),
+                        encoding="utf-8")
     elif name == "bulletin.docx":
         png = out / "map.png"
         if not png.is_file():
