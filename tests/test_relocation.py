@@ -236,7 +236,8 @@ def _popup_values(layer: dict, site_id: str) -> dict[str, str]:
 def test_map_popups_carry_classification_stage_and_vacated_land(client, app):
     html = client.get("/relocation?district=中站区").get_data(as_text=True)
     sites = _map_layers(html)["企业现址"]
-    assert [c["k"] for c in sites["cols"]] == ["辖区", "行业", "整治分类", "进展", "腾退土地（亩）"]
+    assert [c["k"] for c in sites["cols"]] == ["辖区", "行业", "整治分类", "进展", "腾退土地（亩）",
+                                             "督办状态", "逾期天数"]
     ent = _enterprises(app, district="中站区").set_index("id")
     for site_id in sites["id"]:
         row, shown = ent.loc[site_id], _popup_values(sites, site_id)
@@ -254,7 +255,7 @@ def test_english_map_speaks_english_through_the_catalogue(client):
     finally:
         client.get("/relocation?lang=zh")
     layers = _map_layers(html)
-    assert set(layers) == {"Current", "New", "Relocation"}  # Current sites (100), …
+    assert set(layers) == {"Current", "New", "Relocation", "Overdue"}  # Current sites (100), …
     sites = layers["Current"]
     assert [c["k"] for c in sites["cols"]][:4] == ["District", "Industry", "Classification",
                                                   "Progress"]

@@ -25,6 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from geoapp.domain.deadlines import Status as DeadlineStatus
 from geoapp.domain.vocab import Classification, Stage
 from geoapp.maps.base import Translate, base_map, identity, shift_for_tiles
 from geoapp.maps.layers import CLASSIFICATION_COLOURS
@@ -50,6 +51,8 @@ LINE = (1.5, 0.8, (6, 4))
 OTHER_COLOUR = "#1f77b4"
 #: Category of a new site or line that breaks a rule.
 WARN = "warn"
+#: The ring drawn around an enterprise with an overdue obligation: colour, weight, radius.
+OVERDUE_RING = ("#d7191c", 3.0, 12)
 
 #: One rule hit as the caller gives it: ``rule_id``, ``title`` (in the page's language),
 #: ``feature``, ``distance_m`` (None: unknown) and ``severity``.
@@ -85,7 +88,8 @@ def _text(values: pd.Series) -> pd.Series:
 
 
 def _frames(sites: pd.DataFrame, new_site_hits: Mapping[str, Sequence[Hit]], tiles: str,
-            class_names: Mapping[str, str], stage_names: Mapping[str, str]
+            class_names: Mapping[str, str], stage_names: Mapping[str, str],
+            status_names: Mapping[str, str] | None = None
             ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """The current sites, the new sites, and the current sites of the moved rows (the lines'
     starts, aligned with the new sites), shifted for the basemap, with the popups' display
@@ -107,6 +111,12 @@ def _frames(sites: pd.DataFrame, new_site_hits: Mapping[str, Sequence[Hit]], til
     if "vacated_mu" in sites:
         frame["vacated_mu"] = pd.to_numeric(sites["vacated_mu"], errors="coerce").round(1) \
             .to_numpy()
+    if "deadline_status" in sites:
+        status = sites["deadline_status"].astype(object)
+        frame["deadline_status"] = _text(status).to_numpy()
+        frame["deadline_name"] = _text(status.map(status_names).fillna("")).to_numpy()
+        frame["days_overdue"] = pd.to_numeric(sites["days_overdue"], errors="coerce") \
+            .to_numpy(dtype=float)
     frame = shift_for_tiles(frame, tiles)
     nlon = pd.to_numeric(sites["new_lon"], errors="coerce").to_numpy(float)
     nlat = pd.to_numeric(sites["new_lat"], errors="coerce").to_numpy(float)
@@ -116,7 +126,8 @@ def _frames(sites: pd.DataFrame, new_site_hits: Mapping[str, Sequence[Hit]], til
     starts = frame[moved].reset_index(drop=True)
     starts["look"] = [WARN if new_site_hits.get(i) else c
                       for i, c in zip(starts["id"], starts["cls"], strict=True)]
-    new = starts.drop(columns=["district", "vacated_mu"], errors="ignore").assign(
+    new = starts.drop(columns=["district", "vacated_mu", "deadline_status", "deadline_name",
+                               "days_overdue"], errors="ignore").assign(
         **{"from": starts["name"],
            "name": [n or old for n, old in zip(new_names[moved], starts["name"], strict=True)]})
     new = shift_for_tiles(new.set_geometry(
@@ -162,7 +173,9 @@ def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Hit]], *,
     elif city_bounds is not None:
         b = city_bounds
         m.fit_bounds([[b[1], b[0]], [b[3], b[2]]])
-    current, new, starts = _frames(sites, new_site_hits, tiles, cls_names, stg_names)
+    status_names = {s.value: _(s.zh) for s in DeadlineStatus}
+    current, new, starts = _frames(sites, new_site_hits, tiles, cls_names, stg_names,
+                                   status_names)
     common = {"link": site_link, "gettext": _, "id_label": "", "category_label": "",
               "link_label": _("查看详情")}
 
@@ -203,9 +216,20 @@ def relocation_map(sites: pd.DataFrame, hits: Mapping[str, Sequence[Hit]], *,
                     popup_class="rl-site",
                     fields=[("district", _("辖区")), ("industry", _("行业")),
                             ("cls_name", _("整治分类")), ("stage_name", _("进展")),
-                            ("vacated_mu", _("腾退土地（亩）"))],
+                            ("vacated_mu", _("腾退土地（亩）")),
+                            ("deadline_name", _("督办状态")), ("days_overdue", _("逾期天数"))],
                     hits=site_hits, rules=site_rules, hits_label=_("规则命中"),
                     nohits_label=_("无规则命中"), **common)
+
+    if "deadline_status" in current:  # a red ring around every overdue enterprise, on top
+        late = current[current["deadline_status"] == DeadlineStatus.OVERDUE.value]
+        colour, weight, radius = OVERDUE_RING
+        add_fast_points(m, late, f"{_('逾期企业')} ({len(late)})", default=("", colour),
+                        default_style={"stroke": colour, "weight": weight, "opacity": 1.0,
+                                       "fill_opacity": 0.0, "radius": radius},
+                        radius=radius, tooltip=1, popup_class="rl-overdue",
+                        fields=[("district", _("辖区")), ("deadline_name", _("督办状态")),
+                                ("days_overdue", _("逾期天数"))], **common)
 
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
     add_legend(m, _("图例"), legend_entries(cls_names, stg_names, _))
@@ -223,5 +247,6 @@ def legend_entries(class_names: Mapping[str, str], stage_names: Mapping[str, str
     entries += [("outline", "#d62728", _("新址（空心圈）")),
                 ("line", "#d62728", _("搬迁路线")),
                 ("outline", WARN_RING[0], _("新址违反规则")),
-                ("line", WARN_LINE[0], _("搬迁路线（新址违反规则）"))]
+                ("line", WARN_LINE[0], _("搬迁路线（新址违反规则）")),
+                ("outline", OVERDUE_RING[0], _("逾期企业（红圈）"))]
     return entries

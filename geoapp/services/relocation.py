@@ -20,12 +20,14 @@ import folium
 import geopandas as gpd
 import pandas as pd
 
+from geoapp.domain import deadlines as D
 from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.fields import header, ledger_header
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage
 from geoapp.exports.tables import write_csv, write_xlsx
 from geoapp.maps.relocation import relocation_map as build_relocation_map
+from geoapp.services import deadlines as dl
 from geoapp.services.checks import read_rules
 
 log = logging.getLogger(__name__)
@@ -46,8 +48,13 @@ LEDGER_COLUMNS: tuple[tuple[str, str], ...] = tuple(
         "progress", "remarks", "stage_zh", "actual_start", "actual_completion", "new_site_name",
         "new_lon", "new_lat", "new_site_area_mu", "vacated_mu", "listed_mu", "sale_revenue_wan",
         "lon", "lat", "id"))
+#: Derived columns of the ledger downloads: the 整改完成时限's status and days overdue as of
+#: the view's day (docs/deadlines.md).
+DEADLINE_COLUMNS: tuple[tuple[str, str], ...] = (("deadline_status_zh", "时限状态"),
+                                                 ("deadline_days_overdue", "逾期天数"))
 _YES_NO = ("safety_assessment", "energy_review", "online_monitoring")
-_COLUMNS = [f for f, _ in LEDGER_COLUMNS if not f.endswith("_zh")] + ["classification", "stage"]
+_COLUMNS = [f for f, _ in LEDGER_COLUMNS if not f.endswith("_zh")] + [
+    "classification", "stage", "planned_start", "planned_completion"]
 
 
 @dataclass(frozen=True)
@@ -79,14 +86,23 @@ class RelocationFilters:
     industry: tuple[str, ...] = ()
     classification: tuple[str, ...] = ()
     stage: tuple[str, ...] = ()
+    #: Only the enterprises with an overdue obligation (``?overdue=1``).
+    overdue: bool = False
+    #: The day deadlines are judged on (``?as_of=``); None: today.
+    as_of: dt.date | None = None
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, n) for n in FILTER_NAMES)
+        return any(getattr(self, n) for n in FILTER_NAMES) or self.overdue
 
     def as_query(self) -> dict[str, list[str]]:
         """The filters as URL query values (what makes a view a shareable link)."""
-        return {n: list(getattr(self, n)) for n in FILTER_NAMES if getattr(self, n)}
+        out = {n: list(getattr(self, n)) for n in FILTER_NAMES if getattr(self, n)}
+        if self.overdue:
+            out["overdue"] = ["1"]
+        if self.as_of is not None:
+            out["as_of"] = [self.as_of.isoformat()]
+        return out
 
 
 @dataclass
@@ -181,7 +197,9 @@ def parse_filters(app, args: Mapping[str, Any]) -> RelocationFilters:
             label = header(name)
             raise InvalidInput(_l("%(label)s：%(message)s", label=label,
                                   message=exc.args[0])) from None
-    return RelocationFilters(**chosen)
+    overdue = str(args.get("overdue") or "").strip().lower() in ("1", "true", "on", "yes")
+    return RelocationFilters(**chosen, overdue=overdue,
+                             as_of=D.parse_as_of(args.get("as_of")))
 
 
 def parse_year(app, value: str | None) -> int | None:
@@ -206,11 +224,41 @@ def relocation_view(app, filters: RelocationFilters, year: int | None = None) ->
     criteria = {n: list(getattr(filters, n)) for n in FILTER_NAMES if getattr(filters, n)}
     sites = app.repo.sites(SiteType.ENTERPRISE, columns=_COLUMNS, **criteria)
     sites = sites.sort_values(["seq", "id"], na_position="last").reset_index(drop=True)
+    sites, deadline_counts = _with_deadlines(app, sites, filters)
     prog = programme(app)
     hits, new_site_hits = _hits_for(app, sites["id"])
-    return RelocationView(filters=filters, year=year, sites=sites,
-                          summary=summarize(sites, prog, year), hits=hits,
+    summary = {**summarize(sites, prog, year), **deadline_counts}
+    return RelocationView(filters=filters, year=year, sites=sites, summary=summary, hits=hits,
                           options=filter_options(app), new_site_hits=new_site_hits)
+
+
+def _with_deadlines(app, sites: gpd.GeoDataFrame, filters: RelocationFilters
+                    ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
+    """Each enterprise's deadline status as of the filters' day (columns ``deadline_status``:
+    its worst obligation, ``days_overdue``, ``deadline_status_zh`` and
+    ``deadline_days_overdue``: the 整改完成时限 alone, for the ledger downloads), only the
+    overdue ones with ``overdue``, and the counts for the summary panel."""
+    when = dl.as_of_day(filters.as_of)
+    rules = dl.rules(app)
+    by_id = dl.frame_obligations(sites, when.date, rules)
+    worst, days, ledger_status, ledger_days = [], [], [], []
+    for sid in sites["id"].astype(str):
+        obs = by_id.get(sid, [])
+        summary = D.summarize_site(obs)
+        worst.append(summary.status.value if summary.status else None)
+        days.append(summary.days_overdue if summary.status == D.Status.OVERDUE else None)
+        own = next((o for o in obs if o.kind == "deadline"), None)
+        ledger_status.append(own.status.zh if own else "")
+        ledger_days.append(own.days_overdue if own and own.status == D.Status.OVERDUE
+                           else None)
+    sites = sites.assign(deadline_status=worst, days_overdue=pd.array(days, dtype="Int64"),
+                         deadline_status_zh=ledger_status,
+                         deadline_days_overdue=pd.array(ledger_days, dtype="Int64"))
+    all_count = {"overdue_total": int((sites["deadline_status"] == D.Status.OVERDUE).sum()),
+                 "due_soon_total": int((sites["deadline_status"] == D.Status.DUE_SOON).sum())}
+    if filters.overdue:
+        sites = sites[sites["deadline_status"] == D.Status.OVERDUE].reset_index(drop=True)
+    return sites, {**all_count, **when.to_dict()}
 
 
 def _pct(count: int, target: int | None) -> float | None:
@@ -309,14 +357,18 @@ def ledger_table(view: RelocationView) -> pd.DataFrame:
     df["classification_zh"] = df["classification"].map(
         {c.value: c.zh for c in Classification}).fillna(df["classification"])
     df["stage_zh"] = df["stage"].map({s.value: s.zh for s in Stage}).fillna(df["stage"])
+    for f, _ in DEADLINE_COLUMNS:
+        if f not in df:
+            df[f] = None
     for col in _YES_NO:
         df[col] = df[col].map(lambda v: "" if v is None or v is pd.NA or v == ""
                               else ("有" if str(v).lower() in ("true", "1", "有") else "无"))
-    fields = [f for f, _ in LEDGER_COLUMNS]
+    columns = (*LEDGER_COLUMNS[:17], *DEADLINE_COLUMNS, *LEDGER_COLUMNS[17:])
+    fields = [f for f, _ in columns]
     for f in fields:
         if f not in df:
             df[f] = None
-    return df[fields].rename(columns=dict(LEDGER_COLUMNS))
+    return df[fields].rename(columns=dict(columns))
 
 
 def write_ledger(view: RelocationView, path: str | Path, fmt: str) -> Path:

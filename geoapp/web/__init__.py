@@ -24,6 +24,7 @@ from geoapp.web import (
     ledger,
     limits,
     ogc,
+    overdue,
     parcels,
     programme,
     relocation,
@@ -57,6 +58,7 @@ NAV_ITEMS = (
     ("weekly.index", "周报", "Weekly bulletin", "viewer"),
     ("programme.index", "百企退城", "Programme", "viewer"),
     ("workshops.index", "散乱污", "Workshops", "viewer"),
+    ("overdue.index", "逾期督办", "Overdue", "viewer"),
     ("units.index", "三线一单", "Control units", "viewer"),
     ("ledger.index", "台账", "Ledger", "planner"),
     ("layers.index", "图层管理", "Layers", "planner"),
@@ -102,7 +104,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
-                   ledger, layers, admin, units, ogc, tiles):
+                   ledger, layers, admin, units, ogc, tiles, overdue):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)

@@ -1,0 +1,78 @@
+"""/overdue and its workbook, the site page's deadline section, English mode."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from openpyxl import load_workbook
+
+from geoapp.services import deadlines as svc
+
+
+@pytest.fixture(scope="module")
+def client(viewer_client):
+    return viewer_client
+
+
+@pytest.fixture(scope="module")
+def core(offline_app):
+    return offline_app.extensions["geoapp"]
+
+
+def test_overdue_page_lists_every_county_with_counts_and_site_links(client, core):
+    html = client.get("/overdue?as_of=2026-12-03").get_data(as_text=True)
+    view = svc.overdue_view(core, "2026-12-03")
+    assert 'id="dl-as-of" data-date="2026-12-03">截至2026年12月3日' in html
+    assert f'data-count="overdue"><b>{view.counts["overdue"]}</b>' in html
+    assert f'data-count="sites_overdue"><b>{view.counts["sites_overdue"]}</b>' in html
+    counties = re.findall(r'<section class="dl-section dl-county" id="county-\d+" '
+                          r'data-county="([^"]+)"', html)
+    assert counties == list(core.city.county_names)
+    firms = set(re.findall(r'data-site="(E\d+)" data-kind="deadline" data-status="overdue"',
+                           html))
+    assert len(firms) == 37
+    assert '/sites/E' in html and "逾期督办" in html
+    # a county without any shows it has none
+    empty = [g.county for g in view.groups if not g.overdue and not g.due_soon]
+    if empty:
+        assert "无逾期或即将到期事项" in html
+
+
+def test_overdue_page_as_of_a_day_before_the_deadlines(client):
+    html = client.get("/overdue?as_of=2017-01-01").get_data(as_text=True)
+    assert 'data-count="overdue"><b>0</b>' in html
+
+
+def test_bad_as_of_is_a_400(client):
+    r = client.get("/overdue?as_of=2026-02-30")
+    assert r.status_code == 400
+
+
+def test_overdue_workbook_holds_the_pages_rows(client, core):
+    r = client.get("/overdue.xlsx?as_of=2026-12-03")
+    assert r.status_code == 200
+    assert "overdue-20261203.xlsx" in r.headers["Content-Disposition"]
+    wb = load_workbook(io.BytesIO(r.data))
+    assert wb.sheetnames == ["区县统计", "逾期及即将到期"]
+    counts = list(wb["区县统计"].iter_rows(values_only=True))
+    assert counts[0] == ("区县", "逾期事项", "逾期单位", "即将到期事项")
+    assert [row[0] for row in counts[1:-1]] == list(core.city.county_names)
+    view = svc.overdue_view(core, "2026-12-03")
+    assert counts[-1] == ("合计", view.counts["overdue"], view.counts["sites_overdue"],
+                          view.counts["due_soon"])
+    rows = list(wb["逾期及即将到期"].iter_rows(values_only=True))
+    assert len(rows) - 1 == view.counts["overdue"] + view.counts["due_soon"]
+    assert sum(1 for row in rows[1:] if row[5] == "整改完成时限" and row[1] == "逾期") == 37
+
+
+def test_english_mode(client):
+    html = client.get("/overdue?as_of=2026-12-03&lang=en").get_data(as_text=True)
+    wb = load_workbook(io.BytesIO(client.get("/overdue.xlsx?as_of=2026-12-03").data))
+    client.get("/overdue?lang=zh")
+    assert ">as of 2026-12-03" in html
+    assert "Overdue" in html and "Deadline" in html
+    assert "逾期督办" not in html.split("<main", 1)[-1]
+    assert wb.sheetnames[0] == "By county"
+
