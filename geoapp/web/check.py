@@ -1,20 +1,29 @@
 """The inspectors' site check: /check (form, verdict, map), /check/print (one-page A4
-sheet) and the POST that records an inspection. The URL of a check reproduces it."""
+sheet) and the POST that records an inspection with its photos. The URL of a check
+reproduces it.
+
+Photos of an inspection (services/photos.py) are seen by whoever may see their record: a
+site's photos by every account that may open the site's page (``/sites/<id>/photos/<n>``),
+the photos of an inspection without a site by inspectors and admins only
+(``/inspections/<id>/photos/<n>``). Anything else — an unknown id, another site's or
+inspection's photo, one the account may not see — is the same 404.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 
-from flask import Blueprint, flash, redirect, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from geoapp.domain.errors import CoordinateError, GeoappError, InvalidInput, NotFound
 from geoapp.services import inspection as svc
+from geoapp.services import photos
 from geoapp.web.auth import role_required
-from geoapp.web.common import core, render_map_page
+from geoapp.web.common import core, render_map_page, send_download
 
 log = logging.getLogger(__name__)
 bp = Blueprint("check", __name__)
@@ -91,17 +100,91 @@ def print_sheet():
                            view=view, query=query)
 
 
+def _uploads() -> list[photos.Upload]:
+    """The photos of the request (the ``photos`` file field; empty fields left out)."""
+    return [photos.Upload(f.filename or "", f.read()) for f in request.files.getlist("photos")
+            if f.filename or f.content_length]
+
+
 @bp.post("/check/inspections")
 @role_required("inspector")
 def record():
-    """Record the check as an inspection; the check is re-run here, not taken from the form."""
+    """Record the check as an inspection with its photos; the check is re-run here, not
+    taken from the form. A refused photo refuses the whole record (400, the check page
+    again with the message naming the file and the notes kept); nothing is kept."""
     query = svc.CheckQuery.from_args(request.form)
     if query.empty:
         raise InvalidInput(_("请先填写坐标或选择企业"))
     view = svc.run_check(core(), query)
-    saved = svc.record_inspection(core(), view, request.form.get("notes", ""),
-                                  user=current_user.username)
-    flash(_("已记录检查（编号 %(id)s）", id=saved["id"]))
+    notes = request.form.get("notes", "")
+    try:
+        saved = photos.record_inspection(core(), view, notes, _uploads(),
+                                         gps_accuracy_m=request.form.get("gps_accuracy_m"),
+                                         user=current_user.username)
+    except InvalidInput as exc:
+        page = render_map_page("check.html", svc.check_map(core(), view, gettext=_),
+                               view=view, error=None, record_error=exc.message,
+                               notes=notes, **_context(query))
+        return page, 400
+    n = len(saved["photos"])
+    flash(_("已记录检查（编号 %(id)s），照片 %(n)s 张", id=saved["id"], n=n) if n
+          else _("已记录检查（编号 %(id)s）", id=saved["id"]))
     if view.site:
         return redirect(url_for("sites.show", site_id=view.site["id"]) + "#inspections")
     return redirect(url_for("check.index", **query.url_args()))
+
+
+def _sees_records() -> bool:
+    return current_user.has_role("inspector")
+
+
+def _photo(photo_id: int, part: str, **where):
+    data, meta = photos.photo_file(core(), photo_id, part=part, sees_records=_sees_records(),
+                                   **where)
+    if part == "thumb":
+        return send_download(data, f"thumb-{meta['id']}.jpg", "image/jpeg", inline=True)
+    return send_download(data, photos.download_name(meta), meta["media_type"])
+
+
+@bp.get("/sites/<site_id>/photos/<int:photo_id>")
+def site_photo(site_id: str, photo_id: int):
+    """A photo of the site's inspections as uploaded (a download)."""
+    return _photo(photo_id, "data", site_id=site_id)
+
+
+@bp.get("/sites/<site_id>/photos/<int:photo_id>/thumb")
+def site_photo_thumb(site_id: str, photo_id: int):
+    """Its thumbnail (320 px JPEG, upright)."""
+    return _photo(photo_id, "thumb", site_id=site_id)
+
+
+@bp.get("/inspections/<int:inspection_id>/photos/<int:photo_id>")
+def inspection_photo(inspection_id: int, photo_id: int):
+    """A photo of an inspection as uploaded (a download)."""
+    return _photo(photo_id, "data", inspection_id=inspection_id)
+
+
+@bp.get("/inspections/<int:inspection_id>/photos/<int:photo_id>/thumb")
+def inspection_photo_thumb(inspection_id: int, photo_id: int):
+    return _photo(photo_id, "thumb", inspection_id=inspection_id)
+
+
+@bp.get("/inspections/<int:inspection_id>/print")
+def inspection_print(inspection_id: int):
+    """The inspection's printable record: as recorded, with its photos and their marks."""
+    rec = photos.visible_inspection(core(), inspection_id, sees_records=_sees_records())
+    return render_template("inspection_print.html", rec=rec, city=core().city,
+                           can_add=current_user.has_role("inspector"))
+
+
+@bp.post("/inspections/<int:inspection_id>/photos")
+@role_required("inspector")
+def add_photos(inspection_id: int):
+    """Add photos to a kept inspection, all or none; back to where it is shown."""
+    rec = photos.visible_inspection(core(), inspection_id, sees_records=True)
+    saved = photos.add_photos(core(), inspection_id, _uploads(), user=current_user.username)
+    flash(_("已添加照片 %(n)s 张（检查编号 %(id)s）", n=len(saved), id=inspection_id))
+    if rec.get("site_id"):
+        return redirect(url_for("sites.show", site_id=rec["site_id"])
+                        + f"#inspection-{inspection_id}")
+    return redirect(url_for("check.inspection_print", inspection_id=inspection_id))

@@ -22,6 +22,34 @@
     lat.value = latValue.toFixed(6);
   }
 
+  // The device's accuracy of "my location" goes with the inspection recorded for that
+  // point (apart from the point itself): kept for this tab until the answer page is shown.
+  var FIX_KEY = "geoapp.check.fix";
+  function rememberFix(lonText, latText, accuracy) {
+    try {
+      window.sessionStorage.setItem(FIX_KEY, JSON.stringify(
+        {lon: lonText, lat: latText, accuracy: accuracy}));
+    } catch (e) { /* private mode: the accuracy is not recorded */ }
+  }
+  function restoreFix() {
+    var field = document.getElementById("ck-accuracy");
+    var record = document.getElementById("ck-record-form");
+    if (!field || !record) return;
+    var fix;
+    try { fix = JSON.parse(window.sessionStorage.getItem(FIX_KEY) || "null"); } catch (e) { fix = null; }
+    if (!fix || typeof fix.accuracy !== "number" || !isFinite(fix.accuracy)) return;
+    var rlon = record.querySelector("input[name=lon]");
+    var rlat = record.querySelector("input[name=lat]");
+    if (!rlon || !rlat || rlon.value !== fix.lon || rlat.value !== fix.lat) return;
+    field.value = fix.accuracy.toFixed(1);
+    var note = document.getElementById("ck-accuracy-note");
+    if (note) {
+      note.textContent = (note.getAttribute("data-template") || "±{m} m").replace("{m}", Math.round(fix.accuracy));
+      note.hidden = false;
+    }
+  }
+  restoreFix();
+
   var locate = document.getElementById("ck-locate");
   if (locate) {
     if (!("geolocation" in navigator)) { locate.disabled = true; }
@@ -32,6 +60,7 @@
       navigator.geolocation.getCurrentPosition(function (pos) {
         // Browser geolocation is WGS84 whatever the basemap; the server draws it shifted.
         setPoint("wgs84", pos.coords.longitude, pos.coords.latitude);
+        rememberFix(lon.value, lat.value, pos.coords.accuracy);
         form.submit();
       }, function (err) {
         locate.disabled = false;
