@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import folium
 import geopandas as gpd
@@ -19,6 +20,7 @@ from geoapp.maps import layers as L
 from geoapp.maps.base import base_map, shift_for_tiles
 from geoapp.maps.legend import add_legend
 from geoapp.maps.points import add_fast_points
+from geoapp.maps.weekly import add_complaints
 
 __all__ = ["ZONE_ORDER", "overview_map", "shift_for_tiles"]
 
@@ -44,7 +46,8 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
                  rules: Mapping[str, tuple[str, str]] | None = None,
                  site_link: str | None = None,
                  units_layer: str | None = None,
-                 gettext: Translate | None = None) -> folium.Map:
+                 gettext: Translate | None = None,
+                 complaints: Any = None) -> folium.Map:
     """Build the overview. ``center`` is (lat, lon); ``bounds`` (minx, miny, maxx, maxy) of
     the city, which the view fits; ``titles`` maps layer names to labels.
 
@@ -52,7 +55,8 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
     switchable layer); ``hits`` and ``rules`` (see :func:`geoapp.maps.points.hits_by_site`)
     put each site's rule hits in its popup; ``site_link`` is the site page URL with ``{id}``;
     ``units_layer`` names the layer of 三线一单 control units (drawn at the bottom, switched
-    off); ``gettext`` translates the map's own labels (identity by default).
+    off); ``gettext`` translates the map's own labels (identity by default); ``complaints``
+    (``services.complaints.ComplaintPoints``) adds the 12369 complaints, a layer per category.
     """
     _ = gettext or _identity
     m = base_map(center, zoom, tiles, tianditu_key, gettext=_)
@@ -94,9 +98,18 @@ def overview_map(center: tuple[float, float], zoom: int, layers: Mapping[str, gp
         _add_sites(m, shift_for_tiles(sites, tiles), legend, _, hits=hits, rules=rules,
                    link=site_link)
 
+    if complaints is not None:
+        legend += add_complaints(m, complaints, tiles=tiles, gettext=_, site_link=link_of(
+            site_link))
+
     folium.LayerControl(collapsed=True, position="topright").add_to(m)
     add_legend(m, _("图例"), legend)
     return m
+
+
+def link_of(site_link: str | None) -> str | None:
+    """The site page URL with ``{id}`` (None: no links)."""
+    return site_link if site_link and "{id}" in site_link else None
 
 
 def buffer_title(row: Mapping, _: Translate = _identity) -> str:

@@ -211,6 +211,9 @@ def add_complaints(m: folium.Map, located: Any, *, tiles: str = "osm",
         group.add_to(m)
         entries.append(("point", colour, name))
     note = f"{_('12369投诉')} {located.total} {_('件')}"
+    first, last = getattr(located, "first_week", None), getattr(located, "last_week", None)
+    if first is not None and last is not None and first != last:
+        note = f"{first}–{last} {note}"
     if located.unlocated:
         note += f"，{located.unlocated} {_('件无坐标，未上图')}"
     m.get_root().html.add_child(LiteralElement(

@@ -12,6 +12,7 @@ all come from :func:`interview_list`.
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,9 @@ def _enterprises(app, cells: gpd.GeoDataFrame) -> dict[str, list[dict[str, Any]]
 def write_xlsx(interviews: Interviews, path: str | Path) -> Path:
     """The list as a workbook of one sheet (one row per enterprise; 无 for a quiet county)."""
     return write_interviews_xlsx(interviews, path)
+
+
+def xlsx_bytes(interviews: Interviews) -> bytes:
+    """The list's workbook as bytes, for a download."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_xlsx(interviews, Path(tmp) / "interviews.xlsx").read_bytes()

@@ -11,6 +11,7 @@ import folium
 from geoapp.domain.errors import InvalidInput, NotFound
 from geoapp.maps.overview import overview_map as draw_overview_map
 from geoapp.maps.points import hits_by_site
+from geoapp.services import complaints as complaint_points
 from geoapp.services.checks import ZONES_LAYER, read_rules
 from geoapp.services.core import Geoapp
 
@@ -29,7 +30,8 @@ SITE_COLUMNS = ("name", "district", "industry", "classification", "stage", "prog
 
 def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None = None,
                  gettext: Callable[[str], str] | None = None) -> folium.Map:
-    """The one-map overview with every layer, the rule buffers and every site.
+    """The one-map overview with every layer, the rule buffers, every site and the 12369
+    complaints of the last COMPLAINT_MAP_WEEKS weeks (with their suspected sources).
 
     ``tiles`` overrides the TILES setting (one of :data:`TILES`); ``site_link`` is the site
     page URL with ``{id}`` in it; ``gettext`` translates the map's labels.
@@ -48,7 +50,8 @@ def overview_map(app: Geoapp, *, tiles: str | None = None, site_link: str | None
                  tiles=tiles, tianditu_key=app.settings["TIANDITU_KEY"],
                  bounds=tuple(outline.bounds), zones=_zones(app),
                  hits=hits_by_site(app.repo.table("site_hits")), rules=_rules(app),
-                 site_link=site_link, units_layer=city.units_layer, gettext=gettext)
+                 site_link=site_link, units_layer=city.units_layer, gettext=gettext,
+                 complaints=complaint_points.recent(app))
 
 
 def _zones(app: Geoapp):

@@ -20,6 +20,7 @@ from geoapp.web import (
     check,
     errors,
     i18n,
+    interviews,
     layers,
     ledger,
     limits,
@@ -56,6 +57,7 @@ NAV_ITEMS = (
     ("check.index", "现场核查", "Site check", "viewer"),
     ("parcels.index", "地块选址预判", "Parcel siting", "viewer"),
     ("weekly.index", "周报", "Weekly bulletin", "viewer"),
+    ("interviews.index", "约谈名单", "Interviews", "viewer"),
     ("programme.index", "百企退城", "Programme", "viewer"),
     ("workshops.index", "散乱污", "Workshops", "viewer"),
     ("overdue.index", "逾期督办", "Overdue", "viewer"),
@@ -104,7 +106,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
-                   ledger, layers, admin, units, ogc, tiles, overdue):
+                   ledger, layers, admin, units, ogc, tiles, overdue, interviews):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)

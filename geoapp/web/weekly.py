@@ -47,7 +47,9 @@ def _week(text: str | None) -> IsoWeek:
 def _page(week: IsoWeek, *, import_errors: ValidationFailed | None = None, status: int = 200):
     report = svc.weekly_report(core(), week)
     body = render_map_page(
-        "weekly.html", svc.weekly_map(core(), report, gettext=_), report=report,
+        "weekly.html", svc.weekly_map(core(), report, gettext=_,
+                                      site_link=request.script_root + "/sites/{id}"),
+        report=report,
         week=str(week), files=svc.FILES, import_errors=import_errors,
         previous=str(week.previous()), next=str(week.shift(1)), **svc.page_tables(report))
     return body, status
