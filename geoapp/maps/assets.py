@@ -8,6 +8,7 @@ a new plugin cannot silently reintroduce a network dependency.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Callable
@@ -125,25 +126,57 @@ def static_root() -> Path:
 _INLINE_PREFIX = "geoapp-inline:"
 _INLINE_SCRIPT = re.compile(r'<script[^>]*\bsrc="geoapp-inline:([^"]+)"[^>]*>\s*</script>')
 _INLINE_LINK = re.compile(r'<link[^>]*\bhref="geoapp-inline:([^"]+)"[^>]*/?>')
-_CSS_URL = re.compile(r"url\((?!['\"]?data:)[^)]*\)")
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)([^)'"]*)\1\s*\)""")
+#: Images a stylesheet names that are written into the file (small icons and sprites).
+_IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".gif": "image/gif"}
+_MAX_IMAGE = 32 * 1024
+LEAFLET_JS = "vendor/leaflet/leaflet.js"
+
+
+def _data_uri(path: Path) -> str | None:
+    kind = _IMAGE_TYPES.get(path.suffix.lower())
+    if kind is None or not path.is_file() or path.stat().st_size > _MAX_IMAGE:
+        return None
+    return f"data:{kind};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _marker_icons(base: Path) -> str:
+    """A script run right after Leaflet: its default marker icons as data URIs (Leaflet
+    would look for them beside its stylesheet, which a file from disk does not have)."""
+    images = base / "vendor" / "leaflet" / "images"
+    icons = {"iconUrl": "marker-icon.png", "iconRetinaUrl": "marker-icon-2x.png",
+             "shadowUrl": "marker-shadow.png"}
+    opts = ",".join(f'{k}:"{_data_uri(images / v) or ""}"' for k, v in icons.items())
+    return f'<script>\nL.Icon.Default.imagePath="";L.Icon.Default.mergeOptions({{{opts}}});\n</script>'
 
 
 def standalone_document(root: Element) -> str:
     """``root`` (a folium figure) as one HTML document that asks nothing from any server:
     every script and stylesheet — Leaflet and its plugins (the vendored copies of the CDN
-    files), geoapp's own — written into the file. Relative ``url(...)`` references in the
-    inlined stylesheets (icon fonts, sprite images) are dropped; the map draws without
-    them. An unknown CDN URL is an error, as in intranet mode."""
+    files), geoapp's own — written into the file, the small images the stylesheets name
+    (layer switcher, toolbar sprites) and Leaflet's marker icons as data URIs. Fonts and
+    bigger images the stylesheets name are dropped (``none``): icon glyphs may be missing,
+    the map is not. An unknown CDN URL is an error, as in intranet mode."""
     localize_assets(root, lambda p: _INLINE_PREFIX + p, cdn=True)
     html = root.render()
     base = static_root()
 
     def script(match: re.Match) -> str:
         text = (base / match.group(1)).read_text(encoding="utf-8")
-        return "<script>\n" + text.replace("</script", "<\\/script") + "\n</script>"
+        out = "<script>\n" + text.replace("</script", "<\\/script") + "\n</script>"
+        return out + _marker_icons(base) if match.group(1) == LEAFLET_JS else out
 
     def style(match: re.Match) -> str:
-        text = _CSS_URL.sub("none", (base / match.group(1)).read_text(encoding="utf-8"))
+        sheet = base / match.group(1)
+
+        def url(m: re.Match) -> str:
+            ref = m.group(2)
+            if ref.startswith("data:"):
+                return m.group(0)
+            uri = _data_uri(sheet.parent / ref.split("?")[0].split("#")[0])
+            return f'url("{uri}")' if uri else "none"
+
+        text = _CSS_URL.sub(url, sheet.read_text(encoding="utf-8"))
         return "<style>\n" + text.replace("</style", "<\\/style") + "\n</style>"
 
     html = _INLINE_SCRIPT.sub(script, html)

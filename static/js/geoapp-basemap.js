@@ -65,6 +65,7 @@
 
   function vector(map, spec) {
     var rules = vectorRules(spec);
+    map.getContainer().style.background = BACKGROUND;
     var layer = window.protomapsL.leafletLayer({
       url: spec.url, paintRules: rules.paint, labelRules: rules.labels,
       backgroundColor: BACKGROUND, maxDataZoom: spec.maxzoom, minZoom: 0,

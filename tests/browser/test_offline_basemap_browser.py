@@ -1,0 +1,154 @@
+"""The basemap with no internet, in Chromium: with TILES=local on the embedded Jiaozuo data
+and every request off the app's own origin aborted, map pages ask the app for their tiles,
+get them, and draw them (canvas tiles with the city on them, not a blank grey); the
+bulletin's map.html opened from disk with all network blocked still shows the city's base
+layers and its markers. The CSP is enforced (no bypass)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from geoapp.services.weekly import weekly_report, write_file
+from geoapp.web import create_app
+
+from browserutil import serve
+from webutil import copy_database, password_for, share_engine
+
+pytestmark = pytest.mark.browser
+
+WEEK = "2026-W47"
+
+#: Counts the coloured pixels of the local basemap: the vector tiles' canvases (or raster
+#: tile images) in the map's tile pane, or the inline base's canvas in its own pane.
+DRAWN = """(sel) => {
+  const box = document.querySelector(sel);
+  if (!box) { return {tiles: 0, painted: 0, colours: 0}; }
+  const canvases = [...box.querySelectorAll(
+      '.leaflet-tile-pane canvas.leaflet-tile, .leaflet-geoappBase-pane canvas')];
+  let painted = 0; const colours = new Set();
+  for (const c of canvases) {
+    if (!c.width || !c.height) { continue; }
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4 * 7) {
+      if (d[i + 3] > 0) { painted++; colours.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]); }
+    }
+  }
+  return {tiles: canvases.length, painted: painted, colours: colours.size};
+}"""
+
+
+def _wait_drawn(pg, sel: str, timeout: float = 20.0) -> dict:
+    """Poll (page.evaluate: the enforced CSP forbids wait_for_function's string eval) until
+    the basemap has painted something in ``sel``."""
+    end = time.monotonic() + timeout
+    seen = {}
+    while time.monotonic() < end:
+        seen = pg.evaluate(DRAWN, sel)
+        if seen["painted"] > 500 and seen["colours"] >= 3:
+            return seen
+        pg.wait_for_timeout(250)
+    raise AssertionError(f"basemap not drawn in {sel}: {seen}")
+
+
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory, jiaozuo_users_db, jiaozuo_engine):
+    inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp("local-tiles")).parent
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TILES": "local",
+                      "TESTING": True})
+    share_engine(app, jiaozuo_engine)
+    for url in serve(app):
+        yield app, url
+
+
+@pytest.fixture
+def offline_page(browser, local_server):
+    """A logged-in page whose every request off the app's origin is aborted and recorded,
+    with the app's tile answers recorded too; the CSP is enforced."""
+    app, base = local_server
+    ctx = browser.new_context(viewport={"width": 1200, "height": 800}, locale="zh-CN")
+    pg = ctx.new_page()
+    pg.blocked, pg.tiles, pg.errors = [], [], []
+    pg.on("console", lambda m: m.type == "error" and pg.errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.errors.append(str(e)))
+    pg.on("response", lambda r: "/tiles/" in r.url and pg.tiles.append((r.url, r.status)))
+
+    def route(r):
+        url = r.request.url
+        if url.startswith((base + "/", "data:", "blob:")):
+            r.continue_()
+        else:
+            pg.blocked.append(url)
+            r.abort()
+
+    pg.route("**/*", route)
+    pg.goto(base + "/login")
+    pg.fill("input[name=username]", "viewer")
+    pg.fill("input[name=password]", password_for("viewer"))
+    pg.click("button[type=submit]")
+    pg.wait_for_url(lambda url: "/login" not in url)
+    yield pg, base
+    ctx.close()
+
+
+@pytest.mark.parametrize("path, sel", [("/", ".folium-map"),
+                                       (f"/weekly?week={WEEK}", "#wk-map .folium-map")])
+def test_map_pages_draw_the_local_basemap_from_the_app_alone(offline_page, path, sel,
+                                                             artifacts):
+    pg, base = offline_page
+    pg.tiles.clear()
+    pg.goto(base + path, wait_until="load")
+    drawn = _wait_drawn(pg, sel)
+    assert drawn["tiles"] >= 1
+    ok = [u for u, s in pg.tiles if s == 200]
+    assert ok, pg.tiles
+    assert all(u.startswith(base + "/tiles/") and u.endswith(".pbf") for u, _s in pg.tiles)
+    assert {s for _u, s in pg.tiles} <= {200, 204, 304}
+    assert pg.blocked == []
+    assert pg.errors == []
+    name = "offline-basemap-overview.png" if path == "/" else "offline-basemap-weekly.png"
+    pg.screenshot(path=str(artifacts / name))
+
+
+def test_weekly_map_file_shows_the_city_from_disk_with_no_network(browser, local_server,
+                                                                  tmp_path, artifacts):
+    app, _base = local_server
+    core = app.extensions["geoapp"]
+    report = weekly_report(core, WEEK)
+    path = write_file(core, report, "map.html", tmp_path)
+    html = path.read_text(encoding="utf-8")
+    assert not re.search(r'<(script|link)\b[^>]*\b(src|href)=', html)
+    assert "cdn.jsdelivr" not in html and "cdnjs.cloudflare" not in html
+    assert path.stat().st_size < 3 * 1024 * 1024
+
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+    pg = ctx.new_page()
+    fetched, errors = [], []
+    pg.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+
+    def route(r):
+        if r.request.url == path.as_uri():
+            r.continue_()
+        else:
+            fetched.append(r.request.url)
+            r.abort()
+
+    pg.route("**/*", route)
+    try:
+        pg.goto(path.as_uri(), wait_until="load")
+        drawn = _wait_drawn(pg, ".folium-map")
+        assert drawn["tiles"] >= 1
+        labels = pg.locator(".geoapp-base-label").all_inner_texts()
+        assert "解放区" in labels and "孟州市" in labels
+        # the bulletin's own markers (county labels) and grid cells are on the map too
+        assert pg.locator(".weekly-county-label").count() >= 10
+        assert pg.locator(".leaflet-overlay-pane canvas").count() >= 1
+        # nothing asked for but the file itself: no script, no stylesheet, no tile
+        assert [u for u in fetched if not u.startswith("data:")] == []
+        assert errors == []
+        pg.screenshot(path=str(artifacts / "offline-basemap-map-html.png"))
+    finally:
+        ctx.close()
