@@ -32,6 +32,9 @@ def emergency_map(frame: gpd.GeoDataFrame, *, center: tuple[float, float], zoom:
                         fields=[("county", _("县（市、区）")), ("industry", _("行业")),
                                 ("grade_label", _("绩效分级")), ("cut_label", _("限产比例(%)"))],
                         link=link, radius=6, tooltip=1, gettext=_)
+    if len(frame) > 1:
+        x0, y0, x1, y1 = frame.total_bounds
+        m.fit_bounds([[float(y0), float(x0)], [float(y1), float(x1)]], padding=(20, 20))
     add_legend(m, _("绩效分级"), [("point", colour, label) for label, colour in cats.values()])
     folium.LayerControl(collapsed=True).add_to(m)
     return m

@@ -18,6 +18,7 @@ from geoapp.web import (
     api,
     auth,
     check,
+    emergency,
     errors,
     i18n,
     interviews,
@@ -62,6 +63,7 @@ NAV_ITEMS = (
     ("workshops.index", "散乱污", "Workshops", "viewer"),
     ("overdue.index", "逾期督办", "Overdue", "viewer"),
     ("units.index", "三线一单", "Control units", "viewer"),
+    ("emergency.index", "应急减排清单", "Emergency list", "viewer"),
     ("ledger.index", "台账", "Ledger", "planner"),
     ("layers.index", "图层管理", "Layers", "planner"),
     ("admin.users", "用户管理", "Users", "admin"),
@@ -106,7 +108,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     auth.init_app(app)
     for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
-                   ledger, layers, admin, units, ogc, tiles, overdue, interviews):
+                   ledger, layers, admin, units, ogc, tiles, overdue, interviews,
+                   emergency):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)
