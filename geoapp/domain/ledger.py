@@ -44,6 +44,7 @@ GROUP_PERMITS = "企业手续情况"
 GROUP_LOCATION = "厂区位置"
 GROUP_HITS = "规则核查结果"
 GROUP_PROGRESS = "整治进度"
+GROUP_DEADLINE = "时限督办"
 
 #: The template's columns in the order of DOMAIN.md (整治工作台账).
 LEDGER_COLUMNS: tuple[LedgerColumn, ...] = (
@@ -98,6 +99,15 @@ HIT_COLUMNS: tuple[LedgerColumn, ...] = (
     _col("hits", "text", GROUP_HITS),
 )
 
+#: Derived columns an export adds (the 整改完成时限's status and days overdue on the day of
+#: the export, docs/deadlines.md); an import ignores them.
+DEADLINE_COLUMNS: tuple[LedgerColumn, ...] = (
+    LedgerColumn("deadline_status", "时限状态", "text", GROUP_DEADLINE),
+    LedgerColumn("days_overdue", "逾期天数", "int", GROUP_DEADLINE),
+)
+#: Columns an export may add that an import ignores.
+DERIVED_COLUMNS: tuple[LedgerColumn, ...] = (*HIT_COLUMNS, *DEADLINE_COLUMNS)
+
 YES, NO = "有", "无"
 TENURES = ("租用", "征用")
 TITLE_SUFFIX = "企业整治工作台账"
@@ -125,9 +135,9 @@ def columns_by_header() -> dict[str, LedgerColumn]:
     """Every header an import accepts (every spelling the vocabulary knows for the template,
     location, progress and hit columns) to its column."""
     cols: dict[str, LedgerColumn] = {}
-    for c in (*LEDGER_COLUMNS, *LOCATION_COLUMNS, *PROGRESS_COLUMNS, *HIT_COLUMNS):
+    for c in (*LEDGER_COLUMNS, *LOCATION_COLUMNS, *PROGRESS_COLUMNS, *DERIVED_COLUMNS):
         cols[header_key(c.header)] = c
-        for s in spellings(FIELDS[c.field]):
+        for s in (spellings(FIELDS[c.field]) if c.field in FIELDS else ()):
             cols.setdefault(header_key(s), c)
     return cols
 

@@ -41,7 +41,8 @@ WIDTHS: dict[str, float] = {
     "employees": 9, "land_tenure": 9, "safety_assessment": 8, "energy_review": 8,
     "eia_approval": 18, "discharge_permit": 24, "online_monitoring": 8, "main_problems": 40,
     "measures": 34, "classification": 10, "deadline": 12, "progress": 28, "remarks": 20,
-    "lon": 12, "lat": 12, "crs": 9, "hit_count": 8, "hits": 50,
+    "lon": 12, "lat": 12, "crs": 9, "hit_count": 8, "hits": 50, "deadline_status": 10,
+    "days_overdue": 9,
 }
 DEFAULT_WIDTH = 14
 
@@ -226,7 +227,7 @@ def _fields(file: str, headers: list[str], header_row: int) -> list[str]:
                                     message=_l("此列出现了两次")))
             fields.append("")
         else:
-            fields.append("" if col in L.HIT_COLUMNS else col.field)
+            fields.append("" if col in L.DERIVED_COLUMNS else col.field)
     problems += [Problem(file=file, row=header_row, column=c.header, value="",
                          message=_l("缺少此列"))
                  for c in L.LEDGER_COLUMNS if c.field not in fields]

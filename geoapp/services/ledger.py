@@ -29,7 +29,7 @@ from geoapp.exports.ledger_xlsx import (
     read_ledger,
     write_ledger_workbook,
 )
-from geoapp.services import Geoapp, check_row_limit
+from geoapp.services import Geoapp, check_row_limit, deadlines
 from geoapp.services.checks import read_rules, refresh_hits
 from geoapp.services.relocation import programme
 from geoapp.storage.sources import SITE_COLUMNS, convert_frame, points_to_wgs84
@@ -50,12 +50,15 @@ NOTE_PROGRESS = ("7. 整治进度各列可不填；进度阶段填“未启动�
 # ------------------------------------------------------------------------------ export
 def export_ledger(app: Geoapp, path: str | Path, *, district: str | None = None,
                   with_hits: bool = False, with_progress: bool = False,
-                  unit: str | None = None, filled_on: dt.date | None = None
+                  unit: str | None = None, filled_on: dt.date | None = None,
+                  with_deadlines: bool = False, as_of: dt.date | None = None
                   ) -> dict[str, Any]:
     """Write the enterprises (all, or one district) as a template workbook at ``path``.
 
     ``with_progress`` adds the programme's progress columns (进度阶段, dates, new site, land,
-    revenue) after the location; an import reads them back.
+    revenue) after the location; an import reads them back. ``with_deadlines`` adds the
+    整改完成时限's status and days overdue as of ``as_of`` (default: today, the city's
+    calendar), which an import ignores.
     """
     city = app.city
     district = _district(app, district)
@@ -64,10 +67,16 @@ def export_ledger(app: Geoapp, path: str | Path, *, district: str | None = None,
                                                                       na_position="last")
     columns = [*L.LEDGER_COLUMNS, *L.LOCATION_COLUMNS,
                *(L.PROGRESS_COLUMNS if with_progress else ()),
+               *(L.DEADLINE_COLUMNS if with_deadlines else ()),
                *(L.HIT_COLUMNS if with_hits else ())]
     hits = _hit_texts(app, sites["id"].tolist()) if with_hits else {}
-    rows = [_display_row(rec, columns, hits.get(rec["id"], [])) for rec in
-            sites.astype(object).where(sites.notna(), None).to_dict("records")]
+    records = sites.astype(object).where(sites.notna(), None).to_dict("records")
+    if with_deadlines:
+        statuses, days = deadlines.deadline_columns(sites, as_of or deadlines.local_today(),
+                                                    deadlines.rules(app))
+        for rec, status, n in zip(records, statuses, days, strict=True):
+            rec["deadline_status"], rec["days_overdue"] = deadlines.status_name(status), n
+    rows = [_display_row(rec, columns, hits.get(rec["id"], [])) for rec in records]
     day = filled_on or dt.date.today()
     write_ledger_workbook(
         path, title=L.title_for(city.name, _programme_name(app), district or ""),
@@ -77,7 +86,8 @@ def export_ledger(app: Geoapp, path: str | Path, *, district: str | None = None,
         unit_label=L.UNIT_LABEL, date_label=L.DATE_LABEL, note_title=L.NOTE_PREFIX + "：")
     log.info("ledger export %s: %d enterprises (district %s)", path, len(rows), district or "all")
     return {"path": str(path), "rows": len(rows), "district": district,
-            "with_hits": with_hits, "with_progress": with_progress}
+            "with_hits": with_hits, "with_progress": with_progress,
+            "with_deadlines": with_deadlines}
 
 
 def _district(app: Geoapp, name: str | None) -> str | None:
