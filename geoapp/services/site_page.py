@@ -18,7 +18,7 @@ from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.domain.vocab import SiteType
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.site import site_map
-from geoapp.services import inspection, pagemap
+from geoapp.services import inspection, pagemap, photos
 from geoapp.services.complaints import site_complaints
 from geoapp.services.core import Geoapp
 
@@ -124,6 +124,7 @@ def view(app: Geoapp, site_id: str, *, gettext: Translate = identity,
     data["inspections"] = [{**rec, "at": local_time(rec.get("at"), tz),
                             "inspector": account_words(rec.get("inspector"), gettext)}
                            for rec in data["inspections"]]
+    data["inspection_photos"] = photos.site_photos(app, site_id)
     data["suspected_complaints"] = site_complaints(app, site_id)
     kind = SiteType(data["site"]["site_type"])
     data["type_labels"] = {"zh": kind.zh, "en": kind.en}
