@@ -28,6 +28,9 @@ fetch leaflet.fullscreen@3.0.0 leaflet-fullscreen Control.FullScreen.js Control.
 fetch leaflet.markercluster@1.1.0 markercluster dist/leaflet.markercluster.js dist/MarkerCluster.css dist/MarkerCluster.Default.css
 fetch leaflet-mouse-position@1.2.0 mouse-position src/L.Control.MousePosition.js src/L.Control.MousePosition.css
 fetch leaflet-draw@1.0.2 leaflet-draw dist/leaflet.draw.js dist/leaflet.draw.css dist/images
+# The vector-tile renderer of TILES=local (docs/basemap.md); its source map is not shipped.
+fetch protomaps-leaflet@5.1.0 protomaps-leaflet dist/protomaps-leaflet.js LICENSE
+sed -i '/^\/\/# sourceMappingURL=/d' "$out/protomaps-leaflet/protomaps-leaflet.js"
 # leaflet-measure compiles its templates with new Function (needs CSP 'unsafe-eval') and
 # crashes on canvas maps; the patch writes the templates out and guards the canvas case.
 git apply scripts/patches/leaflet-measure-no-eval.patch
