@@ -237,3 +237,16 @@ def bulletin_text(city_name: str, week: IsoWeek, county_counts: Mapping[str, int
         complaints_paragraph(complaints_by_category, previous_complaints),
     ]
     return "\n".join(lines) + "\n"
+
+
+def overdue_paragraph(as_of: date, county_counts: Mapping[str, int],
+                      county_order: Sequence[str], total: int, sites: int) -> str:
+    """The bulletin's 逾期督办 sentence: overdue obligations as of ``as_of`` (the week's
+    Sunday) by county in descending count, then the counties without any (``无``)."""
+    day = f"截至{as_of.year}年{as_of.month}月{as_of.day}日"
+    if not total:
+        return f"{day}，全市无逾期未完成的整改、搬迁及“两断三清”事项。"
+    listed, quiet = counties_in_bulletin_order(county_counts, county_order)
+    parts = "、".join(f"{name}{count}项" for name, count in listed)
+    text = f"{day}，全市逾期未完成事项{total}项，涉及{sites}家单位：{parts}"
+    return text + (f"；{'、'.join(quiet)}无。" if quiet else "。")

@@ -12,7 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from geoapp.exports.bulletin_xlsx import SHEETS, bulletin_sheets, interview_frame
+from geoapp.domain.bulletin import overdue_paragraph
+from geoapp.exports.bulletin_xlsx import SHEETS, bulletin_sheets, interview_frame, overdue_frames
 from geoapp.exports.docx_common import (
     CJK_FONT,
     HEADING_FONT,
@@ -48,6 +49,24 @@ def interviews_section(doc, report: Any) -> None:
     table(doc, "约谈网格及网格内企业", interview_frame(interviews))
 
 
+def overdue_section(doc, report: Any) -> None:
+    """The 逾期督办 section: overdue obligations as of the week's Sunday, by county (无 for
+    none) and listed; nothing for a report without the section."""
+    section = getattr(report, "overdue", None)
+    if section is None:
+        return
+    day = section.as_of
+    heading(doc, f"逾期督办（截至{day.year}年{day.month}月{day.day}日）")
+    per = section.per_county
+    paragraph(doc, overdue_paragraph(day, dict(zip(per["county"], per["overdue"], strict=True)),
+                                     tuple(report.county_order), section.total, section.sites),
+              font=CJK_FONT, size=12)
+    counts, rows = overdue_frames(section)
+    table(doc, "逾期督办统计", counts)
+    if len(rows):
+        table(doc, "逾期清单", rows)
+
+
 def write_docx(report: Any, path: str | Path, *, map_png: str | Path | None = None) -> Path:
     """Write the bulletin document; ``map_png`` is embedded when given."""
     path = Path(path)
@@ -70,6 +89,7 @@ def write_docx(report: Any, path: str | Path, *, map_png: str | Path | None = No
     for name in DOC_TABLES:
         table(doc, name, sheets[name])
     interviews_section(doc, report)
+    overdue_section(doc, report)
     doc.save(str(path))
     log.debug("bulletin document %s", path)
     return path

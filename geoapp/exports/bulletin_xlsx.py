@@ -32,7 +32,7 @@ ENTERPRISE_HEADERS = {"grid_code": "网格编号", "grid_county": "网格所属�
 
 #: Sheet names (Excel allows 31 characters).
 SHEETS = ("网格预警", "区县统计", "投诉分类", "预警网格内企业", "连续预警网格", "近8周预警",
-          "约谈名单")
+          "约谈名单", "逾期督办统计", "逾期清单")
 
 
 def _yes_no(v: Any) -> str:
@@ -64,6 +64,7 @@ def bulletin_sheets(report: Any) -> dict[str, pd.DataFrame]:
         SHEETS[4]: _renamed(report.consecutive, GRID_HEADERS),
         SHEETS[5]: history,
         **interview_sheets(report),
+        **overdue_sheets(report),
     }
 
 
@@ -114,6 +115,36 @@ def write_interviews_xlsx(interviews: Any, path: str | Path) -> Path:
         props.title = f"{interviews.title} {interviews.week}"
         props.creator = "geoapp"
     return path
+
+
+# ------------------------------------------------------------------ the 逾期督办 section
+OVERDUE_SHEETS = SHEETS[7:9]
+OVERDUE_COUNTY_HEADERS = {"county": "区县", "overdue": "逾期事项", "sites_overdue": "逾期单位",
+                          "due_soon": "即将到期事项"}
+OVERDUE_ROW_HEADERS = {"county": "区县", "site_id": "编号", "name": "名称", "type": "类型",
+                       "label": "事项", "due": "应完成日期", "days_overdue": "逾期天数"}
+
+
+def overdue_frames(section: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The section's counts by county (every county, a 合计 row, the as-of day in a last
+    note row) and its list of overdue obligations, with Chinese headers."""
+    per = section.per_county
+    total = pd.DataFrame([{"county": "合计", "overdue": int(per["overdue"].sum()),
+                           "sites_overdue": int(section.sites),
+                           "due_soon": int(per["due_soon"].sum())}])
+    day = section.as_of
+    note = pd.DataFrame([{"county": f"统计截至{day.year}年{day.month}月{day.day}日"}])
+    counts = pd.concat([per, total, note], ignore_index=True)
+    return _renamed(counts, OVERDUE_COUNTY_HEADERS), _renamed(section.rows, OVERDUE_ROW_HEADERS)
+
+
+def overdue_sheets(report: Any) -> dict[str, pd.DataFrame]:
+    """The bulletin's 逾期督办 sheets (none for a report without the section)."""
+    section = getattr(report, "overdue", None)
+    if section is None:
+        return {}
+    counts, rows = overdue_frames(section)
+    return {OVERDUE_SHEETS[0]: counts, OVERDUE_SHEETS[1]: rows}
 
 
 def write_bulletin_xlsx(report: Any, path: str | Path) -> Path:

@@ -31,6 +31,7 @@ from geoapp.exports.bulletin_xlsx import write_bulletin_xlsx
 from geoapp.exports.mapimage import render_png
 from geoapp.maps.weekly import weekly_map as draw_weekly_map
 from geoapp.services import complaints as complaint_points
+from geoapp.services import deadlines
 from geoapp.services import interviews as interview_list
 from geoapp.services.pagemap import basemap, standalone
 
@@ -62,6 +63,8 @@ class WeeklyReport:
     #: how many had no coordinates; the 约谈 list (grids warned INTERVIEW_WEEKS weeks in a row).
     complaint_points: complaint_points.ComplaintPoints | None = field(default=None)
     interviews: interview_list.Interviews | None = field(default=None)
+    #: The 逾期督办 section: overdue obligations as of the week's Sunday (docs/deadlines.md).
+    overdue: deadlines.BulletinSection | None = field(default=None)
 
     @property
     def title(self) -> str:
@@ -259,7 +262,8 @@ def weekly_report(app, week: IsoWeek | str | None = None, *,
                             app, complaint_points.in_weeks(complaints, week, week),
                             first_week=week, last_week=week),
                         interviews=interview_list.interview_list(app, week,
-                                                                 warnings=warnings))
+                                                                 warnings=warnings),
+                        overdue=deadlines.bulletin_section(app, week))
 
 
 def _rows(df: pd.DataFrame) -> list[dict[str, Any]]:
