@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 
@@ -76,3 +77,22 @@ def test_english_mode(client):
     assert "逾期督办" not in html.split("<main", 1)[-1]
     assert wb.sheetnames[0] == "By county"
 
+
+
+def test_site_page_shows_the_deadline_statuses(client, core):
+    html = client.get("/sites/E0008").get_data(as_text=True)
+    assert 'id="deadlines" data-status="overdue"' in html
+    today = svc.local_today()
+    site = core.repo.site("E0008")
+    days = (today - dt.date.fromisoformat(site["deadline"])).days
+    assert re.search(r'data-kind="deadline" data-status="overdue">.*?data-days="' + str(days),
+                     html, re.S)
+    assert 'data-kind="planned_start" data-status="overdue"' in html
+    done = client.get("/sites/E0001").get_data(as_text=True)
+    assert 'data-kind="deadline" data-status="done"' in done
+    workshop = client.get("/sites/W0001").get_data(as_text=True)
+    assert 'data-kind="water_cut" data-status="done"' in workshop
+    assert "取缔日期推算" in workshop
+    en = client.get("/sites/E0008?lang=en").get_data(as_text=True)
+    client.get("/sites/E0008?lang=zh")
+    assert ">Deadlines <" in en and "days overdue" in en

@@ -18,7 +18,7 @@ from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.domain.vocab import SiteType
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.site import site_map
-from geoapp.services import inspection, pagemap, photos
+from geoapp.services import deadlines, inspection, pagemap, photos
 from geoapp.services.complaints import site_complaints
 from geoapp.services.core import Geoapp
 
@@ -126,6 +126,7 @@ def view(app: Geoapp, site_id: str, *, gettext: Translate = identity,
                            for rec in data["inspections"]]
     data["inspection_photos"] = photos.site_photos(app, site_id)
     data["suspected_complaints"] = site_complaints(app, site_id)
+    data["deadlines"] = deadlines.site_section(app, data["site"], gettext=gettext)
     kind = SiteType(data["site"]["site_type"])
     data["type_labels"] = {"zh": kind.zh, "en": kind.en}
     data["new_site"] = new_site_of(data["site"])
