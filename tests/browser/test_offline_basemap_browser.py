@@ -1,20 +1,23 @@
 """The basemap with no internet, in Chromium: with TILES=local on the embedded Jiaozuo data
 and every request off the app's own origin aborted, map pages ask the app for their tiles,
-get them, and draw them (canvas tiles with the city on them, not a blank grey); the
-bulletin's map.html opened from disk with all network blocked still shows the city's base
+get them, and draw them (canvas tiles with the city on them, not a blank grey; a raster
+MBTiles file as image tiles); the bulletin's map.html opened from disk with all network blocked still shows the city's base
 layers and its markers. The CSP is enforced (no bypass)."""
 
 from __future__ import annotations
 
+import io
 import re
 import time
 
 import pytest
+from PIL import Image
 
 from geoapp.services.weekly import weekly_report, write_file
+from geoapp.storage.tiles import tile_range, write_mbtiles
 from geoapp.web import create_app
 
-from browserutil import serve
+from browserutil import serve, settle, sign_in
 from webutil import copy_database, password_for, share_engine
 
 pytestmark = pytest.mark.browser
@@ -109,7 +112,69 @@ def test_map_pages_draw_the_local_basemap_from_the_app_alone(offline_page, path,
     assert pg.blocked == []
     assert pg.errors == []
     name = "offline-basemap-overview.png" if path == "/" else "offline-basemap-weekly.png"
+    settle(pg)
     pg.screenshot(path=str(artifacts / name))
+
+
+def _raster_file(path):
+    """An MBTiles file of plain coloured PNG tiles over Jiaozuo at zooms 8-10 (a chequer, so
+    a drawn tile is told from a blank one)."""
+    tiles = []
+    for z in (8, 9, 10):
+        x0, y0, x1, y1 = tile_range((112.6, 34.8, 113.7, 35.5), z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                colour = (120, 170, 110) if (x + y) % 2 else (200, 190, 150)
+                buf = io.BytesIO()
+                Image.new("RGB", (256, 256), colour).save(buf, format="PNG")
+                tiles.append((z, x, y, buf.getvalue()))
+    return write_mbtiles(path, tiles, fmt="png", bounds=(112.6, 34.8, 113.7, 35.5),
+                         metadata={"attribution": "测试栅格底图"})
+
+
+@pytest.fixture(scope="module")
+def raster_server(tmp_path_factory, jiaozuo_users_db, jiaozuo_engine):
+    inst = copy_database(jiaozuo_users_db, tmp_path_factory.mktemp("raster-tiles")).parent
+    _raster_file(inst / "raster.mbtiles")
+    app = create_app({"INSTANCE_PATH": str(inst), "INTRANET": True, "TILES": "local",
+                      "LOCAL_TILES": "raster.mbtiles", "TESTING": True})
+    share_engine(app, jiaozuo_engine)
+    yield from serve(app)
+
+
+def test_a_raster_file_is_drawn_as_image_tiles(browser, raster_server):
+    base = raster_server
+    ctx = browser.new_context(viewport={"width": 1000, "height": 700}, locale="zh-CN")
+    pg = ctx.new_page()
+    tiles, blocked = [], []
+    pg.on("response", lambda r: "/tiles/" in r.url and tiles.append((r.url, r.status)))
+
+    def route(r):
+        if r.request.url.startswith((base + "/", "data:", "blob:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    pg.route("**/*", route)
+    try:
+        sign_in(ctx, base, "viewer")
+        pg.goto(base + "/", wait_until="load")
+        end = time.monotonic() + 20
+        loaded = 0
+        while time.monotonic() < end and loaded < 1:
+            loaded = pg.evaluate("""() => [...document.querySelectorAll(
+                '.leaflet-tile-pane img.leaflet-tile-loaded')]
+                .filter(i => i.naturalWidth === 256).length""")
+            pg.wait_for_timeout(250)
+        assert loaded >= 1
+        assert all(u.endswith(".png") for u, _s in tiles)
+        assert {s for _u, s in tiles} <= {200, 204, 304}
+        assert any(s == 200 for _u, s in tiles)
+        assert blocked == []
+        assert "测试栅格底图" in pg.inner_text(".leaflet-control-attribution")
+    finally:
+        ctx.close()
 
 
 def test_weekly_map_file_shows_the_city_from_disk_with_no_network(browser, local_server,
