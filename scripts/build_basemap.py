@@ -21,7 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from geoapp.services.basemap import MAX_ZOOM, MIN_ZOOM, build_basemap, summary_text  # noqa: E402
+from geoapp.services.basemap_build import (  # noqa: E402
+    MAX_ZOOM,
+    MIN_ZOOM,
+    build_basemap,
+    summary_text,
+)
 
 
 def main() -> int:

@@ -18,7 +18,7 @@ from PIL import Image
 
 from geoapp.config import load_settings
 from geoapp.domain.errors import ConfigError
-from geoapp.services.basemap import build_basemap
+from geoapp.services.basemap_build import build_basemap
 from geoapp.storage.tiles import (
     MBTilesArchive,
     TileArchiveError,
