@@ -260,6 +260,7 @@ def test_bad_values_are_refused_whole_with_every_row_named(app, tmp_path):
         _row(6, "解放区", "戊公司", "", "化工", "C级", (20, 50, 30)),         # red < orange
         _row(7, "不存在县", "己公司", "", "化工", "C级"),                      # unknown county
         _row(8, ents[0]["district"], ents[0]["name"], ents[0]["credit_code"], "x", "C级"),
+        _row(9, "解放区", "甲 公司", "", "化工", "B级"),  # 甲公司 again, without a code
     ]
     with pytest.raises(ValidationFailed) as err:
         svc.import_list(app, two_row_form(tmp_path / "bad.xlsx", rows), user="planner")
@@ -274,6 +275,7 @@ def test_bad_values_are_refused_whole_with_every_row_named(app, tmp_path):
     assert by_row[9] == [("红色预警限产比例(%)", "红色预警限产比例低于橙色预警（50%）")]
     assert by_row[10] == [("县（市、区）", "未知的县（市、区）“不存在县”")]
     assert "同一企业" in by_row[11][0][1]
+    assert by_row[12] == [("企业名称", "与第 5 行企业名称相同：每家企业在清单中只能出现一次")]
     assert "未导入任何内容" in err.value.message
     assert _state(app) == before
 

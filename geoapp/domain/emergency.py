@@ -596,15 +596,16 @@ def sheet_records(sheet: EmergencySheet, counties: Mapping[str, str],
                 problem(row, "credit_code", code, exc.message)
         key = measure_key(code, name)
         if key:
+            # the same code, or the same name (with or without a code), is the same enterprise
+            nkey = "name:" + normalise_name(name)
             if key in seen:
                 problem(row, "credit_code" if code else "name", code or name,
                         _l("与第 %(row)s 行是同一企业：每家企业在清单中只能出现一次", row=seen[key]))
+            elif name and nkey in seen:
+                problem(row, "name", name, _l("与第 %(row)s 行企业名称相同：每家企业在清单中只能出现一次",
+                                              row=seen[nkey]))
             seen.setdefault(key, row)
-            if code:  # the same name under another code is the same enterprise too
-                nkey = "name:" + normalise_name(name)
-                if nkey in seen and seen[nkey] != row:
-                    problem(row, "name", name, _l("与第 %(row)s 行企业名称相同：每家企业在清单中只能出现一次",
-                                                  row=seen[nkey]))
+            if name:
                 seen.setdefault(nkey, row)
         county_raw = clean_text(raw.get("county"))
         county = counties.get(normalise_name(county_raw))

@@ -17,10 +17,11 @@ from geoapp.maps.points import add_fast_points
 
 def emergency_map(frame: gpd.GeoDataFrame, *, center: tuple[float, float], zoom: int,
                   tiles: str = "osm", tianditu_key: str = "", link: Any = None,
-                  gettext: Translate = identity) -> folium.Map:
+                  cut_title: str = "", gettext: Translate = identity) -> folium.Map:
     """``frame``: one point per enterprise with ``id`` (the site), ``name``, ``grade`` (a
-    stable code), ``county``, ``industry``, ``grade_label`` and the level's cut; ``link``
-    is the site page URL with ``{id}``; ``gettext`` translates the map's words."""
+    stable code), ``county``, ``industry``, ``grade_label`` and ``cut_label`` (one level's
+    cut, titled ``cut_title`` in the popup); ``link`` is the site page URL with ``{id}``;
+    ``gettext`` translates the map's words."""
     _ = gettext
     if len(frame):
         center = (float(frame.geometry.y.mean()), float(frame.geometry.x.mean()))
@@ -30,7 +31,7 @@ def emergency_map(frame: gpd.GeoDataFrame, *, center: tuple[float, float], zoom:
         add_fast_points(m, shift_for_tiles(frame, tiles), _("应急减排清单企业"),
                         colour_by="grade", categories=cats,
                         fields=[("county", _("县（市、区）")), ("industry", _("行业")),
-                                ("grade_label", _("绩效分级")), ("cut_label", _("限产比例(%)"))],
+                                ("grade_label", _("绩效分级")), ("cut_label", cut_title or _("限产比例(%)"))],
                         link=link, radius=6, tooltip=1, gettext=_)
     if len(frame) > 1:
         x0, y0, x1, y1 = frame.total_bounds

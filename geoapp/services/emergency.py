@@ -180,8 +180,9 @@ def emergency_map(app: Geoapp, rows: list[dict[str, Any]], *, level: Level | Non
     centre = (float(sites.geometry.y.mean()), float(sites.geometry.x.mean())) \
         if len(sites) else (0.0, 0.0)
     words = {"gettext": gettext} if gettext is not None else {}
+    cut_title = f"{tr(lv.zh + '预警')} · {tr('限产比例(%)')}"
     return draw_emergency_map(frame, center=centre, zoom=app.city.zoom, tiles=tiles,
-                              tianditu_key=key, link=site_link, **words)
+                              tianditu_key=key, link=site_link, cut_title=cut_title, **words)
 
 
 #: What the history of a row says for each audit action.
