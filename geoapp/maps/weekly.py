@@ -158,7 +158,7 @@ _COMPLAINTS_JS = """
         div.appendChild(ul);
       }
       return div;
-    }, {maxWidth: 300});
+    }, {maxWidth: 300, autoPanPaddingTopLeft: [10, 70]});
     marker.addTo(group);
   });
 })();
@@ -176,6 +176,34 @@ class _ComplaintMarkers(MacroElement):
         super().__init__()
         self._name = "ComplaintMarkers"
         self.data_json = script_json(payload)
+
+
+_NOTE_JS = """
+{% macro script(this, kwargs) %}
+(function () {
+  var note = L.control({position: 'bottomright'});
+  note.onAdd = function () {
+    var div = L.DomUtil.create('div', 'geoapp-complaint-note');
+    div.style.cssText = 'background:rgba(255,255,255,.9);padding:2px 8px;' +
+      'border-radius:4px;font-size:12px;max-width:60vw';
+    div.textContent = {{ this.text_json }};
+    return div;
+  };
+  note.addTo({{ this._parent.get_name() }});
+})();
+{% endmacro %}
+"""
+
+
+class _ComplaintNote(MacroElement):
+    """How many complaints there were and how many had no coordinates, as a map control."""
+
+    _template = Template(_NOTE_JS)
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "ComplaintNote"
+        self.text_json = script_json(text)
 
 
 def add_complaints(m: folium.Map, located: Any, *, tiles: str = "osm",
@@ -216,10 +244,7 @@ def add_complaints(m: folium.Map, located: Any, *, tiles: str = "osm",
         note = f"{first}–{last} {note}"
     if located.unlocated:
         note += f"，{located.unlocated} {_('件无坐标，未上图')}"
-    m.get_root().html.add_child(LiteralElement(
-        f'<div class="geoapp-complaint-note" style="position:absolute;bottom:24px;right:8px;'
-        f'z-index:800;background:rgba(255,255,255,.9);padding:2px 8px;border-radius:4px;'
-        f'font-size:12px">{escape(note)}</div>'))
+    _ComplaintNote(note).add_to(m)
     return entries
 
 

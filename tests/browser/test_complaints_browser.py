@@ -44,8 +44,12 @@ def test_weekly_map_shows_complaints_per_type_with_legend_and_sources(live_serve
     with_sources = [(cid, names) for cid, names in page.evaluate(SOURCES) if names]
     assert with_sources, "no complaint of the week has a suspected source"
     cid, names = with_sources[0]
-    page.click(f'#wk-map .geoapp-complaint[data-complaint="{cid}"]', force=True)
     popup = page.locator(".leaflet-popup-content .geoapp-complaint-popup")
+    for _ in range(50):  # closed popups fade out for 200 ms before they leave the page
+        if popup.count() == 0:
+            break
+        page.wait_for_timeout(50)
+    page.click(f'#wk-map .geoapp-complaint[data-complaint="{cid}"]', force=True)
     popup.wait_for(timeout=5000)
     text = popup.inner_text()
     assert names[0] in text and "疑似污染源（500米内）" in text and " 米" in text
