@@ -134,8 +134,7 @@ def site_section(app, site: Mapping[str, Any], *, as_of: dt.date | None = None,
     return {"as_of": when.date.isoformat(), "as_of_today": when.today,
             "rows": [_row(o, gettext) for o in obs],
             "status": summary.status.value if summary.status else None,
-            "days_overdue": summary.days_overdue,
-            "applies": bool(obs) or site.get("site_type") in (ENTERPRISE,)}
+            "days_overdue": summary.days_overdue}
 
 
 def _row(o: D.Obligation, gettext: Translate = _same) -> dict[str, Any]:

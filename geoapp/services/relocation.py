@@ -118,6 +118,8 @@ class RelocationView:
     options: dict[str, list[str]]
     #: Rule hits at a relocating enterprise's new site (stored hits with point "new_site").
     new_site_hits: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: Deadline counts (``overdue_total``, ``due_soon_total``) and the day (``as_of``...).
+    deadlines: dict[str, Any] = field(default_factory=dict)
 
 
 # -- programme file ------------------------------------------------------------------------
@@ -227,9 +229,10 @@ def relocation_view(app, filters: RelocationFilters, year: int | None = None) ->
     sites, deadline_counts = _with_deadlines(app, sites, filters)
     prog = programme(app)
     hits, new_site_hits = _hits_for(app, sites["id"])
-    summary = {**summarize(sites, prog, year), **deadline_counts}
-    return RelocationView(filters=filters, year=year, sites=sites, summary=summary, hits=hits,
-                          options=filter_options(app), new_site_hits=new_site_hits)
+    return RelocationView(filters=filters, year=year, sites=sites,
+                          summary=summarize(sites, prog, year), hits=hits,
+                          options=filter_options(app), new_site_hits=new_site_hits,
+                          deadlines=deadline_counts)
 
 
 def _with_deadlines(app, sites: gpd.GeoDataFrame, filters: RelocationFilters

@@ -58,7 +58,7 @@ def test_relocation_page_filters_table_and_map_without_console_error(live_server
     assert all_rows == 100 and drawn["site"] == 100
     assert drawn["new"] == drawn["line"] > 0
     # one canvas per layer, no Leaflet object per enterprise, the layer's code from the app
-    assert page.locator("canvas.ga-points").count() == 3
+    assert page.locator("canvas.ga-points").count() == 4  # sites, new sites, lines, overdue rings
     assert page.evaluate("""() => {
       let n = 0;
       Object.values(window).find(v => v instanceof L.Map).eachLayer(l => {
@@ -159,7 +159,7 @@ def test_relocation_map_draws_under_the_csp_with_its_script_from_the_app(page_as
             break
         pg.wait_for_timeout(100)
     assert drawn
-    assert pg.evaluate("Object.keys(window.__geoappPoints).length") == 3
-    assert pg.locator("canvas.ga-points").count() == 3
+    assert pg.evaluate("Object.keys(window.__geoappPoints).length") == 4
+    assert pg.locator("canvas.ga-points").count() == 4
     assert [e for e in pg.console_errors if "Content Security Policy" in e] == []
     assert pg.console_errors == []
