@@ -30,7 +30,8 @@ def index():
     data = svc.interview_list(core(), week)
     return render_template("interviews.html", interviews=data, week=str(week),
                            previous=str(week.previous()), next=str(week.shift(1)),
-                           date_range=date_range_zh(week))
+                           date_range=date_range_zh(week),
+                           date_range_en=f"{week.monday:%d %b %Y} – {week.sunday:%d %b %Y}")
 
 
 @bp.get("/interviews/<week>.xlsx")
