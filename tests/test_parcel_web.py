@@ -330,7 +330,7 @@ def test_the_page_offers_three_ways_in_and_the_project_fields(client):
 
 def test_the_menu_names_the_page_in_both_languages(client):
     zh = client.get("/parcel").get_data(as_text=True)
-    assert re.search(r'data-endpoint="parcels.index"[^>]*>地块选址预判</a>', zh)
+    assert re.search(r'data-endpoint="parcels.index"[^>]*>地块选址</a>', zh)
     try:
         en = client.get("/parcel?lang=en").get_data(as_text=True)
         assert re.search(r'data-endpoint="parcels.index"[^>]*>Parcel siting</a>', en)

@@ -40,7 +40,7 @@ def test_phone_menu_opens_every_section_of_the_role(page_as, live_server, artifa
     pg.goto(live_server + "/workshops", wait_until="load")
     button = pg.locator(".ga-menu-button")
     labels = _expected(role)
-    assert len(labels) == (12 if role == "admin" else 10)
+    assert len(labels) == len([i for i in NAV_ITEMS if role == "admin" or i[3] != "admin"])
     assert button.is_visible() and button.get_attribute("aria-expanded") == "false"
     # Closed: no link squeezed into a sideways-scrolling row, no page overflow.
     assert not any(pg.locator(_link(label)).is_visible() for label in labels)
@@ -59,7 +59,7 @@ def test_phone_menu_opens_every_section_of_the_role(page_as, live_server, artifa
     pg.screenshot(path=str(artifacts / f"header-menu-390-{role}.png"))
 
     # A tap outside closes it; a link in it goes to its page.
-    pg.mouse.click(200, 800)
+    pg.mouse.click(10, 800)  # left of the panel, which runs down the right-hand side
     assert button.get_attribute("aria-expanded") == "false"
     assert not pg.locator(_link(labels[-1])).is_visible()
     button.click()
