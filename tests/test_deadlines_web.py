@@ -96,3 +96,13 @@ def test_site_page_shows_the_deadline_statuses(client, core):
     en = client.get("/sites/E0008?lang=en").get_data(as_text=True)
     client.get("/sites/E0008?lang=zh")
     assert ">Deadlines <" in en and "days overdue" in en
+
+
+def test_site_page_judges_the_deadlines_on_the_as_of_day(client, core):
+    due = dt.date.fromisoformat(core.repo.site("E0008")["deadline"])
+    before = client.get(f"/sites/E0008?as_of={due - dt.timedelta(days=20)}")
+    assert before.status_code == 200
+    assert 'data-kind="deadline" data-status="not_due"' in before.get_data(as_text=True)
+    soon = client.get(f"/sites/E0008?as_of={due - dt.timedelta(days=14)}").get_data(as_text=True)
+    assert 'data-kind="deadline" data-status="due_soon"' in soon
+    assert client.get("/sites/E0008?as_of=2026-13-40").status_code == 400

@@ -172,3 +172,14 @@ def test_the_page_in_english(viewer):
     assert "Heavy-pollution weather emergency emission-reduction list" in html
     assert "Orange warning" in html and "Grade A" in html
     assert Path  # noqa: B018
+
+
+def test_the_site_page_shows_the_grade_and_each_level_s_measures(viewer):
+    html = _text(viewer.get("/sites/E0002?lang=zh"))  # 昌盛特钢, in the list
+    section = html[html.index('id="emergency"'):]
+    section = section[:section.index("</section>")]
+    assert re.search(r'data-grade="\w+"', html[html.index('class="st-section st-emergency"'):])
+    assert [m for m in re.findall(r'data-level="(\w+)"', section)] == ["yellow", "orange", "red"]
+    assert "绩效分级" in section and "限产比例" in section
+    farm = _text(viewer.get("/sites/F0001"))
+    assert 'id="emergency"' not in farm  # a site the list does not name has no section

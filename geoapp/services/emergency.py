@@ -84,6 +84,18 @@ def _row(m: EmergencyMeasure) -> dict[str, Any]:
                        for lv in LEVELS}}
 
 
+def site_measures(app: Geoapp, site_id: str) -> dict[str, Any] | None:
+    """The site's row of the list as its site page shows it (grade, each level's measures),
+    or None when the list does not name the site."""
+    for m in measures(app):
+        if m.site_id == site_id:
+            row = _row(m)
+            row["level_rows"] = [{"value": lv.value, "zh": lv.zh, "colour": lv.colour,
+                                  **row["levels"][lv.value]} for lv in LEVELS]
+            return row
+    return None
+
+
 def parse_filters(app: Geoapp, *, county: str | None = None, grade: str | None = None,
                   query: str | None = None, matched: str | None = None,
                   level: str | None = None) -> dict[str, Any]:

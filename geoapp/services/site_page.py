@@ -18,7 +18,7 @@ from geoapp.domain.bulletin import LOCAL_TZ
 from geoapp.domain.vocab import SiteType
 from geoapp.maps.base import Translate, identity
 from geoapp.maps.site import site_map
-from geoapp.services import deadlines, inspection, pagemap, photos
+from geoapp.services import deadlines, emergency, inspection, pagemap, photos
 from geoapp.services.complaints import site_complaints
 from geoapp.services.core import Geoapp
 
@@ -106,10 +106,13 @@ def page_map(app: Geoapp, site: Mapping[str, Any], check: Any, verdict: str, *,
 
 
 def view(app: Geoapp, site_id: str, *, gettext: Translate = identity,
-         tz: tzinfo = LOCAL_TZ) -> dict[str, Any]:
+         tz: tzinfo = LOCAL_TZ, as_of: str | None = None) -> dict[str, Any]:
     """Everything /sites/<id> shows (NotFound for an unknown id): the keys of
     :func:`geoapp.services.inspection.site_page` with stored values in words and local
-    time, plus ``map`` (folium), ``new_site`` and ``type_labels`` (zh, en)."""
+    time, plus ``map`` (folium), ``new_site`` and ``type_labels`` (zh, en). ``as_of``
+    (``?as_of=2026-12-03``) is the day the deadlines are judged on (today without one;
+    InvalidInput for anything that is not a date)."""
+    day = deadlines.as_of_day(as_of)
     data = inspection.site_page(app, site_id)
     for attr in data["attributes"]:
         if attr["field"] in TIME_FIELDS:
@@ -126,7 +129,9 @@ def view(app: Geoapp, site_id: str, *, gettext: Translate = identity,
                            for rec in data["inspections"]]
     data["inspection_photos"] = photos.site_photos(app, site_id)
     data["suspected_complaints"] = site_complaints(app, site_id)
-    data["deadlines"] = deadlines.site_section(app, data["site"], gettext=gettext)
+    data["deadlines"] = deadlines.site_section(app, data["site"], as_of=day.date,
+                                               gettext=gettext)
+    data["emergency"] = emergency.site_measures(app, site_id)
     kind = SiteType(data["site"]["site_type"])
     data["type_labels"] = {"zh": kind.zh, "en": kind.en}
     data["new_site"] = new_site_of(data["site"])

@@ -37,7 +37,7 @@ def _not_found(site_id: str) -> NotFound:
 def _page(site_id: str, *, form: dict[str, Any] | None = None, errors: list | None = None,
           conflict: Conflict | None = None, status: int = 200):
     try:
-        data = site_page.view(core(), site_id, gettext=_)
+        data = site_page.view(core(), site_id, gettext=_, as_of=request.args.get("as_of"))
     except NotFound:
         raise _not_found(site_id) from None
     m = data.pop("map")
