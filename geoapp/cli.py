@@ -545,14 +545,20 @@ def ledger_import(file, user, max_rows) -> None:
 @ledger_group.command("export")
 @click.option("--district", help="Only this district (辖区), e.g. 解放区.")
 @click.option("--with-hits", is_flag=True, help="Add the rule hits as extra columns.")
+@click.option("--with-deadlines", is_flag=True,
+              help="Add the 整改完成时限's status (时限状态) and days overdue (逾期天数).")
+@click.option("--as-of", help="Judge the deadlines on this day (YYYY-MM-DD; default today).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output .xlsx file.")
 @handle_errors
-def ledger_export(district, with_hits, output) -> None:
+def ledger_export(district, with_hits, with_deadlines, as_of, output) -> None:
     """Export the ledger in the template (all enterprises or one district)."""
+    from geoapp.services import deadlines
     from geoapp.services.ledger import export_ledger
 
-    report = export_ledger(_open_core(), output, district=district, with_hits=with_hits)
+    report = export_ledger(_open_core(), output, district=district, with_hits=with_hits,
+                           with_deadlines=with_deadlines,
+                           as_of=deadlines.as_of_day(as_of).date)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 

@@ -320,9 +320,10 @@ def test_cli_exports_a_district_and_rejects_a_bad_file_with_status_2(instance, m
     runner = CliRunner()
     out = tmp_path / "jf.xlsx"
     r = runner.invoke(main, ["ledger", "export", "--district", "解放区", "--with-hits",
-                             "-o", str(out)])
+                             "--with-deadlines", "--as-of", "2026-12-03", "-o", str(out)])
     assert r.exit_code == 0, r.output
     assert {row[1] for row in _data_rows(out)} == {"解放区"}
+    assert '"with_deadlines": true' in r.output
     _edit(out, tmp_path / "bad.xlsx", {(2, "整治分类"): "关停"})
     r = runner.invoke(main, ["ledger", "import", str(tmp_path / "bad.xlsx")])
     assert r.exit_code == 2 and "整治分类" in r.stderr and "第 7 行" in r.stderr

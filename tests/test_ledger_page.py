@@ -120,3 +120,19 @@ def test_unknown_layer_or_format_is_404(client):
 
 def test_unknown_district_is_400(client):
     assert client.get("/ledger/export?district=火星区").status_code == 400
+
+
+def test_export_with_deadlines_adds_the_status_and_reads_back(app, client, tmp_path):
+    r, path = _exported(client, tmp_path, deadlines="1", as_of="2026-12-03")
+    ws = load_workbook(path).active
+    headers = [c.value for c in ws[4]] + [c.value for c in ws[3]]
+    assert "时限状态" in headers and "逾期天数" in headers
+    col = [c.value for c in ws[4]].index("时限状态") + 1 if "时限状态" in [
+        c.value for c in ws[4]] else [c.value for c in ws[3]].index("时限状态") + 1
+    statuses = [ws.cell(row=i, column=col).value for i in range(5, ws.max_row + 1)]
+    assert statuses.count("逾期") == 37  # the embedded firms past their 整改完成时限
+    again = client.post("/ledger/import", data={"csrf_token": client.token,
+                                                "file": (path.open("rb"), "台账.xlsx")},
+                        content_type="multipart/form-data")
+    assert again.status_code == 200 and "新增 0 家" in again.get_data(as_text=True)
+    assert client.get("/ledger/export?deadlines=1&as_of=someday").status_code == 400

@@ -18,7 +18,7 @@ from flask_login import current_user
 from werkzeug.utils import secure_filename
 
 from geoapp.domain.errors import InvalidInput, NotFound, ValidationFailed
-from geoapp.services import interchange, ledger, upload_limits
+from geoapp.services import deadlines, interchange, ledger, upload_limits
 from geoapp.web.auth import role_required
 from geoapp.web.common import core, send_download
 
@@ -75,15 +75,19 @@ def upload():
 @bp.get("/ledger/export")
 @role_required("planner")
 def export():
-    """The ledger in the bureau's template: all or one district, hits as extra columns."""
+    """The ledger in the bureau's template: all or one district, hits as extra columns,
+    ``deadlines=1`` the 整改完成时限's status and days overdue (as of ``as_of``, default today)."""
     app = core()
     district = (request.args.get("district") or "").strip() or None
     if district and district not in app.city.county_names:
         raise InvalidInput(_("未知辖区：%(name)s", name=district))
     with_hits = request.args.get("hits") in ("1", "true", "on")
+    with_deadlines = request.args.get("deadlines") in ("1", "true", "on")
+    as_of = deadlines.as_of_day(request.args.get("as_of")).date
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ledger.xlsx"
-        ledger.export_ledger(app, path, district=district, with_hits=with_hits)
+        ledger.export_ledger(app, path, district=district, with_hits=with_hits,
+                             with_deadlines=with_deadlines, as_of=as_of)
         data = path.read_bytes()
     title = f"{app.city.name}{district or ''}企业整治工作台账.xlsx"
     return send_download(data, title, XLSX, ascii_name="ledger.xlsx")
