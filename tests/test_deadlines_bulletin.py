@@ -58,11 +58,11 @@ def test_xlsx_has_the_section(core, report, tmp_path):
     path = write_file(core, report, "bulletin.xlsx", tmp_path)
     wb = load_workbook(path)
     assert {"逾期督办统计", "逾期清单"} <= set(wb.sheetnames)
-    counts = list(wb["逾期督办统计"].iter_rows(values_only=True))
+    counts = list(wb["逾期督办统计"].iter_rows(min_row=4, values_only=True))  # under the title rows
     assert counts[0] == ("区县", "逾期事项", "逾期单位", "即将到期事项")
     assert counts[-2][:2] == ("合计", report.overdue.total)
     assert counts[-1][0] == "统计截至2026年11月29日"
-    rows = list(wb["逾期清单"].iter_rows(values_only=True))
+    rows = list(wb["逾期清单"].iter_rows(min_row=4, values_only=True))
     assert len(rows) - 1 == report.overdue.total
     assert all(isinstance(r[6], int) and r[6] > 0 for r in rows[1:])
 

@@ -138,7 +138,7 @@ def test_bulletin_docx_and_xlsx_carry_the_list(core, grid_with_firm, tmp_path):
     cells = [c.text for t in doc.tables for row in t.rows for c in row.cells]
     assert name in cells and code in cells
     wb = load_workbook(write_file(core, report, "bulletin.xlsx", tmp_path), read_only=True)
-    rows = [list(r) for r in wb["约谈名单"].iter_rows(values_only=True)]
+    rows = [list(r) for r in wb["约谈名单"].iter_rows(min_row=4, values_only=True)]
     assert rows[0][:5] == ["区县", "网格编号", "网格名称", "重点监控", "连续预警周数"]
     mine = [r for r in rows if r[1] == code]
     assert mine and mine[0][0] == county and mine[0][4] == 3 and name in [r[8] for r in mine]

@@ -181,7 +181,7 @@ def test_quarterly_workbook_holds_title_deadline_and_tables(client, ledger):
     assert ws["A1"].value == "「百企退城」工作进展情况（2019年第3季度）"
     assert ws["A2"].value == "报送时限：2019年9月25日前"
     assert ws["A3"].value.startswith("截至2019年9月30日，")
-    assert wb["按辖区"]["A3"].value == "统计截至2019年9月30日"
+    assert wb["按辖区"]["A3"].value == "焦作市生态环境局　统计截至2019年9月30日"
     rows = {r[0]: r[1:] for r in ws.iter_rows(min_row=5, values_only=True)}
     started = int(_by(ledger, "actual_start", "2019-09-30").sum())
     assert rows["已启动(家)"] == (started, 65, round(100 * started / 65, 1))

@@ -112,7 +112,7 @@ def test_2020_q4_download_and_cli_say_as_of_2020_12_31(client, tmp_path, instanc
     assert wb["总体情况"]["A3"].value.startswith("截至2020年12月31日，")
     rows = {r[0]: r[1:] for r in wb["总体情况"].iter_rows(min_row=5, values_only=True)}
     assert rows["已完成(家)"][0] == 57
-    assert wb["按行业"]["A3"].value == "统计截至2020年12月31日"
+    assert wb["按行业"]["A3"].value == "焦作市生态环境局　统计截至2020年12月31日"
 
     monkeypatch.setenv("GEOAPP_INSTANCE_PATH", str(instance))
     result = CliRunner().invoke(main, ["report", "quarterly", "--year", "2020", "--quarter",

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
+from geoapp.domain.bulletin import IsoWeek
 from geoapp.domain.complaints import SourceSpec, parse_sources
 from geoapp.domain.errors import ConfigError
 from geoapp.domain.units import keyword_table
@@ -67,6 +69,33 @@ class City:
     #: defaults in geoapp.domain.complaints.DEFAULT_SOURCES).
     complaint_sources: dict[str, tuple[SourceSpec, ...]] = field(
         default_factory=lambda: parse_sources(None))
+    #: The documents' issuing unit (发文机关, [documents] issuing_unit; default
+    #: ``<name>生态环境局``), the week of the weekly bulletin's 第1期 ([documents]
+    #: bulletin_first_week; None: the issue number is the ISO week number, a new series each
+    #: year) and the check sheets' serial prefix ([documents] check_prefix; default the
+    #: city's first character + 环核). docs/documents.md.
+    issuing_unit: str = ""
+    bulletin_first_week: IsoWeek | None = None
+    check_prefix: str = ""
+
+    @property
+    def issuer(self) -> str:
+        """The issuing unit named at the end of every document."""
+        return self.issuing_unit or f"{self.name}生态环境局"
+
+    def issue_number(self, week: IsoWeek) -> int | None:
+        """The weekly bulletin's 第N期: weeks since ``bulletin_first_week`` plus one (None
+        before it), or the ISO week number when no first week is set."""
+        if self.bulletin_first_week is None:
+            return week.week
+        n = (week.monday - self.bulletin_first_week.monday).days // 7 + 1
+        return n if n >= 1 else None
+
+    def check_serial(self, day: date, record_id: int) -> str:
+        """A check sheet's serial number, e.g. ``焦环核〔2026〕0012号``: the prefix, the year of
+        the record and the record's id (unique and never reused) in four digits at least."""
+        prefix = self.check_prefix or f"{self.name[:1]}环核"
+        return f"{prefix}〔{day.year}〕{int(record_id):04d}号"
 
     @property
     def units_layer(self) -> str | None:
@@ -85,6 +114,7 @@ class City:
         city = _table(d, "city")
         layers = _layers(d)
         requirements, keywords = _units(d, layers)
+        unit, first_week, prefix = _documents(d)
         return cls(
             name=_text(city, "name", "city"),
             name_en=_text(city, "name_en", "city"),
@@ -100,6 +130,9 @@ class City:
             industry_keywords=keywords,
             other_industries=_other_industries(d),
             complaint_sources=parse_sources(_complaints(d).get("sources")),
+            issuing_unit=unit,
+            bulletin_first_week=first_week,
+            check_prefix=prefix,
         )
 
 
@@ -213,6 +246,23 @@ def _other_industries(d: Mapping[str, Any]) -> tuple[str, ...]:
             or not all(isinstance(v, str) and v.strip() for v in other):
         raise ConfigError("city file: industries.other must be a list of industry names")
     return tuple(dict.fromkeys(v.strip() for v in other))
+
+
+def _documents(d: Mapping[str, Any]) -> tuple[str, IsoWeek | None, str]:
+    """The optional [documents] table: issuing_unit, bulletin_first_week, check_prefix."""
+    raw = d.get("documents", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError("city file: [documents] must be a table")
+    unknown = sorted(set(raw) - {"issuing_unit", "bulletin_first_week", "check_prefix"})
+    if unknown:
+        raise ConfigError(f"city file: [documents] has unknown key(s) {', '.join(unknown)}")
+    unit = _text(raw, "issuing_unit", "documents", required=False)
+    week_text = _text(raw, "bulletin_first_week", "documents", required=False)
+    try:
+        week = IsoWeek.parse(week_text) if week_text else None
+    except Exception as exc:  # noqa: BLE001 - InvalidInput names what is wrong
+        raise ConfigError(f"city file: documents.bulletin_first_week: {exc}") from None
+    return unit, week, _text(raw, "check_prefix", "documents", required=False)
 
 
 def _complaints(d: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from openpyxl.styles import Font
 
 from geoapp.exports.tables import fit_column_widths, neutralise_frame
+
+#: Rows above each sheet's table: the title, the week and issue, the issuing unit and date.
+TITLE_ROWS = 3
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +151,37 @@ def overdue_sheets(report: Any) -> dict[str, pd.DataFrame]:
     return {OVERDUE_SHEETS[0]: counts, OVERDUE_SHEETS[1]: rows}
 
 
-def write_bulletin_xlsx(report: Any, path: str | Path) -> Path:
-    """Write the workbook in one pass; document properties carry the week, not the clock."""
+def title_rows(ws, lines: tuple[str, str, str]) -> None:
+    """The title (bold), the period and the issuing unit in A1:A3 of ``ws``."""
+    for r, text in enumerate(lines, start=1):
+        ws.cell(row=r, column=1, value=text)
+    ws.cell(row=1, column=1).font = Font(bold=True, size=14)
+
+
+def bulletin_title_lines(report: Any, issuer: str, issue: int | None) -> tuple[str, str, str]:
+    """``(title, week line with 第N期, issuing unit and date of issue)``."""
+    week = report.text.split("\n", 2)[1]
+    issued = report.week.sunday + timedelta(days=1)
+    return (report.title, f"{week}　第{issue}期" if issue else week,
+            f"{issuer}　{issued.year}年{issued.month}月{issued.day}日".strip("　"))
+
+
+def write_bulletin_xlsx(report: Any, path: str | Path, *, issuer: str = "",
+                        issue: int | None = None) -> Path:
+    """Write the workbook in one pass: on every sheet the title rows, then the table;
+    document properties carry the week, not the clock."""
     path = Path(path)
     stamp = datetime.combine(report.week.monday, datetime.min.time())
+    lines = bulletin_title_lines(report, issuer, issue)
     with pd.ExcelWriter(path, engine="openpyxl") as xw:
         for name, df in bulletin_sheets(report).items():
             frame = neutralise_frame(df)
-            frame.to_excel(xw, sheet_name=name, index=False)
+            frame.to_excel(xw, sheet_name=name, index=False, startrow=TITLE_ROWS)
             ws = xw.sheets[name]
-            ws.freeze_panes = "A2"
-            fit_column_widths(ws, frame, header_row=1, max_width=60, per_char=1.6)
+            title_rows(ws, lines)
+            ws.freeze_panes = f"A{TITLE_ROWS + 2}"
+            fit_column_widths(ws, frame, header_row=TITLE_ROWS + 1, max_width=60,
+                              per_char=1.6)
         props = xw.book.properties
         props.created = props.modified = stamp
         props.title = f"{report.title} {report.week}"

@@ -6,7 +6,8 @@ coordinate system), the conclusion per parcel, and for each parcel: its ground a
 rules it breaks or may break with distances and overlaps, the layer features it overlaps,
 and every environmental control unit it touches with the unit's full 准入清单 — the lines
 naming the project's industry marked — followed by how it was measured and what a
-pre-assessment is not.
+pre-assessment is not, signed by the issuing unit with the day of the check. The page and
+fonts are the official layout of ``docx_common`` (docs/documents.md).
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ import pandas as pd
 from geoapp.domain.text import document_text
 from geoapp.domain.units import PARTS, requirement_lines
 from geoapp.domain.vocab import SiteType
-from geoapp.exports.docx_common import heading, new_document, paragraph, picture, set_font, table
+from geoapp.exports.docx_common import (
+    heading,
+    new_document,
+    paragraph,
+    picture,
+    signature,
+    small_paragraph,
+    table,
+    title,
+)
 from geoapp.exports.parcel_tables import OUTCOME_ZH, VERDICT_ZH
 
 TITLE = "项目选址环境合理性预判报告"
@@ -72,9 +82,8 @@ def write_parcel_docx(answer: Mapping[str, Any], path: str | Path, *,
 
     stamp = datetime.fromisoformat(answer["checked_at"])
     doc = new_document(TITLE, stamp.replace(tzinfo=None))
-    paragraph(doc, TITLE, size=18, bold=True, center=True)
-    paragraph(doc, f"{issuer or answer.get('city', '')}　{stamp:%Y年%m月%d日 %H:%M}",
-              size=11, center=True)
+    title(doc, TITLE)
+    paragraph(doc, f"核查时间：{stamp:%Y年%m月%d日 %H:%M}", center=True)
 
     inp, src, summary = answer["input"], answer["source"], answer["summary"]
     heading(doc, "一、项目与地块")
@@ -90,9 +99,9 @@ def write_parcel_docx(answer: Mapping[str, Any], path: str | Path, *,
              if k not in ("site_type", "industry", "industry_given") and v not in (None, "")]
     table(doc, "基本信息", pd.DataFrame(rows, columns=["项目", "内容"]))
     if answer.get("warnings"):
-        heading(doc, "读取地块时的提示", size=12)
+        heading(doc, "读取地块时的提示", level=2)
         for w in answer["warnings"]:
-            paragraph(doc, f"· {w.get('message', '')}", size=10.5)
+            paragraph(doc, f"· {w.get('message', '')}")
 
     heading(doc, "二、预判结论")
     counts = summary["verdicts"]
@@ -110,9 +119,9 @@ def write_parcel_docx(answer: Mapping[str, Any], path: str | Path, *,
                         RGBColor(*FLAG_COLOUR))
     if len(parcels) > MAX_DETAILED:
         paragraph(doc, f"（共 {len(parcels)} 宗地块，逐宗详情仅列前 {MAX_DETAILED} 宗；"
-                  "全部结果见 XLSX 或 GeoPackage 输出。）", size=10.5)
+                  "全部结果见 XLSX 或 GeoPackage 输出。）")
 
-    heading(doc, "说明")
+    heading(doc, "四、说明")
     for line in (
         "1. 本报告为选址环境合理性预判，依据本系统当前的管控图层、规则和环境管控单元生态环境准入清单"
         "自动生成，供项目前期选址参考，不替代规划选址、环境影响评价审批等法定程序。",
@@ -123,7 +132,10 @@ def write_parcel_docx(answer: Mapping[str, Any], path: str | Path, *,
         "超出本市数据范围——地块不在本市数据覆盖范围内，未作判断。",
         "4. 准入清单中标注【涉及本行业】的条款是按行业关键词检索出的条款，请结合全文逐条核对。",
     ):
-        paragraph(doc, line, size=10.5)
+        paragraph(doc, line)
+    unit = issuer or answer.get("city", "")
+    if unit:
+        signature(doc, unit, stamp.date())
     path = Path(path)
     doc.save(str(path))
     return path
@@ -133,13 +145,13 @@ def _parcel_section(doc, i: int, p: Mapping[str, Any], map_png: Path | None,
                     has_industry: bool, flag_colour) -> None:
     name = p.get("name") or ""
     heading(doc, f"三-{i + 1}、地块 {p['id']}{('：' + name) if name else ''}")
-    paragraph(doc, f"结论：{VERDICT_ZH[p['verdict']]}", size=14, bold=True)
-    paragraph(doc, f"用地面积：{_area_text(p['area'])}", size=11)
+    paragraph(doc, f"结论：{VERDICT_ZH[p['verdict']]}", bold=True)
+    paragraph(doc, f"用地面积：{_area_text(p['area'])}")
     if p.get("declared_area_m2") is not None:
-        paragraph(doc, f"申报面积：{_fmt_m2(p['declared_area_m2'])} 平方米", size=11)
+        paragraph(doc, f"申报面积：{_fmt_m2(p['declared_area_m2'])} 平方米")
     if p.get("counties"):
         paragraph(doc, "所在区县：" + "、".join(
-            f"{c['name']}（{c['share'] * 100:.1f}%）" for c in p["counties"]), size=11)
+            f"{c['name']}（{c['share'] * 100:.1f}%）" for c in p["counties"]))
     if map_png is not None:
         picture(doc, map_png)
     table(doc, "触发的管控规则", pd.DataFrame(
@@ -161,31 +173,31 @@ def _parcel_section(doc, i: int, p: Mapping[str, Any], map_png: Path | None,
           _fmt_m2(r.get("overlap_m2")), OUTCOME_ZH.get(r["outcome"], r["outcome"]),
           "是" if r["applies"] else "视属性而定") for r in p["rules"]],
         columns=["规则", "最近要素", "最小距离（米）", "重叠面积（平方米）", "结果", "适用"]))
-    heading(doc, "涉及的环境管控单元及生态环境准入清单", size=12)
+    heading(doc, "涉及的环境管控单元及生态环境准入清单", level=2)
     if not p["units"]:
         paragraph(doc, "（无）")
     for u in p["units"]:
         paragraph(doc, f"{u['code']}　{u.get('name') or ''}（{u.get('category') or ''}）"
                   f"　重叠 {_fmt_m2(u['overlap_m2'])} 平方米，占地块 {u['share'] * 100:.2f}%",
-                  size=11, bold=True)
+                  bold=True)
         if not u.get("requirements_known", True):
-            paragraph(doc, "（本单元未录入准入清单。）", size=10.5)
+            paragraph(doc, "（本单元未录入准入清单。）")
             continue
         flagged = {(f["part"], f["line"]) for f in u["flagged_lines"]}
         for key, part_name in PARTS:
-            paragraph(doc, f"{part_name}：", size=10.5, bold=True)
+            paragraph(doc, f"{part_name}：", bold=True)
             text = u["requirements"].get(key) or ""
             lines = requirement_lines(text) or ["（无）"]
             for line in lines:
-                para = doc.add_paragraph()
+                para = small_paragraph(doc)
                 if (key, line) in flagged:
                     run = para.add_run(document_text("【涉及本行业】" + line))
-                    set_font(run, "宋体", 10.5, bold=True)
+                    run.bold = True
                     run.font.color.rgb = flag_colour
                 else:
-                    set_font(para.add_run(document_text(line)), "宋体", 10.5)
+                    para.add_run(document_text(line))
         if has_industry and not u["flagged_lines"]:
-            paragraph(doc, "（本单元准入清单中未检索到涉及本行业的条款。）", size=10.5)
+            paragraph(doc, "（本单元准入清单中未检索到涉及本行业的条款。）")
 
 
 __all__ = ["TITLE", "write_parcel_docx"]

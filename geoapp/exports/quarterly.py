@@ -1,6 +1,7 @@
 """The 百企退城 quarterly progress report as Excel and Word files, in Chinese.
 
-Same habits as the weekly bulletin: Chinese headers, body font 宋体 and headings 黑体, every
+Same habits as the weekly bulletin: Chinese headers, the document in the official layout of
+``docx_common`` (docs/documents.md) signed by the issuing unit on the reporting deadline, every
 document property pinned to the quarter's reporting deadline (not the clock) and the chart
 drawn with no software stamp, so the same figures always give the same file content. Every
 figure is counted as of the quarter's last day (today for the current quarter), and the files
@@ -20,12 +21,14 @@ from openpyxl.styles import Font
 
 from geoapp.exports.charts import TrendChart, trend_png
 from geoapp.exports.docx_common import (
-    HEADING_FONT,
     heading,
     new_document,
     paragraph,
     picture,
+    signature,
     table,
+    table_caption,
+    title,
 )
 from geoapp.exports.tables import fit_column_widths, neutralise_frame
 
@@ -91,8 +94,14 @@ def _stamp(report: Any) -> datetime:
     return datetime.combine(report.deadline, datetime.min.time())
 
 
-def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
-    """Write the workbook: title, deadline and summary text above each sheet's table."""
+def _issuer_line(report: Any, issuer: str) -> str:
+    """``焦作市生态环境局　统计截至2020年12月31日`` (the issuing unit and the period's end)."""
+    return f"{issuer}　{_as_of_line(report)}" if issuer else _as_of_line(report)
+
+
+def write_quarterly_xlsx(report: Any, path: str | Path, *, issuer: str = "") -> Path:
+    """Write the workbook: title, deadline and summary text above each sheet's table (the
+    issuing unit with the 统计截至 line)."""
     path = Path(path)
     with pd.ExcelWriter(path, engine="openpyxl") as xw:
         for name, df in quarterly_sheets(report).items():
@@ -101,7 +110,7 @@ def write_quarterly_xlsx(report: Any, path: str | Path) -> Path:
             ws = xw.sheets[name]
             ws["A1"] = report.title
             ws["A2"] = report.deadline_text
-            ws["A3"] = report.text if name == SHEETS[0] else _as_of_line(report)
+            ws["A3"] = report.text if name == SHEETS[0] else _issuer_line(report, issuer)
             ws["A1"].font = Font(bold=True, size=14)
             ws.freeze_panes = "A5"
             fit_column_widths(ws, frame, header_row=4, max_width=40, per_char=1.6)
@@ -119,22 +128,26 @@ def trend_chart(report: Any) -> TrendChart:
     return TrendChart.from_trend(report.dashboard.trend, report.quarter.year)
 
 
-def write_quarterly_docx(report: Any, path: str | Path) -> Path:
-    """Write the document: title, deadline, summary, trend chart, then the tables."""
+def write_quarterly_docx(report: Any, path: str | Path, *, issuer: str = "") -> Path:
+    """Write the document: title, deadline, the period's end (统计截至), summary, trend chart,
+    the tables, then the issuing unit and the date (the reporting deadline)."""
     path = Path(path)
     doc = new_document(report.title, _stamp(report))
-    paragraph(doc, report.title, font=HEADING_FONT, size=18, bold=True, center=True)
-    paragraph(doc, report.deadline_text, size=12, center=True)
-    paragraph(doc, f"（{_as_of_line(report)}）", size=12, center=True)
+    title(doc, report.title)
+    paragraph(doc, report.deadline_text, center=True)
+    paragraph(doc, f"（{_as_of_line(report)}）", center=True)
     heading(doc, "一、总体进展")
     paragraph(doc, report.text)
     heading(doc, "二、季度趋势")
     with tempfile.TemporaryDirectory() as tmp:
+        table_caption(doc, "季度趋势图")
         picture(doc, trend_png(trend_chart(report), Path(tmp) / "trend.png"))
     heading(doc, "三、分类统计")
     sheets = quarterly_sheets(report)
     for name in SHEETS[1:]:
         table(doc, name, sheets[name])
+    if issuer:
+        signature(doc, issuer, report.deadline)
     doc.save(str(path))
     log.debug("quarterly document %s", path)
     return path

@@ -328,5 +328,5 @@ def write_level(app: Geoapp, level: str, path: str | Path, fmt: str) -> Path:
         intro = (f"{lv.zh}预警期间，各县（市、区）按下表逐家核查纳入应急减排清单的 {total} 家企业"
                  "的限产比例、停产工序和运输管控措施落实情况。")
         return write_level_docx(path, title=title, intro=intro, groups=groups,
-                                stamp=_stamp(app))
+                                stamp=_stamp(app), issuer=app.city.issuer)
     raise NotFound(_l("没有这种格式：%(fmt)s", fmt=fmt))

@@ -424,7 +424,7 @@ def write_report_docx(app: Geoapp, report: ParcelReport, path: str | Path) -> Pa
                                           Path(tmp) / f"parcel-{i}.png",
                                           metric_crs=app.metric_crs, title=title))
         return write_parcel_docx(report.to_dict(), path, maps=maps,
-                                 issuer=f"{app.city.name}生态环境局")
+                                 issuer=app.city.issuer)
 
 
 __all__ = ["ANSWER_FORMATS", "write_answer", "write_report_docx", "COUNTIES_LAYER", "CountyShare", "ParcelAnswer", "ParcelReport", "UnitTouch",

@@ -400,7 +400,7 @@ def trend_svg(dash: Dashboard, gettext: Callable[[str], str] | None = None) -> s
 def write_quarterly(app, report: QuarterlyReport, fmt: str, path: str | Path) -> Path:
     """Write the report as ``xlsx`` or ``docx``."""
     if fmt == "xlsx":
-        return out.write_quarterly_xlsx(report, path)
+        return out.write_quarterly_xlsx(report, path, issuer=app.city.issuer)
     if fmt == "docx":
-        return out.write_quarterly_docx(report, path)
+        return out.write_quarterly_docx(report, path, issuer=app.city.issuer)
     raise InvalidInput(f"unknown report format {fmt!r}; expected xlsx or docx")

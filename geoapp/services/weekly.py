@@ -322,9 +322,11 @@ def write_file(app, report: WeeklyReport, name: str, out_dir: str | Path) -> Pat
         png = out / "map.png"
         if not png.is_file():
             render_png(report, png, metric_crs=app.metric_crs)
-        write_docx(report, path, map_png=png)
+        write_docx(report, path, map_png=png, issuer=app.city.issuer,
+                   issue=app.city.issue_number(report.week))
     else:
-        write_bulletin_xlsx(report, path)
+        write_bulletin_xlsx(report, path, issuer=app.city.issuer,
+                            issue=app.city.issue_number(report.week))
     return path
 
 
