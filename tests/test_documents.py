@@ -111,6 +111,7 @@ def test_the_issue_number_counts_from_the_first_week(core):
     assert city.issue_number(IsoWeek(2025, 52)) is None
     assert city.issuer == ISSUER
     assert city.check_serial(IsoWeek(2026, 49).monday, 12) == "焦环核〔2026〕0012号"
+    assert city.check_serial(2027, 12345) == "焦环核〔2027〕12345号"
 
 
 def test_the_quarterly_report(core, tmp_path):

@@ -102,6 +102,8 @@ def test_the_inspection_print_view_shows_the_record_and_its_photos(app, recorded
     assert r.status_code == 200
     assert "±8 m" in html and "位置不符 · 距核查点 500 米" in html and "现场检查" in html
     assert html.count('class="ip-thumb"') == 3
+    serial = f"焦环核〔{html.split('记录时间')[1][1:5]}〕{recorded['site'][0]:04d}号"
+    assert f'<div class="ck-sheet-serial" data-serial>{serial}</div>' in html
 
 
 def test_a_photo_downloads_as_uploaded(app, recorded):

@@ -91,11 +91,13 @@ class City:
         n = (week.monday - self.bulletin_first_week.monday).days // 7 + 1
         return n if n >= 1 else None
 
-    def check_serial(self, day: date, record_id: int) -> str:
+    def check_serial(self, when: date | int, record_id: int) -> str:
         """A check sheet's serial number, e.g. ``焦环核〔2026〕0012号``: the prefix, the year of
-        the record and the record's id (unique and never reused) in four digits at least."""
+        the record (a date or the year) and the record's id (unique and never reused) in four
+        digits at least."""
         prefix = self.check_prefix or f"{self.name[:1]}环核"
-        return f"{prefix}〔{day.year}〕{int(record_id):04d}号"
+        year = when if isinstance(when, int) else when.year
+        return f"{prefix}〔{year}〕{int(record_id):04d}号"
 
     @property
     def units_layer(self) -> str | None:
