@@ -261,6 +261,7 @@ def test_bad_values_are_refused_whole_with_every_row_named(app, tmp_path):
         _row(7, "不存在县", "己公司", "", "化工", "C级"),                      # unknown county
         _row(8, ents[0]["district"], ents[0]["name"], ents[0]["credit_code"], "x", "C级"),
         _row(9, "解放区", "甲 公司", "", "化工", "B级"),  # 甲公司 again, without a code
+        _row(10, "解放区", "庚公司", "", "化工", "C级", (30, "", "")),     # yellow cut only
     ]
     with pytest.raises(ValidationFailed) as err:
         svc.import_list(app, two_row_form(tmp_path / "bad.xlsx", rows), user="planner")
@@ -276,6 +277,8 @@ def test_bad_values_are_refused_whole_with_every_row_named(app, tmp_path):
     assert by_row[10] == [("县（市、区）", "未知的县（市、区）“不存在县”")]
     assert "同一企业" in by_row[11][0][1]
     assert by_row[12] == [("企业名称", "与第 5 行企业名称相同：每家企业在清单中只能出现一次")]
+    assert [c for c, _m in by_row[13]] == ["橙色预警限产比例(%)", "红色预警限产比例(%)"]
+    assert "橙色预警限产比例为空，但黄色预警为 30%" in by_row[13][0][1]
     assert "未导入任何内容" in err.value.message
     assert _state(app) == before
 

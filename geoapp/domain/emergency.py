@@ -299,6 +299,17 @@ def check_values(values: Mapping[str, Any]) -> tuple[dict[str, Any], list[tuple[
     if orange is not None and yellow is not None and orange < yellow:
         problems.append(("orange_cut_pct", values.get("orange_cut_pct"),
                          _l("橙色预警限产比例低于黄色预警（%(other)s%%）", other=_num(yellow))))
+    # A stricter level left empty while a milder one cuts: the red list would show no cut
+    # for a firm that cuts under a yellow warning.
+    milder: tuple[str, float] | None = None
+    for lv in LEVELS:
+        f = f"{lv.value}_cut_pct"
+        if cuts[f] is not None:
+            milder = (lv.zh, cuts[f])
+        elif milder is not None and f in values and not any(p[0] == f for p in problems):
+            problems.append((f, values.get(f), _l(
+                "%(level)s预警限产比例为空，但%(milder)s预警为 %(other)s%%：级别越高，限产比例不应越低",
+                level=lv.zh, milder=milder[0], other=_num(milder[1]))))
     return out, problems
 
 
