@@ -325,6 +325,9 @@ def load_settings(instance_path: str | os.PathLike | None = None,
     for name in ("COMPLAINT_SOURCE_RADIUS_M", "COMPLAINT_MAP_WEEKS", "INTERVIEW_WEEKS"):
         if values[name] < 1:
             raise ConfigError(f"{name} must be 1 or more, got {values[name]}")
+    for name in ("DUE_SOON_DAYS", "TWO_CUTS_DAYS", "THREE_CLEARS_DAYS"):
+        if values[name] < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {values[name]}")
     trusted_proxies(values["TRUSTED_PROXIES"])  # a typo is an error now, not at a login
     return values
 

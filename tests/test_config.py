@@ -57,6 +57,13 @@ def test_wrong_type_names_the_setting(tmp_path):
         load_settings(tmp_path, environ={"GEOAPP_TILES": "google"})
 
 
+@pytest.mark.parametrize("name", ["DUE_SOON_DAYS", "TWO_CUTS_DAYS", "THREE_CLEARS_DAYS"])
+def test_a_negative_number_of_days_is_refused_at_start(tmp_path, name):
+    with pytest.raises(ConfigError, match=name):
+        load_settings(tmp_path, environ={f"GEOAPP_{name}": "-1"})
+    assert load_settings(tmp_path, environ={f"GEOAPP_{name}": "0"})[name] == 0
+
+
 def test_broken_instance_file_is_a_clear_error(tmp_path):
     (tmp_path / "geoapp.toml").write_text("TILES = \n", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
