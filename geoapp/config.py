@@ -148,6 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PHOTO_MISMATCH_M", 200.0, float,
             "A photo whose EXIF GPS position is farther than this many metres from the "
             "checked point is marked 位置不符 (position mismatch)."),
+    Setting("PHOTO_TIME_MISMATCH_H", 24.0, float,
+            "A photo whose EXIF time is more than this many hours from its inspection's time "
+            "is marked 拍摄时间与检查相差 N 天/小时 on the site page and the print view."),
     Setting("ENGINE_CACHE", True, bool,
             "Keep the built rule engine in the folder cache/ beside the database (the "
             "instance folder by default), so a new process (a geoapp command, a server "
