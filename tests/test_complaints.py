@@ -6,12 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import folium
+import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from pyproj import Geod
 
 from geoapp.domain.complaints import DEFAULT_SOURCES, SourceSpec, matches, parse_sources
 from geoapp.domain.errors import ConfigError
+from geoapp.maps.weekly import MARKER_LIMIT, add_complaints
+from geoapp.services.complaints import ComplaintPoints
 
 GEOD = Geod(ellps="WGS84")
 WEEK = "2026-W47"
@@ -232,3 +237,25 @@ def test_site_page_lists_suspected_complaints_with_distance(tmp_path, instance_w
     html = c.get("/sites/E0002").get_data(as_text=True)
     assert "疑似关联投诉" in html and "炼钢厂夜里冒黄烟" in html
     assert f'<td class="st-distance">{row["distance_m"]} 米</td>' in html
+
+
+def test_many_complaints_are_one_canvas_layer_per_category_with_their_popup_text():
+    n = MARKER_LIMIT + 500
+    rng = np.random.default_rng(5)
+    cats = ["air", "noise", "water", "solid_waste", "other"]
+    points = gpd.GeoDataFrame({
+        "id": [f"C{i:06d}" for i in range(n)], "received_at": "2026-11-20T08:00:00",
+        "time": "2026-11-20 08:00", "category": [cats[i % 5] for i in range(n)],
+        "label": "", "summary": ["<b>黑烟</b>"] * n,
+        "sources": [[{"id": "E0002", "name": "昌盛特钢", "type": "企业", "industry": "钢铁",
+                      "distance_m": 120}]] + [[]] * (n - 1)},
+        geometry=gpd.points_from_xy(rng.uniform(113.0, 113.4, n), rng.uniform(35.1, 35.3, n)),
+        crs=4326)
+    m = folium.Map()
+    entries = add_complaints(m, ComplaintPoints(points, n + 7, 7, 500), tiles="none")
+    html = m.get_root().render()
+    assert html.count("new window.GeoappPoints(") == 5  # one canvas layer per category
+    assert "ComplaintMarkers" not in html and "L.divIcon" not in html
+    assert "昌盛特钢（企业）120 米" in html and "<b>黑烟</b>" not in html  # text, escaped
+    assert [e[2].split("(")[1] for e in entries] == [f"{n // 5})"] * 5
+    assert "7 件无坐标，未上图" in html
