@@ -18,6 +18,7 @@ from geoapp.web import (
     api,
     auth,
     check,
+    documents,
     emergency,
     errors,
     i18n,
@@ -109,7 +110,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     for module in (views, api, relocation, check, parcels, sites, weekly, programme, workshops,
                    ledger, layers, admin, units, ogc, tiles, overdue, interviews,
-                   emergency):
+                   emergency, documents):
         app.register_blueprint(module.bp)
     app.context_processor(_navigation)
     security.init_app(app)
