@@ -3,12 +3,14 @@ validation, roles, and rule hits refreshed after a new site is saved."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import pytest
 
 from geoapp.services import progress
 from geoapp.services.checks import hits_are_stale
+from geoapp.services.deadlines import local_today
 
 from webutil import login
 
@@ -113,6 +115,19 @@ def test_actual_completion_needs_an_actual_start(app):
     with pytest.raises(progress.ValidationFailed) as err:
         progress.validate(core, form)
     assert {p["field"] for p in err.value.details} >= {"actual_start"}
+
+
+def test_an_actual_date_after_today_is_refused(app):
+    core = _core(app)
+    sid = _started_site(app)
+    form = progress.form_values(core.repo.site(sid))
+    later = (local_today() + dt.timedelta(days=1)).isoformat()
+    form.update(stage="completed", actual_completion=later)
+    with pytest.raises(progress.ValidationFailed) as err:
+        progress.validate(core, form)
+    assert [p["field"] for p in err.value.details] == ["actual_completion"]
+    form.update(actual_completion=local_today().isoformat())
+    assert progress.validate(core, form)["actual_completion"] == local_today().isoformat()
 
 
 def test_new_site_in_gcj02_is_stored_in_wgs84_and_hits_refresh(app):

@@ -23,6 +23,7 @@ from geoapp.domain.ledger import DATE_FIELDS, progress_problems
 from geoapp.domain.messages import Text as _l
 from geoapp.domain.vocab import Classification, SiteType, Stage
 from geoapp.services.checks import refresh_hits
+from geoapp.services.deadlines import local_today
 from geoapp.services.inspection import display_value
 from geoapp.spatial.crs import parse_point
 
@@ -117,6 +118,10 @@ def _new_site(app: Geoapp, form: Mapping[str, Any],
     return round(x, 7), round(y, 7)
 
 
+#: Dates of what was done: never after today (a planned date may be).
+ACTUAL_DATES = ("actual_start", "actual_completion")
+
+
 def validate(app: Geoapp, form: Mapping[str, Any]) -> dict[str, Any]:
     """The form as storage values; ValidationFailed lists every problem by field."""
     problems: list[Problem] = []
@@ -135,6 +140,11 @@ def validate(app: Geoapp, form: Mapping[str, Any]) -> dict[str, Any]:
                                                             limit=TEXT_LIMIT)))
         out[f] = text or None
     out["new_lon"], out["new_lat"] = _new_site(app, form, problems)
+    today = local_today()
+    for f in ACTUAL_DATES:  # what happened cannot have happened after today
+        if out.get(f) and dt.date.fromisoformat(out[f]) > today:
+            problems.append(_problem(f, out[f], _l("实际日期不能晚于今天（%(today)s）",
+                                                   today=today.isoformat())))
     problems += progress_problems(out)
     if problems:
         first = problems[0]
