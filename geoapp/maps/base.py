@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ TILES = tuple(TILES_CRS)
 #: styles (any other vector layer gets a plain grey style).
 LOCAL_TILE_LAYERS = ("city", "counties", "urban_core", "rivers", "yellow_river", "canal",
                      "places")
+#: The longest attribution a page shows (characters, before escaping).
+ATTRIBUTION_MAX = 200
 _CRS_LABELS = {"wgs84": "WGS84", "gcj02": "GCJ-02"}
 
 #: How every map builder is told the page's language: a gettext callable (the msgid is the
@@ -176,12 +179,21 @@ def local_tiles_spec(meta, url: str) -> dict:
     """The ``spec`` of a page's :class:`LocalTiles`: ``url`` with {z}/{x}/{y}, and from the
     archive's metadata ``meta`` (a :class:`geoapp.storage.tiles.TileMeta`) the format, zooms,
     bounds and attribution, so Leaflet asks only for tiles the archive holds and draws
-    deeper zooms from the deepest one (maxNativeZoom)."""
-    w, s, e, n = meta.bounds
-    return {"mode": "vector" if meta.vector else "raster", "url": url, "format": meta.format,
+    deeper zooms from the deepest one (maxNativeZoom).
+
+    The attribution comes from a file anyone may have made: it is plain text, HTML-escaped
+    here (Leaflet's attribution control takes HTML) and capped in length, so a link or
+    script in a file's metadata shows as text. Bounds that are not finite degrees are left
+    out (the layer is then unbounded) rather than handed to Leaflet."""
+    spec = {"mode": "vector" if meta.vector else "raster", "url": url, "format": meta.format,
             "minzoom": meta.minzoom, "maxzoom": meta.maxzoom,
-            "bounds": [[s, w], [n, e]], "attribution": meta.attribution,
+            "attribution": escape(" ".join(str(meta.attribution).split())[:ATTRIBUTION_MAX],
+                                  quote=True),
             "layers": list(meta.vector_layers)}
+    w, s, e, n = meta.bounds
+    if all(math.isfinite(v) for v in (w, s, e, n)) and w < e and s < n:
+        spec["bounds"] = [[s, w], [n, e]]
+    return spec
 
 
 def local_tiles_of(m: folium.Map) -> list[LocalTiles]:

@@ -39,16 +39,27 @@ def embed(app: Geoapp, m: Any, static_url: Callable[[str], str], *,
     path under static/ into the URL the app serves it at (geoapp's own scripts always, the
     vendored Leaflet and plugins in intranet mode); ``nonce`` is the page's
     Content-Security-Policy nonce. A local basemap (TILES=local) is pointed at the app's own
-    ``/tiles`` with the archive's zooms and bounds."""
+    ``/tiles`` with the archive's zooms and bounds. TILES=local means a network with no
+    internet, so it serves every asset from the app, as intranet mode does."""
     if local_tiles_of(m):
         set_local_tiles(m, local_basemap.page_spec(app, tiles_root(static_url)))
-    return page_parts(m, static_url, nonce=nonce, intranet=bool(app.settings.get("INTRANET")))
+    return page_parts(m, static_url, nonce=nonce, intranet=local_assets(app))
 
 
-def standalone(app: Geoapp, m: Any) -> str:
+def local_assets(app: Geoapp) -> bool:
+    """True when every map asset must come from the app: INTRANET on, or TILES=local."""
+    return bool(app.settings.get("INTRANET")) or app.settings.get("TILES") == "local"
+
+
+def standalone(app: Geoapp, m: Any, *, place_labels: bool = True) -> str:
     """The map ``m`` (built with tiles ``local``) as one HTML document that needs nothing but
     itself: Leaflet, its plugins, geoapp's scripts and styles inlined, and the city's own
     base layers (outline, counties, urban core, rivers, canal, county names) carried as
-    GeoJSON, so it shows the city opened from disk on a machine with no network."""
-    set_local_tiles(m, {"mode": "inline", "layers": local_basemap.inline_base(app)})
+    GeoJSON, so it shows the city opened from disk on a machine with no network. A map that
+    labels the counties itself (the weekly bulletin's) passes ``place_labels=False``, so
+    the names are not drawn twice."""
+    layers = local_basemap.inline_base(app)
+    if not place_labels:
+        layers.pop("places", None)
+    set_local_tiles(m, {"mode": "inline", "layers": layers})
     return standalone_document(m.get_root())

@@ -315,9 +315,10 @@ def write_file(app, report: WeeklyReport, name: str, out_dir: str | Path) -> Pat
         render_png(report, path, metric_crs=app.metric_crs)
     elif name == "map.html":
         # Opened from disk, maybe with no network: every script inside the file and the
-        # city's own base layers drawn from it (docs/basemap.md).
-        path.write_text(standalone(app, draw_weekly_map(report, tiles="local")),
-                        encoding="utf-8")
+        # city's own base layers drawn from it (docs/basemap.md); the bulletin's map labels
+        # the counties itself, so the base's county names are left out.
+        path.write_text(standalone(app, draw_weekly_map(report, tiles="local"),
+                                   place_labels=False), encoding="utf-8")
     elif name == "bulletin.docx":
         png = out / "map.png"
         if not png.is_file():

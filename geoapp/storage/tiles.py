@@ -1,29 +1,45 @@
 """Tile archives on disk: read tiles and metadata from a PMTiles or MBTiles file, and write both.
 
-The readers open the file read-only (PMTiles through a read-only memory map with the
-``pmtiles`` package, MBTiles through SQLite's ``mode=ro`` URI) and answer a tile by its
-XYZ address (``y`` counted from the north, as Leaflet asks). MBTiles stores TMS rows
-(``y`` counted from the south), so its reader flips ``y``.
+The readers open the file read-only (PMTiles with positional reads, ``os.pread``, never a
+memory map: a file truncated under a map would kill the process with SIGBUS; MBTiles through
+SQLite's ``mode=ro`` URI) and answer a tile by its XYZ address (``y`` counted from the north,
+as Leaflet asks). MBTiles stores TMS rows (``y`` counted from the south), so its reader flips
+``y``.
 
-A file that is missing, unreadable or not a tile archive raises
-:class:`TileArchiveError` (a ``ConfigError`` naming the file, Chinese first), once when it is
-opened, never per tile.
+A file that is missing, not a regular file, unreadable, truncated or not a tile archive
+raises :class:`TileArchiveError` (a ``ConfigError`` naming the file, Chinese first) when it
+is opened: a PMTiles file's sections (root directory, metadata, leaf directories, tile data)
+must lie inside the file and its root directory and metadata must decode; an MBTiles file
+must be as long as its header says, pass SQLite's ``quick_check`` (files up to
+:data:`QUICK_CHECK_MAX_BYTES`) and have a ``tiles`` table. Metadata that makes no sense
+(zooms that are not whole numbers in 0..30 or out of order, bounds that are not finite
+degrees) is ignored with a warning: zooms then come from the tiles, bounds are the world's.
+:meth:`TileArchive.changed` tells whether the file on disk is no longer the one opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import logging
 import math
-import mmap
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pmtiles.reader import Reader as PMTilesReader
-from pmtiles.tile import Compression, TileType, zxy_to_tileid
+from pmtiles.tile import (
+    Compression,
+    TileType,
+    deserialize_directory,
+    deserialize_header,
+    find_tile,
+    zxy_to_tileid,
+)
 from pmtiles.writer import Writer as PMTilesWriter
 
 from geoapp.domain.errors import ConfigError
@@ -42,6 +58,15 @@ _PMTILES_TYPES = {TileType.MVT: "pbf", TileType.PNG: "png", TileType.JPEG: "jpg"
 #: Deepest zoom a tile address may name (beyond it a tile is narrower than a centimetre).
 MAX_ZOOM = 30
 GZIP_MAGIC = b"\x1f\x8b"
+#: The longest attribution text kept from a file's metadata (characters).
+MAX_ATTRIBUTION = 200
+#: The world in Web Mercator (bounds used when a file's own make no sense).
+WORLD_BOUNDS = (-180.0, -85.0511, 180.0, 85.0511)
+#: MBTiles files up to this size get SQLite's ``PRAGMA quick_check`` when opened.
+QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
+_HEADER_LEN = 127
+
+log = logging.getLogger(__name__)
 
 
 class TileArchiveError(ConfigError):
@@ -102,7 +127,64 @@ def _vector_layers(raw) -> tuple[str, ...]:
             return ()
     if isinstance(raw, dict):
         raw = raw.get("vector_layers", [])
-    return tuple(str(v.get("id")) for v in raw or () if isinstance(v, dict) and v.get("id"))
+    if not isinstance(raw, list):
+        return ()
+    return tuple(str(v.get("id")) for v in raw if isinstance(v, dict) and v.get("id"))
+
+
+def clean_attribution(raw) -> str:
+    """A file's attribution as plain text: one line, no control characters, at most
+    :data:`MAX_ATTRIBUTION` characters (the page escapes it: it is never HTML)."""
+    text = " ".join("".join(ch if ch.isprintable() else " " for ch in str(raw or "")).split())
+    return text if len(text) <= MAX_ATTRIBUTION else text[:MAX_ATTRIBUTION - 1] + "…"
+
+
+def _zoom(raw) -> int | None:
+    """A zoom from metadata: a whole number 0..MAX_ZOOM, else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        value = raw
+    else:
+        text = str(raw).strip()
+        if not text.isascii() or not text.isdigit():
+            return None
+        value = int(text)
+    return value if 0 <= value <= MAX_ZOOM else None
+
+
+def _zooms(path: Path, minzoom, maxzoom, fallback: tuple[int, int]) -> tuple[int, int]:
+    """(minzoom, maxzoom) from metadata when they make sense, else ``fallback`` (from the
+    tiles themselves), with a warning naming the file."""
+    lo, hi = _zoom(minzoom), _zoom(maxzoom)
+    if lo is None or hi is None or lo > hi:
+        if (minzoom, maxzoom) != (None, None):
+            log.warning("basemap tile file %s: ignoring invalid minzoom/maxzoom %r/%r, "
+                        "using %s..%s from the tiles", path, minzoom, maxzoom, *fallback)
+        return fallback
+    return lo, hi
+
+
+def _bounds(path: Path, raw) -> tuple[float, float, float, float]:
+    """(west, south, east, north) when finite degrees in order, else the world's."""
+    values: tuple = ()
+    try:
+        if isinstance(raw, str):
+            values = tuple(float(v) for v in raw.split(","))
+        elif isinstance(raw, (list, tuple)):
+            values = tuple(float(v) for v in raw)
+    except (TypeError, ValueError):
+        values = ()
+    if (len(values) == 4 and all(math.isfinite(v) for v in values)
+            and -180 <= values[0] < values[2] <= 180 and -90 <= values[1] < values[3] <= 90):
+        return values  # type: ignore[return-value]
+    if raw not in (None, ""):
+        log.warning("basemap tile file %s: ignoring invalid bounds %r", path, raw)
+    return WORLD_BOUNDS
+
+
+def _stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class TileArchive:
@@ -110,60 +192,153 @@ class TileArchive:
 
     path: Path
     meta: TileMeta
+    #: (device, inode, size, mtime) of the file when it was opened.
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def changed(self) -> bool:
+        """True when the file at :attr:`path` is not the one opened (replaced, rewritten,
+        truncated or removed)."""
+        try:
+            return _stamp(os.stat(self.path)) != self.stamp
+        except OSError:
+            return True
+
     def close(self) -> None:  # pragma: no cover - interface
         pass
 
+    def __del__(self) -> None:
+        # An archive replaced while the server runs is not closed by whoever replaced it (a
+        # request may still be reading it): it closes its file when the last reference goes.
+        with contextlib.suppress(Exception):
+            self.close()
+
 
 class PMTilesArchive(TileArchive):
+    """A PMTiles v3 file read with ``os.pread`` (thread-safe, no shared file position, no
+    memory map). The header and root directory are read and checked once when opened."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._map = None
-        try:  # the map keeps its own handle: the file object is closed at once
-            with path.open("rb") as fh:
-                self._map = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError) as exc:
-            raise _fail(path, f"无法读取（{exc}）", f"cannot be read ({exc})") from None
-        self._reader = PMTilesReader(lambda offset, length: self._map[offset:offset + length])
+        self._fh = None
         try:
-            header = self._reader.header()
-            meta = self._reader.metadata()
+            self._fh = path.open("rb")
+            st = os.fstat(self._fh.fileno())
+        except OSError as exc:
+            self.close()
+            raise _fail(path, f"无法读取（{exc}）", f"cannot be read ({exc})") from None
+        self.stamp = _stamp(st)
+        self._size = st.st_size
+        try:
+            self._open()
+        except TileArchiveError:
+            self.close()
+            raise
         except Exception as exc:  # the pmtiles package raises several kinds on a bad file
             self.close()
             raise _fail(path, f"不是有效的 PMTiles 文件（{exc}）",
                         f"not a valid PMTiles file ({exc})") from None
-        self._header = header
+
+    def _read(self, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset`` (OSError when the file is shorter now)."""
+        fh = self._fh
+        if fh is None:
+            raise OSError("archive closed")
+        data = os.pread(fh.fileno(), length, offset)
+        if len(data) != length:
+            raise OSError(f"short read at {offset} ({len(data)} of {length} bytes)")
+        return data
+
+    def _open(self) -> None:
+        path = self.path
+        if self._size < _HEADER_LEN:
+            raise _fail(path, f"文件不完整（只有 {self._size} 字节）",
+                        f"the file is truncated ({self._size} bytes)")
+        header = deserialize_header(self._read(0, _HEADER_LEN))
+        for section in ("root", "metadata", "leaf_directory", "tile_data"):
+            start, length = header[f"{section}_offset"], header[f"{section}_length"]
+            if start < 0 or length < 0 or start + length > self._size:
+                raise _fail(path, f"文件不完整或已损坏（{section} 区段 {start}+{length} 超出文件长度 "
+                                  f"{self._size} 字节）",
+                            f"the file is truncated or damaged (its {section} section "
+                            f"{start}+{length} ends beyond its {self._size} bytes)")
         kind = _PMTILES_TYPES.get(header["tile_type"])
         if kind is None:
-            self.close()
             raise _fail(path, f"不支持的瓦片类型 {header['tile_type']}",
                         f"unsupported tile type {header['tile_type']}")
         if header["tile_compression"] not in (Compression.NONE, Compression.GZIP,
                                               Compression.UNKNOWN):
-            self.close()
             raise _fail(path, f"不支持的瓦片压缩 {header['tile_compression'].name}（应为 gzip 或不压缩）",
                         f"unsupported tile compression {header['tile_compression'].name} "
                         "(gzip or none)")
+        self._root = deserialize_directory(self._read(header["root_offset"],
+                                                      header["root_length"]))
+        if not self._root:
+            raise _fail(path, "文件中没有瓦片", "the file holds no tiles")
+        raw = self._read(header["metadata_offset"], header["metadata_length"])
+        if header["internal_compression"] == Compression.GZIP:
+            raw = gzip.decompress(raw)
+        meta = json.loads(raw) if raw.strip() else {}
+        if not isinstance(meta, dict):
+            raise ValueError("the metadata is not a JSON object")
+        self._header = header
+        lo, hi = _zoom(header["min_zoom"]), _zoom(header["max_zoom"])
+        if lo is None or hi is None or lo > hi:
+            raise _fail(path, f"文件头的缩放级别无效（{header['min_zoom']}..{header['max_zoom']}）",
+                        f"invalid zooms in its header ({header['min_zoom']}..."
+                        f"{header['max_zoom']})")
         self.meta = TileMeta(
-            format=kind, minzoom=int(header["min_zoom"]), maxzoom=int(header["max_zoom"]),
-            bounds=(header["min_lon_e7"] / 1e7, header["min_lat_e7"] / 1e7,
-                    header["max_lon_e7"] / 1e7, header["max_lat_e7"] / 1e7),
-            attribution=str(meta.get("attribution", "")), name=str(meta.get("name", "")),
+            format=kind, minzoom=lo, maxzoom=hi,
+            bounds=_bounds(path, [header["min_lon_e7"] / 1e7, header["min_lat_e7"] / 1e7,
+                                  header["max_lon_e7"] / 1e7, header["max_lat_e7"] / 1e7]),
+            attribution=clean_attribution(meta.get("attribution", "")),
+            name=str(meta.get("name", "")),
             vector_layers=_vector_layers(meta.get("vector_layers", [])))
+
+    def _section(self, section: str, offset: int, length: int) -> bytes:
+        """``length`` bytes at ``offset`` inside one section (ValueError outside it)."""
+        h = self._header
+        if offset < 0 or length < 0 or offset + length > h[f"{section}_length"]:
+            raise ValueError(f"entry {offset}+{length} outside the {section} section")
+        return self._read(h[f"{section}_offset"] + offset, length)
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
         if not valid_address(z, x, y):
             return None
-        data = self._reader.get(z, x, y)
-        return bytes(data) if data else None
+        tile_id = zxy_to_tileid(z, x, y)
+        directory = self._root
+        for _depth in range(4):
+            entry = find_tile(directory, tile_id)
+            if entry is None:
+                return None
+            if entry.run_length:
+                data = self._section("tile_data", entry.offset, entry.length)
+                return data or None
+            directory = deserialize_directory(
+                self._section("leaf_directory", entry.offset, entry.length))
+        return None
 
     def close(self) -> None:
-        if getattr(self, "_map", None) is not None:
-            self._map.close()
-            self._map = None
+        fh, self._fh = getattr(self, "_fh", None), None
+        if fh is not None:
+            fh.close()
+
+
+def _sqlite_header_ok(path: Path, size: int) -> tuple[bool, str]:
+    """A SQLite file is at least as long as its header's page count says."""
+    with path.open("rb") as fh:
+        head = fh.read(100)
+    if len(head) < 100:
+        return False, f"{size} bytes"
+    page = int.from_bytes(head[16:18], "big")
+    page = 65536 if page == 1 else page
+    pages = int.from_bytes(head[28:32], "big")
+    valid = head[24:28] == head[92:96]  # the page count is valid for this change counter
+    if valid and pages and pages * page > size:
+        return False, f"{size} of {pages * page} bytes"
+    return True, ""
 
 
 class MBTilesArchive(TileArchive):
@@ -172,10 +347,31 @@ class MBTilesArchive(TileArchive):
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._db = None
+        try:
+            st = os.stat(path)
+            self.stamp = _stamp(st)
+            ok, why = _sqlite_header_ok(path, st.st_size)
+        except OSError as exc:
+            raise _fail(path, f"无法读取（{exc}）", f"cannot be read ({exc})") from None
+        if not ok:
+            raise _fail(path, f"文件不完整（{why}）", f"the file is truncated ({why})")
         try:
             self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                        check_same_thread=False)
-            rows = dict(self._db.execute("SELECT name, value FROM metadata").fetchall())
+            if st.st_size <= QUICK_CHECK_MAX_BYTES:
+                check = self._db.execute("PRAGMA quick_check").fetchall()
+                if check != [("ok",)]:
+                    raise sqlite3.DatabaseError("quick_check: " + "; ".join(
+                        str(r[0]) for r in check[:3]))
+            kinds = dict(self._db.execute(
+                "SELECT name, type FROM sqlite_master WHERE name IN ('tiles', 'metadata')"
+            ).fetchall())
+            if kinds.get("tiles") not in ("table", "view"):
+                raise sqlite3.DatabaseError("no tiles table")
+            rows = {}
+            if kinds.get("metadata") in ("table", "view"):
+                rows = dict(self._db.execute("SELECT name, value FROM metadata").fetchall())
             zooms = self._db.execute("SELECT min(zoom_level), max(zoom_level) FROM tiles"
                                      ).fetchone()
         except sqlite3.Error as exc:
@@ -185,16 +381,17 @@ class MBTilesArchive(TileArchive):
         if zooms is None or zooms[0] is None:
             self.close()
             raise _fail(path, "文件中没有瓦片", "the file holds no tiles")
+        fallback = (min(max(int(zooms[0]), 0), MAX_ZOOM), min(max(int(zooms[1]), 0), MAX_ZOOM))
         try:
-            bounds = tuple(float(v) for v in str(rows.get("bounds", "")).split(","))
-        except ValueError:
-            bounds = ()
-        if len(bounds) != 4:
-            bounds = (-180.0, -85.0511, 180.0, 85.0511)
+            fmt = _format(rows.get("format", "png"), path)
+        except TileArchiveError:
+            self.close()
+            raise
+        minzoom, maxzoom = _zooms(path, rows.get("minzoom", fallback[0]),
+                                  rows.get("maxzoom", fallback[1]), fallback)
         self.meta = TileMeta(
-            format=_format(rows.get("format", "png"), path),
-            minzoom=int(rows.get("minzoom", zooms[0])), maxzoom=int(rows.get("maxzoom", zooms[1])),
-            bounds=bounds, attribution=str(rows.get("attribution", "")),
+            format=fmt, minzoom=minzoom, maxzoom=maxzoom, bounds=_bounds(path, rows.get("bounds")),
+            attribution=clean_attribution(rows.get("attribution", "")),
             name=str(rows.get("name", "")), vector_layers=_vector_layers(rows.get("json", "")))
 
     def tile(self, z: int, x: int, y: int) -> bytes | None:
@@ -202,22 +399,36 @@ class MBTilesArchive(TileArchive):
             return None
         tms_y = (1 << z) - 1 - y
         with self._lock:
+            if self._db is None:
+                raise sqlite3.ProgrammingError("archive closed")
             row = self._db.execute(
                 "SELECT tile_data FROM tiles WHERE zoom_level=? AND tile_column=? AND tile_row=?",
                 (z, x, tms_y)).fetchone()
         return bytes(row[0]) if row and row[0] else None
 
     def close(self) -> None:
-        if getattr(self, "_db", None) is not None:
-            self._db.close()
-            self._db = None
+        lock = getattr(self, "_lock", None)
+        if lock is None:
+            return
+        with lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def open_archive(path: str | Path) -> TileArchive:
     """Open a PMTiles or MBTiles file read-only (the kind from its first bytes)."""
     path = Path(path)
-    if not path.is_file():
-        raise _fail(path, "文件不存在", "no such file")
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise _fail(path, "文件不存在", "no such file") from None
+    except OSError as exc:
+        raise _fail(path, f"无法读取（{exc}）", f"cannot be read ({exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind_zh, kind_en = (("是一个目录", "a directory") if stat.S_ISDIR(st.st_mode)
+                            else ("是设备或特殊文件", "a device or special file"))
+        raise _fail(path, f"不是普通文件（{kind_zh}）", f"not a regular file ({kind_en})")
     try:
         with path.open("rb") as fh:
             magic = fh.read(16)

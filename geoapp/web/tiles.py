@@ -2,16 +2,20 @@
 
 Tiles come from the PMTiles or MBTiles file named by LOCAL_TILES (services/basemap.py),
 checked once when the app starts: a missing or broken file stops the start with a message
-naming it, never a 500 per tile. ``z``, ``x`` and ``y`` are whole numbers (Flask's ``int``
-converter: no signs, dots or slashes) in range for the zoom, and ``ext`` the archive's own
-format (pbf/mvt, png, jpg/jpeg, webp); anything else is 404, a tile the archive does not
-hold is 204. Answers carry an ETag (304 on ``If-None-Match``) and ``Cache-Control: private``
-(tiles are behind the login like every page).
+naming it. A file that changes or breaks while the server runs is opened again; tiles it
+cannot give answer 404 (logged once), never a 500. ``z``, ``x`` and ``y`` are whole numbers
+in ASCII digits with no leading zero (no signs, dots, slashes, other scripts' digits) in
+range for the zoom, and ``ext`` the archive's own format (pbf/mvt, png, jpg/jpeg, webp);
+anything else is 404, a tile the archive does not hold is 204 with no body and no type.
+Answers carry an ETag (304 on ``If-None-Match``) and ``Cache-Control: private`` (tiles are
+behind the login like every page); gzip'd vector tiles are sent gzip'd only when the
+request's ``Accept-Encoding`` gives gzip (or ``*``) a quality above 0.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, abort, request
 
@@ -22,6 +26,15 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("tiles", __name__)
 
+#: A tile number: ASCII digits, no leading zero, at most 10 digits.
+_NUMBER = re.compile(r"0|[1-9][0-9]{0,9}", re.ASCII)
+
+
+def _number(text: str) -> int:
+    if not _NUMBER.fullmatch(text):
+        abort(404)
+    return int(text)
+
 
 @bp.record_once
 def _check_archive(state) -> None:
@@ -29,20 +42,19 @@ def _check_archive(state) -> None:
     basemap.check_local_tiles(state.app.config)
 
 
-@bp.get("/tiles/<int:z>/<int:x>/<int:y>.<ext>")
-def tile(z: int, x: int, y: int, ext: str):
+@bp.get("/tiles/<z>/<x>/<y>.<ext>")
+def tile(z: str, x: str, y: str, ext: str):
     """One tile of the local basemap."""
-    try:
-        answer = basemap.tile_response(core(), z, x, y, ext.lower(),
-                                       accepts_gzip="gzip" in request.accept_encodings)
-    except basemap.TileArchiveError as exc:  # removed or broken since the start
-        log.error("%s", exc)
-        abort(404)
+    zi, xi, yi = _number(z), _number(x), _number(y)
+    answer = basemap.tile_response(core(), zi, xi, yi, ext.lower(),
+                                   accepts_gzip=request.accept_encodings.quality("gzip") > 0)
     if answer.status == 404:
         abort(404)
     resp = Response(answer.data, status=answer.status)
     for name, value in answer.headers:
         resp.headers[name] = value
+    if answer.status == 204:
+        resp.headers.pop("Content-Type", None)
     if answer.status == 200:
         resp.set_etag(answer.etag)
         resp = resp.make_conditional(request)

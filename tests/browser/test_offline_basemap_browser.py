@@ -1,7 +1,7 @@
 """The basemap with no internet, in Chromium: with TILES=local on the embedded Jiaozuo data
 and every request off the app's own origin aborted, map pages ask the app for their tiles,
 get them, and draw them (canvas tiles with the city on them, not a blank grey; a raster
-MBTiles file as image tiles); the bulletin's map.html opened from disk with all network blocked still shows the city's base
+MBTiles file as image tiles, its attribution shown as text); the bulletin's map.html opened from disk with all network blocked still shows the city's base
 layers and its markers. The CSP is enforced (no bypass)."""
 
 from __future__ import annotations
@@ -129,7 +129,8 @@ def _raster_file(path):
                 Image.new("RGB", (256, 256), colour).save(buf, format="PNG")
                 tiles.append((z, x, y, buf.getvalue()))
     return write_mbtiles(path, tiles, fmt="png", bounds=(112.6, 34.8, 113.7, 35.5),
-                         metadata={"attribution": "测试栅格底图"})
+                         metadata={"attribution": '测试栅格底图 <a href="https://evil.example/">'
+                                   '请重新登录</a><img src=x onerror="window.__pwned=1">'})
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,12 @@ def test_a_raster_file_is_drawn_as_image_tiles(browser, raster_server):
         assert {s for _u, s in tiles} <= {200, 204, 304}
         assert any(s == 200 for _u, s in tiles)
         assert blocked == []
-        assert "测试栅格底图" in pg.inner_text(".leaflet-control-attribution")
+        # the file's attribution is text: its link and image show as written, never as HTML
+        attribution = pg.inner_text(".leaflet-control-attribution")
+        assert "测试栅格底图 <a href=" in attribution and "<img src=x" in attribution
+        assert pg.locator(".leaflet-control-attribution a[href*='evil'], "
+                          ".leaflet-control-attribution img").count() == 0
+        assert pg.evaluate("() => window.__pwned === undefined")
     finally:
         ctx.close()
 
@@ -206,10 +212,11 @@ def test_weekly_map_file_shows_the_city_from_disk_with_no_network(browser, local
         pg.goto(path.as_uri(), wait_until="load")
         drawn = _wait_drawn(pg, ".folium-map")
         assert drawn["tiles"] >= 1
-        labels = pg.locator(".geoapp-base-label").all_inner_texts()
+        # each county named once: by the bulletin's own labels, not again by the base
+        assert pg.locator(".geoapp-base-label").count() == 0
+        labels = pg.locator(".weekly-county-label").all_inner_texts()
+        assert len(labels) >= 10 and len(labels) == len(set(labels))
         assert "解放区" in labels and "孟州市" in labels
-        # the bulletin's own markers (county labels) and grid cells are on the map too
-        assert pg.locator(".weekly-county-label").count() >= 10
         assert pg.locator(".leaflet-overlay-pane canvas").count() >= 1
         # nothing asked for but the file itself: no script, no stylesheet, no tile
         assert [u for u in fetched if not u.startswith("data:")] == []
