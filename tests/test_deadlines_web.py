@@ -57,13 +57,18 @@ def test_overdue_workbook_holds_the_pages_rows(client, core):
     assert "overdue-20261203.xlsx" in r.headers["Content-Disposition"]
     wb = load_workbook(io.BytesIO(r.data))
     assert wb.sheetnames == ["区县统计", "逾期及即将到期"]
-    counts = list(wb["区县统计"].iter_rows(values_only=True))
+    for ws in wb.worksheets:  # the title rows above each table
+        assert ws["A1"].value == "焦作市逾期督办清单" and ws["A1"].font.b
+        assert ws["A2"].value == "截至2026年12月3日"
+        assert ws["A3"].value == "焦作市生态环境局　2026年12月3日"
+        assert ws.freeze_panes == "A5"
+    counts = list(wb["区县统计"].iter_rows(min_row=4, values_only=True))
     assert counts[0] == ("区县", "逾期事项", "逾期单位", "即将到期事项")
     assert [row[0] for row in counts[1:-1]] == list(core.city.county_names)
     view = svc.overdue_view(core, "2026-12-03")
     assert counts[-1] == ("合计", view.counts["overdue"], view.counts["sites_overdue"],
                           view.counts["due_soon"])
-    rows = list(wb["逾期及即将到期"].iter_rows(values_only=True))
+    rows = list(wb["逾期及即将到期"].iter_rows(min_row=4, values_only=True))
     assert len(rows) - 1 == view.counts["overdue"] + view.counts["due_soon"]
     assert sum(1 for row in rows[1:] if row[5] == "整改完成时限" and row[1] == "逾期") == 37
 
@@ -76,6 +81,10 @@ def test_english_mode(client):
     assert "Overdue" in html and "Deadline" in html
     assert "逾期督办" not in html.split("<main", 1)[-1]
     assert wb.sheetnames[0] == "By county"
+    ws = wb.worksheets[0]
+    assert ws["A1"].value == "Overdue obligations, Jiaozuo"
+    assert ws["A2"].value == "as of 2026-12-03"
+    assert ws["A3"].value == "焦作市生态环境局, 3 Dec 2026"
 
 
 

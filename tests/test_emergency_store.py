@@ -305,9 +305,13 @@ def test_export_then_import_changes_nothing(app, tmp_path):
                                   "version": "1"}, user="planner")
     path = svc.export_list(app, tmp_path / "export.xlsx")
     ws = load_workbook(path).active
-    assert [c.value for c in ws[2]][:7] == [*TWO_ROW_BASE, "黄色预警"]
-    assert [c.value for c in ws[3]][6:9] == MEASURES
-    assert "G2:I2" in {str(r) for r in ws.merged_cells.ranges}
+    day = svc._stamp(app).date()
+    assert ws["A1"].value == "焦作市重污染天气应急减排清单"
+    assert ws["A2"].value == f"截至{day.year}年{day.month}月{day.day}日　共60家企业"
+    assert ws["A3"].value == f"焦作市生态环境局　{day.year}年{day.month}月{day.day}日"
+    assert [c.value for c in ws[4]][:7] == [*TWO_ROW_BASE, "黄色预警"]
+    assert [c.value for c in ws[5]][6:9] == MEASURES
+    assert "G4:I4" in {str(r) for r in ws.merged_cells.ranges}
     before = _state(app)
     report = svc.import_list(app, path, user="planner")
     assert report == {**report, "rows": 60, "created": 0, "updated": 0, "unchanged": 60}
@@ -327,9 +331,13 @@ def test_the_county_measure_list_of_each_level_as_xlsx_and_docx(app, tmp_path, l
     xlsx = svc.write_level(app, level, tmp_path / "l.xlsx", "xlsx")
     ws = load_workbook(xlsx).active
     assert ws["A1"].value == f"焦作市重污染天气{lv.zh}预警应急减排措施清单"
-    assert [c.value for c in ws[2]][:9] == ["序号", "县（市、区）", "企业名称", "统一社会信用代码",
+    # The title rows: the level, then the issuing unit with the list's last change.
+    day = svc._stamp(app).date()
+    assert ws["A2"].value == f"预警级别：{lv.zh}预警　共60家企业"
+    assert ws["A3"].value == f"焦作市生态环境局　{day.year}年{day.month}月{day.day}日"
+    assert [c.value for c in ws[4]][:9] == ["序号", "县（市、区）", "企业名称", "统一社会信用代码",
                                             "行业", "绩效分级", "限产比例(%)", "停产工序", "运输管控措施"]
-    body = [[c.value for c in r] for r in ws.iter_rows(min_row=3)]
+    body = [[c.value for c in r] for r in ws.iter_rows(min_row=5)]
     assert len(body) == 60
     steel = next(r for r in body if r[3] == STEEL)
     m = app.repo.emergency_measure(STEEL)

@@ -175,3 +175,31 @@ def test_interviews_page_and_xlsx_for_any_account(client):
     weekly = client.get(f"/weekly?week={WEEK}").get_data(as_text=True)
     assert 'id="wk-interviews"' in weekly and 'data-grid="JZ3K-0009"' in weekly
     assert "4 件无坐标，未上图" in weekly
+
+
+def test_the_workbook_has_title_rows_and_follows_the_ui_language(client):
+    from openpyxl import load_workbook
+
+    r = client.get(f"/interviews/{WEEK}.xlsx")
+    wb = load_workbook(io.BytesIO(r.data))
+    ws = wb.worksheets[0]
+    assert wb.sheetnames == ["约谈名单"]
+    assert ws["A1"].value == "焦作市连续3周及以上预警网格约谈名单" and ws["A1"].font.b
+    assert ws["A2"].value == "2026年第47周（2026年11月16日至11月22日）"
+    assert ws["A3"].value == "焦作市生态环境局　2026年11月23日"
+    assert [c.value for c in ws[4]][:3] == ["区县", "网格编号", "网格名称"]
+    assert ws.freeze_panes == "A5"
+    # English mode: sheet, title, headers and words in English; data stays as stored.
+    html = client.get(f"/interviews?week={WEEK}&lang=en").get_data(as_text=True)
+    assert "Primary pollutants: " in html and "Primary pollutants：" not in html
+    assert "、" not in html.split('data-grid="JZ3K-0009"')[1].split("</p>")[0]
+    wb = load_workbook(io.BytesIO(client.get(f"/interviews/{WEEK}.xlsx").data))
+    client.get("/interviews?lang=zh")
+    ws = wb.worksheets[0]
+    assert wb.sheetnames == ["Interview list"]
+    assert ws["A1"].value.startswith("Jiaozuo: interview list")
+    assert ws["A2"].value == "Week 47 of 2026 (16 Nov 2026 – 22 Nov 2026)"
+    assert ws["A3"].value == "焦作市生态环境局, 23 Nov 2026"
+    header = [c.value for c in ws[4]]
+    assert header[:3] == ["County", "Grid code", "Grid name"] and "区县" not in header
+    assert all(row[1] != "无" for row in ws.iter_rows(min_row=5, values_only=True))

@@ -9,18 +9,21 @@ creation time is pinned to the week's Monday so the same inputs give the same fi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from openpyxl.styles import Font
 
-from geoapp.exports.tables import fit_column_widths, neutralise_frame
-
-#: Rows above each sheet's table: the title, the week and issue, the issuing unit and date.
-TITLE_ROWS = 3
+from geoapp.exports.tables import (
+    TITLE_ROWS,
+    fit_column_widths,
+    issued_line,
+    neutralise_frame,
+    title_rows,
+    write_titled_xlsx,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,22 +83,36 @@ INTERVIEW_HEADERS = ("区县", "网格编号", "网格名称", "重点监控", "
 NO_INTERVIEW = "无"
 
 
-def interview_frame(interviews: Any) -> pd.DataFrame:
+def _same(text: str) -> str:
+    return text
+
+
+def interview_frame(interviews: Any, gettext: Callable[[str], str] = _same) -> pd.DataFrame:
     """The 约谈 list as one table: every county in bulletin order, one row per enterprise
     inside each listed grid (one row for a grid without any), and ``无`` for a county
-    without any grid."""
+    without any grid; headers and words in the language of ``gettext``."""
     rows = []
+    none = gettext(NO_INTERVIEW)
+
+    def yes_no(v: Any) -> str:
+        return gettext(_yes_no(v))
+
     for county in interviews.counties:
         if not county["grids"]:
-            rows.append([county["county"], NO_INTERVIEW] + [""] * (len(INTERVIEW_HEADERS) - 2))
+            rows.append([county["county"], none] + [""] * (len(INTERVIEW_HEADERS) - 2))
             continue
         for g in county["grids"]:
-            head = [county["county"], g["code"], g["name"], _yes_no(g["key"]), g["streak"],
+            head = [county["county"], g["code"], g["name"], yes_no(g["key"]), g["streak"],
                     g["warnings"], g["pollutants"]]
             for e in g["enterprises"] or [None]:
-                rows.append(head + ([e["id"], e["name"], e["industry"], e["classification"],
-                                     e["stage"]] if e else [""] * 5))
-    return pd.DataFrame(rows, columns=list(INTERVIEW_HEADERS))
+                rows.append(head + ([e["id"], e["name"], e["industry"],
+                                     _word(gettext, e["classification"]),
+                                     _word(gettext, e["stage"])] if e else [""] * 5))
+    return pd.DataFrame(rows, columns=[gettext(h) for h in INTERVIEW_HEADERS])
+
+
+def _word(gettext: Callable[[str], str], text: Any) -> str:
+    return gettext(text) if text else ""
 
 
 def interview_sheets(report: Any) -> dict[str, pd.DataFrame]:
@@ -104,21 +121,16 @@ def interview_sheets(report: Any) -> dict[str, pd.DataFrame]:
     return {} if interviews is None else {INTERVIEW_SHEET: interview_frame(interviews)}
 
 
-def write_interviews_xlsx(interviews: Any, path: str | Path) -> Path:
-    """The 约谈 list alone as a workbook; the properties carry the week, not the clock."""
-    path = Path(path)
+def write_interviews_xlsx(interviews: Any, path: str | Path, *,
+                          lines: tuple[str, str, str] | None = None,
+                          gettext: Callable[[str], str] = _same) -> Path:
+    """The 约谈 list alone as a workbook: the title rows (``lines``: title, week, issuing
+    unit and date), then the table; sheet name, headers and words in the language of
+    ``gettext``; the properties carry the week, not the clock."""
     stamp = datetime.combine(interviews.week.monday, datetime.min.time())
-    frame = neutralise_frame(interview_frame(interviews))
-    with pd.ExcelWriter(path, engine="openpyxl") as xw:
-        frame.to_excel(xw, sheet_name=INTERVIEW_SHEET, index=False)
-        ws = xw.sheets[INTERVIEW_SHEET]
-        ws.freeze_panes = "A2"
-        fit_column_widths(ws, frame, header_row=1, max_width=60, per_char=1.6)
-        props = xw.book.properties
-        props.created = props.modified = stamp
-        props.title = f"{interviews.title} {interviews.week}"
-        props.creator = "geoapp"
-    return path
+    lines = lines or (f"{interviews.title} {interviews.week}", "", "")
+    return write_titled_xlsx({gettext(INTERVIEW_SHEET): interview_frame(interviews, gettext)},
+                             path, lines, stamp=stamp, per_char=1.6)
 
 
 # ------------------------------------------------------------------ the 逾期督办 section
@@ -151,19 +163,12 @@ def overdue_sheets(report: Any) -> dict[str, pd.DataFrame]:
     return {OVERDUE_SHEETS[0]: counts, OVERDUE_SHEETS[1]: rows}
 
 
-def title_rows(ws, lines: tuple[str, str, str]) -> None:
-    """The title (bold), the period and the issuing unit in A1:A3 of ``ws``."""
-    for r, text in enumerate(lines, start=1):
-        ws.cell(row=r, column=1, value=text)
-    ws.cell(row=1, column=1).font = Font(bold=True, size=14)
-
-
 def bulletin_title_lines(report: Any, issuer: str, issue: int | None) -> tuple[str, str, str]:
     """``(title, week line with 第N期, issuing unit and date of issue)``."""
     week = report.text.split("\n", 2)[1]
     issued = report.week.sunday + timedelta(days=1)
     return (report.title, f"{week}　第{issue}期" if issue else week,
-            f"{issuer}　{issued.year}年{issued.month}月{issued.day}日".strip("　"))
+            issued_line(issuer, issued))
 
 
 def write_bulletin_xlsx(report: Any, path: str | Path, *, issuer: str = "",

@@ -19,10 +19,13 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from geoapp.domain.emergency import BASE_COLUMNS, LEVEL_FIELDS, LEVELS, REMARKS, grade_zh
-from geoapp.exports.tables import neutralise
+from geoapp.exports.tables import TITLE_ROWS, neutralise, title_rows
 
 SHEET_TITLE = "应急减排清单"
-TITLE_ROW, HEADER_TOP, HEADER_BOTTOM, FIRST_DATA_ROW = 1, 2, 3, 4
+#: Three title rows (title; the day or the level; the issuing unit and the date), then the
+#: header: the importer finds it within the first 10 rows.
+TITLE_ROW, HEADER_TOP, HEADER_BOTTOM, FIRST_DATA_ROW = 1, 4, 5, 6
+LEVEL_HEADER_ROW = 4
 _THIN = Side(style="thin", color="000000")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
@@ -50,24 +53,28 @@ def _style_header(ws, ncol: int) -> None:
             cell.fill = _HEADER_FILL
 
 
-def _title(ws, title: str, ncol: int) -> None:
-    ws.cell(row=TITLE_ROW, column=1, value=title).font = Font(size=14, bold=True)
+def _title(ws, lines: Sequence[str], ncol: int) -> None:
+    """The shared title rows (``tables.title_rows``), each merged across the table; the
+    title centred."""
+    title_rows(ws, (tuple(lines) + ("", "", ""))[:TITLE_ROWS])
+    for r in range(1, TITLE_ROWS + 1):
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=ncol)
     ws.cell(row=TITLE_ROW, column=1).alignment = _CENTER
-    ws.merge_cells(start_row=TITLE_ROW, start_column=1, end_row=TITLE_ROW, end_column=ncol)
     ws.row_dimensions[TITLE_ROW].height = 30
 
 
 def write_form_workbook(path: str | Path, *, title: str,
-                        rows: Sequence[Mapping[str, Any]]) -> Path:
+                        rows: Sequence[Mapping[str, Any]], period: str = "",
+                        issued: str = "") -> Path:
     """Every row (fields of ``domain.emergency.FIELDS``; ``grade`` a stable code) in the
-    province's form at ``path``."""
+    province's form at ``path``, under the title rows (``title``, ``period``, ``issued``)."""
     path = Path(path)
     wb = Workbook()
     ws = wb.active
     ws.title = SHEET_TITLE
     base = [("seq", "序号"), *((c.field, c.header) for c in BASE_COLUMNS)]
     ncol = len(base) + 3 * len(LEVEL_FIELDS) + 1
-    _title(ws, title, ncol)
+    _title(ws, (title, period, issued), ncol)
     widths: list[float] = []
     for c, (f, header) in enumerate(base, start=1):
         ws.cell(row=HEADER_TOP, column=c, value=header)
@@ -122,23 +129,25 @@ LEVEL_COLUMNS: tuple[tuple[str, str, float], ...] = (
 
 
 def write_level_workbook(path: str | Path, *, title: str,
-                         groups: Sequence[Mapping[str, Any]]) -> Path:
-    """One level's measures: a title row, a header row, then per county (``groups``: county
-    and its ``rows``) its enterprises, the county cell merged down its rows."""
+                         groups: Sequence[Mapping[str, Any]], period: str = "",
+                         issued: str = "") -> Path:
+    """One level's measures: the title rows (``title``, ``period``: the level, ``issued``),
+    a header row, then per county (``groups``: county and its ``rows``) its enterprises,
+    the county cell merged down its rows."""
     path = Path(path)
     wb = Workbook()
     ws = wb.active
     ws.title = "分县区减排措施"
     ncol = len(LEVEL_COLUMNS)
-    _title(ws, title, ncol)
+    _title(ws, (title, period, issued), ncol)
     for c, (_k, header, width) in enumerate(LEVEL_COLUMNS, start=1):
-        cell = ws.cell(row=2, column=c, value=header)
+        cell = ws.cell(row=LEVEL_HEADER_ROW, column=c, value=header)
         cell.font = Font(bold=True)
         cell.alignment = _CENTER
         cell.border = _BORDER
         cell.fill = _HEADER_FILL
         ws.column_dimensions[get_column_letter(c)].width = width
-    r = 3
+    r = LEVEL_HEADER_ROW + 1
     seq = 0
     for g in groups:
         first = r
@@ -161,8 +170,8 @@ def write_level_workbook(path: str | Path, *, title: str,
             r += 1
         if r - first > 1:
             ws.merge_cells(start_row=first, start_column=2, end_row=r - 1, end_column=2)
-    ws.freeze_panes = ws.cell(row=3, column=3)
-    ws.print_title_rows = "2:2"
+    ws.freeze_panes = ws.cell(row=LEVEL_HEADER_ROW + 1, column=3)
+    ws.print_title_rows = f"{LEVEL_HEADER_ROW}:{LEVEL_HEADER_ROW}"
     ws.page_setup.orientation = "landscape"
     wb.save(path)
     return path

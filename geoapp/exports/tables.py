@@ -7,9 +7,11 @@ Excel as a formula; such text cells are written with a leading apostrophe instea
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+from openpyxl.styles import Font
 
 from geoapp.domain.text import NOT_IN_DOCUMENTS, document_text
 
@@ -78,6 +80,49 @@ def write_xlsx(sheets: Mapping[str, pd.DataFrame], path: str | Path) -> Path:
             ws = xw.sheets[name[:31]]
             ws.freeze_panes = "A2"
             fit_column_widths(ws, frame, header_row=1, max_width=60, per_char=1.3)
+    return path
+
+
+#: Rows above a titled sheet's table: the title, the period, the issuing unit and the date.
+TITLE_ROWS = 3
+
+
+def title_rows(ws, lines: tuple[str, str, str]) -> None:
+    """The title (bold), the period and the issuing unit in A1:A3 of ``ws``."""
+    for r, text in enumerate(lines, start=1):
+        ws.cell(row=r, column=1, value=text)
+    ws.cell(row=1, column=1).font = Font(bold=True, size=14)
+
+
+def issued_line(issuer: str, day: date | None, *, english: bool = False) -> str:
+    """The third title row: ``焦作市生态环境局　2026年12月3日`` (``..., 3 Dec 2026``)."""
+    if day is None:
+        return issuer
+    if english:
+        return f"{issuer}, {day.day} {day:%b} {day.year}".strip(", ")
+    return f"{issuer}　{day.year}年{day.month}月{day.day}日".strip("　")
+
+
+def write_titled_xlsx(sheets: Mapping[str, pd.DataFrame], path: str | Path,
+                      lines: tuple[str, str, str], *, stamp: datetime | None = None,
+                      per_char: float = 1.3) -> Path:
+    """``write_xlsx`` with the three title rows above every sheet's table (its header on
+    row 4, frozen under it); the document properties carry ``stamp`` and the title."""
+    path = Path(path)
+    with pd.ExcelWriter(path, engine="openpyxl") as xw:
+        for name, df in sheets.items():
+            frame = neutralise_frame(df.drop(columns=["geometry"], errors="ignore"))
+            frame.to_excel(xw, sheet_name=name[:31], index=False, startrow=TITLE_ROWS)
+            ws = xw.sheets[name[:31]]
+            title_rows(ws, lines)
+            ws.freeze_panes = f"A{TITLE_ROWS + 2}"
+            fit_column_widths(ws, frame, header_row=TITLE_ROWS + 1, max_width=60,
+                              per_char=per_char)
+        props = xw.book.properties
+        if stamp is not None:
+            props.created = props.modified = stamp
+        props.title = lines[0]
+        props.creator = "geoapp"
     return path
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 from geoapp.domain import deadlines as D
 from geoapp.domain.bulletin import LOCAL_TZ, IsoWeek
 from geoapp.domain.vocab import SiteType
-from geoapp.exports.tables import write_xlsx
+from geoapp.exports.tables import issued_line, write_titled_xlsx, write_xlsx
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +210,29 @@ def county_table(view: OverdueView, gettext: Translate = _same) -> pd.DataFrame:
     return pd.DataFrame([*rows, total])
 
 
+def overdue_title_lines(app, view: OverdueView, gettext: Translate = _same, *,
+                        english: bool = False) -> tuple[str, str, str]:
+    """The workbook's title rows: 「焦作市逾期督办清单」, 「截至2026年12月3日」, the issuing unit
+    with the as-of day (the workbook reports on that day, so it is dated by it)."""
+    city = app.city
+    title = gettext(D.N_("%(city)s逾期督办清单")) % {"city": city.name_en if english
+                                                   else city.name}
+    day = view.as_of
+    return title, day.en if english else day.zh, issued_line(city.issuer, day.date,
+                                                             english=english)
+
+
 def write_overdue_xlsx(view: OverdueView, path: str | Path,
-                       gettext: Translate = _same) -> Path:
-    """The /overdue download: a sheet of counts by county and a sheet of the rows."""
-    return write_xlsx({gettext(D.N_("区县统计")): county_table(view, gettext),
-                       gettext(D.N_("逾期及即将到期")): overdue_table(view, gettext)}, path)
+                       gettext: Translate = _same, *,
+                       lines: tuple[str, str, str] | None = None) -> Path:
+    """The /overdue download: a sheet of counts by county and a sheet of the rows, each
+    under the title rows ``lines`` (``overdue_title_lines``) when given."""
+    sheets = {gettext(D.N_("区县统计")): county_table(view, gettext),
+              gettext(D.N_("逾期及即将到期")): overdue_table(view, gettext)}
+    if lines is None:
+        return write_xlsx(sheets, path)
+    stamp = dt.datetime.combine(view.as_of.date, dt.time())
+    return write_titled_xlsx(sheets, path, lines, stamp=stamp)
 
 
 # ------------------------------------------------------------------------ weekly bulletin

@@ -38,8 +38,10 @@ from geoapp.domain.emergency import (
 )
 from geoapp.domain.errors import InvalidInput, NotFound, Problem, ValidationFailed
 from geoapp.domain.messages import Text as _l
+from geoapp.exports.docx_common import cjk_date
 from geoapp.exports.emergency_docx import write_level_docx
 from geoapp.exports.emergency_xlsx import write_form_workbook, write_level_workbook
+from geoapp.exports.tables import issued_line
 from geoapp.maps.emergency import emergency_map as draw_emergency_map
 from geoapp.services.core import Geoapp, check_row_limit
 from geoapp.services.pagemap import basemap
@@ -290,8 +292,12 @@ def import_list(app: Geoapp, path: str | Path, *, user: str, limits: Limits | No
 # ------------------------------------------------------------------------------ files
 def export_list(app: Geoapp, path: str | Path) -> Path:
     """Every row in the province's form, as an XLSX at ``path``."""
+    rows = [m.record() for m in measures(app)]
+    day = _stamp(app).date()
     return write_form_workbook(path, title=f"{app.city.name}重污染天气应急减排清单",
-                               rows=[m.record() for m in measures(app)])
+                               rows=rows,
+                               period=f"截至{cjk_date(day)}　共{len(rows)}家企业",
+                               issued=issued_line(app.city.issuer, day))
 
 
 def export_filename(app: Geoapp) -> str:
@@ -321,10 +327,13 @@ def write_level(app: Geoapp, level: str, path: str | Path, fmt: str) -> Path:
         raise NotFound(_l("预警级别应为 黄色、橙色 或 红色"))
     groups = county_measures(app, lv)
     title = level_title(app, lv)
+    total = sum(len(g["rows"]) for g in groups)
     if fmt == "xlsx":
-        return write_level_workbook(path, title=title, groups=groups)
+        day = _stamp(app).date()
+        return write_level_workbook(path, title=title, groups=groups,
+                                    period=f"预警级别：{lv.zh}预警　共{total}家企业",
+                                    issued=issued_line(app.city.issuer, day))
     if fmt == "docx":
-        total = sum(len(g["rows"]) for g in groups)
         intro = (f"{lv.zh}预警期间，各县（市、区）按下表逐家核查纳入应急减排清单的 {total} 家企业"
                  "的限产比例、停产工序和运输管控措施落实情况。")
         return write_level_docx(path, title=title, intro=intro, groups=groups,

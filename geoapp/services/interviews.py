@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +23,16 @@ import geopandas as gpd
 import pandas as pd
 
 from geoapp.domain import interviews as rules
-from geoapp.domain.bulletin import IsoWeek
+from geoapp.domain.bulletin import IsoWeek, date_range_zh
 from geoapp.domain.vocab import Classification, Stage
 from geoapp.exports.bulletin_xlsx import write_interviews_xlsx
+from geoapp.exports.tables import issued_line
 
 log = logging.getLogger(__name__)
 
 ENTERPRISE_COLUMNS = ("name", "district", "industry", "classification", "stage")
+
+Translate = Callable[[str], str]
 
 
 @dataclass
@@ -132,12 +137,43 @@ def _enterprises(app, cells: gpd.GeoDataFrame) -> dict[str, list[dict[str, Any]]
     return out
 
 
-def write_xlsx(interviews: Interviews, path: str | Path) -> Path:
-    """The list as a workbook of one sheet (one row per enterprise; 无 for a quiet county)."""
-    return write_interviews_xlsx(interviews, path)
+def N_(text: str) -> str:  # noqa: N802 (the conventional name of a gettext marker)
+    """Mark ``text`` for the catalogue; translated where it is shown."""
+    return text
 
 
-def xlsx_bytes(interviews: Interviews) -> bytes:
+def _same(text: str) -> str:
+    return text
+
+
+def title_lines(app, interviews: Interviews, gettext: Translate = _same, *,
+                english: bool = False) -> tuple[str, str, str]:
+    """The workbook's title rows: the title with the city, the week with its dates, the
+    issuing unit with the date of issue (the Monday after the week, as the bulletin's)."""
+    week = interviews.week
+    city = app.city
+    title = gettext(N_("%(city)s连续%(n)s周及以上预警网格约谈名单")) % {
+        "city": city.name_en if english else city.name, "n": interviews.weeks_required}
+    dates = (f"{week.monday:%d %b %Y} – {week.sunday:%d %b %Y}" if english
+             else date_range_zh(week))
+    period = gettext(N_("%(year)s年第%(week)s周（%(dates)s）")) % {
+        "year": week.year, "week": week.week, "dates": dates}
+    return title, period, issued_line(city.issuer, week.sunday + timedelta(days=1),
+                                      english=english)
+
+
+def write_xlsx(interviews: Interviews, path: str | Path, *,
+               lines: tuple[str, str, str] | None = None,
+               gettext: Translate = _same) -> Path:
+    """The list as a workbook of one sheet (one row per enterprise; 无 for a quiet county)
+    under its title rows, in the language of ``gettext``."""
+    return write_interviews_xlsx(interviews, path, lines=lines, gettext=gettext)
+
+
+def xlsx_bytes(app, interviews: Interviews, gettext: Translate = _same, *,
+               english: bool = False) -> bytes:
     """The list's workbook as bytes, for a download."""
+    lines = title_lines(app, interviews, gettext, english=english)
     with tempfile.TemporaryDirectory() as tmp:
-        return write_xlsx(interviews, Path(tmp) / "interviews.xlsx").read_bytes()
+        return write_xlsx(interviews, Path(tmp) / "interviews.xlsx", lines=lines,
+                          gettext=gettext).read_bytes()

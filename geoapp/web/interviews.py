@@ -8,11 +8,13 @@ it; ``/interviews/2026-W47.xlsx`` is the same list as a workbook. Any account ma
 from __future__ import annotations
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext as _
 
 from geoapp.domain.bulletin import IsoWeek, date_range_zh
 from geoapp.services import interviews as svc
 from geoapp.services import weekly
 from geoapp.web.common import core, send_download
+from geoapp.web.i18n import current_language
 
 bp = Blueprint("interviews", __name__)
 
@@ -38,5 +40,6 @@ def index():
 def download(week: str):
     """The list of one week as an XLSX workbook."""
     iso = IsoWeek.parse(week)
-    data = svc.xlsx_bytes(svc.interview_list(core(), iso))
+    data = svc.xlsx_bytes(core(), svc.interview_list(core(), iso), _,
+                          english=current_language() == "en")
     return send_download(data, f"{iso}-约谈名单.xlsx", XLSX)

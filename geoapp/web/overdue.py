@@ -46,7 +46,9 @@ def download_xlsx():
     """The page's counts and rows as a workbook (headers in the page's language)."""
     view = _view()
     with tempfile.TemporaryDirectory() as tmp:
-        body = svc.write_overdue_xlsx(view, Path(tmp) / "overdue.xlsx", _).read_bytes()
+        lines = svc.overdue_title_lines(core(), view, _, english=current_language() == "en")
+        body = svc.write_overdue_xlsx(view, Path(tmp) / "overdue.xlsx", _,
+                                      lines=lines).read_bytes()
     day = view.as_of.date.strftime("%Y%m%d")
     log.info("overdue workbook as of %s: %d overdue", view.as_of.date, view.counts["overdue"])
     return send_download(body, f"逾期督办-{day}.xlsx", XLSX, ascii_name=f"overdue-{day}.xlsx")
