@@ -19,6 +19,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from geoapp.domain import bulletin
 from geoapp.domain.bulletin import IsoWeek
@@ -90,23 +91,39 @@ def suspected_sources(app, complaints: pd.DataFrame, *, sites: gpd.GeoDataFrame 
     if not len(left):
         return pd.DataFrame(columns=SOURCE_COLUMNS)
     industry = sites["industry"] if "industry" in sites.columns else pd.Series("", sites.index)
-    keep = matches(app.city.complaint_sources, located["category"].to_numpy()[left],
-                   sites["site_type"].to_numpy()[right], industry.to_numpy()[right])
+    # The type rule decided once per (category, site), then looked up for every pair: the
+    # candidate pairs are many more than categories times sites in a dense city.
+    cat_codes, cats = pd.factorize(located["category"].astype(str))
+    kinds, inds = sites["site_type"].to_numpy(), industry.to_numpy()
+    allowed = np.vstack([matches(app.city.complaint_sources, np.full(len(sites), c, object),
+                                 kinds, inds) for c in cats])
+    keep = allowed[cat_codes[left], right]
     left, right = left[keep], right[keep]
-    dist = pts[left].distance(site_pts[right])
-    out = pd.DataFrame({
-        "complaint_id": located["id"].astype(str).to_numpy()[left],
-        "site_id": sites["id"].astype(str).to_numpy()[right],
+    dist = np.asarray(shapely.distance(pts[left], site_pts[right]), dtype=float)
+    near = dist <= r
+    left, right, dist = left[near], right[near], dist[near]
+    complaint_ids = located["id"].astype(str).to_numpy()
+    site_ids = sites["id"].astype(str).to_numpy()
+    # Nearest first per complaint, complaints in id order, ties by site id.
+    order = np.lexsort((_ranks(site_ids)[right], dist, _ranks(complaint_ids)[left]))
+    left, right, dist = left[order], right[order], dist[order]
+    return pd.DataFrame({
+        "complaint_id": complaint_ids[left],
+        "site_id": site_ids[right],
         "site_name": sites["name"].astype(str).to_numpy()[right],
         "site_type": sites["site_type"].astype(str).to_numpy()[right],
         "industry": industry.fillna("").astype(str).to_numpy()[right],
         "district": (sites["district"].fillna("").astype(str).to_numpy()[right]
                      if "district" in sites.columns else ""),
-        "distance_m": np.asarray(dist, dtype=float),
+        "distance_m": dist,
     })
-    out = out[out["distance_m"] <= r]
-    return out.sort_values(["complaint_id", "distance_m", "site_id"], kind="stable")\
-        .reset_index(drop=True)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Each value's rank in sorted order (equal values share no rank; order is stable)."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(values, kind="stable")] = np.arange(len(values))
+    return ranks
 
 
 def _local(value: Any) -> str:
