@@ -28,11 +28,11 @@ def offset_point(lon: float, lat: float, metres: float, azimuth: float = 60.0):
 
 
 def _dms(value: float) -> tuple[float, float, float]:
-    value = abs(value)
-    d = int(value)
-    m = int((value - d) * 60)
-    s = round(((value - d) * 60 - m) * 60, 4)
-    return (float(d), float(m), s)
+    """Degrees, minutes, seconds as a camera writes them (seconds below 60)."""
+    total = round(abs(value) * 3600, 4)
+    d, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return (float(d), float(m), round(s, 4))
 
 
 def exif_jpeg(lon: float | None = None, lat: float | None = None, *,

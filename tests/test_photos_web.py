@@ -60,7 +60,8 @@ def recorded(app):
     assert r.status_code == 302, r.get_data(as_text=True)[:800]
     site_rec = _last_inspection(app)
     lon, lat = _site_point(app, OTHER_SITE)
-    r = _record(c, token, {"lon": f"{lon:.6f}", "lat": f"{lat:.6f}", "crs": "wgs84"},
+    r = _record(c, token, {"lon": f"{lon:.6f}", "lat": f"{lat:.6f}", "crs": "wgs84",
+                           "gps_accuracy_m": "8.4"},
                 [(io.BytesIO(png_bytes()), "point.jpg")])
     assert r.status_code == 302, r.get_data(as_text=True)[:800]
     point_rec = _last_inspection(app)
@@ -70,11 +71,12 @@ def recorded(app):
 
 def test_a_recorded_inspection_keeps_its_photos_and_accuracy(app, recorded):
     sid, site_id, accuracy = recorded["site"]
-    assert site_id == SITE and accuracy == pytest.approx(8.4)
+    # A site check is the site's stored point: the phone's accuracy says nothing about it.
+    assert site_id == SITE and accuracy is None
     rows = recorded["site_photos"]
     assert [r[1] for r in rows] == ["现场-近.jpg", "far.jpg", "nogps.jpg"]
     assert [r[3] for r in rows] == [0, 1, 0]
-    assert recorded["point"][1] is None and recorded["point"][2] is None
+    assert recorded["point"][1] is None and recorded["point"][2] == pytest.approx(8.4)
     assert recorded["point_photos"][0][4] is None
 
 
@@ -82,7 +84,7 @@ def test_the_site_page_shows_thumbnails_with_their_marks(app, recorded):
     c = app.test_client()
     login(c, "viewer")
     html = c.get(f"/sites/{SITE}").get_data(as_text=True)
-    assert "定位精度 ±8 米" in html
+    assert "定位精度" not in html  # a site check records no device accuracy
     assert "位置不符 · 距核查点 500 米" in html
     assert "位置相符 · 距核查点 50 米" in html
     assert "无GPS位置" in html
@@ -100,7 +102,8 @@ def test_the_inspection_print_view_shows_the_record_and_its_photos(app, recorded
     r = c.get(f"/inspections/{recorded['site'][0]}/print")
     html = r.get_data(as_text=True)
     assert r.status_code == 200
-    assert "±8 m" in html and "位置不符 · 距核查点 500 米" in html and "现场检查" in html
+    assert "位置不符 · 距核查点 500 米" in html and "现场检查" in html
+    assert '<td class="ip-accuracy">—</td>' in html
     assert html.count('class="ip-thumb"') == 3
     serial = f"焦环核〔{html.split('记录时间')[1][1:5]}〕{recorded['site'][0]:04d}号"
     assert f'<div class="ck-sheet-serial" data-serial>{serial}</div>' in html
@@ -182,7 +185,8 @@ def test_photos_added_to_a_kept_inspection_are_all_or_nothing(app, recorded):
     c = app.test_client()
     token = login(c, "inspector")
     iid = recorded["point"][0]
-    bad = [(io.BytesIO(png_bytes()), "ok.png"), (io.BytesIO(b"\xff\xd8\xff\xe0trunc"), "cut.jpg")]
+    bad = [(io.BytesIO(png_bytes((40, 30))), "ok.png"),
+           (io.BytesIO(b"\xff\xd8\xff\xe0trunc"), "cut.jpg")]
     r = c.post(f"/inspections/{iid}/photos", data={"csrf_token": token, "photos": bad},
                content_type="multipart/form-data")
     assert r.status_code == 400 and "cut.jpg" in r.get_data(as_text=True)

@@ -382,11 +382,24 @@ def result_view(app: Geoapp, result: CheckResult) -> dict[str, Any]:
             "covered": bool(getattr(result, "covered", True))}
 
 
+def clean_notes(text: str) -> str:
+    """Notes without control characters (NUL, ESC…): line breaks (CR LF, CR -> LF) and tabs
+    stay; stripped at both ends."""
+    text = str(text or "").replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(c for c in text if c in "\n\t" or not _is_control(c)).strip()
+
+
+def _is_control(c: str) -> bool:
+    o = ord(c)
+    return o < 0x20 or 0x7F <= o < 0xA0
+
+
 def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str,
                       gps_accuracy_m: float | None = None,
                       photos: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Keep the check as an inspection record (re-run server-side, never taken from a form),
     with the device's GPS accuracy and the photos read by services/photos.py, in one write."""
+    notes = clean_notes(notes)
     if len(notes) > NOTES_LIMIT:
         raise InvalidInput(_l("备注过长：最多 %(limit)s 字", limit=NOTES_LIMIT))
     rec = {"site_id": view.site["id"] if view.site else None, "lon": view.result.lon,
@@ -394,7 +407,7 @@ def record_inspection(app: Geoapp, view: CheckView, notes: str, *, user: str,
            "verdict": view.result.verdict.value,
            "hits": [h.to_dict() for h in view.result.hits],
            "conditional_hits": [h.to_dict() for h in view.result.conditional_hits],
-           "notes": notes.strip(), "gps_accuracy_m": gps_accuracy_m}
+           "notes": notes, "gps_accuracy_m": gps_accuracy_m}
     saved = app.repo.add_inspection(rec, user=user, photos=photos)
     log.info("inspection %s recorded by %s (%s)", saved["id"], user, rec["verdict"])
     return saved

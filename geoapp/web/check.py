@@ -6,7 +6,12 @@ Photos of an inspection (services/photos.py) are seen by whoever may see their r
 site's photos by every account that may open the site's page (``/sites/<id>/photos/<n>``),
 the photos of an inspection without a site by inspectors and admins only
 (``/inspections/<id>/photos/<n>``). Anything else — an unknown id, another site's or
-inspection's photo, one the account may not see — is the same 404.
+inspection's photo, one the account may not see — is the same 404. Photos are added to a
+kept inspection by its own inspector and by admins only.
+
+A refused record or photo upload never loses what the inspector wrote: the check page comes
+back with the message and the notes (or, when the check itself failed, the notes in a box
+to copy), and a refused 「补充照片」 upload answers with the record's page and the message.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import logging
 import re
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
@@ -102,8 +107,12 @@ def print_sheet():
 
 def _uploads() -> list[photos.Upload]:
     """The photos of the request (the ``photos`` file field; empty fields left out)."""
-    return [photos.Upload(f.filename or "", f.read()) for f in request.files.getlist("photos")
-            if f.filename or f.content_length]
+    out = []
+    for f in request.files.getlist("photos"):
+        with f.stream:  # a large file is spooled to disk: closed at once, not at collection
+            if f.filename or f.content_length:
+                out.append(photos.Upload(f.filename or "", f.read()))
+    return out
 
 
 @bp.post("/check/inspections")
@@ -113,17 +122,19 @@ def record():
     taken from the form. A refused photo refuses the whole record (400, the check page
     again with the message naming the file and the notes kept); nothing is kept."""
     query = svc.CheckQuery.from_args(request.form)
-    if query.empty:
-        raise InvalidInput(_("请先填写坐标或选择企业"))
-    view = svc.run_check(core(), query)
     notes = request.form.get("notes", "")
+    if query.empty:
+        return _unchecked(query, _("请先填写坐标或选择企业"), notes, 400)
+    view, error, status = _run(query)
+    if view is None:
+        return _unchecked(query, error or "", notes, status)
     try:
         saved = photos.record_inspection(core(), view, notes, _uploads(),
                                          gps_accuracy_m=request.form.get("gps_accuracy_m"),
                                          user=current_user.username)
     except InvalidInput as exc:
         page = render_map_page("check.html", svc.check_map(core(), view, gettext=_),
-                               view=view, error=None, record_error=exc.message,
+                               view=view, error=None, record_error=_refused(exc),
                                notes=notes, **_context(query))
         return page, 400
     n = len(saved["photos"])
@@ -132,6 +143,21 @@ def record():
     if view.site:
         return redirect(url_for("sites.show", site_id=view.site["id"]) + "#inspections")
     return redirect(url_for("check.index", **query.url_args()))
+
+
+def _refused(exc: InvalidInput) -> str:
+    """A refused upload's message; when photos were sent, that none was kept."""
+    if request.files.getlist("photos") and any(f.filename for f in request.files.getlist("photos")):
+        return _("%(msg)s 本次照片均未保存，请重新选择合格的照片后再提交。", msg=exc.message)
+    return exc.message
+
+
+def _unchecked(query: svc.CheckQuery, error: str, notes: str, status: int):
+    """The check page when the record's check itself failed: the message and the notes
+    (nothing was kept)."""
+    page = render_map_page("check.html", svc.check_map(core(), None, gettext=_), view=None,
+                           error=error, kept_notes=notes, **_context(query))
+    return page, status
 
 
 def _sees_records() -> bool:
@@ -174,15 +200,30 @@ def inspection_print(inspection_id: int):
     """The inspection's printable record: as recorded, with its photos and their marks."""
     rec = photos.visible_inspection(core(), inspection_id, sees_records=_sees_records())
     return render_template("inspection_print.html", rec=rec, city=core().city,
-                           can_add=current_user.has_role("inspector"))
+                           can_add=_may_add(rec))
+
+
+def _may_add(rec) -> bool:
+    return current_user.has_role("inspector") and photos.may_add_photos(
+        rec, user=current_user.username, is_admin=current_user.has_role("admin"))
 
 
 @bp.post("/inspections/<int:inspection_id>/photos")
 @role_required("inspector")
 def add_photos(inspection_id: int):
-    """Add photos to a kept inspection, all or none; back to where it is shown."""
+    """Add photos to a kept inspection, all or none (its own inspector and admins only);
+    back to where it is shown. A refused upload answers with the record's page (400) and
+    the message, with a link back to the site page."""
     rec = photos.visible_inspection(core(), inspection_id, sees_records=True)
-    saved = photos.add_photos(core(), inspection_id, _uploads(), user=current_user.username)
+    if not _may_add(rec):
+        abort(403)
+    try:
+        saved = photos.add_photos(core(), inspection_id, _uploads(),
+                                  user=current_user.username)
+    except InvalidInput as exc:
+        page = render_template("inspection_print.html", rec=rec, city=core().city,
+                               can_add=True, add_error=_refused(exc))
+        return page, 400
     flash(_("已添加照片 %(n)s 张（检查编号 %(id)s）", n=len(saved), id=inspection_id))
     if rec.get("site_id"):
         return redirect(url_for("sites.show", site_id=rec["site_id"])

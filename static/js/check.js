@@ -49,6 +49,14 @@
     }
   }
   restoreFix();
+  // A fix is used for one record only: once that record is sent it is forgotten, so it
+  // never rides along with a later record of the same point.
+  var recordForm = document.getElementById("ck-record-form");
+  if (recordForm) {
+    recordForm.addEventListener("submit", function () {
+      try { window.sessionStorage.removeItem(FIX_KEY); } catch (e) { /* nothing kept */ }
+    });
+  }
 
   var locate = document.getElementById("ck-locate");
   if (locate) {

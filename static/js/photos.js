@@ -7,7 +7,11 @@
    new JPEG right after its SOI marker, with its Orientation tag set to 1 (the canvas already
    turned the pixels). Anything that cannot be shrunk (an old browser, PNG, WebP, a JPEG
    without a readable structure) is sent as it was, and without script the form posts the
-   files unchanged. */
+   files unchanged.
+
+   Before anything is sent the files are measured against the form's data-max-mb (each
+   photo) and data-max-count (photos): a selection the server would refuse is said here,
+   naming the file, and nothing is sent (the notes stay in the form). */
 (function () {
   "use strict";
   var MAX_SIDE = 1920;
@@ -103,6 +107,30 @@
     }).catch(function () { return file; });
   }
 
+  function tooLarge(form, files) {
+    var en = document.documentElement.lang === "en";
+    var maxMb = parseFloat(form.getAttribute("data-max-mb") || "0");
+    var maxCount = parseInt(form.getAttribute("data-max-count") || "0", 10);
+    if (maxCount && files.length > maxCount) {
+      return en ? "Too many photos: at most " + maxCount + " per inspection."
+                : "照片过多：每次检查最多 " + maxCount + " 张，请重新选择。";
+    }
+    var total = 0;
+    for (var k = 0; k < files.length; k++) {
+      total += files[k].size;
+      if (maxMb && files[k].size > maxMb * 1048576) {
+        var mb = (files[k].size / 1048576).toFixed(1);
+        return en ? "Photo \u201c" + files[k].name + "\u201d is too large (" + mb + " MB; at most " + maxMb + " MB each). Pick the photos again."
+                  : "照片“" + files[k].name + "”过大（" + mb + " MB，每张最多 " + maxMb + " MB），请重新选择照片。";
+      }
+    }
+    if (maxMb && maxCount && total > maxMb * maxCount * 1048576) {
+      return en ? "The photos together are too large (" + (total / 1048576).toFixed(1) + " MB). Pick fewer photos."
+                : "照片合计过大（" + (total / 1048576).toFixed(1) + " MB），请减少照片后重新选择。";
+    }
+    return "";
+  }
+
   function setup(form) {
     var input = form.querySelector("input[type=file][name=photos]");
     if (!input || !window.Promise || !window.DataTransfer) return;
@@ -122,8 +150,14 @@
           input.files = dt.files;
         } catch (e) { /* the originals go */ }
       }).catch(function () {}).then(function () {
-        ready = true;
         if (button) button.disabled = false;
+        var refusal = tooLarge(form, Array.prototype.slice.call(input.files));
+        if (refusal) {
+          if (status) { status.textContent = refusal; status.classList.add("ck-error"); }
+          form.setAttribute("data-photos-refused", "1");
+          return;
+        }
+        ready = true;
         form.setAttribute("data-photos-ready", String(input.files.length));
         if (form.requestSubmit) { form.requestSubmit(button || undefined); } else { form.submit(); }
       });
