@@ -106,6 +106,37 @@ def test_the_phone_s_location_accuracy_is_kept_with_the_record(live_server, page
     assert "照片 1 张" in flash
     number = flash.split("已记录检查（编号 ", 1)[1].split("）", 1)[0]
     pg.goto(f"{live_server}/inspections/{number}/print", wait_until="load")
-    assert pg.inner_text(".ip-sheet td.ip-accuracy") == "±12 m"
+    assert pg.inner_text(".ip-sheet td.ip-accuracy") == "±12 米"
     assert pg.inner_text(".ip-photo .ip-nogps") == "无GPS位置"
+    # The fix went with that record only: the next record of the same point carries none.
+    assert pg.evaluate("window.sessionStorage.getItem('geoapp.check.fix')") is None
+    pg.goto(f"{live_server}/check?lon={lon:.6f}&lat={lat:.6f}&crs=wgs84", wait_until="load")
+    assert pg.input_value("#ck-accuracy") == ""
+    assert pg.is_hidden("#ck-accuracy-note")
     assert pg.console_errors == []
+
+
+def test_a_refusal_naming_a_long_file_keeps_the_phone_page_narrow(live_server, page_as):
+    pg = page_as("inspector", **PHONE)
+    pg.goto(f"{live_server}/check?site={SITE}", wait_until="load")
+    pg.fill("textarea[name=notes]", "长文件名的备注")
+    name = "现场照片" + "x" * 110 + ".jpg"
+    pg.set_input_files("#ck-photos", [{"name": name, "mimeType": "image/jpeg",
+                                       "buffer": b"<svg xmlns='http://www.w3.org/2000/svg'/>"}])
+    with pg.expect_navigation(timeout=30000):
+        pg.click("#ck-record")
+    text = pg.inner_text("#ck-record-error")
+    assert "SVG" in text and "请重新选择合格的照片" in text
+    assert pg.input_value("textarea[name=notes]") == "长文件名的备注"
+    assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+
+
+def test_the_page_says_when_the_photos_are_too_large_before_sending(live_server, page_as):
+    pg = page_as("inspector", **PHONE)
+    pg.goto(f"{live_server}/check?site={SITE}", wait_until="load")
+    pg.evaluate("document.getElementById('ck-record-form').setAttribute('data-max-mb', '0.01')")
+    pg.set_input_files("#ck-photos", [{"name": "big.png", "mimeType": "image/png",
+                                       "buffer": b"\x89PNG\r\n\x1a\n" + b"\x00" * 20_000}])
+    pg.click("#ck-record")
+    pg.wait_for_selector("#ck-record-form[data-photos-refused]")
+    assert "big.png" in pg.inner_text("#ck-photo-status") and pg.url.endswith(f"site={SITE}")
