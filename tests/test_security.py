@@ -79,6 +79,7 @@ def test_csp_allows_the_configured_tile_host_and_no_cdn_in_intranet_mode():
     assert "tianditu.gov.cn" in content_security_policy("tianditu", intranet=True)
     assert "https" not in content_security_policy("none", intranet=True)
     assert "cdn.jsdelivr.net" in content_security_policy("osm", intranet=False)
+    assert "https" not in content_security_policy("local", intranet=False)  # assets are ours
 
 
 def test_each_page_gets_its_own_nonce_on_every_inline_script_and_in_the_header(planner):

@@ -58,6 +58,7 @@ def content_security_policy(tiles: str, intranet: bool, nonce: str = "") -> str:
     ``nonce`` (this request's) lets the inline scripts carrying it run; without one no
     inline script runs at all.
     """
+    intranet = intranet or tiles == "local"  # a local basemap serves every asset itself
     cdn = () if intranet else ("https://cdn.jsdelivr.net", "https://code.jquery.com",
                                "https://netdna.bootstrapcdn.com", "https://cdnjs.cloudflare.com",
                                "https://unpkg.com")
