@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from distributed import Client
+from netlock import NetworkLock
 
 #: How long the scheduler and the workers may take to come up on a busy machine.
 START_TIMEOUT = 90
@@ -125,6 +126,7 @@ class NetnsLab:
     namespaces: list[str] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)
     _links: list[str] = field(default_factory=list)
+    _lock: NetworkLock = field(default_factory=NetworkLock)
 
     @property
     def bridge(self) -> str:
@@ -149,6 +151,7 @@ class NetnsLab:
             raise NetnsUnavailable(f"无法创建网络命名空间 Cannot make a network namespace: "
                                    f"{made.stderr.strip()}")
         _ip("netns", "del", probe)
+        self._lock.acquire(exclusive=True)  # no browser test runs while interfaces change
         try:
             self._build()
         except BaseException:
@@ -187,6 +190,7 @@ class NetnsLab:
                 _ip("link", "del", link, check=False)
         self.namespaces.clear()
         self._links.clear()
+        self._lock.release()
 
     def leftovers(self) -> list[str]:
         """Namespaces or links of this lab that still exist (none after ``close``)."""

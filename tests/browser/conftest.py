@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from netlock import network_lock
 from playwright.sync_api import sync_playwright
 
 from geoapp.web import create_app
@@ -20,6 +21,14 @@ from webutil import copy_database, share_engine
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _steady_network():
+    """No network-namespace lab changes the host's interfaces while this test's browser runs
+    (Chromium aborts requests in flight on such a change; tests/netlock.py)."""
+    with network_lock(exclusive=False):
+        yield
 
 
 @pytest.fixture(scope="session")
