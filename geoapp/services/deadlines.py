@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from geoapp.domain import deadlines as D
+from geoapp.domain.asof import AsOf
 from geoapp.domain.bulletin import LOCAL_TZ, IsoWeek
 from geoapp.domain.vocab import SiteType
 from geoapp.exports.tables import issued_line, write_titled_xlsx, write_xlsx
@@ -38,29 +39,6 @@ def local_today(now: dt.datetime | None = None) -> dt.date:
     """Today in the city's calendar (Asia/Shanghai), whatever the server's zone."""
     now = now or dt.datetime.now(LOCAL_TZ)
     return (now.astimezone(LOCAL_TZ) if now.tzinfo is not None else now).date()
-
-
-@dataclass(frozen=True)
-class AsOf:
-    """The day statuses are judged on, written as the programme dashboard writes its day
-    (``geoapp.services.programme.AsOf``): 「截至2026年12月3日（今天）」 / "as of 2026-12-03
-    (today)"."""
-
-    date: dt.date
-    today: bool = False
-
-    @property
-    def zh(self) -> str:
-        return f"截至{self.date.year}年{self.date.month}月{self.date.day}日"
-
-    @property
-    def en(self) -> str:
-        return f"as of {self.date.isoformat()}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"as_of": self.date.isoformat(), "as_of_today": self.today,
-                "as_of_text": self.zh + ("（今天）" if self.today else ""),
-                "as_of_text_en": self.en + (" (today)" if self.today else "")}
 
 
 def as_of_day(value: str | dt.date | None = None, *, today: dt.date | None = None) -> AsOf:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from geoapp.domain.asof import AsOf
 from geoapp.domain.errors import ConfigError, InvalidInput
 from geoapp.domain.quarters import Quarter, parse_quarter, quarters_between
 from geoapp.domain.vocab import Classification, Stage
@@ -36,29 +37,6 @@ WAN_PER_YI = 10_000.0
 EXTRA_TARGETS = ("vacated_mu", "listed_mu", "revenue_wan")
 #: Amounts without a date of their own: they count from the enterprise's actual completion.
 AMOUNT_COLUMNS = ("vacated_mu", "listed_mu", "sale_revenue_wan")
-
-
-@dataclass(frozen=True)
-class AsOf:
-    """The day figures are counted at; ``today`` when the period is not over yet."""
-
-    date: dt.date
-    today: bool = False
-
-    @property
-    def zh(self) -> str:
-        """``截至2018年12月31日``."""
-        return f"截至{self.date.year}年{self.date.month}月{self.date.day}日"
-
-    @property
-    def en(self) -> str:
-        """``as of 2018-12-31``."""
-        return f"as of {self.date.isoformat()}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"as_of": self.date.isoformat(), "as_of_today": self.today,
-                "as_of_text": self.zh + ("（今天）" if self.today else ""),
-                "as_of_text_en": self.en + (" (today)" if self.today else "")}
 
 
 def period_as_of(last_day: dt.date | None, today: dt.date | None = None) -> AsOf:
